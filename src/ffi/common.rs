@@ -1,0 +1,59 @@
+//! Functions shared by all stores: status names, version, byte buffers.
+
+use std::ffi::c_char;
+
+use super::args;
+use super::boundary::call_void;
+use super::types::*;
+
+/// The name of a status as a static NUL-terminated string (`"TZS_OK"`,
+/// `"TZS_NOT_FOUND"`, ...); `"TZS_UNKNOWN"` for a number that is not a status.
+/// Never free it. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn tzs_status_name(status: tzs_status) -> *const c_char {
+    let name: &'static std::ffi::CStr = match status {
+        TZS_OK => c"TZS_OK",
+        TZS_NOT_FOUND => c"TZS_NOT_FOUND",
+        TZS_DONE => c"TZS_DONE",
+        TZS_INVALID_ARGUMENT => c"TZS_INVALID_ARGUMENT",
+        TZS_IO => c"TZS_IO",
+        TZS_CORRUPTED => c"TZS_CORRUPTED",
+        TZS_READ_ONLY => c"TZS_READ_ONLY",
+        TZS_LOCKED => c"TZS_LOCKED",
+        TZS_CONFLICT => c"TZS_CONFLICT",
+        TZS_TOO_MANY_RETRIES => c"TZS_TOO_MANY_RETRIES",
+        TZS_VALUE_EXPECTED => c"TZS_VALUE_EXPECTED",
+        TZS_DICTIONARY_EXPECTED => c"TZS_DICTIONARY_EXPECTED",
+        TZS_KEY_EXISTS => c"TZS_KEY_EXISTS",
+        TZS_NO_SPACE => c"TZS_NO_SPACE",
+        TZS_INCONSISTENT => c"TZS_INCONSISTENT",
+        TZS_CLOSED => c"TZS_CLOSED",
+        TZS_PANIC => c"TZS_PANIC",
+        _ => c"TZS_UNKNOWN",
+    };
+    name.as_ptr()
+}
+
+/// The library version, e.g. `"0.1.0"`, as a static string. Never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tzs_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// Frees the data of a `tzs_bytes` filled by the library and resets it to
+/// `{NULL, 0}`. NULL, or a zeroed `tzs_bytes`, is a no-op, so calling it
+/// twice on the same struct is safe. Thread-safe for distinct buffers.
+///
+/// # Safety
+/// `b` is NULL or points to a `tzs_bytes` that is zeroed or was filled by
+/// this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_bytes_free(b: *mut tzs_bytes) {
+    call_void(|| {
+        // SAFETY: per the function's contract.
+        if let Some(b) = unsafe { b.as_mut() } {
+            // SAFETY: the buffer was filled by `args::bytes_out` or is zeroed.
+            unsafe { args::free_bytes(b) };
+        }
+    })
+}

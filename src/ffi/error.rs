@@ -1,0 +1,83 @@
+//! `tzs_error`: the error object handed to C, and the mapping from the core's
+//! [`Error`] to `tzs_status`.
+
+use std::ffi::{CString, c_char};
+
+use super::types::*;
+use crate::error::Error;
+
+/// An error: a status and a UTF-8 message naming the path or key concerned.
+/// Created by the library, owned by the caller, freed with `tzs_error_free`.
+/// Errors are immutable and may be read from any thread.
+pub struct tzs_error {
+    code: tzs_status,
+    message: CString,
+}
+
+impl tzs_error {
+    pub(crate) fn new(code: tzs_status, message: &str) -> tzs_error {
+        // Interior NULs cannot occur in C strings; replace them visibly.
+        let clean = message.replace('\0', "\\0");
+        let message = CString::new(clean).unwrap_or_default();
+        tzs_error { code, message }
+    }
+}
+
+/// The status that represents `e` (1:1 with the variants).
+pub(crate) fn status_of(e: &Error) -> tzs_status {
+    match e {
+        Error::NotFound(_) => TZS_NOT_FOUND,
+        Error::Done => TZS_DONE,
+        Error::InvalidArgument(_) => TZS_INVALID_ARGUMENT,
+        Error::Io(_) => TZS_IO,
+        Error::Corrupted(_) => TZS_CORRUPTED,
+        Error::ReadOnly(_) => TZS_READ_ONLY,
+        Error::Locked(_) => TZS_LOCKED,
+        Error::Conflict(_) => TZS_CONFLICT,
+        Error::TooManyRetries(_) => TZS_TOO_MANY_RETRIES,
+        Error::ValueExpected(_) => TZS_VALUE_EXPECTED,
+        Error::DictionaryExpected(_) => TZS_DICTIONARY_EXPECTED,
+        Error::KeyExists(_) => TZS_KEY_EXISTS,
+        Error::NoSpace(_) => TZS_NO_SPACE,
+        Error::Inconsistent(_) => TZS_INCONSISTENT,
+        Error::Closed(_) => TZS_CLOSED,
+        Error::Panic(_) => TZS_PANIC,
+    }
+}
+
+/// The status of an error object, or `TZS_INVALID_ARGUMENT` for NULL.
+///
+/// Thread-safe; `e` is borrowed.
+#[unsafe(no_mangle)]
+pub extern "C" fn tzs_error_code(e: *const tzs_error) -> tzs_status {
+    // SAFETY: a non-NULL `e` was created by this library and not yet freed
+    // (the caller's contract); we only read it.
+    match unsafe { e.as_ref() } {
+        Some(e) => e.code,
+        None => TZS_INVALID_ARGUMENT,
+    }
+}
+
+/// The error's message: a NUL-terminated UTF-8 string owned by `e`, valid
+/// until `tzs_error_free(e)`. Returns an empty string for NULL.
+///
+/// Thread-safe; `e` is borrowed.
+#[unsafe(no_mangle)]
+pub extern "C" fn tzs_error_message(e: *const tzs_error) -> *const c_char {
+    // SAFETY: as in `tzs_error_code`.
+    match unsafe { e.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// Frees an error returned through a `tzs_error **err` parameter. NULL is a
+/// no-op. Must be called exactly once per error.
+#[unsafe(no_mangle)]
+pub extern "C" fn tzs_error_free(e: *mut tzs_error) {
+    if !e.is_null() {
+        // SAFETY: a non-NULL `e` came from `Box::into_raw` in this library and
+        // is freed once (the caller's contract).
+        drop(unsafe { Box::from_raw(e) });
+    }
+}

@@ -1,0 +1,28 @@
+//! The C layer: argument checks, the panic boundary, handles, errors and
+//! buffers. It holds no store logic; each file wraps one core module.
+
+#![allow(non_camel_case_types)]
+
+pub mod args;
+pub mod boundary;
+pub mod common;
+pub mod error;
+pub mod singleton;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod types;
+
+use crate::error::Result;
+use crate::options::OpenOptions;
+use types::{TZS_NO_FSYNC, TZS_READONLY};
+
+/// Checks `flags` against `allowed` and builds the common open options.
+pub(crate) fn open_options(flags: u32, allowed: u32, what: &str) -> Result<OpenOptions> {
+    args::flags(flags, allowed, what)?;
+    let mut opts = OpenOptions::default();
+    if flags & TZS_NO_FSYNC != 0 {
+        opts = opts.no_fsync();
+    }
+    opts.read_only = flags & TZS_READONLY != 0;
+    Ok(opts)
+}

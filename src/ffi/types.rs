@@ -1,0 +1,72 @@
+//! The C ABI's plain types and constants. This file holds only `#[repr(C)]`
+//! types and constants (no functions) because ctest2 parses it to check the
+//! generated header against these definitions.
+
+#![allow(non_camel_case_types)]
+
+/// Status returned by every fallible function. `TZS_OK` (0) is success;
+/// `TZS_NOT_FOUND` and `TZS_DONE` report absence and never allocate an error;
+/// every other value is a failure described by the `tzs_error` written to
+/// `*err` (when `err` is not NULL). Numbers are stable and append-only.
+pub type tzs_status = u32;
+
+/// Success.
+pub const TZS_OK: tzs_status = 0;
+/// The key, value or file asked for does not exist.
+pub const TZS_NOT_FOUND: tzs_status = 1;
+/// An iterator is exhausted.
+pub const TZS_DONE: tzs_status = 2;
+/// A NULL pointer, a wrong size, invalid UTF-8 or another bad argument.
+pub const TZS_INVALID_ARGUMENT: tzs_status = 3;
+/// An operating-system I/O error; the message names the path and the OS error.
+pub const TZS_IO: tzs_status = 4;
+/// On-disk data failed a checksum or structural check.
+pub const TZS_CORRUPTED: tzs_status = 5;
+/// A write through a handle opened with `TZS_READONLY`.
+pub const TZS_READ_ONLY: tzs_status = 6;
+/// Another read-write instance holds the store's lock file.
+pub const TZS_LOCKED: tzs_status = 7;
+/// A kv batch conflicts with changes made since it began.
+pub const TZS_CONFLICT: tzs_status = 8;
+/// A kv batch conflicted more often than its retry budget allows.
+pub const TZS_TOO_MANY_RETRIES: tzs_status = 9;
+/// kv: a value was expected but a dictionary was found.
+pub const TZS_VALUE_EXPECTED: tzs_status = 10;
+/// kv: a dictionary was expected but a value was found.
+pub const TZS_DICTIONARY_EXPECTED: tzs_status = 11;
+/// kv: the destination key already exists.
+pub const TZS_KEY_EXISTS: tzs_status = 12;
+/// The device is full (ENOSPC or EDQUOT).
+pub const TZS_NO_SPACE: tzs_status = 13;
+/// Data given to the store breaks one of its invariants.
+pub const TZS_INCONSISTENT: tzs_status = 14;
+/// The handle was closed.
+pub const TZS_CLOSED: tzs_status = 15;
+/// A panic inside the library was caught at the C boundary.
+pub const TZS_PANIC: tzs_status = 16;
+
+/// Open flag: read-only instance (never writes, takes no lock).
+pub const TZS_READONLY: u32 = 1;
+/// Open flag: skip every fsync. For tests and benchmarks only: acknowledged
+/// writes may be lost at a power cut (never torn after a process crash).
+pub const TZS_NO_FSYNC: u32 = 2;
+/// Open flag (index): the index supports `tzs_index_remove`.
+pub const TZS_REMOVABLE: u32 = 4;
+/// Open flag (indexed_file): the header is the first `header_size` bytes of
+/// the value (the `SIMPLE_INDEXED_FILE` variant).
+pub const TZS_HEADER_IN_VALUE: u32 = 8;
+
+/// Size in bytes of a block hash.
+pub const TZS_HASH_SIZE: usize = 32;
+
+/// A library-allocated byte buffer. Filled by the library as an output;
+/// release it with `tzs_bytes_free`. A zeroed `{NULL, 0}` is a valid empty
+/// buffer that `tzs_bytes_free` ignores.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_bytes {
+    /// First byte, or NULL when `len` is 0.
+    pub ptr: *mut u8,
+    /// Number of bytes.
+    pub len: usize,
+}

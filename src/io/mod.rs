@@ -1,0 +1,129 @@
+//! The file layer. Every store does all of its file I/O through the
+//! [`FileSystem`] trait so that tests can substitute implementations that
+//! inject faults (see [`fault`]), and so that `TZS_NO_FSYNC` is honoured in one
+//! place. No store calls `std::fs` directly.
+
+pub mod atomic;
+pub mod fault;
+pub mod frame;
+mod lock;
+mod std_fs;
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use lock::LockFile;
+pub use std_fs::StdFs;
+
+use crate::error::Result;
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; created if missing, never truncated.
+    ReadWrite,
+    /// Read and write; created, and truncated if it exists.
+    Truncate,
+}
+
+/// What a directory listing reports for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// File name (not the full path).
+    pub name: String,
+    /// True for a directory.
+    pub is_dir: bool,
+}
+
+/// A read-only view of a whole file, normally a memory map.
+pub struct Mapped(Box<dyn Deref<Target = [u8]> + Send + Sync>);
+
+impl Mapped {
+    /// Wraps any byte container as a mapping (fault-injecting file systems
+    /// and empty files use this).
+    pub fn from_bytes(bytes: Vec<u8>) -> Mapped {
+        Mapped(Box::new(bytes))
+    }
+
+    pub(crate) fn new(inner: Box<dyn Deref<Target = [u8]> + Send + Sync>) -> Mapped {
+        Mapped(inner)
+    }
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mapped({} bytes)", self.0.len())
+    }
+}
+
+/// An open file. All methods take `&self` and use positional I/O, so one
+/// handle may be shared by reader threads and a writer.
+pub trait FileHandle: Send + Sync + fmt::Debug {
+    /// The path the file was opened at, for error messages.
+    fn path(&self) -> &Path;
+    /// Fills `buf` from `offset`; a short file is an error (`Corrupted`).
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+    /// Current length in bytes.
+    fn len(&self) -> Result<u64>;
+    /// True when the file is empty.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> Result<()>;
+    /// Makes written data durable (fdatasync), unless fsync is disabled.
+    fn sync(&self) -> Result<()>;
+    /// Maps the whole file read-only.
+    fn map(&self) -> Result<Mapped>;
+}
+
+/// A file system: the operations on paths that the stores need.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Opens (or creates, by `mode`) a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn FileHandle>>;
+    /// Renames atomically (POSIX `rename`).
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes a file; a missing file is not an error.
+    fn remove_file(&self, path: &Path) -> Result<()>;
+    /// Removes a directory and everything in it; missing is not an error.
+    fn remove_dir_all(&self, path: &Path) -> Result<()>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Lists a directory, sorted by name.
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>>;
+    /// fsyncs a directory so that renames and creations in it are durable.
+    fn sync_dir(&self, path: &Path) -> Result<()>;
+    /// True if something exists at `path`.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// True if `path` is a directory.
+    fn is_dir(&self, path: &Path) -> Result<bool>;
+    /// Takes the exclusive lock file at `path` (non-blocking).
+    fn lock(&self, path: &Path) -> Result<LockFile>;
+    /// Whether `sync`/`sync_dir` really reach the disk.
+    fn fsync_enabled(&self) -> bool;
+}
+
+/// The file system used by default: the real one, fsyncing unless `no_fsync`.
+pub fn default_fs(no_fsync: bool) -> Arc<dyn FileSystem> {
+    Arc::new(StdFs::new(!no_fsync))
+}
+
+/// `dir/name` as a `PathBuf`.
+pub fn join(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -1,0 +1,217 @@
+//! The real file system, over `std::fs` and `libc`.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
+use crate::error::{Error, Result};
+
+/// The operating system's file system.
+#[derive(Debug, Clone)]
+pub struct StdFs {
+    fsync: bool,
+}
+
+impl StdFs {
+    /// `fsync = false` makes every sync a no-op (`TZS_NO_FSYNC`: tests and
+    /// benchmarks only, never for data that must survive a power cut).
+    pub fn new(fsync: bool) -> StdFs {
+        StdFs { fsync }
+    }
+}
+
+#[derive(Debug)]
+struct StdFile {
+    file: File,
+    path: PathBuf,
+    fsync: bool,
+}
+
+impl FileHandle for StdFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupted(
+                    &self.path,
+                    format!("short read of {} bytes at offset {offset}", buf.len()),
+                )
+            } else {
+                Error::io("read", &self.path, e)
+            }
+        })
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("read", &self.path, e)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io("write", &self.path, e))
+    }
+
+    fn len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io("stat", &self.path, e))
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io("truncate", &self.path, e))
+    }
+
+    fn sync(&self) -> Result<()> {
+        if !self.fsync {
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    fn map(&self) -> Result<Mapped> {
+        if self.len()? == 0 {
+            // mmap of an empty file fails with EINVAL; an empty view is right.
+            return Ok(Mapped::from_bytes(Vec::new()));
+        }
+        // SAFETY: the stores only map files that are never modified in place
+        // after they are published (sorted index data, cemented chunks, sealed
+        // values): writers create new files and rename them over, so the
+        // mapping never observes a concurrent write or truncation by this
+        // library. Another program truncating the file is outside the contract.
+        let map = unsafe { memmap2::Mmap::map(&self.file) }
+            .map_err(|e| Error::io("mmap", &self.path, e))?;
+        Ok(Mapped::new(Box::new(map)))
+    }
+}
+
+impl FileSystem for StdFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn FileHandle>> {
+        let mut opts = OpenOptions::new();
+        match mode {
+            OpenMode::Read => opts.read(true),
+            OpenMode::ReadWrite => opts.read(true).write(true).create(true),
+            OpenMode::Truncate => opts.read(true).write(true).create(true).truncate(true),
+        };
+        let file = opts.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!("open {}: {e}", path.display()))
+            } else {
+                Error::io("open", path, e)
+            }
+        })?;
+        Ok(Arc::new(StdFile {
+            file,
+            path: path.to_path_buf(),
+            fsync: self.fsync,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| {
+            Error::io(
+                "rename",
+                from,
+                std::io::Error::new(e.kind(), format!("to {}: {e}", to.display())),
+            )
+        })
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path, e)),
+        }
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        match fs::remove_dir_all(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove directory", path, e)),
+        }
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))
+    }
+
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
+        let rd = fs::read_dir(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!("list {}: {e}", path.display()))
+            } else {
+                Error::io("list", path, e)
+            }
+        })?;
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| Error::io("list", path, e))?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| Error::io("stat", &entry.path(), e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: never one of ours
+            };
+            out.push(DirEntry {
+                name,
+                is_dir: ft.is_dir(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        if !self.fsync {
+            return Ok(());
+        }
+        let dir = File::open(path).map_err(|e| Error::io("open directory", path, e))?;
+        dir.sync_all()
+            .map_err(|e| Error::io("fsync directory", path, e))
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        match fs::symlink_metadata(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
+    fn lock(&self, path: &Path) -> Result<LockFile> {
+        LockFile::acquire(path)
+    }
+
+    fn fsync_enabled(&self) -> bool {
+        self.fsync
+    }
+}

@@ -1,0 +1,19 @@
+//! tzstore: crash-safe storage for blockchain nodes, with a C ABI.
+//!
+//! The Rust core (this crate's public modules other than [`ffi`]) is a set of
+//! synchronous stores returning [`Result`]. The C layer in [`ffi`] converts
+//! arguments and results and adds no logic.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod ffi;
+pub mod io;
+pub mod options;
+pub mod singleton;
+
+pub use error::{Error, Result};
+pub use options::OpenOptions;
+
+/// The library version (from Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

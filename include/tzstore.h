@@ -204,6 +204,9 @@ void tzs_bytes_free(struct tzs_bytes *b);
  * The status of an error object, or `TZS_INVALID_ARGUMENT` for NULL.
  *
  * Thread-safe; `e` is borrowed.
+ *
+ * # Safety
+ * `e` is NULL or an error returned by this library and not yet freed.
  */
 tzs_status tzs_error_code(const struct tzs_error *e);
 
@@ -212,12 +215,18 @@ tzs_status tzs_error_code(const struct tzs_error *e);
  * until `tzs_error_free(e)`. Returns an empty string for NULL.
  *
  * Thread-safe; `e` is borrowed.
+ *
+ * # Safety
+ * `e` is NULL or an error returned by this library and not yet freed.
  */
 const char *tzs_error_message(const struct tzs_error *e);
 
 /**
  * Frees an error returned through a `tzs_error **err` parameter. NULL is a
  * no-op. Must be called exactly once per error.
+ *
+ * # Safety
+ * `e` is NULL or an error returned by this library and not yet freed.
  */
 void tzs_error_free(struct tzs_error *e);
 

@@ -15,11 +15,13 @@ fn panic_becomes_status_with_message() {
     let st = unsafe { tzs_test_panic(&mut err) };
     assert_eq!(st, TZS_PANIC);
     assert!(!err.is_null());
-    assert_eq!(tzs_error_code(err), TZS_PANIC);
-    // SAFETY: the message is a valid C string owned by `err`.
+    // SAFETY: `err` is a live error; its message is a C string it owns.
+    assert_eq!(unsafe { tzs_error_code(err) }, TZS_PANIC);
+    // SAFETY: as above.
     let msg = unsafe { CStr::from_ptr(tzs_error_message(err)) };
     assert_eq!(msg.to_str().unwrap(), "panic: tzs_test_panic called");
-    tzs_error_free(err);
+    // SAFETY: freed once.
+    unsafe { tzs_error_free(err) };
     // With a NULL err the status is still reported.
     // SAFETY: NULL err is allowed.
     assert_eq!(unsafe { tzs_test_panic(ptr::null_mut()) }, TZS_PANIC);

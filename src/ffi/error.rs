@@ -48,8 +48,11 @@ pub(crate) fn status_of(e: &Error) -> tzs_status {
 /// The status of an error object, or `TZS_INVALID_ARGUMENT` for NULL.
 ///
 /// Thread-safe; `e` is borrowed.
+///
+/// # Safety
+/// `e` is NULL or an error returned by this library and not yet freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn tzs_error_code(e: *const tzs_error) -> tzs_status {
+pub unsafe extern "C" fn tzs_error_code(e: *const tzs_error) -> tzs_status {
     // SAFETY: a non-NULL `e` was created by this library and not yet freed
     // (the caller's contract); we only read it.
     match unsafe { e.as_ref() } {
@@ -62,8 +65,11 @@ pub extern "C" fn tzs_error_code(e: *const tzs_error) -> tzs_status {
 /// until `tzs_error_free(e)`. Returns an empty string for NULL.
 ///
 /// Thread-safe; `e` is borrowed.
+///
+/// # Safety
+/// `e` is NULL or an error returned by this library and not yet freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn tzs_error_message(e: *const tzs_error) -> *const c_char {
+pub unsafe extern "C" fn tzs_error_message(e: *const tzs_error) -> *const c_char {
     // SAFETY: as in `tzs_error_code`.
     match unsafe { e.as_ref() } {
         Some(e) => e.message.as_ptr(),
@@ -73,8 +79,11 @@ pub extern "C" fn tzs_error_message(e: *const tzs_error) -> *const c_char {
 
 /// Frees an error returned through a `tzs_error **err` parameter. NULL is a
 /// no-op. Must be called exactly once per error.
+///
+/// # Safety
+/// `e` is NULL or an error returned by this library and not yet freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn tzs_error_free(e: *mut tzs_error) {
+pub unsafe extern "C" fn tzs_error_free(e: *mut tzs_error) {
     if !e.is_null() {
         // SAFETY: a non-NULL `e` came from `Box::into_raw` in this library and
         // is freed once (the caller's contract).

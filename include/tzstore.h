@@ -65,14 +65,6 @@ typedef struct tzs_error tzs_error;
 typedef struct tzs_singleton tzs_singleton;
 
 /**
- * Status returned by every fallible function. `TZS_OK` (0) is success;
- * `TZS_NOT_FOUND` and `TZS_DONE` report absence and never allocate an error;
- * every other value is a failure described by the `tzs_error` written to
- * `*err` (when `err` is not NULL). Numbers are stable and append-only.
- */
-typedef uint32_t tzs_status;
-
-/**
  * A library-allocated byte buffer. Filled by the library as an output;
  * release it with `tzs_bytes_free`. A zeroed `{NULL, 0}` is a valid empty
  * buffer that `tzs_bytes_free` ignores.
@@ -87,6 +79,53 @@ typedef struct tzs_bytes {
    */
   size_t len;
 } tzs_bytes;
+
+/**
+ * A block. As input the caller fills it with its own buffers (the library
+ * copies them; `contents.ptr`/`metadata.ptr` may be NULL when the length is
+ * 0, and `metadata` is ignored unless `has_metadata`). As output the library
+ * fills it with buffers the caller releases with `tzs_block_free`; pass a
+ * zeroed or freed struct, as previous buffers are overwritten, not freed.
+ */
+typedef struct tzs_block {
+  /**
+   * The block's hash.
+   */
+  uint8_t hash[32];
+  /**
+   * Its level (height).
+   */
+  int32_t level;
+  /**
+   * Its direct predecessor's hash.
+   */
+  uint8_t predecessor[32];
+  /**
+   * Header and operations, opaque to the library.
+   */
+  struct tzs_bytes contents;
+  /**
+   * Whether `metadata` holds the block's metadata.
+   */
+  bool has_metadata;
+  /**
+   * Metadata, opaque; may be large.
+   */
+  struct tzs_bytes metadata;
+} tzs_block;
+
+/**
+ * Status returned by every fallible function. `TZS_OK` (0) is success;
+ * `TZS_NOT_FOUND` and `TZS_DONE` report absence and never allocate an error;
+ * every other value is a failure described by the `tzs_error` written to
+ * `*err` (when `err` is not NULL). Numbers are stable and append-only.
+ */
+typedef uint32_t tzs_status;
+
+/**
+ * Which of the five floating stores of a directory (`TZS_FLOATING_*`).
+ */
+typedef uint32_t tzs_floating_kind;
 
 /**
  * Success.
@@ -173,9 +212,45 @@ typedef struct tzs_bytes {
  */
 #define TZS_PANIC 16
 
+/**
+ * Read-only store of the blocks kept by the last merge.
+ */
+#define TZS_FLOATING_RO 0
+
+/**
+ * Read-write store receiving new blocks.
+ */
+#define TZS_FLOATING_RW 1
+
+/**
+ * Filled by a running merge; becomes RO.
+ */
+#define TZS_FLOATING_RO_TMP 2
+
+/**
+ * Receives new blocks during a merge; becomes RW.
+ */
+#define TZS_FLOATING_RW_TMP 3
+
+/**
+ * Used while repairing.
+ */
+#define TZS_FLOATING_RESTORE 4
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Frees the contents and metadata of a block filled by the library and
+ * zeroes them. NULL, or a zeroed block, is a no-op; freeing twice is safe.
+ * Thread-safe for distinct blocks.
+ *
+ * # Safety
+ * `b` is NULL or points to a `tzs_block` that is zeroed or was filled by
+ * this library.
+ */
+void tzs_block_free(struct tzs_block *b);
 
 /**
  * The name of a status as a static NUL-terminated string (`"TZS_OK"`,

@@ -1,6 +1,8 @@
 //! Blocks as the library sees them, their on-disk record, predecessor lists,
 //! and the block stores built on them.
 
+pub mod entry;
+pub mod floating;
 pub mod predecessors;
 pub mod record;
 

@@ -4,9 +4,11 @@
 #![allow(non_camel_case_types)]
 
 pub mod args;
+pub mod block;
 pub mod boundary;
 pub mod common;
 pub mod error;
+pub mod floating;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

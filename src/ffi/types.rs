@@ -70,3 +70,38 @@ pub struct tzs_bytes {
     /// Number of bytes.
     pub len: usize,
 }
+
+/// A block. As input the caller fills it with its own buffers (the library
+/// copies them; `contents.ptr`/`metadata.ptr` may be NULL when the length is
+/// 0, and `metadata` is ignored unless `has_metadata`). As output the library
+/// fills it with buffers the caller releases with `tzs_block_free`; pass a
+/// zeroed or freed struct, as previous buffers are overwritten, not freed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_block {
+    /// The block's hash.
+    pub hash: [u8; 32],
+    /// Its level (height).
+    pub level: i32,
+    /// Its direct predecessor's hash.
+    pub predecessor: [u8; 32],
+    /// Header and operations, opaque to the library.
+    pub contents: tzs_bytes,
+    /// Whether `metadata` holds the block's metadata.
+    pub has_metadata: bool,
+    /// Metadata, opaque; may be large.
+    pub metadata: tzs_bytes,
+}
+
+/// Which of the five floating stores of a directory (`TZS_FLOATING_*`).
+pub type tzs_floating_kind = u32;
+/// Read-only store of the blocks kept by the last merge.
+pub const TZS_FLOATING_RO: tzs_floating_kind = 0;
+/// Read-write store receiving new blocks.
+pub const TZS_FLOATING_RW: tzs_floating_kind = 1;
+/// Filled by a running merge; becomes RO.
+pub const TZS_FLOATING_RO_TMP: tzs_floating_kind = 2;
+/// Receives new blocks during a merge; becomes RW.
+pub const TZS_FLOATING_RW_TMP: tzs_floating_kind = 3;
+/// Used while repairing.
+pub const TZS_FLOATING_RESTORE: tzs_floating_kind = 4;

@@ -1,0 +1,143 @@
+//! A floating-store file entry: a block record followed by the block's
+//! predecessor list, so the store's index is a pure cache that can always be
+//! rebuilt from the file (Octez keeps the list only in the index, which is
+//! why it needs its `Restore` machinery).
+//!
+//! `block record | n u8 | n x hash | crc32(n | hashes) u32`
+
+use super::record::{self, Scan};
+use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
+use crate::error::{Error, Result};
+use crate::io::{FileHandle, frame};
+
+/// Bytes of the trailer for `n` predecessors.
+pub fn trailer_len(n: usize) -> usize {
+    1 + n * HASH_SIZE + 4
+}
+
+/// Appends the entry for `block` with `preds` to `out`.
+pub fn encode_into(out: &mut Vec<u8>, block: &BlockRef<'_>, preds: &[Hash]) -> Result<()> {
+    if preds.len() > MAX_PREDECESSORS {
+        return Err(Error::invalid(format!(
+            "a predecessor list holds at most {MAX_PREDECESSORS} hashes, got {}",
+            preds.len()
+        )));
+    }
+    record::encode_into(out, block, true)?;
+    let start = out.len();
+    out.push(preds.len() as u8);
+    for p in preds {
+        out.extend_from_slice(p);
+    }
+    let crc = frame::crc(&[&out[start..]]);
+    out.extend_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// A decoded entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The block.
+    pub block: Block,
+    /// Its predecessor list.
+    pub preds: Vec<Hash>,
+    /// Bytes the entry occupies in the file.
+    pub len: usize,
+}
+
+/// Result of checking the bytes at one offset of a floating file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A whole, valid entry of this many bytes.
+    Valid(usize),
+    /// The file ends inside the entry.
+    Torn,
+    /// The entry is damaged.
+    Damaged(String),
+}
+
+/// Parses a whole entry from `buf` (which may extend past it).
+pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, String> {
+    let rec_len = match record::scan(buf) {
+        Scan::Record(n) => n,
+        Scan::Incomplete => return Err("entry is incomplete".into()),
+        Scan::Damaged(e) => return Err(e),
+    };
+    let (n, trailer) = trailer_at(buf, rec_len)?;
+    let block = record::decode(&buf[..rec_len], with_metadata)?;
+    let preds = trailer[1..1 + n * HASH_SIZE]
+        .chunks_exact(HASH_SIZE)
+        .map(|c| {
+            let mut h = [0u8; HASH_SIZE];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect();
+    Ok(Entry {
+        block,
+        preds,
+        len: rec_len + trailer.len(),
+    })
+}
+
+fn trailer_at(buf: &[u8], rec_len: usize) -> std::result::Result<(usize, &[u8]), String> {
+    let n = *buf.get(rec_len).ok_or("entry is incomplete")? as usize;
+    if n > MAX_PREDECESSORS {
+        return Err(format!("predecessor count {n} exceeds {MAX_PREDECESSORS}"));
+    }
+    let tl = trailer_len(n);
+    let trailer = buf
+        .get(rec_len..rec_len + tl)
+        .ok_or("entry is incomplete")?;
+    let stored = u32::from_be_bytes([
+        trailer[tl - 4],
+        trailer[tl - 3],
+        trailer[tl - 2],
+        trailer[tl - 1],
+    ]);
+    if frame::crc(&[&trailer[..tl - 4]]) != stored {
+        return Err("predecessor list checksum mismatch".into());
+    }
+    Ok((n, trailer))
+}
+
+/// Reads and parses the entry at `offset` of `file`.
+pub fn read_at(file: &dyn FileHandle, offset: u64, with_metadata: bool) -> Result<Entry> {
+    let mut prefix = [0u8; 4];
+    file.read_exact_at(&mut prefix, offset)?;
+    let rec_len = record::record_len(prefix);
+    // Read the record and the largest possible trailer in one call when the
+    // file allows; the exact trailer length is known after the count byte.
+    let want = rec_len + trailer_len(MAX_PREDECESSORS);
+    let mut buf = vec![0u8; want];
+    let got = file.read_at(&mut buf, offset)?;
+    buf.truncate(got);
+    parse(&buf, with_metadata)
+        .map_err(|e| Error::corrupted(file.path(), format!("entry at offset {offset}: {e}")))
+}
+
+/// Checks the entry at `offset` without keeping it (used by recovery).
+pub fn probe(file: &dyn FileHandle, offset: u64, file_len: u64) -> Result<Probe> {
+    if file_len.saturating_sub(offset) < 4 {
+        return Ok(Probe::Torn);
+    }
+    let mut prefix = [0u8; 4];
+    file.read_exact_at(&mut prefix, offset)?;
+    let rec_len = record::record_len(prefix) as u64;
+    if offset + rec_len + 1 > file_len {
+        return Ok(Probe::Torn);
+    }
+    let want = (rec_len as usize + trailer_len(MAX_PREDECESSORS)).min((file_len - offset) as usize);
+    let mut buf = vec![0u8; want];
+    let got = file.read_at(&mut buf, offset)?;
+    buf.truncate(got);
+    match record::scan(&buf) {
+        Scan::Record(n) => match trailer_at(&buf, n) {
+            Ok((_, t)) => Ok(Probe::Valid(n + t.len())),
+            Err(e) if e.contains("incomplete") => Ok(Probe::Torn),
+            Err(e) => Ok(Probe::Damaged(e)),
+        },
+        Scan::Incomplete => Ok(Probe::Torn),
+        Scan::Damaged(e) => Ok(Probe::Damaged(e)),
+    }
+}

@@ -1,0 +1,441 @@
+//! The floating block store (Octez `Floating_block_store`): an append-only
+//! file of blocks in arrival order (any fork) plus an index
+//! hash -> `offset u64 | n u8 | 12 x hash` (offset and predecessor list).
+//!
+//! Files in `dir`: `<KIND>_floating_block_store` and
+//! `<KIND>_floating_block_index/`; the five kinds can be open on one
+//! directory at once. Each file entry also carries the block's predecessor
+//! list (see [`super::entry`]), so the index can always be rebuilt.
+//!
+//! Invariant, both ways: every whole entry in the file is indexed, and every
+//! index entry points to a whole, valid entry. A read-write open restores it
+//! after a crash: index entries pointing past the valid data are removed,
+//! whole entries missing from the index are re-indexed, and a torn tail is
+//! cut off.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::entry::{self, Entry, Probe};
+use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexConfig};
+use crate::io::{FileHandle, FileSystem, OpenMode};
+use crate::options::OpenOptions;
+
+/// Index value: offset, count, 12 predecessor slots.
+const VALUE_SIZE: usize = 8 + 1 + MAX_PREDECESSORS * HASH_SIZE;
+/// Default index log size (Octez uses 10,000 for floating indexes).
+pub const DEFAULT_LOG_SIZE: u64 = 10_000;
+
+/// Which of the five floating stores of a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FloatingKind {
+    /// Read-only store of blocks kept by the last merge.
+    Ro,
+    /// Read-write store receiving new blocks.
+    Rw,
+    /// Being filled by a running merge; becomes `Ro`.
+    RoTmp,
+    /// Receives new blocks during a merge; becomes `Rw`.
+    RwTmp,
+    /// Used while repairing.
+    Restore,
+}
+
+impl FloatingKind {
+    /// All kinds.
+    pub const ALL: [FloatingKind; 5] = [
+        FloatingKind::Ro,
+        FloatingKind::Rw,
+        FloatingKind::RoTmp,
+        FloatingKind::RwTmp,
+        FloatingKind::Restore,
+    ];
+
+    /// The kind's name as used in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            FloatingKind::Ro => "RO",
+            FloatingKind::Rw => "RW",
+            FloatingKind::RoTmp => "RO_TMP",
+            FloatingKind::RwTmp => "RW_TMP",
+            FloatingKind::Restore => "RESTORE",
+        }
+    }
+
+    /// Name of the blocks file.
+    pub fn file_name(self) -> String {
+        format!("{}_floating_block_store", self.name())
+    }
+
+    /// Name of the index directory.
+    pub fn index_name(self) -> String {
+        format!("{}_floating_block_index", self.name())
+    }
+}
+
+/// One floating block store.
+#[derive(Debug)]
+pub struct Floating {
+    dir: PathBuf,
+    kind: FloatingKind,
+    read_only: bool,
+    fs: Arc<dyn FileSystem>,
+    file: Arc<dyn FileHandle>,
+    index: Index,
+    /// End of the whole entries; appends go here, iterators stop here.
+    end: AtomicU64,
+    writer: Mutex<()>,
+}
+
+impl Floating {
+    /// Opens (read-write: creates) the store of `kind` in `dir`.
+    pub fn open(dir: impl AsRef<Path>, kind: FloatingKind, opts: &OpenOptions) -> Result<Floating> {
+        Self::open_with_log_size(dir, kind, opts, DEFAULT_LOG_SIZE)
+    }
+
+    /// Like [`Floating::open`] with an explicit index log size.
+    pub fn open_with_log_size(
+        dir: impl AsRef<Path>,
+        kind: FloatingKind,
+        opts: &OpenOptions,
+        log_size: u64,
+    ) -> Result<Floating> {
+        let dir = dir.as_ref().to_path_buf();
+        let fs = opts.fs.clone();
+        if !opts.read_only {
+            fs.create_dir_all(&dir)?;
+        } else if !fs.is_dir(&dir)? {
+            return Err(Error::NotFound(format!(
+                "floating store directory {} does not exist",
+                dir.display()
+            )));
+        }
+        let index = Index::open(
+            dir.join(kind.index_name()),
+            IndexConfig {
+                key_size: HASH_SIZE,
+                value_size: VALUE_SIZE,
+                removable: true,
+                log_size,
+                open: opts.clone(),
+            },
+        )?;
+        let path = dir.join(kind.file_name());
+        let mode = if opts.read_only {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = match fs.open(&path, mode) {
+            Ok(f) => f,
+            Err(Error::NotFound(_)) if opts.read_only => {
+                return Err(Error::NotFound(format!(
+                    "floating store {} does not exist",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let store = Floating {
+            end: AtomicU64::new(file.len()?),
+            dir,
+            kind,
+            read_only: opts.read_only,
+            fs,
+            file,
+            index,
+            writer: Mutex::new(()),
+        };
+        if !store.read_only {
+            store.recover()?;
+        }
+        Ok(store)
+    }
+
+    /// Restores the two-way invariant after a crash (see the module docs).
+    fn recover(&self) -> Result<()> {
+        let file_len = self.file.len()?;
+        // The indexed entries, highest offset first.
+        let mut indexed: Vec<(u64, Hash)> = Vec::new();
+        for item in self.index.iter()? {
+            let (key, value) = item?;
+            let mut h = [0u8; HASH_SIZE];
+            h.copy_from_slice(&key);
+            indexed.push((offset_of(&value), h));
+        }
+        indexed.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        // The highest index entry that points to a valid entry with the same
+        // hash marks where verified data ends; entries above it dangle.
+        let mut verified_end = 0u64;
+        let mut dangling = Vec::new();
+        for (offset, hash) in &indexed {
+            match entry::probe(self.file.as_ref(), *offset, file_len)? {
+                Probe::Valid(len) => {
+                    let e = entry::read_at(self.file.as_ref(), *offset, false)?;
+                    if e.block.hash == *hash {
+                        verified_end = offset + len as u64;
+                        break;
+                    }
+                    dangling.push(*hash);
+                }
+                Probe::Torn | Probe::Damaged(_) => dangling.push(*hash),
+            }
+        }
+        for h in &dangling {
+            self.index.remove(h, false)?;
+        }
+        // Entries written after the last indexed one: index them, up to the
+        // first torn or damaged entry, where the file is cut.
+        let mut at = verified_end;
+        let mut reindexed = 0usize;
+        while at < file_len {
+            match entry::probe(self.file.as_ref(), at, file_len)? {
+                Probe::Valid(len) => {
+                    let e = entry::read_at(self.file.as_ref(), at, false)?;
+                    if !self.index.mem(&e.block.hash)? {
+                        self.index
+                            .add(&e.block.hash, &index_value(at, &e.preds), false)?;
+                        reindexed += 1;
+                    }
+                    at += len as u64;
+                }
+                Probe::Torn | Probe::Damaged(_) => break,
+            }
+        }
+        if at < file_len {
+            self.file.set_len(at)?;
+        }
+        if at < file_len || reindexed > 0 || !dangling.is_empty() {
+            self.file.sync()?;
+            self.index.flush()?;
+        }
+        self.end.store(at, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Appends `block` with its predecessor list `preds` (at most 12 hashes,
+    /// entry i = the 2^i-th ancestor). A block already stored is left as is.
+    /// With `flush`, the block and its index entry are durable on return.
+    pub fn append(&self, block: &BlockRef<'_>, preds: &[Hash], flush: bool) -> Result<()> {
+        self.check_writable()?;
+        let mut buf = Vec::with_capacity(block.encoded_len(true) + entry::trailer_len(preds.len()));
+        entry::encode_into(&mut buf, block, preds)?;
+        let _w = self.writer.lock();
+        if self.index.mem(block.hash)? {
+            return Ok(());
+        }
+        let offset = self.end.load(Ordering::SeqCst);
+        if let Err(e) = self.file.write_all_at(&buf, offset) {
+            // Cut whatever part was written so the next append starts clean.
+            let _ = self.file.set_len(offset);
+            return Err(e);
+        }
+        self.index.add(block.hash, &index_value(offset, preds), false)?;
+        self.end.store(offset + buf.len() as u64, Ordering::SeqCst);
+        if flush {
+            self.flush_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every appended block durable: the file first, then the index, so
+    /// a durable index entry never points to data that is not.
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        let _w = self.writer.lock();
+        self.flush_locked()
+    }
+
+    fn flush_locked(&self) -> Result<()> {
+        self.file.sync()?;
+        self.index.flush()
+    }
+
+    /// Read-only handles: loads blocks appended since open or the last sync.
+    pub fn sync(&self) -> Result<()> {
+        self.index.sync()?;
+        self.end.store(self.file.len()?, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// True if the block is stored.
+    pub fn mem(&self, hash: &Hash) -> Result<bool> {
+        self.index.mem(hash)
+    }
+
+    /// The block's predecessor list, or `None` if it is not stored.
+    pub fn find_predecessors(&self, hash: &Hash) -> Result<Option<Vec<Hash>>> {
+        Ok(self.lookup(hash)?.map(|(_, preds)| preds))
+    }
+
+    /// The block (with its metadata, if any), or `None` if not stored.
+    pub fn read_block(&self, hash: &Hash) -> Result<Option<Block>> {
+        Ok(self.read_block_and_predecessors(hash)?.map(|(b, _)| b))
+    }
+
+    /// The block and its predecessor list, or `None` if not stored.
+    pub fn read_block_and_predecessors(&self, hash: &Hash) -> Result<Option<(Block, Vec<Hash>)>> {
+        let Some((offset, preds)) = self.lookup(hash)? else {
+            return Ok(None);
+        };
+        let e = entry::read_at(self.file.as_ref(), offset, true)?;
+        if e.block.hash != *hash {
+            return Err(Error::corrupted(
+                self.file.path(),
+                format!("index entry at offset {offset} holds another block"),
+            ));
+        }
+        Ok(Some((e.block, preds)))
+    }
+
+    fn lookup(&self, hash: &Hash) -> Result<Option<(u64, Vec<Hash>)>> {
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.index.find_into(hash, &mut value)? {
+            return Ok(None);
+        }
+        let n = value[8] as usize;
+        if n > MAX_PREDECESSORS {
+            return Err(Error::corrupted(
+                self.file.path(),
+                format!("index entry holds {n} predecessors"),
+            ));
+        }
+        let preds = value[9..9 + n * HASH_SIZE]
+            .chunks_exact(HASH_SIZE)
+            .map(to_hash)
+            .collect();
+        Ok(Some((offset_of(&value), preds)))
+    }
+
+    /// Iterates the blocks in file (arrival) order, as of now.
+    pub fn iter(&self, with_metadata: bool) -> FloatingIter {
+        FloatingIter {
+            file: self.file.clone(),
+            at: 0,
+            end: self.end.load(Ordering::SeqCst),
+            with_metadata,
+        }
+    }
+
+    /// Number of blocks stored.
+    pub fn len(&self) -> u64 {
+        self.index.len()
+    }
+
+    /// True when no block is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of block data in the file.
+    pub fn size_bytes(&self) -> u64 {
+        self.end.load(Ordering::SeqCst)
+    }
+
+    /// The store's kind.
+    pub fn kind(&self) -> FloatingKind {
+        self.kind
+    }
+
+    /// The directory holding the store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file system this store uses.
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// True for a read-only handle.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(format!(
+                "floating store {} in {} was opened read-only",
+                self.kind.name(),
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes the files of the store of `kind` in `dir` (it must not be open).
+    pub fn remove_files(fs: &dyn FileSystem, dir: &Path, kind: FloatingKind) -> Result<()> {
+        fs.remove_file(&dir.join(kind.file_name()))?;
+        fs.remove_dir_all(&dir.join(kind.index_name()))?;
+        fs.sync_dir(dir)
+    }
+
+    /// True if files of the store of `kind` exist in `dir`.
+    pub fn exists(fs: &dyn FileSystem, dir: &Path, kind: FloatingKind) -> Result<bool> {
+        Ok(fs.exists(&dir.join(kind.file_name()))? || fs.exists(&dir.join(kind.index_name()))?)
+    }
+}
+
+fn to_hash(c: &[u8]) -> Hash {
+    let mut h = [0u8; HASH_SIZE];
+    h.copy_from_slice(c);
+    h
+}
+
+fn offset_of(value: &[u8]) -> u64 {
+    let mut o = [0u8; 8];
+    o.copy_from_slice(&value[..8]);
+    u64::from_be_bytes(o)
+}
+
+fn index_value(offset: u64, preds: &[Hash]) -> [u8; VALUE_SIZE] {
+    let mut v = [0u8; VALUE_SIZE];
+    v[..8].copy_from_slice(&offset.to_be_bytes());
+    v[8] = preds.len() as u8;
+    for (i, p) in preds.iter().enumerate() {
+        v[9 + i * HASH_SIZE..9 + (i + 1) * HASH_SIZE].copy_from_slice(p);
+    }
+    v
+}
+
+/// Iterator over a floating store's entries in file order. Stops at the end
+/// seen when it was created; a damaged entry yields `Corrupted` and ends the
+/// iteration (the following offsets cannot be trusted).
+#[derive(Debug)]
+pub struct FloatingIter {
+    file: Arc<dyn FileHandle>,
+    at: u64,
+    end: u64,
+    with_metadata: bool,
+}
+
+impl Iterator for FloatingIter {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        if self.at >= self.end {
+            return None;
+        }
+        match entry::read_at(self.file.as_ref(), self.at, self.with_metadata) {
+            Ok(e) => {
+                self.at += e.len as u64;
+                Some(Ok(e))
+            }
+            Err(err) => {
+                let at = self.at;
+                self.at = self.end;
+                // A read-only view may end inside an entry the writer is
+                // still appending: that is the end, not damage.
+                match entry::probe(self.file.as_ref(), at, self.end) {
+                    Ok(Probe::Torn) => None,
+                    _ => Some(Err(err)),
+                }
+            }
+        }
+    }
+}

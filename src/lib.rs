@@ -11,6 +11,7 @@ pub mod ffi;
 pub mod io;
 pub mod options;
 pub mod singleton;
+pub mod worker;
 
 pub use error::{Error, Result};
 pub use options::OpenOptions;

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod ffi;
+pub mod index;
 pub mod io;
 pub mod options;
 pub mod singleton;

@@ -58,6 +58,19 @@
 typedef struct tzs_error tzs_error;
 
 /**
+ * An open floating block store. Thread-safe: many readers and one appender
+ * may use it at once (appends never block readers of stored blocks);
+ * `tzs_floating_close` must be the last call.
+ */
+typedef struct tzs_floating tzs_floating;
+
+/**
+ * An iterator over a floating store's blocks in file (arrival) order. Use
+ * it from one thread at a time; it stays valid after the store is closed.
+ */
+typedef struct tzs_floating_iter tzs_floating_iter;
+
+/**
  * An open singleton store: one value in one file, cached in memory.
  * Thread-safe: any thread may call any function on it concurrently, except
  * `tzs_singleton_close`, which must be the last call.
@@ -304,6 +317,171 @@ const char *tzs_error_message(const struct tzs_error *e);
  * `e` is NULL or an error returned by this library and not yet freed.
  */
 void tzs_error_free(struct tzs_error *e);
+
+/**
+ * Opens the floating store of `kind` (`TZS_FLOATING_RO`, `_RW`, `_RO_TMP`,
+ * `_RW_TMP`, `_RESTORE`) in directory `dir`, creating it for a read-write
+ * open. The five kinds may be open on one directory at once. A read-write
+ * open repairs a crashed store: it cuts a torn tail and re-indexes blocks
+ * missing from the index.
+ *
+ * `flags`: `TZS_READONLY`, `TZS_NO_FSYNC`. On success `*out` receives a
+ * handle owned by the caller (`tzs_floating_close`). Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL/non-UTF-8 `dir`, NULL `out`, unknown kind or
+ * flags), `TZS_NOT_FOUND` (read-only open of a missing store), `TZS_LOCKED`
+ * (another read-write instance of this kind), `TZS_CORRUPTED`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out`/`err` NULL or writable.
+ */
+tzs_status tzs_floating_open(const char *dir,
+                             tzs_floating_kind kind,
+                             uint32_t flags,
+                             struct tzs_floating **out,
+                             struct tzs_error **err);
+
+/**
+ * Appends `block` with its predecessor list: `n_preds` (at most 12) hashes
+ * of 32 bytes at `preds`, entry i being the 2^i-th ancestor. A block
+ * already stored is left unchanged (`TZS_OK`). With `flush`, the block is
+ * durable on return. The caller's buffers are copied. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle/block, NULL buffer with a non-zero
+ * length, more than 12 predecessors), `TZS_READ_ONLY`, `TZS_NO_SPACE`,
+ * `TZS_IO`. Thread-safe (appends are serialised).
+ *
+ * # Safety
+ * `f` NULL or live; `block` NULL or valid; `preds` NULL or `n_preds * 32`
+ * readable bytes.
+ */
+tzs_status tzs_floating_append(struct tzs_floating *f,
+                               const struct tzs_block *block,
+                               const uint8_t *preds,
+                               size_t n_preds,
+                               bool flush,
+                               struct tzs_error **err);
+
+/**
+ * Makes every appended block durable. Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_READ_ONLY`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live.
+ */
+tzs_status tzs_floating_flush(struct tzs_floating *f, struct tzs_error **err);
+
+/**
+ * Read-only handles: loads the blocks appended by the read-write instance
+ * since open or the last sync. Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live.
+ */
+tzs_status tzs_floating_sync(struct tzs_floating *f, struct tzs_error **err);
+
+/**
+ * `TZS_OK` if the block with the 32-byte `hash` is stored, `TZS_NOT_FOUND`
+ * if not. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or hash), `TZS_IO`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live; `hash` NULL or 32 readable bytes.
+ */
+tzs_status tzs_floating_mem(struct tzs_floating *f, const uint8_t *hash, struct tzs_error **err);
+
+/**
+ * Writes the block's predecessor list to `*preds_out` (n x 32 bytes,
+ * library-allocated; free with `tzs_bytes_free`). `TZS_NOT_FOUND` if the
+ * block is not stored. Answered from the index alone. Errors:
+ * `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live; `hash` NULL or 32 readable bytes; `preds_out` NULL or
+ * writable.
+ */
+tzs_status tzs_floating_find_predecessors(struct tzs_floating *f,
+                                          const uint8_t *hash,
+                                          struct tzs_bytes *preds_out,
+                                          struct tzs_error **err);
+
+/**
+ * Reads the block with `hash` (contents and, if it has any, metadata) into
+ * `*out`; release it with `tzs_block_free`. `TZS_NOT_FOUND` if not stored.
+ * Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED` (the block's record is
+ * damaged; other blocks stay readable), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live; `hash` NULL or 32 readable bytes; `out` NULL or writable.
+ */
+tzs_status tzs_floating_read_block(struct tzs_floating *f,
+                                   const uint8_t *hash,
+                                   struct tzs_block *out,
+                                   struct tzs_error **err);
+
+/**
+ * `tzs_floating_read_block` plus the predecessor list in `*preds_out`
+ * (free with `tzs_bytes_free`). Same errors. Thread-safe.
+ *
+ * # Safety
+ * As `tzs_floating_read_block`; `preds_out` NULL or writable.
+ */
+tzs_status tzs_floating_read_block_and_predecessors(struct tzs_floating *f,
+                                                    const uint8_t *hash,
+                                                    struct tzs_block *out,
+                                                    struct tzs_bytes *preds_out,
+                                                    struct tzs_error **err);
+
+/**
+ * Number of blocks stored (0 for a NULL handle). Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live.
+ */
+uint64_t tzs_floating_len(struct tzs_floating *f);
+
+/**
+ * Creates an iterator over the blocks stored now, in file order (the
+ * `fold_left_s` analogue). Free it with `tzs_floating_iter_free`. Errors:
+ * `TZS_INVALID_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_floating_iter_new(struct tzs_floating *f,
+                                 struct tzs_floating_iter **out,
+                                 struct tzs_error **err);
+
+/**
+ * Reads the next block into `*out` (free with `tzs_block_free`) and, when
+ * `preds_out` is not NULL, its predecessor list (free with
+ * `tzs_bytes_free`): the `fold_left_with_pred_s` analogue. Returns
+ * `TZS_DONE` at the end. Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`
+ * (the iteration ends there), `TZS_IO`.
+ *
+ * # Safety
+ * `it` NULL or live; `out` NULL or writable; `preds_out` NULL or writable.
+ */
+tzs_status tzs_floating_iter_next(struct tzs_floating_iter *it,
+                                  struct tzs_block *out,
+                                  struct tzs_bytes *preds_out,
+                                  struct tzs_error **err);
+
+/**
+ * Frees an iterator. NULL is a no-op.
+ *
+ * # Safety
+ * `it` NULL or live, not used afterwards.
+ */
+void tzs_floating_iter_free(struct tzs_floating_iter *it);
+
+/**
+ * Closes the store (its index is flushed; unflushed appends are kept by
+ * the OS but not fsynced). NULL is a no-op. Must be the last call.
+ *
+ * # Safety
+ * `f` NULL or live, not used afterwards.
+ */
+void tzs_floating_close(struct tzs_floating *f);
 
 /**
  * Opens the singleton stored in the file `path` (created by the first

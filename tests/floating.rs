@@ -355,6 +355,7 @@ fn crash_child_appender() {
 fn sigkill_during_appends_loses_no_flushed_block() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = common::Rng::new(77);
+    let mut total = 0;
     for round in 0..50 {
         let mut child = common::spawn_child(
             CRASH_CHILD,
@@ -391,5 +392,7 @@ fn sigkill_during_appends_loses_no_flushed_block() {
                 chain_block(i)
             );
         }
+        total = n;
     }
+    assert!(total > 100, "the children appended only {total} blocks");
 }

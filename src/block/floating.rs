@@ -168,7 +168,7 @@ impl Floating {
             h.copy_from_slice(&key);
             indexed.push((offset_of(&value), h));
         }
-        indexed.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        indexed.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         // The highest index entry that points to a valid entry with the same
         // hash marks where verified data ends; entries above it dangle.
         let mut verified_end = 0u64;
@@ -235,7 +235,8 @@ impl Floating {
             let _ = self.file.set_len(offset);
             return Err(e);
         }
-        self.index.add(block.hash, &index_value(offset, preds), false)?;
+        self.index
+            .add(block.hash, &index_value(offset, preds), false)?;
         self.end.store(offset + buf.len() as u64, Ordering::SeqCst);
         if flush {
             self.flush_locked()?;

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use parking_lot::Mutex;
 
 use super::args;
-use super::block::{block_in, block_out, preds_in, preds_out};
+use super::block::{self, block_in, block_out, preds_in};
 use super::boundary::{call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
@@ -109,7 +109,10 @@ pub unsafe extern "C" fn tzs_floating_append(
 /// # Safety
 /// `f` NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tzs_floating_flush(f: *mut tzs_floating, err: *mut *mut tzs_error) -> tzs_status {
+pub unsafe extern "C" fn tzs_floating_flush(
+    f: *mut tzs_floating,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
     call(err, || {
         // SAFETY: per the function's contract.
         unsafe { args::handle(f, "floating") }?.inner.flush()
@@ -123,7 +126,10 @@ pub unsafe extern "C" fn tzs_floating_flush(f: *mut tzs_floating, err: *mut *mut
 /// # Safety
 /// `f` NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tzs_floating_sync(f: *mut tzs_floating, err: *mut *mut tzs_error) -> tzs_status {
+pub unsafe extern "C" fn tzs_floating_sync(
+    f: *mut tzs_floating,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
     call(err, || {
         // SAFETY: per the function's contract.
         unsafe { args::handle(f, "floating") }?.inner.sync()
@@ -181,7 +187,7 @@ pub unsafe extern "C" fn tzs_floating_find_predecessors(
             .inner
             .find_predecessors(hash)?
             .ok_or_else(|| Error::NotFound("block not stored".into()))?;
-        *out = preds_out(&preds);
+        *out = block::preds_out(&preds);
         Ok(())
     })
 }
@@ -243,7 +249,7 @@ pub unsafe extern "C" fn tzs_floating_read_block_and_predecessors(
             .read_block_and_predecessors(hash)?
             .ok_or_else(|| Error::NotFound("block not stored".into()))?;
         block_out(out, block);
-        *pout = super::block::preds_out(&preds);
+        *pout = block::preds_out(&preds);
         Ok(())
     })
 }
@@ -306,7 +312,7 @@ pub unsafe extern "C" fn tzs_floating_iter_next(
         block_out(out, entry.block);
         // SAFETY: per the function's contract (NULL allowed).
         if let Some(p) = unsafe { preds_out.as_mut() } {
-            *p = preds_out(&entry.preds);
+            *p = block::preds_out(&entry.preds);
         }
         Ok(())
     })

@@ -6,7 +6,8 @@
 #   cmake       tests/cmake-consumer: find_package(tzstore), shared + static, ctest
 #   pkgconfig   tests/pkgconfig-consumer: C built with pkg-config, shared + static
 #   valgrind    the C and C++ consumers under valgrind (no leaks, no errors)
-#   ocaml       dune test in bindings/ocaml
+#   ocaml       dune test in bindings/ocaml (default library path), then the
+#               test binary again with TZSTORE_LIB set to the installed library
 #   go          go vet + go test in bindings/go (+ -race with TZS_GO_RACE=1)
 #   readme      bindings/README.md shows the tested example files
 # Prints one PASS/FAIL line per suite and exits non-zero if any failed.
@@ -27,7 +28,6 @@ export RUST_BACKTRACE=0
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off
 export GOCACHE=$run/gocache GOPATH=$run/gopath GOENV=off
 export XDG_CACHE_HOME=$run/cache
-export TZSTORE_LIB=$root/target/release/libtzstore.so
 
 failures=0
 failed_suites=()
@@ -66,8 +66,15 @@ valgrind_consumers() {
   done
 }
 
+# dune test finds target/release through the default path; the test binary
+# is then run again on the installed library through TZSTORE_LIB.
 ocaml_tests() {
-  (cd bindings/ocaml && dune build 2>&1 && dune test --force)
+  (cd bindings/ocaml && dune build --build-dir "$run/dune" 2>&1 &&
+    dune test --force --build-dir "$run/dune") || return 1
+  if [ -f "$prefix/lib/libtzstore.so" ]; then
+    echo "== with TZSTORE_LIB=$prefix/lib/libtzstore.so"
+    TZSTORE_LIB=$prefix/lib/libtzstore.so "$run/dune/default/test/test_tzstore.exe"
+  fi
 }
 
 go_tests() {

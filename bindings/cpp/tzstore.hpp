@@ -11,8 +11,8 @@
 //
 // Adding a store: hold a detail::Handle<tzs_x, tzs_x_close>, call the C
 // function with an ErrorSlot and pass its status to ErrorSlot::check (or
-// check_found for lookups), and turn tzs_bytes outputs into vectors with
-// detail::take_bytes. See Singleton below.
+// check_found for lookups), pass paths through detail::c_path, and turn
+// tzs_bytes outputs into vectors with detail::take_bytes. See Singleton below.
 #ifndef TZSTORE_HPP
 #define TZSTORE_HPP
 
@@ -136,6 +136,14 @@ class Handle {
   T* p_ = nullptr;
 };
 
+/// A path as a C string; throws TZS_INVALID_ARGUMENT if it holds a NUL
+/// byte (C would silently truncate it there).
+inline const char* c_path(const std::string& path) {
+  if (path.find('\0') != std::string::npos)
+    throw Error(TZS_INVALID_ARGUMENT, "path contains a NUL byte");
+  return path.c_str();
+}
+
 inline const std::uint8_t* data_of(std::string_view s) noexcept {
   return reinterpret_cast<const std::uint8_t*>(s.data());
 }
@@ -151,7 +159,7 @@ class Singleton {
   explicit Singleton(const std::string& path, Flags flags = 0) {
     tzs_singleton* p = nullptr;
     detail::ErrorSlot err;
-    tzs_status st = tzs_singleton_open(path.c_str(), flags, &p, err.out());
+    tzs_status st = tzs_singleton_open(detail::c_path(path), flags, &p, err.out());
     err.check(st);
     h_.reset(p);
   }

@@ -1,10 +1,12 @@
 package tzstore
 
+// #include <stdlib.h>
 // #include "tzstore.h"
 import "C"
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 )
 
@@ -120,6 +122,15 @@ func takeBytes(b *C.tzs_bytes) []byte {
 		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(b.ptr)), int(b.len)))
 	}
 	return out
+}
+
+// cPath copies a path into C memory (free it with C.free); a NUL byte,
+// which C would silently truncate at, is ErrInvalidArgument.
+func cPath(path string) (*C.char, error) {
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("path %q contains a NUL byte", path)}
+	}
+	return C.CString(path), nil
 }
 
 // bytesArg is the C view of an input slice for the duration of one call

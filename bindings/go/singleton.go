@@ -29,7 +29,10 @@ type Singleton struct {
 // read-write instance is open, ErrNotFound when the directory is missing,
 // ErrCorrupted, ErrIO, ErrInvalidArgument.
 func OpenSingleton(path string, flags Flags) (*Singleton, error) {
-	cpath := C.CString(path)
+	cpath, err := cPath(path)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(cpath))
 	var p *C.tzs_singleton
 	var e *C.tzs_error

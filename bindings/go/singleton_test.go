@@ -95,6 +95,9 @@ func TestSingletonErrors(t *testing.T) {
 	if _, err := OpenSingleton(path+"-flags", 1<<30); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("open with unknown flags: %v", err)
 	}
+	if _, err := OpenSingleton(path+"\x00x", 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("open of a path with a NUL byte: %v", err)
+	}
 }
 
 func TestSingletonClose(t *testing.T) {

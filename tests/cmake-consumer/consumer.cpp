@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
   std::string msg = expect_error(TZS_INVALID_ARGUMENT, [&] { tzstore::Singleton s(path, 1u << 30); });
   CHECK(!msg.empty());
 
+  // A NUL byte inside a path is refused instead of truncating the path.
+  expect_error(TZS_INVALID_ARGUMENT, [&] { tzstore::Singleton s(path + std::string(1, '\0') + "x"); });
+
   std::printf("%d passed, %d failed\n", passed, failures);
   return failures == 0 ? 0 : 1;
 }

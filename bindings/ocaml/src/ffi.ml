@@ -68,5 +68,13 @@ let call_bytes f =
   | Error { Error.status = Error.Not_found; _ } -> Ok None
   | Error e -> Error e
 
+(* C strings end at the first NUL byte: refuse paths holding one rather than
+   open a truncated path. *)
+let with_path path f =
+  if String.contains path '\000' then
+    Error
+      { Error.status = Error.Invalid_argument; message = Printf.sprintf "path %S contains a NUL byte" path }
+  else f path
+
 let flags ?(readonly = false) ?(no_fsync = false) () =
   Unsigned.UInt32.of_int ((if readonly then 1 else 0) lor if no_fsync then 2 else 0)

@@ -30,6 +30,7 @@ let c_close = Ffi.foreign ~release_runtime_lock:true "tzs_singleton_close" (hand
 type t = s structure ptr Handle.t
 
 let open_ ?readonly ?no_fsync path =
+  Ffi.with_path path @@ fun path ->
   let out = allocate handle (from_voidp s null) in
   match Ffi.call (c_open path (Ffi.flags ?readonly ?no_fsync ()) out) with
   | Ok () -> Ok (Handle.create ~what:("singleton " ^ path) ~close:c_close !@out)

@@ -84,6 +84,8 @@ let test_errors () =
   ignore
     (expect_error "open in a missing directory" Error.Not_found
        (Singleton.open_ (Filename.concat (Filename.dirname p) "missing/x")));
+  ignore
+    (expect_error "path with a NUL byte" Error.Invalid_argument (Singleton.open_ (p ^ "\000x")));
   (match Singleton.write ro "x" with
   | Error e ->
       check "to_string" (contains (Error.to_string e) "TZS_READ_ONLY: ");

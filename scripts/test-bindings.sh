@@ -3,7 +3,8 @@
 #   deps        scripts/ensure-deps.sh (apt-installs missing toolchains)
 #   build       cargo build --release --lib (once)
 #   install     scripts/install.sh into a temporary prefix
-#   cmake       tests/cmake-consumer: find_package(tzstore), shared + static, ctest
+#   cmake       tests/cmake-consumer: find_package(tzstore) in a moved copy of
+#               the prefix, shared + static, ctest
 #   pkgconfig   tests/pkgconfig-consumer: C built with pkg-config, shared + static
 #   valgrind    the C and C++ consumers under valgrind (no leaks, no errors)
 #   ocaml       dune test in bindings/ocaml (default library path), then the
@@ -48,8 +49,10 @@ suite() {
   return 1
 }
 
+# Builds against a moved copy of the prefix: the CMake package is relocatable.
 cmake_consumer() {
-  cmake -S tests/cmake-consumer -B "$run/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+  rm -rf "$run/prefix-moved" && cp -a "$prefix" "$run/prefix-moved" &&
+    cmake -S tests/cmake-consumer -B "$run/cmake" -DCMAKE_PREFIX_PATH="$run/prefix-moved" \
     -DCMAKE_BUILD_TYPE=Release &&
     cmake --build "$run/cmake" -j2 &&
     (cd "$run/cmake" && ctest --output-on-failure)

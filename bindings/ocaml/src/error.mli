@@ -1,4 +1,8 @@
-(** Errors of every tzstore call: a status and the library's message. *)
+(** Errors of every tzstore call: a status and the library's message.
+
+    Refer to the constructors qualified ([Error.Read_only]) rather than
+    opening this module: [Not_found] and [Invalid_argument] would shadow the
+    standard exceptions of the same names. *)
 
 (** The failure statuses of the C API ([tzs_status] without [TZS_OK]). *)
 type status =

@@ -1,0 +1,3 @@
+module github.com/tzstore/tzstore-go
+
+go 1.19

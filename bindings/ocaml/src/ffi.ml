@@ -1,0 +1,80 @@
+(* The loaded C library and the parts of its API shared by every store:
+   errors, byte buffers, status names. *)
+
+open Ctypes
+
+let lib_file () =
+  match Sys.getenv_opt "TZSTORE_LIB" with
+  | Some p when p <> "" -> p
+  | _ -> if Sys.file_exists Lib_path.default then Lib_path.default else "libtzstore.so"
+
+let lib =
+  let file = lib_file () in
+  try Dl.dlopen ~filename:file ~flags:[ Dl.RTLD_NOW; Dl.RTLD_LOCAL ]
+  with Dl.DL_error msg ->
+    failwith
+      (Printf.sprintf
+         "tzstore: cannot load %s (set TZSTORE_LIB to the path of libtzstore.so): %s" file msg)
+
+(* Blocking calls pass ~release_runtime_lock:true so other OCaml threads
+   run meanwhile; their arguments must then live outside the OCaml heap
+   ([string] arguments are copied to C memory, [allocate]/[make] use C
+   memory). *)
+let foreign ?release_runtime_lock name t =
+  Foreign.foreign ~from:lib ?release_runtime_lock name t
+
+let status = uint32_t
+let error_t = ptr void
+
+type bytes_s
+
+let tzs_bytes : bytes_s structure typ = structure "tzs_bytes"
+let bytes_ptr = field tzs_bytes "ptr" (ptr char)
+let bytes_len = field tzs_bytes "len" size_t
+let () = seal tzs_bytes
+let c_error_message = foreign "tzs_error_message" (error_t @-> returning string)
+let c_error_free = foreign "tzs_error_free" (error_t @-> returning void)
+let c_bytes_free = foreign "tzs_bytes_free" (ptr tzs_bytes @-> returning void)
+let c_version = foreign "tzs_version" (void @-> returning string)
+
+(* [call f] runs [f err] where [err] is a fresh [tzs_error **], and turns its
+   status into a result (consuming the error object). *)
+let call f =
+  let err = allocate error_t null in
+  let st = Unsigned.UInt32.to_int (f err) in
+  if st = 0 then Ok ()
+  else
+    let e = !@err in
+    let message =
+      if is_null e then ""
+      else
+        let m = c_error_message e in
+        c_error_free e;
+        m
+    in
+    Error { Error.status = Error.status_of_code st; message }
+
+(* [call_bytes f] runs [f out err] for a function filling a [tzs_bytes]:
+   [Ok (Some s)] on success (copied, then freed), [Ok None] on
+   TZS_NOT_FOUND. *)
+let call_bytes f =
+  let out = make tzs_bytes in
+  match call (fun err -> f (addr out) err) with
+  | Ok () ->
+      let len = Unsigned.Size_t.to_int (getf out bytes_len) in
+      let s = if len = 0 then "" else string_from_ptr (getf out bytes_ptr) ~length:len in
+      c_bytes_free (addr out);
+      Ok (Some s)
+  | Error { Error.status = Error.Not_found; _ } -> Ok None
+  | Error e -> Error e
+
+(* C strings end at the first NUL byte: refuse paths holding one rather than
+   open a truncated path. *)
+let with_path path f =
+  if String.contains path '\000' then
+    Error
+      { Error.status = Error.Invalid_argument; message = Printf.sprintf "path %S contains a NUL byte" path }
+  else f path
+
+let flags ?(readonly = false) ?(no_fsync = false) () =
+  Unsigned.UInt32.of_int ((if readonly then 1 else 0) lor if no_fsync then 2 else 0)

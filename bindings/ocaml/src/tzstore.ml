@@ -1,0 +1,7 @@
+(** OCaml binding of the tzstore C library (ctypes + libffi). One module per
+    store; every call returns a [result] with {!Error.t}. *)
+
+module Error = Error
+module Singleton = Singleton
+
+let version () = Ffi.c_version ()

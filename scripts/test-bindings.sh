@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Tests the packaging and every language binding, from a fresh clone:
+#   deps        scripts/ensure-deps.sh (apt-installs missing toolchains)
+#   build       cargo build --release --lib (once)
+#   install     scripts/install.sh into a temporary prefix
+#   cmake       tests/cmake-consumer: find_package(tzstore) in a moved copy of
+#               the prefix, shared + static, ctest
+#   pkgconfig   tests/pkgconfig-consumer: C built with pkg-config, shared + static
+#   valgrind    the C and C++ consumers under valgrind (no leaks, no errors)
+#   ocaml       dune test in bindings/ocaml (default library path), then the
+#               test binary again with TZSTORE_LIB set to the installed library
+#   go          go vet + go test in bindings/go (+ -race with TZS_GO_RACE=1)
+#   readme      bindings/README.md shows the tested example files
+# Prints one PASS/FAIL line per suite and exits non-zero if any failed.
+# Everything is built under target/bindings-test/run-<pid> (removed on
+# success, kept with its logs on failure); nothing is downloaded except
+# distribution packages by ensure-deps.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+run=$root/target/bindings-test/run-$$
+logs=$run/logs
+mkdir -p "$logs" "$run/tmp"
+prefix=$run/prefix
+
+export TMPDIR=$run/tmp
+export RUST_BACKTRACE=0
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off
+export GOCACHE=$run/gocache GOPATH=$run/gopath GOENV=off
+export XDG_CACHE_HOME=$run/cache
+
+failures=0
+failed_suites=()
+
+# suite NAME COMMAND...: runs the command with its output in logs/NAME.log.
+suite() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  if "$@" >"$logs/$name.log" 2>&1; then
+    printf 'PASS %-10s (%ds)\n' "$name" $((SECONDS - start))
+    return 0
+  fi
+  printf 'FAIL %-10s (%ds), log %s:\n' "$name" $((SECONDS - start)) "$logs/$name.log"
+  tail -n 40 "$logs/$name.log" | sed 's/^/    /'
+  failures=$((failures + 1))
+  failed_suites+=("$name")
+  return 1
+}
+
+# Builds against a moved copy of the prefix: the CMake package is relocatable.
+cmake_consumer() {
+  rm -rf "$run/prefix-moved" && cp -a "$prefix" "$run/prefix-moved" &&
+    cmake -S tests/cmake-consumer -B "$run/cmake" -DCMAKE_PREFIX_PATH="$run/prefix-moved" \
+    -DCMAKE_BUILD_TYPE=Release &&
+    cmake --build "$run/cmake" -j2 &&
+    (cd "$run/cmake" && ctest --output-on-failure)
+}
+
+valgrind_consumers() {
+  local vg=(valgrind -q --leak-check=full --show-leak-kinds=all
+    --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9)
+  local bin
+  for bin in "$run/pkgconfig/consumer_shared" "$run/pkgconfig/consumer_static" \
+    "$run/cmake/consumer_shared" "$run/cmake/consumer_static"; do
+    echo "== valgrind $bin"
+    "${vg[@]}" "$bin" "$run/vg-work" || return 1
+  done
+}
+
+# dune test finds target/release through the default path; the test binary
+# is then run again on the installed library through TZSTORE_LIB.
+ocaml_tests() {
+  (cd bindings/ocaml && dune build --build-dir "$run/dune" 2>&1 &&
+    dune test --force --build-dir "$run/dune") || return 1
+  if [ -f "$prefix/lib/libtzstore.so" ]; then
+    echo "== with TZSTORE_LIB=$prefix/lib/libtzstore.so"
+    TZSTORE_LIB=$prefix/lib/libtzstore.so "$run/dune/default/test/test_tzstore.exe"
+  fi
+}
+
+go_tests() {
+  (cd bindings/go && go vet ./... && go test -count=1 ./...) || return 1
+  if [ "${TZS_GO_RACE:-0}" = 1 ]; then
+    (cd bindings/go && go test -race -count=1 ./...)
+  fi
+}
+
+total_start=$SECONDS
+if ! suite deps scripts/ensure-deps.sh || ! suite build cargo build --release --lib; then
+  echo "FAILED: ${failed_suites[*]} (toolchain or build; other suites skipped)"
+  exit 1
+fi
+if suite install env TZS_SKIP_BUILD=1 scripts/install.sh "$prefix"; then
+  suite cmake cmake_consumer
+  suite pkgconfig tests/pkgconfig-consumer/run.sh "$prefix" "$run/pkgconfig"
+  if [ -x "$run/pkgconfig/consumer_static" ] && [ -x "$run/cmake/consumer_static" ]; then
+    suite valgrind valgrind_consumers
+  else
+    printf 'FAIL %-10s (consumers not built)\n' valgrind
+    failures=$((failures + 1))
+    failed_suites+=(valgrind)
+  fi
+fi
+suite ocaml ocaml_tests
+suite go go_tests
+suite readme scripts/check-readme-examples.sh
+
+echo "total $((SECONDS - total_start))s"
+if [ "$failures" -ne 0 ]; then
+  echo "FAILED: ${failed_suites[*]} (logs in $logs)"
+  exit 1
+fi
+rm -rf "$run"
+echo "all binding suites passed"

@@ -9,9 +9,11 @@
 pub mod block;
 pub mod error;
 pub mod ffi;
+pub mod index;
 pub mod io;
 pub mod options;
 pub mod singleton;
+pub mod worker;
 
 pub use error::{Error, Result};
 pub use options::OpenOptions;

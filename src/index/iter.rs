@@ -1,0 +1,103 @@
+//! Snapshot iteration over an index.
+
+use std::sync::Arc;
+
+use super::data::DataFile;
+use super::hash::{Table, key_hash};
+use crate::error::Result;
+
+/// Iterator over a snapshot of an index's bindings, as `(key, value)`.
+/// Order is unspecified; each key appears once. It holds the data file's
+/// mapping and a copy of the unmerged log table, so later writes and
+/// merges do not affect it.
+pub struct IndexIter {
+    data: Arc<DataFile>,
+    frozen: Option<Arc<Table>>,
+    active: Table,
+    removable: bool,
+    phase: u8,
+    pos: u64,
+}
+
+impl std::fmt::Debug for IndexIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IndexIter(phase {}, pos {})", self.phase, self.pos)
+    }
+}
+
+impl IndexIter {
+    pub(crate) fn new(
+        data: Arc<DataFile>,
+        frozen: Option<Arc<Table>>,
+        active: Table,
+        removable: bool,
+    ) -> IndexIter {
+        IndexIter {
+            data,
+            frozen,
+            active,
+            removable,
+            phase: 0,
+            pos: 0,
+        }
+    }
+
+    fn value(&self, v: &[u8]) -> Option<Vec<u8>> {
+        if !self.removable {
+            return Some(v.to_vec());
+        }
+        match v.split_first() {
+            Some((1, rest)) => Some(rest.to_vec()),
+            _ => None,
+        }
+    }
+
+    fn shadowed_by_frozen(&self, h: u64, k: &[u8]) -> bool {
+        self.frozen.as_ref().is_some_and(|f| f.get(h, k).is_some())
+    }
+}
+
+impl Iterator for IndexIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let i = self.pos;
+            self.pos += 1;
+            match self.phase {
+                0 => match self.active.entry(i as usize) {
+                    Some((_, k, v)) => {
+                        if let Some(v) = self.value(v) {
+                            return Some(Ok((k.to_vec(), v)));
+                        }
+                    }
+                    None => (self.phase, self.pos) = (1, 0),
+                },
+                1 => match self.frozen.as_ref().and_then(|f| f.entry(i as usize)) {
+                    Some((h, k, v)) => {
+                        if self.active.get(h, k).is_none() {
+                            if let Some(v) = self.value(v) {
+                                return Some(Ok((k.to_vec(), v)));
+                            }
+                        }
+                    }
+                    None => (self.phase, self.pos) = (2, 0),
+                },
+                2 => {
+                    if i >= self.data.count() {
+                        self.phase = 3;
+                        return None;
+                    }
+                    let (k, v) = self.data.entry(i);
+                    let h = key_hash(k);
+                    if self.active.get(h, k).is_none() && !self.shadowed_by_frozen(h, k) {
+                        if let Some(v) = self.value(v) {
+                            return Some(Ok((k.to_vec(), v)));
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+}

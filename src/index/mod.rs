@@ -1,0 +1,762 @@
+//! The index engine: a persistent hash index of fixed-size keys to
+//! fixed-size values (mirage `index`, Octez L2 `INDEXABLE_STORE` and
+//! `INDEXABLE_REMOVABLE_STORE`).
+//!
+//! Files in the index directory:
+//! * `meta`: key/value sizes and flags ([`meta`]).
+//! * `data`: every merged binding, sorted by xxh3-64 of the key, with a
+//!   fan-out table, read through a memory map ([`data`]). Its header holds a
+//!   *generation* `G`: the data contains every log of generation `< G`.
+//! * `log.<g>`: append-only logs of CRC'd entries ([`log`]). The highest one
+//!   receives writes (mirage's `log`); while a merge runs, writes go to a new
+//!   log of the next generation (mirage's `log_async`).
+//! * `lock`: held by the one read-write instance.
+//!
+//! Writes go to the current log (buffered until `flush`) and to an in-memory
+//! table ([`hash`]). When that table holds more than `log_size` entries it
+//! is frozen and merged with the data file on the worker pool into a new
+//! data file of the next generation, renamed over `data`; reads (log table,
+//! then frozen table, then data) and writes continue meanwhile. Read-only
+//! instances (other processes) replay the same files and pick up new data
+//! with [`Index::sync`].
+//!
+//! Crash safety: log entries carry a CRC and a torn tail is cut at the next
+//! read-write open; the data file is replaced only by rename after fsync; a
+//! leftover temporary data file is removed at open; logs already contained
+//! in `data` (generation below it) are deleted at open.
+
+mod data;
+mod hash;
+mod iter;
+mod log;
+mod merge;
+mod meta;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::io::{FileHandle, FileSystem, LockFile, atomic};
+use crate::options::OpenOptions;
+use crate::worker::{JobHandle, WorkerPool};
+use data::DataFile;
+use hash::{Table, key_hash};
+use log::LogWriter;
+
+pub use iter::IndexIter;
+
+/// `log_size` used when the configuration says 0: entries held in the log
+/// table before a merge (about 25 MB of memory for 32-byte keys and 8-byte
+/// values).
+pub const DEFAULT_LOG_SIZE: u64 = 500_000;
+
+/// Largest key or value size accepted.
+pub const MAX_SIZE: usize = 1 << 16;
+
+/// How to open an index.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// Size of every key in bytes (1..=65536).
+    pub key_size: usize,
+    /// Size of every value in bytes (0..=65536).
+    pub value_size: usize,
+    /// Whether `remove` is allowed (values then carry a one-byte tag).
+    pub removable: bool,
+    /// Entries in the log before a merge; 0 means [`DEFAULT_LOG_SIZE`].
+    pub log_size: u64,
+    /// Read-only flag and file system.
+    pub open: OpenOptions,
+}
+
+impl IndexConfig {
+    /// A read-write, non-removable index with the default log size.
+    pub fn new(key_size: usize, value_size: usize) -> IndexConfig {
+        IndexConfig {
+            key_size,
+            value_size,
+            removable: false,
+            log_size: 0,
+            open: OpenOptions::default(),
+        }
+    }
+}
+
+/// A persistent hash index. `Send + Sync`: share it between threads (e.g.
+/// in an `Arc`); readers never wait for each other nor for a merge.
+pub struct Index {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Index({})", self.inner.dir.display())
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    ksize: usize,
+    vsize: usize,
+    /// Value size on disk (plus the tag byte when removable).
+    dsize: usize,
+    removable: bool,
+    read_only: bool,
+    log_size: u64,
+    state: RwLock<State>,
+    /// The running or last finished merge, until its outcome is reported.
+    merge: Mutex<Option<JobHandle>>,
+    _lock: Option<LockFile>,
+}
+
+/// The log table being merged, and the log it came from.
+struct Frozen {
+    table: Arc<Table>,
+    log: Arc<dyn FileHandle>,
+    generation: u64,
+}
+
+struct State {
+    data: Arc<DataFile>,
+    frozen: Option<Frozen>,
+    active: Table,
+    writer: Option<LogWriter>,
+    len: u64,
+    /// Read-only instances: logs replayed so far, `(generation, file, end)`.
+    ro_logs: Vec<(u64, Arc<dyn FileHandle>, u64)>,
+    removable: bool,
+}
+
+impl State {
+    fn new(data: DataFile, ksize: usize, dsize: usize, removable: bool) -> State {
+        State {
+            len: data.count(),
+            data: Arc::new(data),
+            frozen: None,
+            active: Table::new(ksize, dsize),
+            writer: None,
+            ro_logs: Vec::new(),
+            removable,
+        }
+    }
+
+    /// The stored (on-disk form) value of `key`, newest first.
+    #[inline]
+    fn lookup(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
+        if let Some(v) = self.active.get(h, key) {
+            return Some(v);
+        }
+        if let Some(f) = &self.frozen {
+            if let Some(v) = f.table.get(h, key) {
+                return Some(v);
+            }
+        }
+        self.data.find(h, key)
+    }
+
+    fn live(&self, v: &[u8]) -> bool {
+        !self.removable || v.first() == Some(&1)
+    }
+
+    /// Records `key -> v` (on-disk form) in the log table, keeping `len`.
+    fn apply(&mut self, h: u64, key: &[u8], v: &[u8]) {
+        let was = self.lookup(h, key).is_some_and(|old| self.live(old));
+        let is = self.live(v);
+        self.active.insert(h, key, v);
+        match (was, is) {
+            (false, true) => self.len += 1,
+            (true, false) => self.len -= 1,
+            _ => {}
+        }
+    }
+}
+
+const DATA: &str = "data";
+const META: &str = "meta";
+const LOCK: &str = "lock";
+
+impl Index {
+    /// Opens (read-write: creating if needed) the index in directory `dir`.
+    ///
+    /// Errors: `InvalidArgument` (sizes out of range, or different from the
+    /// ones the index was created with), `Locked` (another read-write
+    /// instance), `NotFound` (read-only open of a missing index),
+    /// `Corrupted` (damaged `meta` or `data`), `Io`.
+    pub fn open(dir: impl AsRef<Path>, cfg: IndexConfig) -> Result<Index> {
+        let dir = dir.as_ref().to_path_buf();
+        if cfg.key_size == 0 || cfg.key_size > MAX_SIZE || cfg.value_size > MAX_SIZE {
+            return Err(Error::invalid(format!(
+                "index {}: key size must be 1..={MAX_SIZE} and value size 0..={MAX_SIZE}, got {} and {}",
+                dir.display(),
+                cfg.key_size,
+                cfg.value_size
+            )));
+        }
+        let fs = cfg.open.fs.clone();
+        let read_only = cfg.open.read_only;
+        let lock = if read_only {
+            if !fs.is_dir(&dir)? {
+                return Err(Error::NotFound(format!(
+                    "index {} does not exist",
+                    dir.display()
+                )));
+            }
+            None
+        } else {
+            fs.create_dir_all(&dir)?;
+            Some(fs.lock(&dir.join(LOCK))?)
+        };
+        let flags = if cfg.removable {
+            data::FLAG_REMOVABLE
+        } else {
+            0
+        };
+        let want = meta::Meta {
+            key_size: cfg.key_size as u32,
+            value_size: cfg.value_size as u32,
+            flags,
+        };
+        let meta_path = dir.join(META);
+        match meta::read(fs.as_ref(), &meta_path)? {
+            Some(m) if m == want => {}
+            Some(m) => {
+                return Err(Error::invalid(format!(
+                    "index {} was created with key size {}, value size {}, removable {}; opened with {}, {}, {}",
+                    dir.display(),
+                    m.key_size,
+                    m.value_size,
+                    m.flags & data::FLAG_REMOVABLE != 0,
+                    cfg.key_size,
+                    cfg.value_size,
+                    cfg.removable
+                )));
+            }
+            None if read_only => {
+                return Err(Error::NotFound(format!(
+                    "index {} does not exist (no meta file)",
+                    dir.display()
+                )));
+            }
+            None => meta::write(fs.as_ref(), &meta_path, &want)?,
+        }
+        let dsize = cfg.value_size + usize::from(cfg.removable);
+        let inner = Inner {
+            dir,
+            fs,
+            ksize: cfg.key_size,
+            vsize: cfg.value_size,
+            dsize,
+            removable: cfg.removable,
+            read_only,
+            log_size: if cfg.log_size == 0 {
+                DEFAULT_LOG_SIZE
+            } else {
+                cfg.log_size
+            },
+            state: RwLock::new(State::new(
+                DataFile::empty(cfg.key_size, dsize),
+                cfg.key_size,
+                dsize,
+                cfg.removable,
+            )),
+            merge: Mutex::new(None),
+            _lock: lock,
+        };
+        let state = if read_only {
+            inner.load_ro()?
+        } else {
+            inner.load_rw()?
+        };
+        *inner.state.write() = state;
+        Ok(Index {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Key size in bytes.
+    pub fn key_size(&self) -> usize {
+        self.inner.ksize
+    }
+
+    /// Value size in bytes.
+    pub fn value_size(&self) -> usize {
+        self.inner.vsize
+    }
+
+    /// Number of keys bound.
+    pub fn len(&self) -> u64 {
+        self.inner.state.read().len
+    }
+
+    /// True when no key is bound.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the value of `key` into `out` (exactly `value_size` bytes)
+    /// without allocating; `Ok(false)` when the key is absent.
+    pub fn find_into(&self, key: &[u8], out: &mut [u8]) -> Result<bool> {
+        self.inner.check_key(key)?;
+        if out.len() != self.inner.vsize {
+            return Err(Error::invalid(format!(
+                "value buffer must be {} bytes, got {}",
+                self.inner.vsize,
+                out.len()
+            )));
+        }
+        let h = key_hash(key);
+        let st = self.inner.state.read();
+        match st.lookup(h, key) {
+            Some(v) if self.inner.removable => {
+                if v.first() == Some(&1) {
+                    out.copy_from_slice(&v[1..]);
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
+            }
+            Some(v) => {
+                out.copy_from_slice(v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The value of `key`, or `None`.
+    pub fn find(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut out = vec![0u8; self.inner.vsize];
+        Ok(self.find_into(key, &mut out)?.then_some(out))
+    }
+
+    /// Whether `key` is bound.
+    pub fn mem(&self, key: &[u8]) -> Result<bool> {
+        self.inner.check_key(key)?;
+        let h = key_hash(key);
+        let st = self.inner.state.read();
+        Ok(st.lookup(h, key).is_some_and(|v| st.live(v)))
+    }
+
+    /// Binds `key` to `value` (inserting or replacing). With `flush` the
+    /// binding (and everything added before) is durable on return.
+    pub fn add(&self, key: &[u8], value: &[u8], flush: bool) -> Result<()> {
+        self.inner.check_write("add")?;
+        self.inner.check_key(key)?;
+        if value.len() != self.inner.vsize {
+            return Err(Error::invalid(format!(
+                "value must be {} bytes, got {}",
+                self.inner.vsize,
+                value.len()
+            )));
+        }
+        self.report_merge_error()?;
+        if !self.inner.removable {
+            return self.write(key, value, flush);
+        }
+        // The tagged copy lives on the stack for the usual small values.
+        let mut small = [0u8; 65];
+        let mut big = Vec::new();
+        let tagged: &mut [u8] = if value.len() < small.len() {
+            &mut small[..value.len() + 1]
+        } else {
+            big.resize(value.len() + 1, 0);
+            &mut big
+        };
+        tagged[0] = 1;
+        tagged[1..].copy_from_slice(value);
+        self.write(key, tagged, flush)
+    }
+
+    /// Unbinds `key` (a tombstone in the log; merges drop the key). Removing
+    /// an absent key writes nothing. `InvalidArgument` unless the index was
+    /// opened removable.
+    pub fn remove(&self, key: &[u8], flush: bool) -> Result<()> {
+        self.inner.check_write("remove")?;
+        if !self.inner.removable {
+            return Err(Error::invalid(format!(
+                "index {} is not removable",
+                self.inner.dir.display()
+            )));
+        }
+        self.inner.check_key(key)?;
+        self.report_merge_error()?;
+        if !self.mem(key)? {
+            return if flush { self.flush() } else { Ok(()) };
+        }
+        let tomb = vec![0u8; self.inner.dsize];
+        self.write(key, &tomb, flush)
+    }
+
+    fn write(&self, key: &[u8], stored: &[u8], flush: bool) -> Result<()> {
+        let h = key_hash(key);
+        let mut st = self.inner.state.write();
+        let Some(w) = st.writer.as_mut() else {
+            return Err(Error::ReadOnly(format!(
+                "index {} is read-only",
+                self.inner.dir.display()
+            )));
+        };
+        w.append(key, stored)?;
+        st.apply(h, key, stored);
+        if flush {
+            Inner::flush_state(&mut st)?;
+        }
+        self.maybe_merge(&mut st)
+    }
+
+    /// Makes everything added so far durable (write out and fsync the logs).
+    /// Also reports the error of a failed background merge.
+    pub fn flush(&self) -> Result<()> {
+        self.report_merge_error()?;
+        if self.inner.read_only {
+            return Ok(());
+        }
+        Inner::flush_state(&mut self.inner.state.write())
+    }
+
+    /// Read-only instances: loads what the read-write instance has written
+    /// (written out by its flushes) since the last open or sync. A no-op on a
+    /// read-write instance.
+    pub fn sync(&self) -> Result<()> {
+        if !self.inner.read_only {
+            return Ok(());
+        }
+        self.inner.sync_ro()
+    }
+
+    /// Waits for the running merge, if any; returns its error once.
+    pub fn await_merge(&self) -> Result<()> {
+        let h = self.inner.merge.lock().clone();
+        if let Some(h) = h {
+            if let Err(e) = h.wait() {
+                *self.inner.merge.lock() = None;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// A snapshot iterator over all bindings (order unspecified); later
+    /// writes do not affect it.
+    pub fn iter(&self) -> Result<IndexIter> {
+        let st = self.inner.state.read();
+        Ok(IndexIter::new(
+            st.data.clone(),
+            st.frozen.as_ref().map(|f| f.table.clone()),
+            st.active.clone(),
+            self.inner.removable,
+        ))
+    }
+
+    /// Closes the index: waits for a running merge and makes the logs
+    /// durable, reporting errors (dropping does the same, ignoring them).
+    pub fn close(self) -> Result<()> {
+        let merged = self.await_merge();
+        let flushed = if self.inner.read_only {
+            Ok(())
+        } else {
+            Inner::flush_state(&mut self.inner.state.write())
+        };
+        merged.and(flushed)
+    }
+
+    fn report_merge_error(&self) -> Result<()> {
+        let mut m = self.inner.merge.lock();
+        if let Some(h) = m.as_ref() {
+            if h.is_finished() {
+                let r = h.wait();
+                *m = None;
+                return r;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a merge when the log table is over `log_size` (or retries one
+    /// that failed), unless one is running.
+    fn maybe_merge(&self, st: &mut State) -> Result<()> {
+        let mut m = self.inner.merge.lock();
+        if let Some(h) = m.as_ref() {
+            // Running, or failed and not reported yet.
+            if !h.is_finished() || h.wait().is_err() {
+                return Ok(());
+            }
+            *m = None;
+        }
+        if st.frozen.is_none() {
+            if (st.active.len() as u64) <= self.inner.log_size {
+                return Ok(());
+            }
+            let Some(w) = st.writer.as_mut() else {
+                return Ok(());
+            };
+            w.write_out()?;
+            let next = w.generation() + 1;
+            let fresh = LogWriter::create(
+                self.inner.fs.as_ref(),
+                &self.inner.dir,
+                next,
+                self.inner.ksize,
+                self.inner.dsize,
+            )?;
+            let old = std::mem::replace(w, fresh);
+            let table = std::mem::replace(
+                &mut st.active,
+                Table::new(self.inner.ksize, self.inner.dsize),
+            );
+            st.frozen = Some(Frozen {
+                table: Arc::new(table),
+                log: old.file().clone(),
+                generation: next,
+            });
+        }
+        let Some(f) = st.frozen.as_ref() else {
+            return Ok(());
+        };
+        let inner = self.inner.clone();
+        let (table, log, generation, old) = (
+            f.table.clone(),
+            f.log.clone(),
+            f.generation,
+            st.data.clone(),
+        );
+        *m = Some(
+            WorkerPool::global().submit(move || inner.run_merge(&table, &log, generation, &old)),
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let h = self.inner.merge.lock().clone();
+        if let Some(h) = h {
+            let _ = h.wait();
+        }
+        if !self.inner.read_only {
+            let _ = Inner::flush_state(&mut self.inner.state.write());
+        }
+    }
+}
+
+impl Inner {
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.len() != self.ksize {
+            return Err(Error::invalid(format!(
+                "key must be {} bytes, got {}",
+                self.ksize,
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_write(&self, what: &str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(format!(
+                "{what} on read-only index {}",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn data_path(&self) -> PathBuf {
+        self.dir.join(DATA)
+    }
+
+    fn flags(&self) -> u32 {
+        if self.removable {
+            data::FLAG_REMOVABLE
+        } else {
+            0
+        }
+    }
+
+    fn flush_state(st: &mut State) -> Result<()> {
+        if let Some(f) = &st.frozen {
+            f.log.sync()?;
+        }
+        match st.writer.as_mut() {
+            Some(w) => w.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn open_data(&self) -> Result<DataFile> {
+        DataFile::open(
+            self.fs.as_ref(),
+            &self.data_path(),
+            self.ksize,
+            self.dsize,
+            self.flags(),
+        )
+    }
+
+    /// Read-write open: clean up after a crash, replay the logs, cut torn
+    /// tails, and continue the newest log.
+    fn load_rw(&self) -> Result<State> {
+        let fs = self.fs.as_ref();
+        fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+        let data = self.open_data()?;
+        let g = data.generation();
+        let mut st = State::new(data, self.ksize, self.dsize, self.removable);
+        let mut gens = Vec::new();
+        for lg in log::list(fs, &self.dir)? {
+            if lg < g {
+                fs.remove_file(&log::path(&self.dir, lg))?;
+            } else {
+                gens.push(lg);
+            }
+        }
+        let mut writer = None;
+        for (i, &lg) in gens.iter().enumerate() {
+            let file = log::open(fs, &self.dir, lg, true)?;
+            let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
+                st.apply(key_hash(k), k, v)
+            })?;
+            let last = i + 1 == gens.len();
+            if last {
+                writer = Some(if r.end == 0 {
+                    drop(file);
+                    LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize)?
+                } else {
+                    LogWriter::resume(file, lg, r.end)?
+                });
+            } else if r.end == 0 {
+                fs.remove_file(&log::path(&self.dir, lg))?;
+            } else if r.torn {
+                file.set_len(r.end)?;
+                file.sync()?;
+            }
+        }
+        st.writer = Some(match writer {
+            Some(w) => w,
+            None => LogWriter::create(fs, &self.dir, g, self.ksize, self.dsize)?,
+        });
+        fs.sync_dir(&self.dir)?;
+        Ok(st)
+    }
+
+    /// Read-only load: data plus every log not yet merged into it, retried
+    /// if a merge published a new data file meanwhile (its logs may be gone).
+    fn load_ro(&self) -> Result<State> {
+        let fs = self.fs.as_ref();
+        let mut attempts = 0;
+        'retry: loop {
+            attempts += 1;
+            let data = self.open_data()?;
+            let g = data.generation();
+            let mut st = State::new(data, self.ksize, self.dsize, self.removable);
+            let mut ro_logs = Vec::new();
+            for lg in log::list(fs, &self.dir)? {
+                if lg < g {
+                    continue;
+                }
+                let file = match log::open(fs, &self.dir, lg, false) {
+                    Ok(f) => f,
+                    Err(Error::NotFound(_)) if attempts < 100 => continue 'retry,
+                    Err(e) => return Err(e),
+                };
+                let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
+                    st.apply(key_hash(k), k, v)
+                })?;
+                ro_logs.push((lg, file, r.end));
+            }
+            if data::read_generation(fs, &self.data_path())? != g && attempts < 100 {
+                continue;
+            }
+            st.ro_logs = ro_logs;
+            return Ok(st);
+        }
+    }
+
+    fn sync_ro(&self) -> Result<()> {
+        let fs = self.fs.as_ref();
+        let on_disk = data::read_generation(fs, &self.data_path())?;
+        if on_disk != self.state.read().data.generation() {
+            let fresh = self.load_ro()?;
+            *self.state.write() = fresh;
+            return Ok(());
+        }
+        let mut st = self.state.write();
+        let mut logs = std::mem::take(&mut st.ro_logs);
+        let mut result = Ok(());
+        for (lg, file, end) in logs.iter_mut() {
+            match log::replay(file.as_ref(), *lg, self.ksize, self.dsize, *end, |k, v| {
+                st.apply(key_hash(k), k, v)
+            }) {
+                Ok(r) => *end = r.end,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            let known = logs.last().map(|l| l.0);
+            let newer: Vec<u64> = log::list(fs, &self.dir)?
+                .into_iter()
+                .filter(|&lg| lg >= on_disk && known.is_none_or(|k| lg > k))
+                .collect();
+            for lg in newer {
+                let file = match log::open(fs, &self.dir, lg, false) {
+                    Ok(f) => f,
+                    Err(Error::NotFound(_)) => break, // merged meanwhile: next sync reloads
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
+                match log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
+                    st.apply(key_hash(k), k, v)
+                }) {
+                    Ok(r) => logs.push((lg, file, r.end)),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        st.ro_logs = logs;
+        result
+    }
+
+    /// The merge job: writes data generation `generation` from `old` and
+    /// the frozen table, publishes it, and deletes the logs it contains.
+    fn run_merge(
+        &self,
+        table: &Table,
+        log: &Arc<dyn FileHandle>,
+        generation: u64,
+        old: &DataFile,
+    ) -> Result<()> {
+        let fs = self.fs.as_ref();
+        log.sync()?;
+        merge::write(
+            fs,
+            &self.data_path(),
+            old,
+            table,
+            generation,
+            self.ksize,
+            self.dsize,
+            self.flags(),
+        )?;
+        let new = self.open_data()?;
+        {
+            let mut st = self.state.write();
+            st.data = Arc::new(new);
+            st.frozen = None;
+        }
+        for lg in log::list(fs, &self.dir)? {
+            if lg < generation {
+                fs.remove_file(&log::path(&self.dir, lg))?;
+            }
+        }
+        fs.sync_dir(&self.dir)
+    }
+}

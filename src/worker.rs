@@ -1,0 +1,236 @@
+//! A small background worker pool: N threads fed by a crossbeam channel.
+//!
+//! Stores use it for work that must not block their callers (index merges,
+//! block-store merges, compaction). A job is a closure returning
+//! `Result<()>`; [`WorkerPool::submit`] returns a [`JobHandle`] on which the
+//! submitter waits for the outcome. A panic inside a job is caught on the
+//! worker thread and reported to the submitter as [`Error::Panic`], so a
+//! failing job never kills a worker nor goes unnoticed.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, unbounded};
+use once_cell::sync::OnceCell;
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Threads of the process-wide pool.
+pub const DEFAULT_THREADS: usize = 2;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A fixed set of worker threads running submitted jobs in FIFO order.
+/// Dropping a pool lets queued jobs finish, then joins the threads.
+pub struct WorkerPool {
+    tx: Option<Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkerPool({} threads)", self.threads.len())
+    }
+}
+
+impl WorkerPool {
+    /// Starts a pool of `n` threads (at least one).
+    pub fn new(n: usize) -> Result<WorkerPool> {
+        let (tx, rx) = unbounded::<Job>();
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("tzs-worker-{i}"))
+                .spawn(move || {
+                    for job in rx.iter() {
+                        job();
+                    }
+                })
+                .map_err(|e| Error::Io(format!("spawn worker thread: {e}")))?;
+            threads.push(t);
+        }
+        Ok(WorkerPool {
+            tx: Some(tx),
+            threads,
+        })
+    }
+
+    /// The process-wide pool ([`DEFAULT_THREADS`] threads), started on first
+    /// use and never stopped.
+    pub fn global() -> &'static WorkerPool {
+        static POOL: OnceCell<WorkerPool> = OnceCell::new();
+        POOL.get_or_init(|| match WorkerPool::new(DEFAULT_THREADS) {
+            Ok(p) => p,
+            // No thread could be started: degrade to running jobs inline
+            // (submit falls back when the pool has no sender).
+            Err(_) => WorkerPool {
+                tx: None,
+                threads: Vec::new(),
+            },
+        })
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Queues `job`; its result (or its panic, as [`Error::Panic`]) is
+    /// delivered through the returned handle. If the pool cannot run jobs
+    /// (no thread could be started) the job runs on the calling thread.
+    pub fn submit<F>(&self, job: F) -> JobHandle
+    where
+        F: FnOnce() -> Result<()> + Send + 'static,
+    {
+        let slot = Arc::new(Slot::default());
+        let done = slot.clone();
+        let run: Job = Box::new(move || {
+            let outcome = match catch_unwind(AssertUnwindSafe(job)) {
+                Ok(r) => r,
+                Err(p) => Err(Error::Panic(format!(
+                    "panic in background job: {}",
+                    panic_text(p.as_ref())
+                ))),
+            };
+            done.set(outcome);
+        });
+        match &self.tx {
+            Some(tx) => {
+                if let Err(e) = tx.send(run) {
+                    (e.0)();
+                }
+            }
+            None => run(),
+        }
+        JobHandle { slot }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    outcome: Mutex<Option<Result<()>>>,
+    cv: Condvar,
+}
+
+impl Slot {
+    fn set(&self, r: Result<()>) {
+        *self.outcome.lock() = Some(r);
+        self.cv.notify_all();
+    }
+}
+
+/// The submitter's view of a queued job. Cloning shares the same job.
+#[derive(Clone)]
+pub struct JobHandle {
+    slot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JobHandle(finished: {})", self.is_finished())
+    }
+}
+
+impl JobHandle {
+    /// Blocks until the job finished; returns its result (every call returns
+    /// the same result).
+    pub fn wait(&self) -> Result<()> {
+        let mut g = self.slot.outcome.lock();
+        loop {
+            if let Some(r) = g.as_ref() {
+                return r.clone();
+            }
+            self.slot.cv.wait(&mut g);
+        }
+    }
+
+    /// True once the job has finished (successfully or not).
+    pub fn is_finished(&self) -> bool {
+        self.slot.outcome.lock().is_some()
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn runs_jobs_and_reports_results() {
+        let pool = WorkerPool::new(2).unwrap();
+        let n = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let n = n.clone();
+                pool.submit(move || {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in &handles {
+            h.wait().unwrap();
+            assert!(h.is_finished());
+        }
+        assert_eq!(n.load(Ordering::SeqCst), 50);
+        let failing = pool.submit(|| Err(Error::Io("boom".into())));
+        assert_eq!(failing.wait(), Err(Error::Io("boom".into())));
+        assert_eq!(failing.wait(), Err(Error::Io("boom".into())));
+    }
+
+    #[test]
+    fn panic_becomes_error_and_pool_survives() {
+        let pool = WorkerPool::new(1).unwrap();
+        let h = pool.submit(|| panic!("job exploded"));
+        match h.wait() {
+            Err(Error::Panic(m)) => assert!(m.contains("job exploded"), "{m}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        pool.submit(|| Ok(())).wait().unwrap();
+    }
+
+    #[test]
+    fn global_pool_runs_jobs() {
+        let pool = WorkerPool::global();
+        assert_eq!(pool.threads(), DEFAULT_THREADS);
+        pool.submit(|| Ok(())).wait().unwrap();
+    }
+
+    #[test]
+    fn drop_finishes_queued_jobs() {
+        let n = Arc::new(AtomicUsize::new(0));
+        {
+            let pool = WorkerPool::new(1).unwrap();
+            for _ in 0..10 {
+                let n = n.clone();
+                pool.submit(move || {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                });
+            }
+        }
+        assert_eq!(n.load(Ordering::SeqCst), 10);
+    }
+}

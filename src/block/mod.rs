@@ -3,6 +3,7 @@
 
 pub mod entry;
 pub mod floating;
+pub mod store;
 pub mod predecessors;
 pub mod record;
 

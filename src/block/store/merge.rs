@@ -1,0 +1,246 @@
+//! The background merge: floating -> cemented, with the RO / RW / RO_TMP /
+//! RW_TMP rotation done through the manifest.
+//!
+//! Steps, and what a crash at each leaves (repaired at open by rolling the
+//! merge back; no flushed block is ever only in a deleted store):
+//! 1. (caller's thread) a fresh RW store is created, the old RW is flushed,
+//!    and the manifest switches roles: old RW joins the read-only stores, the
+//!    fresh one receives new blocks, and the RO_TMP id is recorded.
+//! 2. (worker) the chain from the new cemented top down to the old one is
+//!    cemented, chunk by chunk (each chunk is crash-safe on its own).
+//! 3. (worker) blocks above the new top that descend from it are copied,
+//!    oldest first, into RO_TMP, which is then flushed.
+//! 4. (worker) the manifest swaps: RO_TMP becomes the only read-only store.
+//!    The old stores are deleted once no reader holds them.
+//! 5. (worker) the history mode's GC runs on the cemented store.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::{Inner, Parts, floating_dir, hex, log_size_or_default};
+use crate::block::cemented::HistoryMode;
+use crate::block::floating::{Floating, FloatingKind};
+use crate::block::{Block, Hash};
+use crate::error::{Error, Result};
+use crate::worker::WorkerPool;
+
+/// Validates the request, switches roles, and submits the merge job.
+pub(super) fn start(inner: &Arc<Inner>, pool: &WorkerPool, head: &Hash, chunk_ends: &[i32]) -> Result<()> {
+    inner.check_writable()?;
+    inner.await_merge()?;
+    if chunk_ends.is_empty() {
+        return Err(Error::invalid("merge needs at least one chunk end"));
+    }
+    if chunk_ends.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::invalid(format!(
+            "chunk ends must be strictly increasing: {chunk_ends:?}"
+        )));
+    }
+    let highest = inner.cemented.highest_level();
+    let ends: Vec<i32> = chunk_ends
+        .iter()
+        .copied()
+        .filter(|&e| highest.is_none_or(|h| e > h))
+        .collect();
+    let Some(&last_end) = ends.last() else {
+        return Ok(()); // everything asked for is already cemented
+    };
+    let parts = inner.parts.read().clone();
+    let Some(head_level) = inner.level_of_stored(&parts, head)? else {
+        return Err(Error::NotFound(format!("merge head {} is not stored", hex(head))));
+    };
+    if last_end > head_level {
+        return Err(Error::invalid(format!(
+            "last chunk end {last_end} is above the head's level {head_level}"
+        )));
+    }
+    let Some(top) = inner.resolve(&parts, head, (head_level - last_end) as u64)? else {
+        return Err(Error::Inconsistent(format!(
+            "the ancestor of {} at level {last_end} is not stored",
+            hex(head)
+        )));
+    };
+
+    // Step 1: switch roles.
+    let (old, ro_tmp_id) = {
+        let mut m = inner.manifest.lock();
+        let parts = inner.parts.read().clone();
+        let mut next = m.clone();
+        let rw_id = next.take_id();
+        let ro_tmp_id = next.take_id();
+        let fresh = Arc::new(Floating::open_with_log_size(
+            floating_dir(&inner.dir, rw_id),
+            FloatingKind::Rw,
+            &inner.opts.open,
+            log_size_or_default(inner.opts.index_log_size),
+        )?);
+        parts.rw.flush()?;
+        next.ros.insert(0, next.rw);
+        next.rw = rw_id;
+        next.merging = Some(ro_tmp_id);
+        next.store(inner.fs.as_ref(), &inner.dir)?;
+        *m = next;
+        let old: Vec<Arc<Floating>> = parts.all().cloned().collect();
+        *inner.parts.write() = Arc::new(Parts {
+            rw: fresh,
+            ros: old.clone(),
+        });
+        (old, ro_tmp_id)
+    };
+
+    inner.merging.store(true, Ordering::SeqCst);
+    let job_inner = inner.clone();
+    let started = Instant::now();
+    let handle = pool.submit(move || {
+        let result = run(&job_inner, &top, last_end, &ends, &old, ro_tmp_id, started);
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Leave a consistent state: forget the half-filled RO_TMP.
+                let _ = roll_back(&job_inner, ro_tmp_id);
+                Err(e)
+            }
+        };
+        job_inner.merging.store(false, Ordering::SeqCst);
+        result
+    });
+    *inner.merge_job.lock() = Some(handle);
+    Ok(())
+}
+
+fn run(
+    inner: &Inner,
+    top: &Hash,
+    top_level: i32,
+    ends: &[i32],
+    old: &[Arc<Floating>],
+    ro_tmp_id: u64,
+    started: Instant,
+) -> Result<()> {
+    // Step 2: the chain to cement, top down to the current cemented top.
+    let floor = inner.cemented.highest_level();
+    let mut chain: Vec<Hash> = Vec::new();
+    let mut current = *top;
+    let mut level = top_level;
+    loop {
+        if floor.is_some_and(|f| level <= f) {
+            break;
+        }
+        chain.push(current);
+        let preds = find_preds(old, &current)?.ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "block {} at level {level} to cement is not in the floating stores",
+                hex(&current)
+            ))
+        })?;
+        let Some(pred) = preds.first() else {
+            break; // genesis
+        };
+        current = *pred;
+        level -= 1;
+    }
+    chain.reverse();
+    let first_level = top_level - (chain.len() as i32 - 1);
+    let (mode, offset) = {
+        let m = inner.manifest.lock();
+        (m.history_mode, m.history_offset)
+    };
+    let write_metadata = match mode {
+        HistoryMode::Archive => true,
+        HistoryMode::Full | HistoryMode::Rolling => offset > 0,
+    };
+    let mut start = first_level;
+    for &end in ends {
+        if end < start {
+            continue;
+        }
+        let mut blocks: Vec<Block> = Vec::with_capacity((end - start + 1) as usize);
+        for l in start..=end {
+            let h = &chain[(l - first_level) as usize];
+            let b = read_from(old, h)?.ok_or_else(|| {
+                Error::Inconsistent(format!("block {} vanished during the merge", hex(h)))
+            })?;
+            blocks.push(b);
+        }
+        let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
+        inner.cemented.cement(&refs, write_metadata, true)?;
+        start = end + 1;
+    }
+
+    // Step 3: keep what descends from the new top, oldest store first.
+    let ro_tmp = Arc::new(Floating::open_with_log_size(
+        floating_dir(&inner.dir, ro_tmp_id),
+        FloatingKind::Rw,
+        &inner.opts.open,
+        log_size_or_default(inner.opts.index_log_size),
+    )?);
+    let mut visited: HashSet<Hash> = HashSet::from([*top]);
+    for store in old.iter().rev() {
+        for entry in store.iter(true) {
+            let e = entry?;
+            if e.block.level > top_level && visited.contains(&e.block.predecessor) {
+                ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
+                visited.insert(e.block.hash);
+            }
+        }
+    }
+    ro_tmp.flush()?;
+
+    // Step 4: the atomic swap.
+    {
+        let mut m = inner.manifest.lock();
+        let parts = inner.parts.read().clone();
+        let mut next = m.clone();
+        next.ros = vec![ro_tmp_id];
+        next.merging = None;
+        next.merges_done += 1;
+        next.last_merge_ms = started.elapsed().as_millis() as u64;
+        next.store(inner.fs.as_ref(), &inner.dir)?;
+        *m = next;
+        *inner.parts.write() = Arc::new(Parts {
+            rw: parts.rw.clone(),
+            ros: vec![ro_tmp],
+        });
+        inner.retired.lock().extend(old.iter().cloned());
+    }
+    inner.reap_retired();
+
+    // Step 5: history-mode GC (after the swap, so a read before the swap
+    // still finds every block it found before the merge).
+    inner.cemented.gc(mode, offset)
+}
+
+/// Undoes a failed merge: the RO_TMP store is forgotten and deleted; the
+/// stores it was copied from stay read-only stores.
+fn roll_back(inner: &Inner, ro_tmp_id: u64) -> Result<()> {
+    let mut m = inner.manifest.lock();
+    if m.merging == Some(ro_tmp_id) {
+        let mut next = m.clone();
+        next.merging = None;
+        next.store(inner.fs.as_ref(), &inner.dir)?;
+        *m = next;
+    }
+    inner
+        .fs
+        .remove_dir_all(&floating_dir(&inner.dir, ro_tmp_id))
+}
+
+fn find_preds(stores: &[Arc<Floating>], h: &Hash) -> Result<Option<Vec<Hash>>> {
+    for s in stores {
+        if let Some(p) = s.find_predecessors(h)? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+fn read_from(stores: &[Arc<Floating>], h: &Hash) -> Result<Option<Block>> {
+    for s in stores {
+        if let Some(b) = s.read_block(h)? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,522 @@
+//! The block store a node uses (Octez `Block_store`): a cemented store and
+//! floating stores under one directory. Blocks are stored as they arrive
+//! (any fork), read by hash, ancestor or level, and the finalized part of the
+//! chain is merged ("cemented") in the background.
+//!
+//! Layout of `dir`: `lock`, `manifest` (see [`manifest`]), `cemented/`, and
+//! `floating/<id>/`, one directory per floating store. Which store is the RW
+//! one, which are read-only, and which one a running merge fills is recorded
+//! only in the manifest, so switching roles is one atomic file replacement
+//! (Octez deletes the old floating directory before renaming the new one in;
+//! a crash in between loses blocks, which cannot happen here).
+
+pub mod manifest;
+mod merge;
+mod repair;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::cemented::{Cemented, CementedConfig, HistoryMode};
+use super::floating::{Floating, FloatingKind};
+use super::predecessors;
+use super::{Block, BlockRef, Hash};
+use crate::error::{Error, Result};
+use crate::io::{FileSystem, LockFile};
+use crate::options::OpenOptions;
+use crate::worker::{JobHandle, WorkerPool};
+use manifest::Manifest;
+
+pub use repair::CheckReport;
+
+/// Options of [`BlockStore::open`].
+#[derive(Debug, Clone)]
+pub struct BlockStoreOptions {
+    /// Read-only flag and file system.
+    pub open: OpenOptions,
+    /// History mode of a new store (an existing store keeps its own).
+    pub history_mode: HistoryMode,
+    /// Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
+    pub history_offset: u32,
+    /// Worker threads for background merges (0 = the shared pool).
+    pub workers: u32,
+    /// Index log size of every index (0 = default).
+    pub index_log_size: u64,
+    /// zstd level of cemented metadata.
+    pub zstd_level: i32,
+}
+
+impl Default for BlockStoreOptions {
+    fn default() -> Self {
+        BlockStoreOptions {
+            open: OpenOptions::default(),
+            history_mode: HistoryMode::Full,
+            history_offset: 1,
+            workers: 0,
+            index_log_size: 0,
+            zstd_level: CementedConfig::default().zstd_level,
+        }
+    }
+}
+
+/// Counters and levels reported by [`BlockStore::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockStoreStats {
+    /// Lowest cemented level, if any block is cemented.
+    pub cemented_lowest: Option<i32>,
+    /// Highest cemented level, if any block is cemented.
+    pub cemented_highest: Option<i32>,
+    /// Blocks in the cemented store.
+    pub cemented_blocks: u64,
+    /// Blocks in the floating stores.
+    pub floating_blocks: u64,
+    /// Bytes of every file of the store.
+    pub bytes_on_disk: u64,
+    /// Merges completed since the store was created.
+    pub merges_done: u64,
+    /// Duration of the last merge, in milliseconds.
+    pub last_merge_ms: u64,
+    /// True while a merge runs.
+    pub merging: bool,
+}
+
+/// The live floating stores: RW first, then read-only ones, newest first.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub rw: Arc<Floating>,
+    pub ros: Vec<Arc<Floating>>,
+}
+
+impl Parts {
+    fn all(&self) -> impl Iterator<Item = &Arc<Floating>> {
+        std::iter::once(&self.rw).chain(self.ros.iter())
+    }
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    opts: BlockStoreOptions,
+    fs: Arc<dyn FileSystem>,
+    cemented: Cemented,
+    parts: RwLock<Arc<Parts>>,
+    /// The persisted manifest; held while changing roles or storing.
+    manifest: Mutex<Manifest>,
+    /// The running (or last) merge job.
+    merge_job: Mutex<Option<JobHandle>>,
+    merging: AtomicBool,
+    /// Floating stores replaced by a merge, deleted once no reader holds them.
+    retired: Mutex<Vec<Arc<Floating>>>,
+    _lock: Option<LockFile>,
+}
+
+/// One node's block store. `Send + Sync`: stores, reads and a background
+/// merge run concurrently; every read sees the state before or after a merge.
+pub struct BlockStore {
+    inner: Arc<Inner>,
+    /// Kept outside `Inner`: a merge job holds an `Arc<Inner>`, and the
+    /// pool must never be dropped from one of its own threads.
+    pool: Option<WorkerPool>,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockStore({})", self.inner.dir.display())
+    }
+}
+
+fn floating_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join("floating").join(id.to_string())
+}
+
+impl BlockStore {
+    /// Opens (read-write: creating) the block store in `dir`. A read-write
+    /// open takes `dir/lock` and repairs what a crash left: a merge that was
+    /// running is rolled back (its half-filled store deleted; the blocks it
+    /// was copying are still in the stores it read), floating stores no
+    /// longer referenced are deleted, torn tails are cut and unindexed blocks
+    /// re-indexed.
+    pub fn open(dir: impl AsRef<Path>, opts: BlockStoreOptions) -> Result<BlockStore> {
+        let dir = dir.as_ref().to_path_buf();
+        let fs = opts.open.fs.clone();
+        let read_only = opts.open.read_only;
+        let lock = if read_only {
+            if !fs.is_dir(&dir)? {
+                return Err(Error::NotFound(format!(
+                    "block store {} does not exist",
+                    dir.display()
+                )));
+            }
+            None
+        } else {
+            fs.create_dir_all(&dir)?;
+            Some(fs.lock(&dir.join("lock"))?)
+        };
+        let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
+            Some(m) => m,
+            None if read_only => {
+                return Err(Error::NotFound(format!(
+                    "{} holds no block store (no manifest)",
+                    dir.display()
+                )));
+            }
+            None => {
+                let m = Manifest::new(opts.history_mode, opts.history_offset);
+                fs.create_dir_all(&dir.join("floating"))?;
+                m.store(fs.as_ref(), &dir)?;
+                m
+            }
+        };
+        if !read_only {
+            repair::recover_at_open(fs.as_ref(), &dir, &mut manifest)?;
+        }
+        let cemented = Cemented::open_with(
+            dir.join("cemented"),
+            &opts.open,
+            CementedConfig {
+                log_size: opts.index_log_size,
+                zstd_level: opts.zstd_level,
+            },
+        )?;
+        let open_floating = |id: u64| -> Result<Arc<Floating>> {
+            Ok(Arc::new(Floating::open_with_log_size(
+                floating_dir(&dir, id),
+                FloatingKind::Rw,
+                &opts.open,
+                log_size_or_default(opts.index_log_size),
+            )?))
+        };
+        let rw = open_floating(manifest.rw)?;
+        let ros = manifest
+            .ros
+            .iter()
+            .map(|&id| open_floating(id))
+            .collect::<Result<Vec<_>>>()?;
+        let pool = if opts.workers > 0 {
+            Some(WorkerPool::new(opts.workers as usize)?)
+        } else {
+            None
+        };
+        Ok(BlockStore {
+            pool,
+            inner: Arc::new(Inner {
+                dir,
+                fs,
+                cemented,
+                parts: RwLock::new(Arc::new(Parts { rw, ros })),
+                manifest: Mutex::new(manifest),
+                merge_job: Mutex::new(None),
+                merging: AtomicBool::new(false),
+                retired: Mutex::new(Vec::new()),
+                opts,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Stores `block`, durable on return. Computes its predecessor list. A
+    /// block already stored is a no-op; a block whose predecessor is unknown
+    /// is `Inconsistent`, except the first block of an empty store (genesis).
+    pub fn store(&self, block: &BlockRef<'_>) -> Result<()> {
+        self.store_with(block, true)
+    }
+
+    /// [`BlockStore::store`] with explicit durability: without `flush` the
+    /// block survives a process crash but not a power cut until the next
+    /// flushed store or [`BlockStore::flush`].
+    pub fn store_with(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
+        self.inner.store(block, flush)
+    }
+
+    /// Makes every stored block durable.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let _m = self.inner.manifest.lock();
+        self.inner.parts.read().rw.flush()
+    }
+
+    /// True if the block is stored (floating or cemented).
+    pub fn mem(&self, hash: &Hash) -> Result<bool> {
+        let parts = self.inner.parts.read().clone();
+        self.inner.mem_in(&parts, hash)
+    }
+
+    /// The block `distance` blocks below `hash` (0 = the block itself), with
+    /// its metadata when `read_metadata` and it has any. `None` when `hash`
+    /// is unknown or the distance runs past genesis or into pruned history.
+    pub fn read(&self, hash: &Hash, distance: u32, read_metadata: bool) -> Result<Option<Block>> {
+        let parts = self.inner.parts.read().clone();
+        let Some(target) = self.inner.resolve(&parts, hash, distance as u64)? else {
+            return Ok(None);
+        };
+        self.inner.read_exact(&parts, &target, read_metadata)
+    }
+
+    /// The cemented block at `level`; `None` if that level is not cemented.
+    pub fn read_by_level(&self, level: i32, read_metadata: bool) -> Result<Option<Block>> {
+        self.inner.cemented.read_by_level(level, read_metadata)
+    }
+
+    /// Starts a background merge: cements the ancestors of `head` up to the
+    /// last of `chunk_ends`, one chunk per interval `(previous end + 1 ..=
+    /// end]`, keeps the blocks above it that descend from the new cemented
+    /// top in a fresh read-only floating store, drops branches that no longer
+    /// connect, and applies the history mode's GC. Returns once the merge is
+    /// started; new blocks go to a fresh RW store meanwhile.
+    ///
+    /// Ends at or below the highest cemented level are skipped (so a merge
+    /// interrupted by a crash can simply be asked again). A second `merge`
+    /// while one runs first waits for it; if it failed, its error is
+    /// returned and no new merge starts.
+    pub fn merge(&self, head: &Hash, chunk_ends: &[i32]) -> Result<()> {
+        let pool = self.pool.as_ref().unwrap_or_else(|| WorkerPool::global());
+        merge::start(&self.inner, pool, head, chunk_ends)
+    }
+
+    /// Waits for the running merge, if any, and returns its error.
+    pub fn await_merge(&self) -> Result<()> {
+        self.inner.await_merge()
+    }
+
+    /// Levels, counts and sizes.
+    pub fn stats(&self) -> Result<BlockStoreStats> {
+        let parts = self.inner.parts.read().clone();
+        let m = self.inner.manifest.lock().clone();
+        let cemented_blocks = self
+            .inner
+            .cemented
+            .chunks()
+            .iter()
+            .map(|c| c.len() as u64)
+            .sum();
+        Ok(BlockStoreStats {
+            cemented_lowest: self.inner.cemented.lowest_level(),
+            cemented_highest: self.inner.cemented.highest_level(),
+            cemented_blocks,
+            floating_blocks: parts.all().map(|f| f.len()).sum(),
+            bytes_on_disk: repair::dir_size(self.inner.fs.as_ref(), &self.inner.dir)?,
+            merges_done: m.merges_done,
+            last_merge_ms: m.last_merge_ms,
+            merging: self.inner.merging.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Checks every invariant of the store: each floating store's file and
+    /// index agree, every block reads back, the cemented chain is consistent
+    /// and the manifest's stores exist. With `repair`, removes orphan stores
+    /// and temporary files. Problems that remain are in the report.
+    pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        repair::check(&self.inner, repair)
+    }
+
+    /// The history mode and offset of the store.
+    pub fn history(&self) -> (HistoryMode, u32) {
+        let m = self.inner.manifest.lock();
+        (m.history_mode, m.history_offset)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Chunks of the cemented store, ascending.
+    pub fn cemented_chunks(&self) -> Vec<super::cemented::ChunkRange> {
+        self.inner.cemented.chunks()
+    }
+}
+
+impl Drop for BlockStore {
+    fn drop(&mut self) {
+        // A merge holds its own reference to the store's internals; let it
+        // finish so its files are complete (it is safe to crash mid-merge,
+        // but a clean close should not leave work to repair).
+        let _ = self.inner.await_merge();
+        self.inner.reap_retired();
+    }
+}
+
+fn log_size_or_default(n: u64) -> u64 {
+    if n == 0 {
+        super::floating::DEFAULT_LOG_SIZE
+    } else {
+        n
+    }
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.opts.open.read_only {
+            return Err(Error::ReadOnly(format!(
+                "block store {} was opened read-only",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn mem_in(&self, parts: &Parts, hash: &Hash) -> Result<bool> {
+        for f in parts.all() {
+            if f.mem(hash)? {
+                return Ok(true);
+            }
+        }
+        self.cemented.is_cemented(hash)
+    }
+
+    fn floating_preds(&self, parts: &Parts, hash: &Hash) -> Result<Option<Vec<Hash>>> {
+        for f in parts.all() {
+            if let Some(p) = f.find_predecessors(hash)? {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Entry `i` of `hash`'s predecessor list: from its floating index, or by
+    /// level arithmetic when it is cemented.
+    fn nth_predecessor(&self, parts: &Parts, hash: &Hash, i: usize) -> Result<Option<Hash>> {
+        if let Some(p) = self.floating_preds(parts, hash)? {
+            return Ok(p.get(i).copied());
+        }
+        match self.cemented.level_of(hash)? {
+            Some(level) => self.cemented_below(level, 1u64 << i),
+            None => Ok(None),
+        }
+    }
+
+    fn cemented_below(&self, level: i32, distance: u64) -> Result<Option<Hash>> {
+        let target = level as i64 - distance as i64;
+        match self.cemented.lowest_level() {
+            Some(low) if target >= low as i64 => self.cemented.hash_of(target as i32),
+            _ => Ok(None),
+        }
+    }
+
+    /// The hash `distance` blocks below `hash`, walking floating predecessor
+    /// lists and switching to level arithmetic once in the cemented part.
+    fn resolve(&self, parts: &Parts, hash: &Hash, distance: u64) -> Result<Option<Hash>> {
+        let mut current = *hash;
+        let mut left = distance;
+        loop {
+            if let Some(preds) = self.floating_preds(parts, &current)? {
+                if left == 0 {
+                    return Ok(Some(current));
+                }
+                let Some(step) = largest_step(left, preds.len()) else {
+                    return Ok(None); // genesis: nothing below
+                };
+                current = preds[step];
+                left -= 1u64 << step;
+                continue;
+            }
+            return match self.cemented.level_of(&current)? {
+                Some(_) if left == 0 => Ok(Some(current)),
+                Some(level) => self.cemented_below(level, left),
+                None => Ok(None),
+            };
+        }
+    }
+
+    fn read_exact(&self, parts: &Parts, hash: &Hash, read_metadata: bool) -> Result<Option<Block>> {
+        for f in parts.all() {
+            if let Some(mut b) = f.read_block(hash)? {
+                if !read_metadata {
+                    b.metadata = None;
+                }
+                return Ok(Some(b));
+            }
+        }
+        self.cemented.read_by_hash(hash, read_metadata)
+    }
+
+    fn level_of_stored(&self, parts: &Parts, hash: &Hash) -> Result<Option<i32>> {
+        for f in parts.all() {
+            if let Some(b) = f.read_block(hash)? {
+                return Ok(Some(b.level));
+            }
+        }
+        self.cemented.level_of(hash)
+    }
+
+    fn store(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
+        self.check_writable()?;
+        self.reap_retired();
+        // The manifest lock orders stores with a merge's role switches.
+        let _m = self.manifest.lock();
+        let parts = self.parts.read().clone();
+        if self.mem_in(&parts, block.hash)? {
+            return Ok(());
+        }
+        let empty = parts.all().all(|f| f.is_empty()) && self.cemented.highest_level().is_none();
+        let preds = if empty {
+            Vec::new() // genesis
+        } else {
+            let Some(pred_level) = self.level_of_stored(&parts, block.predecessor)? else {
+                return Err(Error::Inconsistent(format!(
+                    "block {} at level {}: predecessor {} is unknown",
+                    hex(block.hash),
+                    block.level,
+                    hex(block.predecessor)
+                )));
+            };
+            if pred_level.checked_add(1) != Some(block.level) {
+                return Err(Error::Inconsistent(format!(
+                    "block {} has level {} but its predecessor has level {pred_level}",
+                    hex(block.hash),
+                    block.level
+                )));
+            }
+            predecessors::compute(block.predecessor, |h, i| self.nth_predecessor(&parts, h, i))?
+        };
+        parts.rw.append(block, &preds, flush)
+    }
+
+    fn await_merge(&self) -> Result<()> {
+        let job = self.merge_job.lock().take();
+        match job {
+            Some(j) => j.wait(),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes retired floating stores that no reader holds any more. The
+    /// handle is closed before its directory is removed.
+    fn reap_retired(&self) {
+        let mut retired = self.retired.lock();
+        if retired.is_empty() {
+            return;
+        }
+        let mut free = Vec::new();
+        retired.retain(|f| {
+            if Arc::strong_count(f) > 1 {
+                return true;
+            }
+            free.push(f.dir().to_path_buf());
+            false
+        });
+        drop(retired);
+        for dir in &free {
+            // A failure leaves an orphan directory that the next open removes.
+            let _ = self.fs.remove_dir_all(dir);
+        }
+        if !free.is_empty() {
+            let _ = self.fs.sync_dir(&self.dir.join("floating"));
+        }
+    }
+}
+
+/// The largest `p < len` with `2^p <= left`.
+fn largest_step(left: u64, len: usize) -> Option<usize> {
+    if len == 0 || left == 0 {
+        return None;
+    }
+    Some((63 - left.leading_zeros() as usize).min(len - 1))
+}
+
+/// Short hex of a hash for messages.
+pub(crate) fn hex(h: &Hash) -> String {
+    h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+}

@@ -105,3 +105,44 @@ pub const TZS_FLOATING_RO_TMP: tzs_floating_kind = 2;
 pub const TZS_FLOATING_RW_TMP: tzs_floating_kind = 3;
 /// Used while repairing.
 pub const TZS_FLOATING_RESTORE: tzs_floating_kind = 4;
+
+/// Options of `tzs_block_store_open`; start from
+/// `tzs_block_store_options_default()` and change what you need.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_block_store_options {
+    /// `TZS_READONLY` and/or `TZS_NO_FSYNC`.
+    pub flags: u32,
+    /// History mode of a new store (`TZS_HISTORY_*`); an existing store keeps its own.
+    pub history_mode: u32,
+    /// Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
+    pub history_offset: u32,
+    /// Worker threads for background merges (0 = the shared pool).
+    pub workers: u32,
+    /// Log size of every index (0 = default).
+    pub index_log_size: u64,
+    /// zstd level (1..=22) of cemented metadata.
+    pub zstd_level: i32,
+}
+
+/// Counters reported by `tzs_block_store_read_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_block_store_stats {
+    /// Lowest cemented level, -1 when nothing is cemented.
+    pub cemented_lowest: i32,
+    /// Highest cemented level, -1 when nothing is cemented.
+    pub cemented_highest: i32,
+    /// Blocks in the cemented store.
+    pub cemented_blocks: u64,
+    /// Blocks in the floating stores.
+    pub floating_blocks: u64,
+    /// Bytes of every file of the store.
+    pub bytes_on_disk: u64,
+    /// Merges completed since the store was created.
+    pub merges_done: u64,
+    /// Duration of the last merge in milliseconds.
+    pub last_merge_ms: u64,
+    /// True while a merge runs.
+    pub merging: bool,
+}

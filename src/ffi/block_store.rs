@@ -1,0 +1,325 @@
+//! C API of the block store (SPEC §3.4 "block_store").
+
+use std::ffi::c_char;
+
+use super::args;
+use super::block::{block_in, block_out};
+use super::boundary::{call, call_void};
+use super::error::tzs_error;
+use super::open_options;
+use super::types::*;
+use crate::block::cemented::HistoryMode;
+use crate::block::store::{BlockStore, BlockStoreOptions};
+use crate::error::Error;
+
+/// A node's block store: floating and cemented stores under one directory,
+/// merged in the background. Thread-safe: stores, reads and a running merge
+/// may overlap from any threads; `tzs_block_store_close` must be the last
+/// call (it waits for a running merge).
+pub struct tzs_block_store {
+    inner: BlockStore,
+}
+
+/// The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset
+/// 1, the shared worker pool, default index log size, zstd level 3.
+#[unsafe(no_mangle)]
+pub extern "C" fn tzs_block_store_options_default() -> tzs_block_store_options {
+    let d = BlockStoreOptions::default();
+    tzs_block_store_options {
+        flags: 0,
+        history_mode: mode_tag(d.history_mode),
+        history_offset: d.history_offset,
+        workers: d.workers,
+        index_log_size: d.index_log_size,
+        zstd_level: d.zstd_level,
+    }
+}
+
+fn mode_tag(m: HistoryMode) -> u32 {
+    crate::block::store::manifest::mode_tag(m) as u32
+}
+
+fn options_of(o: &tzs_block_store_options) -> crate::Result<BlockStoreOptions> {
+    let open = open_options(o.flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_block_store_open")?;
+    let history_mode = u8::try_from(o.history_mode)
+        .ok()
+        .and_then(crate::block::store::manifest::mode_of)
+        .ok_or_else(|| Error::invalid(format!("unknown history mode {}", o.history_mode)))?;
+    Ok(BlockStoreOptions {
+        open,
+        history_mode,
+        history_offset: o.history_offset,
+        workers: o.workers,
+        index_log_size: o.index_log_size,
+        zstd_level: o.zstd_level,
+    })
+}
+
+/// Opens (read-write: creating) the block store in `dir` with `opts` (NULL =
+/// the defaults). A read-write open locks `dir/lock` and repairs what a crash
+/// left (a merge in progress is rolled back without losing any block, torn
+/// tails are cut, unindexed blocks re-indexed).
+///
+/// On success `*out` receives a handle owned by the caller
+/// (`tzs_block_store_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/non-UTF-8
+/// `dir`, NULL `out`, unknown flags or history mode, zstd level outside
+/// 1..=22), `TZS_NOT_FOUND` (read-only open of a missing store),
+/// `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+///
+/// # Safety
+/// `dir` NULL or NUL-terminated; `opts` NULL or valid; `out`/`err` NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_open(
+    dir: *const c_char,
+    opts: *const tzs_block_store_options,
+    out: *mut *mut tzs_block_store,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        // SAFETY: per the function's contract.
+        let dir = unsafe { args::path(dir, "dir") }?;
+        // SAFETY: per the function's contract.
+        let o = unsafe { opts.as_ref() }
+            .copied()
+            .unwrap_or_else(tzs_block_store_options_default);
+        let inner = BlockStore::open(dir, options_of(&o)?)?;
+        *out = args::into_handle(tzs_block_store { inner });
+        Ok(())
+    })
+}
+
+/// Stores `block` (the library copies it), durable on return. The library
+/// computes its predecessor list. Storing a block already stored is
+/// `TZS_OK`. Errors: `TZS_INVALID_ARGUMENT`, `TZS_INCONSISTENT` (the
+/// predecessor is unknown, except for the first block of an empty store, or
+/// the level is not the predecessor's plus one), `TZS_READ_ONLY`,
+/// `TZS_NO_SPACE`, `TZS_IO`. Thread-safe; works during a merge.
+///
+/// # Safety
+/// `s` NULL or live; `block` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_store(
+    s: *mut tzs_block_store,
+    block: *const tzs_block,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let block = unsafe { block_in(block) }?;
+        s.inner.store(&block)
+    })
+}
+
+/// `TZS_OK` if the block is stored (floating or cemented), `TZS_NOT_FOUND`
+/// if not. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live; `hash` NULL or 32 readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_mem(
+    s: *mut tzs_block_store,
+    hash: *const u8,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let hash = unsafe { args::hash(hash, "hash") }?;
+        if s.inner.mem(hash)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("block not stored".into()))
+        }
+    })
+}
+
+/// Reads the block `distance` blocks below `hash` (0 = the block itself)
+/// into `*out` (free with `tzs_block_free`), with its metadata when
+/// `read_metadata` and it has any. `TZS_NOT_FOUND` when `hash` is unknown or
+/// the distance runs past genesis or into history removed by rolling GC.
+/// Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`, `TZS_IO`. Thread-safe;
+/// during a merge it sees the state before or after it.
+///
+/// # Safety
+/// `s` NULL or live; `hash` NULL or 32 readable bytes; `out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_read(
+    s: *mut tzs_block_store,
+    hash: *const u8,
+    distance: u32,
+    read_metadata: bool,
+    out: *mut tzs_block,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let hash = unsafe { args::hash(hash, "hash") }?;
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        let b = s
+            .inner
+            .read(hash, distance, read_metadata)?
+            .ok_or_else(|| Error::NotFound("block not stored".into()))?;
+        block_out(out, b);
+        Ok(())
+    })
+}
+
+/// Reads the cemented block at `level` into `*out` (free with
+/// `tzs_block_free`). `TZS_NOT_FOUND` if the level is not cemented (yet, or
+/// any more). Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`, `TZS_IO`.
+/// Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live; `out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_read_by_level(
+    s: *mut tzs_block_store,
+    level: i32,
+    read_metadata: bool,
+    out: *mut tzs_block,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        let b = s
+            .inner
+            .read_by_level(level, read_metadata)?
+            .ok_or_else(|| Error::NotFound(format!("level {level} is not cemented")))?;
+        block_out(out, b);
+        Ok(())
+    })
+}
+
+/// Starts a background merge: cements the ancestors of `head` up to the
+/// last of the `n_chunk_ends` levels at `chunk_ends` (strictly increasing),
+/// one chunk per interval `(previous end + 1 ..= end]`, keeps the blocks
+/// above that descend from the new cemented top, drops branches that no
+/// longer connect, and applies the history mode's GC. Returns once started;
+/// stores and reads keep working. Ends already cemented are skipped. If a
+/// merge is running, this call first waits for it; if that merge failed, its
+/// error is returned and no new merge starts.
+///
+/// Errors: `TZS_INVALID_ARGUMENT` (no ends, ends not increasing, last end
+/// above the head), `TZS_NOT_FOUND` (head not stored), `TZS_INCONSISTENT`,
+/// `TZS_READ_ONLY`, `TZS_IO`, or the previous merge's error. Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live; `head` NULL or 32 bytes; `chunk_ends` NULL or
+/// `n_chunk_ends` readable `int32_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_merge(
+    s: *mut tzs_block_store,
+    head: *const u8,
+    chunk_ends: *const i32,
+    n_chunk_ends: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let head = unsafe { args::hash(head, "head") }?;
+        let ends: &[i32] = if n_chunk_ends == 0 {
+            &[]
+        } else if chunk_ends.is_null() {
+            return Err(Error::invalid("chunk_ends is NULL"));
+        } else {
+            // SAFETY: non-NULL and `n_chunk_ends` readable values per contract.
+            unsafe { std::slice::from_raw_parts(chunk_ends, n_chunk_ends) }
+        };
+        s.inner.merge(head, ends)
+    })
+}
+
+/// Waits for the running merge, if any, and returns its result (`TZS_OK`
+/// when none ran). Errors: `TZS_INVALID_ARGUMENT`, or the merge's own error
+/// (`TZS_INCONSISTENT`, `TZS_IO`, ...). Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_await_merge(
+    s: *mut tzs_block_store,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        unsafe { args::handle(s, "block store") }?.inner.await_merge()
+    })
+}
+
+/// Fills `*out` with levels, counts, bytes on disk and merge counters.
+/// Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live; `out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_read_stats(
+    s: *mut tzs_block_store,
+    out: *mut tzs_block_store_stats,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        let st = s.inner.stats()?;
+        *out = tzs_block_store_stats {
+            cemented_lowest: st.cemented_lowest.unwrap_or(-1),
+            cemented_highest: st.cemented_highest.unwrap_or(-1),
+            cemented_blocks: st.cemented_blocks,
+            floating_blocks: st.floating_blocks,
+            bytes_on_disk: st.bytes_on_disk,
+            merges_done: st.merges_done,
+            last_merge_ms: st.last_merge_ms,
+            merging: st.merging,
+        };
+        Ok(())
+    })
+}
+
+/// Checks every invariant (each floating store's file and index agree,
+/// every block reads back, the cemented chain is consistent, no orphan
+/// stores). With `repair` (read-write handles), removes orphan stores.
+/// Returns `TZS_OK` when no problem remains, else `TZS_CORRUPTED` with a
+/// message listing the problems. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`.
+/// Blocks stores while it runs. Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_check(
+    s: *mut tzs_block_store,
+    repair: bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        s.inner.check(repair)?.into_result().map(|_| ())
+    })
+}
+
+/// Closes the store after waiting for a running merge. NULL is a no-op. Must
+/// be the last call on the handle.
+///
+/// # Safety
+/// `s` NULL or live, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_close(s: *mut tzs_block_store) {
+    // SAFETY: per the function's contract.
+    call_void(|| unsafe { args::free_handle(s) })
+}

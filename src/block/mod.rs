@@ -1,6 +1,7 @@
 //! Blocks as the library sees them, their on-disk record, predecessor lists,
 //! and the block stores built on them.
 
+pub mod cemented;
 pub mod predecessors;
 pub mod record;
 

@@ -1,11 +1,12 @@
 //! Blocks as the library sees them, their on-disk record, predecessor lists,
 //! and the block stores built on them.
 
+pub mod cemented;
 pub mod entry;
 pub mod floating;
-pub mod store;
 pub mod predecessors;
 pub mod record;
+pub mod store;
 
 pub use record::{Block, BlockRef};
 

@@ -1,0 +1,412 @@
+//! The cemented block store (Octez `Cemented_block_store`): the finalized
+//! chain, in chunks of consecutive levels.
+//!
+//! Files in the store's directory:
+//! * `<start>_<end>`: one chunk file per chunk ([`chunk`]);
+//! * `metadata/<start>_<end>.zip`: the chunk's metadata, one zstd entry per
+//!   level that has some ([`metadata`]);
+//! * `hash_to_level/` and `level_to_hash/`: the two indexes (removable, so
+//!   that GC drops entries without rewriting them whole);
+//! * `lock`: held by the read-write instance.
+//!
+//! Writes are ordered so that a crash leaves at most one chunk that is on
+//! disk but not (fully) indexed, which [`recover`] completes at open: chunk
+//! file (temporary name, fsync, rename, fsync of the directory), then its
+//! metadata zip (same steps; the temporary zip is complete before the chunk
+//! is renamed, so recovery can finish its rename), then both indexes,
+//! flushed. Readers use an immutable table of chunks swapped in after a
+//! write and swapped out before a GC deletes anything.
+
+mod check;
+pub mod chunk;
+mod file_writer;
+mod gc;
+mod iter;
+pub mod metadata;
+mod recover;
+mod table;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+pub use chunk::ChunkRange;
+pub use iter::ChunkIter;
+pub use writer::ChunkWriter;
+
+use super::{Block, BlockRef, HASH_SIZE, Hash};
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexConfig};
+use crate::io::{FileSystem, LockFile};
+use crate::options::OpenOptions;
+use table::Tables;
+
+/// Directory of the hash -> level index.
+pub const HASH_TO_LEVEL: &str = "hash_to_level";
+/// Directory of the level -> hash index.
+pub const LEVEL_TO_HASH: &str = "level_to_hash";
+/// Index log size used when the caller passes 0 (Octez uses 10,000).
+pub const DEFAULT_LOG_SIZE: u64 = 10_000;
+
+/// What `gc` keeps (Octez history modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// Keep everything: GC does nothing.
+    Archive,
+    /// Keep every block, and the metadata of the last `offset` chunks.
+    Full,
+    /// Keep only the last `offset` chunks (blocks and metadata).
+    Rolling,
+}
+
+/// Tuning of a cemented store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CementedConfig {
+    /// Log size of both indexes (entries before a merge); 0 = [`DEFAULT_LOG_SIZE`].
+    pub log_size: u64,
+    /// zstd level of metadata entries (1..=22).
+    pub zstd_level: i32,
+}
+
+impl Default for CementedConfig {
+    fn default() -> Self {
+        CementedConfig {
+            log_size: 0,
+            zstd_level: metadata::DEFAULT_ZSTD_LEVEL,
+        }
+    }
+}
+
+/// A cemented block store. `Send + Sync`: reads run concurrently with each
+/// other and with a writer; writers (`cement`, a `ChunkWriter`, `gc`) are
+/// serialised.
+pub struct Cemented {
+    dir: PathBuf,
+    meta_dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    read_only: bool,
+    tables: RwLock<Arc<Tables>>,
+    writer: Mutex<()>,
+    h2l: Index,
+    l2h: Index,
+    zstd_level: AtomicI32,
+    _lock: Option<LockFile>,
+}
+
+impl std::fmt::Debug for Cemented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cemented({})", self.dir.display())
+    }
+}
+
+impl Cemented {
+    /// Opens (read-write: creating if needed) the store in `dir`, with
+    /// `log_size` entries per index log (0 = default). A read-write open
+    /// takes `dir/lock` (a second one gets `Locked`), removes temporary
+    /// files and completes a chunk left unindexed by a crash.
+    ///
+    /// Errors: `NotFound` (read-only open of a missing store), `Locked`,
+    /// `Corrupted` (a damaged chunk other than the last, a damaged index),
+    /// `Io`, `NoSpace`.
+    pub fn open(dir: impl AsRef<Path>, opts: &OpenOptions, log_size: u64) -> Result<Cemented> {
+        Cemented::open_with(
+            dir,
+            opts,
+            CementedConfig {
+                log_size,
+                ..CementedConfig::default()
+            },
+        )
+    }
+
+    /// [`Cemented::open`] with every setting.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        opts: &OpenOptions,
+        cfg: CementedConfig,
+    ) -> Result<Cemented> {
+        check_zstd_level(cfg.zstd_level)?;
+        let dir = dir.as_ref().to_path_buf();
+        let fs = opts.fs.clone();
+        let meta_dir = dir.join(metadata::DIR);
+        let lock = if opts.read_only {
+            if !fs.is_dir(&dir)? {
+                return Err(Error::NotFound(format!(
+                    "cemented store {} does not exist",
+                    dir.display()
+                )));
+            }
+            None
+        } else {
+            fs.create_dir_all(&meta_dir)?;
+            Some(fs.lock(&dir.join("lock"))?)
+        };
+        let log_size = if cfg.log_size == 0 {
+            DEFAULT_LOG_SIZE
+        } else {
+            cfg.log_size
+        };
+        let index = |name: &str, k: usize, v: usize| {
+            Index::open(
+                dir.join(name),
+                IndexConfig {
+                    key_size: k,
+                    value_size: v,
+                    removable: true,
+                    log_size,
+                    open: opts.clone(),
+                },
+            )
+        };
+        let h2l = index(HASH_TO_LEVEL, HASH_SIZE, 4)?;
+        let l2h = index(LEVEL_TO_HASH, 4, HASH_SIZE)?;
+        let store = Cemented {
+            dir,
+            meta_dir,
+            fs,
+            read_only: opts.read_only,
+            tables: RwLock::new(Arc::new(Tables::default())),
+            writer: Mutex::new(()),
+            h2l,
+            l2h,
+            zstd_level: AtomicI32::new(cfg.zstd_level),
+            _lock: lock,
+        };
+        let tables = if opts.read_only {
+            recover::load(&store)?
+        } else {
+            recover::recover(&store)?
+        };
+        *store.tables.write() = Arc::new(tables);
+        Ok(store)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True for a read-only handle.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Sets the zstd level of metadata written from now on (1..=22).
+    pub fn set_zstd_level(&self, level: i32) -> Result<()> {
+        check_zstd_level(level)?;
+        self.zstd_level.store(level, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The zstd level of metadata written from now on.
+    pub fn zstd_level(&self) -> i32 {
+        self.zstd_level.load(Ordering::Relaxed)
+    }
+
+    fn snapshot(&self) -> Arc<Tables> {
+        self.tables.read().clone()
+    }
+
+    fn publish(&self, t: Tables) {
+        *self.tables.write() = Arc::new(t);
+    }
+
+    /// The lowest cemented level, `None` when the store is empty.
+    pub fn lowest_level(&self) -> Option<i32> {
+        self.snapshot().lowest()
+    }
+
+    /// The highest cemented level, `None` when the store is empty.
+    pub fn highest_level(&self) -> Option<i32> {
+        self.snapshot().highest()
+    }
+
+    /// The level of the cemented block `hash`.
+    pub fn level_of(&self, hash: &Hash) -> Result<Option<i32>> {
+        let mut v = [0u8; 4];
+        if !self.h2l.find_into(hash, &mut v)? {
+            return Ok(None);
+        }
+        let level = i32::from_be_bytes(v);
+        // A chunk being dropped by GC leaves the table before the index.
+        Ok(self.snapshot().chunk(level).is_some().then_some(level))
+    }
+
+    /// True if `hash` is cemented.
+    pub fn is_cemented(&self, hash: &Hash) -> Result<bool> {
+        Ok(self.level_of(hash)?.is_some())
+    }
+
+    /// The hash of the cemented block at `level` (read from its chunk, where
+    /// the level -> hash index says it is, as Octez §8 suggests).
+    pub fn hash_of(&self, level: i32) -> Result<Option<Hash>> {
+        match self.snapshot().chunk(level) {
+            Some(c) => absent_if_gone(c.hash(level).map(Some)),
+            None => Ok(None),
+        }
+    }
+
+    /// The block at `level`, with its metadata if `read_metadata` and it has
+    /// some still stored. `Corrupted` if the record or the metadata entry
+    /// is damaged.
+    pub fn read_by_level(&self, level: i32, read_metadata: bool) -> Result<Option<Block>> {
+        let t = self.snapshot();
+        let Some(c) = t.chunk(level) else {
+            return Ok(None);
+        };
+        let mut b = match c.read(level) {
+            // The snapshot predates a GC that unlinked the chunk.
+            Err(Error::NotFound(_)) => return Ok(None),
+            r => r?,
+        };
+        if read_metadata {
+            if let Some(m) = t.meta(level) {
+                b.metadata = absent_if_gone(m.read(level))?;
+            }
+        }
+        Ok(Some(b))
+    }
+
+    /// The block `hash`, as [`Cemented::read_by_level`].
+    pub fn read_by_hash(&self, hash: &Hash, read_metadata: bool) -> Result<Option<Block>> {
+        match self.level_of(hash)? {
+            Some(l) => self.read_by_level(l, read_metadata),
+            None => Ok(None),
+        }
+    }
+
+    /// The metadata of the block at `level`; `None` if it has none (or it
+    /// was dropped by GC). Only that level's zip entry is decompressed.
+    pub fn read_metadata(&self, level: i32) -> Result<Option<Vec<u8>>> {
+        match self.snapshot().meta(level) {
+            Some(m) => absent_if_gone(m.read(level)),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends the chunk `blocks` (levels `first..=last`, in order). With
+    /// `write_metadata`, blocks' metadata go to the chunk's zip (written
+    /// only if some block has metadata). With `check_consistency`, the
+    /// chunk must start right after the highest cemented level and each
+    /// block's predecessor must be the previous block. Durable on return.
+    ///
+    /// Errors: `InvalidArgument` (no block), `Inconsistent` (levels not
+    /// consecutive, overlap with a stored chunk, duplicated or already
+    /// cemented hash, broken contiguity or predecessor link), `ReadOnly`,
+    /// `NoSpace`, `Io`. On error nothing is visible and nothing is left on
+    /// disk but temporary files, removed by the next open.
+    pub fn cement(
+        &self,
+        blocks: &[BlockRef<'_>],
+        write_metadata: bool,
+        check_consistency: bool,
+    ) -> Result<ChunkRange> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Err(Error::invalid("cement: no block given"));
+        };
+        if last.level < first.level {
+            return Err(Error::Inconsistent(format!(
+                "cement: last block's level {} is below the first's {}",
+                last.level, first.level
+            )));
+        }
+        let mut w = self.begin_chunk(first.level, last.level, write_metadata, check_consistency)?;
+        for b in blocks {
+            w.push(b)?;
+        }
+        w.commit()
+    }
+
+    /// Starts writing the chunk of levels `start..=end` block by block, for
+    /// chunks too large to hold in memory (Octez's `chunk_iterator`). The
+    /// writer holds the store's write lock until it is committed or dropped
+    /// (dropping it abandons the chunk). Checks as [`Cemented::cement`].
+    pub fn begin_chunk(
+        &self,
+        start: i32,
+        end: i32,
+        write_metadata: bool,
+        check_consistency: bool,
+    ) -> Result<ChunkWriter<'_>> {
+        ChunkWriter::begin(self, start, end, write_metadata, check_consistency)
+    }
+
+    /// The chunks, ascending.
+    pub fn chunks(&self) -> Vec<ChunkRange> {
+        self.snapshot().ranges()
+    }
+
+    /// The chunks that have a metadata zip, ascending.
+    pub fn metadata_chunks(&self) -> Vec<ChunkRange> {
+        self.snapshot().meta_ranges()
+    }
+
+    /// The chunk holding `level`.
+    pub fn find_chunk(&self, level: i32) -> Option<ChunkRange> {
+        self.snapshot().chunk(level).map(|c| c.range())
+    }
+
+    /// Iterates over the blocks of `chunk` (which must be one of
+    /// [`Cemented::chunks`]), in level order, with metadata if asked. The
+    /// iterator keeps the chunk readable even if GC drops it meanwhile.
+    pub fn iter_chunk(&self, chunk: ChunkRange, read_metadata: bool) -> Result<ChunkIter> {
+        let t = self.snapshot();
+        let c = t
+            .chunk(chunk.start)
+            .filter(|c| c.range() == chunk)
+            .ok_or_else(|| {
+                Error::NotFound(format!("no chunk {chunk} in {}", self.dir.display()))
+            })?;
+        let meta = if read_metadata {
+            t.meta(chunk.start).filter(|m| m.range() == chunk).cloned()
+        } else {
+            None
+        };
+        Ok(ChunkIter::new(c.clone(), meta))
+    }
+
+    /// Drops what `mode` does not keep: see [`HistoryMode`]. Readers keep
+    /// working; a chunk disappears from them at once, before its index
+    /// entries and files are removed. A crash mid-GC is repaired at open.
+    /// Errors: `ReadOnly`, `Io`.
+    pub fn gc(&self, mode: HistoryMode, offset: u32) -> Result<()> {
+        self.check_writable("gc")?;
+        gc::run(self, mode, offset as usize)
+    }
+
+    /// Checks every chunk, block and index entry (see [`check`]); the first
+    /// problem is returned as `Inconsistent` or `Corrupted`.
+    pub fn check_consistency(&self, genesis: Option<&Hash>) -> Result<()> {
+        check::run(self, genesis)
+    }
+
+    fn check_writable(&self, what: &str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(format!(
+                "{what}: cemented store {} was opened read-only",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A file unlinked by GC after the reader took its snapshot reads as absent.
+fn absent_if_gone<T>(r: Result<Option<T>>) -> Result<Option<T>> {
+    match r {
+        Err(Error::NotFound(_)) => Ok(None),
+        r => r,
+    }
+}
+
+fn check_zstd_level(level: i32) -> Result<()> {
+    if !(1..=22).contains(&level) {
+        return Err(Error::invalid(format!(
+            "zstd level must be 1..=22, got {level}"
+        )));
+    }
+    Ok(())
+}

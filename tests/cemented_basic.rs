@@ -1,0 +1,244 @@
+//! Cemented store: basic reads and writes, reopen, streaming writer, and
+//! rejection of bad input.
+
+mod cemented_util;
+
+use cemented_util::{block, chain, hash, pruned, refs};
+use tzstore::block::cemented::{Cemented, ChunkRange};
+use tzstore::{Error, OpenOptions};
+
+fn opts() -> OpenOptions {
+    OpenOptions::default().no_fsync()
+}
+
+#[test]
+fn cement_read_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = chain(1, 0, 99, 7);
+    {
+        let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+        assert_eq!(s.lowest_level(), None);
+        assert_eq!(s.highest_level(), None);
+        assert_eq!(s.read_by_level(0, true).unwrap(), None);
+        s.cement(&refs(&blocks[..50]), true, true).unwrap();
+        s.cement(&refs(&blocks[50..]), true, true).unwrap();
+    }
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert_eq!(s.lowest_level(), Some(0));
+    assert_eq!(s.highest_level(), Some(99));
+    assert_eq!(
+        s.chunks(),
+        vec![
+            ChunkRange::new(0, 49).unwrap(),
+            ChunkRange::new(50, 99).unwrap()
+        ]
+    );
+    assert_eq!(s.metadata_chunks(), s.chunks());
+    for b in &blocks {
+        assert_eq!(s.read_by_level(b.level, true).unwrap().as_ref(), Some(b));
+        assert_eq!(s.read_by_level(b.level, false).unwrap(), Some(pruned(b)));
+        assert_eq!(s.read_by_hash(&b.hash, true).unwrap().as_ref(), Some(b));
+        assert_eq!(s.level_of(&b.hash).unwrap(), Some(b.level));
+        assert_eq!(s.hash_of(b.level).unwrap(), Some(b.hash));
+        assert_eq!(s.read_metadata(b.level).unwrap(), b.metadata);
+        assert!(s.is_cemented(&b.hash).unwrap());
+    }
+    assert_eq!(s.read_by_level(100, true).unwrap(), None);
+    assert_eq!(s.level_of(&hash(2, 3)).unwrap(), None);
+    assert_eq!(s.hash_of(-1).unwrap(), None);
+    let it: Vec<_> = s
+        .iter_chunk(ChunkRange::new(50, 99).unwrap(), true)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(it, blocks[50..].to_vec());
+    assert!(matches!(
+        s.iter_chunk(ChunkRange::new(50, 98).unwrap(), true),
+        Err(Error::NotFound(_))
+    ));
+    s.check_consistency(Some(&hash(1, 0))).unwrap();
+}
+
+#[test]
+fn without_metadata_no_zip_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    let blocks = chain(1, 10, 19, 3);
+    s.cement(&refs(&blocks), false, true).unwrap();
+    assert!(s.metadata_chunks().is_empty());
+    assert_eq!(s.read_by_level(12, true).unwrap(), Some(pruned(&blocks[2])));
+    let none: Vec<_> = chain(1, 20, 29, 3)
+        .into_iter()
+        .map(|b| pruned(&b))
+        .collect();
+    s.cement(&refs(&none), true, true).unwrap();
+    assert!(s.metadata_chunks().is_empty());
+}
+
+#[test]
+fn streaming_writer_matches_cement() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    // Large enough for several compression batches on the worker pool.
+    let blocks: Vec<_> = (0..2000)
+        .map(|l| {
+            let mut b = block(5, l, 11);
+            b.metadata = Some(vec![(l % 251) as u8; 3000]);
+            b
+        })
+        .collect();
+    let mut w = s.begin_chunk(0, 1999, true, true).unwrap();
+    for b in &blocks {
+        w.push(&b.as_ref()).unwrap();
+    }
+    assert_eq!(w.commit().unwrap(), ChunkRange::new(0, 1999).unwrap());
+    for b in blocks.iter().step_by(97) {
+        assert_eq!(s.read_by_level(b.level, true).unwrap().as_ref(), Some(b));
+    }
+    // An abandoned writer leaves nothing behind.
+    let more = chain(5, 2000, 2009, 1);
+    let mut w = s.begin_chunk(2000, 2009, true, true).unwrap();
+    w.push(&more[0].as_ref()).unwrap();
+    drop(w);
+    assert_eq!(s.highest_level(), Some(1999));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("tmp")), "{names:?}");
+    // A commit with missing blocks is refused.
+    let mut w = s.begin_chunk(2000, 2009, true, true).unwrap();
+    w.push(&more[0].as_ref()).unwrap();
+    assert!(matches!(w.commit(), Err(Error::Inconsistent(_))));
+    s.cement(&refs(&more), true, true).unwrap();
+    s.check_consistency(None).unwrap();
+}
+
+#[test]
+fn bad_input_is_inconsistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    s.cement(&refs(&chain(1, 0, 9, 1)), true, true).unwrap();
+    let inconsistent =
+        |r: Result<ChunkRange, Error>| assert!(matches!(r, Err(Error::Inconsistent(_))), "{r:?}");
+    // Not contiguous with the highest level.
+    inconsistent(s.cement(&refs(&chain(1, 11, 20, 1)), true, true));
+    // Overlapping, even without consistency checks.
+    inconsistent(s.cement(&refs(&chain(1, 5, 20, 1)), true, false));
+    // Levels not consecutive.
+    let mut gap = chain(1, 10, 20, 1);
+    gap.remove(3);
+    inconsistent(s.cement(&refs(&gap), true, true));
+    // Levels out of order.
+    let mut swapped = chain(1, 10, 20, 1);
+    swapped.swap(2, 3);
+    inconsistent(s.cement(&refs(&swapped), true, true));
+    // Last level below the first.
+    let mut rev = chain(1, 10, 20, 1);
+    rev.reverse();
+    inconsistent(s.cement(&refs(&rev), true, true));
+    // Broken predecessor link (inside the chunk, and with the stored chain).
+    let mut broken = chain(1, 10, 20, 1);
+    broken[4].predecessor = [9; 32];
+    inconsistent(s.cement(&refs(&broken), true, true));
+    inconsistent(s.cement(&refs(&chain(2, 10, 20, 1)), true, true));
+    // Duplicated hash, inside the chunk and with a cemented block.
+    let mut dup = chain(1, 10, 20, 1);
+    dup[5].hash = dup[4].hash;
+    dup[6].predecessor = dup[5].hash;
+    inconsistent(s.cement(&refs(&dup), true, false));
+    let mut dup = chain(1, 10, 20, 1);
+    dup[0].hash = hash(1, 3);
+    inconsistent(s.cement(&refs(&dup), true, false));
+    assert!(matches!(
+        s.cement(&[], true, true),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Nothing of the above was stored.
+    assert_eq!(s.chunks(), vec![ChunkRange::new(0, 9).unwrap()]);
+    s.check_consistency(None).unwrap();
+    // Without consistency checks a gap and another chain are accepted.
+    s.cement(&refs(&chain(2, 15, 20, 1)), true, false).unwrap();
+    assert_eq!(s.hash_of(15).unwrap(), Some(hash(2, 15)));
+    assert!(matches!(
+        s.check_consistency(None),
+        Err(Error::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn damaged_zip_entry_is_corrupted_blocks_still_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<_> = (0..10)
+        .map(|l| {
+            let mut b = block(1, l, 1);
+            b.metadata = Some((0..5000u32).map(|i| (i * 7 + l as u32) as u8).collect());
+            b
+        })
+        .collect();
+    {
+        let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+        s.cement(&refs(&blocks), true, true).unwrap();
+    }
+    // Flip bytes inside the compressed data of the entry of level 4: the
+    // zip's local header of entry "4" is followed by its data.
+    let zip = dir.path().join("metadata/0_9.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let name_at = find_entry_name(&bytes, b"4");
+    for b in &mut bytes[name_at + 4..name_at + 20] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&zip, &bytes).unwrap();
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert!(matches!(s.read_metadata(4), Err(Error::Corrupted(_))));
+    assert!(matches!(s.read_by_level(4, true), Err(Error::Corrupted(_))));
+    assert_eq!(s.read_by_level(4, false).unwrap(), Some(pruned(&blocks[4])));
+    for b in blocks.iter().filter(|b| b.level != 4) {
+        assert_eq!(s.read_by_level(b.level, true).unwrap().as_ref(), Some(b));
+    }
+}
+
+/// Offset of the end of the local file header named `name` (PK\x03\x04).
+fn find_entry_name(zip: &[u8], name: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 30 < zip.len() {
+        if &zip[at..at + 4] == b"PK\x03\x04" {
+            let nlen = u16::from_le_bytes([zip[at + 26], zip[at + 27]]) as usize;
+            let xlen = u16::from_le_bytes([zip[at + 28], zip[at + 29]]) as usize;
+            if &zip[at + 30..at + 30 + nlen] == name {
+                return at + 30 + nlen + xlen;
+            }
+        }
+        at += 1;
+    }
+    panic!("entry not found");
+}
+
+#[test]
+fn read_only_and_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Cemented::open(dir.path().join("none"), &OpenOptions::read_only(), 0),
+        Err(Error::NotFound(_))
+    ));
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    s.cement(&refs(&chain(1, 0, 9, 1)), true, true).unwrap();
+    assert!(matches!(
+        Cemented::open(dir.path(), &opts(), 0),
+        Err(Error::Locked(_))
+    ));
+    let ro = Cemented::open(dir.path(), &OpenOptions::read_only(), 0).unwrap();
+    assert_eq!(ro.highest_level(), Some(9));
+    assert_eq!(ro.read_by_level(3, true).unwrap(), Some(block(1, 3, 1)));
+    assert!(matches!(
+        ro.cement(&refs(&chain(1, 10, 12, 1)), true, true),
+        Err(Error::ReadOnly(_))
+    ));
+    assert!(matches!(
+        ro.gc(tzstore::block::cemented::HistoryMode::Rolling, 0),
+        Err(Error::ReadOnly(_))
+    ));
+    assert!(s.set_zstd_level(0).is_err());
+    s.set_zstd_level(19).unwrap();
+    assert_eq!(s.zstd_level(), 19);
+}

@@ -51,6 +51,14 @@
 #define TZS_HASH_SIZE 32
 
 /**
+ * A node's block store: floating and cemented stores under one directory,
+ * merged in the background. Thread-safe: stores, reads and a running merge
+ * may overlap from any threads; `tzs_block_store_close` must be the last
+ * call (it waits for a running merge).
+ */
+typedef struct tzs_block_store tzs_block_store;
+
+/**
  * An error: a status and a UTF-8 message naming the path or key concerned.
  * Created by the library, owned by the caller, freed with `tzs_error_free`.
  * Errors are immutable and may be read from any thread.
@@ -128,12 +136,81 @@ typedef struct tzs_block {
 } tzs_block;
 
 /**
+ * Options of `tzs_block_store_open`; start from
+ * `tzs_block_store_options_default()` and change what you need.
+ */
+typedef struct tzs_block_store_options {
+  /**
+   * `TZS_READONLY` and/or `TZS_NO_FSYNC`.
+   */
+  uint32_t flags;
+  /**
+   * History mode of a new store (`TZS_HISTORY_*`); an existing store keeps its own.
+   */
+  uint32_t history_mode;
+  /**
+   * Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
+   */
+  uint32_t history_offset;
+  /**
+   * Threads for background merges (0 = 1).
+   */
+  uint32_t workers;
+  /**
+   * Log size of every index (0 = default).
+   */
+  uint64_t index_log_size;
+  /**
+   * zstd level (1..=22) of cemented metadata.
+   */
+  int32_t zstd_level;
+} tzs_block_store_options;
+
+/**
  * Status returned by every fallible function. `TZS_OK` (0) is success;
  * `TZS_NOT_FOUND` and `TZS_DONE` report absence and never allocate an error;
  * every other value is a failure described by the `tzs_error` written to
  * `*err` (when `err` is not NULL). Numbers are stable and append-only.
  */
 typedef uint32_t tzs_status;
+
+/**
+ * Counters reported by `tzs_block_store_read_stats`.
+ */
+typedef struct tzs_block_store_stats {
+  /**
+   * Lowest cemented level, -1 when nothing is cemented.
+   */
+  int32_t cemented_lowest;
+  /**
+   * Highest cemented level, -1 when nothing is cemented.
+   */
+  int32_t cemented_highest;
+  /**
+   * Blocks in the cemented store.
+   */
+  uint64_t cemented_blocks;
+  /**
+   * Blocks in the floating stores.
+   */
+  uint64_t floating_blocks;
+  /**
+   * Bytes of every file of the store.
+   */
+  uint64_t bytes_on_disk;
+  /**
+   * Merges completed since the store was created.
+   */
+  uint64_t merges_done;
+  /**
+   * Duration of the last merge in milliseconds.
+   */
+  uint64_t last_merge_ms;
+  /**
+   * True while a merge runs.
+   */
+  bool merging;
+} tzs_block_store_stats;
 
 /**
  * Which of the five floating stores of a directory (`TZS_FLOATING_*`).
@@ -264,6 +341,159 @@ extern "C" {
  * this library.
  */
 void tzs_block_free(struct tzs_block *b);
+
+/**
+ * The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset
+ * 1, one merge thread, default index log size, the default zstd level.
+ */
+struct tzs_block_store_options tzs_block_store_options_default(void);
+
+/**
+ * Opens (read-write: creating) the block store in `dir` with `opts` (NULL =
+ * the defaults). A read-write open locks `dir/lock` and repairs what a crash
+ * left (a merge in progress is rolled back without losing any block, torn
+ * tails are cut, unindexed blocks re-indexed).
+ *
+ * On success `*out` receives a handle owned by the caller
+ * (`tzs_block_store_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/non-UTF-8
+ * `dir`, NULL `out`, unknown flags or history mode, zstd level outside
+ * 1..=22), `TZS_NOT_FOUND` (read-only open of a missing store),
+ * `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` NULL or NUL-terminated; `opts` NULL or valid; `out`/`err` NULL or
+ * writable.
+ */
+tzs_status tzs_block_store_open(const char *dir,
+                                const struct tzs_block_store_options *opts,
+                                struct tzs_block_store **out,
+                                struct tzs_error **err);
+
+/**
+ * Stores `block` (the library copies it), durable on return. The library
+ * computes its predecessor list. Storing a block already stored is
+ * `TZS_OK`. Errors: `TZS_INVALID_ARGUMENT`, `TZS_INCONSISTENT` (the
+ * predecessor is unknown, except for the first block of an empty store, or
+ * the level is not the predecessor's plus one), `TZS_READ_ONLY`,
+ * `TZS_NO_SPACE`, `TZS_IO`. Thread-safe; works during a merge.
+ *
+ * # Safety
+ * `s` NULL or live; `block` NULL or valid.
+ */
+tzs_status tzs_block_store_store(struct tzs_block_store *s,
+                                 const struct tzs_block *block,
+                                 struct tzs_error **err);
+
+/**
+ * `TZS_OK` if the block is stored (floating or cemented), `TZS_NOT_FOUND`
+ * if not. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `hash` NULL or 32 readable bytes.
+ */
+tzs_status tzs_block_store_mem(struct tzs_block_store *s,
+                               const uint8_t *hash,
+                               struct tzs_error **err);
+
+/**
+ * Reads the block `distance` blocks below `hash` (0 = the block itself)
+ * into `*out` (free with `tzs_block_free`), with its metadata when
+ * `read_metadata` and it has any. `TZS_NOT_FOUND` when `hash` is unknown or
+ * the distance runs past genesis or into history removed by rolling GC.
+ * Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`, `TZS_IO`. Thread-safe;
+ * during a merge it sees the state before or after it.
+ *
+ * # Safety
+ * `s` NULL or live; `hash` NULL or 32 readable bytes; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_read(struct tzs_block_store *s,
+                                const uint8_t *hash,
+                                uint32_t distance,
+                                bool read_metadata,
+                                struct tzs_block *out,
+                                struct tzs_error **err);
+
+/**
+ * Reads the cemented block at `level` into `*out` (free with
+ * `tzs_block_free`). `TZS_NOT_FOUND` if the level is not cemented (yet, or
+ * any more). Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`, `TZS_IO`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_read_by_level(struct tzs_block_store *s,
+                                         int32_t level,
+                                         bool read_metadata,
+                                         struct tzs_block *out,
+                                         struct tzs_error **err);
+
+/**
+ * Starts a background merge: cements the ancestors of `head` up to the
+ * last of the `n_chunk_ends` levels at `chunk_ends` (strictly increasing),
+ * one chunk per interval `(previous end + 1 ..= end]`, keeps the blocks
+ * above that descend from the new cemented top, drops branches that no
+ * longer connect, and applies the history mode's GC. Returns once started;
+ * stores and reads keep working. Ends already cemented are skipped. If a
+ * merge is running, this call first waits for it; if that merge failed, its
+ * error is returned and no new merge starts.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (no ends, ends not increasing, last end
+ * above the head), `TZS_NOT_FOUND` (head not stored), `TZS_INCONSISTENT`,
+ * `TZS_READ_ONLY`, `TZS_IO`, or the previous merge's error. Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `head` NULL or 32 bytes; `chunk_ends` NULL or
+ * `n_chunk_ends` readable `int32_t`.
+ */
+tzs_status tzs_block_store_merge(struct tzs_block_store *s,
+                                 const uint8_t *head,
+                                 const int32_t *chunk_ends,
+                                 size_t n_chunk_ends,
+                                 struct tzs_error **err);
+
+/**
+ * Waits for the running merge, if any, and returns its result (`TZS_OK`
+ * when none ran). Errors: `TZS_INVALID_ARGUMENT`, or the merge's own error
+ * (`TZS_INCONSISTENT`, `TZS_IO`, ...). Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live.
+ */
+tzs_status tzs_block_store_await_merge(struct tzs_block_store *s, struct tzs_error **err);
+
+/**
+ * Fills `*out` with levels, counts, bytes on disk and merge counters.
+ * Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_read_stats(struct tzs_block_store *s,
+                                      struct tzs_block_store_stats *out,
+                                      struct tzs_error **err);
+
+/**
+ * Checks every invariant (each floating store's file and index agree,
+ * every block reads back, the cemented chain is consistent, no orphan
+ * stores). With `repair` (read-write handles), removes orphan stores.
+ * Returns `TZS_OK` when no problem remains, else `TZS_CORRUPTED` with a
+ * message listing the problems. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`.
+ * Blocks stores while it runs. Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live.
+ */
+tzs_status tzs_block_store_check(struct tzs_block_store *s, bool repair, struct tzs_error **err);
+
+/**
+ * Closes the store after waiting for a running merge. NULL is a no-op. Must
+ * be the last call on the handle.
+ *
+ * # Safety
+ * `s` NULL or live, not used afterwards.
+ */
+void tzs_block_store_close(struct tzs_block_store *s);
 
 /**
  * The name of a status as a static NUL-terminated string (`"TZS_OK"`,

@@ -72,7 +72,9 @@ impl Model {
 
     /// Applies a merge up to `top_level` with the given chunk ends.
     fn merge(&mut self, ends: &[i32]) {
-        let Some(&top_level) = ends.last() else { return };
+        let Some(&top_level) = ends.last() else {
+            return;
+        };
         let mut start = self.cemented_top() + 1;
         for &e in ends {
             self.chunks.push((start, e));
@@ -113,7 +115,10 @@ impl Model {
             return b.metadata.clone();
         }
         let n = self.chunks.len();
-        let idx = self.chunks.iter().position(|c| c.0 <= b.level && b.level <= c.1)?;
+        let idx = self
+            .chunks
+            .iter()
+            .position(|c| c.0 <= b.level && b.level <= c.1)?;
         if self.offset > 0 && idx + self.offset as usize >= n {
             b.metadata.clone()
         } else {
@@ -145,7 +150,9 @@ fn check_all(store: &BlockStore, model: &Model) {
     for (h, alive) in &model.alive {
         let got = store.read(h, 0, true).unwrap();
         if *alive {
-            let got = got.unwrap_or_else(|| panic!("alive block at level {} missing", model.blocks[h].level));
+            let got = got.unwrap_or_else(|| {
+                panic!("alive block at level {} missing", model.blocks[h].level)
+            });
             let mut want = model.blocks[h].clone();
             want.metadata = model.expected_metadata(h);
             assert_eq!(got, want);
@@ -153,7 +160,11 @@ fn check_all(store: &BlockStore, model: &Model) {
             no_meta.metadata = None;
             assert_eq!(store.read(h, 0, false).unwrap().unwrap(), no_meta);
         } else {
-            assert_eq!(got, None, "dead block at level {} still readable", model.blocks[h].level);
+            assert_eq!(
+                got, None,
+                "dead block at level {} still readable",
+                model.blocks[h].level
+            );
         }
     }
 }
@@ -256,12 +267,27 @@ fn bad_input_and_errors() {
     store.store(&g.as_ref()).unwrap();
     store.store(&g.as_ref()).unwrap(); // already stored: no-op
     let orphan = make_block(9, 5, hash_of(1234));
-    assert!(matches!(store.store(&orphan.as_ref()), Err(Error::Inconsistent(_))));
+    assert!(matches!(
+        store.store(&orphan.as_ref()),
+        Err(Error::Inconsistent(_))
+    ));
     let wrong_level = make_block(1, 7, g.hash);
-    assert!(matches!(store.store(&wrong_level.as_ref()), Err(Error::Inconsistent(_))));
-    assert!(matches!(store.merge(&hash_of(77), &[0]), Err(Error::NotFound(_))));
-    assert!(matches!(store.merge(&g.hash, &[]), Err(Error::InvalidArgument(_))));
-    assert!(matches!(store.merge(&g.hash, &[3]), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        store.store(&wrong_level.as_ref()),
+        Err(Error::Inconsistent(_))
+    ));
+    assert!(matches!(
+        store.merge(&hash_of(77), &[0]),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.merge(&g.hash, &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.merge(&g.hash, &[3]),
+        Err(Error::InvalidArgument(_))
+    ));
     assert_eq!(store.read(&g.hash, 1, true).unwrap(), None, "past genesis");
     assert!(matches!(
         BlockStore::open(dir.path(), options(HistoryMode::Archive, 1)),
@@ -269,11 +295,17 @@ fn bad_input_and_errors() {
     ));
     let ro = BlockStore::open(
         dir.path(),
-        BlockStoreOptions { open: OpenOptions::read_only(), ..BlockStoreOptions::default() },
+        BlockStoreOptions {
+            open: OpenOptions::read_only(),
+            ..BlockStoreOptions::default()
+        },
     )
     .unwrap();
     assert!(ro.mem(&g.hash).unwrap());
-    assert!(matches!(ro.store(&make_block(1, 1, g.hash).as_ref()), Err(Error::ReadOnly(_))));
+    assert!(matches!(
+        ro.store(&make_block(1, 1, g.hash).as_ref()),
+        Err(Error::ReadOnly(_))
+    ));
 }
 
 #[test]
@@ -282,23 +314,34 @@ fn readers_and_a_writer_run_through_merges() {
     let store = Arc::new(BlockStore::open(dir.path(), options(HistoryMode::Archive, 1)).unwrap());
     let chain: Arc<Vec<Block>> = Arc::new(
         (0..1200u64)
-            .map(|i| make_block(i, i as i32, if i == 0 { hash_of(0) } else { hash_of(i - 1) }))
+            .map(|i| {
+                make_block(
+                    i,
+                    i as i32,
+                    if i == 0 { hash_of(0) } else { hash_of(i - 1) },
+                )
+            })
             .collect(),
     );
     let stored = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..3)
         .map(|r| {
-            let (store, chain, stored, stop) = (store.clone(), chain.clone(), stored.clone(), stop.clone());
+            let (store, chain, stored, stop) =
+                (store.clone(), chain.clone(), stored.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut rng = common::Rng::new(r + 11);
                 let mut reads = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let n = stored.load(Ordering::SeqCst);
-                    if n == 0 { continue; }
+                    if n == 0 {
+                        continue;
+                    }
                     let i = rng.below(n);
                     let d = rng.below(i + 1);
-                    let b = store.read(&chain[i as usize].hash, d as u32, true).unwrap()
+                    let b = store
+                        .read(&chain[i as usize].hash, d as u32, true)
+                        .unwrap()
                         .unwrap_or_else(|| panic!("block {i} distance {d} missing"));
                     assert_eq!(b, chain[(i - d) as usize]);
                     reads += 1;
@@ -332,7 +375,11 @@ fn readers_and_a_writer_run_through_merges() {
 const CRASH_CHILD: &str = "crash_child_store_and_merge";
 
 fn chain_block(i: u64) -> Block {
-    let mut b = make_block(i, i as i32, if i == 0 { hash_of(0) } else { hash_of(i - 1) });
+    let mut b = make_block(
+        i,
+        i as i32,
+        if i == 0 { hash_of(0) } else { hash_of(i - 1) },
+    );
     b.metadata = Some(vec![(i % 13) as u8; 300]);
     b
 }
@@ -354,7 +401,10 @@ fn crash_child_store_and_merge() {
         ..BlockStoreOptions::default()
     };
     let store = BlockStore::open(&dir, opts).unwrap();
-    let mut i: u64 = std::fs::read_to_string(&acked).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut i: u64 = std::fs::read_to_string(&acked)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     loop {
         let b = chain_block(i);
         store.store(&b.as_ref()).unwrap();
@@ -377,10 +427,16 @@ fn sigkill_during_store_and_merge_loses_no_flushed_block() {
     let mut rng = common::Rng::new(99);
     let mut max_seen = 0;
     for round in 0..50 {
-        let mut child = common::spawn_child(CRASH_CHILD, &[("TZS_BS_DIR", dir.path().display().to_string())]);
-        std::thread::sleep(Duration::from_millis(40 + rng.below(120)));
+        let mut child = common::spawn_child(
+            CRASH_CHILD,
+            &[("TZS_BS_DIR", dir.path().display().to_string())],
+        );
+        std::thread::sleep(Duration::from_millis(60 + rng.below(200)));
         common::kill9(&mut child);
-        let acked: u64 = std::fs::read_to_string(dir.path().join("acked")).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let acked: u64 = std::fs::read_to_string(dir.path().join("acked"))
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let opts = BlockStoreOptions {
             open: OpenOptions::read_write(),
             history_mode: HistoryMode::Full,
@@ -388,11 +444,14 @@ fn sigkill_during_store_and_merge_loses_no_flushed_block() {
             index_log_size: 50,
             ..BlockStoreOptions::default()
         };
-        let store = BlockStore::open(dir.path(), opts).unwrap_or_else(|e| panic!("round {round}: reopen: {e}"));
+        let store = BlockStore::open(dir.path(), opts)
+            .unwrap_or_else(|e| panic!("round {round}: reopen: {e}"));
         let report = store.check(false).unwrap();
         assert!(report.is_ok(), "round {round}: {:?}", report.problems);
         for i in 0..acked {
-            let b = store.read(&hash_of(i), 0, false).unwrap()
+            let b = store
+                .read(&hash_of(i), 0, false)
+                .unwrap()
                 .unwrap_or_else(|| panic!("round {round}: acknowledged block {i} lost"));
             assert_eq!(b.contents, chain_block(i).contents);
         }

@@ -21,7 +21,7 @@ pub struct tzs_block_store {
 }
 
 /// The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset
-/// 1, the shared worker pool, default index log size, zstd level 3.
+/// 1, one merge thread, default index log size, the default zstd level.
 #[unsafe(no_mangle)]
 pub extern "C" fn tzs_block_store_options_default() -> tzs_block_store_options {
     let d = BlockStoreOptions::default();
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn tzs_block_store_open(
         // SAFETY: per the function's contract.
         let o = unsafe { opts.as_ref() }
             .copied()
-            .unwrap_or_else(tzs_block_store_options_default);
+            .unwrap_or_else(|| tzs_block_store_options_default());
         let inner = BlockStore::open(dir, options_of(&o)?)?;
         *out = args::into_handle(tzs_block_store { inner });
         Ok(())
@@ -256,7 +256,9 @@ pub unsafe extern "C" fn tzs_block_store_await_merge(
 ) -> tzs_status {
     call(err, || {
         // SAFETY: per the function's contract.
-        unsafe { args::handle(s, "block store") }?.inner.await_merge()
+        unsafe { args::handle(s, "block store") }?
+            .inner
+            .await_merge()
     })
 }
 

@@ -117,7 +117,7 @@ pub struct tzs_block_store_options {
     pub history_mode: u32,
     /// Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
     pub history_offset: u32,
-    /// Worker threads for background merges (0 = the shared pool).
+    /// Threads for background merges (0 = 1).
     pub workers: u32,
     /// Log size of every index (0 = default).
     pub index_log_size: u64,

@@ -130,7 +130,8 @@ impl Manifest {
         };
         let merges_done = r.u64().ok_or_else(|| bad("truncated"))?;
         let last_merge_ms = r.u64().ok_or_else(|| bad("truncated"))?;
-        let history_mode = mode_of(r.u8().ok_or_else(|| bad("truncated"))?).ok_or_else(|| bad("bad history mode"))?;
+        let history_mode = mode_of(r.u8().ok_or_else(|| bad("truncated"))?)
+            .ok_or_else(|| bad("bad history mode"))?;
         let history_offset = r.u32().ok_or_else(|| bad("truncated"))?;
         if r.at != p.len() {
             return Err(bad("trailing bytes"));
@@ -226,7 +227,10 @@ mod tests {
         for i in 0..enc.len() {
             let mut bad = enc.clone();
             bad[i] ^= 4;
-            assert!(Manifest::decode(&bad, Path::new("m")).is_err(), "flip at {i}");
+            assert!(
+                Manifest::decode(&bad, Path::new("m")).is_err(),
+                "flip at {i}"
+            );
         }
     }
 }

@@ -27,7 +27,12 @@ use crate::error::{Error, Result};
 use crate::worker::WorkerPool;
 
 /// Validates the request, switches roles, and submits the merge job.
-pub(super) fn start(inner: &Arc<Inner>, pool: &WorkerPool, head: &Hash, chunk_ends: &[i32]) -> Result<()> {
+pub(super) fn start(
+    inner: &Arc<Inner>,
+    pool: &WorkerPool,
+    head: &Hash,
+    chunk_ends: &[i32],
+) -> Result<()> {
     inner.check_writable()?;
     inner.await_merge()?;
     if chunk_ends.is_empty() {
@@ -49,7 +54,10 @@ pub(super) fn start(inner: &Arc<Inner>, pool: &WorkerPool, head: &Hash, chunk_en
     };
     let parts = inner.parts.read().clone();
     let Some(head_level) = inner.level_of_stored(&parts, head)? else {
-        return Err(Error::NotFound(format!("merge head {} is not stored", hex(head))));
+        return Err(Error::NotFound(format!(
+            "merge head {} is not stored",
+            hex(head)
+        )));
     };
     if last_end > head_level {
         return Err(Error::invalid(format!(

@@ -41,7 +41,8 @@ pub struct BlockStoreOptions {
     pub history_mode: HistoryMode,
     /// Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
     pub history_offset: u32,
-    /// Worker threads for background merges (0 = the shared pool).
+    /// Threads for background merges (0 = 1). Compression of metadata runs
+    /// on the shared pool.
     pub workers: u32,
     /// Index log size of every index (0 = default).
     pub index_log_size: u64,
@@ -194,10 +195,12 @@ impl BlockStore {
             .iter()
             .map(|&id| open_floating(id))
             .collect::<Result<Vec<_>>>()?;
-        let pool = if opts.workers > 0 {
-            Some(WorkerPool::new(opts.workers as usize)?)
-        } else {
+        // Merges get threads of their own: a merge waits on compression jobs
+        // of the shared pool, so it must never occupy one of its threads.
+        let pool = if read_only {
             None
+        } else {
+            Some(WorkerPool::new(opts.workers.max(1) as usize)?)
         };
         Ok(BlockStore {
             pool,
@@ -271,7 +274,12 @@ impl BlockStore {
     /// while one runs first waits for it; if it failed, its error is
     /// returned and no new merge starts.
     pub fn merge(&self, head: &Hash, chunk_ends: &[i32]) -> Result<()> {
-        let pool = self.pool.as_ref().unwrap_or_else(|| WorkerPool::global());
+        let pool = self.pool.as_ref().ok_or_else(|| {
+            Error::ReadOnly(format!(
+                "block store {} was opened read-only",
+                self.inner.dir.display()
+            ))
+        })?;
         merge::start(&self.inner, pool, head, chunk_ends)
     }
 
@@ -518,5 +526,9 @@ fn largest_step(left: u64, len: usize) -> Option<usize> {
 
 /// Short hex of a hash for messages.
 pub(crate) fn hex(h: &Hash) -> String {
-    h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+    h.iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
 }

@@ -40,7 +40,11 @@ impl CheckReport {
 
 /// Rolls back a merge that was running at the crash and removes floating
 /// stores the manifest no longer refers to.
-pub(super) fn recover_at_open(fs: &dyn FileSystem, dir: &Path, manifest: &mut Manifest) -> Result<()> {
+pub(super) fn recover_at_open(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    manifest: &mut Manifest,
+) -> Result<()> {
     if let Some(id) = manifest.merging {
         // The stores the merge read from are still read-only stores in the
         // manifest, so dropping its output loses nothing.
@@ -99,16 +103,27 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     // Hold the manifest so no store or role switch runs meanwhile.
     let manifest = inner.manifest.lock();
     let parts = inner.parts.read().clone();
+    // Stores a merge retired are deleted once no reader holds them.
+    let retired: Vec<std::path::PathBuf> = inner
+        .retired
+        .lock()
+        .iter()
+        .map(|f| f.dir().to_path_buf())
+        .collect();
     for orphan in orphans(inner.fs.as_ref(), &inner.dir, &manifest)? {
-        if manifest.merging.is_some() {
-            break; // a running merge's fresh stores are not orphans
-        }
         let path = inner.dir.join("floating").join(&orphan);
+        if manifest.merging.is_some() || retired.contains(&path) {
+            continue; // a running merge's stores, or retired ones, are not orphans
+        }
         if repair && !inner.opts.open.read_only {
             inner.fs.remove_dir_all(&path)?;
-            report.repaired.push(format!("removed orphan floating store {}", path.display()));
+            report
+                .repaired
+                .push(format!("removed orphan floating store {}", path.display()));
         } else {
-            report.problems.push(format!("orphan floating store {}", path.display()));
+            report
+                .problems
+                .push(format!("orphan floating store {}", path.display()));
         }
     }
     for store in parts.all() {
@@ -129,10 +144,14 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
                             store.dir().display(),
                             super::hex(&e.block.hash)
                         )),
-                        Err(err) => report.problems.push(format!("{}: {err}", store.dir().display())),
+                        Err(err) => report
+                            .problems
+                            .push(format!("{}: {err}", store.dir().display())),
                     }
                 }
-                Err(err) => report.problems.push(format!("{}: {err}", store.dir().display())),
+                Err(err) => report
+                    .problems
+                    .push(format!("{}: {err}", store.dir().display())),
             }
         }
         if in_file != store.len() {
@@ -146,7 +165,12 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     if let Err(e) = inner.cemented.check_consistency(None) {
         report.problems.push(format!("cemented store: {e}"));
     } else {
-        report.blocks_checked += inner.cemented.chunks().iter().map(|c| c.len() as u64).sum::<u64>();
+        report.blocks_checked += inner
+            .cemented
+            .chunks()
+            .iter()
+            .map(|c| c.len() as u64)
+            .sum::<u64>();
     }
     Ok(report)
 }

@@ -102,7 +102,7 @@ pub(super) fn start(
     let job_inner = inner.clone();
     let started = Instant::now();
     let handle = pool.submit(move || {
-        let result = run(&job_inner, &top, last_end, &ends, &old, ro_tmp_id, started);
+        let result = run(&job_inner, &top, last_end, &ends, old, ro_tmp_id, started);
         let result = match result {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -123,7 +123,7 @@ fn run(
     top: &Hash,
     top_level: i32,
     ends: &[i32],
-    old: &[Arc<Floating>],
+    old: Vec<Arc<Floating>>,
     ro_tmp_id: u64,
     started: Instant,
 ) -> Result<()> {
@@ -137,7 +137,7 @@ fn run(
             break;
         }
         chain.push(current);
-        let preds = find_preds(old, &current)?.ok_or_else(|| {
+        let preds = find_preds(&old, &current)?.ok_or_else(|| {
             Error::Inconsistent(format!(
                 "block {} at level {level} to cement is not in the floating stores",
                 hex(&current)
@@ -167,7 +167,7 @@ fn run(
         let mut blocks: Vec<Block> = Vec::with_capacity((end - start + 1) as usize);
         for l in start..=end {
             let h = &chain[(l - first_level) as usize];
-            let b = read_from(old, h)?.ok_or_else(|| {
+            let b = read_from(&old, h)?.ok_or_else(|| {
                 Error::Inconsistent(format!("block {} vanished during the merge", hex(h)))
             })?;
             blocks.push(b);
@@ -211,7 +211,7 @@ fn run(
             rw: parts.rw.clone(),
             ros: vec![ro_tmp],
         });
-        inner.retired.lock().extend(old.iter().cloned());
+        inner.retired.lock().extend(old);
     }
     inner.reap_retired();
 

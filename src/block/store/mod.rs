@@ -290,6 +290,7 @@ impl BlockStore {
 
     /// Levels, counts and sizes.
     pub fn stats(&self) -> Result<BlockStoreStats> {
+        self.inner.reap_retired();
         let parts = self.inner.parts.read().clone();
         let m = self.inner.manifest.lock().clone();
         let cemented_blocks = self

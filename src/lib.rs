@@ -9,6 +9,7 @@
 pub mod error;
 pub mod ffi;
 pub mod index;
+pub mod indexed_file;
 pub mod io;
 pub mod options;
 pub mod singleton;

@@ -8,6 +8,7 @@ pub mod boundary;
 pub mod common;
 pub mod error;
 pub mod index;
+pub mod indexed_file;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

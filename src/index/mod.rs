@@ -108,6 +108,8 @@ struct Inner {
     state: RwLock<State>,
     /// The running or last finished merge, until its outcome is reported.
     merge: Mutex<Option<JobHandle>>,
+    /// A failure to start a merge, reported by the next call.
+    start_error: Mutex<Option<Error>>,
     _lock: Option<LockFile>,
 }
 
@@ -262,6 +264,7 @@ impl Index {
                 cfg.removable,
             )),
             merge: Mutex::new(None),
+            start_error: Mutex::new(None),
             _lock: lock,
         };
         let state = if read_only {
@@ -403,7 +406,12 @@ impl Index {
         if flush {
             Inner::flush_state(&mut st)?;
         }
-        self.maybe_merge(&mut st)
+        // The binding is stored: a failure to start a merge is not this
+        // call's failure; it is reported by the next call.
+        if let Err(e) = self.maybe_merge(&mut st) {
+            *self.inner.start_error.lock() = Some(e);
+        }
+        Ok(())
     }
 
     /// Makes everything added so far durable (write out and fsync the logs).
@@ -428,6 +436,9 @@ impl Index {
 
     /// Waits for the running merge, if any; returns its error once.
     pub fn await_merge(&self) -> Result<()> {
+        if let Some(e) = self.inner.start_error.lock().take() {
+            return Err(e);
+        }
         let h = self.inner.merge.lock().clone();
         if let Some(h) = h {
             if let Err(e) = h.wait() {
@@ -463,6 +474,9 @@ impl Index {
     }
 
     fn report_merge_error(&self) -> Result<()> {
+        if let Some(e) = self.inner.start_error.lock().take() {
+            return Err(e);
+        }
         let mut m = self.inner.merge.lock();
         if let Some(h) = m.as_ref() {
             if h.is_finished() {

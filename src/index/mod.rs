@@ -3,17 +3,17 @@
 //! `INDEXABLE_REMOVABLE_STORE`).
 //!
 //! Files in the index directory:
-//! * `meta`: key/value sizes and flags ([`meta`]).
+//! * `meta`: key/value sizes and flags (module `meta`).
 //! * `data`: every merged binding, sorted by xxh3-64 of the key, with a
-//!   fan-out table, read through a memory map ([`data`]). Its header holds a
+//!   fan-out table, read through a memory map (module `data`). Its header holds a
 //!   *generation* `G`: the data contains every log of generation `< G`.
-//! * `log.<g>`: append-only logs of CRC'd entries ([`log`]). The highest one
+//! * `log.<g>`: append-only logs of CRC'd entries (module `log`). The highest one
 //!   receives writes (mirage's `log`); while a merge runs, writes go to a new
 //!   log of the next generation (mirage's `log_async`).
 //! * `lock`: held by the one read-write instance.
 //!
 //! Writes go to the current log (buffered until `flush`) and to an in-memory
-//! table ([`hash`]). When that table holds more than `log_size` entries it
+//! table (module `hash`). When that table holds more than `log_size` entries it
 //! is frozen and merged with the data file on the worker pool into a new
 //! data file of the next generation, renamed over `data`; reads (log table,
 //! then frozen table, then data) and writes continue meanwhile. Read-only

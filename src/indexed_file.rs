@@ -476,7 +476,13 @@ impl Inner {
             Ok(())
         })();
         match result {
-            Ok(()) => fs.remove_dir_all(&gen_dir(&self.dir, old.n)),
+            Ok(()) => {
+                // No append reaches the old generation any more; let a merge
+                // its index started finish before deleting its files (the
+                // next read-write open removes them if this fails).
+                let _ = old.index.await_merge();
+                fs.remove_dir_all(&gen_dir(&self.dir, old.n))
+            }
             Err(e) => {
                 let _ = fs.remove_dir_all(&dir);
                 Err(e)

@@ -10,6 +10,8 @@ pub mod boundary;
 pub mod common;
 pub mod error;
 pub mod floating;
+pub mod index;
+pub mod indexed_file;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

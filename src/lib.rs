@@ -9,6 +9,7 @@
 pub mod error;
 pub mod ffi;
 pub mod io;
+pub mod kv;
 pub mod options;
 pub mod singleton;
 

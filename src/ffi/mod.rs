@@ -7,6 +7,7 @@ pub mod args;
 pub mod boundary;
 pub mod common;
 pub mod error;
+pub mod kv;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -70,3 +70,13 @@ pub struct tzs_bytes {
     /// Number of bytes.
     pub len: usize,
 }
+
+/// What a kv key is bound to (`tzs_kv_exists`, `tzs_kv_entries_kind`).
+pub type tzs_kv_kind = u32;
+/// kv: a value (a file).
+pub const TZS_KV_VALUE: tzs_kv_kind = 1;
+/// kv: a dictionary (a directory).
+pub const TZS_KV_DICTIONARY: tzs_kv_kind = 2;
+
+/// Size in bytes of a kv digest (SHA-256).
+pub const TZS_KV_DIGEST_SIZE: usize = 32;

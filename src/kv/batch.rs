@@ -31,14 +31,16 @@
 //! a batch that began before another commit may see that commit's effect;
 //! it then only commits if everything it saw is still current.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
+use crate::io::beneath::Stat;
 use crate::kv::journal::Op;
 use crate::kv::key::Key;
+use crate::kv::tree::kind_of;
 use crate::kv::{Entry, Inner, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,6 +56,10 @@ enum Probe {
 pub struct Batch {
     inner: Arc<Inner>,
     ops: Vec<Op>,
+    /// Index of the last op on each exact key.
+    last_op: HashMap<Key, usize>,
+    /// Index of the last set strictly below each key.
+    last_set_below: HashMap<Key, usize>,
     seen: BTreeMap<(Key, Probe), u128>,
     stale: bool,
 }
@@ -81,16 +87,27 @@ fn entries_hash(entries: &[Entry]) -> u128 {
     xxh3_128(&buf) | 1 << 127
 }
 
+fn kind_hash(k: Option<Kind>) -> u128 {
+    k.map_or(0, |k| k as u128 + 16)
+}
+
+fn stat_hash(st: &Stat) -> u128 {
+    let mut b = Vec::with_capacity(40);
+    b.push(st.kind as u8);
+    b.extend_from_slice(&st.size.to_be_bytes());
+    b.extend_from_slice(&st.mtime_sec.to_be_bytes());
+    b.extend_from_slice(&st.mtime_nsec.to_be_bytes());
+    b.extend_from_slice(&st.ino.to_be_bytes());
+    xxh3_128(&b) | 1 << 127
+}
+
 impl Inner {
     /// Runs `probe` on the store; returns its outcome's hash, and the
     /// result for the probes whose data the batch needs.
     fn probe(&self, key: &Key, probe: Probe) -> Result<u128> {
         let tree = &self.tree;
         match probe {
-            Probe::Kind => {
-                let k = tree.kind(key)?;
-                Ok(k.map_or(0, |k| k as u128 + 16))
-            }
+            Probe::Kind => Ok(kind_hash(tree.kind(key)?)),
             Probe::Get => outcome(&tree.get(key), |v| xxh3_128(v) | 1 << 127),
             Probe::List => outcome(&tree.list(key), |e| entries_hash(e)),
             Probe::Stat => {
@@ -98,15 +115,7 @@ impl Inner {
                     return Ok(0);
                 }
                 let r = tree.stat(key, "batch").map(|(_, st)| st);
-                outcome(&r, |st| {
-                    let mut b = Vec::with_capacity(40);
-                    b.push(st.kind as u8);
-                    b.extend_from_slice(&st.size.to_be_bytes());
-                    b.extend_from_slice(&st.mtime_sec.to_be_bytes());
-                    b.extend_from_slice(&st.mtime_nsec.to_be_bytes());
-                    b.extend_from_slice(&st.ino.to_be_bytes());
-                    xxh3_128(&b) | 1 << 127
-                })
+                outcome(&r, stat_hash)
             }
         }
     }
@@ -117,6 +126,8 @@ impl Batch {
         Batch {
             inner,
             ops: Vec::new(),
+            last_op: HashMap::new(),
+            last_set_below: HashMap::new(),
             seen: BTreeMap::new(),
             stale: false,
         }
@@ -143,14 +154,68 @@ impl Batch {
 
     /// The index of the last buffered op whose key is `key` or an ancestor.
     fn covering(&self, key: &Key) -> Option<usize> {
-        self.ops.iter().rposition(|op| op.key().is_prefix_of(key))
+        let mut best = self.last_op.get(key).copied();
+        let mut k = key.clone();
+        while !k.is_root() {
+            k = k.parent();
+            if let Some(&i) = self.last_op.get(&k) {
+                best = best.max(Some(i));
+            }
+        }
+        best
     }
 
     /// True if an op from `from` on sets a key strictly below `key`.
     fn sets_below(&self, key: &Key, from: usize) -> bool {
-        self.ops[from..]
-            .iter()
-            .any(|op| matches!(op, Op::Set(k, _) if key.is_prefix_of(k) && k != key))
+        self.last_set_below.get(key).is_some_and(|&i| i >= from)
+    }
+
+    fn push(&mut self, op: Op) {
+        let i = self.ops.len();
+        let key = op.key().clone();
+        if let Op::Set(..) = op {
+            let mut k = key.clone();
+            while !k.is_root() {
+                k = k.parent();
+                self.last_set_below.insert(k.clone(), i);
+            }
+        }
+        self.last_op.insert(key, i);
+        self.ops.push(op);
+    }
+
+    /// The kind of `key` in the store, probed once per batch; with
+    /// `with_stat` (keys the batch writes) the same `lstat` also records the
+    /// `Stat` observation. (Not for parents: a dictionary's mtime changes
+    /// whenever anyone adds an entry, which would be a false conflict.)
+    fn store_kind(&mut self, key: &Key, with_stat: bool) -> Result<Option<Kind>> {
+        let have_stat = self.seen.contains_key(&(key.clone(), Probe::Stat));
+        if let Some(&h) = self.seen.get(&(key.clone(), Probe::Kind))
+            && (have_stat || !with_stat)
+        {
+            return Ok(match h {
+                17 => Some(Kind::Value),
+                18 => Some(Kind::Dictionary),
+                _ => None,
+            });
+        }
+        if key.is_root() {
+            return Ok(Some(Kind::Dictionary));
+        }
+        let r = {
+            let _r = self.inner.apply.read();
+            self.inner.tree.stat(key, "batch").map(|(_, st)| st)
+        };
+        let kind = match &r {
+            Ok(st) => Some(kind_of(st, key)?),
+            Err(Error::NotFound(_)) | Err(Error::DictionaryExpected(_)) => None,
+            Err(e) => return Err(e.clone()),
+        };
+        self.record(key, Probe::Kind, kind_hash(kind));
+        if with_stat {
+            self.record(key, Probe::Stat, outcome(&r, stat_hash)?);
+        }
+        Ok(kind)
     }
 
     fn view_kind(&mut self, key: &Key) -> Result<Option<Kind>> {
@@ -162,18 +227,37 @@ impl Batch {
                 Op::Set(k, _) => return Ok((k == key).then_some(Kind::Value)),
                 Op::Remove(_) => (i + 1, None),
             },
-            None => {
-                let _r = self.inner.apply.read();
-                let k = self.inner.tree.kind(key)?;
-                drop(_r);
-                self.record(key, Probe::Kind, k.map_or(0, |k| k as u128 + 16));
-                (0, k)
-            }
+            None => (0, self.store_kind(key, false)?),
         };
         if base.is_none() && self.sets_below(key, from) {
             return Ok(Some(Kind::Dictionary));
         }
         Ok(base)
+    }
+
+    /// The error for reaching the absent `key`: `DictionaryExpected` if an
+    /// ancestor is a value in this batch's view (as the store's ENOTDIR),
+    /// else `NotFound`.
+    fn absent(&mut self, key: &Key, op: &str) -> Result<Error> {
+        let mut ancestors = Vec::new();
+        let mut p = key.parent();
+        while !p.is_root() {
+            let up = p.parent();
+            ancestors.push(p);
+            p = up;
+        }
+        for p in ancestors.into_iter().rev() {
+            match self.view_kind(&p)? {
+                Some(Kind::Value) => {
+                    return Ok(Error::DictionaryExpected(format!(
+                        "{op} {key}: {p} is a value, not a dictionary"
+                    )));
+                }
+                Some(Kind::Dictionary) => {}
+                None => break,
+            }
+        }
+        Ok(Error::NotFound(format!("{op} {key}: not found")))
     }
 
     /// What `key` is in this batch's view.
@@ -198,7 +282,7 @@ impl Batch {
                     "get {key}: {k} is a value, not a dictionary"
                 ))),
                 Op::Remove(_) if self.sets_below(&key, i + 1) => Err(dict()),
-                Op::Remove(_) => Err(Error::NotFound(format!("get {key}: removed in this batch"))),
+                Op::Remove(_) => Err(self.absent(&key, "get")?),
             },
             None if self.sets_below(&key, 0) => Err(dict()),
             None => {
@@ -265,14 +349,14 @@ impl Batch {
         }
         match map {
             Some(m) => Ok(m.into_iter().collect()),
-            None => Err(Error::NotFound(format!("list {key}: not found"))),
+            None => Err(self.absent(&key, "list")?),
         }
     }
 
     /// Records that the batch writes `key`, observing its current state.
     fn touch(&mut self, key: &Key) -> Result<()> {
-        if self.covering(key).is_none() && !self.seen.contains_key(&(key.clone(), Probe::Stat)) {
-            self.observe(key, Probe::Stat)?;
+        if self.covering(key).is_none() {
+            self.store_kind(key, true)?;
         }
         Ok(())
     }
@@ -287,9 +371,14 @@ impl Batch {
                 "set /: the root is a dictionary".into(),
             ));
         }
-        let segs = key.segments().to_vec();
-        for i in 1..segs.len() {
-            let p = Key::parse(&segs[..i].join("/"))?;
+        let mut parents = Vec::with_capacity(key.depth());
+        let mut p = key.parent();
+        while !p.is_root() {
+            let up = p.parent();
+            parents.push(p);
+            p = up;
+        }
+        for p in parents.into_iter().rev() {
             match self.view_kind(&p)? {
                 Some(Kind::Value) => {
                     return Err(Error::DictionaryExpected(format!(
@@ -301,13 +390,13 @@ impl Batch {
                 None => break,
             }
         }
+        self.touch(&key)?;
         if self.view_kind(&key)? == Some(Kind::Dictionary) {
             return Err(Error::ValueExpected(format!(
                 "set {key}: a dictionary, not a value"
             )));
         }
-        self.touch(&key)?;
-        self.ops.push(Op::Set(key, value.to_vec()));
+        self.push(Op::Set(key, value.to_vec()));
         Ok(())
     }
 
@@ -321,7 +410,7 @@ impl Batch {
             for (name, _) in names {
                 let child = key.child(&name)?;
                 self.touch(&child)?;
-                self.ops.push(Op::Remove(child));
+                self.push(Op::Remove(child));
             }
             return Ok(());
         }
@@ -329,7 +418,7 @@ impl Batch {
             self.observe(&key, Probe::List)?;
         }
         self.touch(&key)?;
-        self.ops.push(Op::Remove(key));
+        self.push(Op::Remove(key));
         Ok(())
     }
 

@@ -22,6 +22,9 @@ pub const RESERVED_PREFIX: &str = ".tzs";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Key {
     segs: Vec<String>,
+    /// The segments joined by `/` (the path below the root), kept so that
+    /// hot paths resolve a key without rebuilding it.
+    path: String,
 }
 
 /// Checks one segment; `Ok` means it names a plain entry below its parent.
@@ -67,7 +70,17 @@ impl Key {
                 .map_err(|e| Error::invalid(format!("key {s:?}: {}", e.message())))?;
             segs.push(seg.to_string());
         }
-        Ok(Key { segs })
+        Ok(Key::from_segs(segs))
+    }
+
+    fn from_segs(segs: Vec<String>) -> Key {
+        let path = segs.join("/");
+        Key { segs, path }
+    }
+
+    /// The relative path below the root (`""` for the root).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The root dictionary.
@@ -89,7 +102,7 @@ impl Key {
     pub fn parent(&self) -> Key {
         let mut segs = self.segs.clone();
         segs.pop();
-        Key { segs }
+        Key::from_segs(segs)
     }
 
     /// The last segment (`""` for the root).
@@ -102,7 +115,7 @@ impl Key {
         check_segment(seg)?;
         let mut segs = self.segs.clone();
         segs.push(seg.to_string());
-        Ok(Key { segs })
+        Ok(Key::from_segs(segs))
     }
 
     /// True when `self` is `other` or one of its ancestors (segment-wise, so

@@ -47,7 +47,7 @@ impl Model {
     /// Walks the first `n` segments as dictionaries (as the store does).
     fn walk(&self, k: &K, n: usize) -> R<()> {
         for i in 1..=n {
-            match self.map.get(&k[..i].to_vec()) {
+            match self.map.get(&k[..i]) {
                 None => return Err("NOT_FOUND"),
                 Some(Node::Value(_)) => return Err("DICTIONARY_EXPECTED"),
                 Some(Node::Dir) => {}
@@ -87,7 +87,7 @@ impl Model {
     /// Parents for a write: missing ones are created, a value is an error.
     fn make_parents(&mut self, k: &K) -> R<()> {
         for i in 1..k.len() {
-            match self.map.get(&k[..i].to_vec()) {
+            match self.map.get(&k[..i]) {
                 Some(Node::Value(_)) => return Err("DICTIONARY_EXPECTED"),
                 Some(Node::Dir) => {}
                 None => break,

@@ -258,3 +258,23 @@ impl Tree {
         self.entries(&dir, key, "list")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_map_to_kv_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = Tree::new(Dir::open(dir.path()).unwrap(), dir.path(), None, false);
+        let key = Key::parse("a/b").unwrap();
+        let e = |n| tree.err("set", &key, io::Error::from_raw_os_error(n));
+        assert!(matches!(e(libc::ENOSPC), Error::NoSpace(ref m) if m.contains("/a/b")));
+        assert!(matches!(e(libc::EDQUOT), Error::NoSpace(_)));
+        assert!(matches!(e(libc::ENOTDIR), Error::DictionaryExpected(_)));
+        assert!(matches!(e(libc::EISDIR), Error::ValueExpected(_)));
+        assert!(matches!(e(libc::ENOENT), Error::NotFound(_)));
+        assert!(matches!(e(libc::ELOOP), Error::InvalidArgument(_)));
+        assert!(matches!(e(libc::EIO), Error::Io(ref m) if m.contains("/a/b")));
+    }
+}

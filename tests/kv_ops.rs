@@ -12,6 +12,27 @@ fn names(kv: &Kv, key: &str) -> Vec<(String, Kind)> {
 }
 
 #[test]
+fn handles_and_batches_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Kv>();
+    check::<tzstore::kv::Batch>();
+}
+
+#[test]
+fn two_handles_in_one_process_write_alternately() {
+    let d = tempfile::tempdir().unwrap();
+    let a = open(&d);
+    let b = open(&d);
+    for i in 0..20 {
+        a.set(&format!("k{i}"), b"a").unwrap();
+        let mut batch = b.batch_begin().unwrap();
+        batch.set(&format!("k{i}"), b"b").unwrap();
+        batch.commit().unwrap();
+    }
+    assert_eq!(a.get("k19").unwrap(), b"b");
+}
+
+#[test]
 fn set_get_exists_size_and_parents() {
     let d = tempfile::tempdir().unwrap();
     let kv = open(&d);

@@ -25,7 +25,10 @@
 //! the exact definition of a conflict. A commit writes the journal, applies
 //! the writes, syncs once (`syncfs`) and clears the journal. A crash after
 //! the journal is durable is rolled forward by the next writer or the next
-//! open, whichever comes first; before that point the batch never happened.
+//! read-write open, whichever comes first; before that point the batch never
+//! happened. (A read-only handle never writes, so until then it may see such
+//! a batch half-applied.) A batch's values are held in memory until commit
+//! and the journal record is limited to 4 GiB.
 
 mod batch;
 mod digest;

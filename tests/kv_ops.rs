@@ -319,6 +319,14 @@ fn conflicting_batches_and_retries() {
     other.set("unrelated", b"u").unwrap();
     b.set("m", b"1").unwrap();
     b.commit().unwrap();
+    // A key changed after begin, even before the batch first reads it: the
+    // read cannot be the state as of begin, so the commit conflicts.
+    let mut b = kv.batch_begin().unwrap();
+    other.set("n", b"9").unwrap();
+    assert_eq!(b.get("n").unwrap(), b"9");
+    b.set("n", b"10").unwrap();
+    assert!(matches!(b.commit(), Err(Error::Conflict(_))));
+    assert_eq!(kv.get("n").unwrap(), b"9");
     // kv.batch reruns on conflict, then gives up.
     let mut runs = 0;
     let r: Result<(), Error> = kv.batch(2, |b| {

@@ -218,6 +218,9 @@ impl Batch {
         if let Some(&h) = self.seen.get(&(key.clone(), Probe::Kind))
             && (have_stat || !with_stat)
         {
+            // Counts as a look at the store: the cached outcome may come from
+            // an implicit probe that was not checked against the generation.
+            self.probes += 1;
             return Ok(match h {
                 17 => Some(Kind::Value),
                 18 => Some(Kind::Dictionary),

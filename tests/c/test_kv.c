@@ -349,5 +349,5 @@ int main(void) {
 
   rm_rf(root);
   unlink(file_path);
-  return check_report();
+  return check_summary("kv");
 }

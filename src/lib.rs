@@ -12,6 +12,7 @@ pub mod ffi;
 pub mod index;
 pub mod indexed_file;
 pub mod io;
+pub mod kv;
 pub mod options;
 pub mod singleton;
 pub mod worker;

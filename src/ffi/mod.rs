@@ -12,6 +12,7 @@ pub mod error;
 pub mod floating;
 pub mod index;
 pub mod indexed_file;
+pub mod kv;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -146,3 +146,13 @@ pub struct tzs_block_store_stats {
     /// True while a merge runs.
     pub merging: bool,
 }
+
+/// What a kv key is bound to (`tzs_kv_exists`, `tzs_kv_entries_kind`).
+pub type tzs_kv_kind = u32;
+/// kv: a value (a file).
+pub const TZS_KV_VALUE: tzs_kv_kind = 1;
+/// kv: a dictionary (a directory).
+pub const TZS_KV_DICTIONARY: tzs_kv_kind = 2;
+
+/// Size in bytes of a kv digest (SHA-256).
+pub const TZS_KV_DIGEST_SIZE: usize = 32;

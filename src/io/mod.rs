@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod exit;
+pub mod beneath;
 pub mod fault;
 pub mod frame;
 mod lock;

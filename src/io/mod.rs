@@ -4,8 +4,8 @@
 //! place. No store calls `std::fs` directly.
 
 pub mod atomic;
-pub mod exit;
 pub mod beneath;
+pub mod exit;
 pub mod fault;
 pub mod frame;
 mod lock;

@@ -9,6 +9,7 @@ use tzstore::block::store::{BlockStore, BlockStoreOptions};
 use tzstore::block::{Block, Hash};
 use tzstore::index::{Index, IndexConfig};
 use tzstore::indexed_file::{IndexedFile, IndexedFileConfig};
+use tzstore::kv::Kv;
 use tzstore::singleton::Singleton;
 use tzstore::{Error, OpenOptions, Result};
 
@@ -38,6 +39,7 @@ pub fn run(dir: Option<PathBuf>, blocks: u32) -> Result<()> {
     singleton(&root)?;
     index(&root.join("index"))?;
     indexed_file(&root.join("indexed_file"))?;
+    kv(&root.join("kv"))?;
     block_store(&root.join("blocks"), blocks)?;
     println!("\ndemo finished in {:.2?}", started.elapsed());
     Ok(())
@@ -104,13 +106,26 @@ fn index(dir: &Path) -> Result<()> {
             hits += 1;
         }
     }
-    println!("found {hits}/{n} in {:.2?} ({:.0}/s, no allocation per lookup)", t.elapsed(), n as f64 / t.elapsed().as_secs_f64());
+    println!(
+        "found {hits}/{n} in {:.2?} ({:.0}/s, no allocation per lookup)",
+        t.elapsed(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
     idx.remove(&hash_of(7), true)?;
     println!("removed one key durably; mem = {}", idx.mem(&hash_of(7))?);
-    let ro = Index::open(dir, IndexConfig { open: OpenOptions::read_only(), ..cfg })?;
+    let ro = Index::open(
+        dir,
+        IndexConfig {
+            open: OpenOptions::read_only(),
+            ..cfg
+        },
+    )?;
     idx.add(&hash_of(n), &n.to_be_bytes(), true)?;
     ro.sync()?;
-    println!("a read-only instance sees a new key after sync: {}", ro.mem(&hash_of(n))?);
+    println!(
+        "a read-only instance sees a new key after sync: {}",
+        ro.mem(&hash_of(n))?
+    );
     println!("index holds {} keys", idx.len());
     Ok(())
 }
@@ -129,18 +144,80 @@ fn indexed_file(dir: &Path) -> Result<()> {
     )?;
     for i in 0..1000u64 {
         let value = format!("commitment {i} ").repeat(1 + (i % 7) as usize);
-        f.append(&hash_of(i), Some(&(i as u32).to_be_bytes()), value.as_bytes(), false)?;
+        f.append(
+            &hash_of(i),
+            Some(&(i as u32).to_be_bytes()),
+            value.as_bytes(),
+            false,
+        )?;
     }
     f.flush()?;
     let mut header = [0u8; 4];
     f.header(&hash_of(42), &mut header)?;
-    println!("appended 1000 values; header of key 42 from the index alone: {}", u32::from_be_bytes(header));
+    println!(
+        "appended 1000 values; header of key 42 from the index alone: {}",
+        u32::from_be_bytes(header)
+    );
     if let Some((value, _)) = f.read(&hash_of(42))? {
         println!("value of key 42: {:?}", String::from_utf8_lossy(&value));
     }
     f.gc(|key| key[0] % 2 == 0)?;
     f.await_gc()?;
-    println!("background compaction kept {} of 1000 values (a keep-callback chose)", f.len());
+    println!(
+        "background compaction kept {} of 1000 values (a keep-callback chose)",
+        f.len()
+    );
+    Ok(())
+}
+
+fn kv(root: &Path) -> Result<()> {
+    section("key/value store (mirage-kv-unix, with atomic batches)");
+    std::fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
+    let kv = Kv::open(root, &OpenOptions::read_write())?;
+    kv.set("config/network", b"mainnet")?;
+    kv.set("config/peers/count", b"0")?;
+    println!(
+        "set two keys durably; config/network = {}",
+        String::from_utf8_lossy(&kv.get("config/network")?)
+    );
+    let names: Vec<String> = kv
+        .list("config")?
+        .into_iter()
+        .map(|(name, kind)| format!("{name} ({kind:?})"))
+        .collect();
+    println!("list config: {}", names.join(", "));
+    // Four threads increment one counter through batches; conflicts retry.
+    let kv = std::sync::Arc::new(kv);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let kv = kv.clone();
+            std::thread::spawn(move || -> Result<()> {
+                for _ in 0..25 {
+                    kv.batch(100, |b| {
+                        let n: u64 = String::from_utf8_lossy(&b.get("config/peers/count")?)
+                            .parse()
+                            .unwrap_or(0);
+                        b.set("config/peers/count", (n + 1).to_string().as_bytes())
+                    })?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .map_err(|_| Error::Panic("demo thread panicked".into()))??;
+    }
+    println!(
+        "4 threads x 25 batched increments: counter = {} (no lost update)",
+        String::from_utf8_lossy(&kv.get("config/peers/count")?)
+    );
+    match kv.get("../etc/passwd") {
+        Err(e) => println!("a key escaping the root is refused: {e}"),
+        Ok(_) => return Err(Error::Inconsistent("path traversal not refused".into())),
+    }
+    let d = kv.digest("config")?;
+    println!("digest of the config dictionary: {}", hex(&d));
     Ok(())
 }
 

@@ -111,7 +111,10 @@ impl Model {
     /// The metadata a read with metadata must return for `h`.
     fn expected_metadata(&self, h: &Hash) -> Option<Vec<u8>> {
         let b = &self.blocks[h];
-        if b.level > self.cemented_top() || self.mode == HistoryMode::Archive {
+        let cemented = b.level <= self.cemented_top() && self.main[b.level as usize] == *h;
+        if !cemented || self.mode == HistoryMode::Archive {
+            // Floating blocks (including a late fork off a cemented block)
+            // keep the metadata they were stored with.
             return b.metadata.clone();
         }
         let n = self.chunks.len();

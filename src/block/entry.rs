@@ -58,13 +58,14 @@ pub enum Probe {
 
 /// Parses a whole entry from `buf` (which may extend past it).
 pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, String> {
-    let rec_len = match record::scan(buf) {
-        Scan::Record(n) => n,
-        Scan::Incomplete => return Err("entry is incomplete".into()),
-        Scan::Damaged(e) => return Err(e),
-    };
+    if buf.len() < 4 {
+        return Err("entry is incomplete".into());
+    }
+    let rec_len = record::record_len([buf[0], buf[1], buf[2], buf[3]]);
+    let rec = buf.get(..rec_len).ok_or("entry is incomplete")?;
+    // One checksum pass over the record, then one copy of its buffers.
+    let block = record::parse(rec, with_metadata)?.to_owned();
     let (n, trailer) = trailer_at(buf, rec_len)?;
-    let block = record::decode(&buf[..rec_len], with_metadata)?;
     let preds = trailer[1..1 + n * HASH_SIZE]
         .chunks_exact(HASH_SIZE)
         .map(|c| {
@@ -78,6 +79,23 @@ pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, Stri
         preds,
         len: rec_len + trailer.len(),
     })
+}
+
+/// Bytes of the record header that hold hash, level and predecessor.
+pub const HEADER_LEN: usize = 4 + HASH_SIZE + 4 + HASH_SIZE;
+
+/// Hash, level and predecessor of the entry at `offset`, read from the
+/// record's fixed header only (not checksummed: callers use it for routing,
+/// never return it as data).
+pub fn read_header(file: &dyn FileHandle, offset: u64) -> Result<(Hash, i32, Hash)> {
+    let mut h = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut h, offset)?;
+    let mut hash = [0u8; HASH_SIZE];
+    hash.copy_from_slice(&h[4..4 + HASH_SIZE]);
+    let level = i32::from_be_bytes([h[36], h[37], h[38], h[39]]);
+    let mut pred = [0u8; HASH_SIZE];
+    pred.copy_from_slice(&h[40..40 + HASH_SIZE]);
+    Ok((hash, level, pred))
 }
 
 fn trailer_at(buf: &[u8], rec_len: usize) -> std::result::Result<(usize, &[u8]), String> {

@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
-use crate::io::{FileHandle, FileSystem, OpenMode};
+use crate::io::{FileHandle, FileSystem, Mapped, OpenMode};
 use crate::options::OpenOptions;
 
 /// Index value: offset, count, 12 predecessor slots.
@@ -90,7 +90,14 @@ pub struct Floating {
     /// End of the whole entries; appends go here, iterators stop here.
     end: AtomicU64,
     writer: Mutex<()>,
+    /// A read-only map of the file's beginning: lookups of blocks it covers
+    /// cost no system call. Bytes below `end` never change once written, so
+    /// the map stays valid; it is renewed when the unmapped tail grows large.
+    map: RwLock<Arc<Mapped>>,
 }
+
+/// Unmapped bytes at the end of the file that trigger a new map.
+const REMAP_BYTES: u64 = 32 << 20;
 
 impl Floating {
     /// Opens (read-write: creates) the store of `kind` in `dir`.
@@ -150,10 +157,12 @@ impl Floating {
             file,
             index,
             writer: Mutex::new(()),
+            map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
         };
         if !store.read_only {
             store.recover()?;
         }
+        *store.map.write() = Arc::new(store.file.map()?);
         Ok(store)
     }
 
@@ -284,7 +293,7 @@ impl Floating {
         let Some((offset, preds)) = self.lookup(hash)? else {
             return Ok(None);
         };
-        let e = entry::read_at(self.file.as_ref(), offset, true)?;
+        let e = self.entry_at(offset, true)?;
         if e.block.hash != *hash {
             return Err(Error::corrupted(
                 self.file.path(),
@@ -292,6 +301,46 @@ impl Floating {
             ));
         }
         Ok(Some((e.block, preds)))
+    }
+
+    /// Level and predecessor of a stored block, from its record header only.
+    pub fn level_and_predecessor(&self, hash: &Hash) -> Result<Option<(i32, Hash)>> {
+        let Some((offset, _)) = self.lookup(hash)? else {
+            return Ok(None);
+        };
+        let (h, level, pred) = entry::read_header(self.file.as_ref(), offset)?;
+        if h != *hash {
+            return Err(Error::corrupted(
+                self.file.path(),
+                format!("index entry at offset {offset} holds another block"),
+            ));
+        }
+        Ok(Some((level, pred)))
+    }
+
+    /// The entry at `offset`: from the map when it covers it, else by
+    /// `pread` (renewing the map when the unmapped tail has grown large).
+    fn entry_at(&self, offset: u64, with_metadata: bool) -> Result<Entry> {
+        let map = self.map.read().clone();
+        if let Some(r) = from_map(&map, offset, with_metadata) {
+            return r.map_err(|e| {
+                Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
+            });
+        }
+        let unmapped = self
+            .end
+            .load(Ordering::SeqCst)
+            .saturating_sub(map.len() as u64);
+        if unmapped >= REMAP_BYTES {
+            let fresh = Arc::new(self.file.map()?);
+            *self.map.write() = fresh.clone();
+            if let Some(r) = from_map(&fresh, offset, with_metadata) {
+                return r.map_err(|e| {
+                    Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
+                });
+            }
+        }
+        entry::read_at(self.file.as_ref(), offset, with_metadata)
     }
 
     fn lookup(&self, hash: &Hash) -> Result<Option<(u64, Vec<Hash>)>> {
@@ -321,6 +370,32 @@ impl Floating {
             end: self.end.load(Ordering::SeqCst),
             with_metadata,
         }
+    }
+
+    /// Reads the whole entry of a stored block (with metadata) and its
+    /// predecessor list by file offset, as yielded by [`Floating::headers`].
+    pub fn entry_at_offset(&self, offset: u64) -> Result<Entry> {
+        self.entry_at(offset, true)
+    }
+
+    /// Offsets, hashes, levels and predecessors of the entries in file
+    /// order, read from record headers only: the merge uses it to pick the
+    /// blocks it keeps without decoding the others.
+    pub fn headers(&self) -> Result<Vec<(u64, Hash, i32, Hash)>> {
+        let end = self.end.load(Ordering::SeqCst);
+        let mut out = Vec::new();
+        let mut at = 0u64;
+        while at < end {
+            let (hash, level, pred) = entry::read_header(self.file.as_ref(), at)?;
+            let mut prefix = [0u8; 4];
+            self.file.read_exact_at(&mut prefix, at)?;
+            let rec_len = super::record::record_len(prefix) as u64;
+            let mut n = [0u8; 1];
+            self.file.read_exact_at(&mut n, at + rec_len)?;
+            out.push((at, hash, level, pred));
+            at += rec_len + entry::trailer_len((n[0] as usize).min(MAX_PREDECESSORS)) as u64;
+        }
+        Ok(out)
     }
 
     /// Number of blocks stored.
@@ -380,6 +455,21 @@ impl Floating {
     pub fn exists(fs: &dyn FileSystem, dir: &Path, kind: FloatingKind) -> Result<bool> {
         Ok(fs.exists(&dir.join(kind.file_name()))? || fs.exists(&dir.join(kind.index_name()))?)
     }
+}
+
+/// The entry at `offset` of a mapped file, or `None` if the map does not
+/// hold all of it.
+fn from_map(
+    map: &[u8],
+    offset: u64,
+    with_metadata: bool,
+) -> Option<std::result::Result<Entry, String>> {
+    let rest = map.get(usize::try_from(offset).ok()?..)?;
+    let prefix: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+    let rec_len = super::record::record_len(prefix);
+    let n = *rest.get(rec_len)? as usize;
+    let total = rec_len + entry::trailer_len(n.min(MAX_PREDECESSORS));
+    Some(entry::parse(rest.get(..total)?, with_metadata))
 }
 
 fn to_hash(c: &[u8]) -> Hash {

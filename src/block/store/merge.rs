@@ -186,11 +186,10 @@ fn run(
     )?);
     let mut visited: HashSet<Hash> = HashSet::from([*top]);
     for store in old.iter().rev() {
-        for entry in store.iter(true) {
-            let e = entry?;
-            if e.block.level > top_level && visited.contains(&e.block.predecessor) {
+        for (offset, hash, level, pred) in store.headers()? {
+            if level > top_level && visited.contains(&pred) && visited.insert(hash) {
+                let e = store.entry_at_offset(offset)?;
                 ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
-                visited.insert(e.block.hash);
             }
         }
     }

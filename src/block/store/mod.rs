@@ -443,8 +443,8 @@ impl Inner {
 
     fn level_of_stored(&self, parts: &Parts, hash: &Hash) -> Result<Option<i32>> {
         for f in parts.all() {
-            if let Some(b) = f.read_block(hash)? {
-                return Ok(Some(b.level));
+            if let Some((level, _)) = f.level_and_predecessor(hash)? {
+                return Ok(Some(level));
             }
         }
         self.cemented.level_of(hash)

@@ -39,7 +39,7 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
         _ => Vec::new(),
     };
     store.publish(Tables {
-        chunks: t.chunks[n - dropped.len()..].to_vec(),
+        chunks: t.chunks[dropped.len()..].to_vec(),
         meta: kept_meta,
     });
     let fs = store.fs.as_ref();

@@ -4,7 +4,11 @@
 #![allow(non_camel_case_types)]
 
 pub mod args;
+// preds_in/preds_out serve the floating store's C API (branch `floating`).
+#[allow(dead_code)]
+pub mod block;
 pub mod boundary;
+pub mod cemented;
 pub mod common;
 pub mod error;
 pub mod singleton;

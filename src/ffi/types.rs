@@ -70,3 +70,44 @@ pub struct tzs_bytes {
     /// Number of bytes.
     pub len: usize,
 }
+
+/// A block. As input the caller fills it with its own buffers (the library
+/// copies them; `contents.ptr`/`metadata.ptr` may be NULL when the length is
+/// 0, and `metadata` is ignored unless `has_metadata`). As output the library
+/// fills it with buffers the caller releases with `tzs_block_free`; pass a
+/// zeroed or freed struct, as previous buffers are overwritten, not freed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_block {
+    /// The block's hash.
+    pub hash: [u8; 32],
+    /// Its level (height).
+    pub level: i32,
+    /// Its direct predecessor's hash.
+    pub predecessor: [u8; 32],
+    /// Header and operations, opaque to the library.
+    pub contents: tzs_bytes,
+    /// Whether `metadata` holds the block's metadata.
+    pub has_metadata: bool,
+    /// Metadata, opaque; may be large.
+    pub metadata: tzs_bytes,
+}
+
+/// The levels of a cemented chunk, inclusive on both ends.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct tzs_chunk {
+    /// First level of the chunk.
+    pub start_level: i32,
+    /// Last level of the chunk (inclusive).
+    pub end_level: i32,
+}
+
+/// What `tzs_cemented_gc` keeps (`TZS_HISTORY_*`).
+pub type tzs_history_mode = u32;
+/// Keep everything: GC does nothing.
+pub const TZS_HISTORY_ARCHIVE: tzs_history_mode = 0;
+/// Keep every block, and the metadata of the last `offset` chunks.
+pub const TZS_HISTORY_FULL: tzs_history_mode = 1;
+/// Keep only the last `offset` chunks, blocks and metadata.
+pub const TZS_HISTORY_ROLLING: tzs_history_mode = 2;

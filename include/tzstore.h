@@ -79,6 +79,29 @@ typedef struct tzs_chunk_list tzs_chunk_list;
 typedef struct tzs_error tzs_error;
 
 /**
+ * An open index: fixed-size keys to fixed-size values. Thread-safe: any
+ * thread may call any function on it concurrently (lookups never wait for
+ * each other nor for a merge), except `tzs_index_close`, which must be the
+ * last call.
+ */
+typedef struct tzs_index tzs_index;
+
+/**
+ * A snapshot iterator over an index, from `tzs_index_iter_new`. It stays
+ * valid after later writes (which it does not see) and even after the
+ * index is closed. Calls on one iterator are serialised internally.
+ */
+typedef struct tzs_index_iter tzs_index_iter;
+
+/**
+ * An open indexed file: variable-size values with fixed-size headers,
+ * indexed by fixed-size keys. Thread-safe: any thread may call any function
+ * on it concurrently, except `tzs_indexed_file_close`, which must be the
+ * last call.
+ */
+typedef struct tzs_indexed_file tzs_indexed_file;
+
+/**
  * An open singleton store: one value in one file, cached in memory.
  * Thread-safe: any thread may call any function on it concurrently, except
  * `tzs_singleton_close`, which must be the last call.
@@ -161,6 +184,13 @@ typedef struct tzs_chunk {
  * What `tzs_cemented_gc` keeps (`TZS_HISTORY_*`).
  */
 typedef uint32_t tzs_history_mode;
+
+/**
+ * Decides whether a key survives a compaction: return true to keep it.
+ * Called with a borrowed key (valid only during the call) and the `ctx`
+ * given to `tzs_indexed_file_gc`.
+ */
+typedef bool (*tzs_indexed_file_keep_fn)(const uint8_t *key, size_t key_len, void *ctx);
 
 /**
  * Success.
@@ -636,6 +666,356 @@ const char *tzs_error_message(const struct tzs_error *e);
  * `e` is NULL or an error returned by this library and not yet freed.
  */
 void tzs_error_free(struct tzs_error *e);
+
+/**
+ * Opens (read-write: creating if needed) the index in directory `dir`.
+ *
+ * `key_size` (1..=65536) and `value_size` (0..=65536) are fixed for the
+ * index's life; reopening with other sizes fails. `flags`: `TZS_READONLY`
+ * (no writes, no lock; see new data with `tzs_index_sync`), `TZS_REMOVABLE`
+ * (allows `tzs_index_remove`; must match the creation), `TZS_NO_FSYNC`
+ * (tests only). `log_size`: entries buffered in the log before a background
+ * merge (0 = default 500000). A read-write open locks `dir/lock`.
+ *
+ * On success `*out` receives a handle owned by the caller (free it with
+ * `tzs_index_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/non-UTF-8
+ * `dir`, NULL `out`, unknown flags, sizes out of range or different from the
+ * index's), `TZS_NOT_FOUND` (read-only open of a missing index), `TZS_LOCKED`
+ * (another read-write instance is open), `TZS_CORRUPTED` (damaged data or
+ * meta file), `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable.
+ */
+tzs_status tzs_index_open(const char *dir,
+                          uint32_t key_size,
+                          uint32_t value_size,
+                          uint32_t flags,
+                          uint64_t log_size,
+                          struct tzs_index **out,
+                          struct tzs_error **err);
+
+/**
+ * Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if
+ * so, `TZS_NOT_FOUND` if not (no error object). Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle or key, wrong key length).
+ * Thread-safe, allocation-free.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+ */
+tzs_status tzs_index_mem(struct tzs_index *ix,
+                         const uint8_t *key,
+                         size_t key_len,
+                         struct tzs_error **err);
+
+/**
+ * Copies the value bound to `key` into `value_out` (exactly `value_size`
+ * bytes). `TZS_NOT_FOUND` (buffer untouched, no error object) if the key is
+ * not bound. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, key or buffer;
+ * wrong key or buffer length). Thread-safe, allocation-free.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+ * `value_out` is NULL or `value_len` writable bytes.
+ */
+tzs_status tzs_index_find(struct tzs_index *ix,
+                          const uint8_t *key,
+                          size_t key_len,
+                          uint8_t *value_out,
+                          size_t value_len,
+                          struct tzs_error **err);
+
+/**
+ * Binds `key` to `value` (inserting or replacing); both are copied. With
+ * `flush`, this binding and all earlier ones are durable on return (fsync);
+ * otherwise they are buffered until `tzs_index_flush` (or a later flushing
+ * add). May start a background merge; never waits for one. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle/key/value, wrong lengths),
+ * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`, and the error of a failed
+ * background merge (reported once; the merge is retried later).
+ * Thread-safe (writers are serialised).
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key`/`value` are NULL or readable for
+ * their lengths.
+ */
+tzs_status tzs_index_add(struct tzs_index *ix,
+                         const uint8_t *key,
+                         size_t key_len,
+                         const uint8_t *value,
+                         size_t value_len,
+                         bool flush,
+                         struct tzs_error **err);
+
+/**
+ * Unbinds `key` (a no-op when it is not bound). Only for indexes opened
+ * with `TZS_REMOVABLE`. Durability as `tzs_index_add`. Errors:
+ * `TZS_INVALID_ARGUMENT` (not removable, NULL handle/key, wrong key length),
+ * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+ */
+tzs_status tzs_index_remove(struct tzs_index *ix,
+                            const uint8_t *key,
+                            size_t key_len,
+                            bool flush,
+                            struct tzs_error **err);
+
+/**
+ * Makes every binding added so far durable (write and fsync the logs).
+ * `TZS_OK` on a read-only handle. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle), `TZS_NO_SPACE`, `TZS_IO`, or the error of a failed background
+ * merge. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_flush(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Read-only handles: loads what the read-write instance has written out
+ * (flushed) since the open or the last sync. `TZS_OK` and no effect on a
+ * read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
+ * `TZS_CORRUPTED` (a new data file fails its checksums), `TZS_IO`.
+ * Thread-safe; lookups running meanwhile see the old or the new state.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_sync(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Waits for the running background merge, if any. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle) or the merge's own error (`TZS_IO`,
+ * `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once.
+ * Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_await_merge(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Creates a snapshot iterator over all bindings (order unspecified, each
+ * key once). `*out` is owned by the caller: free it with
+ * `tzs_index_iter_free`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+ * `out`). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_index_iter_new(struct tzs_index *ix,
+                              struct tzs_index_iter **out,
+                              struct tzs_error **err);
+
+/**
+ * Copies the next binding into `key_out` (`key_size` bytes) and
+ * `value_out` (`value_size` bytes). `TZS_DONE` (no error object) at the
+ * end. Errors: `TZS_INVALID_ARGUMENT` (NULL iterator or buffer, wrong
+ * lengths), `TZS_IO`.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator; the buffers are NULL or writable for
+ * their lengths.
+ */
+tzs_status tzs_index_iter_next(struct tzs_index_iter *it,
+                               uint8_t *key_out,
+                               size_t key_len,
+                               uint8_t *value_out,
+                               size_t value_len,
+                               struct tzs_error **err);
+
+/**
+ * Frees an iterator. NULL is a no-op.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, not used afterwards.
+ */
+void tzs_index_iter_free(struct tzs_index_iter *it);
+
+/**
+ * Number of keys bound (0 for a NULL handle). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+uint64_t tzs_index_len(struct tzs_index *ix);
+
+/**
+ * Closes the index: waits for a running merge, makes the logs durable and
+ * releases the lock. NULL is a no-op. Must be the last call on the handle;
+ * use `tzs_index_flush` and `tzs_index_await_merge` first to see errors.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle, not used afterwards.
+ */
+void tzs_index_close(struct tzs_index *ix);
+
+/**
+ * Opens (read-write: creating if needed) the indexed file in directory
+ * `dir`. `key_size` (1..=65536) and `header_size` (0..=65528) are fixed for
+ * the store's life. `flags`: `TZS_READONLY` (no writes, no lock; see new data
+ * with `tzs_indexed_file_sync`), `TZS_HEADER_IN_VALUE` (the header is the
+ * first `header_size` bytes of each value), `TZS_NO_FSYNC` (tests only).
+ * `log_size`: the index's log size (0 = default).
+ *
+ * On success `*out` receives a handle owned by the caller (free it with
+ * `tzs_indexed_file_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/
+ * non-UTF-8 `dir`, NULL `out`, unknown flags, sizes out of range or
+ * different from the store's), `TZS_NOT_FOUND` (read-only open of a missing
+ * store), `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable.
+ */
+tzs_status tzs_indexed_file_open(const char *dir,
+                                 uint32_t key_size,
+                                 uint32_t header_size,
+                                 uint32_t flags,
+                                 uint64_t log_size,
+                                 struct tzs_indexed_file **out,
+                                 struct tzs_error **err);
+
+/**
+ * `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle or key, wrong key length).
+ * Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+ */
+tzs_status tzs_indexed_file_mem(struct tzs_indexed_file *f,
+                                const uint8_t *key,
+                                size_t key_len,
+                                struct tzs_error **err);
+
+/**
+ * Copies the header of `key` into `header_out` (exactly `header_size`
+ * bytes), from the index alone (the values file is not read).
+ * `TZS_NOT_FOUND` if the key is not stored. Errors: `TZS_INVALID_ARGUMENT`
+ * (NULL handle/key/buffer, wrong lengths). Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+ * `header_out` is NULL or `header_len` writable bytes.
+ */
+tzs_status tzs_indexed_file_header(struct tzs_indexed_file *f,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   uint8_t *header_out,
+                                   size_t header_len,
+                                   struct tzs_error **err);
+
+/**
+ * Reads the value of `key` into `*value_out` (library-allocated; free it
+ * with `tzs_bytes_free`) and, when `header_out` is not NULL, its header
+ * (`header_len` must then be `header_size`). `TZS_NOT_FOUND` if the key is
+ * not stored (outputs untouched). Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle/key/`value_out`, wrong lengths), `TZS_CORRUPTED` (the stored value
+ * fails its checksum), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+ * `value_out` is NULL or writable; `header_out` is NULL or `header_len`
+ * writable bytes.
+ */
+tzs_status tzs_indexed_file_read(struct tzs_indexed_file *f,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 struct tzs_bytes *value_out,
+                                 uint8_t *header_out,
+                                 size_t header_len,
+                                 struct tzs_error **err);
+
+/**
+ * Appends `value` (any length, NULL allowed when 0) for `key`, with
+ * `header` (`header_size` bytes; must be NULL with length 0 for a store
+ * opened with `TZS_HEADER_IN_VALUE`, whose values must be at least
+ * `header_size` bytes). A key appended again is replaced. With `flush` the
+ * value and its index entry are durable on return. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, header given or
+ * missing wrongly), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe
+ * (appends are serialised).
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key`, `header`, `value` are NULL or
+ * readable for their lengths.
+ */
+tzs_status tzs_indexed_file_append(struct tzs_indexed_file *f,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   const uint8_t *header,
+                                   size_t header_len,
+                                   const uint8_t *value,
+                                   size_t value_len,
+                                   bool flush,
+                                   struct tzs_error **err);
+
+/**
+ * Makes every append so far durable (values fsynced before the index).
+ * `TZS_OK` on a read-only handle. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle), `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+tzs_status tzs_indexed_file_flush(struct tzs_indexed_file *f, struct tzs_error **err);
+
+/**
+ * Read-only handles: loads what the writer flushed since the open or the
+ * last sync (following a finished compaction). `TZS_OK` and no effect on a
+ * read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
+ * `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+tzs_status tzs_indexed_file_sync(struct tzs_indexed_file *f, struct tzs_error **err);
+
+/**
+ * Starts a compaction. `keep_fn(key, key_len, ctx)` is called
+ * synchronously, on the calling thread and before this function returns,
+ * once per stored key; the values of the kept keys are then copied into a
+ * new values file in the background while appends continue (values
+ * appended meanwhile are always kept), and the store switches to it
+ * atomically. Wait for the end (and its error) with
+ * `tzs_indexed_file_await_gc`. The library keeps no pointer to `ctx` or
+ * `keep_fn` after this call returns. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle or `keep_fn`, a compaction already running), `TZS_READ_ONLY`,
+ * `TZS_IO`, or the error of the previous compaction if it was not awaited.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `keep_fn` is NULL or a function safe to
+ * call with the given `ctx` from this thread.
+ */
+tzs_status tzs_indexed_file_gc(struct tzs_indexed_file *f,
+                               tzs_indexed_file_keep_fn keep_fn,
+                               void *ctx,
+                               struct tzs_error **err);
+
+/**
+ * Waits for the running compaction, if any, and returns its outcome:
+ * `TZS_OK`, or its error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`,
+ * `TZS_PANIC`), reported once. `TZS_INVALID_ARGUMENT` for a NULL handle.
+ * Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+tzs_status tzs_indexed_file_await_gc(struct tzs_indexed_file *f, struct tzs_error **err);
+
+/**
+ * Closes the store: waits for a running compaction, flushes, releases the
+ * lock. NULL is a no-op. Must be the last call on the handle.
+ *
+ * # Safety
+ * `f` is NULL or a live handle, not used afterwards.
+ */
+void tzs_indexed_file_close(struct tzs_indexed_file *f);
 
 /**
  * Opens the singleton stored in the file `path` (created by the first

@@ -11,6 +11,8 @@ pub mod boundary;
 pub mod cemented;
 pub mod common;
 pub mod error;
+pub mod index;
+pub mod indexed_file;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -242,3 +242,50 @@ fn read_only_and_lock() {
     s.set_zstd_level(19).unwrap();
     assert_eq!(s.zstd_level(), 19);
 }
+
+#[test]
+fn no_space_and_failed_fsync_leave_the_store_unchanged() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use tzstore::io::fault::{FaultFs, Faults};
+
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::none();
+    let fs_opts = OpenOptions::default().with_fs(Arc::new(FaultFs::new(faults.clone())));
+    let s = Cemented::open(dir.path(), &fs_opts, 16).unwrap();
+    s.cement(&refs(&chain(1, 0, 49, 2)), true, true).unwrap();
+    let next = chain(1, 50, 99, 2);
+    // Budgets failing in the chunk file and in the zip (the next chunk's
+    // files are about as large as the first's).
+    let chunk_len = std::fs::metadata(dir.path().join("0_49")).unwrap().len();
+    let zip_len = std::fs::metadata(dir.path().join("metadata/0_49.zip"))
+        .unwrap()
+        .len();
+    for budget in [0u64, 100, chunk_len / 2, chunk_len + zip_len / 2] {
+        faults.write_budget.store(budget, Ordering::SeqCst);
+        let r = s.cement(&refs(&next), true, true);
+        assert!(
+            matches!(r, Err(Error::NoSpace(_))),
+            "budget {budget}: {r:?}"
+        );
+        assert_eq!(s.highest_level(), Some(49), "budget {budget}");
+        assert_eq!(s.read_by_level(60, true).unwrap(), None);
+    }
+    faults.write_budget.store(u64::MAX, Ordering::SeqCst);
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        s.cement(&refs(&next), true, true),
+        Err(Error::Io(_))
+    ));
+    assert_eq!(s.highest_level(), Some(49));
+    faults.fail_sync.store(false, Ordering::SeqCst);
+    s.cement(&refs(&next), true, true).unwrap();
+    s.check_consistency(None).unwrap();
+    drop(s);
+    let s = Cemented::open(dir.path(), &opts(), 16).unwrap();
+    s.check_consistency(None).unwrap();
+    assert_eq!(s.highest_level(), Some(99));
+    for b in chain(1, 0, 99, 2) {
+        assert_eq!(s.read_by_level(b.level, true).unwrap(), Some(b));
+    }
+}

@@ -367,7 +367,12 @@ pub unsafe extern "C" fn tzs_cemented_metadata_chunks(
         let c = unsafe { args::handle(c, "cemented") }?;
         // SAFETY: per the function's contract.
         let out = unsafe { args::out(out, "out") }?;
-        let items = c.inner.metadata_chunks().into_iter().map(chunk_of).collect();
+        let items = c
+            .inner
+            .metadata_chunks()
+            .into_iter()
+            .map(chunk_of)
+            .collect();
         *out = args::into_handle(tzs_chunk_list { items });
         Ok(())
     })

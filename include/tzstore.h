@@ -605,6 +605,17 @@ tzs_status tzs_cemented_set_zstd_level(struct tzs_cemented *c,
                                        struct tzs_error **err);
 
 /**
+ * Read-only handles: loads what the read-write instance has written (or
+ * dropped by GC) since the open or the last sync. A no-op on a read-write
+ * handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle), `TZS_CORRUPTED`,
+ * `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle.
+ */
+tzs_status tzs_cemented_sync(struct tzs_cemented *c, struct tzs_error **err);
+
+/**
  * Closes the store and releases its lock (the indexes are flushed). NULL
  * is a no-op. Must be the last call on the handle; no other thread may be
  * using it.

@@ -238,6 +238,27 @@ fn read_only_and_lock() {
         ro.gc(tzstore::block::cemented::HistoryMode::Rolling, 0),
         Err(Error::ReadOnly(_))
     ));
+    // The read-only handle sees new chunks and GC after a sync; blocks it
+    // already mapped stay readable until then.
+    s.cement(&refs(&chain(1, 10, 19, 1)), true, true).unwrap();
+    assert_eq!(ro.highest_level(), Some(9));
+    ro.sync().unwrap();
+    assert_eq!(ro.highest_level(), Some(19));
+    assert_eq!(
+        ro.read_by_hash(&hash(1, 15), true).unwrap(),
+        Some(block(1, 15, 1))
+    );
+    s.gc(tzstore::block::cemented::HistoryMode::Rolling, 1)
+        .unwrap();
+    assert_eq!(
+        ro.read_by_level(3, false).unwrap(),
+        Some(pruned(&block(1, 3, 1)))
+    );
+    ro.sync().unwrap();
+    assert_eq!(ro.lowest_level(), Some(10));
+    assert_eq!(ro.read_by_level(3, false).unwrap(), None);
+    assert_eq!(ro.level_of(&hash(1, 3)).unwrap(), None);
+    ro.check_consistency(None).unwrap();
     assert!(s.set_zstd_level(0).is_err());
     s.set_zstd_level(19).unwrap();
     assert_eq!(s.zstd_level(), 19);

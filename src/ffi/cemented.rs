@@ -590,6 +590,25 @@ pub unsafe extern "C" fn tzs_cemented_set_zstd_level(
     })
 }
 
+/// Read-only handles: loads what the read-write instance has written (or
+/// dropped by GC) since the open or the last sync. A no-op on a read-write
+/// handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle), `TZS_CORRUPTED`,
+/// `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `c` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_cemented_sync(
+    c: *mut tzs_cemented,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let c = unsafe { args::handle(c, "cemented") }?;
+        c.inner.sync()
+    })
+}
+
 /// Closes the store and releases its lock (the indexes are flushed). NULL
 /// is a no-op. Must be the last call on the handle; no other thread may be
 /// using it.

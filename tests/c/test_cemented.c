@@ -258,6 +258,17 @@ int main(int argc, char **argv) {
   make_blocks(later, &buf_later, 1, 20, 3);
   CHECK_STATUS(tzs_cemented_cement(ro, later, 3, true, true, &err), TZS_READ_ONLY);
   CHECK_STATUS(tzs_cemented_gc(ro, TZS_HISTORY_ROLLING, 1, &err), TZS_READ_ONLY);
+  /* It sees new chunks after a sync. */
+  CHECK_STATUS(tzs_cemented_cement(c, later, 3, true, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_cemented_highest_level(ro, &level, &err), TZS_OK);
+  CHECK(level == 19);
+  CHECK_STATUS(tzs_cemented_sync(ro, &err), TZS_OK);
+  CHECK_STATUS(tzs_cemented_highest_level(ro, &level, &err), TZS_OK);
+  CHECK(level == 22);
+  CHECK_STATUS(tzs_cemented_level_of(ro, later[1].hash, &level, &err), TZS_OK);
+  CHECK(level == 21);
+  CHECK_STATUS(tzs_cemented_sync(c, &err), TZS_OK); /* no-op on read-write */
+  CHECK_STATUS(tzs_cemented_sync(NULL, &err), TZS_INVALID_ARGUMENT);
   tzs_cemented_close(ro);
 
   /* GC: bad mode, archive, full, rolling. */
@@ -270,7 +281,7 @@ int main(int argc, char **argv) {
   CHECK_STATUS(tzs_cemented_read_metadata(c, 2, &m, &err), TZS_NOT_FOUND);
   CHECK_STATUS(tzs_cemented_read_by_level(c, 2, false, &out, &err), TZS_OK);
   tzs_block_free(&out);
-  CHECK_STATUS(tzs_cemented_gc(c, TZS_HISTORY_ROLLING, 1, &err), TZS_OK);
+  CHECK_STATUS(tzs_cemented_gc(c, TZS_HISTORY_ROLLING, 2, &err), TZS_OK);
   CHECK_STATUS(tzs_cemented_read_by_level(c, 2, false, &out, &err), TZS_NOT_FOUND);
   CHECK_STATUS(tzs_cemented_level_of(c, blocks[2].hash, &level, &err), TZS_NOT_FOUND);
   CHECK_STATUS(tzs_cemented_lowest_level(c, &level, &err), TZS_OK);

@@ -310,3 +310,43 @@ fn no_space_and_failed_fsync_leave_the_store_unchanged() {
         assert_eq!(s.read_by_level(b.level, true).unwrap(), Some(b));
     }
 }
+
+#[test]
+fn readers_see_whole_chunks_during_cement() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Cemented::open(dir.path(), &opts(), 32).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (s, done) = (s.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut rng = t + 1;
+                let mut seen = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let Some(h) = s.highest_level() else { continue };
+                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let level = ((rng >> 33) % (h as u64 + 1)) as i32;
+                    // Everything up to the published highest level is
+                    // readable by level and by hash, with its metadata.
+                    let want = block(1, level, 4);
+                    assert_eq!(s.read_by_level(level, true).unwrap(), Some(want.clone()));
+                    assert_eq!(s.level_of(&want.hash).unwrap(), Some(level));
+                    seen += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    for c in 0..20 {
+        s.cement(&refs(&chain(1, c * 25, c * 25 + 24, 4)), true, true)
+            .unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    s.check_consistency(None).unwrap();
+}

@@ -10,7 +10,7 @@
 //! * `lock`: held by the read-write instance.
 //!
 //! Writes are ordered so that a crash leaves at most one chunk that is on
-//! disk but not (fully) indexed, which [`recover`] completes at open: chunk
+//! disk but not (fully) indexed, which recovery completes at open: chunk
 //! file (temporary name, fsync, rename, fsync of the directory), then its
 //! metadata zip (same steps; the temporary zip is complete before the chunk
 //! is renamed, so recovery can finish its rename), then both indexes,
@@ -412,7 +412,8 @@ impl Cemented {
         gc::run(self, mode, offset as usize)
     }
 
-    /// Checks every chunk, block and index entry (see [`check`]); the first
+    /// Checks every chunk, block and index entry (hashes, levels,
+    /// predecessor links, both indexes, zips); the first
     /// problem is returned as `Inconsistent` or `Corrupted`.
     pub fn check_consistency(&self, genesis: Option<&Hash>) -> Result<()> {
         check::run(self, genesis)

@@ -204,7 +204,11 @@ impl IndexedFile {
                 }
             }
         }
-        let generation = open_gen(fs.as_ref(), &dir, n, &cfg)?;
+        let generation = if ro {
+            open_current_ro(fs.as_ref(), &dir, n, &cfg)?
+        } else {
+            open_gen(fs.as_ref(), &dir, n, &cfg)?
+        };
         Ok(IndexedFile {
             inner: Arc::new(Inner {
                 dir,
@@ -348,7 +352,7 @@ impl IndexedFile {
             if n == cur.n {
                 return cur.index.sync();
             }
-            match open_gen(fs, &self.inner.dir, n, &self.inner.cfg) {
+            match open_current_ro(fs, &self.inner.dir, n, &self.inner.cfg) {
                 Ok(g) => {
                     *self.inner.generation.write() = Arc::new(g);
                     return Ok(());
@@ -472,10 +476,40 @@ impl Inner {
             Ok(())
         })();
         match result {
-            Ok(()) => fs.remove_dir_all(&gen_dir(&self.dir, old.n)),
+            Ok(()) => {
+                // No append reaches the old generation any more; let a merge
+                // its index started finish before deleting its files (the
+                // next read-write open removes them if this fails).
+                let _ = old.index.await_merge();
+                fs.remove_dir_all(&gen_dir(&self.dir, old.n))
+            }
             Err(e) => {
                 let _ = fs.remove_dir_all(&dir);
                 Err(e)
+            }
+        }
+    }
+}
+
+/// Read-only: opens generation `n`, or the one that replaced it if a
+/// compaction finished (and deleted `n`) meanwhile.
+fn open_current_ro(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    mut n: u64,
+    cfg: &IndexedFileConfig,
+) -> Result<Gen> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match open_gen(fs, dir, n, cfg) {
+            Ok(g) => return Ok(g),
+            Err(e) => {
+                let now = read_current(fs, &dir.join("current"))?.unwrap_or(n);
+                if now == n || attempts >= 10 {
+                    return Err(e);
+                }
+                n = now;
             }
         }
     }

@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
   tzs_block_store_options o = tzs_block_store_options_default();
   CHECK(o.flags == 0 && o.history_offset == 1 && o.zstd_level > 0);
   o.flags = TZS_NO_FSYNC;
-  o.history_mode = 0; /* archive */
+  o.history_mode = TZS_HISTORY_ARCHIVE;
   o.index_log_size = 100;
 
   tzs_block_store *s = NULL, *s2 = NULL;

@@ -16,8 +16,10 @@
 #ifndef TZSTORE_HPP
 #define TZSTORE_HPP
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -34,6 +36,31 @@ using Flags = std::uint32_t;
 constexpr Flags READONLY = TZS_READONLY;
 /// Skip every fsync: for tests and benchmarks only.
 constexpr Flags NO_FSYNC = TZS_NO_FSYNC;
+
+/// A block hash (TZS_HASH_SIZE = 32 bytes).
+using Hash = std::array<std::uint8_t, 32>;
+
+/// A block (tzs_block) as an owning value. `metadata` is std::nullopt for a
+/// block stored without metadata (distinct from empty metadata).
+struct Block {
+  Hash hash{};
+  std::int32_t level = 0;
+  Hash predecessor{};
+  std::vector<std::uint8_t> contents;
+  std::optional<std::vector<std::uint8_t>> metadata;
+
+  friend bool operator==(const Block& a, const Block& b) {
+    return a.hash == b.hash && a.level == b.level && a.predecessor == b.predecessor &&
+           a.contents == b.contents && a.metadata == b.metadata;
+  }
+  friend bool operator!=(const Block& a, const Block& b) { return !(a == b); }
+};
+
+/// A block with its predecessor list (entry i is the 2^i-th ancestor).
+struct BlockEntry {
+  Block block;
+  std::vector<Hash> predecessors;
+};
 
 /// The name of a status, e.g. "TZS_READ_ONLY".
 inline const char* status_name(tzs_status s) noexcept { return tzs_status_name(s); }
@@ -148,6 +175,50 @@ inline const std::uint8_t* data_of(std::string_view s) noexcept {
   return reinterpret_cast<const std::uint8_t*>(s.data());
 }
 
+/// A borrowed C view of `b` for one call (the library copies the buffers).
+inline tzs_block block_view(const Block& b) noexcept {
+  tzs_block c{};
+  std::memcpy(c.hash, b.hash.data(), b.hash.size());
+  c.level = b.level;
+  std::memcpy(c.predecessor, b.predecessor.data(), b.predecessor.size());
+  // The C struct is shared by inputs and outputs, hence non-const pointers;
+  // the library only reads input buffers.
+  c.contents = {const_cast<std::uint8_t*>(b.contents.data()), b.contents.size()};
+  c.has_metadata = b.metadata.has_value();
+  if (b.metadata) c.metadata = {const_cast<std::uint8_t*>(b.metadata->data()), b.metadata->size()};
+  return c;
+}
+
+/// Copies a library-filled block into a Block and frees its buffers.
+inline Block take_block(tzs_block& c) {
+  struct Free {
+    tzs_block& c;
+    ~Free() { tzs_block_free(&c); }
+  } guard{c};
+  Block b;
+  std::memcpy(b.hash.data(), c.hash, b.hash.size());
+  b.level = c.level;
+  std::memcpy(b.predecessor.data(), c.predecessor, b.predecessor.size());
+  b.contents.assign(c.contents.ptr, c.contents.ptr + c.contents.len);
+  if (c.has_metadata) b.metadata.emplace(c.metadata.ptr, c.metadata.ptr + c.metadata.len);
+  return b;
+}
+
+/// Splits a library-allocated list of 32-byte hashes and frees it.
+inline std::vector<Hash> take_hashes(tzs_bytes& bytes) {
+  std::vector<std::uint8_t> raw = take_bytes(bytes);
+  std::vector<Hash> out(raw.size() / 32);
+  for (std::size_t i = 0; i < out.size(); ++i) std::memcpy(out[i].data(), raw.data() + 32 * i, 32);
+  return out;
+}
+
+/// Concatenates hashes for a `const uint8_t *preds, size_t n` argument.
+inline std::vector<std::uint8_t> join_hashes(const std::vector<Hash>& hs) {
+  std::vector<std::uint8_t> raw(hs.size() * 32);
+  for (std::size_t i = 0; i < hs.size(); ++i) std::memcpy(raw.data() + 32 * i, hs[i].data(), 32);
+  return raw;
+}
+
 }  // namespace detail
 
 /// One value in one file (tzs_singleton).
@@ -205,6 +276,154 @@ class Singleton {
 
  private:
   detail::Handle<tzs_singleton, tzs_singleton_close> h_;
+};
+
+/// Which of the five floating stores of a directory (tzs_floating_kind).
+enum class FloatingKind : tzs_floating_kind {
+  RO = TZS_FLOATING_RO,
+  RW = TZS_FLOATING_RW,
+  RO_TMP = TZS_FLOATING_RO_TMP,
+  RW_TMP = TZS_FLOATING_RW_TMP,
+  RESTORE = TZS_FLOATING_RESTORE,
+};
+
+/// An iterator over a floating store's blocks in file (arrival) order
+/// (tzs_floating_iter). It sees the blocks stored when it was created and
+/// stays valid after the store is closed. Use it from one thread at a time.
+class FloatingIter {
+ public:
+  /// The next block and its predecessor list, or std::nullopt at the end.
+  /// Throws Error (TZS_CORRUPTED ends the iteration, TZS_IO).
+  std::optional<BlockEntry> next() {
+    tzs_block out{};
+    tzs_bytes preds{nullptr, 0};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_iter_next(h_.get("floating iterator"), &out, &preds, err.out());
+    if (st == TZS_DONE) return std::nullopt;
+    err.check(st);
+    BlockEntry e{detail::take_block(out), {}};
+    e.predecessors = detail::take_hashes(preds);
+    return e;
+  }
+
+ private:
+  friend class Floating;
+  explicit FloatingIter(tzs_floating_iter* p) noexcept : h_(p) {}
+  detail::Handle<tzs_floating_iter, tzs_floating_iter_free> h_;
+};
+
+/// A floating block store (tzs_floating): blocks appended in arrival order
+/// with their predecessor lists, looked up by hash. Many threads may read
+/// while one appends.
+class Floating {
+ public:
+  /// Opens the store of `kind` in directory `dir` (created by a read-write
+  /// open). Flags: READONLY, NO_FSYNC. Throws Error (TZS_LOCKED if another
+  /// read-write instance of this kind is open, TZS_NOT_FOUND for a
+  /// read-only open of a missing store, TZS_CORRUPTED, TZS_IO, ...).
+  Floating(const std::string& dir, FloatingKind kind, Flags flags = 0) {
+    tzs_floating* p = nullptr;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_open(detail::c_path(dir), static_cast<tzs_floating_kind>(kind),
+                                      flags, &p, err.out());
+    err.check(st);
+    h_.reset(p);
+  }
+
+  /// Appends `block` with its predecessor list (at most 12 hashes, entry i
+  /// the 2^i-th ancestor). A block already stored is left unchanged. With
+  /// `flush`, durable on return. Throws Error (TZS_READ_ONLY,
+  /// TZS_INVALID_ARGUMENT for more than 12 predecessors, TZS_NO_SPACE, TZS_IO).
+  void append(const Block& block, const std::vector<Hash>& predecessors = {}, bool flush = true) {
+    tzs_block c = detail::block_view(block);
+    std::vector<std::uint8_t> preds = detail::join_hashes(predecessors);
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_append(h_.get("floating"), &c, preds.data(), predecessors.size(),
+                                        flush, err.out());
+    err.check(st);
+  }
+
+  /// Makes every appended block durable.
+  void flush() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_flush(h_.get("floating"), err.out());
+    err.check(st);
+  }
+
+  /// Read-only handles: loads the blocks appended since open or the last sync.
+  void sync() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_sync(h_.get("floating"), err.out());
+    err.check(st);
+  }
+
+  /// Whether the block with `hash` is stored.
+  bool mem(const Hash& hash) const {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_mem(h_.get("floating"), hash.data(), err.out());
+    return err.check_found(st);
+  }
+
+  /// The block's predecessor list, or std::nullopt if it is not stored.
+  std::optional<std::vector<Hash>> find_predecessors(const Hash& hash) const {
+    tzs_bytes out{nullptr, 0};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_find_predecessors(h_.get("floating"), hash.data(), &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return detail::take_hashes(out);
+  }
+
+  /// The block, or std::nullopt if it is not stored. Throws
+  /// Error(TZS_CORRUPTED) if its record is damaged.
+  std::optional<Block> read_block(const Hash& hash) const {
+    tzs_block out{};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_read_block(h_.get("floating"), hash.data(), &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return detail::take_block(out);
+  }
+
+  /// The block and its predecessor list, or std::nullopt.
+  std::optional<BlockEntry> read_block_and_predecessors(const Hash& hash) const {
+    tzs_block out{};
+    tzs_bytes preds{nullptr, 0};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_read_block_and_predecessors(h_.get("floating"), hash.data(), &out,
+                                                             &preds, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    BlockEntry e{detail::take_block(out), {}};
+    e.predecessors = detail::take_hashes(preds);
+    return e;
+  }
+
+  /// Number of blocks stored.
+  std::uint64_t size() const { return tzs_floating_len(h_.get("floating")); }
+
+  /// An iterator over the blocks stored now, in file order.
+  FloatingIter iter() const {
+    tzs_floating_iter* p = nullptr;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_floating_iter_new(h_.get("floating"), &p, err.out());
+    err.check(st);
+    return FloatingIter(p);
+  }
+
+  /// Calls `f(const BlockEntry&)` for every block stored now, in file order
+  /// (Octez's fold_left_with_pred_s).
+  template <typename F>
+  void for_each(F&& f) const {
+    FloatingIter it = iter();
+    while (auto e = it.next()) f(static_cast<const BlockEntry&>(*e));
+  }
+
+  /// Closes now (also done by the destructor); later calls throw TZS_CLOSED.
+  void close() noexcept { h_.reset(); }
+  bool is_open() const noexcept { return h_.raw() != nullptr; }
+  /// The C handle, for calls this wrapper does not cover; still owned here.
+  tzs_floating* native() const noexcept { return h_.raw(); }
+
+ private:
+  detail::Handle<tzs_floating, tzs_floating_close> h_;
 };
 
 }  // namespace tzstore

@@ -3,5 +3,7 @@
 
 module Error = Error
 module Singleton = Singleton
+module Block = Block
+module Floating = Floating
 
 let version () = Ffi.c_version ()

@@ -71,6 +71,21 @@ typedef struct tzs_floating tzs_floating;
 typedef struct tzs_floating_iter tzs_floating_iter;
 
 /**
+ * An open index: fixed-size keys to fixed-size values. Thread-safe: any
+ * thread may call any function on it concurrently (lookups never wait for
+ * each other nor for a merge), except `tzs_index_close`, which must be the
+ * last call.
+ */
+typedef struct tzs_index tzs_index;
+
+/**
+ * A snapshot iterator over an index, from `tzs_index_iter_new`. It stays
+ * valid after later writes (which it does not see) and even after the
+ * index is closed. Calls on one iterator are serialised internally.
+ */
+typedef struct tzs_index_iter tzs_index_iter;
+
+/**
  * An open singleton store: one value in one file, cached in memory.
  * Thread-safe: any thread may call any function on it concurrently, except
  * `tzs_singleton_close`, which must be the last call.
@@ -482,6 +497,193 @@ void tzs_floating_iter_free(struct tzs_floating_iter *it);
  * `f` NULL or live, not used afterwards.
  */
 void tzs_floating_close(struct tzs_floating *f);
+
+/**
+ * Opens (read-write: creating if needed) the index in directory `dir`.
+ *
+ * `key_size` (1..=65536) and `value_size` (0..=65536) are fixed for the
+ * index's life; reopening with other sizes fails. `flags`: `TZS_READONLY`
+ * (no writes, no lock; see new data with `tzs_index_sync`), `TZS_REMOVABLE`
+ * (allows `tzs_index_remove`; must match the creation), `TZS_NO_FSYNC`
+ * (tests only). `log_size`: entries buffered in the log before a background
+ * merge (0 = default 500000). A read-write open locks `dir/lock`.
+ *
+ * On success `*out` receives a handle owned by the caller (free it with
+ * `tzs_index_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/non-UTF-8
+ * `dir`, NULL `out`, unknown flags, sizes out of range or different from the
+ * index's), `TZS_NOT_FOUND` (read-only open of a missing index), `TZS_LOCKED`
+ * (another read-write instance is open), `TZS_CORRUPTED` (damaged data or
+ * meta file), `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable.
+ */
+tzs_status tzs_index_open(const char *dir,
+                          uint32_t key_size,
+                          uint32_t value_size,
+                          uint32_t flags,
+                          uint64_t log_size,
+                          struct tzs_index **out,
+                          struct tzs_error **err);
+
+/**
+ * Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if
+ * so, `TZS_NOT_FOUND` if not (no error object). Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle or key, wrong key length).
+ * Thread-safe, allocation-free.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+ */
+tzs_status tzs_index_mem(struct tzs_index *ix,
+                         const uint8_t *key,
+                         size_t key_len,
+                         struct tzs_error **err);
+
+/**
+ * Copies the value bound to `key` into `value_out` (exactly `value_size`
+ * bytes). `TZS_NOT_FOUND` (buffer untouched, no error object) if the key is
+ * not bound. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, key or buffer;
+ * wrong key or buffer length). Thread-safe, allocation-free.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+ * `value_out` is NULL or `value_len` writable bytes.
+ */
+tzs_status tzs_index_find(struct tzs_index *ix,
+                          const uint8_t *key,
+                          size_t key_len,
+                          uint8_t *value_out,
+                          size_t value_len,
+                          struct tzs_error **err);
+
+/**
+ * Binds `key` to `value` (inserting or replacing); both are copied. With
+ * `flush`, this binding and all earlier ones are durable on return (fsync);
+ * otherwise they are buffered until `tzs_index_flush` (or a later flushing
+ * add). May start a background merge; never waits for one. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle/key/value, wrong lengths),
+ * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`, and the error of a failed
+ * background merge (reported once; the merge is retried later).
+ * Thread-safe (writers are serialised).
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key`/`value` are NULL or readable for
+ * their lengths.
+ */
+tzs_status tzs_index_add(struct tzs_index *ix,
+                         const uint8_t *key,
+                         size_t key_len,
+                         const uint8_t *value,
+                         size_t value_len,
+                         bool flush,
+                         struct tzs_error **err);
+
+/**
+ * Unbinds `key` (a no-op when it is not bound). Only for indexes opened
+ * with `TZS_REMOVABLE`. Durability as `tzs_index_add`. Errors:
+ * `TZS_INVALID_ARGUMENT` (not removable, NULL handle/key, wrong key length),
+ * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+ */
+tzs_status tzs_index_remove(struct tzs_index *ix,
+                            const uint8_t *key,
+                            size_t key_len,
+                            bool flush,
+                            struct tzs_error **err);
+
+/**
+ * Makes every binding added so far durable (write and fsync the logs).
+ * `TZS_OK` on a read-only handle. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle), `TZS_NO_SPACE`, `TZS_IO`, or the error of a failed background
+ * merge. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_flush(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Read-only handles: loads what the read-write instance has written out
+ * (flushed) since the open or the last sync. `TZS_OK` and no effect on a
+ * read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
+ * `TZS_CORRUPTED` (a new data file fails its checksums), `TZS_IO`.
+ * Thread-safe; lookups running meanwhile see the old or the new state.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_sync(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Waits for the running background merge, if any. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle) or the merge's own error (`TZS_IO`,
+ * `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once.
+ * Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_await_merge(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Creates a snapshot iterator over all bindings (order unspecified, each
+ * key once). `*out` is owned by the caller: free it with
+ * `tzs_index_iter_free`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+ * `out`). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_index_iter_new(struct tzs_index *ix,
+                              struct tzs_index_iter **out,
+                              struct tzs_error **err);
+
+/**
+ * Copies the next binding into `key_out` (`key_size` bytes) and
+ * `value_out` (`value_size` bytes). `TZS_DONE` (no error object) at the
+ * end. Errors: `TZS_INVALID_ARGUMENT` (NULL iterator or buffer, wrong
+ * lengths), `TZS_IO`.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator; the buffers are NULL or writable for
+ * their lengths.
+ */
+tzs_status tzs_index_iter_next(struct tzs_index_iter *it,
+                               uint8_t *key_out,
+                               size_t key_len,
+                               uint8_t *value_out,
+                               size_t value_len,
+                               struct tzs_error **err);
+
+/**
+ * Frees an iterator. NULL is a no-op.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, not used afterwards.
+ */
+void tzs_index_iter_free(struct tzs_index_iter *it);
+
+/**
+ * Number of keys bound (0 for a NULL handle). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+uint64_t tzs_index_len(struct tzs_index *ix);
+
+/**
+ * Closes the index: waits for a running merge, makes the logs durable and
+ * releases the lock. NULL is a no-op. Must be the last call on the handle;
+ * use `tzs_index_flush` and `tzs_index_await_merge` first to see errors.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle, not used afterwards.
+ */
+void tzs_index_close(struct tzs_index *ix);
 
 /**
  * Opens the singleton stored in the file `path` (created by the first

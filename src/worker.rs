@@ -1,4 +1,4 @@
-//! A small background worker pool: N threads fed by a crossbeam channel.
+//! A small background worker pool: N threads fed by one FIFO queue.
 //!
 //! Stores use it for work that must not block their callers (index merges,
 //! block-store merges, compaction). A job is a closure returning
@@ -6,12 +6,19 @@
 //! submitter waits for the outcome. A panic inside a job is caught on the
 //! worker thread and reported to the submitter as [`Error::Panic`], so a
 //! failing job never kills a worker nor goes unnoticed.
+//!
+//! The queue is a `parking_lot` mutex and condvar rather than a
+//! crossbeam channel: crossbeam's `send` to a blocked receiver calls
+//! `std::thread::current()`, which on a thread created by C (a C program's
+//! main thread) allocates a handle that is never freed, and valgrind in the
+//! C tests reports it. parking_lot keeps its per-thread data inline in TLS.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, unbounded};
+use std::collections::VecDeque;
+
 use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex};
 
@@ -23,59 +30,74 @@ pub const DEFAULT_THREADS: usize = 2;
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// A fixed set of worker threads running submitted jobs in FIFO order.
-/// Dropping a pool lets queued jobs finish, then joins the threads.
+/// Dropping a pool (or [`WorkerPool::shutdown`]) lets queued jobs finish,
+/// then joins the threads.
 pub struct WorkerPool {
-    tx: Option<Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    queue: Arc<Queue>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    size: usize,
 }
 
 impl std::fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WorkerPool({} threads)", self.threads.len())
+        write!(f, "WorkerPool({} threads)", self.size)
     }
 }
 
 impl WorkerPool {
     /// Starts a pool of `n` threads (at least one).
     pub fn new(n: usize) -> Result<WorkerPool> {
-        let (tx, rx) = unbounded::<Job>();
-        let mut threads = Vec::new();
-        for i in 0..n.max(1) {
-            let rx = rx.clone();
+        let queue = Arc::new(Queue::default());
+        queue.state.lock().open = true;
+        let pool = WorkerPool {
+            queue: queue.clone(),
+            threads: Mutex::new(Vec::new()),
+            size: n.max(1),
+        };
+        for i in 0..pool.size {
+            let q = queue.clone();
             let t = std::thread::Builder::new()
                 .name(format!("tzs-worker-{i}"))
-                .spawn(move || {
-                    for job in rx.iter() {
-                        job();
-                    }
-                })
+                .spawn(move || q.run())
                 .map_err(|e| Error::Io(format!("spawn worker thread: {e}")))?;
-            threads.push(t);
+            pool.threads.lock().push(t);
         }
-        Ok(WorkerPool {
-            tx: Some(tx),
-            threads,
-        })
+        Ok(pool)
     }
 
     /// The process-wide pool ([`DEFAULT_THREADS`] threads), started on first
-    /// use and never stopped.
+    /// use and shut down at process exit (queued jobs, e.g. a merge, finish
+    /// first).
     pub fn global() -> &'static WorkerPool {
-        static POOL: OnceCell<WorkerPool> = OnceCell::new();
-        POOL.get_or_init(|| match WorkerPool::new(DEFAULT_THREADS) {
-            Ok(p) => p,
+        GLOBAL.get_or_init(|| match WorkerPool::new(DEFAULT_THREADS) {
+            Ok(p) => {
+                crate::io::exit::at_exit(shutdown_global);
+                p
+            }
             // No thread could be started: degrade to running jobs inline
             // (submit falls back when the pool has no sender).
             Err(_) => WorkerPool {
-                tx: None,
-                threads: Vec::new(),
+                queue: Arc::new(Queue::default()),
+                threads: Mutex::new(Vec::new()),
+                size: 0,
             },
         })
     }
 
-    /// Number of worker threads.
+    /// Number of worker threads the pool was started with.
     pub fn threads(&self) -> usize {
-        self.threads.len()
+        self.size
+    }
+
+    /// Stops the pool: queued jobs finish, threads are joined; jobs
+    /// submitted afterwards run on the submitting thread.
+    pub fn shutdown(&self) {
+        self.queue.state.lock().open = false;
+        self.queue.cv.notify_all();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
     }
 
     /// Queues `job`; its result (or its panic, as [`Error::Panic`]) is
@@ -97,13 +119,14 @@ impl WorkerPool {
             };
             done.set(outcome);
         });
-        match &self.tx {
-            Some(tx) => {
-                if let Err(e) = tx.send(run) {
-                    (e.0)();
-                }
-            }
-            None => run(),
+        let mut q = self.queue.state.lock();
+        if q.open {
+            q.jobs.push_back(run);
+            drop(q);
+            self.queue.cv.notify_one();
+        } else {
+            drop(q);
+            run();
         }
         JobHandle { slot }
     }
@@ -111,10 +134,48 @@ impl WorkerPool {
 
 impl Drop for WorkerPool {
     fn drop(&mut self) {
-        self.tx = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        self.shutdown();
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// False once the pool is shut down: workers drain the queue and exit.
+    open: bool,
+}
+
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    cv: Condvar,
+}
+
+impl Queue {
+    fn run(&self) {
+        loop {
+            let job = {
+                let mut q = self.state.lock();
+                loop {
+                    if let Some(j) = q.jobs.pop_front() {
+                        break j;
+                    }
+                    if !q.open {
+                        return;
+                    }
+                    self.cv.wait(&mut q);
+                }
+            };
+            job();
         }
+    }
+}
+
+static GLOBAL: OnceCell<WorkerPool> = OnceCell::new();
+
+extern "C" fn shutdown_global() {
+    if let Some(p) = GLOBAL.get() {
+        p.shutdown();
     }
 }
 

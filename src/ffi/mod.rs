@@ -9,6 +9,7 @@ pub mod boundary;
 pub mod common;
 pub mod error;
 pub mod floating;
+pub mod index;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -248,25 +248,55 @@ impl DataFile {
         }
     }
 
-    /// The value of `key` (hash `h`), by binary search in its bucket.
+    /// The value of `key` (hash `h`). Hashes are uniform, so the entry's
+    /// position inside its bucket is guessed by interpolation and reached by
+    /// a short linear scan over adjacent entries: usually one or two cache
+    /// lines after the fan-out read, where a binary search would touch ~5.
     #[inline]
     pub(crate) fn find(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
+        use std::cmp::Ordering::*;
         if self.header.count == 0 {
             return None;
         }
-        let b = bucket(h, self.header.fan_bits);
-        let mut lo = rd64(&self.map, HEADER + b * 8);
-        let mut hi = rd64(&self.map, HEADER + (b + 1) * 8);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let (k, v) = self.entry(mid);
-            let kh = key_hash(k);
-            match kh.cmp(&h).then_with(|| k.cmp(key)) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(v),
-            }
+        let bits = self.header.fan_bits;
+        let b = bucket(h, bits);
+        let lo = rd64(&self.map, HEADER + b * 8);
+        let hi = rd64(&self.map, HEADER + (b + 1) * 8);
+        if lo >= hi {
+            return None;
         }
-        None
+        // Offset of `h` inside its bucket's hash range, as a fraction.
+        let within = if bits == 0 { h } else { h << bits };
+        let guess = lo + ((u128::from(within) * u128::from(hi - lo)) >> 64) as u64;
+        let mut i = guess.min(hi - 1);
+        let cmp = |i: u64| {
+            let (k, v) = self.entry(i);
+            (key_hash(k).cmp(&h).then_with(|| k.cmp(key)), v)
+        };
+        match cmp(i) {
+            (Equal, v) => Some(v),
+            (Less, _) => loop {
+                i += 1;
+                if i >= hi {
+                    return None;
+                }
+                match cmp(i) {
+                    (Less, _) => {}
+                    (Equal, v) => return Some(v),
+                    (Greater, _) => return None,
+                }
+            },
+            (Greater, _) => loop {
+                if i <= lo {
+                    return None;
+                }
+                i -= 1;
+                match cmp(i) {
+                    (Greater, _) => {}
+                    (Equal, v) => return Some(v),
+                    (Less, _) => return None,
+                }
+            },
+        }
     }
 }

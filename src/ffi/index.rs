@@ -1,0 +1,357 @@
+//! C API of the index engine (SPEC §3.1).
+
+use std::ffi::c_char;
+
+use parking_lot::Mutex;
+
+use super::args;
+use super::boundary::{call, call_value, call_void};
+use super::error::tzs_error;
+use super::open_options;
+use super::types::*;
+use crate::error::Error;
+use crate::index::{Index, IndexConfig, IndexIter};
+
+/// An open index: fixed-size keys to fixed-size values. Thread-safe: any
+/// thread may call any function on it concurrently (lookups never wait for
+/// each other nor for a merge), except `tzs_index_close`, which must be the
+/// last call.
+pub struct tzs_index {
+    inner: Index,
+}
+
+/// A snapshot iterator over an index, from `tzs_index_iter_new`. It stays
+/// valid after later writes (which it does not see) and even after the
+/// index is closed. Calls on one iterator are serialised internally.
+pub struct tzs_index_iter {
+    iter: Mutex<IndexIter>,
+    key_size: usize,
+    value_size: usize,
+}
+
+/// Opens (read-write: creating if needed) the index in directory `dir`.
+///
+/// `key_size` (1..=65536) and `value_size` (0..=65536) are fixed for the
+/// index's life; reopening with other sizes fails. `flags`: `TZS_READONLY`
+/// (no writes, no lock; see new data with `tzs_index_sync`), `TZS_REMOVABLE`
+/// (allows `tzs_index_remove`; must match the creation), `TZS_NO_FSYNC`
+/// (tests only). `log_size`: entries buffered in the log before a background
+/// merge (0 = default 500000). A read-write open locks `dir/lock`.
+///
+/// On success `*out` receives a handle owned by the caller (free it with
+/// `tzs_index_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/non-UTF-8
+/// `dir`, NULL `out`, unknown flags, sizes out of range or different from the
+/// index's), `TZS_NOT_FOUND` (read-only open of a missing index), `TZS_LOCKED`
+/// (another read-write instance is open), `TZS_CORRUPTED` (damaged data or
+/// meta file), `TZS_NO_SPACE`, `TZS_IO`.
+///
+/// # Safety
+/// `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_open(
+    dir: *const c_char,
+    key_size: u32,
+    value_size: u32,
+    flags: u32,
+    log_size: u64,
+    out: *mut *mut tzs_index,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        // SAFETY: per the function's contract.
+        let dir = unsafe { args::path(dir, "dir") }?;
+        let opts = open_options(
+            flags,
+            TZS_READONLY | TZS_NO_FSYNC | TZS_REMOVABLE,
+            "tzs_index_open",
+        )?;
+        let cfg = IndexConfig {
+            key_size: key_size as usize,
+            value_size: value_size as usize,
+            removable: flags & TZS_REMOVABLE != 0,
+            log_size,
+            open: opts,
+        };
+        let inner = Index::open(dir, cfg)?;
+        *out = args::into_handle(tzs_index { inner });
+        Ok(())
+    })
+}
+
+/// Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if
+/// so, `TZS_NOT_FOUND` if not (no error object). Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL handle or key, wrong key length).
+/// Thread-safe, allocation-free.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_mem(
+    ix: *mut tzs_index,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
+        if ix.inner.mem(key)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(String::new()))
+        }
+    })
+}
+
+/// Copies the value bound to `key` into `value_out` (exactly `value_size`
+/// bytes). `TZS_NOT_FOUND` (buffer untouched, no error object) if the key is
+/// not bound. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, key or buffer;
+/// wrong key or buffer length). Thread-safe, allocation-free.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+/// `value_out` is NULL or `value_len` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_find(
+    ix: *mut tzs_index,
+    key: *const u8,
+    key_len: usize,
+    value_out: *mut u8,
+    value_len: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out_exact(value_out, value_len, ix.inner.value_size(), "value") }?;
+        if ix.inner.find_into(key, out)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(String::new()))
+        }
+    })
+}
+
+/// Binds `key` to `value` (inserting or replacing); both are copied. With
+/// `flush`, this binding and all earlier ones are durable on return (fsync);
+/// otherwise they are buffered until `tzs_index_flush` (or a later flushing
+/// add). May start a background merge; never waits for one. Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL handle/key/value, wrong lengths),
+/// `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`, and the error of a failed
+/// background merge (reported once; the merge is retried later).
+/// Thread-safe (writers are serialised).
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `key`/`value` are NULL or readable for
+/// their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_add(
+    ix: *mut tzs_index,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    flush: bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
+        // SAFETY: per the function's contract.
+        let value = unsafe { args::bytes_exact(value, value_len, ix.inner.value_size(), "value") }?;
+        ix.inner.add(key, value, flush)
+    })
+}
+
+/// Unbinds `key` (a no-op when it is not bound). Only for indexes opened
+/// with `TZS_REMOVABLE`. Durability as `tzs_index_add`. Errors:
+/// `TZS_INVALID_ARGUMENT` (not removable, NULL handle/key, wrong key length),
+/// `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_remove(
+    ix: *mut tzs_index,
+    key: *const u8,
+    key_len: usize,
+    flush: bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
+        ix.inner.remove(key, flush)
+    })
+}
+
+/// Makes every binding added so far durable (write and fsync the logs).
+/// `TZS_OK` on a read-only handle. Errors: `TZS_INVALID_ARGUMENT` (NULL
+/// handle), `TZS_NO_SPACE`, `TZS_IO`, or the error of a failed background
+/// merge. Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_flush(
+    ix: *mut tzs_index,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        ix.inner.flush()
+    })
+}
+
+/// Read-only handles: loads what the read-write instance has written out
+/// (flushed) since the open or the last sync. `TZS_OK` and no effect on a
+/// read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
+/// `TZS_CORRUPTED` (a new data file fails its checksums), `TZS_IO`.
+/// Thread-safe; lookups running meanwhile see the old or the new state.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_sync(
+    ix: *mut tzs_index,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        ix.inner.sync()
+    })
+}
+
+/// Waits for the running background merge, if any. Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL handle) or the merge's own error (`TZS_IO`,
+/// `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once.
+/// Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_await_merge(
+    ix: *mut tzs_index,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        ix.inner.await_merge()
+    })
+}
+
+/// Creates a snapshot iterator over all bindings (order unspecified, each
+/// key once). `*out` is owned by the caller: free it with
+/// `tzs_index_iter_free`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+/// `out`). Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_iter_new(
+    ix: *mut tzs_index,
+    out: *mut *mut tzs_index_iter,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let ix = unsafe { args::handle(ix, "index") }?;
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        let iter = ix.inner.iter()?;
+        *out = args::into_handle(tzs_index_iter {
+            iter: Mutex::new(iter),
+            key_size: ix.inner.key_size(),
+            value_size: ix.inner.value_size(),
+        });
+        Ok(())
+    })
+}
+
+/// Copies the next binding into `key_out` (`key_size` bytes) and
+/// `value_out` (`value_size` bytes). `TZS_DONE` (no error object) at the
+/// end. Errors: `TZS_INVALID_ARGUMENT` (NULL iterator or buffer, wrong
+/// lengths), `TZS_IO`.
+///
+/// # Safety
+/// `it` is NULL or a live iterator; the buffers are NULL or writable for
+/// their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_iter_next(
+    it: *mut tzs_index_iter,
+    key_out: *mut u8,
+    key_len: usize,
+    value_out: *mut u8,
+    value_len: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let it = unsafe { args::handle(it, "index iterator") }?;
+        // SAFETY: per the function's contract.
+        let k = unsafe { args::out_exact(key_out, key_len, it.key_size, "key") }?;
+        // SAFETY: per the function's contract.
+        let v = unsafe { args::out_exact(value_out, value_len, it.value_size, "value") }?;
+        match it.iter.lock().next() {
+            Some(Ok((key, value))) => {
+                k.copy_from_slice(&key);
+                v.copy_from_slice(&value);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(Error::Done),
+        }
+    })
+}
+
+/// Frees an iterator. NULL is a no-op.
+///
+/// # Safety
+/// `it` is NULL or a live iterator, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_iter_free(it: *mut tzs_index_iter) {
+    // SAFETY: per the function's contract.
+    call_void(|| unsafe { args::free_handle(it) })
+}
+
+/// Number of keys bound (0 for a NULL handle). Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_len(ix: *mut tzs_index) -> u64 {
+    call_value(0, || {
+        // SAFETY: per the function's contract.
+        match unsafe { args::handle(ix, "index") } {
+            Ok(ix) => ix.inner.len(),
+            Err(_) => 0,
+        }
+    })
+}
+
+/// Closes the index: waits for a running merge, makes the logs durable and
+/// releases the lock. NULL is a no-op. Must be the last call on the handle;
+/// use `tzs_index_flush` and `tzs_index_await_merge` first to see errors.
+///
+/// # Safety
+/// `ix` is NULL or a live handle, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_close(ix: *mut tzs_index) {
+    // SAFETY: per the function's contract.
+    call_void(|| unsafe { args::free_handle(ix) })
+}

@@ -1,0 +1,176 @@
+/* C API of the index: every function and every status it can return. */
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "check.h"
+
+static char dir[512];
+static char rdir[600];
+static char path[700];
+
+static void key_of(uint8_t k[32], uint32_t i) {
+  memset(k, 0, 32);
+  memcpy(k, &i, sizeof i);
+  k[31] = 0x5a;
+}
+
+static void flip_byte(const char *p, long from_end) {
+  FILE *f = fopen(p, "r+b");
+  if (!f) return;
+  fseek(f, -from_end, SEEK_END);
+  int c = fgetc(f);
+  fseek(f, -from_end, SEEK_END);
+  fputc(c ^ 0x40, f);
+  fclose(f);
+}
+
+int main(int argc, char **argv) {
+  const char *base = argc > 1 ? argv[1] : "/tmp";
+  snprintf(dir, sizeof dir, "%s/tzs-c-index-XXXXXX", base);
+  if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
+  snprintf(rdir, sizeof rdir, "%s/removable", dir);
+
+  uint8_t k[32], v[8], out[8], kout[32];
+  tzs_index *ix = NULL, *ro = NULL, *other = NULL;
+
+  /* Open: bad arguments. */
+  CHECK_STATUS(tzs_index_open(NULL, 32, 8, 0, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_open("", 32, 8, 0, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, 0, 0, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, 0x100, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_open(dir, 0, 8, 0, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_open("\xff\xfe", 32, 8, 0, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+  snprintf(path, sizeof path, "%s/missing", dir);
+  CHECK_STATUS(tzs_index_open(path, 32, 8, TZS_READONLY, 0, &ix, &err), TZS_NOT_FOUND);
+  CHECK(tzs_index_open(NULL, 32, 8, 0, 0, &ix, NULL) == TZS_INVALID_ARGUMENT);
+
+  /* Open read-write; a second read-write open is refused. */
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, TZS_NO_FSYNC, 64, &ix, &err), TZS_OK);
+  CHECK(ix != NULL);
+  CHECK_ERROR_MENTIONS(tzs_index_open(dir, 32, 8, 0, 64, &other, &err), TZS_LOCKED, "lock");
+  CHECK(tzs_index_len(ix) == 0);
+  CHECK(tzs_index_len(NULL) == 0);
+
+  /* Add, find, mem; wrong sizes and NULLs. */
+  key_of(k, 1);
+  memset(v, 7, sizeof v);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, out, 8, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_index_mem(ix, k, 32, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_index_add(ix, k, 32, v, 8, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_mem(ix, k, 32, &err), TZS_OK);
+  memset(out, 0, sizeof out);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, out, 8, &err), TZS_OK);
+  CHECK(memcmp(out, v, 8) == 0);
+  CHECK_STATUS(tzs_index_add(NULL, k, 32, v, 8, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_add(ix, NULL, 32, v, 8, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_add(ix, k, 31, v, 8, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_add(ix, k, 32, v, 9, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_add(ix, k, 32, NULL, 8, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, out, 7, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, NULL, 8, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_find(ix, k, 33, out, 8, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_find(NULL, k, 32, out, 8, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_mem(ix, NULL, 32, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_mem(NULL, k, 32, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_remove(ix, k, 32, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_remove(NULL, k, 32, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_flush(NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_sync(NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_await_merge(NULL, &err), TZS_INVALID_ARGUMENT);
+
+  /* Many adds (several merges with log_size 64), replacements. */
+  for (uint32_t i = 0; i < 1000; i++) {
+    key_of(k, i);
+    memcpy(v, &i, sizeof i);
+    memset(v + 4, 1, 4);
+    CHECK_STATUS(tzs_index_add(ix, k, 32, v, 8, false, &err), TZS_OK);
+  }
+  CHECK_STATUS(tzs_index_flush(ix, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_sync(ix, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_await_merge(ix, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 1000);
+  int all_found = 1;
+  for (uint32_t i = 0; i < 1000; i++) {
+    key_of(k, i);
+    tzs_error *e = NULL;
+    if (tzs_index_find(ix, k, 32, out, 8, &e) != TZS_OK || memcmp(out, &i, 4) != 0) all_found = 0;
+    tzs_error_free(e);
+  }
+  CHECK(all_found);
+
+  /* Read-only instance: writes refused, sees new data after sync. */
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, TZS_READONLY, 0, &ro, &err), TZS_OK);
+  CHECK(tzs_index_len(ro) == 1000);
+  CHECK_STATUS(tzs_index_add(ro, k, 32, v, 8, false, &err), TZS_READ_ONLY);
+  CHECK_STATUS(tzs_index_flush(ro, &err), TZS_OK);
+  key_of(k, 5000);
+  CHECK_STATUS(tzs_index_add(ix, k, 32, v, 8, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_mem(ro, k, 32, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_index_sync(ro, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_mem(ro, k, 32, &err), TZS_OK);
+  tzs_index_close(ro);
+  ro = NULL;
+
+  /* Iteration. */
+  tzs_index_iter *it = NULL;
+  CHECK_STATUS(tzs_index_iter_new(NULL, &it, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_iter_new(ix, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_iter_new(ix, &it, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_iter_next(it, kout, 31, out, 8, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_iter_next(it, kout, 32, NULL, 8, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_iter_next(NULL, kout, 32, out, 8, &err), TZS_INVALID_ARGUMENT);
+  unsigned n = 0;
+  for (;;) {
+    tzs_error *e = NULL;
+    tzs_status st = tzs_index_iter_next(it, kout, 32, out, 8, &e);
+    tzs_error_free(e);
+    if (st != TZS_OK) {
+      CHECK(st == TZS_DONE);
+      break;
+    }
+    n++;
+  }
+  CHECK(n == 1001);
+  CHECK_STATUS(tzs_index_iter_next(it, kout, 32, out, 8, &err), TZS_DONE);
+  tzs_index_iter_free(it);
+  tzs_index_iter_free(NULL);
+
+  /* Reopen with other sizes is refused. */
+  tzs_index_close(ix);
+  tzs_index_close(NULL);
+  ix = NULL;
+  CHECK_STATUS(tzs_index_open(dir, 32, 9, 0, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, TZS_REMOVABLE, 0, &ix, &err), TZS_INVALID_ARGUMENT);
+
+  /* A damaged data file is reported as corrupted. */
+  snprintf(path, sizeof path, "%s/data", dir);
+  flip_byte(path, 5);
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, 0, 0, &ix, &err), TZS_CORRUPTED);
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, TZS_READONLY, 0, &ix, &err), TZS_CORRUPTED);
+  flip_byte(path, 5);
+  CHECK_STATUS(tzs_index_open(dir, 32, 8, 0, 0, &ix, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 1001);
+  tzs_index_close(ix);
+
+  /* Removable index. */
+  CHECK_STATUS(tzs_index_open(rdir, 32, 8, TZS_REMOVABLE | TZS_NO_FSYNC, 16, &ix, &err), TZS_OK);
+  for (uint32_t i = 0; i < 100; i++) {
+    key_of(k, i);
+    CHECK_STATUS(tzs_index_add(ix, k, 32, v, 8, false, &err), TZS_OK);
+  }
+  key_of(k, 3);
+  CHECK_STATUS(tzs_index_remove(ix, k, 32, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_remove(ix, k, 32, false, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_remove(ix, k, 31, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_remove(ix, NULL, 32, false, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_mem(ix, k, 32, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, out, 8, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_index_await_merge(ix, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 99);
+  CHECK_STATUS(tzs_index_open(rdir, 32, 8, TZS_REMOVABLE | TZS_READONLY, 0, &ro, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_remove(ro, k, 32, false, &err), TZS_READ_ONLY);
+  tzs_index_close(ro);
+  tzs_index_close(ix);
+
+  return check_summary("test_index");
+}

@@ -64,7 +64,8 @@ valgrind_consumers() {
   local bin
   for bin in "$run/pkgconfig/consumer_shared" "$run/pkgconfig/consumer_static" \
     "$run/cmake/consumer_shared" "$run/cmake/consumer_static" \
-    "$run/cmake/floating_shared" "$run/cmake/floating_static"; do
+    "$run/cmake/floating_shared" "$run/cmake/floating_static" \
+    "$run/cmake/index_shared" "$run/cmake/index_static"; do
     echo "== valgrind $bin"
     "${vg[@]}" "$bin" "$run/vg-work" || return 1
   done

@@ -73,11 +73,7 @@ let append ?(flush = true) t b preds =
 let flush t = Handle.use t (fun h -> Ffi.call (c_flush h))
 let sync t = Handle.use t (fun h -> Ffi.call (c_sync h))
 
-(* Lookups: NOT_FOUND becomes [Ok None]. *)
-let found = function
-  | Ok x -> Ok (Some x)
-  | Error { Error.status = Error.Not_found; _ } -> Ok None
-  | Error e -> Error e
+let found = Ffi.found
 
 let mem t hash =
   Block_c.with_hash "hash" hash @@ fun hash ->

@@ -3,6 +3,7 @@
 
 module Error = Error
 module Singleton = Singleton
+module Index = Index
 module Block = Block
 module Floating = Floating
 

@@ -142,6 +142,7 @@ let () =
   test_threads ();
   test_close_while_in_use ();
   test_finaliser ();
+  Test_index.run ();
   Test_floating.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;

@@ -51,6 +51,11 @@
 #define TZS_HASH_SIZE 32
 
 /**
+ * Size in bytes of a kv digest (SHA-256).
+ */
+#define TZS_KV_DIGEST_SIZE 32
+
+/**
  * An error: a status and a UTF-8 message naming the path or key concerned.
  * Created by the library, owned by the caller, freed with `tzs_error_free`.
  * Errors are immutable and may be read from any thread.
@@ -84,6 +89,25 @@ typedef struct tzs_index tzs_index;
  * index is closed. Calls on one iterator are serialised internally.
  */
 typedef struct tzs_index_iter tzs_index_iter;
+
+/**
+ * An open key/value store. Thread-safe: any thread may call any function on
+ * it concurrently, except `tzs_kv_close`, which must be the last call.
+ */
+typedef struct tzs_kv tzs_kv;
+
+/**
+ * An open batch (transaction): reads see the batch's own writes over the
+ * store; writes are buffered until `tzs_kv_batch_commit`. A batch may be
+ * used from any thread, one call at a time (calls are serialised).
+ */
+typedef struct tzs_kv_batch tzs_kv_batch;
+
+/**
+ * The entries of a dictionary, returned by `tzs_kv_list`/`tzs_kv_batch_list`
+ * and freed with `tzs_kv_entries_free`. Immutable: readable from any thread.
+ */
+typedef struct tzs_kv_entries tzs_kv_entries;
 
 /**
  * An open singleton store: one value in one file, cached in memory.
@@ -154,6 +178,18 @@ typedef uint32_t tzs_status;
  * Which of the five floating stores of a directory (`TZS_FLOATING_*`).
  */
 typedef uint32_t tzs_floating_kind;
+
+/**
+ * What a kv key is bound to (`tzs_kv_exists`, `tzs_kv_entries_kind`).
+ */
+typedef uint32_t tzs_kv_kind;
+
+/**
+ * A batch function for `tzs_kv_batch_run`: reads and writes through the
+ * batch handle it is given and returns `TZS_OK` to commit, `TZS_CONFLICT` to
+ * be run again, or any other status to stop (nothing is written).
+ */
+typedef tzs_status (*tzs_kv_batch_fn)(struct tzs_kv_batch *batch, void *ctx);
 
 /**
  * Success.
@@ -264,6 +300,16 @@ typedef uint32_t tzs_floating_kind;
  * Used while repairing.
  */
 #define TZS_FLOATING_RESTORE 4
+
+/**
+ * kv: a value (a file).
+ */
+#define TZS_KV_VALUE 1
+
+/**
+ * kv: a dictionary (a directory).
+ */
+#define TZS_KV_DICTIONARY 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -684,6 +730,386 @@ uint64_t tzs_index_len(struct tzs_index *ix);
  * `ix` is NULL or a live handle, not used afterwards.
  */
 void tzs_index_close(struct tzs_index *ix);
+
+/**
+ * Opens the store rooted at the existing directory `root`; files and
+ * directories already there are served as values and dictionaries.
+ *
+ * `flags`: `TZS_READONLY` (no writes, no batches) and/or `TZS_NO_FSYNC`
+ * (tests only). Several read-write handles, in this or other processes, may
+ * share a root: writes are serialised by a lock held only while writing. A
+ * read-write open creates `.tzs-lock`, `.tzs-journal` and `.tzs-tmp/` in the
+ * root and rolls forward a batch interrupted by a crash.
+ *
+ * On success `*out` receives a handle owned by the caller (free it with
+ * `tzs_kv_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL, empty or
+ * non-UTF-8 `root`, `root` not a directory, NULL `out`, unknown flags),
+ * `TZS_NOT_FOUND` (no such directory), `TZS_CORRUPTED` (malformed journal),
+ * `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `root` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable.
+ */
+tzs_status tzs_kv_open(const char *root,
+                       uint32_t flags,
+                       struct tzs_kv **out,
+                       struct tzs_error **err);
+
+/**
+ * Writes what `key` is bound to (`TZS_KV_VALUE` or `TZS_KV_DICTIONARY`) to
+ * `*kind_out`; the root is a dictionary. Returns `TZS_NOT_FOUND` (no error
+ * object, `*kind_out` untouched) when the key is unbound, including below a
+ * value. Errors: `TZS_INVALID_ARGUMENT` (NULL argument, invalid key, or the
+ * key names a symbolic link or special file), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated;
+ * `kind_out` and `err` are NULL or writable.
+ */
+tzs_status tzs_kv_exists(struct tzs_kv *kv,
+                         const char *key,
+                         tzs_kv_kind *kind_out,
+                         struct tzs_error **err);
+
+/**
+ * Copies the value at `key` into `*out` (library-allocated; free it with
+ * `tzs_bytes_free`). Returns `TZS_NOT_FOUND` when unbound. Errors:
+ * `TZS_INVALID_ARGUMENT`, `TZS_VALUE_EXPECTED` (a dictionary),
+ * `TZS_DICTIONARY_EXPECTED` (a parent is a value), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `out` and
+ * `err` are NULL or writable.
+ */
+tzs_status tzs_kv_get(struct tzs_kv *kv,
+                      const char *key,
+                      struct tzs_bytes *out,
+                      struct tzs_error **err);
+
+/**
+ * Copies up to `length` bytes of the value at `key` from `offset` into
+ * `*out` (free it with `tzs_bytes_free`): fewer past the end, none from
+ * beyond it (never an error, never allocated beyond the value's size).
+ * Returns `TZS_NOT_FOUND` when unbound. Errors as `tzs_kv_get`. Thread-safe.
+ *
+ * # Safety
+ * As `tzs_kv_get`.
+ */
+tzs_status tzs_kv_get_partial(struct tzs_kv *kv,
+                              const char *key,
+                              uint64_t offset,
+                              uint64_t length,
+                              struct tzs_bytes *out,
+                              struct tzs_error **err);
+
+/**
+ * Writes the size in bytes of the value at `key` to `*out`. Returns
+ * `TZS_NOT_FOUND` when unbound. Errors as `tzs_kv_get`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `out` and
+ * `err` are NULL or writable.
+ */
+tzs_status tzs_kv_size(struct tzs_kv *kv, const char *key, uint64_t *out, struct tzs_error **err);
+
+/**
+ * Lists the dictionary at `key` (`""` for the root): `*out` receives a new
+ * `tzs_kv_entries` (names are single segments, sorted by bytes; the store's
+ * `.tzs*` files, symbolic links and special files are not listed), owned by
+ * the caller and freed with `tzs_kv_entries_free`. Returns `TZS_NOT_FOUND`
+ * when unbound. Errors: `TZS_INVALID_ARGUMENT`, `TZS_DICTIONARY_EXPECTED`
+ * (the key or a parent is a value), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `out` and
+ * `err` are NULL or writable.
+ */
+tzs_status tzs_kv_list(struct tzs_kv *kv,
+                       const char *key,
+                       struct tzs_kv_entries **out,
+                       struct tzs_error **err);
+
+/**
+ * Number of entries; 0 for NULL. Thread-safe.
+ *
+ * # Safety
+ * `e` is NULL or a live `tzs_kv_entries`.
+ */
+size_t tzs_kv_entries_len(const struct tzs_kv_entries *e);
+
+/**
+ * The name of entry `i` (a NUL-terminated UTF-8 string owned by `e`, valid
+ * until `tzs_kv_entries_free`), or NULL if `e` is NULL or `i` is out of
+ * range. Thread-safe.
+ *
+ * # Safety
+ * `e` is NULL or a live `tzs_kv_entries`.
+ */
+const char *tzs_kv_entries_name(const struct tzs_kv_entries *e, size_t i);
+
+/**
+ * The kind of entry `i` (`TZS_KV_VALUE` or `TZS_KV_DICTIONARY`), or 0 if
+ * `e` is NULL or `i` is out of range. Thread-safe.
+ *
+ * # Safety
+ * `e` is NULL or a live `tzs_kv_entries`.
+ */
+tzs_kv_kind tzs_kv_entries_kind(const struct tzs_kv_entries *e, size_t i);
+
+/**
+ * Frees entries returned by a list function. NULL is a no-op.
+ *
+ * # Safety
+ * `e` is NULL or a live `tzs_kv_entries`, not used afterwards.
+ */
+void tzs_kv_entries_free(struct tzs_kv_entries *e);
+
+/**
+ * Writes the modification time of `key` as `(*days, *picoseconds)` since
+ * 1970-01-01 UTC (Ptime's span: `*days` may be negative, `0 <= *picoseconds
+ * < 86400e12`). A dictionary's time is the latest of its direct entries (its
+ * own when empty). Returns `TZS_NOT_FOUND` when unbound. Errors:
+ * `TZS_INVALID_ARGUMENT`, `TZS_DICTIONARY_EXPECTED` (a parent is a value),
+ * `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `days`,
+ * `picoseconds` and `err` are NULL or writable.
+ */
+tzs_status tzs_kv_last_modified(struct tzs_kv *kv,
+                                const char *key,
+                                int64_t *days,
+                                uint64_t *picoseconds,
+                                struct tzs_error **err);
+
+/**
+ * Writes the 32-byte SHA-256 digest of `key` to `out`: of a value's bytes,
+ * or for a dictionary of its sorted `(name, kind, digest)` entries (the
+ * encoding is documented in `src/kv/digest.rs`). Returns `TZS_NOT_FOUND`
+ * when unbound. Errors: `TZS_INVALID_ARGUMENT`, `TZS_DICTIONARY_EXPECTED`,
+ * `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `out` is
+ * NULL or 32 writable bytes; `err` is NULL or writable.
+ */
+tzs_status tzs_kv_digest(struct tzs_kv *kv, const char *key, uint8_t *out, struct tzs_error **err);
+
+/**
+ * Binds `key` to the `len` bytes at `v` (copied; NULL allowed when `len` is
+ * 0), creating missing parent dictionaries. Durable on return (staged
+ * file, fsync, rename, fsync of the directory) unless opened with
+ * `TZS_NO_FSYNC`; readers see the old value or the new one. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL argument, invalid key), `TZS_READ_ONLY`,
+ * `TZS_VALUE_EXPECTED` (the key is a dictionary or the root),
+ * `TZS_DICTIONARY_EXPECTED` (a parent is a value), `TZS_NO_SPACE`,
+ * `TZS_IO`; after an error the previous value is intact. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `v` is
+ * NULL or `len` readable bytes; `err` is NULL or writable.
+ */
+tzs_status tzs_kv_set(struct tzs_kv *kv,
+                      const char *key,
+                      const uint8_t *v,
+                      size_t len,
+                      struct tzs_error **err);
+
+/**
+ * Writes the `len` bytes at `v` at `offset` of the value at `key`, keeping
+ * the bytes before and after; an offset past the end appends, an unbound
+ * key is created. The whole new value replaces the old atomically and
+ * durably. Errors as `tzs_kv_set`. Thread-safe.
+ *
+ * # Safety
+ * As `tzs_kv_set`.
+ */
+tzs_status tzs_kv_set_partial(struct tzs_kv *kv,
+                              const char *key,
+                              uint64_t offset,
+                              const uint8_t *v,
+                              size_t len,
+                              struct tzs_error **err);
+
+/**
+ * Removes `key`: a value, or a dictionary with everything in it (it
+ * disappears in one step). An unbound key is `TZS_OK`; the root is emptied
+ * and stays usable. Durable on return. Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_READ_ONLY`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `err` is
+ * NULL or writable.
+ */
+tzs_status tzs_kv_remove(struct tzs_kv *kv, const char *key, struct tzs_error **err);
+
+/**
+ * Renames `from` to `to`, durably: a value onto a value replaces it; onto
+ * an existing dictionary the source moves inside it (as `to/<basename>`);
+ * a dictionary moves whole; missing parents of the destination are
+ * created. Returns `TZS_NOT_FOUND` when `from` is unbound. Errors:
+ * `TZS_INVALID_ARGUMENT` (invalid keys; `from` is the root or a
+ * segment-wise prefix of the destination), `TZS_VALUE_EXPECTED` (a
+ * dictionary onto a value), `TZS_KEY_EXISTS` (the entry inside the
+ * destination dictionary is itself a dictionary), `TZS_DICTIONARY_EXPECTED`
+ * (a parent is a value), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `from` and `to` are NULL or
+ * NUL-terminated; `err` is NULL or writable.
+ */
+tzs_status tzs_kv_rename(struct tzs_kv *kv,
+                         const char *from,
+                         const char *to,
+                         struct tzs_error **err);
+
+/**
+ * Binds the unbound `key` to `size` zero bytes, reserving the space now.
+ * Durable on return. Errors: `TZS_KEY_EXISTS` (bound, or the root),
+ * `TZS_INVALID_ARGUMENT`, `TZS_READ_ONLY`, `TZS_DICTIONARY_EXPECTED`,
+ * `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `key` is NULL or NUL-terminated; `err` is
+ * NULL or writable.
+ */
+tzs_status tzs_kv_allocate(struct tzs_kv *kv,
+                           const char *key,
+                           uint64_t size,
+                           struct tzs_error **err);
+
+/**
+ * Starts a batch: `*out` receives a handle owned by the caller, to be
+ * passed to exactly one of `tzs_kv_batch_commit` or `tzs_kv_batch_abort`.
+ * The batch keeps the store open; it may outlive `tzs_kv_close`. Errors:
+ * `TZS_INVALID_ARGUMENT`, `TZS_READ_ONLY`. Thread-safe.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `out` and `err` are NULL or writable.
+ */
+tzs_status tzs_kv_batch_begin(struct tzs_kv *kv, struct tzs_kv_batch **out, struct tzs_error **err);
+
+/**
+ * `tzs_kv_exists` in the batch's view (its writes over the store). The
+ * outcome is recorded: if it no longer holds at commit, the commit is
+ * `TZS_CONFLICT`.
+ *
+ * # Safety
+ * `b` is NULL or a live batch; `key` is NULL or NUL-terminated;
+ * `kind_out` and `err` are NULL or writable.
+ */
+tzs_status tzs_kv_batch_exists(struct tzs_kv_batch *b,
+                               const char *key,
+                               tzs_kv_kind *kind_out,
+                               struct tzs_error **err);
+
+/**
+ * `tzs_kv_get` in the batch's view; the outcome is recorded for conflict
+ * detection. Errors as `tzs_kv_get`.
+ *
+ * # Safety
+ * `b` is NULL or a live batch; `key` is NULL or NUL-terminated; `out` and
+ * `err` are NULL or writable.
+ */
+tzs_status tzs_kv_batch_get(struct tzs_kv_batch *b,
+                            const char *key,
+                            struct tzs_bytes *out,
+                            struct tzs_error **err);
+
+/**
+ * `tzs_kv_list` in the batch's view; the outcome is recorded for conflict
+ * detection. Errors as `tzs_kv_list`.
+ *
+ * # Safety
+ * `b` is NULL or a live batch; `key` is NULL or NUL-terminated; `out` and
+ * `err` are NULL or writable.
+ */
+tzs_status tzs_kv_batch_list(struct tzs_kv_batch *b,
+                             const char *key,
+                             struct tzs_kv_entries **out,
+                             struct tzs_error **err);
+
+/**
+ * Buffers `key := v` (copied) in the batch, checked against its view:
+ * `TZS_VALUE_EXPECTED` (a dictionary or the root), `TZS_DICTIONARY_EXPECTED`
+ * (a parent is a value), `TZS_INVALID_ARGUMENT`, `TZS_IO`. Nothing reaches
+ * the store before `tzs_kv_batch_commit`.
+ *
+ * # Safety
+ * `b` is NULL or a live batch; `key` is NULL or NUL-terminated; `v` is NULL
+ * or `len` readable bytes; `err` is NULL or writable.
+ */
+tzs_status tzs_kv_batch_set(struct tzs_kv_batch *b,
+                            const char *key,
+                            const uint8_t *v,
+                            size_t len,
+                            struct tzs_error **err);
+
+/**
+ * Buffers the removal of `key` (a value or a whole dictionary; unbound is
+ * `TZS_OK`; the root removes every entry). Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_IO`.
+ *
+ * # Safety
+ * `b` is NULL or a live batch; `key` is NULL or NUL-terminated; `err` is
+ * NULL or writable.
+ */
+tzs_status tzs_kv_batch_remove(struct tzs_kv_batch *b, const char *key, struct tzs_error **err);
+
+/**
+ * Commits the batch and frees it (whatever the status): all its writes are
+ * applied atomically and durably, or none. Errors: `TZS_CONFLICT` (a key
+ * the batch read or wrote was changed by someone else since; nothing
+ * written), `TZS_NO_SPACE`, `TZS_IO`, `TZS_INVALID_ARGUMENT` (NULL, or the
+ * batch of a running `tzs_kv_batch_run`, which that call commits; it is
+ * then not freed). An error after the commit point (rare: I/O failing while
+ * applying) leaves the batch to be rolled forward by the next write or open.
+ *
+ * # Safety
+ * `b` is NULL or a live batch, not used afterwards; `err` is NULL or
+ * writable.
+ */
+tzs_status tzs_kv_batch_commit(struct tzs_kv_batch *b, struct tzs_error **err);
+
+/**
+ * Discards the batch and frees it. NULL is a no-op, and so is the batch of
+ * a running `tzs_kv_batch_run` (that call owns it).
+ *
+ * # Safety
+ * `b` is NULL or a live batch, not used afterwards.
+ */
+void tzs_kv_batch_abort(struct tzs_kv_batch *b);
+
+/**
+ * Runs `f(batch, ctx)` in a fresh batch and commits it. When `f` returns
+ * `TZS_CONFLICT` or the commit conflicts, runs it again in a new batch, up
+ * to `retries` more times (`retries` = 0 means the default, 13), then
+ * returns `TZS_TOO_MANY_RETRIES`. Any other status from `f` is returned
+ * (with an error naming it) and nothing is written. `f` must not commit,
+ * abort or keep the batch handle; it runs on the calling thread. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL `kv` or `f`), `TZS_READ_ONLY`,
+ * `TZS_TOO_MANY_RETRIES`, those of `f` and of `tzs_kv_batch_commit`.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle; `f` is NULL or a function safe to call
+ * with `ctx`; `err` is NULL or writable.
+ */
+tzs_status tzs_kv_batch_run(struct tzs_kv *kv,
+                            tzs_kv_batch_fn f,
+                            void *ctx,
+                            uint32_t retries,
+                            struct tzs_error **err);
+
+/**
+ * Closes the handle. Open batches keep working. NULL is a no-op. Must be
+ * the last call on the handle.
+ *
+ * # Safety
+ * `kv` is NULL or a live handle, not used afterwards.
+ */
+void tzs_kv_close(struct tzs_kv *kv);
 
 /**
  * Opens the singleton stored in the file `path` (created by the first

@@ -11,6 +11,7 @@ pub mod error;
 pub mod ffi;
 pub mod index;
 pub mod io;
+pub mod kv;
 pub mod options;
 pub mod singleton;
 pub mod worker;

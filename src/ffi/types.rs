@@ -105,3 +105,13 @@ pub const TZS_FLOATING_RO_TMP: tzs_floating_kind = 2;
 pub const TZS_FLOATING_RW_TMP: tzs_floating_kind = 3;
 /// Used while repairing.
 pub const TZS_FLOATING_RESTORE: tzs_floating_kind = 4;
+
+/// What a kv key is bound to (`tzs_kv_exists`, `tzs_kv_entries_kind`).
+pub type tzs_kv_kind = u32;
+/// kv: a value (a file).
+pub const TZS_KV_VALUE: tzs_kv_kind = 1;
+/// kv: a dictionary (a directory).
+pub const TZS_KV_DICTIONARY: tzs_kv_kind = 2;
+
+/// Size in bytes of a kv digest (SHA-256).
+pub const TZS_KV_DIGEST_SIZE: usize = 32;

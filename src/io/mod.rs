@@ -4,6 +4,7 @@
 //! place. No store calls `std::fs` directly.
 
 pub mod atomic;
+pub mod beneath;
 pub mod exit;
 pub mod fault;
 pub mod frame;

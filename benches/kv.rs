@@ -1,0 +1,94 @@
+//! kv benchmarks (short criterion runs):
+//! * `kv_get/{100B,4KiB}`: reads of small values (goal >= 100,000/s);
+//! * `kv_write/set_one` vs `kv_write/batch_1000`: one durable `set` against a
+//!   durable batch of 1,000 small sets (goal <= 3x one set plus the bytes).
+//!
+//! Run: `cargo bench --bench kv`. Writes are durable (fsync on), in a
+//! temporary directory under `$TZS_BENCH_DIR` (default: the system's temp
+//! directory), so the file system can be chosen.
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tzstore::OpenOptions;
+use tzstore::kv::Kv;
+
+const KEYS: usize = 1000;
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("TZS_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn gets(c: &mut Criterion) {
+    let dir = bench_dir();
+    let kv = Kv::open(dir.path(), &OpenOptions::default().no_fsync()).unwrap();
+    let mut g = c.benchmark_group("kv_get");
+    g.throughput(Throughput::Elements(1));
+    for (name, size) in [("100B", 100usize), ("4KiB", 4096)] {
+        let v = vec![7u8; size];
+        for i in 0..KEYS {
+            kv.set(&format!("{name}/k{i}"), &v).unwrap();
+        }
+        let mut i = 0usize;
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                i = (i + 7919) % KEYS;
+                kv.get(&format!("{name}/k{i}")).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn batch_1000(kv: &Kv, round: u64, v: &[u8]) {
+    let mut batch = kv.batch_begin().unwrap();
+    for i in 0..1000 {
+        batch.set(&format!("batch/r{}/k{i}", round % 4), v).unwrap();
+    }
+    batch.commit().unwrap()
+}
+
+fn writes(c: &mut Criterion) {
+    let dir = bench_dir();
+    let kv = Kv::open(dir.path(), &OpenOptions::default()).unwrap();
+    let v = vec![1u8; 100];
+    let mut g = c.benchmark_group("kv_write");
+    g.sample_size(10);
+    let mut n = 0u64;
+    g.bench_function("set_one", |b| {
+        b.iter(|| {
+            n += 1;
+            kv.set(&format!("one/k{}", n % 1000), &v).unwrap()
+        })
+    });
+    let mut round = 0u64;
+    g.bench_function("batch_1000", |b| {
+        b.iter(|| {
+            round += 1;
+            batch_1000(&kv, round, &v)
+        })
+    });
+    // The same batch without any sync: the cost of writing the 1,000 files
+    // themselves (the "bytes written" part of the goal).
+    let dir2 = bench_dir();
+    let unsynced = Kv::open(dir2.path(), &OpenOptions::default().no_fsync()).unwrap();
+    g.bench_function("batch_1000_no_fsync", |b| {
+        b.iter(|| {
+            round += 1;
+            batch_1000(&unsynced, round, &v)
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = gets, writes
+}
+criterion_main!(benches);

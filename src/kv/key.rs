@@ -1,0 +1,186 @@
+//! Keys: validated lists of path segments.
+//!
+//! A key string is split on `/` and empty segments are dropped (Mirage_kv's
+//! `Key.v`), so `"/a//b/"` is `a/b` and `""` or `"/"` is the root. Each
+//! segment must be 1..=255 bytes of UTF-8 without NUL, must not be `.` or
+//! `..`, and must not start with `.tzs` (reserved for the store's own files).
+//! Anything else is `InvalidArgument`, so a valid key only ever names a
+//! path strictly below the root, one plain name per level.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Longest segment in bytes (`NAME_MAX` on Linux).
+pub const MAX_SEGMENT: usize = 255;
+
+/// Prefix of the names the store keeps for itself (journal, lock, temporary
+/// files). Such entries are never listed and never accepted in a key.
+pub const RESERVED_PREFIX: &str = ".tzs";
+
+/// A validated key; the empty key is the root dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Key {
+    segs: Vec<String>,
+    /// The segments joined by `/` (the path below the root), kept so that
+    /// hot paths resolve a key without rebuilding it.
+    path: String,
+}
+
+/// Checks one segment; `Ok` means it names a plain entry below its parent.
+pub fn check_segment(seg: &str) -> Result<()> {
+    if seg.is_empty() {
+        return Err(Error::invalid("empty key segment"));
+    }
+    if seg.len() > MAX_SEGMENT {
+        return Err(Error::invalid(format!(
+            "key segment of {} bytes exceeds {MAX_SEGMENT}",
+            seg.len()
+        )));
+    }
+    if seg.contains('\0') || seg.contains('/') {
+        return Err(Error::invalid(format!(
+            "key segment {seg:?} contains NUL or '/'"
+        )));
+    }
+    if seg == "." || seg == ".." {
+        return Err(Error::invalid(format!(
+            "key segment {seg:?} is not allowed"
+        )));
+    }
+    if is_reserved(seg) {
+        return Err(Error::invalid(format!(
+            "key segment {seg:?} is reserved (names starting with {RESERVED_PREFIX})"
+        )));
+    }
+    Ok(())
+}
+
+/// True for names the store keeps for itself.
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with(RESERVED_PREFIX)
+}
+
+impl Key {
+    /// Parses and validates a key string.
+    pub fn parse(s: &str) -> Result<Key> {
+        let mut segs = Vec::new();
+        for seg in s.split('/').filter(|s| !s.is_empty()) {
+            check_segment(seg)
+                .map_err(|e| Error::invalid(format!("key {s:?}: {}", e.message())))?;
+            segs.push(seg.to_string());
+        }
+        Ok(Key::from_segs(segs))
+    }
+
+    fn from_segs(segs: Vec<String>) -> Key {
+        let path = segs.join("/");
+        Key { segs, path }
+    }
+
+    /// The relative path below the root (`""` for the root).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The root dictionary.
+    pub fn root() -> Key {
+        Key::default()
+    }
+
+    /// True for the root.
+    pub fn is_root(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// The segments, root first.
+    pub fn segments(&self) -> &[String] {
+        &self.segs
+    }
+
+    /// The parent key (the root's parent is the root).
+    pub fn parent(&self) -> Key {
+        let mut segs = self.segs.clone();
+        segs.pop();
+        Key::from_segs(segs)
+    }
+
+    /// The last segment (`""` for the root).
+    pub fn basename(&self) -> &str {
+        self.segs.last().map(String::as_str).unwrap_or("")
+    }
+
+    /// `self/seg`; `seg` must be a valid segment.
+    pub fn child(&self, seg: &str) -> Result<Key> {
+        check_segment(seg)?;
+        let mut segs = self.segs.clone();
+        segs.push(seg.to_string());
+        Ok(Key::from_segs(segs))
+    }
+
+    /// True when `self` is `other` or one of its ancestors (segment-wise, so
+    /// `a` is a prefix of `a/b` but not of `ab`).
+    pub fn is_prefix_of(&self, other: &Key) -> bool {
+        other.segs.len() >= self.segs.len() && other.segs[..self.segs.len()] == self.segs[..]
+    }
+
+    /// Number of segments.
+    pub fn depth(&self) -> usize {
+        self.segs.len()
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.segs.is_empty() {
+            return f.write_str("/");
+        }
+        for s in &self.segs {
+            write!(f, "/{s}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_drops_empty_segments() {
+        assert_eq!(Key::parse("//a//b/").unwrap(), Key::parse("a/b").unwrap());
+        assert!(Key::parse("").unwrap().is_root());
+        assert!(Key::parse("/").unwrap().is_root());
+        assert_eq!(Key::parse("a/b").unwrap().to_string(), "/a/b");
+    }
+
+    #[test]
+    fn bad_segments_are_rejected() {
+        for k in [
+            "..",
+            "a/../b",
+            ".",
+            "a/./b",
+            "a\0b",
+            ".tzs-journal",
+            "x/.tzsfoo",
+        ] {
+            assert!(
+                matches!(Key::parse(k), Err(Error::InvalidArgument(_))),
+                "{k:?}"
+            );
+        }
+        assert!(Key::parse(&"x".repeat(255)).is_ok());
+        assert!(Key::parse(&"x".repeat(256)).is_err());
+        assert!(Key::parse(".tz").is_ok());
+    }
+
+    #[test]
+    fn prefix_is_segment_wise() {
+        let a = Key::parse("a").unwrap();
+        assert!(a.is_prefix_of(&Key::parse("a/b").unwrap()));
+        assert!(a.is_prefix_of(&a));
+        assert!(!a.is_prefix_of(&Key::parse("ab").unwrap()));
+        assert!(Key::root().is_prefix_of(&a));
+    }
+}

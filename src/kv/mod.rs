@@ -1,0 +1,390 @@
+//! The key/value store (Mirage_kv RO/RW as mirage-kv-unix implements it,
+//! with Mirage_kv 6's edge semantics and real atomic batches). SPEC §3.5.
+//!
+//! A value is a regular file below the root directory, a dictionary a
+//! directory; keys are validated ([`key`]) and resolved beneath the root's
+//! directory fd without following links ([`tree`]), so no key reaches outside
+//! the root. Names starting with `.tzs` are the store's own: `.tzs-lock`
+//! (commit lock), `.tzs-journal` (batch intent log), `.tzs-tmp/` (staged
+//! values and removed dictionaries).
+//!
+//! **Durability.** `set`, `set_partial`, `allocate`, `remove` and `rename`
+//! are durable on return: a value is written to a staged file, fsynced,
+//! renamed over its key, and the directory is fsynced (`TZS_NO_FSYNC`
+//! skips the syncs).
+//!
+//! **Concurrency.** Any number of handles, in any threads and processes, may
+//! open the same root read-write. Every write (and every batch commit) holds
+//! the store lock: a per-handle mutex plus an exclusive `flock` on
+//! `.tzs-lock`, taken only for the duration of that write. Reads take no
+//! file lock; within one handle they never observe a batch half-applied
+//! (they share a read/write lock with commits), while readers in other
+//! handles or processes may see a commit in progress, never a torn value.
+//!
+//! **Batches** ([`Batch`]) are optimistic transactions; see `batch.rs` for
+//! the exact definition of a conflict. A commit writes the journal, applies
+//! the writes, syncs once (`syncfs`) and clears the journal. A crash after
+//! the journal is durable is rolled forward by the next writer or the next
+//! open, whichever comes first; before that point the batch never happened.
+
+mod batch;
+mod digest;
+pub mod journal;
+pub mod key;
+mod tree;
+mod write;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+pub use batch::Batch;
+pub use digest::days_ps;
+pub use journal::Op;
+pub use key::Key;
+
+use crate::error::{Error, Result};
+use crate::io::beneath::{self, Dir};
+use crate::options::OpenOptions;
+use journal::{JOURNAL, Journal};
+use tree::Tree;
+use write::{Durability, TMP_DIR};
+
+/// Retries of [`Kv::batch`] by default (as Mirage_kv 2..5).
+pub const DEFAULT_RETRIES: u32 = 13;
+
+const LOCK: &str = ".tzs-lock";
+
+/// What a key is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// A value (a file).
+    Value = 1,
+    /// A dictionary (a directory).
+    Dictionary = 2,
+}
+
+/// A dictionary entry: its name (one segment) and kind.
+pub type Entry = (String, Kind);
+
+#[derive(Debug)]
+struct Writer {
+    lock: std::fs::File,
+    journal: Journal,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    tree: Tree,
+    read_only: bool,
+    writer: Option<Mutex<Writer>>,
+    /// Reads share it; a commit's apply phase takes it exclusively.
+    apply: RwLock<()>,
+}
+
+/// Held while writing: the handle's writer mutex and the file lock.
+pub(crate) struct WriteGuard<'a> {
+    w: MutexGuard<'a, Writer>,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Closing the handle or process releases it too.
+        let _ = beneath::unlock(&self.w.lock);
+    }
+}
+
+impl Inner {
+    fn check_writable(&self, op: &str) -> Result<&Mutex<Writer>> {
+        self.writer.as_ref().ok_or_else(|| {
+            Error::ReadOnly(format!(
+                "{op}: kv store {} was opened read-only",
+                self.tree.path.display()
+            ))
+        })
+    }
+
+    /// Takes the store lock and rolls forward a batch left pending by a
+    /// crashed writer.
+    pub(crate) fn lock(&self, op: &str) -> Result<WriteGuard<'_>> {
+        let w = self.check_writable(op)?.lock();
+        beneath::lock_exclusive(&w.lock).map_err(|e| Error::io("lock", Path::new(LOCK), e))?;
+        let guard = WriteGuard { w };
+        if let Some(ops) = guard.w.journal.pending()? {
+            let _a = self.apply.write();
+            self.apply_ops(&ops, None)?;
+            self.finish(&guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// Applies `ops` in order with forced semantics (journal apply/replay),
+    /// using `staged[i]` as the file of the i-th op when given.
+    pub(crate) fn apply_ops(&self, ops: &[Op], staged: Option<&[Option<String>]>) -> Result<()> {
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Set(k, v) => {
+                    let name = match staged.and_then(|s| s[i].clone()) {
+                        Some(n) => n,
+                        None => self.tree.stage(k, v, Durability::Deferred)?,
+                    };
+                    self.tree.install(&name, k, true, Durability::Deferred)?;
+                }
+                Op::Remove(k) => self.tree.remove(k, Durability::Deferred)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes an applied batch durable and clears the journal.
+    pub(crate) fn finish(&self, guard: &WriteGuard<'_>) -> Result<()> {
+        if self.tree.fsync {
+            self.tree
+                .root
+                .syncfs()
+                .map_err(|e| Error::io("syncfs", &self.tree.path, e))?;
+        }
+        guard.w.journal.clear()
+    }
+
+    pub(crate) fn journal<'g>(&self, guard: &'g WriteGuard<'_>) -> &'g Journal {
+        &guard.w.journal
+    }
+}
+
+/// An open key/value store. `Send + Sync`: share it (e.g. in an `Arc`)
+/// between threads.
+#[derive(Debug, Clone)]
+pub struct Kv {
+    inner: Arc<Inner>,
+}
+
+fn open_error(root: &Path, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Error::NotFound(format!("kv root {}: {e}", root.display())),
+        Some(libc::ENOTDIR) => {
+            Error::invalid(format!("kv root {} is not a directory", root.display()))
+        }
+        _ => Error::io("open kv root", root, e),
+    }
+}
+
+impl Kv {
+    /// Opens the store rooted at the existing directory `root`. Files and
+    /// directories already there are served as values and dictionaries. A
+    /// read-write open creates the store's `.tzs*` files, rolls forward a
+    /// batch interrupted by a crash and deletes staged leftovers.
+    ///
+    /// Errors: `InvalidArgument` (empty path, not a directory), `NotFound`,
+    /// `Io`, and those of the roll-forward.
+    pub fn open(root: impl AsRef<Path>, opts: &OpenOptions) -> Result<Kv> {
+        let root = root.as_ref();
+        if root.as_os_str().is_empty() {
+            return Err(Error::invalid("kv root path is empty"));
+        }
+        let dir = Dir::open(root).map_err(|e| open_error(root, e))?;
+        let fsync = opts.fs.fsync_enabled();
+        let mut writer = None;
+        let mut tmp = None;
+        if !opts.read_only {
+            let lock = dir.open_rw(LOCK).map_err(|e| open_error(root, e))?;
+            let journal = dir.open_rw(JOURNAL).map_err(|e| open_error(root, e))?;
+            match dir.mkdir(TMP_DIR) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(open_error(root, e)),
+            }
+            tmp = Some(dir.open_dir(TMP_DIR).map_err(|e| open_error(root, e))?);
+            if fsync {
+                dir.sync().map_err(|e| Error::io("fsync", root, e))?;
+            }
+            writer = Some(Mutex::new(Writer {
+                lock,
+                journal: Journal::new(journal, fsync),
+            }));
+        }
+        let inner = Inner {
+            tree: Tree::new(dir, root, tmp, fsync),
+            read_only: opts.read_only,
+            writer,
+            apply: RwLock::new(()),
+        };
+        if !inner.read_only {
+            let _g = inner.lock("open")?;
+            inner.tree.clear_tmp()?;
+        }
+        Ok(Kv {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// True for a read-only handle.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// The root directory's path.
+    pub fn root(&self) -> &Path {
+        &self.inner.tree.path
+    }
+
+    /// What `key` is bound to, or `None`. The root is a dictionary; a key
+    /// below a value is `None`.
+    pub fn exists(&self, key: &str) -> Result<Option<Kind>> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.kind(&key)
+    }
+
+    /// The value at `key`. `NotFound`, `ValueExpected` (a dictionary),
+    /// `DictionaryExpected` (a parent is a value).
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.get(&key)
+    }
+
+    /// Up to `length` bytes from `offset`: short or empty past the end.
+    pub fn get_partial(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.get_partial(&key, offset, length)
+    }
+
+    /// Size in bytes of the value at `key`.
+    pub fn size(&self, key: &str) -> Result<u64> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.size(&key)
+    }
+
+    /// The entries (names and kinds) of the dictionary at `key`, sorted by
+    /// name bytes. `NotFound`, `DictionaryExpected` (a value).
+    pub fn list(&self, key: &str) -> Result<Vec<Entry>> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.list(&key)
+    }
+
+    /// `(days, picoseconds)` since the epoch; for a dictionary the latest of
+    /// its direct entries (see `digest.rs`).
+    pub fn last_modified(&self, key: &str) -> Result<(i64, u64)> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.last_modified(&key)
+    }
+
+    /// SHA-256 digest of a value, or of a dictionary's sorted entries (the
+    /// encoding is documented in `digest.rs`).
+    pub fn digest(&self, key: &str) -> Result<[u8; 32]> {
+        let key = Key::parse(key)?;
+        let _r = self.inner.apply.read();
+        self.inner.tree.digest(&key)
+    }
+
+    /// Binds `key` to `value`, creating missing parent dictionaries; durable
+    /// on return. `ValueExpected` if `key` is a dictionary (or the root),
+    /// `DictionaryExpected` if a parent is a value, `NoSpace`.
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        let key = Key::parse(key)?;
+        let _g = self.inner.lock("set")?;
+        self.put(&key, value)
+    }
+
+    fn put(&self, key: &Key, value: &[u8]) -> Result<()> {
+        if key.is_root() {
+            return Err(Error::ValueExpected(
+                "set /: the root is a dictionary".into(),
+            ));
+        }
+        let tree = &self.inner.tree;
+        let staged = tree.stage(key, value, Durability::Each)?;
+        tree.install(&staged, key, false, Durability::Each)
+    }
+
+    /// Writes `data` at `offset` of the value at `key`, keeping the bytes
+    /// around it; an offset past the end appends, a missing key is created.
+    /// Atomic and durable (the whole new value replaces the old one).
+    pub fn set_partial(&self, key: &str, offset: u64, data: &[u8]) -> Result<()> {
+        let key = Key::parse(key)?;
+        let _g = self.inner.lock("set_partial")?;
+        let mut value = match self.inner.tree.get(&key) {
+            Ok(v) => v,
+            Err(Error::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let at = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(value.len());
+        let end = at.saturating_add(data.len()).min(value.len());
+        value.splice(at..end, data.iter().copied());
+        self.put(&key, &value)
+    }
+
+    /// Removes `key`: a value, or a dictionary whole. A missing key is `Ok`;
+    /// the root is emptied and stays usable. Durable on return.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let key = Key::parse(key)?;
+        let _g = self.inner.lock("remove")?;
+        self.inner.tree.remove(&key, Durability::Each)
+    }
+
+    /// Renames `from` to `to`: a value replaces a value, onto an existing
+    /// dictionary the source moves inside it, a dictionary moves whole.
+    /// `NotFound` (missing source), `ValueExpected` (dictionary onto value),
+    /// `KeyExists` (the entry inside the destination dictionary is a
+    /// dictionary), `InvalidArgument` (the source is a segment-wise prefix
+    /// of the destination, or the root). Durable on return.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let from = Key::parse(from)?;
+        let to = Key::parse(to)?;
+        let _g = self.inner.lock("rename")?;
+        self.inner.tree.rename(&from, &to)
+    }
+
+    /// Binds `key` to `size` zero bytes, their space reserved now.
+    /// `KeyExists` if bound, `NoSpace`. Durable on return.
+    pub fn allocate(&self, key: &str, size: u64) -> Result<()> {
+        let key = Key::parse(key)?;
+        let _g = self.inner.lock("allocate")?;
+        let tree = &self.inner.tree;
+        if tree.kind(&key)?.is_some() {
+            return Err(Error::KeyExists(format!("allocate {key}: already bound")));
+        }
+        let staged = tree.stage_zeroed(&key, size)?;
+        tree.install(&staged, &key, false, Durability::Each)
+    }
+
+    /// Starts a batch (see [`Batch`]). `ReadOnly` on a read-only handle.
+    pub fn batch_begin(&self) -> Result<Batch> {
+        self.inner.check_writable("batch_begin")?;
+        Ok(Batch::new(self.inner.clone()))
+    }
+
+    /// Runs `f` in a batch and commits it; on `Conflict` (from the commit or
+    /// returned by `f`) runs `f` again in a fresh batch, up to `retries`
+    /// more times, then returns `TooManyRetries`. Other errors are returned
+    /// as they are (the batch is dropped, nothing is written).
+    pub fn batch<T>(&self, retries: u32, mut f: impl FnMut(&mut Batch) -> Result<T>) -> Result<T> {
+        for _ in 0..=retries {
+            let mut b = self.batch_begin()?;
+            let out = match f(&mut b) {
+                Ok(out) => out,
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            match b.commit() {
+                Ok(()) => return Ok(out),
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::TooManyRetries(format!(
+            "batch on {} conflicted {} times",
+            self.root().display(),
+            u64::from(retries) + 1
+        )))
+    }
+}

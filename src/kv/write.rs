@@ -1,0 +1,321 @@
+//! Write primitives on the tree. Callers hold the store's write lock, which
+//! is what makes the temporary names below unique and the checks-then-act
+//! sequences race-free against other writers of this library.
+//!
+//! A value is always written to a fresh file in `.tzs-tmp/` ("staged"), then
+//! renamed over its key, so a reader or a crash sees the old value or the new
+//! one, never a mix. A dictionary is removed by first renaming it into
+//! `.tzs-tmp/` (one atomic step), then deleting it there; leftovers of a crash
+//! are deleted at the next open.
+
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::io::beneath::{self, Dir};
+use crate::kv::Kind;
+use crate::kv::key::Key;
+use crate::kv::tree::{At, Tree, kind_of};
+
+/// When a write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Durable when the call returns (plain writes).
+    Each,
+    /// The caller syncs once at the end (batch commit, journal replay).
+    Deferred,
+}
+
+/// Name of the staging directory below the root.
+pub(crate) const TMP_DIR: &str = ".tzs-tmp";
+
+impl Tree {
+    fn tmp_dir(&self) -> Result<&Dir> {
+        self.tmp
+            .as_ref()
+            .ok_or_else(|| Error::ReadOnly(format!("{} was opened read-only", self.path.display())))
+    }
+
+    fn tmp_name(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", std::process::id())
+    }
+
+    fn sync_dir(&self, dir: &Dir, key: &Key) -> Result<()> {
+        if self.fsync {
+            dir.sync()
+                .map_err(|e| self.err("fsync directory of", key, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to a new staged file; fsynced when `durability` is
+    /// `Each`. Returns its name in `.tzs-tmp/`.
+    pub(crate) fn stage(&self, key: &Key, data: &[u8], durability: Durability) -> Result<String> {
+        self.stage_with(key, durability, |f| f.write_all(data))
+    }
+
+    /// Stages a zero-filled value of `size` bytes, its space reserved now.
+    pub(crate) fn stage_zeroed(&self, key: &Key, size: u64) -> Result<String> {
+        self.stage_with(key, Durability::Each, |f| beneath::allocate(f, size))
+    }
+
+    fn stage_with(
+        &self,
+        key: &Key,
+        durability: Durability,
+        fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+    ) -> Result<String> {
+        let tmp = self.tmp_dir()?;
+        let name = self.tmp_name();
+        let mut file = tmp
+            .create_new(&name)
+            .map_err(|e| self.err("stage value for", key, e))?;
+        let mut done = fill(&mut file);
+        if done.is_ok() && durability == Durability::Each && self.fsync {
+            done = file.sync_data();
+        }
+        if let Err(e) = done {
+            drop(file);
+            self.discard(&name);
+            return Err(self.err("write value of", key, e));
+        }
+        Ok(name)
+    }
+
+    /// Deletes a staged file that will not be installed (best effort: a
+    /// leftover is removed at the next open).
+    pub(crate) fn discard(&self, staged: &str) {
+        if let Some(tmp) = &self.tmp {
+            let _ = tmp.unlink(staged);
+        }
+    }
+
+    /// Opens the parent dictionary of `key`, creating missing ones. With
+    /// `forced` (journal replay), a value in the way is replaced by a
+    /// dictionary; otherwise it is `DictionaryExpected`.
+    fn make_parents(&self, key: &Key, forced: bool, durability: Durability) -> Result<At<'_>> {
+        let mut cur = At::Root(&self.root);
+        let n = key.depth().saturating_sub(1);
+        for seg in &key.segments()[..n] {
+            let opened = match cur.open_dir(seg) {
+                Ok(d) => d,
+                Err(e) => {
+                    let missing = e.raw_os_error() == Some(libc::ENOENT);
+                    let replace = forced
+                        && matches!(cur.stat_at(seg), Ok(st) if st.kind == beneath::Kind::File);
+                    if !missing && !replace {
+                        // Let `walk` explain (value in the way, symlink, I/O).
+                        return match self.walk(key, n, "set") {
+                            Err(err) => Err(err),
+                            Ok(_) => Err(self.err("set", key, e)),
+                        };
+                    }
+                    if replace {
+                        cur.unlink(seg).map_err(|e| self.err("set", key, e))?;
+                    }
+                    match cur.mkdir(seg) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(self.err("create dictionary for", key, e)),
+                    }
+                    if durability == Durability::Each {
+                        self.sync_dir(&cur, key)?;
+                    }
+                    cur.open_dir(seg).map_err(|e| self.err("set", key, e))?
+                }
+            };
+            cur = At::Sub(opened);
+        }
+        Ok(cur)
+    }
+
+    /// Renames the staged file over `key`. Without `forced`, a dictionary at
+    /// `key` is `ValueExpected` and a value among its parents is
+    /// `DictionaryExpected`; with it (journal apply) they are replaced. The
+    /// staged file is discarded on failure.
+    pub(crate) fn install(
+        &self,
+        staged: &str,
+        key: &Key,
+        forced: bool,
+        durability: Durability,
+    ) -> Result<()> {
+        let r = self.install_inner(staged, key, forced, durability);
+        if r.is_err() {
+            self.discard(staged);
+        }
+        r
+    }
+
+    fn install_inner(
+        &self,
+        staged: &str,
+        key: &Key,
+        forced: bool,
+        durability: Durability,
+    ) -> Result<()> {
+        if key.is_root() {
+            return Err(Error::ValueExpected(
+                "set /: the root is a dictionary".into(),
+            ));
+        }
+        let dir = self.make_parents(key, forced, durability)?;
+        let name = key.basename();
+        match dir.stat_at(name) {
+            Ok(st) => match (st.kind, forced) {
+                (beneath::Kind::File, _) => {}
+                (beneath::Kind::Dir, true) => self.remove_dir(&dir, name, key)?,
+                (beneath::Kind::Dir, false) => {
+                    return Err(Error::ValueExpected(format!(
+                        "set {key}: a dictionary, not a value"
+                    )));
+                }
+                (beneath::Kind::Other, _) => {
+                    kind_of(&st, key)?;
+                }
+            },
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(self.err("set", key, e)),
+        }
+        self.tmp_dir()?
+            .rename(staged, &dir, name)
+            .map_err(|e| self.err("set", key, e))?;
+        if durability == Durability::Each {
+            self.sync_dir(&dir, key)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `key` (a value, or a dictionary whole). Absent is `Ok`. The
+    /// root is emptied, not removed.
+    pub(crate) fn remove(&self, key: &Key, durability: Durability) -> Result<()> {
+        if key.is_root() {
+            for (name, kind) in self.entries(&self.root, key, "remove")? {
+                let child = key.child(&name)?;
+                match kind {
+                    Kind::Value => self
+                        .root
+                        .unlink(&name)
+                        .map_err(|e| self.err("remove", &child, e))?,
+                    Kind::Dictionary => self.remove_dir(&self.root, &name, &child)?,
+                }
+            }
+            if durability == Durability::Each {
+                self.sync_dir(&self.root, key)?;
+            }
+            return Ok(());
+        }
+        let dir = match self.parent(key, "remove") {
+            Ok(d) => d,
+            Err(Error::NotFound(_)) | Err(Error::DictionaryExpected(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = key.basename();
+        let st = match dir.stat_at(name) {
+            Ok(st) => st,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(self.err("remove", key, e)),
+        };
+        match kind_of(&st, key)? {
+            Kind::Value => dir.unlink(name).map_err(|e| self.err("remove", key, e))?,
+            Kind::Dictionary => self.remove_dir(&dir, name, key)?,
+        }
+        if durability == Durability::Each {
+            self.sync_dir(&dir, key)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the dictionary `name` of `dir` out of the tree in one rename,
+    /// then deletes it.
+    fn remove_dir(&self, dir: &Dir, name: &str, key: &Key) -> Result<()> {
+        let tmp = self.tmp_dir()?;
+        let trash = self.tmp_name();
+        dir.rename(name, tmp, &trash)
+            .map_err(|e| self.err("remove", key, e))?;
+        // Already gone from the tree; a failure here only leaves garbage in
+        // `.tzs-tmp`, deleted at the next open.
+        let _ = delete_tree(tmp, &trash);
+        Ok(())
+    }
+
+    /// Deletes everything in `.tzs-tmp` (at open, under the lock: staged
+    /// files and trash left by a crash).
+    pub(crate) fn clear_tmp(&self) -> Result<()> {
+        let tmp = self.tmp_dir()?;
+        let entries = tmp
+            .entries()
+            .map_err(|e| self.err("clean", &Key::root(), e))?;
+        for (name, kind) in entries {
+            let r = if kind == beneath::Kind::Dir {
+                delete_tree(tmp, &name)
+            } else {
+                tmp.unlink(&name)
+            };
+            r.map_err(|e| self.err("clean", &Key::root(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Renames `from` to `to` with Mirage_kv's rules: onto an existing
+    /// dictionary it moves inside it, a value replaces a value, a dictionary
+    /// onto a value is `ValueExpected`, onto an existing dictionary entry of
+    /// the same name `KeyExists`, a source that is a segment-wise prefix of
+    /// the destination (or the root) `InvalidArgument`. Durable on return.
+    pub(crate) fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+        let prefix = |d: &Key| {
+            Error::invalid(format!(
+                "rename {from} to {d}: the source is a prefix of the destination"
+            ))
+        };
+        if from.is_prefix_of(to) {
+            return Err(prefix(to));
+        }
+        let (src_dir, st) = self.stat(from, "rename")?;
+        let src_kind = kind_of(&st, from)?;
+        let dest = match self.kind(to)? {
+            Some(Kind::Dictionary) => to.child(from.basename())?,
+            _ => to.clone(),
+        };
+        if from.is_prefix_of(&dest) {
+            return Err(prefix(&dest));
+        }
+        match (self.kind(&dest)?, src_kind) {
+            (None, _) | (Some(Kind::Value), Kind::Value) => {}
+            (Some(Kind::Value), Kind::Dictionary) => {
+                return Err(Error::ValueExpected(format!(
+                    "rename {from} to {dest}: a dictionary cannot replace a value"
+                )));
+            }
+            (Some(Kind::Dictionary), _) => {
+                return Err(Error::KeyExists(format!(
+                    "rename {from} to {dest}: the destination is a dictionary"
+                )));
+            }
+        }
+        let dest_dir = self.make_parents(&dest, false, Durability::Each)?;
+        src_dir
+            .rename(from.basename(), &dest_dir, dest.basename())
+            .map_err(|e| self.err("rename", from, e))?;
+        self.sync_dir(&dest_dir, &dest)?;
+        if from.parent() != dest.parent() {
+            self.sync_dir(&src_dir, from)?;
+        }
+        Ok(())
+    }
+}
+
+/// Deletes the directory `name` of `dir` and everything below it, never
+/// following links (a link is unlinked like a file).
+fn delete_tree(dir: &Dir, name: impl AsRef<[u8]>) -> io::Result<()> {
+    let sub = dir.open_dir(&name)?;
+    for (child, kind) in sub.entries()? {
+        if kind == beneath::Kind::Dir {
+            delete_tree(&sub, &child)?;
+        } else {
+            sub.unlink(&child)?;
+        }
+    }
+    dir.rmdir(name)
+}

@@ -76,6 +76,13 @@ let with_path path f =
       { Error.status = Error.Invalid_argument; message = Printf.sprintf "path %S contains a NUL byte" path }
   else f path
 
+(* The same for kv keys. *)
+let with_key key f =
+  if String.contains key '\000' then
+    Error
+      { Error.status = Error.Invalid_argument; message = Printf.sprintf "key %S contains a NUL byte" key }
+  else f key
+
 (* TZS_READONLY, TZS_NO_FSYNC, TZS_REMOVABLE *)
 let flags ?(readonly = false) ?(no_fsync = false) ?(removable = false) () =
   Unsigned.UInt32.of_int

@@ -6,5 +6,6 @@ module Singleton = Singleton
 module Index = Index
 module Block = Block
 module Floating = Floating
+module Kv = Kv
 
 let version () = Ffi.c_version ()

@@ -144,6 +144,7 @@ let () =
   test_finaliser ();
   Test_index.run ();
   Test_floating.run ();
+  Test_kv.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

@@ -55,8 +55,8 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("index_1M");
     g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     g.throughput(Throughput::Elements(1));
     let mut out = [0u8; 8];
     let mut i = 0usize;

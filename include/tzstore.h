@@ -91,6 +91,14 @@ typedef struct tzs_index tzs_index;
 typedef struct tzs_index_iter tzs_index_iter;
 
 /**
+ * An open indexed file: variable-size values with fixed-size headers,
+ * indexed by fixed-size keys. Thread-safe: any thread may call any function
+ * on it concurrently, except `tzs_indexed_file_close`, which must be the
+ * last call.
+ */
+typedef struct tzs_indexed_file tzs_indexed_file;
+
+/**
  * An open key/value store. Thread-safe: any thread may call any function on
  * it concurrently, except `tzs_kv_close`, which must be the last call.
  */
@@ -178,6 +186,13 @@ typedef uint32_t tzs_status;
  * Which of the five floating stores of a directory (`TZS_FLOATING_*`).
  */
 typedef uint32_t tzs_floating_kind;
+
+/**
+ * Decides whether a key survives a compaction: return true to keep it.
+ * Called with a borrowed key (valid only during the call) and the `ctx`
+ * given to `tzs_indexed_file_gc`.
+ */
+typedef bool (*tzs_indexed_file_keep_fn)(const uint8_t *key, size_t key_len, void *ctx);
 
 /**
  * What a kv key is bound to (`tzs_kv_exists`, `tzs_kv_entries_kind`).
@@ -692,7 +707,7 @@ tzs_status tzs_index_iter_new(struct tzs_index *ix,
  * Copies the next binding into `key_out` (`key_size` bytes) and
  * `value_out` (`value_size` bytes). `TZS_DONE` (no error object) at the
  * end. Errors: `TZS_INVALID_ARGUMENT` (NULL iterator or buffer, wrong
- * lengths), `TZS_IO`.
+ * lengths).
  *
  * # Safety
  * `it` is NULL or a live iterator; the buffers are NULL or writable for
@@ -730,6 +745,169 @@ uint64_t tzs_index_len(struct tzs_index *ix);
  * `ix` is NULL or a live handle, not used afterwards.
  */
 void tzs_index_close(struct tzs_index *ix);
+
+/**
+ * Opens (read-write: creating if needed) the indexed file in directory
+ * `dir`. `key_size` (1..=65536) and `header_size` (0..=65528) are fixed for
+ * the store's life. `flags`: `TZS_READONLY` (no writes, no lock; see new data
+ * with `tzs_indexed_file_sync`), `TZS_HEADER_IN_VALUE` (the header is the
+ * first `header_size` bytes of each value), `TZS_NO_FSYNC` (tests only).
+ * `log_size`: the index's log size (0 = default).
+ *
+ * On success `*out` receives a handle owned by the caller (free it with
+ * `tzs_indexed_file_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/
+ * non-UTF-8 `dir`, NULL `out`, unknown flags, sizes out of range or
+ * different from the store's), `TZS_NOT_FOUND` (read-only open of a missing
+ * store), `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable.
+ */
+tzs_status tzs_indexed_file_open(const char *dir,
+                                 uint32_t key_size,
+                                 uint32_t header_size,
+                                 uint32_t flags,
+                                 uint64_t log_size,
+                                 struct tzs_indexed_file **out,
+                                 struct tzs_error **err);
+
+/**
+ * `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle or key, wrong key length).
+ * Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+ */
+tzs_status tzs_indexed_file_mem(struct tzs_indexed_file *f,
+                                const uint8_t *key,
+                                size_t key_len,
+                                struct tzs_error **err);
+
+/**
+ * Copies the header of `key` into `header_out` (exactly `header_size`
+ * bytes), from the index alone (the values file is not read).
+ * `TZS_NOT_FOUND` if the key is not stored. Errors: `TZS_INVALID_ARGUMENT`
+ * (NULL handle/key/buffer, wrong lengths). Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+ * `header_out` is NULL or `header_len` writable bytes.
+ */
+tzs_status tzs_indexed_file_header(struct tzs_indexed_file *f,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   uint8_t *header_out,
+                                   size_t header_len,
+                                   struct tzs_error **err);
+
+/**
+ * Reads the value of `key` into `*value_out` (library-allocated; free it
+ * with `tzs_bytes_free`) and, when `header_out` is not NULL, its header
+ * (`header_len` must then be `header_size`). `TZS_NOT_FOUND` if the key is
+ * not stored (outputs untouched). Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle/key/`value_out`, wrong lengths), `TZS_CORRUPTED` (the stored value
+ * fails its checksum), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+ * `value_out` is NULL or writable; `header_out` is NULL or `header_len`
+ * writable bytes.
+ */
+tzs_status tzs_indexed_file_read(struct tzs_indexed_file *f,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 struct tzs_bytes *value_out,
+                                 uint8_t *header_out,
+                                 size_t header_len,
+                                 struct tzs_error **err);
+
+/**
+ * Appends `value` (any length, NULL allowed when 0) for `key`, with
+ * `header` (`header_size` bytes; must be NULL with length 0 for a store
+ * opened with `TZS_HEADER_IN_VALUE`, whose values must be at least
+ * `header_size` bytes). A key appended again is replaced. With `flush` the
+ * value and its index entry are durable on return. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, header given or
+ * missing wrongly), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe
+ * (appends are serialised).
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `key`, `header`, `value` are NULL or
+ * readable for their lengths.
+ */
+tzs_status tzs_indexed_file_append(struct tzs_indexed_file *f,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   const uint8_t *header,
+                                   size_t header_len,
+                                   const uint8_t *value,
+                                   size_t value_len,
+                                   bool flush,
+                                   struct tzs_error **err);
+
+/**
+ * Makes every append so far durable (values fsynced before the index).
+ * `TZS_OK` on a read-only handle. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle), `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+tzs_status tzs_indexed_file_flush(struct tzs_indexed_file *f, struct tzs_error **err);
+
+/**
+ * Read-only handles: loads what the writer flushed since the open or the
+ * last sync (following a finished compaction). `TZS_OK` and no effect on a
+ * read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
+ * `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+tzs_status tzs_indexed_file_sync(struct tzs_indexed_file *f, struct tzs_error **err);
+
+/**
+ * Starts a compaction. `keep_fn(key, key_len, ctx)` is called
+ * synchronously, on the calling thread and before this function returns,
+ * once per stored key; the values of the kept keys are then copied into a
+ * new values file in the background while appends continue (values
+ * appended meanwhile are always kept), and the store switches to it
+ * atomically. Wait for the end (and its error) with
+ * `tzs_indexed_file_await_gc`. The library keeps no pointer to `ctx` or
+ * `keep_fn` after this call returns. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle or `keep_fn`, a compaction already running), `TZS_READ_ONLY`,
+ * `TZS_IO`, or the error of the previous compaction if it was not awaited.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `keep_fn` is NULL or a function safe to
+ * call with the given `ctx` from this thread.
+ */
+tzs_status tzs_indexed_file_gc(struct tzs_indexed_file *f,
+                               tzs_indexed_file_keep_fn keep_fn,
+                               void *ctx,
+                               struct tzs_error **err);
+
+/**
+ * Waits for the running compaction, if any, and returns its outcome:
+ * `TZS_OK`, or its error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`,
+ * `TZS_PANIC`), reported once. `TZS_INVALID_ARGUMENT` for a NULL handle.
+ * Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+tzs_status tzs_indexed_file_await_gc(struct tzs_indexed_file *f, struct tzs_error **err);
+
+/**
+ * Closes the store: waits for a running compaction, flushes, releases the
+ * lock. NULL is a no-op. Must be the last call on the handle.
+ *
+ * # Safety
+ * `f` is NULL or a live handle, not used afterwards.
+ */
+void tzs_indexed_file_close(struct tzs_indexed_file *f);
 
 /**
  * Opens the store rooted at the existing directory `root`; files and

@@ -10,6 +10,7 @@ pub mod block;
 pub mod error;
 pub mod ffi;
 pub mod index;
+pub mod indexed_file;
 pub mod io;
 pub mod kv;
 pub mod options;

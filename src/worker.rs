@@ -108,7 +108,7 @@ impl WorkerPool {
         F: FnOnce() -> Result<()> + Send + 'static,
     {
         let slot = Arc::new(Slot::default());
-        let done = slot.clone();
+        let done = Arc::downgrade(&slot);
         let run: Job = Box::new(move || {
             let outcome = match catch_unwind(AssertUnwindSafe(job)) {
                 Ok(r) => r,
@@ -117,16 +117,19 @@ impl WorkerPool {
                     panic_text(p.as_ref())
                 ))),
             };
-            done.set(outcome);
+            if let Some(slot) = done.upgrade() {
+                slot.set(outcome);
+            }
         });
+        *slot.job.lock() = Some(run);
         let mut q = self.queue.state.lock();
         if q.open {
-            q.jobs.push_back(run);
+            q.jobs.push_back(slot.clone());
             drop(q);
             self.queue.cv.notify_one();
         } else {
             drop(q);
-            run();
+            slot.run_here();
         }
         JobHandle { slot }
     }
@@ -140,7 +143,7 @@ impl Drop for WorkerPool {
 
 #[derive(Default)]
 struct QueueState {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Arc<Slot>>,
     /// False once the pool is shut down: workers drain the queue and exit.
     open: bool,
 }
@@ -154,7 +157,7 @@ struct Queue {
 impl Queue {
     fn run(&self) {
         loop {
-            let job = {
+            let slot = {
                 let mut q = self.state.lock();
                 loop {
                     if let Some(j) = q.jobs.pop_front() {
@@ -166,7 +169,7 @@ impl Queue {
                     self.cv.wait(&mut q);
                 }
             };
-            job();
+            slot.run_here();
         }
     }
 }
@@ -179,8 +182,10 @@ extern "C" fn shutdown_global() {
     }
 }
 
+/// One submitted job: the closure until someone runs it, then its outcome.
 #[derive(Default)]
 struct Slot {
+    job: Mutex<Option<Job>>,
     outcome: Mutex<Option<Result<()>>>,
     cv: Condvar,
 }
@@ -189,6 +194,14 @@ impl Slot {
     fn set(&self, r: Result<()>) {
         *self.outcome.lock() = Some(r);
         self.cv.notify_all();
+    }
+
+    /// Runs the job on this thread unless a worker (or a waiter) took it.
+    fn run_here(&self) {
+        let job = self.job.lock().take();
+        if let Some(job) = job {
+            job();
+        }
     }
 }
 
@@ -206,8 +219,11 @@ impl std::fmt::Debug for JobHandle {
 
 impl JobHandle {
     /// Blocks until the job finished; returns its result (every call returns
-    /// the same result).
+    /// the same result). A job no worker has started yet is run on the
+    /// waiting thread, so waiting from inside a job (a compaction closing an
+    /// index that waits for its merge) can never deadlock the pool.
     pub fn wait(&self) -> Result<()> {
+        self.slot.run_here();
         let mut g = self.slot.outcome.lock();
         loop {
             if let Some(r) = g.as_ref() {
@@ -270,6 +286,19 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         pool.submit(|| Ok(())).wait().unwrap();
+    }
+
+    #[test]
+    fn waiting_inside_a_job_runs_the_awaited_job() {
+        // One thread: the outer job waits for an inner job queued behind it.
+        let pool = Arc::new(WorkerPool::new(1).unwrap());
+        let p = pool.clone();
+        let outer = pool.submit(move || {
+            let inner = p.submit(|| Err(Error::Io("inner".into())));
+            assert_eq!(inner.wait(), Err(Error::Io("inner".into())));
+            Ok(())
+        });
+        outer.wait().unwrap();
     }
 
     #[test]

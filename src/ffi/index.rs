@@ -286,7 +286,7 @@ pub unsafe extern "C" fn tzs_index_iter_new(
 /// Copies the next binding into `key_out` (`key_size` bytes) and
 /// `value_out` (`value_size` bytes). `TZS_DONE` (no error object) at the
 /// end. Errors: `TZS_INVALID_ARGUMENT` (NULL iterator or buffer, wrong
-/// lengths), `TZS_IO`.
+/// lengths).
 ///
 /// # Safety
 /// `it` is NULL or a live iterator; the buffers are NULL or writable for

@@ -10,6 +10,7 @@ pub mod common;
 pub mod error;
 pub mod floating;
 pub mod index;
+pub mod indexed_file;
 pub mod kv;
 pub mod singleton;
 #[cfg(feature = "testing")]

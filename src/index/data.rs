@@ -258,10 +258,12 @@ impl DataFile {
         if self.header.count == 0 {
             return None;
         }
+        // One dereference of the mapping (a trait object) per lookup.
+        let map: &[u8] = &self.map;
         let bits = self.header.fan_bits;
         let b = bucket(h, bits);
-        let lo = rd64(&self.map, HEADER + b * 8);
-        let hi = rd64(&self.map, HEADER + (b + 1) * 8);
+        let lo = rd64(map, HEADER + b * 8);
+        let hi = rd64(map, HEADER + (b + 1) * 8);
         if lo >= hi {
             return None;
         }
@@ -269,8 +271,13 @@ impl DataFile {
         let within = if bits == 0 { h } else { h << bits };
         let guess = lo + ((u128::from(within) * u128::from(hi - lo)) >> 64) as u64;
         let mut i = guess.min(hi - 1);
+        let (ks, es) = (self.ksize, self.ksize + self.vsize);
         let cmp = |i: u64| {
-            let (k, v) = self.entry(i);
+            let off = self.entries_off + i as usize * es;
+            let (k, v) = match map.get(off..off + es) {
+                Some(e) => e.split_at(ks),
+                None => (&[][..], &[][..]),
+            };
             (key_hash(k).cmp(&h).then_with(|| k.cmp(key)), v)
         };
         match cmp(i) {

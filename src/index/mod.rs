@@ -3,17 +3,17 @@
 //! `INDEXABLE_REMOVABLE_STORE`).
 //!
 //! Files in the index directory:
-//! * `meta`: key/value sizes and flags ([`meta`]).
+//! * `meta`: key/value sizes and flags (module `meta`).
 //! * `data`: every merged binding, sorted by xxh3-64 of the key, with a
-//!   fan-out table, read through a memory map ([`data`]). Its header holds a
+//!   fan-out table, read through a memory map (module `data`). Its header holds a
 //!   *generation* `G`: the data contains every log of generation `< G`.
-//! * `log.<g>`: append-only logs of CRC'd entries ([`log`]). The highest one
+//! * `log.<g>`: append-only logs of CRC'd entries (module `log`). The highest one
 //!   receives writes (mirage's `log`); while a merge runs, writes go to a new
 //!   log of the next generation (mirage's `log_async`).
 //! * `lock`: held by the one read-write instance.
 //!
 //! Writes go to the current log (buffered until `flush`) and to an in-memory
-//! table ([`hash`]). When that table holds more than `log_size` entries it
+//! table (module `hash`). When that table holds more than `log_size` entries it
 //! is frozen and merged with the data file on the worker pool into a new
 //! data file of the next generation, renamed over `data`; reads (log table,
 //! then frozen table, then data) and writes continue meanwhile. Read-only
@@ -108,6 +108,8 @@ struct Inner {
     state: RwLock<State>,
     /// The running or last finished merge, until its outcome is reported.
     merge: Mutex<Option<JobHandle>>,
+    /// A failure to start a merge, reported by the next call.
+    start_error: Mutex<Option<Error>>,
     _lock: Option<LockFile>,
 }
 
@@ -262,6 +264,7 @@ impl Index {
                 cfg.removable,
             )),
             merge: Mutex::new(None),
+            start_error: Mutex::new(None),
             _lock: lock,
         };
         let state = if read_only {
@@ -403,7 +406,12 @@ impl Index {
         if flush {
             Inner::flush_state(&mut st)?;
         }
-        self.maybe_merge(&mut st)
+        // The binding is stored: a failure to start a merge is not this
+        // call's failure; it is reported by the next call.
+        if let Err(e) = self.maybe_merge(&mut st) {
+            *self.inner.start_error.lock() = Some(e);
+        }
+        Ok(())
     }
 
     /// Makes everything added so far durable (write out and fsync the logs).
@@ -428,6 +436,9 @@ impl Index {
 
     /// Waits for the running merge, if any; returns its error once.
     pub fn await_merge(&self) -> Result<()> {
+        if let Some(e) = self.inner.start_error.lock().take() {
+            return Err(e);
+        }
         let h = self.inner.merge.lock().clone();
         if let Some(h) = h {
             if let Err(e) = h.wait() {
@@ -463,6 +474,9 @@ impl Index {
     }
 
     fn report_merge_error(&self) -> Result<()> {
+        if let Some(e) = self.inner.start_error.lock().take() {
+            return Err(e);
+        }
         let mut m = self.inner.merge.lock();
         if let Some(h) = m.as_ref() {
             if h.is_finished() {

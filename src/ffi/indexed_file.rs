@@ -1,0 +1,324 @@
+//! C API of the indexed file store (SPEC §3.3).
+
+use std::ffi::{c_char, c_void};
+
+use super::args;
+use super::boundary::{call, call_void};
+use super::error::tzs_error;
+use super::open_options;
+use super::types::*;
+use crate::error::Error;
+use crate::indexed_file::{IndexedFile, IndexedFileConfig};
+
+/// An open indexed file: variable-size values with fixed-size headers,
+/// indexed by fixed-size keys. Thread-safe: any thread may call any function
+/// on it concurrently, except `tzs_indexed_file_close`, which must be the
+/// last call.
+pub struct tzs_indexed_file {
+    inner: IndexedFile,
+    key_size: usize,
+    header_size: usize,
+}
+
+/// Decides whether a key survives a compaction: return true to keep it.
+/// Called with a borrowed key (valid only during the call) and the `ctx`
+/// given to `tzs_indexed_file_gc`.
+pub type tzs_indexed_file_keep_fn =
+    Option<unsafe extern "C" fn(key: *const u8, key_len: usize, ctx: *mut c_void) -> bool>;
+
+/// Opens (read-write: creating if needed) the indexed file in directory
+/// `dir`. `key_size` (1..=65536) and `header_size` (0..=65528) are fixed for
+/// the store's life. `flags`: `TZS_READONLY` (no writes, no lock; see new data
+/// with `tzs_indexed_file_sync`), `TZS_HEADER_IN_VALUE` (the header is the
+/// first `header_size` bytes of each value), `TZS_NO_FSYNC` (tests only).
+/// `log_size`: the index's log size (0 = default).
+///
+/// On success `*out` receives a handle owned by the caller (free it with
+/// `tzs_indexed_file_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/
+/// non-UTF-8 `dir`, NULL `out`, unknown flags, sizes out of range or
+/// different from the store's), `TZS_NOT_FOUND` (read-only open of a missing
+/// store), `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+///
+/// # Safety
+/// `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_open(
+    dir: *const c_char,
+    key_size: u32,
+    header_size: u32,
+    flags: u32,
+    log_size: u64,
+    out: *mut *mut tzs_indexed_file,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        // SAFETY: per the function's contract.
+        let dir = unsafe { args::path(dir, "dir") }?;
+        let opts = open_options(
+            flags,
+            TZS_READONLY | TZS_NO_FSYNC | TZS_HEADER_IN_VALUE,
+            "tzs_indexed_file_open",
+        )?;
+        let cfg = IndexedFileConfig {
+            key_size: key_size as usize,
+            header_size: header_size as usize,
+            header_in_value: flags & TZS_HEADER_IN_VALUE != 0,
+            log_size,
+            open: opts,
+        };
+        let inner = IndexedFile::open(dir, cfg)?;
+        *out = args::into_handle(tzs_indexed_file {
+            inner,
+            key_size: key_size as usize,
+            header_size: header_size as usize,
+        });
+        Ok(())
+    })
+}
+
+/// `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL handle or key, wrong key length).
+/// Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_mem(
+    f: *mut tzs_indexed_file,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
+        if f.inner.mem(key)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(String::new()))
+        }
+    })
+}
+
+/// Copies the header of `key` into `header_out` (exactly `header_size`
+/// bytes), from the index alone (the values file is not read).
+/// `TZS_NOT_FOUND` if the key is not stored. Errors: `TZS_INVALID_ARGUMENT`
+/// (NULL handle/key/buffer, wrong lengths). Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+/// `header_out` is NULL or `header_len` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_header(
+    f: *mut tzs_indexed_file,
+    key: *const u8,
+    key_len: usize,
+    header_out: *mut u8,
+    header_len: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
+        // SAFETY: per the function's contract.
+        let out = unsafe { args::out_exact(header_out, header_len, f.header_size, "header") }?;
+        if f.inner.header(key, out)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(String::new()))
+        }
+    })
+}
+
+/// Reads the value of `key` into `*value_out` (library-allocated; free it
+/// with `tzs_bytes_free`) and, when `header_out` is not NULL, its header
+/// (`header_len` must then be `header_size`). `TZS_NOT_FOUND` if the key is
+/// not stored (outputs untouched). Errors: `TZS_INVALID_ARGUMENT` (NULL
+/// handle/key/`value_out`, wrong lengths), `TZS_CORRUPTED` (the stored value
+/// fails its checksum), `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
+/// `value_out` is NULL or writable; `header_out` is NULL or `header_len`
+/// writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_read(
+    f: *mut tzs_indexed_file,
+    key: *const u8,
+    key_len: usize,
+    value_out: *mut tzs_bytes,
+    header_out: *mut u8,
+    header_len: usize,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
+        // SAFETY: per the function's contract.
+        let value_out = unsafe { args::out(value_out, "value_out") }?;
+        let header_out = if header_out.is_null() {
+            None
+        } else {
+            // SAFETY: per the function's contract.
+            Some(unsafe { args::out_exact(header_out, header_len, f.header_size, "header") }?)
+        };
+        let Some((value, header)) = f.inner.read(key)? else {
+            return Err(Error::NotFound(String::new()));
+        };
+        if let Some(h) = header_out {
+            h.copy_from_slice(&header);
+        }
+        args::set_bytes(value_out, value);
+        Ok(())
+    })
+}
+
+/// Appends `value` (any length, NULL allowed when 0) for `key`, with
+/// `header` (`header_size` bytes; must be NULL with length 0 for a store
+/// opened with `TZS_HEADER_IN_VALUE`, whose values must be at least
+/// `header_size` bytes). A key appended again is replaced. With `flush` the
+/// value and its index entry are durable on return. Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, header given or
+/// missing wrongly), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe
+/// (appends are serialised).
+///
+/// # Safety
+/// `f` is NULL or a live handle; `key`, `header`, `value` are NULL or
+/// readable for their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_append(
+    f: *mut tzs_indexed_file,
+    key: *const u8,
+    key_len: usize,
+    header: *const u8,
+    header_len: usize,
+    value: *const u8,
+    value_len: usize,
+    flush: bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        // SAFETY: per the function's contract.
+        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
+        let header = if header.is_null() && header_len == 0 {
+            None
+        } else {
+            // SAFETY: per the function's contract.
+            Some(unsafe { args::bytes(header, header_len, "header") }?)
+        };
+        // SAFETY: per the function's contract.
+        let value = unsafe { args::bytes(value, value_len, "value") }?;
+        f.inner.append(key, header, value, flush)
+    })
+}
+
+/// Makes every append so far durable (values fsynced before the index).
+/// `TZS_OK` on a read-only handle. Errors: `TZS_INVALID_ARGUMENT` (NULL
+/// handle), `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_flush(
+    f: *mut tzs_indexed_file,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        f.inner.flush()
+    })
+}
+
+/// Read-only handles: loads what the writer flushed since the open or the
+/// last sync (following a finished compaction). `TZS_OK` and no effect on a
+/// read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
+/// `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_sync(
+    f: *mut tzs_indexed_file,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        f.inner.sync()
+    })
+}
+
+/// Starts a compaction. `keep_fn(key, key_len, ctx)` is called
+/// synchronously, on the calling thread and before this function returns,
+/// once per stored key; the values of the kept keys are then copied into a
+/// new values file in the background while appends continue (values
+/// appended meanwhile are always kept), and the store switches to it
+/// atomically. Wait for the end (and its error) with
+/// `tzs_indexed_file_await_gc`. The library keeps no pointer to `ctx` or
+/// `keep_fn` after this call returns. Errors: `TZS_INVALID_ARGUMENT` (NULL
+/// handle or `keep_fn`, a compaction already running), `TZS_READ_ONLY`,
+/// `TZS_IO`, or the error of the previous compaction if it was not awaited.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `keep_fn` is NULL or a function safe to
+/// call with the given `ctx` from this thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_gc(
+    f: *mut tzs_indexed_file,
+    keep_fn: tzs_indexed_file_keep_fn,
+    ctx: *mut c_void,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        let keep = keep_fn.ok_or_else(|| Error::invalid("keep_fn is NULL"))?;
+        f.inner.gc(|k| {
+            // SAFETY: `k` is valid for the call; the caller vouches for
+            // `keep` and `ctx` (function contract).
+            unsafe { keep(k.as_ptr(), k.len(), ctx) }
+        })
+    })
+}
+
+/// Waits for the running compaction, if any, and returns its outcome:
+/// `TZS_OK`, or its error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`,
+/// `TZS_PANIC`), reported once. `TZS_INVALID_ARGUMENT` for a NULL handle.
+/// Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_await_gc(
+    f: *mut tzs_indexed_file,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let f = unsafe { args::handle(f, "indexed file") }?;
+        f.inner.await_gc()
+    })
+}
+
+/// Closes the store: waits for a running compaction, flushes, releases the
+/// lock. NULL is a no-op. Must be the last call on the handle.
+///
+/// # Safety
+/// `f` is NULL or a live handle, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_close(f: *mut tzs_indexed_file) {
+    // SAFETY: per the function's contract.
+    call_void(|| unsafe { args::free_handle(f) })
+}

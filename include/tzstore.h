@@ -916,8 +916,8 @@ void tzs_indexed_file_close(struct tzs_indexed_file *f);
  * `flags`: `TZS_READONLY` (no writes, no batches) and/or `TZS_NO_FSYNC`
  * (tests only). Several read-write handles, in this or other processes, may
  * share a root: writes are serialised by a lock held only while writing. A
- * read-write open creates `.tzs-lock`, `.tzs-journal` and `.tzs-tmp/` in the
- * root and rolls forward a batch interrupted by a crash.
+ * read-write open creates `.tzs-lock`, `.tzs-journal`, `.tzs-generation` and
+ * `.tzs-tmp/` in the root and rolls forward a batch interrupted by a crash.
  *
  * On success `*out` receives a handle owned by the caller (free it with
  * `tzs_kv_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL, empty or
@@ -1161,6 +1161,9 @@ tzs_status tzs_kv_allocate(struct tzs_kv *kv,
 /**
  * Starts a batch: `*out` receives a handle owned by the caller, to be
  * passed to exactly one of `tzs_kv_batch_commit` or `tzs_kv_batch_abort`.
+ * A committed batch read exactly the store as of its begin: if any write
+ * (by any handle or process) lands between the begin and one of its reads,
+ * the batch will not commit (`TZS_CONFLICT`), so begin close to the reads.
  * The batch keeps the store open; it may outlive `tzs_kv_close`. Errors:
  * `TZS_INVALID_ARGUMENT`, `TZS_READ_ONLY`. Thread-safe.
  *

@@ -12,6 +12,27 @@ fn names(kv: &Kv, key: &str) -> Vec<(String, Kind)> {
 }
 
 #[test]
+fn handles_and_batches_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Kv>();
+    check::<tzstore::kv::Batch>();
+}
+
+#[test]
+fn two_handles_in_one_process_write_alternately() {
+    let d = tempfile::tempdir().unwrap();
+    let a = open(&d);
+    let b = open(&d);
+    for i in 0..20 {
+        a.set(&format!("k{i}"), b"a").unwrap();
+        let mut batch = b.batch_begin().unwrap();
+        batch.set(&format!("k{i}"), b"b").unwrap();
+        batch.commit().unwrap();
+    }
+    assert_eq!(a.get("k19").unwrap(), b"b");
+}
+
+#[test]
 fn set_get_exists_size_and_parents() {
     let d = tempfile::tempdir().unwrap();
     let kv = open(&d);
@@ -298,6 +319,14 @@ fn conflicting_batches_and_retries() {
     other.set("unrelated", b"u").unwrap();
     b.set("m", b"1").unwrap();
     b.commit().unwrap();
+    // A key changed after begin, even before the batch first reads it: the
+    // read cannot be the state as of begin, so the commit conflicts.
+    let mut b = kv.batch_begin().unwrap();
+    other.set("n", b"9").unwrap();
+    assert_eq!(b.get("n").unwrap(), b"9");
+    b.set("n", b"10").unwrap();
+    assert!(matches!(b.commit(), Err(Error::Conflict(_))));
+    assert_eq!(kv.get("n").unwrap(), b"9");
     // kv.batch reruns on conflict, then gives up.
     let mut runs = 0;
     let r: Result<(), Error> = kv.batch(2, |b| {

@@ -10,26 +10,31 @@
 //! * `Get`: the value's bytes, or which error (`get`);
 //! * `List`: the sorted entries, or which error (`list`);
 //! * `Stat`: kind, size, mtime and inode of a key the batch writes, so that
-//!   a key changed by someone else since the batch first touched it
-//!   conflicts even if the batch never read it.
+//!   a key changed by someone else after the batch touched it conflicts even
+//!   if the batch never read it.
 //!
-//! **Conflict.** At commit, under the store lock (which every writer of
-//! every handle and process holds while writing), each observation is run
-//! again; if any outcome differs, the commit returns `Conflict` and writes
-//! nothing. Otherwise every read the batch made is still true at the commit
-//! point, so the batch behaves as if it ran alone at that instant
-//! (serialisability). Because outcomes are compared by content, this holds
-//! whoever made the change (thread, handle, process, or another program)
-//! and needs no shared version counter; a change that is undone before the
-//! commit (A→B→A) is, correctly, not a conflict for the reads. The `Stat`
-//! probe of a blind write is a best-effort "changed since" check (inode
-//! numbers may be reused) and is not needed for serialisability. A batch
-//! whose own observations of one key disagree (the store changed between two
-//! of its reads) can never commit.
+//! **State as of begin.** Every writer of the store (any handle, thread or
+//! process using this library) bumps the counter in `.tzs-generation` under
+//! the store lock *before* changing anything. A batch notes the counter at
+//! begin; after each explicit read (`exists`, `get`, `list`) that looked at
+//! the store it reads the counter again. If it moved, that read may show a
+//! change made after begin, and the batch is marked stale: it can never
+//! commit. So the reads of a committed batch are exactly the state as of its
+//! begin. (This is coarse: an unrelated write between begin and a later read
+//! also makes the batch retry. Begin close to the reads.)
 //!
-//! Reads are taken from the store when first made, not copied at begin, so
-//! a batch that began before another commit may see that commit's effect;
-//! it then only commits if everything it saw is still current.
+//! **Conflict.** At commit, under the store lock, a stale batch is
+//! `Conflict`; otherwise each observation is run again and if any outcome
+//! differs, the commit is `Conflict` and writes nothing. Together: no key
+//! the batch read changed between its begin and its commit, and no key it
+//! wrote changed between the moment it buffered the write and the commit,
+//! so the batch behaves as if it ran alone at its commit point
+//! (serialisable). Outcomes are compared by content, so the re-check also
+//! catches changes by other programs (which do not bump the counter); a
+//! change undone before the commit (A→B→A) is, correctly, not a conflict for
+//! the reads. The `Stat` probe of a blind write is a best-effort "changed
+//! since" check (inode numbers may be reused) and is not needed for
+//! serialisability.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -62,6 +67,10 @@ pub struct Batch {
     last_set_below: HashMap<Key, usize>,
     seen: BTreeMap<(Key, Probe), u128>,
     stale: bool,
+    /// The store's write generation at begin.
+    begin: u64,
+    /// Store probes made so far (to know whether a read looked at the store).
+    probes: u64,
 }
 
 /// The hash of a probe's outcome. Errors that describe the key (absent,
@@ -122,18 +131,34 @@ impl Inner {
 }
 
 impl Batch {
-    pub(crate) fn new(inner: Arc<Inner>) -> Batch {
-        Batch {
+    pub(crate) fn new(inner: Arc<Inner>) -> Result<Batch> {
+        let begin = inner.generation()?;
+        Ok(Batch {
             inner,
             ops: Vec::new(),
             last_op: HashMap::new(),
             last_set_below: HashMap::new(),
             seen: BTreeMap::new(),
             stale: false,
+            begin,
+            probes: 0,
+        })
+    }
+
+    /// After an explicit read that looked at the store: if anyone wrote
+    /// since begin, what it returned may not be the state as of begin, so
+    /// the batch must not commit.
+    fn check_read_since(&mut self, probes_before: u64) {
+        if self.probes != probes_before {
+            match self.inner.generation() {
+                Ok(g) if g == self.begin => {}
+                _ => self.stale = true,
+            }
         }
     }
 
     fn record(&mut self, key: &Key, probe: Probe, h: u128) {
+        self.probes += 1;
         match self.seen.get(&(key.clone(), probe)) {
             Some(old) if *old != h => self.stale = true,
             Some(_) => {}
@@ -193,6 +218,9 @@ impl Batch {
         if let Some(&h) = self.seen.get(&(key.clone(), Probe::Kind))
             && (have_stat || !with_stat)
         {
+            // Counts as a look at the store: the cached outcome may come from
+            // an implicit probe that was not checked against the generation.
+            self.probes += 1;
             return Ok(match h {
                 17 => Some(Kind::Value),
                 18 => Some(Kind::Dictionary),
@@ -263,12 +291,23 @@ impl Batch {
     /// What `key` is in this batch's view.
     pub fn exists(&mut self, key: &str) -> Result<Option<Kind>> {
         let key = Key::parse(key)?;
-        self.view_kind(&key)
+        let before = self.probes;
+        let r = self.view_kind(&key);
+        self.check_read_since(before);
+        r
     }
 
     /// The value at `key` in this batch's view.
     pub fn get(&mut self, key: &str) -> Result<Vec<u8>> {
         let key = Key::parse(key)?;
+        let before = self.probes;
+        let r = self.get_key(&key);
+        self.check_read_since(before);
+        r
+    }
+
+    fn get_key(&mut self, key: &Key) -> Result<Vec<u8>> {
+        let key = key.clone();
         if key.is_root() {
             return Err(Error::ValueExpected(
                 "get /: the root is a dictionary".into(),
@@ -300,6 +339,14 @@ impl Batch {
     /// The entries of the dictionary at `key` in this batch's view, sorted.
     pub fn list(&mut self, key: &str) -> Result<Vec<Entry>> {
         let key = Key::parse(key)?;
+        let before = self.probes;
+        let r = self.list_key(&key);
+        self.check_read_since(before);
+        r
+    }
+
+    fn list_key(&mut self, key: &Key) -> Result<Vec<Entry>> {
+        let key = key.clone();
         let (from, mut map): (usize, Option<BTreeMap<String, Kind>>) = match self.covering(&key) {
             Some(i) => match &self.ops[i] {
                 Op::Set(k, _) => {
@@ -406,7 +453,7 @@ impl Batch {
         let key = Key::parse(key)?;
         if key.is_root() {
             // Everything now present goes: observe the listing.
-            let names = self.list("")?;
+            let names = self.list_key(&key)?;
             for (name, _) in names {
                 let child = key.child(&name)?;
                 self.touch(&child)?;

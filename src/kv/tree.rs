@@ -42,7 +42,6 @@ pub(crate) struct Tree {
     pub(crate) tmp: Option<Dir>,
     /// Whether syncs reach the disk (off with `TZS_NO_FSYNC`).
     pub(crate) fsync: bool,
-    pub(crate) counter: std::sync::atomic::AtomicU64,
 }
 
 /// The kind of a stat result, `InvalidArgument` for foreign entries.
@@ -67,7 +66,6 @@ impl Tree {
             path: path.to_path_buf(),
             tmp,
             fsync,
-            counter: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

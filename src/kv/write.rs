@@ -9,7 +9,7 @@
 //! are deleted at the next open.
 
 use std::io::{self, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::io::beneath::{self, Dir};
@@ -37,7 +37,10 @@ impl Tree {
     }
 
     fn tmp_name(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        // One counter for the process: two handles on one root must not
+        // pick the same name.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", std::process::id())
     }
 
@@ -67,10 +70,17 @@ impl Tree {
         fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
     ) -> Result<String> {
         let tmp = self.tmp_dir()?;
-        let name = self.tmp_name();
-        let mut file = tmp
-            .create_new(&name)
-            .map_err(|e| self.err("stage value for", key, e))?;
+        // A leftover of a dead process whose pid was reused may hold a name:
+        // take the next one.
+        let mut attempt = 0;
+        let (name, mut file) = loop {
+            let name = self.tmp_name();
+            match tmp.create_new(&name) {
+                Ok(f) => break (name, f),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < 16 => attempt += 1,
+                Err(e) => return Err(self.err("stage value for", key, e)),
+            }
+        };
         let mut done = fill(&mut file);
         if done.is_ok() && durability == Durability::Each && self.fsync {
             done = file.sync_data();

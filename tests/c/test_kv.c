@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check_kv.h"
+#include "check.h"
 
 static char root[64];
 static char file_path[128];
@@ -349,5 +349,5 @@ int main(void) {
 
   rm_rf(root);
   unlink(file_path);
-  return check_report();
+  return check_summary("kv");
 }

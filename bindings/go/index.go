@@ -5,6 +5,7 @@ package tzstore
 import "C"
 
 import (
+	"math"
 	"runtime"
 	"unsafe"
 )
@@ -25,7 +26,7 @@ type Index struct {
 // ErrInvalidArgument (sizes out of range or different from the index's),
 // ErrCorrupted, ErrIO.
 func OpenIndex(dir string, keySize, valueSize int, flags Flags, logSize uint64) (*Index, error) {
-	if keySize < 0 || valueSize < 0 || keySize > 1<<31 || valueSize > 1<<31 {
+	if keySize < 0 || valueSize < 0 || uint64(keySize) > math.MaxUint32 || uint64(valueSize) > math.MaxUint32 {
 		return nil, &Error{Status: StatusInvalidArgument, Message: "index sizes out of range"}
 	}
 	cdir, err := cPath(dir)

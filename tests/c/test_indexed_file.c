@@ -138,8 +138,11 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "%s/gen.1/values", dir);
   flip_byte(path, 6);
   CHECK_STATUS(tzs_indexed_file_open(dir, 8, 4, TZS_READONLY, 0, &ro, &err), TZS_OK);
+  /* The compaction copies in index order, so the damaged first record may
+   * be any kept key: the even ones below 100, 500 and 2000. */
   int corrupted = 0;
-  for (uint32_t i = 0; i < 100; i += 2) {
+  for (uint32_t i = 0; i <= 2000; i += 2) {
+    if (i >= 100 && i != 500 && i != 2000) continue;
     key_of(k, i);
     tzs_error *e = NULL;
     tzs_status st = tzs_indexed_file_read(ro, k, 8, &v, NULL, 0, &e);

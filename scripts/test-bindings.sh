@@ -63,7 +63,10 @@ valgrind_consumers() {
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9)
   local bin
   for bin in "$run/pkgconfig/consumer_shared" "$run/pkgconfig/consumer_static" \
-    "$run/cmake/consumer_shared" "$run/cmake/consumer_static"; do
+    "$run/cmake/consumer_shared" "$run/cmake/consumer_static" \
+    "$run/cmake/floating_shared" "$run/cmake/floating_static" \
+    "$run/cmake/index_shared" "$run/cmake/index_static" \
+    "$run/cmake/kv_shared" "$run/cmake/kv_static"; do
     echo "== valgrind $bin"
     "${vg[@]}" "$bin" "$run/vg-work" || return 1
   done

@@ -117,6 +117,12 @@ func closedError(what string) error {
 // takeBytes copies a library-allocated buffer into Go memory and frees it.
 func takeBytes(b *C.tzs_bytes) []byte {
 	defer C.tzs_bytes_free(b)
+	return copyBytes(b)
+}
+
+// copyBytes copies a library buffer into a non-nil Go slice, without
+// freeing it.
+func copyBytes(b *C.tzs_bytes) []byte {
 	out := make([]byte, int(b.len))
 	if b.len > 0 {
 		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(b.ptr)), int(b.len)))

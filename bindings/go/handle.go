@@ -44,6 +44,17 @@ func (h *handle[T]) Close() {
 	runtime.SetFinalizer(h, nil)
 }
 
+// take ends h like Close but hands the C handle over instead of closing
+// it (e.g. to commit a batch, which frees it); nil if already closed.
+func (h *handle[T]) take() *T {
+	h.mu.Lock()
+	p := h.p
+	h.p = nil
+	h.mu.Unlock()
+	runtime.SetFinalizer(h, nil)
+	return p
+}
+
 func (h *handle[T]) release() {
 	h.mu.Lock()
 	p := h.p

@@ -17,6 +17,8 @@ const (
 	ReadOnly Flags = C.TZS_READONLY
 	// NoFsync skips every fsync: for tests and benchmarks only.
 	NoFsync Flags = C.TZS_NO_FSYNC
+	// Removable allows Index.Remove; it must match the index's creation.
+	Removable Flags = C.TZS_REMOVABLE
 )
 
 // Singleton is one value stored in one file (tzs_singleton).

@@ -3,17 +3,26 @@
 #include <tzstore.hpp>
 
 int main(int argc, char** argv) {
-  std::string path = std::string(argc > 1 ? argv[1] : ".") + "/head";
-  tzstore::Singleton s(path, tzstore::NO_FSYNC);
-  s.write("block 42");
-  auto v = s.read();  // std::optional<std::vector<uint8_t>>
-  std::cout << "read: " << std::string(v->begin(), v->end()) << "\n";
-  s.remove();
-  if (!s.read()) std::cout << "not found\n";
+  std::string dir = argc > 1 ? argv[1] : ".";
+  tzstore::Index ix(dir + "/index", 4, 8, tzstore::NO_FSYNC);  // 4-byte keys, 8-byte values
+  ix.add("key1", "value--1");
+  auto v = ix.find("key1");  // std::optional<std::vector<uint8_t>>
+  std::cout << "index: " << std::string(v->begin(), v->end()) << "\n";
+  if (!ix.find("nope")) std::cout << "not found\n";
   try {
-    tzstore::Singleton(path, tzstore::READONLY).write("x");
+    ix.add("too long key", "value--2");
   } catch (const tzstore::Error& e) {
-    std::cout << "error: " << e.what() << "\n";  // TZS_READ_ONLY: ...
+    std::cout << "error: " << e.what() << "\n";  // TZS_INVALID_ARGUMENT: ...
   }
-  s.close();
+  ix.close();
+
+  tzstore::Floating f(dir + "/blocks", tzstore::FloatingKind::RW, tzstore::NO_FSYNC);
+  tzstore::Block genesis{{1}, 0, {1}, {'g'}, std::nullopt};
+  tzstore::Block b1{{2}, 1, genesis.hash, {'b', '1'}, std::vector<uint8_t>{'m'}};
+  f.append(genesis);
+  f.append(b1, {genesis.hash});  // predecessors: the 2^i-th ancestors
+  auto b = f.read_block(b1.hash);  // std::optional<tzstore::Block>
+  std::cout << "block level " << b->level << ": " << std::string(b->contents.begin(), b->contents.end()) << "\n";
+  if (!f.read_block(tzstore::Hash{9})) std::cout << "block not found\n";
+  f.close();
 }

@@ -76,5 +76,26 @@ let with_path path f =
       { Error.status = Error.Invalid_argument; message = Printf.sprintf "path %S contains a NUL byte" path }
   else f path
 
-let flags ?(readonly = false) ?(no_fsync = false) () =
-  Unsigned.UInt32.of_int ((if readonly then 1 else 0) lor if no_fsync then 2 else 0)
+(* The same for kv keys. *)
+let with_key key f =
+  if String.contains key '\000' then
+    Error
+      { Error.status = Error.Invalid_argument; message = Printf.sprintf "key %S contains a NUL byte" key }
+  else f key
+
+(* TZS_READONLY, TZS_NO_FSYNC, TZS_REMOVABLE *)
+let flags ?(readonly = false) ?(no_fsync = false) ?(removable = false) () =
+  Unsigned.UInt32.of_int
+    ((if readonly then 1 else 0) lor (if no_fsync then 2 else 0) lor if removable then 4 else 0)
+
+(* A C buffer of [n] bytes for a fixed-size output (at least one byte, as
+   ctypes refuses empty allocations). *)
+let out_buffer n = allocate_n char ~count:(max n 1)
+
+let string_of_buffer p n = if n = 0 then "" else string_from_ptr p ~length:n
+
+(* Lookups: NOT_FOUND becomes [Ok None]. *)
+let found = function
+  | Ok x -> Ok (Some x)
+  | Error { Error.status = Error.Not_found; _ } -> Ok None
+  | Error e -> Error e

@@ -43,7 +43,9 @@ let use t f =
           Mutex.unlock t.m)
         (fun () -> f p)
 
-let close t =
+(* [take t] ends [t] like [close] but hands the C handle over instead of
+   closing it (e.g. to commit a batch, which frees it). *)
+let take t =
   Mutex.lock t.m;
   let p = t.ptr in
   t.ptr <- None;
@@ -51,4 +53,6 @@ let close t =
     Condition.wait t.idle t.m
   done;
   Mutex.unlock t.m;
-  Option.iter t.close_c p
+  p
+
+let close t = Option.iter t.close_c (take t)

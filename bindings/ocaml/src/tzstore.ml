@@ -3,5 +3,9 @@
 
 module Error = Error
 module Singleton = Singleton
+module Index = Index
+module Block = Block
+module Floating = Floating
+module Kv = Kv
 
 let version () = Ffi.c_version ()

@@ -1,57 +1,9 @@
 (* Tests of the OCaml binding: every Singleton call, its errors, the
-   handle lifecycle, and one handle shared by several threads. *)
+   handle lifecycle, and one handle shared by several threads; the other
+   stores' tests are in their own modules, run from here. *)
 
 open Tzstore
-
-let passed = ref 0
-let failed = ref 0
-
-let check name cond =
-  if cond then incr passed
-  else (
-    incr failed;
-    Printf.eprintf "FAIL: %s\n%!" name)
-
-let ok name = function
-  | Ok x -> x
-  | Error e -> failwith (name ^ ": " ^ Error.to_string e)
-
-let expect_error name status = function
-  | Ok _ ->
-      check (name ^ ": expected " ^ Error.status_name status) false;
-      ""
-  | Error e ->
-      check (name ^ ": got " ^ Error.to_string e) (e.Error.status = status);
-      e.Error.message
-
-let contains s sub =
-  let n = String.length sub in
-  let rec go i = i + n <= String.length s && (String.sub s i n = sub || go (i + 1)) in
-  go 0
-
-let fresh_dir =
-  let counter = ref 0 in
-  fun () ->
-    incr counter;
-    let d =
-      Filename.concat (Filename.get_temp_dir_name ())
-        (Printf.sprintf "tzstore-ocaml-%d-%d" (Unix.getpid ()) !counter)
-    in
-    Unix.mkdir d 0o755;
-    d
-
-let rec rm_rf p =
-  if Sys.is_directory p then (
-    Array.iter (fun f -> rm_rf (Filename.concat p f)) (Sys.readdir p);
-    Unix.rmdir p)
-  else Sys.remove p
-
-let dirs = ref []
-
-let path () =
-  let d = fresh_dir () in
-  dirs := d :: !dirs;
-  Filename.concat d "single"
+open Util
 
 let test_round_trip () =
   let p = path () in
@@ -190,6 +142,9 @@ let () =
   test_threads ();
   test_close_while_in_use ();
   test_finaliser ();
+  Test_index.run ();
+  Test_floating.run ();
+  Test_kv.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

@@ -7,5 +7,6 @@ module Index = Index
 module Block = Block
 module Floating = Floating
 module Kv = Kv
+module Block_store = Block_store
 
 let version () = Ffi.c_version ()

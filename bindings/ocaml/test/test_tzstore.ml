@@ -145,6 +145,7 @@ let () =
   Test_index.run ();
   Test_floating.run ();
   Test_kv.run ();
+  Test_block_store.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

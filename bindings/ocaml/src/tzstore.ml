@@ -8,5 +8,6 @@ module Block = Block
 module Floating = Floating
 module Kv = Kv
 module Block_store = Block_store
+module Indexed_file = Indexed_file
 
 let version () = Ffi.c_version ()

@@ -64,6 +64,27 @@
 typedef struct tzs_block_store tzs_block_store;
 
 /**
+ * An open cemented block store. Thread-safe: any thread may call any
+ * function on it concurrently (reads run in parallel; writes are
+ * serialised), except `tzs_cemented_close`, which must be the last call.
+ */
+typedef struct tzs_cemented tzs_cemented;
+
+/**
+ * An iterator over the blocks of one chunk (`tzs_cemented_iter_new`).
+ * Use it from one thread at a time; free it with `tzs_cemented_iter_free`.
+ * It stays valid if GC drops its chunk meanwhile, and it does not keep the
+ * store alive: free it before closing the store.
+ */
+typedef struct tzs_cemented_iter tzs_cemented_iter;
+
+/**
+ * A list of chunks returned by `tzs_cemented_chunks` and
+ * `tzs_cemented_metadata_chunks`; free it with `tzs_chunk_list_free`.
+ */
+typedef struct tzs_chunk_list tzs_chunk_list;
+
+/**
  * An error: a status and a UTF-8 message naming the path or key concerned.
  * Created by the library, owned by the caller, freed with `tzs_error_free`.
  * Errors are immutable and may be read from any thread.
@@ -260,6 +281,25 @@ typedef struct tzs_block_store_stats {
 } tzs_block_store_stats;
 
 /**
+ * The levels of a cemented chunk, inclusive on both ends.
+ */
+typedef struct tzs_chunk {
+  /**
+   * First level of the chunk.
+   */
+  int32_t start_level;
+  /**
+   * Last level of the chunk (inclusive).
+   */
+  int32_t end_level;
+} tzs_chunk;
+
+/**
+ * What `tzs_cemented_gc` keeps (`TZS_HISTORY_*`).
+ */
+typedef uint32_t tzs_history_mode;
+
+/**
  * Which of the five floating stores of a directory (`TZS_FLOATING_*`).
  */
 typedef uint32_t tzs_floating_kind;
@@ -402,6 +442,21 @@ typedef tzs_status (*tzs_kv_batch_fn)(struct tzs_kv_batch *batch, void *ctx);
  * kv: a dictionary (a directory).
  */
 #define TZS_KV_DICTIONARY 2
+
+/**
+ * Keep everything: GC does nothing.
+ */
+#define TZS_HISTORY_ARCHIVE 0
+
+/**
+ * Keep every block, and the metadata of the last `offset` chunks.
+ */
+#define TZS_HISTORY_FULL 1
+
+/**
+ * Keep only the last `offset` chunks, blocks and metadata.
+ */
+#define TZS_HISTORY_ROLLING 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -570,6 +625,324 @@ tzs_status tzs_block_store_check(struct tzs_block_store *s, bool repair, struct 
  * `s` NULL or live, not used afterwards.
  */
 void tzs_block_store_close(struct tzs_block_store *s);
+
+/**
+ * Opens (read-write: creating if needed) the cemented store in directory
+ * `dir`. `flags`: `TZS_READONLY` (no writes, no lock, no repair) and/or
+ * `TZS_NO_FSYNC` (tests only). `log_size` is the log size of both indexes
+ * (0 = default, 10,000). A read-write open locks `dir/lock`, removes
+ * temporary files and completes or removes a chunk left unindexed by a
+ * crash.
+ *
+ * On success `*out` receives a handle owned by the caller (free it with
+ * `tzs_cemented_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8
+ * `dir`, NULL `out`, unknown flags), `TZS_NOT_FOUND` (read-only open of a
+ * missing store), `TZS_LOCKED` (another read-write instance is open),
+ * `TZS_CORRUPTED` (a damaged chunk file or index), `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out` is NULL or writable;
+ * `err` is NULL or writable.
+ */
+tzs_status tzs_cemented_open(const char *dir,
+                             uint32_t flags,
+                             uint64_t log_size,
+                             struct tzs_cemented **out,
+                             struct tzs_error **err);
+
+/**
+ * Writes the lowest cemented level to `*out`. Returns `TZS_NOT_FOUND` when
+ * the store is empty. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+ * `out`). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_lowest_level(struct tzs_cemented *c, int32_t *out, struct tzs_error **err);
+
+/**
+ * Writes the highest cemented level to `*out`. Returns `TZS_NOT_FOUND`
+ * when the store is empty. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+ * `out`). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_highest_level(struct tzs_cemented *c, int32_t *out, struct tzs_error **err);
+
+/**
+ * Writes the level of the cemented block `hash` (32 bytes) to `*out`.
+ * Returns `TZS_NOT_FOUND` if the block is not cemented (or was dropped by
+ * GC). Errors: `TZS_INVALID_ARGUMENT` (NULL handle, `hash` or `out`),
+ * `TZS_CORRUPTED`, `TZS_IO` (index). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `hash` is NULL or 32 readable bytes; `out`
+ * is NULL or writable.
+ */
+tzs_status tzs_cemented_level_of(struct tzs_cemented *c,
+                                 const uint8_t *hash,
+                                 int32_t *out,
+                                 struct tzs_error **err);
+
+/**
+ * Copies the hash of the cemented block at `level` into `hash_out` (32
+ * bytes). Returns `TZS_NOT_FOUND` (leaving `hash_out` untouched) if no
+ * chunk holds `level`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+ * `hash_out`), `TZS_CORRUPTED` (damaged record), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `hash_out` is NULL or 32 writable bytes.
+ */
+tzs_status tzs_cemented_hash_of(struct tzs_cemented *c,
+                                int32_t level,
+                                uint8_t *hash_out,
+                                struct tzs_error **err);
+
+/**
+ * Reads the cemented block at `level` into `*out` (library-allocated
+ * buffers: release them with `tzs_block_free`; pass a zeroed or freed
+ * block). With `read_metadata`, `out->has_metadata` tells whether stored
+ * metadata was found (only that level's zip entry is decompressed).
+ * Returns `TZS_NOT_FOUND` (leaving `*out` untouched) if no chunk holds
+ * `level`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `out`),
+ * `TZS_CORRUPTED` (damaged record or metadata entry), `TZS_IO`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_read_by_level(struct tzs_cemented *c,
+                                      int32_t level,
+                                      bool read_metadata,
+                                      struct tzs_block *out,
+                                      struct tzs_error **err);
+
+/**
+ * Reads the cemented block `hash` (32 bytes), as
+ * `tzs_cemented_read_by_level`. Returns `TZS_NOT_FOUND` if it is not
+ * cemented. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, `hash` or `out`),
+ * `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `hash` is NULL or 32 readable bytes; `out`
+ * is NULL or writable.
+ */
+tzs_status tzs_cemented_read_by_hash(struct tzs_cemented *c,
+                                     const uint8_t *hash,
+                                     bool read_metadata,
+                                     struct tzs_block *out,
+                                     struct tzs_error **err);
+
+/**
+ * Copies the metadata of the block at `level` into `*out`
+ * (library-allocated; free it with `tzs_bytes_free`). Returns
+ * `TZS_NOT_FOUND` (leaving `*out` untouched) if the block has no stored
+ * metadata (none given, not cemented, or dropped by GC). Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle or `out`), `TZS_CORRUPTED` (damaged
+ * zip or entry), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_read_metadata(struct tzs_cemented *c,
+                                      int32_t level,
+                                      struct tzs_bytes *out,
+                                      struct tzs_error **err);
+
+/**
+ * Cements the `n` blocks at `blocks` as one chunk (levels `first..=last`,
+ * consecutive, in order); the caller's buffers are copied. With
+ * `write_metadata`, blocks' metadata go to the chunk's zstd zip (written
+ * only if some block has metadata). With `check_consistency`, the chunk
+ * must start right after the highest cemented level and each block's
+ * predecessor must be the block before it. Durable on return (chunk file,
+ * then metadata, then indexes) unless opened with `TZS_NO_FSYNC`.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle, `n` = 0, NULL `blocks` or
+ * NULL buffers with non-zero lengths), `TZS_INCONSISTENT` (levels not
+ * consecutive, overlap with a cemented chunk, duplicated or already
+ * cemented hash, broken contiguity or predecessor link; the message says
+ * where), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. After an error
+ * nothing of the chunk is visible. Thread-safe (writers are serialised).
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `blocks` is NULL or `n` readable
+ * `tzs_block`s whose buffers are readable for their lengths.
+ */
+tzs_status tzs_cemented_cement(struct tzs_cemented *c,
+                               const struct tzs_block *blocks,
+                               size_t n,
+                               bool write_metadata,
+                               bool check_consistency,
+                               struct tzs_error **err);
+
+/**
+ * Writes a new list of the store's chunks, ascending, to `*out` (free it
+ * with `tzs_chunk_list_free`). Errors: `TZS_INVALID_ARGUMENT` (NULL handle
+ * or `out`). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_chunks(struct tzs_cemented *c,
+                               struct tzs_chunk_list **out,
+                               struct tzs_error **err);
+
+/**
+ * Writes a new list of the chunks that have a metadata zip, ascending, to
+ * `*out` (free it with `tzs_chunk_list_free`). Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle or `out`). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_metadata_chunks(struct tzs_cemented *c,
+                                        struct tzs_chunk_list **out,
+                                        struct tzs_error **err);
+
+/**
+ * The number of chunks in `list` (0 for NULL). Thread-safe.
+ *
+ * # Safety
+ * `list` is NULL or a live list.
+ */
+size_t tzs_chunk_list_len(const struct tzs_chunk_list *list);
+
+/**
+ * The `i`-th chunk of `list`; `{0, -1}` (an empty range, which no chunk
+ * has) when `list` is NULL or `i` is out of range. Thread-safe.
+ *
+ * # Safety
+ * `list` is NULL or a live list.
+ */
+struct tzs_chunk tzs_chunk_list_get(const struct tzs_chunk_list *list, size_t i);
+
+/**
+ * Frees a list. NULL is a no-op.
+ *
+ * # Safety
+ * `list` is NULL or a live list, not used afterwards.
+ */
+void tzs_chunk_list_free(struct tzs_chunk_list *list);
+
+/**
+ * Writes the chunk holding `level` to `*out`. Returns `TZS_NOT_FOUND` if
+ * no chunk holds it. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
+ * `out`). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_find_chunk(struct tzs_cemented *c,
+                                   int32_t level,
+                                   struct tzs_chunk *out,
+                                   struct tzs_error **err);
+
+/**
+ * Garbage-collects by history mode: `TZS_HISTORY_ARCHIVE` does nothing;
+ * `TZS_HISTORY_FULL` drops the metadata of all but the last `offset`
+ * chunks; `TZS_HISTORY_ROLLING` drops all but the last `offset` chunks,
+ * blocks, metadata and index entries. Readers in other threads keep
+ * working and never see a half-removed chunk; a crash mid-GC is repaired
+ * at the next open. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, unknown
+ * mode), `TZS_READ_ONLY`, `TZS_IO`. Thread-safe (serialised with writes).
+ *
+ * # Safety
+ * `c` is NULL or a live handle.
+ */
+tzs_status tzs_cemented_gc(struct tzs_cemented *c,
+                           tzs_history_mode mode,
+                           uint32_t offset,
+                           struct tzs_error **err);
+
+/**
+ * Checks every chunk, block and index entry: chunks contiguous, each
+ * record intact and at its level, each block's predecessor the block below
+ * it (the block whose hash is `genesis_hash`, if given, and the lowest
+ * stored block are exempt), both indexes agreeing, metadata zips
+ * readable. Returns `TZS_OK` or the first problem: `TZS_INCONSISTENT` or
+ * `TZS_CORRUPTED` with a message saying where. Also `TZS_INVALID_ARGUMENT`
+ * (NULL handle), `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `genesis_hash` is NULL or 32 readable bytes.
+ */
+tzs_status tzs_cemented_check_consistency(struct tzs_cemented *c,
+                                          const uint8_t *genesis_hash,
+                                          struct tzs_error **err);
+
+/**
+ * Starts an iteration over the blocks of `chunk` (exactly one of the
+ * store's chunks), in level order, with metadata if `read_metadata`. On
+ * success `*out` receives an iterator owned by the caller (free it with
+ * `tzs_cemented_iter_free`). Returns `TZS_NOT_FOUND` if the store has no
+ * such chunk. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `out`,
+ * `start_level > end_level`). Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_iter_new(struct tzs_cemented *c,
+                                 struct tzs_chunk chunk,
+                                 bool read_metadata,
+                                 struct tzs_cemented_iter **out,
+                                 struct tzs_error **err);
+
+/**
+ * Reads the next block into `*out` (release its buffers with
+ * `tzs_block_free`; pass a zeroed or freed block). Returns `TZS_DONE` at
+ * the end (and after an error). Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * iterator or `out`), `TZS_CORRUPTED` (damaged record or metadata),
+ * `TZS_IO`. Not thread-safe: one thread at a time per iterator.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator; `out` is NULL or writable.
+ */
+tzs_status tzs_cemented_iter_next(struct tzs_cemented_iter *it,
+                                  struct tzs_block *out,
+                                  struct tzs_error **err);
+
+/**
+ * Frees an iterator. NULL is a no-op.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, not used afterwards.
+ */
+void tzs_cemented_iter_free(struct tzs_cemented_iter *it);
+
+/**
+ * Sets the zstd level (1..=22, default 3) of metadata written from now on.
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle, level out of range).
+ * Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle.
+ */
+tzs_status tzs_cemented_set_zstd_level(struct tzs_cemented *c,
+                                       int32_t level,
+                                       struct tzs_error **err);
+
+/**
+ * Read-only handles: loads what the read-write instance has written (or
+ * dropped by GC) since the open or the last sync. A no-op on a read-write
+ * handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle), `TZS_CORRUPTED`,
+ * `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` is NULL or a live handle.
+ */
+tzs_status tzs_cemented_sync(struct tzs_cemented *c, struct tzs_error **err);
+
+/**
+ * Closes the store and releases its lock (the indexes are flushed). NULL
+ * is a no-op. Must be the last call on the handle; no other thread may be
+ * using it.
+ *
+ * # Safety
+ * `c` is NULL or a live handle, not used afterwards.
+ */
+void tzs_cemented_close(struct tzs_cemented *c);
 
 /**
  * The name of a status as a static NUL-terminated string (`"TZS_OK"`,

@@ -238,7 +238,119 @@ fn read_only_and_lock() {
         ro.gc(tzstore::block::cemented::HistoryMode::Rolling, 0),
         Err(Error::ReadOnly(_))
     ));
+    // The read-only handle sees new chunks and GC after a sync; blocks it
+    // already mapped stay readable until then.
+    s.cement(&refs(&chain(1, 10, 19, 1)), true, true).unwrap();
+    assert_eq!(ro.highest_level(), Some(9));
+    ro.sync().unwrap();
+    assert_eq!(ro.highest_level(), Some(19));
+    assert_eq!(
+        ro.read_by_hash(&hash(1, 15), true).unwrap(),
+        Some(block(1, 15, 1))
+    );
+    s.gc(tzstore::block::cemented::HistoryMode::Rolling, 1)
+        .unwrap();
+    assert_eq!(
+        ro.read_by_level(3, false).unwrap(),
+        Some(pruned(&block(1, 3, 1)))
+    );
+    ro.sync().unwrap();
+    assert_eq!(ro.lowest_level(), Some(10));
+    assert_eq!(ro.read_by_level(3, false).unwrap(), None);
+    assert_eq!(ro.level_of(&hash(1, 3)).unwrap(), None);
+    ro.check_consistency(None).unwrap();
     assert!(s.set_zstd_level(0).is_err());
     s.set_zstd_level(19).unwrap();
     assert_eq!(s.zstd_level(), 19);
+}
+
+#[test]
+fn no_space_and_failed_fsync_leave_the_store_unchanged() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use tzstore::io::fault::{FaultFs, Faults};
+
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::none();
+    let fs_opts = OpenOptions::default().with_fs(Arc::new(FaultFs::new(faults.clone())));
+    // Default log size: no index merge runs (and fails) in the background,
+    // so every failure below comes from the cement call itself.
+    let s = Cemented::open(dir.path(), &fs_opts, 0).unwrap();
+    s.cement(&refs(&chain(1, 0, 49, 2)), true, true).unwrap();
+    let next = chain(1, 50, 99, 2);
+    // Budgets failing in the chunk file and in the zip (the next chunk's
+    // files are about as large as the first's).
+    let chunk_len = std::fs::metadata(dir.path().join("0_49")).unwrap().len();
+    let zip_len = std::fs::metadata(dir.path().join("metadata/0_49.zip"))
+        .unwrap()
+        .len();
+    for budget in [0u64, 100, chunk_len / 2, chunk_len + zip_len / 2] {
+        faults.write_budget.store(budget, Ordering::SeqCst);
+        let r = s.cement(&refs(&next), true, true);
+        assert!(
+            matches!(r, Err(Error::NoSpace(_))),
+            "budget {budget}: {r:?}"
+        );
+        assert_eq!(s.highest_level(), Some(49), "budget {budget}");
+        assert_eq!(s.read_by_level(60, true).unwrap(), None);
+    }
+    faults.write_budget.store(u64::MAX, Ordering::SeqCst);
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        s.cement(&refs(&next), true, true),
+        Err(Error::Io(_))
+    ));
+    assert_eq!(s.highest_level(), Some(49));
+    faults.fail_sync.store(false, Ordering::SeqCst);
+    s.cement(&refs(&next), true, true).unwrap();
+    s.check_consistency(None).unwrap();
+    drop(s);
+    let s = Cemented::open(dir.path(), &opts(), 16).unwrap();
+    s.check_consistency(None).unwrap();
+    assert_eq!(s.highest_level(), Some(99));
+    for b in chain(1, 0, 99, 2) {
+        assert_eq!(s.read_by_level(b.level, true).unwrap(), Some(b));
+    }
+}
+
+#[test]
+fn readers_see_whole_chunks_during_cement() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Cemented::open(dir.path(), &opts(), 32).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (s, done) = (s.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut rng = t + 1;
+                let mut seen = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let Some(h) = s.highest_level() else { continue };
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let level = ((rng >> 33) % (h as u64 + 1)) as i32;
+                    // Everything up to the published highest level is
+                    // readable by level and by hash, with its metadata.
+                    let want = block(1, level, 4);
+                    assert_eq!(s.read_by_level(level, true).unwrap(), Some(want.clone()));
+                    assert_eq!(s.level_of(&want.hash).unwrap(), Some(level));
+                    seen += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    for c in 0..20 {
+        s.cement(&refs(&chain(1, c * 25, c * 25 + 24, 4)), true, true)
+            .unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    s.check_consistency(None).unwrap();
 }

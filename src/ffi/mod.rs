@@ -7,6 +7,7 @@ pub mod args;
 pub mod block;
 pub mod block_store;
 pub mod boundary;
+pub mod cemented;
 pub mod common;
 pub mod error;
 pub mod floating;

@@ -156,3 +156,22 @@ pub const TZS_KV_DICTIONARY: tzs_kv_kind = 2;
 
 /// Size in bytes of a kv digest (SHA-256).
 pub const TZS_KV_DIGEST_SIZE: usize = 32;
+
+/// The levels of a cemented chunk, inclusive on both ends.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct tzs_chunk {
+    /// First level of the chunk.
+    pub start_level: i32,
+    /// Last level of the chunk (inclusive).
+    pub end_level: i32,
+}
+
+/// What `tzs_cemented_gc` keeps (`TZS_HISTORY_*`).
+pub type tzs_history_mode = u32;
+/// Keep everything: GC does nothing.
+pub const TZS_HISTORY_ARCHIVE: tzs_history_mode = 0;
+/// Keep every block, and the metadata of the last `offset` chunks.
+pub const TZS_HISTORY_FULL: tzs_history_mode = 1;
+/// Keep only the last `offset` chunks, blocks and metadata.
+pub const TZS_HISTORY_ROLLING: tzs_history_mode = 2;

@@ -26,6 +26,9 @@ use crate::worker::WorkerPool;
 pub const DIR: &str = "metadata";
 /// Suffix of metadata files.
 pub const SUFFIX: &str = ".zip";
+/// Largest metadata entry accepted when reading (a damaged size field
+/// must not cause a huge allocation); Octez caps metadata at 10 MB.
+const MAX_ENTRY: u64 = 1 << 32;
 /// Default zstd level (zstd's own default: fast, and smaller than deflate).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
@@ -61,7 +64,7 @@ pub struct MetaChunk {
     range: ChunkRange,
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
-    archive: OnceCell<Archive>,
+    loaded: OnceCell<(Archive, MapBytes)>,
 }
 
 impl fmt::Debug for MetaChunk {
@@ -77,7 +80,7 @@ impl MetaChunk {
             range,
             path: meta_dir.join(file_name(range)),
             fs,
-            archive: OnceCell::new(),
+            loaded: OnceCell::new(),
         }
     }
 
@@ -91,20 +94,87 @@ impl MetaChunk {
         &self.path
     }
 
-    fn archive(&self) -> Result<Archive> {
-        let a = self.archive.get_or_try_init(|| {
+    fn load(&self) -> Result<&(Archive, MapBytes)> {
+        self.loaded.get_or_try_init(|| {
             let file = self.fs.open(&self.path, OpenMode::Read)?;
             let map = MapBytes(Arc::new(file.map()?));
-            ZipArchive::new(Cursor::new(map)).map_err(|e| Error::corrupted(&self.path, e))
-        })?;
+            let a = ZipArchive::new(Cursor::new(map.clone()))
+                .map_err(|e| Error::corrupted(&self.path, e))?;
+            Ok((a, map))
+        })
+    }
+
+    fn archive(&self) -> Result<Archive> {
         // Clones share the parsed central directory and the mapping.
-        Ok(a.clone())
+        Ok(self.load()?.0.clone())
     }
 
     /// The metadata of `level`, or `None` if the block had none.
     /// A damaged entry is `Corrupted`.
     pub fn read(&self, level: i32) -> Result<Option<Vec<u8>>> {
         let mut a = self.archive()?;
+        let Some(i) = a.index_for_name(&level.to_string()) else {
+            return Ok(None);
+        };
+        let raw = {
+            let e = a
+                .by_index_raw(i)
+                .map_err(|e| Error::corrupted(&self.path, format!("level {level}: {e}")))?;
+            match (e.compression(), e.data_start()) {
+                (CompressionMethod::Zstd, Some(start)) => {
+                    Some((start, e.compressed_size(), e.size(), e.crc32()))
+                }
+                _ => None,
+            }
+        };
+        match raw {
+            Some((start, len, size, crc)) => self.read_zstd(level, start, len, size, crc).map(Some),
+            // Other methods (zips written by other tools) go through the
+            // zip crate's decoders.
+            None => self.read_generic(&mut a, level),
+        }
+    }
+
+    /// Decompresses a zstd entry straight from the mapping with a reusable
+    /// per-thread context (the zip crate sets up a new one per entry, which
+    /// costs more than decompressing a few KiB).
+    fn read_zstd(&self, level: i32, start: u64, len: u64, size: u64, crc: u32) -> Result<Vec<u8>> {
+        thread_local! {
+            static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let bad = |what: String| Error::corrupted(&self.path, format!("level {level}: {what}"));
+        let data = self.load()?.1.as_ref();
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= data.len() as u64)
+            .ok_or_else(|| bad(format!("entry data {start}+{len} is outside the file")))?;
+        if size > MAX_ENTRY {
+            return Err(bad(format!("entry size {size} is implausible")));
+        }
+        let src = &data[start as usize..end as usize];
+        let out = DCTX.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(
+                    zstd::bulk::Decompressor::new()
+                        .map_err(|e| Error::Io(format!("zstd context: {e}")))?,
+                );
+            }
+            match slot.as_mut() {
+                Some(d) => d
+                    .decompress(src, size as usize)
+                    .map_err(|e| bad(format!("zstd: {e}"))),
+                None => Err(Error::Io("zstd context".into())),
+            }
+        })?;
+        if out.len() as u64 != size || crc32fast::hash(&out) != crc {
+            return Err(bad("entry checksum mismatch".into()));
+        }
+        Ok(out)
+    }
+
+    fn read_generic(&self, a: &mut Archive, level: i32) -> Result<Option<Vec<u8>>> {
         let mut entry = match a.by_name(&level.to_string()) {
             Ok(e) => e,
             Err(ZipError::FileNotFound) => return Ok(None),

@@ -10,7 +10,7 @@
 //! * `lock`: held by the read-write instance.
 //!
 //! Writes are ordered so that a crash leaves at most one chunk that is on
-//! disk but not (fully) indexed, which [`recover`] completes at open: chunk
+//! disk but not (fully) indexed, which recovery completes at open: chunk
 //! file (temporary name, fsync, rename, fsync of the directory), then its
 //! metadata zip (same steps; the temporary zip is complete before the chunk
 //! is renamed, so recovery can finish its rename), then both indexes,
@@ -214,6 +214,41 @@ impl Cemented {
         *self.tables.write() = Arc::new(t);
     }
 
+    /// Read-only handles: loads the chunks, metadata and index entries the
+    /// read-write instance has written since the open or the last sync
+    /// (a chunk whose index entries are not flushed yet is readable by
+    /// level at once, by hash after a later sync). A no-op on a
+    /// read-write handle. Errors: `Corrupted`, `Io`.
+    pub fn sync(&self) -> Result<()> {
+        if !self.read_only {
+            return Ok(());
+        }
+        let _w = self.writer.lock();
+        self.h2l.sync()?;
+        self.l2h.sync()?;
+        let fresh = recover::load(self)?;
+        let old = self.snapshot();
+        // Keep the chunks already open, with their mappings and parsed zips.
+        let chunks = fresh
+            .chunks
+            .into_iter()
+            .map(|c| match old.chunk(c.range().start) {
+                Some(o) if o.range() == c.range() => o.clone(),
+                _ => c,
+            })
+            .collect();
+        let meta = fresh
+            .meta
+            .into_iter()
+            .map(|m| match old.meta(m.range().start) {
+                Some(o) if o.range() == m.range() => o.clone(),
+                _ => m,
+            })
+            .collect();
+        self.publish(Tables { chunks, meta });
+        Ok(())
+    }
+
     /// The lowest cemented level, `None` when the store is empty.
     pub fn lowest_level(&self) -> Option<i32> {
         self.snapshot().lowest()
@@ -377,7 +412,8 @@ impl Cemented {
         gc::run(self, mode, offset as usize)
     }
 
-    /// Checks every chunk, block and index entry (see [`check`]); the first
+    /// Checks every chunk, block and index entry (hashes, levels,
+    /// predecessor links, both indexes, zips); the first
     /// problem is returned as `Inconsistent` or `Corrupted`.
     pub fn check_consistency(&self, genesis: Option<&Hash>) -> Result<()> {
         check::run(self, genesis)

@@ -140,7 +140,13 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
 fn indexed(store: &Cemented, c: &Chunk) -> Result<bool> {
     let r = c.range();
     for level in [r.start, r.end] {
-        let hash = c.hash(level)?;
+        let hash = match c.hash(level) {
+            Ok(h) => h,
+            // A damaged record cannot be re-indexed anyway: open the store
+            // and let reads of that level report the damage.
+            Err(Error::Corrupted(_)) if store.l2h.mem(&level.to_be_bytes())? => continue,
+            Err(e) => return Err(e),
+        };
         let mut h = [0u8; HASH_SIZE];
         if !store.l2h.find_into(&level.to_be_bytes(), &mut h)? || h != hash {
             return Ok(false);

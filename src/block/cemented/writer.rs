@@ -140,7 +140,9 @@ impl<'a> ChunkWriter<'a> {
                 self.range, b.level
             )));
         }
-        if !self.seen.insert(*b.hash) || self.store.h2l.mem(b.hash)? {
+        // `level_of` ignores index entries of a chunk whose commit failed
+        // after indexing began (not in the table; a retry re-adds them).
+        if !self.seen.insert(*b.hash) || self.store.level_of(b.hash)?.is_some() {
             return Err(Error::Inconsistent(format!(
                 "chunk {}: block {} at level {} is already cemented",
                 self.range,

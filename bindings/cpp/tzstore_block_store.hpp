@@ -14,14 +14,14 @@
 
 namespace tzstore {
 
-/// What the block store's GC keeps after a merge (the TZS_HISTORY_* values).
-enum class HistoryMode : std::uint32_t {
+/// What GC keeps (tzs_history_mode): BlockStore after each merge, Cemented::gc.
+enum class HistoryMode : tzs_history_mode {
   /// Everything.
-  ARCHIVE = 0,
+  ARCHIVE = TZS_HISTORY_ARCHIVE,
   /// Every block, metadata of the last `history_offset` cemented chunks.
-  FULL = 1,
+  FULL = TZS_HISTORY_FULL,
   /// Only the last `history_offset` cemented chunks, blocks and metadata.
-  ROLLING = 2,
+  ROLLING = TZS_HISTORY_ROLLING,
 };
 
 /// Options of BlockStore (tzs_block_store_options); the defaults are the

@@ -37,13 +37,13 @@ type HistoryMode uint32
 
 const (
 	// HistoryArchive keeps everything.
-	HistoryArchive HistoryMode = 0
+	HistoryArchive HistoryMode = C.TZS_HISTORY_ARCHIVE
 	// HistoryFull keeps every block, and the metadata of the last
 	// HistoryOffset cemented chunks.
-	HistoryFull HistoryMode = 1
+	HistoryFull HistoryMode = C.TZS_HISTORY_FULL
 	// HistoryRolling keeps only the last HistoryOffset cemented chunks,
 	// blocks and metadata.
-	HistoryRolling HistoryMode = 2
+	HistoryRolling HistoryMode = C.TZS_HISTORY_ROLLING
 )
 
 // BlockStoreOptions are the options of OpenBlockStore

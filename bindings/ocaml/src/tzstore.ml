@@ -9,5 +9,6 @@ module Floating = Floating
 module Kv = Kv
 module Block_store = Block_store
 module Indexed_file = Indexed_file
+module Cemented = Cemented
 
 let version () = Ffi.c_version ()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the release library and installs it under PREFIX:
-#   lib/libtzstore.so, lib/libtzstore.a, include/tzstore.h, include/tzstore.hpp,
+#   lib/libtzstore.so, lib/libtzstore.a, include/tzstore.h, include/tzstore*.hpp,
 #   lib/cmake/tzstore/tzstoreConfig.cmake + tzstoreConfigVersion.cmake,
 #   lib/pkgconfig/tzstore.pc
 # Usage: scripts/install.sh PREFIX
@@ -27,7 +27,7 @@ install -d "$prefix/lib/cmake/tzstore" "$prefix/lib/pkgconfig" "$prefix/include"
 install -m 0755 "$target/release/libtzstore.so" "$prefix/lib/libtzstore.so"
 install -m 0644 "$target/release/libtzstore.a" "$prefix/lib/libtzstore.a"
 install -m 0644 "$root/include/tzstore.h" "$prefix/include/tzstore.h"
-install -m 0644 "$root/bindings/cpp/tzstore.hpp" "$prefix/include/tzstore.hpp"
+install -m 0644 "$root"/bindings/cpp/*.hpp "$prefix/include/"
 install -m 0644 "$root/cmake/tzstoreConfig.cmake" "$prefix/lib/cmake/tzstore/tzstoreConfig.cmake"
 sed "s|@VERSION@|$version|g" "$root/cmake/tzstoreConfigVersion.cmake.in" \
   > "$prefix/lib/cmake/tzstore/tzstoreConfigVersion.cmake"

@@ -66,7 +66,10 @@ valgrind_consumers() {
     "$run/cmake/consumer_shared" "$run/cmake/consumer_static" \
     "$run/cmake/floating_shared" "$run/cmake/floating_static" \
     "$run/cmake/index_shared" "$run/cmake/index_static" \
-    "$run/cmake/kv_shared" "$run/cmake/kv_static"; do
+    "$run/cmake/kv_shared" "$run/cmake/kv_static" \
+    "$run/cmake/block_store_shared" "$run/cmake/block_store_static" \
+    "$run/cmake/indexed_file_shared" "$run/cmake/indexed_file_static" \
+    "$run/cmake/cemented_shared" "$run/cmake/cemented_static"; do
     echo "== valgrind $bin"
     "${vg[@]}" "$bin" "$run/vg-work" || return 1
   done

@@ -7,5 +7,8 @@ module Index = Index
 module Block = Block
 module Floating = Floating
 module Kv = Kv
+module Block_store = Block_store
+module Indexed_file = Indexed_file
+module Cemented = Cemented
 
 let version () = Ffi.c_version ()

@@ -145,6 +145,9 @@ let () =
   Test_index.run ();
   Test_floating.run ();
   Test_kv.run ();
+  Test_block_store.run ();
+  Test_indexed_file.run ();
+  Test_cemented.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

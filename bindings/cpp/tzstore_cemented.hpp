@@ -1,0 +1,230 @@
+// tzstore_cemented.hpp: tzstore::Cemented, the C++17 wrapper of
+// tzs_cemented (finalized blocks in chunk files by level, two indexes,
+// metadata in zstd zips). Same error model and handle rules as
+// tzstore.hpp; HistoryMode comes from tzstore_block_store.hpp.
+#ifndef TZSTORE_CEMENTED_HPP
+#define TZSTORE_CEMENTED_HPP
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tzstore.hpp"
+#include "tzstore_block_store.hpp"
+
+namespace tzstore {
+
+/// The levels of a cemented chunk, inclusive on both ends (tzs_chunk).
+struct Chunk {
+  std::int32_t start_level = 0;
+  std::int32_t end_level = -1;
+
+  friend bool operator==(const Chunk& a, const Chunk& b) {
+    return a.start_level == b.start_level && a.end_level == b.end_level;
+  }
+  friend bool operator!=(const Chunk& a, const Chunk& b) { return !(a == b); }
+};
+
+/// A cemented block store (tzs_cemented). Any thread may call any method
+/// concurrently (reads in parallel, writes serialised); close(),
+/// move-assignment and destruction must not race with other calls.
+class Cemented {
+ public:
+  /// Opens (read-write: creates, and completes or removes a chunk a crash
+  /// left unindexed) the store in `dir`. Flags: READONLY, NO_FSYNC.
+  /// `log_size`: both indexes' log size (0 = default). Throws Error
+  /// (TZS_LOCKED, TZS_NOT_FOUND for a read-only open of a missing store,
+  /// TZS_CORRUPTED, TZS_IO, ...).
+  explicit Cemented(const std::string& dir, Flags flags = 0, std::uint64_t log_size = 0) {
+    tzs_cemented* p = nullptr;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_open(detail::c_path(dir), flags, log_size, &p, err.out());
+    err.check(st);
+    h_.reset(p);
+  }
+
+  /// The lowest cemented level, or std::nullopt when the store is empty.
+  std::optional<std::int32_t> lowest_level() const {
+    std::int32_t out = 0;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_lowest_level(h_.get("cemented store"), &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return out;
+  }
+
+  /// The highest cemented level, or std::nullopt when the store is empty.
+  std::optional<std::int32_t> highest_level() const {
+    std::int32_t out = 0;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_highest_level(h_.get("cemented store"), &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return out;
+  }
+
+  /// The level of a cemented block, or std::nullopt.
+  std::optional<std::int32_t> level_of(const Hash& hash) const {
+    std::int32_t out = 0;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_level_of(h_.get("cemented store"), hash.data(), &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return out;
+  }
+
+  /// The hash of the cemented block at `level`, or std::nullopt.
+  std::optional<Hash> hash_of(std::int32_t level) const {
+    Hash out{};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_hash_of(h_.get("cemented store"), level, out.data(), err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return out;
+  }
+
+  /// The block at `level` (with its stored metadata if `read_metadata`),
+  /// or std::nullopt. Throws Error(TZS_CORRUPTED) for a damaged record or
+  /// metadata entry.
+  std::optional<Block> read_by_level(std::int32_t level, bool read_metadata = true) const {
+    tzs_block out{};
+    detail::ErrorSlot err;
+    tzs_status st =
+        tzs_cemented_read_by_level(h_.get("cemented store"), level, read_metadata, &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return detail::take_block(out);
+  }
+
+  /// The cemented block `hash`, or std::nullopt.
+  std::optional<Block> read_by_hash(const Hash& hash, bool read_metadata = true) const {
+    tzs_block out{};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_read_by_hash(h_.get("cemented store"), hash.data(), read_metadata,
+                                              &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return detail::take_block(out);
+  }
+
+  /// The metadata of the block at `level`, or std::nullopt if it has none
+  /// stored (none given, not cemented, or dropped by GC).
+  std::optional<std::vector<std::uint8_t>> read_metadata(std::int32_t level) const {
+    tzs_bytes out{nullptr, 0};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_read_metadata(h_.get("cemented store"), level, &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return detail::take_bytes(out);
+  }
+
+  /// Cements `blocks` (consecutive levels, in order) as one chunk, durable
+  /// on return unless opened with NO_FSYNC. Throws Error
+  /// (TZS_INVALID_ARGUMENT for no block, TZS_INCONSISTENT with a message
+  /// saying where when `check_consistency` finds a gap, an overlap, a
+  /// duplicated hash or a broken predecessor link; TZS_READ_ONLY,
+  /// TZS_NO_SPACE, TZS_IO). After an error nothing of the chunk is visible.
+  void cement(const std::vector<Block>& blocks, bool write_metadata = true,
+              bool check_consistency = true) {
+    std::vector<tzs_block> views;
+    views.reserve(blocks.size());
+    for (const Block& b : blocks) views.push_back(detail::block_view(b));
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_cement(h_.get("cemented store"), views.data(), views.size(),
+                                        write_metadata, check_consistency, err.out());
+    err.check(st);
+  }
+
+  /// The store's chunks, ascending.
+  std::vector<Chunk> chunks() const { return list(tzs_cemented_chunks); }
+  /// The chunks that have a metadata zip, ascending.
+  std::vector<Chunk> metadata_chunks() const { return list(tzs_cemented_metadata_chunks); }
+
+  /// The chunk holding `level`, or std::nullopt.
+  std::optional<Chunk> find_chunk(std::int32_t level) const {
+    tzs_chunk out{};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_find_chunk(h_.get("cemented store"), level, &out, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return Chunk{out.start_level, out.end_level};
+  }
+
+  /// GC by history mode: ARCHIVE does nothing, FULL drops the metadata of
+  /// all but the last `offset` chunks, ROLLING all but the last `offset`
+  /// chunks. Readers in other threads keep working meanwhile.
+  void gc(HistoryMode mode, std::uint32_t offset) {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_gc(h_.get("cemented store"), static_cast<tzs_history_mode>(mode),
+                                    offset, err.out());
+    err.check(st);
+  }
+
+  /// Checks every chunk, block and index entry; throws the first problem
+  /// (TZS_INCONSISTENT or TZS_CORRUPTED with a message saying where). The
+  /// block `genesis` (if given) and the lowest stored block need no
+  /// predecessor below them.
+  void check_consistency(const std::optional<Hash>& genesis = std::nullopt) const {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_check_consistency(h_.get("cemented store"),
+                                                   genesis ? genesis->data() : nullptr, err.out());
+    err.check(st);
+  }
+
+  /// Calls `f(const Block&)` for every block of `chunk` (exactly one of the
+  /// store's chunks) in level order; false if the store has no such chunk.
+  /// `f` must not close or move this store.
+  template <typename F>
+  bool for_each(const Chunk& chunk, F&& f, bool read_metadata = true) const {
+    tzs_cemented_iter* p = nullptr;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_iter_new(h_.get("cemented store"),
+                                          tzs_chunk{chunk.start_level, chunk.end_level},
+                                          read_metadata, &p, err.out());
+    if (!err.check_found(st)) return false;
+    detail::Handle<tzs_cemented_iter, tzs_cemented_iter_free> it(p);
+    for (;;) {
+      tzs_block out{};
+      detail::ErrorSlot e;
+      tzs_status s = tzs_cemented_iter_next(it.raw(), &out, e.out());
+      if (s == TZS_DONE) return true;
+      e.check(s);
+      Block b = detail::take_block(out);
+      f(static_cast<const Block&>(b));
+    }
+  }
+
+  /// Sets the zstd level (1..=22) of metadata written from now on.
+  void set_zstd_level(std::int32_t level) {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_set_zstd_level(h_.get("cemented store"), level, err.out());
+    err.check(st);
+  }
+
+  /// Read-only handles: loads what the writer cemented or dropped since.
+  void sync() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_cemented_sync(h_.get("cemented store"), err.out());
+    err.check(st);
+  }
+
+  /// Closes now (also done by the destructor); later calls throw TZS_CLOSED.
+  void close() noexcept { h_.reset(); }
+  bool is_open() const noexcept { return h_.raw() != nullptr; }
+  /// The C handle, for calls this wrapper does not cover; still owned here.
+  tzs_cemented* native() const noexcept { return h_.raw(); }
+
+ private:
+  std::vector<Chunk> list(tzs_status (*fn)(tzs_cemented*, tzs_chunk_list**, tzs_error**)) const {
+    tzs_chunk_list* p = nullptr;
+    detail::ErrorSlot err;
+    tzs_status st = fn(h_.get("cemented store"), &p, err.out());
+    err.check(st);
+    detail::Handle<tzs_chunk_list, tzs_chunk_list_free> owner(p);
+    std::vector<Chunk> out(tzs_chunk_list_len(p));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      tzs_chunk c = tzs_chunk_list_get(p, i);
+      out[i] = Chunk{c.start_level, c.end_level};
+    }
+    return out;
+  }
+
+  detail::Handle<tzs_cemented, tzs_cemented_close> h_;
+};
+
+}  // namespace tzstore
+
+#endif  // TZSTORE_CEMENTED_HPP

@@ -1,0 +1,191 @@
+// tzstore_indexed_file.hpp: tzstore::IndexedFile, the C++17 wrapper of
+// tzs_indexed_file (values appended to one file, found through an index of
+// key -> offset and a fixed-size header). Same error model and handle rules
+// as tzstore.hpp, which it includes.
+#ifndef TZSTORE_INDEXED_FILE_HPP
+#define TZSTORE_INDEXED_FILE_HPP
+
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tzstore.hpp"
+
+namespace tzstore {
+
+/// IndexedFile open flag: the header is the first `header_size` bytes of
+/// each value (the SIMPLE_INDEXED_FILE variant).
+constexpr Flags HEADER_IN_VALUE = TZS_HEADER_IN_VALUE;
+
+/// An indexed file (tzs_indexed_file). Any thread may call any method
+/// concurrently; close(), move-assignment and destruction must not race
+/// with other calls.
+class IndexedFile {
+ public:
+  /// Opens (read-write: creates) the store in directory `dir`. `key_size`
+  /// and `header_size` are fixed for the store's life. Flags: READONLY,
+  /// HEADER_IN_VALUE, NO_FSYNC. `log_size`: the index's log size (0 =
+  /// default). Throws Error (TZS_LOCKED, TZS_NOT_FOUND for a read-only open
+  /// of a missing store, TZS_INVALID_ARGUMENT for sizes out of range or
+  /// different from the store's, TZS_CORRUPTED, TZS_IO, ...).
+  IndexedFile(const std::string& dir, std::uint32_t key_size, std::uint32_t header_size,
+              Flags flags = 0, std::uint64_t log_size = 0)
+      : header_size_(header_size) {
+    tzs_indexed_file* p = nullptr;
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_open(detail::c_path(dir), key_size, header_size, flags,
+                                          log_size, &p, err.out());
+    err.check(st);
+    h_.reset(p);
+  }
+
+  /// Whether `key` is stored. Throws Error(TZS_INVALID_ARGUMENT) for a key
+  /// of the wrong size.
+  bool mem(ByteView key) const {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_mem(h_.get("indexed file"), key.data, key.size, err.out());
+    return err.check_found(st);
+  }
+
+  /// The header of `key` (from the index alone), or std::nullopt.
+  std::optional<std::vector<std::uint8_t>> header(ByteView key) const {
+    std::vector<std::uint8_t> out(header_size_);
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_header(h_.get("indexed file"), key.data, key.size, out.data(),
+                                            out.size(), err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return out;
+  }
+
+  /// The value of `key`, or std::nullopt. Throws Error(TZS_CORRUPTED) if
+  /// the stored value fails its checksum.
+  std::optional<std::vector<std::uint8_t>> read(ByteView key) const {
+    tzs_bytes v{nullptr, 0};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_read(h_.get("indexed file"), key.data, key.size, &v, nullptr,
+                                          0, err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return detail::take_bytes(v);
+  }
+
+  /// The header and the value of `key`, or std::nullopt.
+  std::optional<std::pair<std::vector<std::uint8_t>, std::vector<std::uint8_t>>> read_with_header(
+      ByteView key) const {
+    std::vector<std::uint8_t> header(header_size_);
+    tzs_bytes v{nullptr, 0};
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_read(h_.get("indexed file"), key.data, key.size, &v,
+                                          header.data(), header.size(), err.out());
+    if (!err.check_found(st)) return std::nullopt;
+    return std::make_pair(std::move(header), detail::take_bytes(v));
+  }
+
+  /// Appends `value` for `key` with `header` (`header_size` bytes),
+  /// replacing an earlier value. With `flush` (the default) durable on
+  /// return. Throws Error (TZS_INVALID_ARGUMENT for wrong sizes or on a
+  /// HEADER_IN_VALUE store, TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
+  void append(ByteView key, ByteView header, ByteView value, bool flush = true) {
+    append_raw(key, header.data == nullptr && header.size == 0 ? empty() : header.data,
+               header.size, value, flush);
+  }
+
+  /// For a HEADER_IN_VALUE store: appends `value` (at least `header_size`
+  /// bytes, which are its header) for `key`.
+  void append_value(ByteView key, ByteView value, bool flush = true) {
+    append_raw(key, nullptr, 0, value, flush);
+  }
+
+  /// Makes every append so far durable.
+  void flush() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_flush(h_.get("indexed file"), err.out());
+    err.check(st);
+  }
+
+  /// Read-only handles: loads what the writer flushed since.
+  void sync() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_sync(h_.get("indexed file"), err.out());
+    err.check(st);
+  }
+
+  /// Starts a compaction keeping the keys for which `keep(key)` (a
+  /// `const std::vector<uint8_t>&`) returns true. `keep` runs on this
+  /// thread, once per stored key, before gc returns; the kept values are
+  /// then copied in the background while appends continue (values appended
+  /// meanwhile are kept). Wait with await_gc(). If `keep` throws, the
+  /// remaining keys are kept, the compaction is awaited and the exception
+  /// rethrown. Throws Error (TZS_INVALID_ARGUMENT if a compaction is
+  /// running, TZS_READ_ONLY, TZS_IO, or the previous compaction's error).
+  template <typename F>
+  void gc(F&& keep) {
+    using Fn = std::remove_reference_t<F>;
+    struct Ctx {
+      Fn* keep;
+      std::exception_ptr error;
+    } ctx{&keep, nullptr};
+    tzs_indexed_file_keep_fn trampoline = [](const std::uint8_t* key, std::size_t len,
+                                             void* p) noexcept -> bool {
+      Ctx* c = static_cast<Ctx*>(p);
+      if (c->error) return true;
+      try {
+        return static_cast<bool>((*c->keep)(std::vector<std::uint8_t>(key, key + len)));
+      } catch (...) {
+        c->error = std::current_exception();
+        return true;
+      }
+    };
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_gc(h_.get("indexed file"), trampoline, &ctx, err.out());
+    if (ctx.error) {
+      if (st == TZS_OK) {
+        detail::ErrorSlot ignored;
+        tzs_indexed_file_await_gc(h_.get("indexed file"), ignored.out());
+      }
+      std::rethrow_exception(ctx.error);
+    }
+    err.check(st);
+  }
+
+  /// Waits for the running compaction, if any; throws its error.
+  void await_gc() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_await_gc(h_.get("indexed file"), err.out());
+    err.check(st);
+  }
+
+  std::uint32_t header_size() const noexcept { return header_size_; }
+
+  /// Closes now (waiting for a compaction; also done by the destructor);
+  /// later calls throw TZS_CLOSED.
+  void close() noexcept { h_.reset(); }
+  bool is_open() const noexcept { return h_.raw() != nullptr; }
+  /// The C handle, for calls this wrapper does not cover; still owned here.
+  tzs_indexed_file* native() const noexcept { return h_.raw(); }
+
+ private:
+  // A non-NULL pointer for an empty header (NULL means "no header").
+  static const std::uint8_t* empty() noexcept {
+    static const std::uint8_t none = 0;
+    return &none;
+  }
+
+  void append_raw(ByteView key, const std::uint8_t* header, std::size_t header_len, ByteView value,
+                  bool flush) {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_indexed_file_append(h_.get("indexed file"), key.data, key.size, header,
+                                            header_len, value.data, value.size, flush, err.out());
+    err.check(st);
+  }
+
+  detail::Handle<tzs_indexed_file, tzs_indexed_file_close> h_;
+  std::uint32_t header_size_;
+};
+
+}  // namespace tzstore
+
+#endif  // TZSTORE_INDEXED_FILE_HPP

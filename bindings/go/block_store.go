@@ -1,0 +1,303 @@
+package tzstore
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "tzstore.h"
+
+// Builds the tzs_block on the C stack, so that Go passes its buffers as
+// plain arguments (cgo forbids passing Go memory that holds Go pointers).
+static tzs_status tzs_go_block_store_store(tzs_block_store *s, const uint8_t *hash, int32_t level,
+    const uint8_t *pred, uint8_t *contents, size_t contents_len, bool has_metadata,
+    uint8_t *metadata, size_t metadata_len, tzs_error **err) {
+  tzs_block b;
+  memset(&b, 0, sizeof b);
+  memcpy(b.hash, hash, 32);
+  b.level = level;
+  memcpy(b.predecessor, pred, 32);
+  b.contents.ptr = contents;
+  b.contents.len = contents_len;
+  b.has_metadata = has_metadata;
+  b.metadata.ptr = metadata;
+  b.metadata.len = metadata_len;
+  return tzs_block_store_store(s, &b, err);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// HistoryMode says what the block store's GC keeps after a merge
+// (TZS_HISTORY_*).
+type HistoryMode uint32
+
+const (
+	// HistoryArchive keeps everything.
+	HistoryArchive HistoryMode = C.TZS_HISTORY_ARCHIVE
+	// HistoryFull keeps every block, and the metadata of the last
+	// HistoryOffset cemented chunks.
+	HistoryFull HistoryMode = C.TZS_HISTORY_FULL
+	// HistoryRolling keeps only the last HistoryOffset cemented chunks,
+	// blocks and metadata.
+	HistoryRolling HistoryMode = C.TZS_HISTORY_ROLLING
+)
+
+// BlockStoreOptions are the options of OpenBlockStore
+// (tzs_block_store_options); start from DefaultBlockStoreOptions.
+type BlockStoreOptions struct {
+	Flags Flags
+	// HistoryMode of a new store; an existing store keeps its own.
+	HistoryMode   HistoryMode
+	HistoryOffset uint32
+	// Workers is the number of threads for background merges (0 = 1).
+	Workers uint32
+	// IndexLogSize is the log size of every index (0 = default).
+	IndexLogSize uint64
+	// ZstdLevel (1..=22) compresses cemented metadata.
+	ZstdLevel int32
+}
+
+// DefaultBlockStoreOptions returns the library's defaults: read-write,
+// fsync on, HistoryFull with offset 1, one merge thread.
+func DefaultBlockStoreOptions() BlockStoreOptions {
+	d := C.tzs_block_store_options_default()
+	return BlockStoreOptions{
+		Flags:         Flags(d.flags),
+		HistoryMode:   HistoryMode(d.history_mode),
+		HistoryOffset: uint32(d.history_offset),
+		Workers:       uint32(d.workers),
+		IndexLogSize:  uint64(d.index_log_size),
+		ZstdLevel:     int32(d.zstd_level),
+	}
+}
+
+// BlockStoreStats are the counters of BlockStore.Stats.
+type BlockStoreStats struct {
+	// CementedLowest and CementedHighest are -1 when nothing is cemented.
+	CementedLowest  int32
+	CementedHighest int32
+	CementedBlocks  uint64
+	FloatingBlocks  uint64
+	BytesOnDisk     uint64
+	// MergesDone counts merges since the store was created.
+	MergesDone  uint64
+	LastMergeMs uint64
+	Merging     bool
+}
+
+// BlockStore is a node's block store (tzs_block_store): the floating and
+// cemented stores under one directory, merged in the background. Stores,
+// reads and a running merge may overlap from any goroutines.
+type BlockStore struct {
+	h *handle[C.tzs_block_store]
+}
+
+// OpenBlockStore opens the store in dir; a read-write open creates it and
+// repairs what a crash left. Errors: ErrLocked (another read-write
+// instance), ErrNotFound (read-only open of a missing store),
+// ErrInvalidArgument (unknown flags, history mode or zstd level),
+// ErrCorrupted, ErrIO.
+func OpenBlockStore(dir string, opts BlockStoreOptions) (*BlockStore, error) {
+	cdir, err := cPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cdir))
+	o := C.tzs_block_store_options{
+		flags:          C.uint32_t(opts.Flags),
+		history_mode:   C.uint32_t(opts.HistoryMode),
+		history_offset: C.uint32_t(opts.HistoryOffset),
+		workers:        C.uint32_t(opts.Workers),
+		index_log_size: C.uint64_t(opts.IndexLogSize),
+		zstd_level:     C.int32_t(opts.ZstdLevel),
+	}
+	var p *C.tzs_block_store
+	var e *C.tzs_error
+	if err := check(C.tzs_block_store_open(cdir, &o, &p, &e), e); err != nil {
+		return nil, err
+	}
+	closeFn := func(p *C.tzs_block_store) { C.tzs_block_store_close(p) }
+	return &BlockStore{h: newHandle(p, "block store "+dir, closeFn)}, nil
+}
+
+// Store stores b (durable on return unless opened with NoFsync); the
+// library computes its predecessor list. Storing a stored block is a no-op.
+// Errors: ErrInconsistent (the predecessor is unknown, except for the first
+// block of an empty store, or the level is not the predecessor's plus
+// one), ErrReadOnly, ErrNoSpace, ErrIO.
+func (s *BlockStore) Store(b *Block) error {
+	p, err := s.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.h.done()
+	contents, contentsLen := bytesArg(b.Contents)
+	metadata, metadataLen := bytesArg(b.Metadata)
+	var e *C.tzs_error
+	st := C.tzs_go_block_store_store(p, (*C.uint8_t)(unsafe.Pointer(&b.Hash[0])), C.int32_t(b.Level),
+		(*C.uint8_t)(unsafe.Pointer(&b.Predecessor[0])), contents, contentsLen,
+		C.bool(b.Metadata != nil), metadata, metadataLen, &e)
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(b)
+	return check(st, e)
+}
+
+// Mem reports whether the block is stored (floating or cemented).
+func (s *BlockStore) Mem(hash Hash) (bool, error) {
+	p, err := s.h.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer s.h.done()
+	var e *C.tzs_error
+	st := C.tzs_block_store_mem(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), &e)
+	runtime.KeepAlive(s)
+	if st == C.TZS_NOT_FOUND {
+		return false, nil
+	}
+	return st == C.TZS_OK, check(st, e)
+}
+
+// Read returns the block distance blocks below hash (0 = the block
+// itself), with its metadata if readMetadata, or ErrNotFound when hash is
+// unknown or the distance runs past genesis or into history removed by
+// rolling GC. During a merge it sees the state before or after it. Errors:
+// ErrCorrupted, ErrIO.
+func (s *BlockStore) Read(hash Hash, distance uint32, readMetadata bool) (*Block, error) {
+	p, err := s.h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.h.done()
+	var out C.tzs_block
+	var e *C.tzs_error
+	st := C.tzs_block_store_read(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), C.uint32_t(distance),
+		C.bool(readMetadata), &out, &e)
+	runtime.KeepAlive(s)
+	if err := check(st, e); err != nil {
+		return nil, err
+	}
+	return takeBlock(&out), nil
+}
+
+// ReadByLevel returns the cemented block at level, or ErrNotFound if that
+// level is not cemented (yet, or any more).
+func (s *BlockStore) ReadByLevel(level int32, readMetadata bool) (*Block, error) {
+	p, err := s.h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.h.done()
+	var out C.tzs_block
+	var e *C.tzs_error
+	st := C.tzs_block_store_read_by_level(p, C.int32_t(level), C.bool(readMetadata), &out, &e)
+	runtime.KeepAlive(s)
+	if err := check(st, e); err != nil {
+		return nil, err
+	}
+	return takeBlock(&out), nil
+}
+
+// Merge starts a background merge: it cements the ancestors of head up to
+// the last of chunkEnds (strictly increasing levels, one chunk per
+// interval), keeps the blocks above that descend from the new cemented
+// top, and applies the history mode's GC. It returns once started; a
+// merge already running is waited for first (if it failed, its error is
+// returned and no merge starts). Errors: ErrInvalidArgument (no ends, ends
+// not increasing, last end above the head), ErrNotFound (head not stored),
+// ErrInconsistent, ErrReadOnly, ErrIO.
+func (s *BlockStore) Merge(head Hash, chunkEnds []int32) error {
+	p, err := s.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.h.done()
+	var ends *C.int32_t
+	if len(chunkEnds) > 0 {
+		ends = (*C.int32_t)(unsafe.Pointer(&chunkEnds[0]))
+	}
+	var e *C.tzs_error
+	st := C.tzs_block_store_merge(p, (*C.uint8_t)(unsafe.Pointer(&head[0])), ends,
+		C.size_t(len(chunkEnds)), &e)
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(chunkEnds)
+	return check(st, e)
+}
+
+// AwaitMerge waits for the running merge, if any, and returns its error.
+func (s *BlockStore) AwaitMerge() error {
+	p, err := s.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.h.done()
+	var e *C.tzs_error
+	st := C.tzs_block_store_await_merge(p, &e)
+	runtime.KeepAlive(s)
+	return check(st, e)
+}
+
+// Stats returns levels, counts, bytes on disk and merge counters.
+func (s *BlockStore) Stats() (BlockStoreStats, error) {
+	p, err := s.h.acquire()
+	if err != nil {
+		return BlockStoreStats{}, err
+	}
+	defer s.h.done()
+	var out C.tzs_block_store_stats
+	var e *C.tzs_error
+	st := C.tzs_block_store_read_stats(p, &out, &e)
+	runtime.KeepAlive(s)
+	if err := check(st, e); err != nil {
+		return BlockStoreStats{}, err
+	}
+	return BlockStoreStats{
+		CementedLowest:  int32(out.cemented_lowest),
+		CementedHighest: int32(out.cemented_highest),
+		CementedBlocks:  uint64(out.cemented_blocks),
+		FloatingBlocks:  uint64(out.floating_blocks),
+		BytesOnDisk:     uint64(out.bytes_on_disk),
+		MergesDone:      uint64(out.merges_done),
+		LastMergeMs:     uint64(out.last_merge_ms),
+		Merging:         bool(out.merging),
+	}, nil
+}
+
+// Check checks every invariant; with repair (read-write handles) it
+// removes orphan stores. ErrCorrupted lists the problems left.
+func (s *BlockStore) Check(repair bool) error {
+	p, err := s.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.h.done()
+	var e *C.tzs_error
+	st := C.tzs_block_store_check(p, C.bool(repair), &e)
+	runtime.KeepAlive(s)
+	return check(st, e)
+}
+
+// Close releases the handle and its lock, after calls in progress and a
+// running merge return. Closing twice is a no-op; calls after Close return
+// ErrClosed.
+func (s *BlockStore) Close() error {
+	s.h.Close()
+	return nil
+}
+
+// String names the mode as the library's constant does.
+func (m HistoryMode) String() string {
+	switch m {
+	case HistoryArchive:
+		return "TZS_HISTORY_ARCHIVE"
+	case HistoryFull:
+		return "TZS_HISTORY_FULL"
+	case HistoryRolling:
+		return "TZS_HISTORY_ROLLING"
+	}
+	return fmt.Sprintf("HistoryMode(%d)", uint32(m))
+}

@@ -1,0 +1,318 @@
+package tzstore
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// bsBareBlock is blockOf(n) read without metadata.
+func bsBareBlock(n int) *Block {
+	b := blockOf(n)
+	b.Metadata = nil
+	return b
+}
+
+func testBlockStoreOptions(mode HistoryMode, offset uint32) BlockStoreOptions {
+	o := DefaultBlockStoreOptions()
+	o.Flags = NoFsync
+	o.HistoryMode = mode
+	o.HistoryOffset = offset
+	o.IndexLogSize = 200
+	return o
+}
+
+func openBlockStoreT(t *testing.T, dir string, opts BlockStoreOptions) *BlockStore {
+	t.Helper()
+	s, err := OpenBlockStore(dir, opts)
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	return s
+}
+
+// bsWantBlock fails unless the read returned want.
+func bsWantBlock(t *testing.T, what string, got *Block, err error, want *Block) {
+	t.Helper()
+	if err != nil || got == nil || !sameBlock(got, want) {
+		t.Fatalf("%s = %+v, %v; want level %d", what, got, err, want.Level)
+	}
+}
+
+func TestBlockStoreRoundTrip(t *testing.T) {
+	d := DefaultBlockStoreOptions()
+	if d.Flags != 0 || d.HistoryMode != HistoryFull || d.HistoryOffset != 1 || d.ZstdLevel <= 0 {
+		t.Fatalf("defaults %+v", d)
+	}
+	dir := filepath.Join(t.TempDir(), "blocks")
+	s := openBlockStoreT(t, dir, testBlockStoreOptions(HistoryArchive, 1))
+	defer s.Close()
+	for i := 0; i < 120; i++ {
+		if err := s.Store(blockOf(i)); err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	if err := s.Store(blockOf(5)); err != nil {
+		t.Fatalf("storing a stored block: %v", err)
+	}
+	if ok, err := s.Mem(hashOf(119)); !ok || err != nil {
+		t.Fatalf("mem = %v, %v", ok, err)
+	}
+	if ok, err := s.Mem(hashOf(4000)); ok || err != nil {
+		t.Fatalf("mem of a missing block = %v, %v", ok, err)
+	}
+	b, err := s.Read(hashOf(119), 0, true)
+	bsWantBlock(t, "read", b, err, blockOf(119))
+	b, err = s.Read(hashOf(4), 0, true)
+	bsWantBlock(t, "read of empty metadata", b, err, blockOf(4))
+	b, err = s.Read(hashOf(3), 0, true)
+	bsWantBlock(t, "read of no metadata", b, err, bsBareBlock(3))
+	b, err = s.Read(hashOf(119), 37, true)
+	bsWantBlock(t, "read at distance 37", b, err, blockOf(82))
+	b, err = s.Read(hashOf(119), 37, false)
+	bsWantBlock(t, "read without metadata", b, err, bsBareBlock(82))
+	b, err = s.Read(hashOf(119), 119, true)
+	bsWantBlock(t, "read down to genesis", b, err, blockOf(0))
+	if _, err := s.Read(hashOf(119), 120, false); err != ErrNotFound {
+		t.Fatalf("read past genesis: %v", err)
+	}
+	if _, err := s.Read(hashOf(4000), 0, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read of an unknown hash: %v", err)
+	}
+	if _, err := s.ReadByLevel(10, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read_by_level before any merge: %v", err)
+	}
+
+	if err := s.Merge(hashOf(119), []int32{19, 39, 59, 79}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 120; i < 140; i++ {
+		if err := s.Store(blockOf(i)); err != nil {
+			t.Fatalf("store during a merge: %v", err)
+		}
+	}
+	if err := s.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats()
+	if err != nil || st.CementedLowest != 0 || st.CementedHighest != 79 || st.CementedBlocks != 80 ||
+		st.FloatingBlocks != 60 || st.MergesDone != 1 || st.Merging || st.BytesOnDisk == 0 {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	for _, n := range []int{10, 4, 3} {
+		b, err = s.ReadByLevel(int32(n), true)
+		bsWantBlock(t, fmt.Sprintf("read_by_level %d", n), b, err, blockOf(n))
+	}
+	b, err = s.ReadByLevel(10, false)
+	bsWantBlock(t, "read_by_level without metadata", b, err, bsBareBlock(10))
+	if _, err := s.ReadByLevel(90, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read_by_level of a floating level: %v", err)
+	}
+	b, err = s.Read(hashOf(10), 0, true)
+	bsWantBlock(t, "read of a cemented block", b, err, blockOf(10))
+	b, err = s.Read(hashOf(139), 130, true)
+	bsWantBlock(t, "read across the boundary", b, err, blockOf(9))
+	if err := s.Check(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBlockStoreErrors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	s := openBlockStoreT(t, dir, testBlockStoreOptions(HistoryArchive, 1))
+	for i := 0; i < 30; i++ {
+		if err := s.Store(blockOf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphan := blockOf(500)
+	orphan.Predecessor = hashOf(400)
+	err := s.Store(orphan)
+	var e *Error
+	if !errors.Is(err, ErrInconsistent) || !errors.As(err, &e) || !strings.Contains(e.Message, "predecessor") {
+		t.Fatalf("store of an orphan: %v", err)
+	}
+	if _, err := OpenBlockStore(dir, testBlockStoreOptions(HistoryArchive, 1)); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second read-write open: %v", err)
+	}
+	if err := s.Merge(hashOf(29), []int32{19, 9}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("merge with ends not increasing: %v", err)
+	}
+	if err := s.Merge(hashOf(29), nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("merge without ends: %v", err)
+	}
+	if err := s.Merge(hashOf(4000), []int32{9}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("merge of an unknown head: %v", err)
+	}
+	bad := testBlockStoreOptions(7, 1)
+	if _, err := OpenBlockStore(dir+"-bad", bad); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("open with an unknown history mode: %v", err)
+	}
+	ro := DefaultBlockStoreOptions()
+	ro.Flags = ReadOnly
+	if _, err := OpenBlockStore(dir+"-missing", ro); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read-only open of a missing store: %v", err)
+	}
+	if _, err := OpenBlockStore(dir+"\x00x", ro); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("open of a path with a NUL byte: %v", err)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := s.Read(hashOf(1), 0, false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+	if _, err := s.Stats(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("stats after close: %v", err)
+	}
+	r := openBlockStoreT(t, dir, ro)
+	defer r.Close()
+	b, err := r.Read(hashOf(29), 0, true)
+	bsWantBlock(t, "read-only read", b, err, blockOf(29))
+	if err := r.Store(blockOf(30)); !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "TZS_READ_ONLY") {
+		t.Fatalf("store through a read-only handle: %v", err)
+	}
+}
+
+// Rolling history keeps only the last HistoryOffset cemented chunks.
+func TestBlockStoreRolling(t *testing.T) {
+	s := openBlockStoreT(t, filepath.Join(t.TempDir(), "rolling"), testBlockStoreOptions(HistoryRolling, 1))
+	defer s.Close()
+	for i := 0; i < 100; i++ {
+		if err := s.Store(blockOf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Merge(hashOf(99), []int32{19, 39, 59, 79}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats()
+	if err != nil || st.CementedLowest != 60 || st.CementedHighest != 79 || st.CementedBlocks != 20 {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	if _, err := s.ReadByLevel(10, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read_by_level of a dropped level: %v", err)
+	}
+	if _, err := s.Read(hashOf(10), 0, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read of a dropped block: %v", err)
+	}
+	if _, err := s.Read(hashOf(99), 95, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read into dropped history: %v", err)
+	}
+	b, err := s.Read(hashOf(99), 30, true)
+	bsWantBlock(t, "read of a kept ancestor", b, err, blockOf(69))
+	if err := s.Check(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// One goroutine stores a growing chain, four read, and the test goroutine
+// runs merges meanwhile: every block stored before a read is found,
+// identical (archive mode keeps everything).
+func TestBlockStoreConcurrentDuringMerges(t *testing.T) {
+	s := openBlockStoreT(t, filepath.Join(t.TempDir(), "threads"), testBlockStoreOptions(HistoryArchive, 1))
+	defer s.Close()
+	const total = 600
+	var stored, reads atomic.Int64
+	var stop atomic.Bool
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < total; i++ {
+			if err := s.Store(blockOf(i)); err != nil {
+				errs <- fmt.Errorf("store %d: %w", i, err)
+				return
+			}
+			stored.Store(int64(i + 1))
+		}
+	}()
+	var readers sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		readers.Add(1)
+		go func(r int) {
+			defer readers.Done()
+			x := uint32(17 + r)
+			for !stop.Load() {
+				n := int(stored.Load())
+				if n == 0 {
+					runtime.Gosched()
+					continue
+				}
+				x = x*1103515245 + 12345
+				i := int(x>>8) % n
+				meta := r%2 == 1
+				want := bsBareBlock(i)
+				if meta {
+					want = blockOf(i)
+				}
+				b, err := s.Read(hashOf(i), 0, meta)
+				if err != nil || !sameBlock(b, want) {
+					errs <- fmt.Errorf("read %d: %+v, %v", i, b, err)
+					return
+				}
+				b, err = s.Read(hashOf(i), uint32(i/2), false)
+				if err != nil || !sameBlock(b, bsBareBlock(i-i/2)) {
+					errs <- fmt.Errorf("read %d at distance %d: %+v, %v", i, i/2, b, err)
+					return
+				}
+				reads.Add(1)
+			}
+		}(r)
+	}
+	merges := 0
+	for end := 99; end < total-100; end += 100 {
+		for stored.Load() < int64(end+50) {
+			select {
+			case err := <-errs:
+				t.Fatal(err)
+			default:
+				runtime.Gosched()
+			}
+		}
+		if err := s.Merge(hashOf(end+40), []int32{int32(end)}); err != nil {
+			t.Fatal(err)
+		}
+		merges++
+	}
+	if err := s.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for reads.Load() < 100 && len(errs) == 0 {
+		runtime.Gosched()
+	}
+	stop.Store(true)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st, err := s.Stats()
+	if err != nil || st.MergesDone != uint64(merges) || st.CementedHighest != int32(99+100*(merges-1)) ||
+		st.CementedBlocks+st.FloatingBlocks != total {
+		t.Fatalf("stats = %+v, %v after %d merges", st, err, merges)
+	}
+	if err := s.Check(false); err != nil {
+		t.Fatal(err)
+	}
+}

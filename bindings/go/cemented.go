@@ -1,0 +1,356 @@
+package tzstore
+
+/*
+#include <stdlib.h>
+#include "tzstore.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// Chunk is the levels of a cemented chunk, inclusive on both ends
+// (tzs_chunk).
+type Chunk struct {
+	StartLevel int32
+	EndLevel   int32
+}
+
+// Cemented is a cemented block store (tzs_cemented): finalized blocks in
+// chunk files by level, two indexes, metadata in zstd zips. Safe for
+// concurrent use (reads run in parallel, writes are serialised).
+type Cemented struct {
+	h *handle[C.tzs_cemented]
+}
+
+// OpenCemented opens the store in dir; a read-write open creates it and
+// completes or removes a chunk a crash left unindexed. Flags: ReadOnly,
+// NoFsync. logSize is both indexes' log size (0 = default). Errors:
+// ErrLocked, ErrNotFound (read-only open of a missing store),
+// ErrCorrupted, ErrIO, ErrInvalidArgument.
+func OpenCemented(dir string, flags Flags, logSize uint64) (*Cemented, error) {
+	cdir, err := cPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cdir))
+	var p *C.tzs_cemented
+	var e *C.tzs_error
+	if err := check(C.tzs_cemented_open(cdir, C.uint32_t(flags), C.uint64_t(logSize), &p, &e), e); err != nil {
+		return nil, err
+	}
+	closeFn := func(p *C.tzs_cemented) { C.tzs_cemented_close(p) }
+	return &Cemented{h: newHandle(p, "cemented store "+dir, closeFn)}, nil
+}
+
+// level runs a C call writing one level.
+func (c *Cemented) level(call func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status) (int32, error) {
+	p, err := c.h.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer c.h.done()
+	var out C.int32_t
+	var e *C.tzs_error
+	st := call(p, &out, &e)
+	runtime.KeepAlive(c)
+	return int32(out), check(st, e)
+}
+
+// LowestLevel returns the lowest cemented level, or ErrNotFound when the
+// store is empty.
+func (c *Cemented) LowestLevel() (int32, error) {
+	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status {
+		return C.tzs_cemented_lowest_level(p, out, e)
+	})
+}
+
+// HighestLevel returns the highest cemented level, or ErrNotFound when the
+// store is empty.
+func (c *Cemented) HighestLevel() (int32, error) {
+	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status {
+		return C.tzs_cemented_highest_level(p, out, e)
+	})
+}
+
+// LevelOf returns the level of a cemented block, or ErrNotFound.
+func (c *Cemented) LevelOf(hash Hash) (int32, error) {
+	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status {
+		return C.tzs_cemented_level_of(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), out, e)
+	})
+}
+
+// HashOf returns the hash of the cemented block at level, or ErrNotFound.
+func (c *Cemented) HashOf(level int32) (Hash, error) {
+	var h Hash
+	p, err := c.h.acquire()
+	if err != nil {
+		return h, err
+	}
+	defer c.h.done()
+	var e *C.tzs_error
+	st := C.tzs_cemented_hash_of(p, C.int32_t(level), (*C.uint8_t)(unsafe.Pointer(&h[0])), &e)
+	runtime.KeepAlive(c)
+	return h, check(st, e)
+}
+
+// ReadByLevel returns the block at level (with its stored metadata if
+// readMetadata), or ErrNotFound. ErrCorrupted: a damaged record or
+// metadata entry.
+func (c *Cemented) ReadByLevel(level int32, readMetadata bool) (*Block, error) {
+	p, err := c.h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer c.h.done()
+	var out C.tzs_block
+	var e *C.tzs_error
+	st := C.tzs_cemented_read_by_level(p, C.int32_t(level), C.bool(readMetadata), &out, &e)
+	runtime.KeepAlive(c)
+	if err := check(st, e); err != nil {
+		return nil, err
+	}
+	return takeBlock(&out), nil
+}
+
+// ReadByHash returns the cemented block hash, or ErrNotFound.
+func (c *Cemented) ReadByHash(hash Hash, readMetadata bool) (*Block, error) {
+	p, err := c.h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer c.h.done()
+	var out C.tzs_block
+	var e *C.tzs_error
+	st := C.tzs_cemented_read_by_hash(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), C.bool(readMetadata), &out, &e)
+	runtime.KeepAlive(c)
+	if err := check(st, e); err != nil {
+		return nil, err
+	}
+	return takeBlock(&out), nil
+}
+
+// ReadMetadata returns the metadata of the block at level, or ErrNotFound
+// if it has none stored (none given, not cemented, or dropped by GC).
+func (c *Cemented) ReadMetadata(level int32) ([]byte, error) {
+	p, err := c.h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer c.h.done()
+	var out C.tzs_bytes
+	var e *C.tzs_error
+	st := C.tzs_cemented_read_metadata(p, C.int32_t(level), &out, &e)
+	runtime.KeepAlive(c)
+	if err := check(st, e); err != nil {
+		return nil, err
+	}
+	return takeBytes(&out), nil
+}
+
+// Cement stores blocks of consecutive levels, in order, as one chunk
+// (durable on return unless opened with NoFsync). Errors:
+// ErrInvalidArgument (no block), ErrInconsistent (with checkConsistency: a
+// gap, an overlap, a duplicated hash or a broken predecessor link; the
+// message says where), ErrReadOnly, ErrNoSpace, ErrIO. After an error
+// nothing of the chunk is visible.
+func (c *Cemented) Cement(blocks []*Block, writeMetadata, checkConsistency bool) error {
+	// The tzs_block array holds pointers, so it and the buffers it points
+	// to are copied into C memory (Go memory passed to C must not hold Go
+	// pointers).
+	n := len(blocks)
+	total := 0
+	for _, b := range blocks {
+		total += len(b.Contents) + len(b.Metadata)
+	}
+	arr := (*C.tzs_block)(C.calloc(C.size_t(n+1), C.size_t(unsafe.Sizeof(C.tzs_block{}))))
+	defer C.free(unsafe.Pointer(arr))
+	buf := (*byte)(C.malloc(C.size_t(total + 1)))
+	defer C.free(unsafe.Pointer(buf))
+	views := unsafe.Slice(arr, n+1)[:n]
+	data := unsafe.Slice(buf, total+1)
+	off := 0
+	copyIn := func(src []byte) C.tzs_bytes {
+		ptr := (*C.uint8_t)(unsafe.Pointer(&data[off]))
+		off += copy(data[off:], src)
+		return C.tzs_bytes{ptr: ptr, len: C.size_t(len(src))}
+	}
+	for i, b := range blocks {
+		v := &views[i]
+		for j := 0; j < 32; j++ {
+			v.hash[j] = C.uint8_t(b.Hash[j])
+			v.predecessor[j] = C.uint8_t(b.Predecessor[j])
+		}
+		v.level = C.int32_t(b.Level)
+		v.contents = copyIn(b.Contents)
+		v.has_metadata = C.bool(b.Metadata != nil)
+		v.metadata = copyIn(b.Metadata)
+	}
+	p, err := c.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer c.h.done()
+	var e *C.tzs_error
+	st := C.tzs_cemented_cement(p, arr, C.size_t(n), C.bool(writeMetadata), C.bool(checkConsistency), &e)
+	runtime.KeepAlive(c)
+	return check(st, e)
+}
+
+func (c *Cemented) list(metadata bool) ([]Chunk, error) {
+	p, err := c.h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer c.h.done()
+	var l *C.tzs_chunk_list
+	var e *C.tzs_error
+	var st C.tzs_status
+	if metadata {
+		st = C.tzs_cemented_metadata_chunks(p, &l, &e)
+	} else {
+		st = C.tzs_cemented_chunks(p, &l, &e)
+	}
+	runtime.KeepAlive(c)
+	if err := check(st, e); err != nil {
+		return nil, err
+	}
+	defer C.tzs_chunk_list_free(l)
+	out := make([]Chunk, int(C.tzs_chunk_list_len(l)))
+	for i := range out {
+		ch := C.tzs_chunk_list_get(l, C.size_t(i))
+		out[i] = Chunk{StartLevel: int32(ch.start_level), EndLevel: int32(ch.end_level)}
+	}
+	return out, nil
+}
+
+// Chunks returns the store's chunks, ascending.
+func (c *Cemented) Chunks() ([]Chunk, error) { return c.list(false) }
+
+// MetadataChunks returns the chunks that have a metadata zip, ascending.
+func (c *Cemented) MetadataChunks() ([]Chunk, error) { return c.list(true) }
+
+// FindChunk returns the chunk holding level, or ErrNotFound.
+func (c *Cemented) FindChunk(level int32) (Chunk, error) {
+	p, err := c.h.acquire()
+	if err != nil {
+		return Chunk{}, err
+	}
+	defer c.h.done()
+	var out C.tzs_chunk
+	var e *C.tzs_error
+	st := C.tzs_cemented_find_chunk(p, C.int32_t(level), &out, &e)
+	runtime.KeepAlive(c)
+	if err := check(st, e); err != nil {
+		return Chunk{}, err
+	}
+	return Chunk{StartLevel: int32(out.start_level), EndLevel: int32(out.end_level)}, nil
+}
+
+// GC applies a history mode: HistoryArchive does nothing, HistoryFull
+// drops the metadata of all but the last offset chunks, HistoryRolling all
+// but the last offset chunks. Readers keep working meanwhile. Errors:
+// ErrInvalidArgument (unknown mode), ErrReadOnly, ErrIO.
+func (c *Cemented) GC(mode HistoryMode, offset uint32) error {
+	p, err := c.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer c.h.done()
+	var e *C.tzs_error
+	st := C.tzs_cemented_gc(p, C.tzs_history_mode(mode), C.uint32_t(offset), &e)
+	runtime.KeepAlive(c)
+	return check(st, e)
+}
+
+// CheckConsistency checks every chunk, block and index entry and returns
+// the first problem (ErrInconsistent or ErrCorrupted, the message saying
+// where). The block genesis (if not nil) and the lowest stored block need
+// no predecessor below them.
+func (c *Cemented) CheckConsistency(genesis *Hash) error {
+	p, err := c.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer c.h.done()
+	var g *C.uint8_t
+	if genesis != nil {
+		g = (*C.uint8_t)(unsafe.Pointer(&genesis[0]))
+	}
+	var e *C.tzs_error
+	st := C.tzs_cemented_check_consistency(p, g, &e)
+	runtime.KeepAlive(c)
+	runtime.KeepAlive(genesis)
+	return check(st, e)
+}
+
+// ForEach calls fn for every block of chunk (exactly one of the store's
+// chunks) in level order, or returns ErrNotFound if there is no such
+// chunk. An error returned by fn stops the iteration and is returned. fn
+// must not Close the store (the iteration holds it).
+func (c *Cemented) ForEach(chunk Chunk, readMetadata bool, fn func(b *Block) error) error {
+	p, err := c.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer c.h.done()
+	var it *C.tzs_cemented_iter
+	var e *C.tzs_error
+	st := C.tzs_cemented_iter_new(p, C.tzs_chunk{start_level: C.int32_t(chunk.StartLevel),
+		end_level: C.int32_t(chunk.EndLevel)}, C.bool(readMetadata), &it, &e)
+	if err := check(st, e); err != nil {
+		return err
+	}
+	defer C.tzs_cemented_iter_free(it)
+	defer runtime.KeepAlive(c)
+	for {
+		var out C.tzs_block
+		var e *C.tzs_error
+		st := C.tzs_cemented_iter_next(it, &out, &e)
+		if st == C.TZS_DONE {
+			return nil
+		}
+		if err := check(st, e); err != nil {
+			return err
+		}
+		if err := fn(takeBlock(&out)); err != nil {
+			return err
+		}
+	}
+}
+
+// SetZstdLevel sets the zstd level (1..=22) of metadata written from now on.
+func (c *Cemented) SetZstdLevel(level int32) error {
+	p, err := c.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer c.h.done()
+	var e *C.tzs_error
+	st := C.tzs_cemented_set_zstd_level(p, C.int32_t(level), &e)
+	runtime.KeepAlive(c)
+	return check(st, e)
+}
+
+// Sync loads, into a read-only handle, what the writer cemented or dropped
+// since.
+func (c *Cemented) Sync() error {
+	p, err := c.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer c.h.done()
+	var e *C.tzs_error
+	st := C.tzs_cemented_sync(p, &e)
+	runtime.KeepAlive(c)
+	return check(st, e)
+}
+
+// Close releases the handle and its lock, after calls in progress return.
+// Closing twice is a no-op; calls after Close return ErrClosed.
+func (c *Cemented) Close() error {
+	c.h.Close()
+	return nil
+}

@@ -1,0 +1,83 @@
+(** A cemented block store ([tzs_cemented], Octez's
+    [Cemented_block_store]): finalized blocks in chunk files by level, two
+    indexes (hash -> level, level -> hash), metadata in zstd zips.
+
+    A handle may be shared by several threads (reads run in parallel,
+    writes are serialised); calls release the OCaml runtime lock while the
+    library works. *)
+
+type t
+
+(** The levels of a chunk, inclusive on both ends. *)
+type chunk = { start_level : int32; end_level : int32 }
+
+val open_ : ?readonly:bool -> ?no_fsync:bool -> ?log_size:int -> string -> (t, Error.t) result
+(** [open_ dir] opens the store in [dir]; a read-write open creates it and
+    completes or removes a chunk a crash left unindexed. [log_size] is both
+    indexes' log size (0, the default, is the library's). Errors: [Locked],
+    [Not_found] (read-only open of a missing store), [Corrupted], [Io]. *)
+
+val lowest_level : t -> (int32 option, Error.t) result
+(** [None] when the store is empty. *)
+
+val highest_level : t -> (int32 option, Error.t) result
+val level_of : t -> Block.hash -> (int32 option, Error.t) result
+val hash_of : t -> int32 -> (Block.hash option, Error.t) result
+
+val read_by_level : ?metadata:bool -> t -> int32 -> (Block.t option, Error.t) result
+(** The block at a level, with its stored metadata unless
+    [~metadata:false], or [None]. Errors: [Corrupted] (damaged record or
+    metadata entry), [Io]. *)
+
+val read_by_hash : ?metadata:bool -> t -> Block.hash -> (Block.t option, Error.t) result
+
+val read_metadata : t -> int32 -> (string option, Error.t) result
+(** [None] when the block has no stored metadata (none given, not cemented,
+    or dropped by GC). *)
+
+val cement : ?write_metadata:bool -> ?check_consistency:bool -> t -> Block.t list -> (unit, Error.t) result
+(** Cements blocks of consecutive levels, in order, as one chunk (durable
+    on return unless opened with [no_fsync]). Errors: [Invalid_argument] (no
+    block, a hash that is not 32 bytes), [Inconsistent] (with
+    [check_consistency], the default: a gap, an overlap, a duplicated hash
+    or a broken predecessor link; the message says where), [Read_only],
+    [No_space], [Io]. After an error nothing of the chunk is visible. *)
+
+val chunks : t -> (chunk list, Error.t) result
+(** Ascending. *)
+
+val metadata_chunks : t -> (chunk list, Error.t) result
+(** The chunks that have a metadata zip, ascending. *)
+
+val find_chunk : t -> int32 -> (chunk option, Error.t) result
+
+val gc : t -> mode:Block_store.history_mode -> offset:int -> (unit, Error.t) result
+(** [Archive] does nothing; [Full] drops the metadata of all but the last
+    [offset] chunks; [Rolling] all but the last [offset] chunks. Readers in
+    other threads keep working meanwhile. Errors: [Read_only], [Io]. *)
+
+val check_consistency : ?genesis:Block.hash -> t -> (unit, Error.t) result
+(** Checks every chunk, block and index entry; returns the first problem
+    ([Inconsistent] or [Corrupted] with a message saying where). The block
+    [genesis] and the lowest stored block need no predecessor below
+    them. *)
+
+val fold :
+  ?metadata:bool -> t -> chunk -> init:'a -> f:('a -> Block.t -> 'a) -> ('a option, Error.t) result
+(** Folds over the blocks of a chunk (exactly one of the store's chunks) in
+    level order; [None] if the store has no such chunk. [f] must not close
+    the store; an exception it raises ends the fold and is re-raised. *)
+
+val iter : ?metadata:bool -> t -> chunk -> (Block.t -> unit) -> (bool, Error.t) result
+(** [false] if the store has no such chunk. *)
+
+val set_zstd_level : t -> int -> (unit, Error.t) result
+(** The zstd level (1..=22) of metadata written from now on. *)
+
+val sync : t -> (unit, Error.t) result
+(** Read-only handles: loads what the writer cemented or dropped since. *)
+
+val close : t -> unit
+(** Closes the handle once the calls in progress return, releasing its
+    lock. Later calls return [Error {status = Closed; _}]; closing twice is
+    a no-op. *)

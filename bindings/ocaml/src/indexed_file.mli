@@ -1,0 +1,76 @@
+(** An indexed file ([tzs_indexed_file], the L2 stores' [Indexed_file] and
+    [Simple_indexed_file]): values appended to one file, found through an
+    index mapping each fixed-size key to the value's offset and a
+    fixed-size header, which can be read from the index alone.
+
+    A handle may be shared by several threads; calls release the OCaml
+    runtime lock while the library works (except {!gc}, whose callback runs
+    OCaml code). *)
+
+type t
+
+val open_ :
+  ?readonly:bool ->
+  ?no_fsync:bool ->
+  ?header_in_value:bool ->
+  ?log_size:int ->
+  key_size:int ->
+  header_size:int ->
+  string ->
+  (t, Error.t) result
+(** [open_ ~key_size ~header_size dir] opens (read-write: creates) the store
+    in directory [dir]; the sizes are fixed for the store's life.
+    [~header_in_value:true] makes the header the first [header_size] bytes
+    of each value (use {!append_value}). [log_size] is the index's log size
+    (0, the default, is the library's). Errors: [Locked], [Not_found]
+    (read-only open of a missing store), [Invalid_argument] (sizes out of
+    range or different from the store's), [Corrupted], [Io]. *)
+
+val header_size : t -> int
+
+val mem : t -> string -> (bool, Error.t) result
+(** Whether the key is stored. Errors: [Invalid_argument] (a key of the
+    wrong size). *)
+
+val header : t -> string -> (string option, Error.t) result
+(** The key's header, from the index alone, or [None]. *)
+
+val read : t -> string -> (string option, Error.t) result
+(** The key's value, or [None]. Errors: [Corrupted] (the value fails its
+    checksum), [Io]. *)
+
+val read_with_header : t -> string -> ((string * string) option, Error.t) result
+(** [(header, value)], or [None]. *)
+
+val append : ?flush:bool -> t -> string -> header:string -> string -> (unit, Error.t) result
+(** [append t key ~header value] appends [value] for [key] with [header]
+    ([header_size] bytes), replacing an earlier value; durable on return
+    with [~flush:true] (the default). Errors: [Invalid_argument] (wrong
+    sizes, or a [header_in_value] store), [Read_only], [No_space], [Io]. *)
+
+val append_value : ?flush:bool -> t -> string -> string -> (unit, Error.t) result
+(** For a [header_in_value] store: appends a value of at least
+    [header_size] bytes, which start with its header. *)
+
+val flush : t -> (unit, Error.t) result
+(** Makes every append so far durable. *)
+
+val sync : t -> (unit, Error.t) result
+(** Read-only handles: loads what the writer flushed since. *)
+
+val gc : t -> keep:(string -> bool) -> (unit, Error.t) result
+(** Starts a compaction keeping the keys for which [keep key] is true.
+    [keep] runs on this thread, once per stored key, before [gc] returns;
+    the kept values are then copied in the background while appends
+    continue (values appended meanwhile are kept). Wait with {!await_gc}. If
+    [keep] raises, the remaining keys are kept, the compaction is awaited
+    and the exception re-raised. Errors: [Invalid_argument] (a compaction
+    is running), [Read_only], [Io], or the previous compaction's error. *)
+
+val await_gc : t -> (unit, Error.t) result
+(** Waits for the running compaction, if any, and returns its result. *)
+
+val close : t -> unit
+(** Closes the handle once the calls in progress return and a compaction
+    ends, releasing its lock. Later calls return [Error {status = Closed;
+    _}]; closing twice is a no-op. *)

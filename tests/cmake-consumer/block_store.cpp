@@ -1,0 +1,251 @@
+// Exercises tzstore::BlockStore against an installed tzstore: open with
+// options, store a chain, read by hash, distance and level (with and
+// without metadata), not found, errors with their status and message,
+// merge + await_merge, stats, check, rolling history, read-only and close;
+// and threads storing and reading while merges run.
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <tzstore_block_store.hpp>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+static int failures = 0;
+static int passed = 0;
+
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (cond) {                                                                     \
+      ++passed;                                                                     \
+    } else {                                                                        \
+      ++failures;                                                                   \
+      std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+    }                                                                               \
+  } while (0)
+
+template <typename F>
+static std::string expect_error(tzs_status status, F f) {
+  try {
+    f();
+  } catch (const tzstore::Error& e) {
+    if (e.status() != status)
+      std::fprintf(stderr, "expected %s, got %s\n", tzstore::status_name(status), e.what());
+    CHECK(e.status() == status);
+    return e.message();
+  }
+  std::fprintf(stderr, "expected %s, got no error\n", tzstore::status_name(status));
+  CHECK(false);
+  return {};
+}
+
+static tzstore::Hash hash_of(int n) {
+  tzstore::Hash h{};
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<std::uint8_t>((n * 31 + i * 7) ^ (n >> 8));
+  h[0] = static_cast<std::uint8_t>(n);
+  h[1] = static_cast<std::uint8_t>(n >> 8);
+  return h;
+}
+
+// Block n of a chain (0 is genesis, its own predecessor): contents hold a
+// NUL byte, every third block has no metadata, block 4 has empty metadata.
+static tzstore::Block block_of(int n) {
+  tzstore::Block b;
+  b.hash = hash_of(n);
+  b.level = n;
+  b.predecessor = hash_of(n == 0 ? 0 : n - 1);
+  std::string c = "block " + std::to_string(n) + std::string(1, '\0') + "ops";
+  b.contents.assign(c.begin(), c.end());
+  if (n == 4) {
+    b.metadata.emplace();
+  } else if (n % 3 != 0) {
+    b.metadata = std::vector<std::uint8_t>(static_cast<std::size_t>(100 + n), static_cast<std::uint8_t>(n));
+  }
+  return b;
+}
+
+static tzstore::Block without_metadata(tzstore::Block b) {
+  b.metadata.reset();
+  return b;
+}
+
+static tzstore::BlockStoreOptions options(tzstore::HistoryMode mode, std::uint32_t offset) {
+  tzstore::BlockStoreOptions o;
+  o.flags = tzstore::NO_FSYNC;
+  o.history_mode = mode;
+  o.history_offset = offset;
+  o.index_log_size = 200;
+  return o;
+}
+
+static void test_basics(const std::string& dir) {
+  {
+    tzstore::BlockStoreOptions d;
+    CHECK(d.flags == 0 && d.history_mode == tzstore::HistoryMode::FULL && d.history_offset == 1);
+  }
+  tzstore::BlockStore s(dir, options(tzstore::HistoryMode::ARCHIVE, 1));
+  for (int i = 0; i < 120; ++i) s.store(block_of(i));
+  s.store(block_of(5));  // already stored: a no-op
+
+  CHECK(s.mem(hash_of(119)));
+  CHECK(!s.mem(hash_of(4000)));
+  CHECK(s.read(hash_of(119)) == std::optional<tzstore::Block>(block_of(119)));
+  CHECK(s.read(hash_of(4)) == std::optional<tzstore::Block>(block_of(4)));
+  CHECK(s.read(hash_of(4))->metadata.has_value() && s.read(hash_of(4))->metadata->empty());
+  CHECK(!s.read(hash_of(3))->metadata.has_value());
+  CHECK(s.read(hash_of(119), 37) == std::optional<tzstore::Block>(block_of(82)));
+  CHECK(s.read(hash_of(119), 37, false) == std::optional<tzstore::Block>(without_metadata(block_of(82))));
+  CHECK(s.read(hash_of(119), 119) == std::optional<tzstore::Block>(block_of(0)));
+  CHECK(!s.read(hash_of(119), 120));  // past genesis
+  CHECK(!s.read(hash_of(4000)));
+  CHECK(!s.read_by_level(10));  // nothing cemented yet
+
+  // Errors carry their status and a message.
+  tzstore::Block orphan = block_of(500);
+  orphan.predecessor = hash_of(400);
+  std::string msg = expect_error(TZS_INCONSISTENT, [&] { s.store(orphan); });
+  CHECK(msg.find("predecessor") != std::string::npos);
+  msg = expect_error(TZS_LOCKED, [&] { tzstore::BlockStore again(dir); });
+  CHECK(!msg.empty());
+  expect_error(TZS_INVALID_ARGUMENT, [&] { s.merge(hash_of(119), {39, 19}); });
+  expect_error(TZS_INVALID_ARGUMENT, [&] { s.merge(hash_of(119), {}); });
+  CHECK(!expect_error(TZS_INVALID_ARGUMENT, [&] {
+           tzstore::BlockStoreOptions bad = options(tzstore::HistoryMode::ARCHIVE, 1);
+           bad.history_mode = static_cast<tzstore::HistoryMode>(7);
+           tzstore::BlockStore b(dir + "-bad", bad);
+         }).empty());
+  expect_error(TZS_NOT_FOUND, [&] { s.merge(hash_of(4000), {19}); });
+  expect_error(TZS_NOT_FOUND, [&] {
+    tzstore::BlockStoreOptions ro;
+    ro.flags = tzstore::READONLY;
+    tzstore::BlockStore missing(dir + "-missing", ro);
+  });
+
+  // Merge: cement levels 0..79 in chunks of 20.
+  s.merge(hash_of(119), {19, 39, 59, 79});
+  for (int i = 120; i < 140; ++i) s.store(block_of(i));  // stores work during a merge
+  s.await_merge();
+  s.await_merge();
+  tzstore::BlockStoreStats st = s.stats();
+  CHECK(st.cemented_lowest == 0 && st.cemented_highest == 79);
+  CHECK(st.cemented_blocks == 80 && st.floating_blocks == 60);
+  CHECK(st.merges_done == 1 && !st.merging && st.bytes_on_disk > 0);
+  CHECK(s.read_by_level(10) == std::optional<tzstore::Block>(block_of(10)));
+  CHECK(s.read_by_level(4) == std::optional<tzstore::Block>(block_of(4)));
+  CHECK(s.read_by_level(3) == std::optional<tzstore::Block>(block_of(3)));
+  CHECK(s.read_by_level(10, false) == std::optional<tzstore::Block>(without_metadata(block_of(10))));
+  CHECK(!s.read_by_level(90));
+  CHECK(s.read(hash_of(10)) == std::optional<tzstore::Block>(block_of(10)));
+  CHECK(s.read(hash_of(139), 130) == std::optional<tzstore::Block>(block_of(9)));  // across the boundary
+  s.check();
+  s.check(true);
+
+  tzstore::BlockStore moved = std::move(s);
+  CHECK(moved.is_open() && !s.is_open());
+  expect_error(TZS_CLOSED, [&] { s.stats(); });
+  moved.close();
+  expect_error(TZS_CLOSED, [&] { moved.read(hash_of(1)); });
+
+  // Read-only: sees everything, refuses writes.
+  tzstore::BlockStoreOptions ro;
+  ro.flags = tzstore::READONLY;
+  tzstore::BlockStore r(dir, ro);
+  CHECK(r.read(hash_of(139)) == std::optional<tzstore::Block>(block_of(139)));
+  msg = expect_error(TZS_READ_ONLY, [&] { r.store(block_of(140)); });
+  CHECK(!msg.empty());
+  expect_error(TZS_READ_ONLY, [&] { r.merge(hash_of(139), {99}); });
+}
+
+// Rolling history keeps only the last `offset` cemented chunks.
+static void test_rolling(const std::string& dir) {
+  tzstore::BlockStore s(dir, options(tzstore::HistoryMode::ROLLING, 1));
+  for (int i = 0; i < 100; ++i) s.store(block_of(i));
+  s.merge(hash_of(99), {19, 39, 59, 79});
+  s.await_merge();
+  tzstore::BlockStoreStats st = s.stats();
+  CHECK(st.cemented_lowest == 60 && st.cemented_highest == 79 && st.cemented_blocks == 20);
+  CHECK(!s.read_by_level(10));
+  CHECK(!s.read(hash_of(10)));
+  CHECK(!s.read(hash_of(99), 95));  // into removed history
+  CHECK(s.read(hash_of(99), 30) == std::optional<tzstore::Block>(block_of(69)));
+  CHECK(s.read_by_level(65) == std::optional<tzstore::Block>(block_of(65)));
+  s.check();
+}
+
+// One thread stores a growing chain, three read, and the main thread runs
+// merges meanwhile: every block stored before a read is found, identical.
+static void test_threads_during_merges(const std::string& dir) {
+  tzstore::BlockStore s(dir, options(tzstore::HistoryMode::ARCHIVE, 1));
+  const int total = 600;
+  std::atomic<int> stored{0};  // blocks 0..stored-1 are stored
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0}, reads{0};
+  std::thread writer([&] {
+    for (int i = 0; i < total; ++i) {
+      try {
+        s.store(block_of(i));
+      } catch (const tzstore::Error& e) {
+        std::fprintf(stderr, "store %d: %s\n", i, e.what());
+        ++bad;
+      }
+      stored.store(i + 1);
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&, r] {
+      unsigned x = 17u + static_cast<unsigned>(r);
+      while (!stop.load()) {
+        int n = stored.load();
+        if (n == 0) continue;
+        x = x * 1103515245u + 12345u;
+        int i = static_cast<int>((x >> 8) % static_cast<unsigned>(n));
+        try {
+          auto b = s.read(hash_of(i), 0, r != 0);
+          if (!b || *b != (r != 0 ? block_of(i) : without_metadata(block_of(i)))) ++bad;
+          auto a = s.read(hash_of(i), static_cast<std::uint32_t>(i / 2), false);
+          if (!a || *a != without_metadata(block_of(i - i / 2))) ++bad;
+        } catch (const tzstore::Error& e) {
+          std::fprintf(stderr, "read %d: %s\n", i, e.what());
+          ++bad;
+        }
+        ++reads;
+      }
+    });
+  }
+  int merges = 0;
+  for (int end = 99; end < total - 100; end += 100) {
+    while (stored.load() < end + 50) std::this_thread::yield();
+    s.merge(hash_of(end + 40), {end});
+    ++merges;
+  }
+  s.await_merge();
+  writer.join();
+  while (reads.load() < 100) std::this_thread::yield();
+  stop = true;
+  for (auto& t : readers) t.join();
+  CHECK(bad.load() == 0);
+  tzstore::BlockStoreStats st = s.stats();
+  CHECK(st.merges_done == static_cast<std::uint64_t>(merges));
+  CHECK(st.cemented_highest == 99 + 100 * (merges - 1));
+  CHECK(st.cemented_blocks + st.floating_blocks == static_cast<std::uint64_t>(total));
+  s.check();
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s WORKDIR\n", argv[0]);
+    return 2;
+  }
+  fs::remove_all(argv[1]);
+  fs::create_directories(argv[1]);
+  const std::string work = argv[1];
+  test_basics(work + "/archive");
+  test_rolling(work + "/rolling");
+  test_threads_during_merges(work + "/threads");
+  fs::remove_all(argv[1]);
+  std::printf("%d passed, %d failed\n", passed, failures);
+  return failures == 0 ? 0 : 1;
+}

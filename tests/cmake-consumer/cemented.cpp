@@ -1,0 +1,166 @@
+// Exercises tzstore::Cemented against an installed tzstore: cement
+// chunks, read by level and hash (with and without metadata), levels,
+// hashes, chunk lists, not found, errors with their status and message,
+// iteration, GC by history mode, consistency check, read-only sync, close.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <tzstore_cemented.hpp>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+static int failures = 0;
+static int passed = 0;
+
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (cond) {                                                                     \
+      ++passed;                                                                     \
+    } else {                                                                        \
+      ++failures;                                                                   \
+      std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+    }                                                                               \
+  } while (0)
+
+template <typename F>
+static std::string expect_error(tzs_status status, F f) {
+  try {
+    f();
+  } catch (const tzstore::Error& e) {
+    if (e.status() != status)
+      std::fprintf(stderr, "expected %s, got %s\n", tzstore::status_name(status), e.what());
+    CHECK(e.status() == status);
+    return e.message();
+  }
+  std::fprintf(stderr, "expected %s, got no error\n", tzstore::status_name(status));
+  CHECK(false);
+  return {};
+}
+
+static tzstore::Hash hash_of(int n) {
+  tzstore::Hash h{};
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<std::uint8_t>((n * 31 + i * 7) ^ (n >> 8));
+  h[0] = static_cast<std::uint8_t>(n);
+  h[1] = static_cast<std::uint8_t>(n >> 8);
+  return h;
+}
+
+// Block n of a chain (0 is genesis, its own predecessor): contents hold a
+// NUL byte, every third block has no metadata, block 4 has empty metadata.
+static tzstore::Block block_of(int n) {
+  tzstore::Block b;
+  b.hash = hash_of(n);
+  b.level = n;
+  b.predecessor = hash_of(n == 0 ? 0 : n - 1);
+  std::string c = "block " + std::to_string(n) + std::string(1, '\0') + "ops";
+  b.contents.assign(c.begin(), c.end());
+  if (n == 4) {
+    b.metadata.emplace();
+  } else if (n % 3 != 0) {
+    b.metadata = std::vector<std::uint8_t>(static_cast<std::size_t>(100 + n), static_cast<std::uint8_t>(n));
+  }
+  return b;
+}
+
+static tzstore::Block without_metadata(tzstore::Block b) {
+  b.metadata.reset();
+  return b;
+}
+
+static std::vector<tzstore::Block> chain(int from, int to) {
+  std::vector<tzstore::Block> out;
+  for (int i = from; i <= to; ++i) out.push_back(block_of(i));
+  return out;
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s WORKDIR\n", argv[0]);
+    return 2;
+  }
+  fs::remove_all(argv[1]);
+  fs::create_directories(argv[1]);
+  const std::string dir = std::string(argv[1]) + "/cemented";
+  {
+    tzstore::Cemented c(dir, tzstore::NO_FSYNC, 100);
+    CHECK(!c.lowest_level() && !c.highest_level());
+    CHECK(c.chunks().empty());
+    c.cement(chain(0, 19));
+    c.cement(chain(20, 39));
+    c.cement(chain(40, 59), false);  // no metadata zip for this chunk
+    CHECK(c.lowest_level() == std::optional<std::int32_t>(0));
+    CHECK(c.highest_level() == std::optional<std::int32_t>(59));
+    CHECK(c.chunks() == (std::vector<tzstore::Chunk>{{0, 19}, {20, 39}, {40, 59}}));
+    CHECK(c.metadata_chunks() == (std::vector<tzstore::Chunk>{{0, 19}, {20, 39}}));
+    CHECK(c.find_chunk(25) == std::optional<tzstore::Chunk>(tzstore::Chunk{20, 39}));
+    CHECK(!c.find_chunk(60));
+    for (int i = 0; i < 40; ++i) {
+      CHECK(c.read_by_level(i) == std::optional<tzstore::Block>(block_of(i)));
+      CHECK(c.read_by_hash(hash_of(i)) == std::optional<tzstore::Block>(block_of(i)));
+      CHECK(c.level_of(hash_of(i)) == std::optional<std::int32_t>(i));
+      CHECK(c.hash_of(i) == std::optional<tzstore::Hash>(hash_of(i)));
+    }
+    CHECK(c.read_by_level(45) == std::optional<tzstore::Block>(without_metadata(block_of(45))));
+    CHECK(c.read_by_level(10, false) == std::optional<tzstore::Block>(without_metadata(block_of(10))));
+    CHECK(c.read_metadata(10) == block_of(10).metadata);
+    CHECK(!c.read_metadata(9));   // no metadata given
+    CHECK(!c.read_metadata(45));  // cemented without metadata
+    CHECK(!c.read_by_level(60) && !c.read_by_hash(hash_of(60)) && !c.level_of(hash_of(60)) &&
+          !c.hash_of(60));
+
+    // Errors carry their status and a message.
+    std::string msg = expect_error(TZS_INCONSISTENT, [&] { c.cement(chain(61, 70)); });
+    CHECK(!msg.empty());
+    expect_error(TZS_INVALID_ARGUMENT, [&] { c.cement({}); });
+    msg = expect_error(TZS_LOCKED, [&] { tzstore::Cemented again(dir); });
+    CHECK(!msg.empty());
+    expect_error(TZS_INVALID_ARGUMENT, [&] { c.set_zstd_level(99); });
+    c.set_zstd_level(5);
+    c.check_consistency();
+    c.check_consistency(hash_of(0));
+
+    // Iteration in level order.
+    int next = 20;
+    CHECK(c.for_each(tzstore::Chunk{20, 39}, [&](const tzstore::Block& b) {
+      CHECK(b == block_of(next));
+      ++next;
+    }));
+    CHECK(next == 40);
+    CHECK(!c.for_each(tzstore::Chunk{20, 30}, [&](const tzstore::Block&) { CHECK(false); }));
+
+    // A read-only instance follows the writer after sync.
+    tzstore::Cemented ro(dir, tzstore::READONLY);
+    CHECK(ro.highest_level() == std::optional<std::int32_t>(59));
+    expect_error(TZS_READ_ONLY, [&] { ro.cement(chain(60, 69)); });
+    c.cement(chain(60, 79));
+    ro.sync();
+    CHECK(ro.read_by_level(70) == std::optional<tzstore::Block>(block_of(70)));
+
+    // GC: FULL keeps the metadata of the last 2 chunks, ROLLING the last 2 chunks.
+    c.gc(tzstore::HistoryMode::ARCHIVE, 1);
+    CHECK(c.chunks().size() == 4);
+    c.gc(tzstore::HistoryMode::FULL, 2);
+    CHECK(c.metadata_chunks() == (std::vector<tzstore::Chunk>{{60, 79}}));
+    CHECK(!c.read_metadata(10) && c.read_by_level(10));
+    c.gc(tzstore::HistoryMode::ROLLING, 2);
+    CHECK(c.chunks() == (std::vector<tzstore::Chunk>{{40, 59}, {60, 79}}));
+    CHECK(!c.read_by_level(10) && !c.read_by_hash(hash_of(10)));
+    CHECK(c.lowest_level() == std::optional<std::int32_t>(40));
+    c.check_consistency();
+
+    tzstore::Cemented moved = std::move(c);
+    CHECK(moved.is_open() && !c.is_open());
+    expect_error(TZS_CLOSED, [&] { c.chunks(); });
+    moved.close();
+    expect_error(TZS_CLOSED, [&] { moved.read_by_level(70); });
+  }
+  {
+    tzstore::Cemented c(dir);
+    CHECK(c.read_by_level(79) == std::optional<tzstore::Block>(block_of(79)));
+    expect_error(TZS_NOT_FOUND, [&] { tzstore::Cemented ro(dir + "-missing", tzstore::READONLY); });
+  }
+  fs::remove_all(argv[1]);
+  std::printf("%d passed, %d failed\n", passed, failures);
+  return failures == 0 ? 0 : 1;
+}

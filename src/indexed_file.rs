@@ -314,6 +314,8 @@ impl IndexedFile {
                     h.len()
                 )));
             }
+            // A zero-size header may be omitted (C callers pass NULL, 0).
+            (false, None) if hs == 0 => &[],
             (false, None) => return Err(Error::invalid("header is required")),
         };
         let _w = self.inner.writer.lock();

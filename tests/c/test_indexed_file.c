@@ -171,5 +171,15 @@ int main(int argc, char **argv) {
   tzs_bytes_free(&v);
   tzs_indexed_file_close(f);
 
+  /* A zero-size header may be passed as NULL, 0. */
+  char zdir[700];
+  snprintf(zdir, sizeof zdir, "%s/zero-header", dir);
+  CHECK_STATUS(tzs_indexed_file_open(zdir, 8, 0, TZS_NO_FSYNC, 0, &f, &err), TZS_OK);
+  CHECK_STATUS(tzs_indexed_file_append(f, k, 8, NULL, 0, (const uint8_t *)"v", 1, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_indexed_file_read(f, k, 8, &v, NULL, 0, &err), TZS_OK);
+  CHECK_BYTES(v, "v");
+  tzs_bytes_free(&v);
+  tzs_indexed_file_close(f);
+
   return check_summary("test_indexed_file");
 }

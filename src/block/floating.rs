@@ -285,7 +285,20 @@ impl Floating {
 
     /// The block (with its metadata, if any), or `None` if not stored.
     pub fn read_block(&self, hash: &Hash) -> Result<Option<Block>> {
-        Ok(self.read_block_and_predecessors(hash)?.map(|(b, _)| b))
+        // The hot read path: offset only, no predecessor list built.
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.index.find_into(hash, &mut value)? {
+            return Ok(None);
+        }
+        let offset = offset_of(&value);
+        let e = self.entry_at(offset, true)?;
+        if e.block.hash != *hash {
+            return Err(Error::corrupted(
+                self.file.path(),
+                format!("index entry at offset {offset} holds another block"),
+            ));
+        }
+        Ok(Some(e.block))
     }
 
     /// The block and its predecessor list, or `None` if not stored.

@@ -1,0 +1,99 @@
+//! Resident memory of an index at 10,000,000 keys (issue 4's memory goal):
+//! the in-memory table must hold at most the unmerged log, so RSS stays
+//! under about twice the log table plus the page cache of what was read.
+//!
+//! Run: `cargo bench --bench index_memory` (`TZS_BENCH_KEYS` changes the
+//! 10,000,000; `TZS_BENCH_DIR` where the files go).
+
+use std::time::Instant;
+
+use tzstore::OpenOptions;
+use tzstore::index::{Index, IndexConfig};
+
+/// Anonymous resident memory of this process in bytes (RssAnon of
+/// /proc/self/status): heap and tables, not the mapped data file, whose
+/// pages are page cache shared with the kernel.
+fn rss() -> u64 {
+    status_kb("RssAnon:") * 1024
+}
+
+/// Resident pages of mapped files, in bytes (RssFile).
+fn rss_file() -> u64 {
+    status_kb("RssFile:") * 1024
+}
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn key(i: u64) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for (j, c) in k.chunks_mut(8).enumerate() {
+        c.copy_from_slice(
+            &xxhash_rust::xxh3::xxh3_64_with_seed(&i.to_be_bytes(), j as u64).to_be_bytes(),
+        );
+    }
+    k
+}
+
+fn main() {
+    let n: u64 = std::env::var("TZS_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let base = std::env::var("TZS_BENCH_DIR").unwrap_or_else(|_| ".".into());
+    let dir = tempfile::tempdir_in(base).expect("bench dir");
+    let log_size = tzstore::index::DEFAULT_LOG_SIZE;
+    let idx = Index::open(
+        dir.path(),
+        IndexConfig {
+            log_size,
+            open: OpenOptions::read_write(),
+            ..IndexConfig::new(32, 8)
+        },
+    )
+    .expect("open");
+    let before = rss();
+    let started = Instant::now();
+    let mut peak = 0u64;
+    for i in 0..n {
+        idx.add(&key(i), &i.to_be_bytes(), false).expect("add");
+        if i % 1_000_000 == 999_999 {
+            peak = peak.max(rss());
+        }
+    }
+    idx.flush().expect("flush");
+    idx.await_merge().expect("merge");
+    let added = started.elapsed();
+    peak = peak.max(rss());
+    let mut out = [0u8; 8];
+    let started = Instant::now();
+    for i in (0..n).step_by(97) {
+        assert!(idx.find_into(&key(i), &mut out).expect("find"));
+    }
+    let found = started.elapsed();
+    let after_reads = rss();
+    let log_table = log_size * (32 + 8 + 12);
+    println!(
+        "{n} keys added in {added:.2?} ({:.2} M/s); anonymous RSS before {} MB, peak while adding {} MB, after {} sampled finds {} MB; mapped-file RSS {} MB",
+        n as f64 / added.as_secs_f64() / 1e6,
+        before >> 20,
+        peak >> 20,
+        n / 97,
+        after_reads >> 20,
+        rss_file() >> 20
+    );
+    println!(
+        "log table bound: {log_size} entries x 52 B = {} MB (x2 during a merge = {} MB); data file {} MB (mapped, counted in RSS only for the pages read); finds {:.0} ns each",
+        log_table >> 20,
+        (2 * log_table) >> 20,
+        (n * 40) >> 20,
+        found.as_nanos() as f64 / (n / 97) as f64
+    );
+}

@@ -13,8 +13,7 @@ use crate::error::{Error, Result};
 /// `TZS_NOT_FOUND` or `TZS_DONE` (absence is not an error).
 pub(crate) fn call(err: *mut *mut tzs_error, body: impl FnOnce() -> Result<()>) -> tzs_status {
     if !err.is_null() {
-        // SAFETY: a non-NULL `err` points to writable storage for one pointer
-        // (the caller's contract for every `tzs_error **err`).
+        // SAFETY: a non-NULL `err` points to writable storage for one pointer (the caller's contract for every `tzs_error **err`).
         unsafe { *err = std::ptr::null_mut() };
     }
     let outcome = match catch_unwind(AssertUnwindSafe(body)) {

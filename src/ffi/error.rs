@@ -53,8 +53,7 @@ pub(crate) fn status_of(e: &Error) -> tzs_status {
 /// `e` is NULL or an error returned by this library and not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_error_code(e: *const tzs_error) -> tzs_status {
-    // SAFETY: a non-NULL `e` was created by this library and not yet freed
-    // (the caller's contract); we only read it.
+    // SAFETY: a non-NULL `e` was created by this library and not yet freed (the caller's contract); we only read it.
     match unsafe { e.as_ref() } {
         Some(e) => e.code,
         None => TZS_INVALID_ARGUMENT,
@@ -85,8 +84,7 @@ pub unsafe extern "C" fn tzs_error_message(e: *const tzs_error) -> *const c_char
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_error_free(e: *mut tzs_error) {
     if !e.is_null() {
-        // SAFETY: a non-NULL `e` came from `Box::into_raw` in this library and
-        // is freed once (the caller's contract).
+        // SAFETY: a non-NULL `e` came from `Box::into_raw` in this library and is freed once (the caller's contract).
         drop(unsafe { Box::from_raw(e) });
     }
 }

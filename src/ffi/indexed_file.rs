@@ -286,8 +286,7 @@ pub unsafe extern "C" fn tzs_indexed_file_gc(
         let f = unsafe { args::handle(f, "indexed file") }?;
         let keep = keep_fn.ok_or_else(|| Error::invalid("keep_fn is NULL"))?;
         f.inner.gc(|k| {
-            // SAFETY: `k` is valid for the call; the caller vouches for
-            // `keep` and `ctx` (function contract).
+            // SAFETY: `k` is valid for the call; the caller vouches for `keep` and `ctx` (function contract).
             unsafe { keep(k.as_ptr(), k.len(), ctx) }
         })
     })

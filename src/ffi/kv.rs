@@ -41,10 +41,7 @@ impl tzs_kv_batch {
         let mut slot = self.slot.lock();
         match &mut *slot {
             Slot::Owned(b) => f(b),
-            // SAFETY: a lent pointer is only stored by `tzs_kv_batch_run`
-            // for the duration of its callback, while the batch it points to
-            // is alive and borrowed by nothing else; the mutex serialises
-            // access.
+            // SAFETY: a lent pointer is only stored by `tzs_kv_batch_run` for the duration of its callback, while the batch it points to is alive and borrowed by nothing else; the mutex serialises access.
             Slot::Lent(p) => f(unsafe { &mut **p }),
         }
     }
@@ -746,8 +743,7 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
             let handle = args::into_handle(tzs_kv_batch {
                 slot: Mutex::new(Slot::Lent(batch as *mut Batch)),
             });
-            // SAFETY: `f` is callable per the contract; `handle` is live for
-            // the call and `f` may not free it (lent batches are protected).
+            // SAFETY: `f` is callable per the contract; `handle` is live for the call and `f` may not free it (lent batches are protected).
             let st = unsafe { f(handle, ctx) };
             // SAFETY: `handle` came from `into_handle` and is freed once.
             unsafe { args::free_handle(handle) };

@@ -102,8 +102,8 @@ impl Dir {
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         })?;
-        // SAFETY: `open` returned a new descriptor that nothing else owns.
         Ok(Dir {
+            // SAFETY: `open` returned a new descriptor that nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
@@ -113,8 +113,7 @@ impl Dir {
     }
 
     fn openat(&self, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
-        // SAFETY: `name` is NUL-terminated and `self.fd` is a live directory
-        // descriptor for the duration of the call.
+        // SAFETY: `name` is NUL-terminated and `self.fd` is a live directory descriptor for the duration of the call.
         let fd = retry(|| unsafe {
             libc::openat(
                 self.raw(),
@@ -168,8 +167,7 @@ impl Dir {
         how.resolve =
             libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
         let fd = loop {
-            // SAFETY: `c` is NUL-terminated, `how` is a valid open_how of the
-            // size passed, and the directory fd is live for the call.
+            // SAFETY: `c` is NUL-terminated, `how` is a valid open_how of the size passed, and the directory fd is live for the call.
             let rc = unsafe {
                 libc::syscall(
                     libc::SYS_openat2,
@@ -289,8 +287,7 @@ impl Dir {
         // same directory never share a read position.
         let own = self.reopen()?;
         let fd = own.fd.as_raw_fd();
-        // SAFETY: `fd` is a valid directory descriptor; on success the DIR
-        // stream takes ownership of it (released by `closedir` below).
+        // SAFETY: `fd` is a valid directory descriptor; on success the DIR stream takes ownership of it (released by `closedir` below).
         let dirp = unsafe { libc::fdopendir(fd) };
         if dirp.is_null() {
             return Err(io::Error::last_os_error());
@@ -299,8 +296,7 @@ impl Dir {
         std::mem::forget(own);
         let mut out = Vec::new();
         let result = loop {
-            // SAFETY: errno is thread-local; clearing it distinguishes the end
-            // of the stream from an error, as readdir(3) prescribes.
+            // SAFETY: errno is thread-local; clearing it distinguishes the end of the stream from an error, as readdir(3) prescribes.
             unsafe { *libc::__errno_location() = 0 };
             // SAFETY: `dirp` is a live stream used by this thread only.
             let ent = unsafe { libc::readdir(dirp) };
@@ -312,8 +308,7 @@ impl Dir {
                     Err(e)
                 };
             }
-            // SAFETY: `ent` points to a dirent valid until the next readdir;
-            // `d_name` is NUL-terminated within it. We copy what we need now.
+            // SAFETY: `ent` points to a dirent valid until the next readdir; `d_name` is NUL-terminated within it. We copy what we need now.
             let (name, d_type) = unsafe {
                 let e = &*ent;
                 (
@@ -380,8 +375,7 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
     let off_len = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
-    // SAFETY: posix_fallocate on a live descriptor; it returns the error
-    // number instead of setting errno.
+    // SAFETY: posix_fallocate on a live descriptor; it returns the error number instead of setting errno.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
     match rc {
         0 => Ok(()),

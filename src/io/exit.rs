@@ -6,7 +6,6 @@
 /// `main`), in reverse order of registration. Returns false if the C library
 /// refused (too many handlers), in which case `f` will not run.
 pub fn at_exit(f: extern "C" fn()) -> bool {
-    // SAFETY: `atexit` only stores the function pointer; `f` is a plain
-    // `extern "C" fn` with no captured state, valid for the process's life.
+    // SAFETY: `atexit` only stores the function pointer; `f` is a plain `extern "C" fn` with no captured state, valid for the process's life.
     unsafe { libc::atexit(f) == 0 }
 }

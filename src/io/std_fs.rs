@@ -93,11 +93,7 @@ impl FileHandle for StdFile {
             // mmap of an empty file fails with EINVAL; an empty view is right.
             return Ok(Mapped::from_bytes(Vec::new()));
         }
-        // SAFETY: the stores only map files that are never modified in place
-        // after they are published (sorted index data, cemented chunks, sealed
-        // values): writers create new files and rename them over, so the
-        // mapping never observes a concurrent write or truncation by this
-        // library. Another program truncating the file is outside the contract.
+        // SAFETY: the stores never rewrite or truncate the mapped bytes of a file while it is mapped (index data and cemented chunks are immutable once renamed in; floating block files only grow by appends past the mapped length, and are cut only at open, before mapping), so the mapping never observes a concurrent write or truncation by this library. Another program modifying the file is outside the contract.
         let map = unsafe { memmap2::Mmap::map(&self.file) }
             .map_err(|e| Error::io("mmap", &self.path, e))?;
         Ok(Mapped::new(Box::new(map)))

@@ -8,65 +8,9 @@
 #include <tzstore_cemented.hpp>
 #include <vector>
 
+#include "blocks.hpp"
+
 namespace fs = std::filesystem;
-
-static int failures = 0;
-static int passed = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (cond) {                                                                     \
-      ++passed;                                                                     \
-    } else {                                                                        \
-      ++failures;                                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-    }                                                                               \
-  } while (0)
-
-template <typename F>
-static std::string expect_error(tzs_status status, F f) {
-  try {
-    f();
-  } catch (const tzstore::Error& e) {
-    if (e.status() != status)
-      std::fprintf(stderr, "expected %s, got %s\n", tzstore::status_name(status), e.what());
-    CHECK(e.status() == status);
-    return e.message();
-  }
-  std::fprintf(stderr, "expected %s, got no error\n", tzstore::status_name(status));
-  CHECK(false);
-  return {};
-}
-
-static tzstore::Hash hash_of(int n) {
-  tzstore::Hash h{};
-  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<std::uint8_t>((n * 31 + i * 7) ^ (n >> 8));
-  h[0] = static_cast<std::uint8_t>(n);
-  h[1] = static_cast<std::uint8_t>(n >> 8);
-  return h;
-}
-
-// Block n of a chain (0 is genesis, its own predecessor): contents hold a
-// NUL byte, every third block has no metadata, block 4 has empty metadata.
-static tzstore::Block block_of(int n) {
-  tzstore::Block b;
-  b.hash = hash_of(n);
-  b.level = n;
-  b.predecessor = hash_of(n == 0 ? 0 : n - 1);
-  std::string c = "block " + std::to_string(n) + std::string(1, '\0') + "ops";
-  b.contents.assign(c.begin(), c.end());
-  if (n == 4) {
-    b.metadata.emplace();
-  } else if (n % 3 != 0) {
-    b.metadata = std::vector<std::uint8_t>(static_cast<std::size_t>(100 + n), static_cast<std::uint8_t>(n));
-  }
-  return b;
-}
-
-static tzstore::Block without_metadata(tzstore::Block b) {
-  b.metadata.reset();
-  return b;
-}
 
 static std::vector<tzstore::Block> chain(int from, int to) {
   std::vector<tzstore::Block> out;

@@ -9,35 +9,9 @@
 #include <tzstore_indexed_file.hpp>
 #include <vector>
 
+#include "check.hpp"
+
 namespace fs = std::filesystem;
-
-static int failures = 0;
-static int passed = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (cond) {                                                                     \
-      ++passed;                                                                     \
-    } else {                                                                        \
-      ++failures;                                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-    }                                                                               \
-  } while (0)
-
-template <typename F>
-static std::string expect_error(tzs_status status, F f) {
-  try {
-    f();
-  } catch (const tzstore::Error& e) {
-    if (e.status() != status)
-      std::fprintf(stderr, "expected %s, got %s\n", tzstore::status_name(status), e.what());
-    CHECK(e.status() == status);
-    return e.message();
-  }
-  std::fprintf(stderr, "expected %s, got no error\n", tzstore::status_name(status));
-  CHECK(false);
-  return {};
-}
 
 using Bytes = std::vector<std::uint8_t>;
 

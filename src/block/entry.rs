@@ -84,18 +84,19 @@ pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, Stri
 /// Bytes of the record header that hold hash, level and predecessor.
 pub const HEADER_LEN: usize = 4 + HASH_SIZE + 4 + HASH_SIZE;
 
-/// Hash, level and predecessor of the entry at `offset`, read from the
-/// record's fixed header only (not checksummed: callers use it for routing,
-/// never return it as data).
-pub fn read_header(file: &dyn FileHandle, offset: u64) -> Result<(Hash, i32, Hash)> {
+/// Record length, hash, level and predecessor of the entry at `offset`,
+/// read from the record's fixed header only (not checksummed: callers use it
+/// for routing, never return it as data).
+pub fn read_header(file: &dyn FileHandle, offset: u64) -> Result<(usize, Hash, i32, Hash)> {
     let mut h = [0u8; HEADER_LEN];
     file.read_exact_at(&mut h, offset)?;
+    let rec_len = record::record_len([h[0], h[1], h[2], h[3]]);
     let mut hash = [0u8; HASH_SIZE];
     hash.copy_from_slice(&h[4..4 + HASH_SIZE]);
     let level = i32::from_be_bytes([h[36], h[37], h[38], h[39]]);
     let mut pred = [0u8; HASH_SIZE];
     pred.copy_from_slice(&h[40..40 + HASH_SIZE]);
-    Ok((hash, level, pred))
+    Ok((rec_len, hash, level, pred))
 }
 
 fn trailer_at(buf: &[u8], rec_len: usize) -> std::result::Result<(usize, &[u8]), String> {

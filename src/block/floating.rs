@@ -321,7 +321,7 @@ impl Floating {
         let Some((offset, _)) = self.lookup(hash)? else {
             return Ok(None);
         };
-        let (h, level, pred) = entry::read_header(self.file.as_ref(), offset)?;
+        let (_, h, level, pred) = entry::read_header(self.file.as_ref(), offset)?;
         if h != *hash {
             return Err(Error::corrupted(
                 self.file.path(),
@@ -399,10 +399,8 @@ impl Floating {
         let mut out = Vec::new();
         let mut at = 0u64;
         while at < end {
-            let (hash, level, pred) = entry::read_header(self.file.as_ref(), at)?;
-            let mut prefix = [0u8; 4];
-            self.file.read_exact_at(&mut prefix, at)?;
-            let rec_len = super::record::record_len(prefix) as u64;
+            let (rec_len, hash, level, pred) = entry::read_header(self.file.as_ref(), at)?;
+            let rec_len = rec_len as u64;
             let mut n = [0u8; 1];
             self.file.read_exact_at(&mut n, at + rec_len)?;
             out.push((at, hash, level, pred));

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{Inner, Parts, floating_dir, hex, log_size_or_default};
+use super::{Inner, Parts, floating_dir, hex, open_floating};
 use crate::block::cemented::HistoryMode;
-use crate::block::floating::{Floating, FloatingKind};
+use crate::block::floating::Floating;
 use crate::block::{Block, Hash};
 use crate::error::{Error, Result};
 use crate::worker::WorkerPool;
@@ -78,12 +78,7 @@ pub(super) fn start(
         let mut next = m.clone();
         let rw_id = next.take_id();
         let ro_tmp_id = next.take_id();
-        let fresh = Arc::new(Floating::open_with_log_size(
-            floating_dir(&inner.dir, rw_id),
-            FloatingKind::Rw,
-            &inner.opts.open,
-            log_size_or_default(inner.opts.index_log_size),
-        )?);
+        let fresh = open_floating(&inner.dir, &inner.opts, rw_id)?;
         parts.rw.flush()?;
         next.ros.insert(0, next.rw);
         next.rw = rw_id;
@@ -178,12 +173,7 @@ fn run(
     }
 
     // Step 3: keep what descends from the new top, oldest store first.
-    let ro_tmp = Arc::new(Floating::open_with_log_size(
-        floating_dir(&inner.dir, ro_tmp_id),
-        FloatingKind::Rw,
-        &inner.opts.open,
-        log_size_or_default(inner.opts.index_log_size),
-    )?);
+    let ro_tmp = open_floating(&inner.dir, &inner.opts, ro_tmp_id)?;
     let mut visited: HashSet<Hash> = HashSet::from([*top]);
     for store in old.iter().rev() {
         for (offset, hash, level, pred) in store.headers()? {

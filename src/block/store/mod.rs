@@ -181,14 +181,7 @@ impl BlockStore {
                 zstd_level: opts.zstd_level,
             },
         )?;
-        let open_floating = |id: u64| -> Result<Arc<Floating>> {
-            Ok(Arc::new(Floating::open_with_log_size(
-                floating_dir(&dir, id),
-                FloatingKind::Rw,
-                &opts.open,
-                log_size_or_default(opts.index_log_size),
-            )?))
-        };
+        let open_floating = |id: u64| open_floating(&dir, &opts, id);
         let rw = open_floating(manifest.rw)?;
         let ros = manifest
             .ros
@@ -347,12 +340,19 @@ impl Drop for BlockStore {
     }
 }
 
-fn log_size_or_default(n: u64) -> u64 {
-    if n == 0 {
-        super::floating::DEFAULT_LOG_SIZE
-    } else {
-        n
-    }
+/// Opens (read-write: creates) floating store `id` of the block store in
+/// `dir`. Roles live in the manifest, so every store uses the RW file names.
+fn open_floating(dir: &Path, opts: &BlockStoreOptions, id: u64) -> Result<Arc<Floating>> {
+    let log_size = match opts.index_log_size {
+        0 => super::floating::DEFAULT_LOG_SIZE,
+        n => n,
+    };
+    Ok(Arc::new(Floating::open_with_log_size(
+        floating_dir(dir, id),
+        FloatingKind::Rw,
+        &opts.open,
+        log_size,
+    )?))
 }
 
 impl Inner {

@@ -36,7 +36,6 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result
 ///
 /// # Safety
 /// As [`bytes`].
-#[allow(dead_code)] // used by the fixed-size stores (index, blocks)
 pub(crate) unsafe fn bytes_exact<'a>(
     ptr: *const u8,
     len: usize,
@@ -59,7 +58,6 @@ pub(crate) unsafe fn bytes_exact<'a>(
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to `len` writable bytes for the call's duration.
-#[allow(dead_code)] // used by the fixed-size stores (index, blocks)
 pub(crate) unsafe fn out_exact<'a>(
     ptr: *mut u8,
     len: usize,
@@ -85,7 +83,6 @@ pub(crate) unsafe fn out_exact<'a>(
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to 32 readable bytes.
-#[allow(dead_code)] // used by the fixed-size stores (index, blocks)
 pub(crate) unsafe fn hash<'a>(ptr: *const u8, what: &str) -> Result<&'a [u8; 32]> {
     if ptr.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));

@@ -33,7 +33,6 @@ pub(crate) fn call_void(body: impl FnOnce()) {
 }
 
 /// Runs a function returning a plain value; a panic yields `fallback`.
-#[allow(dead_code)] // used by stores returning plain values (len, iter)
 pub(crate) fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }

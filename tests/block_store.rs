@@ -434,12 +434,22 @@ fn sigkill_during_store_and_merge_loses_no_flushed_block() {
             CRASH_CHILD,
             &[("TZS_BS_DIR", dir.path().display().to_string())],
         );
-        std::thread::sleep(Duration::from_millis(60 + rng.below(200)));
+        // Kill after the child made some progress (however loaded the
+        // machine), at a random moment of its store and merge loop.
+        let read_acked = || -> u64 {
+            std::fs::read_to_string(dir.path().join("acked"))
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        };
+        let target = max_seen + 1 + rng.below(40);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while read_acked() < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(30)));
         common::kill9(&mut child);
-        let acked: u64 = std::fs::read_to_string(dir.path().join("acked"))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let acked = read_acked();
         let opts = BlockStoreOptions {
             open: OpenOptions::read_write(),
             history_mode: HistoryMode::Full,

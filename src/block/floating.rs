@@ -89,12 +89,17 @@ pub struct Floating {
     index: Index,
     /// End of the whole entries; appends go here, iterators stop here.
     end: AtomicU64,
-    writer: Mutex<()>,
+    /// Held by appends and flushes; the offset up to which writeback of
+    /// appended bytes was started (see [`FileHandle::write_behind`]).
+    writer: Mutex<u64>,
     /// A read-only map of the file's beginning: lookups of blocks it covers
     /// cost no system call. Bytes below `end` never change once written, so
     /// the map stays valid; it is renewed when the unmapped tail grows large.
     map: RwLock<Arc<Mapped>>,
 }
+
+/// Unflushed appended bytes after which their writeback is started.
+const WRITE_BEHIND_BYTES: u64 = 1 << 20;
 
 /// Unmapped bytes at the end of the file that trigger a new map.
 const REMAP_BYTES: u64 = 32 << 20;
@@ -156,7 +161,7 @@ impl Floating {
             fs,
             file,
             index,
-            writer: Mutex::new(()),
+            writer: Mutex::new(0),
             map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
         };
         if !store.read_only {
@@ -234,7 +239,7 @@ impl Floating {
         self.check_writable()?;
         let mut buf = Vec::with_capacity(block.encoded_len(true) + entry::trailer_len(preds.len()));
         entry::encode_into(&mut buf, block, preds)?;
-        let _w = self.writer.lock();
+        let mut behind = self.writer.lock();
         if self.index.mem(block.hash)? {
             return Ok(());
         }
@@ -246,9 +251,16 @@ impl Floating {
         }
         self.index
             .add(block.hash, &index_value(offset, preds), false)?;
-        self.end.store(offset + buf.len() as u64, Ordering::SeqCst);
+        let end = offset + buf.len() as u64;
+        self.end.store(end, Ordering::SeqCst);
         if flush {
             self.flush_locked()?;
+        } else if end.saturating_sub(*behind) >= WRITE_BEHIND_BYTES {
+            // Unflushed appends reach the disk in steps, so the next flush
+            // (or another writer's fsync) does not wait for one long burst.
+            let from = (*behind).min(offset);
+            self.file.write_behind(from, end - from);
+            *behind = end;
         }
         Ok(())
     }

@@ -100,6 +100,9 @@ impl FileHandle for FaultFile {
     fn map(&self) -> Result<Mapped> {
         self.inner.map()
     }
+    fn write_behind(&self, offset: u64, len: u64) {
+        self.inner.write_behind(offset, len)
+    }
 }
 
 impl FileSystem for FaultFs {

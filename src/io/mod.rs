@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fault;
 pub mod frame;
 mod lock;
+pub mod reclaim;
 mod std_fs;
 
 use std::fmt;
@@ -92,6 +93,13 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn sync(&self) -> Result<()>;
     /// Maps the whole file read-only.
     fn map(&self) -> Result<Mapped>;
+    /// Hints that `offset..offset + len` is complete: starts its writeback
+    /// now and waits for the writeback of what was hinted before, so a large
+    /// write reaches the disk in small steps instead of one long burst at
+    /// `sync` that other writers' fsyncs would queue behind. Durability still
+    /// comes only from `sync` (which reports any error), so this returns
+    /// nothing and does nothing when fsync is disabled.
+    fn write_behind(&self, _offset: u64, _len: u64) {}
 }
 
 /// A file system: the operations on paths that the stores need.

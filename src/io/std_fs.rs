@@ -1,6 +1,7 @@
 //! The real file system, over `std::fs` and `libc`.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +98,28 @@ impl FileHandle for StdFile {
         let map = unsafe { memmap2::Mmap::map(&self.file) }
             .map_err(|e| Error::io("mmap", &self.path, e))?;
         Ok(Mapped::new(Box::new(map)))
+    }
+
+    fn write_behind(&self, offset: u64, len: u64) {
+        if !self.fsync || len == 0 {
+            return;
+        }
+        let fd = self.file.as_raw_fd();
+        let (Ok(off), Ok(n)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return;
+        };
+        // Errors are ignored on purpose: this is a scheduling hint (some
+        // file systems do not support it), and the `sync` that follows
+        // reports any write error.
+        // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
+        unsafe { libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) };
+        if off > 0 {
+            // SAFETY: as above.
+            unsafe { libc::sync_file_range(fd, 0, off, libc::SYNC_FILE_RANGE_WAIT_BEFORE) };
+        }
     }
 }
 

@@ -1,27 +1,13 @@
-//! A buffered, seekable writer over a [`FileHandle`], so that the chunk file
-//! and the zip writer (which needs `Write + Seek`) go through the file layer.
+//! A buffered positional writer over a [`FileHandle`], for the chunk file
+//! and the metadata zip (so both go through the file layer).
 
-use std::io::{self, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::FileHandle;
 
 /// Buffer size: large sequential writes, few system calls.
 const BUF: usize = 1 << 20;
-
-/// The first file-layer error of a [`FileWriter`].
-#[derive(Clone, Default)]
-pub(crate) struct ErrorSlot(Arc<Mutex<Option<Error>>>);
-
-impl ErrorSlot {
-    /// Takes the recorded error, if any.
-    pub(crate) fn take(&self) -> Option<Error> {
-        self.0.lock().take()
-    }
-}
 
 /// Positional writer with a write-behind buffer.
 pub(crate) struct FileWriter {
@@ -29,10 +15,6 @@ pub(crate) struct FileWriter {
     /// File position of `buf[0]`.
     base: u64,
     buf: Vec<u8>,
-    /// The first error of the file layer, kept with its `Error` kind (the
-    /// `io::Error` given to the zip crate loses it); shared so that the
-    /// owner of a `ZipWriter` around this writer can still read it.
-    failed: ErrorSlot,
 }
 
 impl FileWriter {
@@ -41,7 +23,6 @@ impl FileWriter {
             file,
             base: 0,
             buf: Vec::with_capacity(BUF),
-            failed: ErrorSlot::default(),
         }
     }
 
@@ -56,6 +37,7 @@ impl FileWriter {
             self.flush_buf()?;
             if data.len() >= BUF {
                 self.file.write_all_at(data, self.base)?;
+                self.file.write_behind(self.base, data.len() as u64);
                 self.base += data.len() as u64;
                 return Ok(());
             }
@@ -68,6 +50,7 @@ impl FileWriter {
     pub(crate) fn flush_buf(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             self.file.write_all_at(&self.buf, self.base)?;
+            self.file.write_behind(self.base, self.buf.len() as u64);
             self.base += self.buf.len() as u64;
             self.buf.clear();
         }
@@ -85,55 +68,13 @@ impl FileWriter {
         &self.file
     }
 
-    /// Where the file-layer error behind a failed `io::Write` call is kept.
-    pub(crate) fn error_slot(&self) -> ErrorSlot {
-        self.failed.clone()
-    }
-
-    fn io_err(&mut self, e: Error) -> io::Error {
-        let msg = e.to_string();
-        self.failed.0.lock().get_or_insert(e);
-        io::Error::other(msg)
-    }
-}
-
-impl Write for FileWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self.put(data) {
-            Ok(()) => Ok(data.len()),
-            Err(e) => Err(self.io_err(e)),
+    /// Moves the write position to `pos` (records of a chunk go after its
+    /// offset table, which is written last).
+    pub(crate) fn seek_to(&mut self, pos: u64) -> Result<()> {
+        if pos != self.position() {
+            self.flush_buf()?;
+            self.base = pos;
         }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.flush_buf().map_err(|e| self.io_err(e))
-    }
-}
-
-impl Seek for FileWriter {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let target = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::Current(d) => self.position().checked_add_signed(d),
-            SeekFrom::End(d) => {
-                let end = self
-                    .file
-                    .len()
-                    .map_err(|e| self.io_err(e))?
-                    .max(self.position());
-                end.checked_add_signed(d)
-            }
-        };
-        let Some(target) = target else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before the start of the file",
-            ));
-        };
-        if target != self.position() {
-            self.flush_buf().map_err(|e| self.io_err(e))?;
-            self.base = target;
-        }
-        Ok(target)
+        Ok(())
     }
 }

@@ -22,10 +22,12 @@ pub mod chunk;
 mod file_writer;
 mod gc;
 mod iter;
+mod meta_writer;
 pub mod metadata;
 mod recover;
 mod table;
 mod writer;
+mod zip_format;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

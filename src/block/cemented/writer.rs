@@ -9,7 +9,8 @@ use parking_lot::MutexGuard;
 use super::Cemented;
 use super::chunk::{Chunk, ChunkRange, OFFSET_SIZE};
 use super::file_writer::FileWriter;
-use super::metadata::{self, MetaChunk, MetaWriter};
+use super::meta_writer::MetaWriter;
+use super::metadata::{self, MetaChunk};
 use crate::block::{BlockRef, Hash, record};
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, atomic};
@@ -82,8 +83,7 @@ impl<'a> ChunkWriter<'a> {
         let mut file = FileWriter::new(handle);
         let table = range.len() as u64 * OFFSET_SIZE as u64;
         // Records go after the offset table, which is written at commit.
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(table))
-            .map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
+        file.seek_to(table)?;
         Ok(ChunkWriter {
             store,
             _guard: guard,

@@ -154,36 +154,18 @@ fn run(
         HistoryMode::Archive => true,
         HistoryMode::Full | HistoryMode::Rolling => offset > 0,
     };
-    let mut start = first_level;
-    for &end in ends {
-        if end < start {
-            continue;
-        }
-        let mut blocks: Vec<Block> = Vec::with_capacity((end - start + 1) as usize);
-        for l in start..=end {
-            let h = &chain[(l - first_level) as usize];
-            let b = read_from(&old, h)?.ok_or_else(|| {
-                Error::Inconsistent(format!("block {} vanished during the merge", hex(h)))
-            })?;
-            blocks.push(b);
-        }
-        let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
-        inner.cemented.cement(&refs, write_metadata, true)?;
-        start = end + 1;
-    }
-
-    // Step 3: keep what descends from the new top, oldest store first.
+    // Step 3 runs beside step 2 (it reads only the old stores and writes a
+    // store nobody sees before the swap), so their writes and fsyncs
+    // overlap.
     let ro_tmp = open_floating(&inner.dir, &inner.opts, ro_tmp_id)?;
-    let mut visited: HashSet<Hash> = HashSet::from([*top]);
-    for store in old.iter().rev() {
-        for (offset, hash, level, pred) in store.headers()? {
-            if level > top_level && visited.contains(&pred) && visited.insert(hash) {
-                let e = store.entry_at_offset(offset)?;
-                ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
-            }
-        }
-    }
-    ro_tmp.flush()?;
+    let copy = {
+        let (old, ro_tmp, top) = (old.clone(), ro_tmp.clone(), *top);
+        WorkerPool::global().submit(move || copy_descendants(&old, &ro_tmp, &top, top_level))
+    };
+    let cemented = cement_chain(inner, &old, &chain, first_level, ends, write_metadata);
+    let copied = copy.wait();
+    cemented?;
+    copied?;
 
     // Step 4: the atomic swap.
     {
@@ -207,6 +189,58 @@ fn run(
     // Step 5: history-mode GC (after the swap, so a read before the swap
     // still finds every block it found before the merge).
     inner.cemented.gc(mode, offset)
+}
+
+/// Step 2: cements `chain` (the hashes of levels `first_level..`) in the
+/// chunks that `ends` delimit, one block in memory at a time.
+fn cement_chain(
+    inner: &Inner,
+    old: &[Arc<Floating>],
+    chain: &[Hash],
+    first_level: i32,
+    ends: &[i32],
+    write_metadata: bool,
+) -> Result<()> {
+    let mut start = first_level;
+    for &end in ends {
+        if end < start {
+            continue;
+        }
+        let mut w = inner
+            .cemented
+            .begin_chunk(start, end, write_metadata, true)?;
+        for l in start..=end {
+            let h = &chain[(l - first_level) as usize];
+            let b = read_from(old, h)?.ok_or_else(|| {
+                Error::Inconsistent(format!("block {} vanished during the merge", hex(h)))
+            })?;
+            w.push(&b.as_ref())?;
+        }
+        w.commit()?;
+        start = end + 1;
+    }
+    Ok(())
+}
+
+/// Step 3: copies the blocks above `top_level` that descend from `top`
+/// into `ro_tmp`, oldest store first (so a block's predecessor is copied
+/// before it), and makes them durable.
+fn copy_descendants(
+    old: &[Arc<Floating>],
+    ro_tmp: &Floating,
+    top: &Hash,
+    top_level: i32,
+) -> Result<()> {
+    let mut visited: HashSet<Hash> = HashSet::from([*top]);
+    for store in old.iter().rev() {
+        for (offset, hash, level, pred) in store.headers()? {
+            if level > top_level && visited.contains(&pred) && visited.insert(hash) {
+                let e = store.entry_at_offset(offset)?;
+                ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
+            }
+        }
+    }
+    ro_tmp.flush()
 }
 
 /// Undoes a failed merge: the RO_TMP store is forgotten and deleted; the

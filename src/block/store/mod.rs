@@ -25,7 +25,7 @@ use super::floating::{Floating, FloatingKind};
 use super::predecessors;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
-use crate::io::{FileSystem, LockFile};
+use crate::io::{FileSystem, LockFile, reclaim};
 use crate::options::OpenOptions;
 use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
@@ -110,6 +110,8 @@ pub(crate) struct Inner {
     merging: AtomicBool,
     /// Floating stores replaced by a merge, deleted once no reader holds them.
     retired: Mutex<Vec<Arc<Floating>>>,
+    /// The background deletion of retired stores, if one was started.
+    reaping: Mutex<Option<JobHandle>>,
     _lock: Option<LockFile>,
 }
 
@@ -206,6 +208,7 @@ impl BlockStore {
                 merge_job: Mutex::new(None),
                 merging: AtomicBool::new(false),
                 retired: Mutex::new(Vec::new()),
+                reaping: Mutex::new(None),
                 opts,
                 _lock: lock,
             }),
@@ -281,6 +284,18 @@ impl BlockStore {
         self.inner.await_merge()
     }
 
+    /// True while a merge runs: a cheap poll, unlike [`BlockStore::stats`]
+    /// (which measures the bytes on disk).
+    pub fn merging(&self) -> bool {
+        self.inner.merging.load(Ordering::SeqCst)
+    }
+
+    /// True while a merge runs or the floating stores it replaced are
+    /// still being deleted in the background.
+    pub fn busy(&self) -> bool {
+        self.merging() || self.inner.reaping()
+    }
+
     /// Levels, counts and sizes.
     pub fn stats(&self) -> Result<BlockStoreStats> {
         self.inner.reap_retired();
@@ -310,6 +325,9 @@ impl BlockStore {
     /// and the manifest's stores exist. With `repair`, removes orphan stores
     /// and temporary files. Problems that remain are in the report.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        // Stores being deleted would look like orphans.
+        self.inner.reap_retired();
+        self.inner.await_reaping();
         repair::check(&self.inner, repair)
     }
 
@@ -337,6 +355,7 @@ impl Drop for BlockStore {
         // but a clean close should not leave work to repair).
         let _ = self.inner.await_merge();
         self.inner.reap_retired();
+        self.inner.await_reaping();
     }
 }
 
@@ -491,8 +510,10 @@ impl Inner {
         }
     }
 
-    /// Deletes retired floating stores that no reader holds any more. The
-    /// handle is closed before its directory is removed.
+    /// Deletes, in the background, the retired floating stores that no
+    /// reader holds any more (the handle is closed before its directory is
+    /// removed). Deletion is gradual (see [`crate::io::reclaim`]) so that it
+    /// does not stall the fsyncs of `store`.
     fn reap_retired(&self) {
         let mut retired = self.retired.lock();
         if retired.is_empty() {
@@ -507,13 +528,40 @@ impl Inner {
             false
         });
         drop(retired);
-        for dir in &free {
+        if free.is_empty() {
+            return;
+        }
+        let fs = self.fs.clone();
+        let parent = self.dir.join("floating");
+        let mut reaping = self.reaping.lock();
+        let previous = reaping.take();
+        *reaping = Some(WorkerPool::global().submit(move || {
+            if let Some(p) = previous {
+                let _ = p.wait();
+            }
             // A failure leaves an orphan directory that the next open removes.
-            let _ = self.fs.remove_dir_all(dir);
+            for dir in &free {
+                let _ = reclaim::remove_dir_gradually(fs.as_ref(), dir);
+            }
+            let _ = fs.sync_dir(&parent);
+            Ok(())
+        }));
+    }
+
+    /// Waits for the deletion of retired stores.
+    fn await_reaping(&self) {
+        let job = self.reaping.lock().take();
+        if let Some(j) = job {
+            let _ = j.wait();
         }
-        if !free.is_empty() {
-            let _ = self.fs.sync_dir(&self.dir.join("floating"));
-        }
+    }
+
+    /// True while a deletion of retired stores runs.
+    fn reaping(&self) -> bool {
+        self.reaping
+            .lock()
+            .as_ref()
+            .is_some_and(|j| !j.is_finished())
     }
 }
 

@@ -58,7 +58,10 @@ impl WorkerPool {
             let q = queue.clone();
             let t = std::thread::Builder::new()
                 .name(format!("tzs-worker-{i}"))
-                .spawn(move || q.run())
+                .spawn(move || {
+                    crate::io::priority::lower_current_thread();
+                    q.run()
+                })
                 .map_err(|e| Error::Io(format!("spawn worker thread: {e}")))?;
             pool.threads.lock().push(t);
         }

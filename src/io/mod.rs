@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fault;
 pub mod frame;
 mod lock;
+pub mod priority;
 pub mod reclaim;
 mod std_fs;
 

@@ -234,7 +234,9 @@ impl Floating {
 
     /// Appends `block` with its predecessor list `preds` (at most 12 hashes,
     /// entry i = the 2^i-th ancestor). A block already stored is left as is.
-    /// With `flush`, the block and its index entry are durable on return.
+    /// With `flush`, the block is durable on return: the file is fsynced,
+    /// the index is not (one fsync per block instead of two), since an
+    /// entry the index lost in a crash is re-indexed from the file at open.
     pub fn append(&self, block: &BlockRef<'_>, preds: &[Hash], flush: bool) -> Result<()> {
         self.check_writable()?;
         let mut buf = Vec::with_capacity(block.encoded_len(true) + entry::trailer_len(preds.len()));
@@ -254,7 +256,9 @@ impl Floating {
         let end = offset + buf.len() as u64;
         self.end.store(end, Ordering::SeqCst);
         if flush {
-            self.flush_locked()?;
+            self.file.sync()?;
+            // Visible to read-only handles (after their `sync`) at once.
+            self.index.write_out()?;
         } else if end.saturating_sub(*behind) >= WRITE_BEHIND_BYTES {
             // Unflushed appends reach the disk in steps, so the next flush
             // (or another writer's fsync) does not wait for one long burst.

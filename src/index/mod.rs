@@ -424,6 +424,17 @@ impl Index {
         Inner::flush_state(&mut self.inner.state.write())
     }
 
+    /// Writes what was added out to the log file without fsync: read-only
+    /// instances see it after their `sync`, but a crash may lose it (`flush`
+    /// makes it durable).
+    pub fn write_out(&self) -> Result<()> {
+        self.report_merge_error()?;
+        match self.inner.state.write().writer.as_mut() {
+            Some(w) => w.write_out(),
+            None => Ok(()),
+        }
+    }
+
     /// Read-only instances: loads what the read-write instance has written
     /// (written out by its flushes) since the last open or sync. A no-op on a
     /// read-write instance.

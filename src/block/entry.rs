@@ -46,10 +46,10 @@ pub struct Entry {
 }
 
 /// Result of checking the bytes at one offset of a floating file.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Probe {
-    /// A whole, valid entry of this many bytes.
-    Valid(usize),
+    /// A whole, valid entry (without its block's metadata).
+    Valid(Box<Entry>),
     /// The file ends inside the entry.
     Torn,
     /// The entry is damaged.
@@ -135,7 +135,8 @@ pub fn read_at(file: &dyn FileHandle, offset: u64, with_metadata: bool) -> Resul
         .map_err(|e| Error::corrupted(file.path(), format!("entry at offset {offset}: {e}")))
 }
 
-/// Checks the entry at `offset` without keeping it (used by recovery).
+/// Checks the entry at `offset` and parses it if it is whole and valid
+/// (used by recovery, which must tell a torn tail from damage).
 pub fn probe(file: &dyn FileHandle, offset: u64, file_len: u64) -> Result<Probe> {
     if file_len.saturating_sub(offset) < 4 {
         return Ok(Probe::Torn);
@@ -152,7 +153,10 @@ pub fn probe(file: &dyn FileHandle, offset: u64, file_len: u64) -> Result<Probe>
     buf.truncate(got);
     match record::scan(&buf) {
         Scan::Record(n) => match trailer_at(&buf, n) {
-            Ok((_, t)) => Ok(Probe::Valid(n + t.len())),
+            Ok(_) => match parse(&buf, false) {
+                Ok(e) => Ok(Probe::Valid(Box::new(e))),
+                Err(e) => Ok(Probe::Damaged(e)),
+            },
             Err(e) if e.contains("incomplete") => Ok(Probe::Torn),
             Err(e) => Ok(Probe::Damaged(e)),
         },

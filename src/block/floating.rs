@@ -189,10 +189,9 @@ impl Floating {
         let mut dangling = Vec::new();
         for (offset, hash) in &indexed {
             match entry::probe(self.file.as_ref(), *offset, file_len)? {
-                Probe::Valid(len) => {
-                    let e = entry::read_at(self.file.as_ref(), *offset, false)?;
+                Probe::Valid(e) => {
                     if e.block.hash == *hash {
-                        verified_end = offset + len as u64;
+                        verified_end = offset + e.len as u64;
                         break;
                     }
                     dangling.push(*hash);
@@ -209,14 +208,13 @@ impl Floating {
         let mut reindexed = 0usize;
         while at < file_len {
             match entry::probe(self.file.as_ref(), at, file_len)? {
-                Probe::Valid(len) => {
-                    let e = entry::read_at(self.file.as_ref(), at, false)?;
+                Probe::Valid(e) => {
                     if !self.index.mem(&e.block.hash)? {
                         self.index
                             .add(&e.block.hash, &index_value(at, &e.preds), false)?;
                         reindexed += 1;
                     }
-                    at += len as u64;
+                    at += e.len as u64;
                 }
                 Probe::Torn | Probe::Damaged(_) => break,
             }

@@ -1,0 +1,756 @@
+/*
+ * Head-to-head benchmark of tzstore against LMDB and RocksDB on a
+ * blockchain node's workloads, each engine through its own C API.
+ * See README.md in this directory for the workloads and the settings.
+ *
+ * Usage: compare DIR [N_KEYS [N_BLOCKS [N_READS]]]
+ *   DIR must exist and be empty; every engine works in a subdirectory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <rocksdb/c.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tzstore.h"
+
+#define KEY_LEN 32
+#define VAL_LEN 8
+#define BATCH 10000
+#define CONTENTS_LEN 2048
+#define METADATA_LEN 8192
+/* LMDB/RocksDB value of a block: level, predecessor, contents, metadata. */
+#define SER_LEN (4 + 32 + CONTENTS_LEN + METADATA_LEN)
+#define MAX_PREDS 12
+/* Every VERIFY_EVERY-th read is compared byte for byte with the original. */
+#define VERIFY_EVERY 64
+
+#define SALT_KEY 0x6b6579736b657973ULL
+#define SALT_ABSENT 0x616273656e746b79ULL
+#define SALT_BLOCK 0x626c6f636b686173ULL
+
+enum { E_LMDB, E_ROCKS, E_TZS, E_TZS_BS, N_ENGINES };
+static const char *ENGINE_NAMES[N_ENGINES] = {"LMDB", "RocksDB", "tzstore", "tzstore block store"};
+
+/* One engine's figures; a negative value means "not measured". */
+typedef struct {
+  double inserts_per_s;
+  double settle_s;
+  double hits_per_s;
+  double misses_per_s;
+  double index_bytes;
+  double appends_per_s;
+  double append_p50_us;
+  double append_p99_us;
+  double blocks_bytes;
+  double reads_per_s;
+} result_t;
+
+static struct {
+  long n_keys;
+  long n_blocks;
+  long n_reads;
+  uint8_t *keys;     /* n_keys present keys */
+  uint8_t *absent;   /* n_keys absent keys */
+  uint32_t *order;   /* n_keys random indexes into keys */
+  uint32_t *b_order; /* n_reads random block ids */
+} W;
+
+/* ---------- generic helpers ---------- */
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "compare: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(1);
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) die("out of memory (%zu bytes)", n);
+  return p;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double secs_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/* 32 pseudo-random bytes determined by (i, salt). */
+static void make_key(uint8_t *out, uint64_t i, uint64_t salt) {
+  uint64_t s = i * 0x2545F4914F6CDD1DULL ^ salt;
+  for (int j = 0; j < 4; j++) {
+    uint64_t x = splitmix64(&s);
+    memcpy(out + 8 * j, &x, 8);
+  }
+}
+
+static void print_loadavg(const char *when) {
+  char buf[128] = "?";
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (!fgets(buf, sizeof buf, f)) strcpy(buf, "?\n");
+    fclose(f);
+  }
+  printf("load (/proc/loadavg) at %s: %s", when, buf);
+  fflush(stdout);
+}
+
+static double du_total;
+static int du_add(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)path; (void)flag; (void)ftw;
+  if (flag == FTW_F) du_total += (double)st->st_size;
+  return 0;
+}
+
+/* Bytes in the files under `dir` (their sizes, not their allocated blocks:
+ * RocksDB preallocates its WAL, and sparse files would count too little). */
+static double disk_usage(const char *dir) {
+  du_total = 0;
+  if (nftw(dir, du_add, 16, FTW_PHYS) != 0) die("nftw %s: %s", dir, strerror(errno));
+  return du_total;
+}
+
+static void subdir(char *out, size_t n, const char *root, const char *name) {
+  if ((size_t)snprintf(out, n, "%s/%s", root, name) >= n) die("path too long");
+  if (mkdir(out, 0755) != 0) die("mkdir %s: %s", out, strerror(errno));
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Sorts `lat` and stores p50/p99 in microseconds; returns ops/s over their sum. */
+static double latency_stats(uint64_t *lat, long n, double *p50, double *p99) {
+  double total = 0;
+  for (long i = 0; i < n; i++) total += (double)lat[i];
+  qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+  *p50 = (double)lat[n / 2] / 1e3;
+  *p99 = (double)lat[(n * 99) / 100] / 1e3;
+  return (double)n / (total / 1e9);
+}
+
+/* ---------- workload data ---------- */
+
+static void value_of(uint8_t out[VAL_LEN], uint64_t i) { memcpy(out, &i, VAL_LEN); }
+
+static void gen_workload(void) {
+  size_t n = (size_t)W.n_keys;
+  W.keys = xmalloc(n * KEY_LEN);
+  W.absent = xmalloc(n * KEY_LEN);
+  W.order = xmalloc(n * sizeof *W.order);
+  W.b_order = xmalloc((size_t)W.n_reads * sizeof *W.b_order);
+  uint64_t s = 42;
+  for (size_t i = 0; i < n; i++) {
+    make_key(W.keys + i * KEY_LEN, i, SALT_KEY);
+    make_key(W.absent + i * KEY_LEN, i, SALT_ABSENT);
+    W.order[i] = (uint32_t)(splitmix64(&s) % n);
+  }
+  for (long i = 0; i < W.n_reads; i++) W.b_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_blocks);
+}
+
+static void block_hash(uint8_t out[32], long id) { make_key(out, (uint64_t)id, SALT_BLOCK); }
+
+/* Block `id`: level id + 1, incompressible contents that start with the id,
+ * JSON-like (compressible) metadata as a node's receipts. */
+static void gen_block(long id, uint8_t *contents, uint8_t *metadata) {
+  uint64_t s = (uint64_t)id ^ 0xC0FFEEULL;
+  uint64_t id64 = (uint64_t)id;
+  memcpy(contents, &id64, 8);
+  for (int i = 8; i < CONTENTS_LEN; i += 8) {
+    uint64_t x = splitmix64(&s);
+    memcpy(contents + i, &x, 8);
+  }
+  char receipt[160];
+  int len = snprintf(receipt, sizeof receipt,
+                     "{\"level\":%ld,\"balance_updates\":[{\"kind\":\"contract\",\"change\":\"%ld\"}]};",
+                     id + 1, id % 9973);
+  for (int at = 0; at < METADATA_LEN; at += len) {
+    int n = METADATA_LEN - at < len ? METADATA_LEN - at : len;
+    memcpy(metadata + at, receipt, (size_t)n);
+  }
+}
+
+static void block_pred(uint8_t out[32], long id) { block_hash(out, id > 0 ? id - 1 : -1); }
+
+/* LMDB/RocksDB value: level (LE), predecessor, contents, metadata. */
+static void serialize_block(uint8_t *out, long id) {
+  int32_t level = (int32_t)(id + 1);
+  memcpy(out, &level, 4);
+  block_pred(out + 4, id);
+  gen_block(id, out + 36, out + 36 + CONTENTS_LEN);
+}
+
+/* The cheap check done on every read: sizes, level and the id at the start
+ * of the contents; plus a full comparison every VERIFY_EVERY-th read. */
+static void verify_serialized(const uint8_t *v, size_t len, long id, long nth, uint8_t *scratch) {
+  int32_t level;
+  uint64_t got;
+  if (len != SER_LEN) die("block %ld: value of %zu bytes, want %d", id, len, SER_LEN);
+  memcpy(&level, v, 4);
+  memcpy(&got, v + 36, 8);
+  if (level != id + 1 || got != (uint64_t)id) die("block %ld: wrong level or contents", id);
+  if (nth % VERIFY_EVERY == 0) {
+    serialize_block(scratch, id);
+    if (memcmp(v, scratch, SER_LEN) != 0) die("block %ld: bytes differ from what was stored", id);
+  }
+}
+
+static void verify_tzs_block(const tzs_block *b, long id, long nth, uint8_t *scratch) {
+  uint64_t got;
+  uint8_t h[32];
+  if (b->contents.len != CONTENTS_LEN || !b->has_metadata || b->metadata.len != METADATA_LEN)
+    die("block %ld: wrong sizes (contents %zu, metadata %zu)", id, b->contents.len, b->metadata.len);
+  memcpy(&got, b->contents.ptr, 8);
+  block_hash(h, id);
+  if (b->level != id + 1 || got != (uint64_t)id || memcmp(b->hash, h, 32) != 0)
+    die("block %ld: wrong level, hash or contents", id);
+  if (nth % VERIFY_EVERY == 0) {
+    uint8_t pred[32];
+    gen_block(id, scratch, scratch + CONTENTS_LEN);
+    block_pred(pred, id);
+    if (memcmp(b->contents.ptr, scratch, CONTENTS_LEN) != 0 ||
+        memcmp(b->metadata.ptr, scratch + CONTENTS_LEN, METADATA_LEN) != 0 ||
+        memcmp(b->predecessor, pred, 32) != 0)
+      die("block %ld: bytes differ from what was stored", id);
+  }
+}
+
+static void check_value(const uint8_t *v, size_t len, uint64_t i) {
+  uint8_t want[VAL_LEN];
+  value_of(want, i);
+  if (len != VAL_LEN || memcmp(v, want, VAL_LEN) != 0) die("key %" PRIu64 ": wrong value", i);
+}
+
+/* ---------- error checks ---------- */
+
+static void mdb_ok(int rc, const char *what) {
+  if (rc != MDB_SUCCESS) die("LMDB %s: %s", what, mdb_strerror(rc));
+}
+
+static void rdb_ok(char **err, const char *what) {
+  if (*err) die("RocksDB %s: %s", what, *err);
+}
+
+static tzs_error *terr;
+
+static void tz_ok(tzs_status st, const char *what) {
+  if (st != TZS_OK) {
+    const char *msg = terr ? tzs_error_message(terr) : "";
+    fprintf(stderr, "compare: tzstore %s: %s %s\n", what, tzs_status_name(st), msg);
+    tzs_error_free(terr);
+    exit(1);
+  }
+}
+
+/* ---------- LMDB ---------- */
+
+static MDB_env *lmdb_open(const char *dir, MDB_dbi *dbi) {
+  MDB_env *env;
+  MDB_txn *txn;
+  mdb_ok(mdb_env_create(&env), "env_create");
+  mdb_ok(mdb_env_set_mapsize(env, (size_t)8 << 30), "set_mapsize");
+  /* Default flags: every commit syncs data and meta page. */
+  mdb_ok(mdb_env_open(env, dir, 0, 0644), "env_open");
+  mdb_ok(mdb_txn_begin(env, NULL, 0, &txn), "txn_begin");
+  mdb_ok(mdb_dbi_open(txn, NULL, 0, dbi), "dbi_open");
+  mdb_ok(mdb_txn_commit(txn), "commit");
+  return env;
+}
+
+static void lmdb_index(const char *dir, result_t *r) {
+  MDB_dbi dbi;
+  MDB_env *env = lmdb_open(dir, &dbi);
+  MDB_txn *txn;
+  uint8_t v[VAL_LEN];
+
+  uint64_t t0 = now_ns();
+  for (long b = 0; b < W.n_keys; b += BATCH) {
+    mdb_ok(mdb_txn_begin(env, NULL, 0, &txn), "txn_begin");
+    for (long i = b; i < b + BATCH && i < W.n_keys; i++) {
+      MDB_val k = {KEY_LEN, W.keys + i * KEY_LEN};
+      value_of(v, (uint64_t)i);
+      MDB_val d = {VAL_LEN, v};
+      mdb_ok(mdb_put(txn, dbi, &k, &d, 0), "put");
+    }
+    mdb_ok(mdb_txn_commit(txn), "commit");
+  }
+  r->inserts_per_s = (double)W.n_keys / secs_since(t0);
+  r->settle_s = 0;
+  MDB_stat st;
+  mdb_ok(mdb_env_stat(env, &st), "env_stat");
+  if ((long)st.ms_entries != W.n_keys) die("LMDB holds %zu keys, want %ld", st.ms_entries, W.n_keys);
+  r->index_bytes = disk_usage(dir);
+
+  /* One read transaction, reset and renewed every BATCH lookups. */
+  for (int absent = 0; absent < 2; absent++) {
+    mdb_ok(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+    t0 = now_ns();
+    for (long n = 0; n < W.n_keys; n++) {
+      if (n > 0 && n % BATCH == 0) {
+        mdb_txn_reset(txn);
+        mdb_ok(mdb_txn_renew(txn), "txn_renew");
+      }
+      uint32_t i = W.order[n];
+      MDB_val k = {KEY_LEN, (absent ? W.absent : W.keys) + (size_t)i * KEY_LEN}, d;
+      int rc = mdb_get(txn, dbi, &k, &d);
+      if (absent) {
+        if (rc != MDB_NOTFOUND) die("LMDB: absent key found (rc %d)", rc);
+      } else {
+        mdb_ok(rc, "get");
+        check_value(d.mv_data, d.mv_size, i);
+      }
+    }
+    double rate = (double)W.n_keys / secs_since(t0);
+    mdb_txn_abort(txn);
+    if (absent) r->misses_per_s = rate;
+    else r->hits_per_s = rate;
+  }
+  mdb_env_close(env);
+}
+
+/* ---------- RocksDB ---------- */
+
+typedef struct {
+  rocksdb_t *db;
+  rocksdb_options_t *opts;
+  rocksdb_block_based_table_options_t *table;
+  rocksdb_cache_t *cache;
+  rocksdb_writeoptions_t *wo;
+  rocksdb_readoptions_t *ro;
+} rocks_t;
+
+static void rocks_open(rocks_t *x, const char *dir) {
+  char *err = NULL;
+  x->opts = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(x->opts, 1);
+  rocksdb_options_increase_parallelism(x->opts, 2);
+  x->table = rocksdb_block_based_options_create();
+  /* The table options own the filter policy once it is set. */
+  rocksdb_block_based_options_set_filter_policy(x->table, rocksdb_filterpolicy_create_bloom_full(10));
+  x->cache = rocksdb_cache_create_lru((size_t)64 << 20);
+  rocksdb_block_based_options_set_block_cache(x->table, x->cache);
+  rocksdb_options_set_block_based_table_factory(x->opts, x->table);
+  x->db = rocksdb_open(x->opts, dir, &err);
+  rdb_ok(&err, "open");
+  x->wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(x->wo, 1);
+  x->ro = rocksdb_readoptions_create();
+}
+
+static void rocks_close(rocks_t *x) {
+  rocksdb_close(x->db);
+  rocksdb_writeoptions_destroy(x->wo);
+  rocksdb_readoptions_destroy(x->ro);
+  rocksdb_block_based_options_destroy(x->table);
+  rocksdb_cache_destroy(x->cache);
+  rocksdb_options_destroy(x->opts);
+}
+
+static void rocks_index(const char *dir, result_t *r) {
+  rocks_t x;
+  char *err = NULL;
+  uint8_t v[VAL_LEN];
+  rocks_open(&x, dir);
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+
+  uint64_t t0 = now_ns();
+  for (long b = 0; b < W.n_keys; b += BATCH) {
+    rocksdb_writebatch_clear(wb);
+    for (long i = b; i < b + BATCH && i < W.n_keys; i++) {
+      value_of(v, (uint64_t)i);
+      rocksdb_writebatch_put(wb, (const char *)W.keys + i * KEY_LEN, KEY_LEN, (const char *)v, VAL_LEN);
+    }
+    rocksdb_write(x.db, x.wo, wb, &err);
+    rdb_ok(&err, "write batch");
+  }
+  r->inserts_per_s = (double)W.n_keys / secs_since(t0);
+  rocksdb_writebatch_destroy(wb);
+
+  /* Its best steady state for reads: memtable flushed, fully compacted. */
+  t0 = now_ns();
+  rocksdb_compact_range(x.db, NULL, 0, NULL, 0);
+  r->settle_s = secs_since(t0);
+  r->index_bytes = disk_usage(dir);
+
+  for (int absent = 0; absent < 2; absent++) {
+    t0 = now_ns();
+    for (long n = 0; n < W.n_keys; n++) {
+      uint32_t i = W.order[n];
+      size_t len;
+      const char *k = (const char *)(absent ? W.absent : W.keys) + (size_t)i * KEY_LEN;
+      char *got = rocksdb_get(x.db, x.ro, k, KEY_LEN, &len, &err);
+      rdb_ok(&err, "get");
+      if (absent) {
+        if (got) die("RocksDB: absent key found");
+      } else {
+        if (!got) die("RocksDB: key %u missing", i);
+        check_value((const uint8_t *)got, len, i);
+        rocksdb_free(got);
+      }
+    }
+    double rate = (double)W.n_keys / secs_since(t0);
+    if (absent) r->misses_per_s = rate;
+    else r->hits_per_s = rate;
+  }
+  rocks_close(&x);
+}
+
+/* ---------- tzstore ---------- */
+
+static void tzs_index_bench(const char *dir, result_t *r) {
+  tzs_index *ix;
+  uint8_t v[VAL_LEN];
+  tz_ok(tzs_index_open(dir, KEY_LEN, VAL_LEN, 0, 0, &ix, &terr), "index_open");
+
+  uint64_t t0 = now_ns();
+  for (long b = 0; b < W.n_keys; b += BATCH) {
+    for (long i = b; i < b + BATCH && i < W.n_keys; i++) {
+      value_of(v, (uint64_t)i);
+      tz_ok(tzs_index_add(ix, W.keys + i * KEY_LEN, KEY_LEN, v, VAL_LEN, false, &terr), "index_add");
+    }
+    tz_ok(tzs_index_flush(ix, &terr), "index_flush");
+  }
+  r->inserts_per_s = (double)W.n_keys / secs_since(t0);
+  t0 = now_ns();
+  tz_ok(tzs_index_await_merge(ix, &terr), "index_await_merge");
+  r->settle_s = secs_since(t0);
+  if ((long)tzs_index_len(ix) != W.n_keys) die("tzstore index holds %" PRIu64 " keys", tzs_index_len(ix));
+  r->index_bytes = disk_usage(dir);
+
+  for (int absent = 0; absent < 2; absent++) {
+    t0 = now_ns();
+    for (long n = 0; n < W.n_keys; n++) {
+      uint32_t i = W.order[n];
+      const uint8_t *k = (absent ? W.absent : W.keys) + (size_t)i * KEY_LEN;
+      tzs_status st = tzs_index_find(ix, k, KEY_LEN, v, VAL_LEN, &terr);
+      if (absent) {
+        if (st == TZS_OK) die("tzstore: absent key found");
+        if (st != TZS_NOT_FOUND) tz_ok(st, "index_find (absent key)");
+      } else {
+        tz_ok(st, "index_find");
+        check_value(v, VAL_LEN, i);
+      }
+    }
+    double rate = (double)W.n_keys / secs_since(t0);
+    if (absent) r->misses_per_s = rate;
+    else r->hits_per_s = rate;
+  }
+  tzs_index_close(ix);
+}
+
+/* A tzs_block input pointing at the caller's buffers. */
+static tzs_block block_input(long id, uint8_t *contents, uint8_t *metadata) {
+  tzs_block b;
+  memset(&b, 0, sizeof b);
+  block_hash(b.hash, id);
+  block_pred(b.predecessor, id);
+  b.level = (int32_t)(id + 1);
+  gen_block(id, contents, metadata);
+  b.contents.ptr = contents;
+  b.contents.len = CONTENTS_LEN;
+  b.has_metadata = true;
+  b.metadata.ptr = metadata;
+  b.metadata.len = METADATA_LEN;
+  return b;
+}
+
+/* Predecessor list of block `id` in a linear chain: entry k is the
+ * 2^k-th ancestor, while it exists. Returns the number of entries. */
+static size_t chain_preds(uint8_t *preds, long id) {
+  size_t n = 0;
+  while (n < MAX_PREDS && (1L << n) <= id) {
+    block_hash(preds + 32 * n, id - (1L << n));
+    n++;
+  }
+  return n;
+}
+
+/* ---------- workloads 3 and 4: blocks, all engines interleaved ---------- */
+
+/* The four block stores, open at once so that appends can be interleaved:
+ * block i goes to every engine before block i + 1, so a burst of I/O from
+ * the machine's other tenants slows every engine alike. */
+typedef struct {
+  char dir[N_ENGINES][4096];
+  MDB_env *env;
+  MDB_dbi dbi;
+  rocks_t rocks;
+  tzs_floating *fl;
+  tzs_block_store *bs;
+} blocks_t;
+
+static void blocks_open(blocks_t *x, const char *root) {
+  static const char *names[N_ENGINES] = {"lmdb-blocks", "rocksdb-blocks", "tzstore-floating", "tzstore-block-store"};
+  for (int e = 0; e < N_ENGINES; e++) subdir(x->dir[e], sizeof x->dir[e], root, names[e]);
+  x->env = lmdb_open(x->dir[E_LMDB], &x->dbi);
+  rocks_open(&x->rocks, x->dir[E_ROCKS]);
+  tz_ok(tzs_floating_open(x->dir[E_TZS], TZS_FLOATING_RW, 0, &x->fl, &terr), "floating_open");
+  tzs_block_store_options o = tzs_block_store_options_default();
+  tz_ok(tzs_block_store_open(x->dir[E_TZS_BS], &o, &x->bs, &terr), "block_store_open");
+}
+
+static void blocks_close(blocks_t *x) {
+  if ((long)tzs_floating_len(x->fl) != W.n_blocks)
+    die("floating store holds %" PRIu64 " blocks", tzs_floating_len(x->fl));
+  mdb_env_close(x->env);
+  rocks_close(&x->rocks);
+  tzs_floating_close(x->fl);
+  tzs_block_store_close(x->bs);
+}
+
+/* Stores a block durably in engine `e` (`ser` is its LMDB/RocksDB value); returns the call's duration. */
+static uint64_t block_append(blocks_t *x, int e, const uint8_t *ser, const tzs_block *b, const uint8_t *preds,
+                             size_t n_preds) {
+  char *err = NULL;
+  MDB_txn *txn;
+  uint64_t t0 = now_ns();
+  switch (e) {
+  case E_LMDB: {
+    MDB_val k = {32, (void *)b->hash}, d = {SER_LEN, (void *)ser};
+    mdb_ok(mdb_txn_begin(x->env, NULL, 0, &txn), "txn_begin");
+    mdb_ok(mdb_put(txn, x->dbi, &k, &d, 0), "put");
+    mdb_ok(mdb_txn_commit(txn), "commit");
+    break;
+  }
+  case E_ROCKS:
+    rocksdb_put(x->rocks.db, x->rocks.wo, (const char *)b->hash, 32, (const char *)ser, SER_LEN, &err);
+    rdb_ok(&err, "put");
+    break;
+  case E_TZS:
+    tz_ok(tzs_floating_append(x->fl, b, preds, n_preds, true, &terr), "floating_append");
+    break;
+  default:
+    tz_ok(tzs_block_store_store(x->bs, b, &terr), "block_store_store");
+  }
+  return now_ns() - t0;
+}
+
+/* Reads and checks block W.b_order[from..to) from engine `e`. */
+static void block_reads(blocks_t *x, int e, long from, long to, uint8_t *scratch) {
+  char *err = NULL;
+  MDB_txn *txn = NULL;
+  uint8_t h[32];
+  if (e == E_LMDB) mdb_ok(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+  for (long n = from; n < to; n++) {
+    long id = W.b_order[n];
+    block_hash(h, id);
+    if (e == E_LMDB) {
+      MDB_val k = {32, h}, d;
+      mdb_ok(mdb_get(txn, x->dbi, &k, &d), "get block");
+      verify_serialized(d.mv_data, d.mv_size, id, n, scratch);
+    } else if (e == E_ROCKS) {
+      size_t len;
+      char *got = rocksdb_get(x->rocks.db, x->rocks.ro, (const char *)h, 32, &len, &err);
+      rdb_ok(&err, "get block");
+      if (!got) die("RocksDB: block %ld missing", id);
+      verify_serialized((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_free(got);
+    } else {
+      tzs_block out;
+      memset(&out, 0, sizeof out);
+      if (e == E_TZS) tz_ok(tzs_floating_read_block(x->fl, h, &out, &terr), "floating_read_block");
+      else tz_ok(tzs_block_store_read(x->bs, h, 0, true, &out, &terr), "block_store_read");
+      verify_tzs_block(&out, id, n, scratch);
+      tzs_block_free(&out);
+    }
+  }
+  if (txn) mdb_txn_abort(txn);
+}
+
+static void blocks_bench(const char *root, result_t *res) {
+  blocks_t x;
+  uint8_t *ser = xmalloc(SER_LEN), *scratch = xmalloc(SER_LEN), preds[32 * MAX_PREDS];
+  uint8_t *contents = xmalloc(CONTENTS_LEN), *metadata = xmalloc(METADATA_LEN);
+  uint64_t *lat[N_ENGINES];
+  double read_s[N_ENGINES] = {0};
+  for (int e = 0; e < N_ENGINES; e++) lat[e] = xmalloc((size_t)W.n_blocks * sizeof *lat[e]);
+  sync();
+  blocks_open(&x, root);
+
+  fprintf(stderr, "%-20s ...", "blocks: appends");
+  uint64_t t0 = now_ns();
+  for (long id = 0; id < W.n_blocks; id++) {
+    serialize_block(ser, id);
+    tzs_block b = block_input(id, contents, metadata);
+    size_t n_preds = chain_preds(preds, id);
+    /* The engine that goes first rotates, so none always follows another. */
+    for (int k = 0; k < N_ENGINES; k++) {
+      int e = (int)((id + k) % N_ENGINES);
+      lat[e][id] = block_append(&x, e, ser, &b, preds, n_preds);
+    }
+  }
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+  for (int e = 0; e < N_ENGINES; e++) {
+    result_t *r = &res[e];
+    r->appends_per_s = latency_stats(lat[e], W.n_blocks, &r->append_p50_us, &r->append_p99_us);
+    r->blocks_bytes = disk_usage(x.dir[e]);
+  }
+
+  /* Reads in rounds of BATCH per engine, for the same reason. */
+  fprintf(stderr, "%-20s ...", "blocks: reads");
+  t0 = now_ns();
+  for (long from = 0; from < W.n_reads; from += BATCH) {
+    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
+    for (int e = 0; e < N_ENGINES; e++) {
+      uint64_t r0 = now_ns();
+      block_reads(&x, e, from, to, scratch);
+      read_s[e] += secs_since(r0);
+    }
+  }
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+  for (int e = 0; e < N_ENGINES; e++) res[e].reads_per_s = (double)W.n_reads / read_s[e];
+
+  blocks_close(&x);
+  for (int e = 0; e < N_ENGINES; e++) free(lat[e]);
+  free(ser);
+  free(scratch);
+  free(contents);
+  free(metadata);
+}
+
+/* ---------- report ---------- */
+
+static void print_engine(int e, const result_t *r) {
+  printf("%-20s", ENGINE_NAMES[e]);
+  if (r->inserts_per_s >= 0)
+    printf(" inserts %.0f/s (settle %.2f s, %.1f MB on disk), hits %.0f/s, misses %.0f/s;", r->inserts_per_s,
+           r->settle_s, r->index_bytes / 1e6, r->hits_per_s, r->misses_per_s);
+  if (r->appends_per_s >= 0)
+    printf(" appends %.0f/s (p50 %.0f us, p99 %.0f us, %.1f MB on disk), reads %.0f/s", r->appends_per_s,
+           r->append_p50_us, r->append_p99_us, r->blocks_bytes / 1e6, r->reads_per_s);
+  printf("\n");
+  fflush(stdout);
+}
+
+static void fmt_cell(char *out, size_t n, double v, const char *fmt) {
+  if (v < 0) snprintf(out, n, "—");
+  else snprintf(out, n, fmt, v);
+}
+
+/* One table row: the four engines' values, then tzstore's advantage over
+ * the best of LMDB and RocksDB (> 1 = tzstore better), per tzstore column. */
+static void row(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
+                bool lower_is_better) {
+  double v[N_ENGINES];
+  char cell[64];
+  printf("| %s |", name);
+  for (int e = 0; e < N_ENGINES; e++) {
+    v[e] = *(const double *)((const char *)&res[e] + off);
+    fmt_cell(cell, sizeof cell, v[e] < 0 ? v[e] : v[e] / scale, fmt);
+    printf(" %s |", cell);
+  }
+  double best = lower_is_better ? (v[E_LMDB] < v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS])
+                                : (v[E_LMDB] > v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS]);
+  printf(" ");
+  for (int e = E_TZS; e < N_ENGINES; e++) {
+    if (v[e] < 0) continue;
+    double ratio = lower_is_better ? best / v[e] : v[e] / best;
+    printf("%s%.2fx", e == E_TZS ? "" : " / ", ratio);
+  }
+  printf(" |\n");
+}
+
+static void print_table(const result_t *res) {
+  printf("\n| workload | LMDB | RocksDB | tzstore | tzstore block store | tzstore vs best other |\n");
+  printf("|---|---:|---:|---:|---:|---:|\n");
+  char name[128];
+  snprintf(name, sizeof name, "1. durable inserts, %ld keys, commit per %d (inserts/s)", W.n_keys, BATCH);
+  row(name, res, offsetof(result_t, inserts_per_s), "%.0f", 1, false);
+  row("2. lookups, present keys (lookups/s)", res, offsetof(result_t, hits_per_s), "%.0f", 1, false);
+  row("2. lookups, absent keys (lookups/s)", res, offsetof(result_t, misses_per_s), "%.0f", 1, false);
+  row("1. bytes on disk after (1) (MB)", res, offsetof(result_t, index_bytes), "%.1f", 1e6, true);
+  snprintf(name, sizeof name, "3. durable block appends, %ld x 10 KiB (blocks/s)", W.n_blocks);
+  row(name, res, offsetof(result_t, appends_per_s), "%.0f", 1, false);
+  row("3. append latency p50 (µs)", res, offsetof(result_t, append_p50_us), "%.0f", 1, true);
+  row("3. append latency p99 (µs)", res, offsetof(result_t, append_p99_us), "%.0f", 1, true);
+  row("3. bytes on disk after (3) (MB)", res, offsetof(result_t, blocks_bytes), "%.1f", 1e6, true);
+  snprintf(name, sizeof name, "4. block reads by hash, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, reads_per_s), "%.0f", 1, false);
+  printf("\n\"tzstore vs best other\": tzstore's figure against the better of LMDB and RocksDB,\n"
+         "> 1 means tzstore is better (faster, lower latency or smaller); for block workloads\n"
+         "the floating store first, then the block store.\n");
+}
+
+/* Runs one engine's workloads in a fresh subdirectory `name` of `root`,
+ * after a `sync()` so the previous engine's writeback does not land in
+ * this one's fsyncs. */
+static void run(const char *root, const char *name, void (*bench)(const char *, result_t *), result_t *r) {
+  char dir[4096];
+  sync();
+  subdir(dir, sizeof dir, root, name);
+  fprintf(stderr, "%-20s ...", name);
+  uint64_t t0 = now_ns();
+  bench(dir, r);
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+}
+
+static long arg_long(int argc, char **argv, int i, long dflt) {
+  if (argc <= i) return dflt;
+  char *end;
+  long v = strtol(argv[i], &end, 10);
+  if (*end || v <= 0 || v > 100000000) die("bad count '%s'", argv[i]);
+  return v;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) die("usage: compare DIR [N_KEYS [N_BLOCKS [N_READS]]]");
+  const char *root = argv[1];
+  W.n_keys = arg_long(argc, argv, 2, 1000000);
+  W.n_blocks = arg_long(argc, argv, 3, 20000);
+  W.n_reads = arg_long(argc, argv, 4, 100000);
+
+  int lmaj, lmin, lpatch;
+  mdb_version(&lmaj, &lmin, &lpatch);
+  printf("tzstore %s, LMDB %d.%d.%d, RocksDB (librocksdb C API); dir %s\n", tzs_version(), lmaj, lmin, lpatch,
+         root);
+  printf("keys %ld, blocks %ld, block reads %ld\n", W.n_keys, W.n_blocks, W.n_reads);
+  print_loadavg("start");
+  uint64_t start = now_ns();
+  gen_workload();
+
+  result_t res[N_ENGINES];
+  for (int e = 0; e < N_ENGINES; e++)
+    for (size_t k = 0; k < sizeof(result_t) / sizeof(double); k++) ((double *)&res[e])[k] = -1;
+
+  run(root, "lmdb-index", lmdb_index, &res[E_LMDB]);
+  run(root, "rocksdb-index", rocks_index, &res[E_ROCKS]);
+  run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
+  blocks_bench(root, res);
+
+  printf("\n");
+  for (int e = 0; e < N_ENGINES; e++) print_engine(e, &res[e]);
+  print_table(res);
+  printf("\ntotal %.1f s\n", secs_since(start));
+  print_loadavg("end");
+  free(W.keys);
+  free(W.absent);
+  free(W.order);
+  free(W.b_order);
+  return 0;
+}

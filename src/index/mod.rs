@@ -16,7 +16,10 @@
 //! table (module `hash`). When that table holds more than `log_size` entries it
 //! is frozen and merged with the data file on the worker pool into a new
 //! data file of the next generation, renamed over `data`; reads (log table,
-//! then frozen table, then data) and writes continue meanwhile. Read-only
+//! then frozen table, then data) and writes continue meanwhile, until the new
+//! log table is full too: a write then waits for the running merge (mirage's
+//! `Block_writes` throttle), so memory holds at most two log tables whatever
+//! the size of the data. Read-only
 //! instances (other processes) replay the same files and pick up new data
 //! with [`Index::sync`].
 //!
@@ -343,7 +346,9 @@ impl Index {
     }
 
     /// Binds `key` to `value` (inserting or replacing). With `flush` the
-    /// binding (and everything added before) is durable on return.
+    /// binding (and everything added before) is durable on return. Waits
+    /// for the running merge only when the log table is full again (see
+    /// the module documentation).
     pub fn add(&self, key: &[u8], value: &[u8], flush: bool) -> Result<()> {
         self.inner.check_write("add")?;
         self.inner.check_key(key)?;
@@ -395,6 +400,18 @@ impl Index {
     fn write(&self, key: &[u8], stored: &[u8], flush: bool) -> Result<()> {
         let h = key_hash(key);
         let mut st = self.inner.state.write();
+        if st.frozen.is_some() && st.active.len() as u64 > self.inner.log_size {
+            // The log table is full again while the previous one is still
+            // being merged: wait for that merge (mirage's `Block_writes`
+            // throttle), so memory holds at most two log tables.
+            drop(st);
+            let running = self.inner.merge.lock().clone();
+            if let Some(h) = running {
+                // Its error, if any, is reported by the next call.
+                let _ = h.wait();
+            }
+            st = self.inner.state.write();
+        }
         let Some(w) = st.writer.as_mut() else {
             return Err(Error::ReadOnly(format!(
                 "index {} is read-only",

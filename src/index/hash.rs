@@ -35,8 +35,25 @@ pub(crate) struct Table {
     shift: u32,
     chunks: Vec<AnonVec<u8>>,
     len: usize,
-    /// 0 = empty, otherwise entry index + 1; at most half full.
+    /// At most half full. 0 = empty, otherwise `tag << idx_bits | index +
+    /// 1`, where the tag is the top bits of the key's hash: a probe reads
+    /// the record (a likely cache miss) only when the tag matches.
     slots: AnonVec<u32>,
+    /// log2 of the slot count: wide enough for `index + 1`, since the table
+    /// holds at most half as many entries as slots.
+    idx_bits: u32,
+}
+
+/// `tag << idx_bits | index + 1` for the hash `h`.
+#[inline]
+fn slot_value(h: u64, idx_bits: u32, index: usize) -> u32 {
+    let tag_bits = u32::BITS - idx_bits;
+    let tag = if tag_bits == 0 {
+        0
+    } else {
+        (h >> (u64::BITS - tag_bits)) as u32
+    };
+    tag.checked_shl(idx_bits).unwrap_or(0) | (index as u32 + 1)
 }
 
 impl Table {
@@ -50,6 +67,7 @@ impl Table {
             chunks: Vec::new(),
             len: 0,
             slots: AnonVec::zeroed(16),
+            idx_bits: 4,
         }
     }
 
@@ -83,15 +101,20 @@ impl Table {
     fn probe(&self, h: u64, key: &[u8]) -> (usize, Option<usize>) {
         let slots = &self.slots;
         let mask = slots.len() - 1;
+        let index_mask = u32::MAX >> (u32::BITS - self.idx_bits);
+        // The value the slot would hold for index 0, minus that index.
+        let want_tag = slot_value(h, self.idx_bits, 0) & !index_mask;
         let mut s = (h as usize) & mask;
         loop {
             let v = slots[s];
             if v == 0 {
                 return (s, None);
             }
-            let i = (v - 1) as usize;
-            if &self.record(i)[..self.ksize] == key {
-                return (s, Some(i));
+            if v & !index_mask == want_tag {
+                let i = ((v & index_mask) - 1) as usize;
+                if &self.record(i)[..self.ksize] == key {
+                    return (s, Some(i));
+                }
             }
             s = (s + 1) & mask;
         }
@@ -130,7 +153,7 @@ impl Table {
         r[..ksize].copy_from_slice(key);
         r[ksize..].copy_from_slice(value);
         self.len += 1;
-        self.slots[slot] = self.len as u32;
+        self.slots[slot] = slot_value(h, self.idx_bits, i);
         None
     }
 
@@ -140,15 +163,18 @@ impl Table {
         // one slot array is ever resident.
         drop(std::mem::replace(&mut self.slots, AnonVec::zeroed(0)));
         let mut slots = AnonVec::<u32>::zeroed(n);
+        let idx_bits = n.trailing_zeros();
         let mask = n - 1;
         for i in 0..self.len {
-            let mut s = (key_hash(&self.record(i)[..self.ksize]) as usize) & mask;
+            let h = key_hash(&self.record(i)[..self.ksize]);
+            let mut s = (h as usize) & mask;
             while slots[s] != 0 {
                 s = (s + 1) & mask;
             }
-            slots[s] = i as u32 + 1;
+            slots[s] = slot_value(h, idx_bits, i);
         }
         self.slots = slots;
+        self.idx_bits = idx_bits;
     }
 
     /// The `i`-th entry in insertion order, as `(key, value)`.

@@ -167,9 +167,20 @@ impl State {
 
     /// Records `key -> v` (on-disk form) in the log table, keeping `len`.
     fn apply(&mut self, h: u64, key: &[u8], v: &[u8]) {
-        let was = self.lookup(h, key).is_some_and(|old| self.live(old));
         let is = self.live(v);
-        self.active.insert(h, key, v);
+        // One probe of the log table both replaces and tells what was there.
+        let was = match self.active.insert(h, key, v) {
+            Some(tag) => !self.removable || tag == Some(1),
+            None => {
+                let older = match &self.frozen {
+                    Some(f) => f.table.get(h, key),
+                    None => None,
+                };
+                older
+                    .or_else(|| self.data.find(h, key))
+                    .is_some_and(|old| self.live(old))
+            }
+        };
         match (was, is) {
             (false, true) => self.len += 1,
             (true, false) => self.len -= 1,

@@ -26,6 +26,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::anon;
 use crate::io::{FileSystem, Mapped, OpenMode};
 
 const MAGIC: &[u8; 8] = b"TZSIDXD2";
@@ -287,6 +288,18 @@ impl DataFile {
         }
     }
 
+    /// The hashes of entries `from..to`, as stored.
+    pub(crate) fn hashes_bytes(&self, from: u64, to: u64) -> &[u8] {
+        let at = |i: u64| self.hashes_off + i as usize * 8;
+        self.map.get(at(from)..at(to)).unwrap_or(&[])
+    }
+
+    /// Entries `from..to`, as stored (`key | value` each).
+    pub(crate) fn entries_bytes(&self, from: u64, to: u64) -> &[u8] {
+        let at = |i: u64| self.entries_off + i as usize * (self.ksize + self.vsize);
+        self.map.get(at(from)..at(to)).unwrap_or(&[])
+    }
+
     /// The hash of entry `i`.
     #[inline]
     pub(crate) fn hash(&self, i: u64) -> u64 {
@@ -323,7 +336,9 @@ impl DataFile {
         // when the key is present it is usually that entry or a neighbour,
         // and the two memory reads then overlap instead of following each
         // other.
-        std::hint::black_box(map.get(self.entries_off + i as usize * es).copied());
+        if let Some(e) = map.get(self.entries_off + i as usize * es..) {
+            anon::prefetch(e);
+        }
         // `i` becomes the first index of the bucket whose hash is >= h.
         if hash_at(i) < h {
             i += 1;

@@ -11,18 +11,20 @@
 //! and the directory fsynced, so a crash leaves either the old data or the
 //! new one (a leftover temporary is removed at the next read-write open).
 
-use std::cmp::Ordering;
 use std::path::Path;
 
 use super::data::{self, DataFile, Header};
 use super::hash::{Table, key_hash};
 use crate::error::{Error, Result};
-use crate::io::anon::AnonVec;
+use crate::io::anon::{self, AnonVec};
 use crate::io::{FileHandle, FileSystem, OpenMode, atomic};
 
 /// Bytes buffered before each write of the entries section (the other
 /// sections use smaller buffers, in proportion to their size).
 const CHUNK: usize = 1 << 20;
+
+/// How many frozen entries ahead the join starts loading.
+const PREFETCH: usize = 16;
 
 /// A buffered writer of one section, keeping the section's CRC.
 struct Out<'a> {
@@ -46,6 +48,16 @@ impl<'a> Out<'a> {
 
     #[inline]
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() >= self.cap {
+            // A long run of old entries: written straight from the mapping,
+            // in pieces, never gathered on the heap.
+            self.write()?;
+            for piece in bytes.chunks(self.cap) {
+                self.buf.extend_from_slice(piece);
+                self.write()?;
+            }
+            return Ok(());
+        }
         self.buf.extend_from_slice(bytes);
         if self.buf.len() >= self.cap {
             self.write()?;
@@ -67,12 +79,12 @@ impl<'a> Out<'a> {
     }
 }
 
-/// One binding of the merged sequence: entry `i` of the old data file, or
-/// entry `i` (insertion order) of the frozen table.
+/// A piece of the merged sequence: old data entries `from..to` (copied as
+/// they are), or one frozen table entry (its hash and insertion index).
 #[derive(Clone, Copy)]
 enum Src {
-    Old(u64),
-    New(usize),
+    Old { from: u64, to: u64 },
+    New { hash: u64, idx: usize },
 }
 
 /// The frozen table's entry indices in `(hash, key)` order. Each entry is
@@ -109,60 +121,51 @@ fn sorted_order(frozen: &Table) -> (AnonVec<u64>, u64) {
     (order, idx_mask)
 }
 
-/// Calls `emit(hash, source)` for every binding of `old ∪ frozen` in
-/// `(hash, key)` order; on equal keys only the frozen one (newer) is given.
+/// Calls `emit` for the pieces of `old ∪ frozen` in `(hash, key)` order;
+/// on equal keys only the frozen entry (newer) is given. Old entries come
+/// in runs between two frozen entries, so they are copied in bulk.
 fn join(
     old: &DataFile,
     frozen: &Table,
     order: &[u64],
     idx_mask: u64,
-    mut emit: impl FnMut(u64, Src) -> Result<()>,
+    mut emit: impl FnMut(Src) -> Result<()>,
 ) -> Result<()> {
-    let (mut i, mut j) = (0u64, 0usize);
+    let mut i = 0u64;
     let count = old.count();
-    // The frozen head, hashed once per entry.
-    let head = |j: usize| {
-        order.get(j).map(|&p| {
-            let idx = (p & idx_mask) as usize;
-            let k = frozen.entry(idx).map_or(&[][..], |(k, _)| k);
-            (key_hash(k), k, idx)
-        })
-    };
-    let mut new = head(0);
-    loop {
-        let oh = (i < count).then(|| old.hash(i));
-        match (oh, new) {
-            (None, None) => return Ok(()),
-            (Some(oh), None) => {
-                emit(oh, Src::Old(i))?;
-                i += 1;
-            }
-            (None, Some((nh, _, idx))) => {
-                emit(nh, Src::New(idx))?;
-                j += 1;
-                new = head(j);
-            }
-            (Some(oh), Some((nh, nk, idx))) => {
-                match oh.cmp(&nh).then_with(|| old.entry(i).0.cmp(nk)) {
-                    Ordering::Less => {
-                        emit(oh, Src::Old(i))?;
-                        i += 1;
-                    }
-                    Ordering::Greater => {
-                        emit(nh, Src::New(idx))?;
-                        j += 1;
-                        new = head(j);
-                    }
-                    Ordering::Equal => {
-                        emit(nh, Src::New(idx))?;
-                        i += 1;
-                        j += 1;
-                        new = head(j);
-                    }
-                }
-            }
+    for (j, &p) in order.iter().enumerate() {
+        // The frozen entries are read in hash order, i.e. at random places
+        // of the table: start loading one a few steps ahead so the misses
+        // overlap instead of following each other.
+        if let Some((k, _)) = order
+            .get(j + PREFETCH)
+            .and_then(|&ahead| frozen.entry((ahead & idx_mask) as usize))
+        {
+            anon::prefetch(k);
         }
+        let idx = (p & idx_mask) as usize;
+        let nk = frozen.entry(idx).map_or(&[][..], |(k, _)| k);
+        let nh = key_hash(nk);
+        let mut end = i;
+        while end < count && old.hash(end) < nh {
+            end += 1;
+        }
+        while end < count && old.hash(end) == nh && old.entry(end).0 < nk {
+            end += 1;
+        }
+        if end > i {
+            emit(Src::Old { from: i, to: end })?;
+            i = end;
+        }
+        if i < count && old.hash(i) == nh && old.entry(i).0 == nk {
+            i += 1; // replaced by the frozen entry
+        }
+        emit(Src::New { hash: nh, idx })?;
     }
+    if i < count {
+        emit(Src::Old { from: i, to: count })?;
+    }
+    Ok(())
 }
 
 /// Writes `old ∪ frozen` (frozen wins; removable tombstones dropped) as
@@ -189,12 +192,11 @@ pub(crate) fn write(
     let (order, idx_mask) = sorted_order(frozen);
 
     let mut count = 0u64;
-    join(old, frozen, &order, idx_mask, |_, src| {
-        if let Src::Old(_) = src {
-            count += 1;
-        } else if let Src::New(idx) = src {
-            count += u64::from(new_live(idx));
-        }
+    join(old, frozen, &order, idx_mask, |src| {
+        count += match src {
+            Src::Old { from, to } => to - from,
+            Src::New { idx, .. } => u64::from(new_live(idx)),
+        };
         Ok(())
     })?;
 
@@ -214,25 +216,35 @@ pub(crate) fn write(
         // The next fan-out slot to write: slots up to an entry's bucket
         // point at the first entry of a bucket at or after theirs.
         let mut next_bucket = 0usize;
-        join(old, frozen, &order, idx_mask, |h, src| {
-            let (k, v) = match src {
-                Src::Old(i) => old.entry(i),
-                Src::New(idx) => {
-                    if !new_live(idx) {
-                        return Ok(());
+        join(old, frozen, &order, idx_mask, |src| {
+            match src {
+                Src::Old { from, to } => {
+                    for i in from..to {
+                        let b = data::bucket(old.hash(i), fan_bits);
+                        while next_bucket <= b {
+                            fan.push(&(written + i - from).to_le_bytes())?;
+                            next_bucket += 1;
+                        }
                     }
-                    frozen.entry(idx).unwrap_or((&[][..], &[][..]))
+                    hashes.push(old.hashes_bytes(from, to))?;
+                    entries.push(old.entries_bytes(from, to))?;
+                    written += to - from;
                 }
-            };
-            let b = data::bucket(h, fan_bits);
-            while next_bucket <= b {
-                fan.push(&written.to_le_bytes())?;
-                next_bucket += 1;
+                Src::New { hash, idx } => {
+                    let Some((k, v)) = frozen.entry(idx).filter(|_| new_live(idx)) else {
+                        return Ok(());
+                    };
+                    let b = data::bucket(hash, fan_bits);
+                    while next_bucket <= b {
+                        fan.push(&written.to_le_bytes())?;
+                        next_bucket += 1;
+                    }
+                    hashes.push(&hash.to_le_bytes())?;
+                    entries.push(k)?;
+                    entries.push(v)?;
+                    written += 1;
+                }
             }
-            hashes.push(&h.to_le_bytes())?;
-            entries.push(k)?;
-            entries.push(v)?;
-            written += 1;
             Ok(())
         })?;
         if written != count {
@@ -342,6 +354,38 @@ mod tests {
         assert!(refused(&bad));
         std::fs::write(&path, &good).unwrap();
         assert!(DataFile::open(&fs, &path, 8, 2, 0).is_ok());
+    }
+
+    #[test]
+    fn long_runs_of_old_entries_are_copied_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let path = dir.path().join("data");
+        let value = |tag: u8, i: u32| {
+            let mut v = [tag; 56];
+            v[..4].copy_from_slice(&i.to_le_bytes());
+            v
+        };
+        let mut t = Table::new(8, 56);
+        for i in 0..80_000u32 {
+            let k = key(i);
+            t.insert(key_hash(&k), &k, &value(1, i));
+        }
+        write(&fs, &path, &DataFile::empty(8, 56), &t, 1, 8, 56, 0).unwrap();
+        let first = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
+        // One frozen entry splits the old data into two runs, the longer of
+        // at least 40,000 entries: over the hashes' and entries' buffers.
+        let mut one = Table::new(8, 56);
+        let k = key(7);
+        one.insert(key_hash(&k), &k, &value(2, 7));
+        write(&fs, &path, &first, &one, 2, 8, 56, 0).unwrap();
+        let d = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
+        assert_eq!(d.count(), 80_000);
+        for i in 0..80_000u32 {
+            let k = key(i);
+            let tag = if i == 7 { 2 } else { 1 };
+            assert_eq!(d.find(key_hash(&k), &k), Some(&value(tag, i)[..]));
+        }
     }
 
     #[test]

@@ -414,7 +414,9 @@ impl Index {
         if st.frozen.is_some() && st.active.len() as u64 > self.inner.log_size {
             // The log table is full again while the previous one is still
             // being merged: wait for that merge (mirage's `Block_writes`
-            // throttle), so memory holds at most two log tables.
+            // throttle), so memory holds at most two log tables. (From a
+            // pool job this cannot deadlock: `wait` runs a merge no worker
+            // has started on the waiting thread.)
             drop(st);
             let running = self.inner.merge.lock().clone();
             if let Some(h) = running {

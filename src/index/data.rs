@@ -33,8 +33,10 @@ const MAGIC: &[u8; 8] = b"TZSIDXD2";
 /// Format 1 (no hash section), written before the hashes moved apart.
 const MAGIC_V1: &[u8; 8] = b"TZSIDXD1";
 pub(crate) const HEADER: usize = 64;
-/// Average entries per fan-out bucket (a bucket of 32-byte keys and 8-byte
-/// values spans about 1.3 KB, within one or two pages).
+/// Average entries per fan-out bucket: a bucket's hashes span 256 bytes,
+/// and the interpolated guess inside it is usually within a few entries, so
+/// the scan stays in one or two cache lines while the fan-out table stays
+/// small enough to be cached (8 bytes per 32 entries).
 const PER_BUCKET: u64 = 32;
 const MAX_FAN_BITS: u32 = 26;
 

@@ -419,9 +419,9 @@ impl Index {
             // has started on the waiting thread.)
             drop(st);
             let running = self.inner.merge.lock().clone();
-            if let Some(h) = running {
+            if let Some(job) = running {
                 // Its error, if any, is reported by the next call.
-                let _ = h.wait();
+                let _ = job.wait();
             }
             st = self.inner.state.write();
         }

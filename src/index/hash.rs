@@ -1,6 +1,7 @@
 //! The in-memory table of the unmerged log: an open-addressing hash table
 //! whose records `key | value` sit in fixed-size chunks, so an entry costs
-//! `key + value` bytes plus at most 8 bytes of slots, and no
+//! `key + value` bytes plus 8 to 16 bytes of slots (u32 slots, between a
+//! quarter and half full), and no
 //! allocation of its own (a `HashMap<Vec<u8>, Vec<u8>>` would cost two
 //! allocations and ~80 bytes of overhead per entry; mirage issue #354).
 //!

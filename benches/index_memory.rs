@@ -64,7 +64,7 @@ fn main() {
     let mut peak = 0u64;
     for i in 0..n {
         idx.add(&key(i), &i.to_be_bytes(), false).expect("add");
-        if i % 1_000_000 == 999_999 {
+        if i % 100_000 == 99_999 {
             peak = peak.max(rss());
         }
     }
@@ -72,6 +72,7 @@ fn main() {
     idx.await_merge().expect("merge");
     let added = started.elapsed();
     peak = peak.max(rss());
+    let after_merges = rss();
     let mut out = [0u8; 8];
     let started = Instant::now();
     for i in (0..n).step_by(97) {
@@ -79,21 +80,25 @@ fn main() {
     }
     let found = started.elapsed();
     let after_reads = rss();
-    let log_table = log_size * (32 + 8 + 12);
+    // Records of key + value, plus the slot array: u32 slots, a power of
+    // two at most half full.
+    let slots = (2 * (log_size + 1)).next_power_of_two();
+    let log_table = log_size * (32 + 8) + slots * 4;
     println!(
-        "{n} keys added in {added:.2?} ({:.2} M/s); anonymous RSS before {} MB, peak while adding {} MB, after {} sampled finds {} MB; mapped-file RSS {} MB",
+        "{n} keys added in {added:.2?} ({:.2} M/s); anonymous RSS before {} MB, peak while adding {} MB (sampled every 100,000 adds), after the last merge {} MB, after {} sampled finds {} MB; mapped-file RSS {} MB",
         n as f64 / added.as_secs_f64() / 1e6,
         before >> 20,
         peak >> 20,
+        after_merges >> 20,
         n / 97,
         after_reads >> 20,
         rss_file() >> 20
     );
     println!(
-        "log table bound: {log_size} entries x 52 B = {} MB (x2 during a merge = {} MB); data file {} MB (mapped, counted in RSS only for the pages read); finds {:.0} ns each",
+        "log table: {log_size} entries x 40 B + {slots} slots x 4 B = {} MB (x2 during a merge = {} MB); data file {} MB (mapped, counted in RSS only for the pages read); finds {:.0} ns each",
         log_table >> 20,
         (2 * log_table) >> 20,
-        (n * 40) >> 20,
+        (n * 48) >> 20,
         found.as_nanos() as f64 / (n / 97) as f64
     );
 }

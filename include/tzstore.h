@@ -1226,7 +1226,9 @@ tzs_status tzs_index_find(struct tzs_index *ix,
  * Binds `key` to `value` (inserting or replacing); both are copied. With
  * `flush`, this binding and all earlier ones are durable on return (fsync);
  * otherwise they are buffered until `tzs_index_flush` (or a later flushing
- * add). May start a background merge; never waits for one. Errors:
+ * add). May start a background merge; waits for a running one only when
+ * `log_size` more entries were added since it started (memory then holds
+ * two full logs). Errors:
  * `TZS_INVALID_ARGUMENT` (NULL handle/key/value, wrong lengths),
  * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`, and the error of a failed
  * background merge (reported once; the merge is retried later).

@@ -1,30 +1,42 @@
 //! The sorted data file `data`, read through a memory map.
 //!
-//! Layout (little-endian): a 64-byte header `magic[8] | key_size u32 |
-//! value_size u32 | flags u32 | fan_bits u32 | generation u64 | count u64 |
-//! fan_crc u32 | entries_crc u32 | reserved[12] | crc32(bytes 0..60) u32`,
-//! then the fan-out table, `2^fan_bits + 1` u64 entry indices (`fan[b]` is
-//! the first entry whose hash has top bits `b`; the last is `count`), then
-//! `count` entries `key | value`, sorted by `(xxh3_64(key), key)`.
+//! Layout (little-endian), format 2: a 64-byte header `magic[8] | key_size
+//! u32 | value_size u32 | flags u32 | fan_bits u32 | generation u64 | count
+//! u64 | fan_crc u32 | hashes_crc u32 | entries_crc u32 | reserved[8] |
+//! crc32(bytes 0..60) u32`, then three sections:
+//! * the fan-out table, `2^fan_bits + 1` u64 entry indices (`fan[b]` is the
+//!   first entry whose hash has top bits `b`; the last is `count`);
+//! * `count` u64 hashes (`xxh3_64(key)`), ascending;
+//! * `count` entries `key | value`, in the same order, sorted by
+//!   `(hash, key)`.
 //!
-//! Integrity: the header, the fan-out table and the entries each carry a
-//! CRC-32, all verified when the file is opened (crc32fast runs at several
-//! GB/s, so 1 M entries cost a few milliseconds). The file is immutable once
-//! renamed into place, so after that check a lookup reads at most a fan-out
-//! page and an entry page and verifies nothing: no per-lookup checksum, no
-//! allocation. A damaged file is refused at open (`Corrupted`) and can never
-//! produce a wrong value or a wrong absence.
+//! The hashes sit apart from the entries so that a lookup scans 8-byte
+//! hashes (eight per cache line) and reads an entry only when the hash
+//! matches: an absent key costs a fan-out read and usually one line of
+//! hashes, a present key one more line for its entry.
+//!
+//! Integrity: the header and each section carry a CRC-32, all verified when
+//! the file is opened (crc32fast runs at several GB/s, so 1 M entries cost
+//! a few milliseconds), and the hashes are checked to be sorted and to lie
+//! in the buckets the fan-out table gives them. The file is immutable once
+//! renamed into place, so after that check a lookup verifies nothing: no
+//! per-lookup checksum, no allocation. A damaged file is refused at open
+//! (`Corrupted`) and can never produce a wrong value or a wrong absence.
 
 use std::path::Path;
 
-use super::hash::key_hash;
 use crate::error::{Error, Result};
+use crate::io::anon;
 use crate::io::{FileSystem, Mapped, OpenMode};
 
-const MAGIC: &[u8; 8] = b"TZSIDXD1";
+const MAGIC: &[u8; 8] = b"TZSIDXD2";
+/// Format 1 (no hash section), written before the hashes moved apart.
+const MAGIC_V1: &[u8; 8] = b"TZSIDXD1";
 pub(crate) const HEADER: usize = 64;
-/// Average entries per fan-out bucket (a bucket of 32-byte keys and 8-byte
-/// values spans about 1.3 KB, within one or two pages).
+/// Average entries per fan-out bucket: a bucket's hashes span 256 bytes,
+/// and the interpolated guess inside it is usually within a few entries, so
+/// the scan stays in one or two cache lines while the fan-out table stays
+/// small enough to be cached (8 bytes per 32 entries).
 const PER_BUCKET: u64 = 32;
 const MAX_FAN_BITS: u32 = 26;
 
@@ -73,6 +85,7 @@ pub(crate) struct Header {
     pub generation: u64,
     pub count: u64,
     pub fan_crc: u32,
+    pub hashes_crc: u32,
     pub entries_crc: u32,
 }
 
@@ -87,7 +100,8 @@ impl Header {
         h[24..32].copy_from_slice(&self.generation.to_le_bytes());
         h[32..40].copy_from_slice(&self.count.to_le_bytes());
         h[40..44].copy_from_slice(&self.fan_crc.to_le_bytes());
-        h[44..48].copy_from_slice(&self.entries_crc.to_le_bytes());
+        h[44..48].copy_from_slice(&self.hashes_crc.to_le_bytes());
+        h[48..52].copy_from_slice(&self.entries_crc.to_le_bytes());
         let crc = crc32fast::hash(&h[..60]);
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         h
@@ -96,6 +110,12 @@ impl Header {
     fn decode(path: &Path, h: &[u8]) -> Result<Header> {
         if h.len() < HEADER {
             return Err(Error::corrupted(path, "data file shorter than its header"));
+        }
+        if &h[..8] == MAGIC_V1 {
+            return Err(Error::corrupted(
+                path,
+                "index data file of format 1, not readable by this version",
+            ));
         }
         if &h[..8] != MAGIC {
             return Err(Error::corrupted(path, "not an index data file (bad magic)"));
@@ -111,7 +131,8 @@ impl Header {
             generation: rd64(h, 24),
             count: rd64(h, 32),
             fan_crc: rd32(h, 40),
-            entries_crc: rd32(h, 44),
+            hashes_crc: rd32(h, 44),
+            entries_crc: rd32(h, 48),
         })
     }
 }
@@ -135,6 +156,7 @@ pub(crate) struct DataFile {
     pub(crate) header: Header,
     ksize: usize,
     vsize: usize,
+    hashes_off: usize,
     entries_off: usize,
 }
 
@@ -151,10 +173,12 @@ impl DataFile {
                 generation: 0,
                 count: 0,
                 fan_crc: 0,
+                hashes_crc: 0,
                 entries_crc: 0,
             },
             ksize,
             vsize,
+            hashes_off: 0,
             entries_off: 0,
         }
     }
@@ -187,10 +211,11 @@ impl DataFile {
             return Err(Error::corrupted(path, "fan-out table too large"));
         }
         let fans = (1usize << h.fan_bits) + 1;
-        let entries_off = HEADER + fans * 8;
+        let hashes_off = HEADER + fans * 8;
         let esize = (ksize + vsize) as u64;
-        let expected = (entries_off as u64).checked_add(h.count.saturating_mul(esize));
-        if expected != Some(map.len() as u64) {
+        let entries_off = (hashes_off as u64).checked_add(h.count.saturating_mul(8));
+        let expected = entries_off.and_then(|e| e.checked_add(h.count.saturating_mul(esize)));
+        let (Some(entries_off), true) = (entries_off, expected == Some(map.len() as u64)) else {
             return Err(Error::corrupted(
                 path,
                 format!(
@@ -198,26 +223,42 @@ impl DataFile {
                     map.len()
                 ),
             ));
-        }
-        let fan = &map[HEADER..entries_off];
+        };
+        let entries_off = entries_off as usize;
+        let fan = &map[HEADER..hashes_off];
         if crc32fast::hash(fan) != h.fan_crc {
             return Err(Error::corrupted(path, "fan-out table checksum mismatch"));
+        }
+        let hashes = &map[hashes_off..entries_off];
+        if crc32fast::hash(hashes) != h.hashes_crc {
+            return Err(Error::corrupted(path, "data hashes checksum mismatch"));
         }
         if crc32fast::hash(&map[entries_off..]) != h.entries_crc {
             return Err(Error::corrupted(path, "data entries checksum mismatch"));
         }
-        let mut prev = 0;
-        for b in 0..fans {
-            let f = rd64(fan, b * 8);
-            if f < prev || f > h.count {
+        let mut start = 0;
+        let mut prev_hash = 0;
+        for b in 0..fans - 1 {
+            let end = rd64(fan, (b + 1) * 8);
+            if rd64(fan, b * 8) != start || end < start || end > h.count {
                 return Err(Error::corrupted(path, "fan-out table is not monotonic"));
             }
-            prev = f;
+            for i in start..end {
+                let hash = rd64(hashes, i as usize * 8);
+                if hash < prev_hash || bucket(hash, h.fan_bits) != b {
+                    return Err(Error::corrupted(
+                        path,
+                        "data hashes are not sorted into their fan-out buckets",
+                    ));
+                }
+                prev_hash = hash;
+            }
+            start = end;
         }
-        if prev != h.count {
+        if rd64(fan, 0) != 0 || start != h.count {
             return Err(Error::corrupted(
                 path,
-                "fan-out table does not end at the entry count",
+                "fan-out table does not span the entries",
             ));
         }
         Ok(DataFile {
@@ -225,6 +266,7 @@ impl DataFile {
             header: h,
             ksize,
             vsize,
+            hashes_off,
             entries_off,
         })
     }
@@ -248,13 +290,31 @@ impl DataFile {
         }
     }
 
-    /// The value of `key` (hash `h`). Hashes are uniform, so the entry's
-    /// position inside its bucket is guessed by interpolation and reached by
-    /// a short linear scan over adjacent entries: usually one or two cache
-    /// lines after the fan-out read, where a binary search would touch ~5.
+    /// The hashes of entries `from..to`, as stored.
+    pub(crate) fn hashes_bytes(&self, from: u64, to: u64) -> &[u8] {
+        let at = |i: u64| self.hashes_off + i as usize * 8;
+        self.map.get(at(from)..at(to)).unwrap_or(&[])
+    }
+
+    /// Entries `from..to`, as stored (`key | value` each).
+    pub(crate) fn entries_bytes(&self, from: u64, to: u64) -> &[u8] {
+        let at = |i: u64| self.entries_off + i as usize * (self.ksize + self.vsize);
+        self.map.get(at(from)..at(to)).unwrap_or(&[])
+    }
+
+    /// The hash of entry `i`.
+    #[inline]
+    pub(crate) fn hash(&self, i: u64) -> u64 {
+        rd64(&self.map, self.hashes_off + i as usize * 8)
+    }
+
+    /// The value of `key` (hash `h`). Hashes are uniform, so the position
+    /// of `h` inside its bucket is guessed by interpolation and reached by a
+    /// short scan of adjacent hashes (usually inside one cache line), where
+    /// a binary search would touch ~5 lines. Keys are compared only for an
+    /// equal hash: an absent key reads no entry.
     #[inline]
     pub(crate) fn find(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
-        use std::cmp::Ordering::*;
         if self.header.count == 0 {
             return None;
         }
@@ -270,40 +330,36 @@ impl DataFile {
         // Offset of `h` inside its bucket's hash range, as a fraction.
         let within = if bits == 0 { h } else { h << bits };
         let guess = lo + ((u128::from(within) * u128::from(hi - lo)) >> 64) as u64;
+        let hashes = self.hashes_off;
+        let hash_at = |i: u64| rd64(map, hashes + i as usize * 8);
         let mut i = guess.min(hi - 1);
         let (ks, es) = (self.ksize, self.ksize + self.vsize);
-        let cmp = |i: u64| {
-            let off = self.entries_off + i as usize * es;
-            let (k, v) = match map.get(off..off + es) {
-                Some(e) => e.split_at(ks),
-                None => (&[][..], &[][..]),
-            };
-            (key_hash(k).cmp(&h).then_with(|| k.cmp(key)), v)
-        };
-        match cmp(i) {
-            (Equal, v) => Some(v),
-            (Less, _) => loop {
-                i += 1;
-                if i >= hi {
-                    return None;
-                }
-                match cmp(i) {
-                    (Less, _) => {}
-                    (Equal, v) => return Some(v),
-                    (Greater, _) => return None,
-                }
-            },
-            (Greater, _) => loop {
-                if i <= lo {
-                    return None;
-                }
-                i -= 1;
-                match cmp(i) {
-                    (Greater, _) => {}
-                    (Equal, v) => return Some(v),
-                    (Less, _) => return None,
-                }
-            },
+        // Start loading the guessed entry now, in parallel with the hashes:
+        // when the key is present it is usually that entry or a neighbour,
+        // and the two memory reads then overlap instead of following each
+        // other.
+        if let Some(e) = map.get(self.entries_off + i as usize * es..) {
+            anon::prefetch(e);
         }
+        // `i` becomes the first index of the bucket whose hash is >= h.
+        if hash_at(i) < h {
+            i += 1;
+            while i < hi && hash_at(i) < h {
+                i += 1;
+            }
+        } else {
+            while i > lo && hash_at(i - 1) >= h {
+                i -= 1;
+            }
+        }
+        while i < hi && hash_at(i) == h {
+            let off = self.entries_off + i as usize * es;
+            let (k, v) = map.get(off..off + es)?.split_at(ks);
+            if k == key {
+                return Some(v);
+            }
+            i += 1;
+        }
+        None
     }
 }

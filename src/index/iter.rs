@@ -66,7 +66,7 @@ impl Iterator for IndexIter {
             self.pos += 1;
             match self.phase {
                 0 => match self.active.entry(i as usize) {
-                    Some((_, k, v)) => {
+                    Some((k, v)) => {
                         if let Some(v) = self.value(v) {
                             return Some(Ok((k.to_vec(), v)));
                         }
@@ -74,8 +74,8 @@ impl Iterator for IndexIter {
                     None => (self.phase, self.pos) = (1, 0),
                 },
                 1 => match self.frozen.as_ref().and_then(|f| f.entry(i as usize)) {
-                    Some((h, k, v)) => {
-                        if self.active.get(h, k).is_none() {
+                    Some((k, v)) => {
+                        if self.active.get(key_hash(k), k).is_none() {
                             if let Some(v) = self.value(v) {
                                 return Some(Ok((k.to_vec(), v)));
                             }
@@ -89,7 +89,7 @@ impl Iterator for IndexIter {
                         return None;
                     }
                     let (k, v) = self.data.entry(i);
-                    let h = key_hash(k);
+                    let h = self.data.hash(i);
                     if self.active.get(h, k).is_none() && !self.shadowed_by_frozen(h, k) {
                         if let Some(v) = self.value(v) {
                             return Some(Ok((k.to_vec(), v)));

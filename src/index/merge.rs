@@ -1,5 +1,12 @@
 //! Writing a new data file: the old data merged with the frozen log table.
 //!
+//! The merge streams: only the frozen table's entries (bounded by the log
+//! size) are sorted, as one packed `u64` per entry; the old data file is
+//! read in order through its mapping; the three sections of the new file
+//! (fan-out, hashes, entries) are written through small buffers. Nothing
+//! on the heap grows with the number of keys in the index. A first pass
+//! over the same join counts the entries, which fixes the section offsets.
+//!
 //! The file is built under a temporary name, fsynced, renamed onto `data`
 //! and the directory fsynced, so a crash leaves either the old data or the
 //! new one (a leftover temporary is removed at the next read-write open).
@@ -8,24 +15,51 @@ use std::path::Path;
 
 use super::data::{self, DataFile, Header};
 use super::hash::{Table, key_hash};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::io::anon::{self, AnonVec};
 use crate::io::{FileHandle, FileSystem, OpenMode, atomic};
 
-/// Bytes buffered before each write of the new file.
+/// Bytes buffered before each write of the entries section (the other
+/// sections use smaller buffers, in proportion to their size).
 const CHUNK: usize = 1 << 20;
 
+/// How many frozen entries ahead the join starts loading.
+const PREFETCH: usize = 16;
+
+/// A buffered writer of one section, keeping the section's CRC.
 struct Out<'a> {
     file: &'a dyn FileHandle,
     pos: u64,
+    cap: usize,
     buf: Vec<u8>,
     crc: crc32fast::Hasher,
 }
 
-impl Out<'_> {
-    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(key);
-        self.buf.extend_from_slice(value);
-        if self.buf.len() >= CHUNK {
+impl<'a> Out<'a> {
+    fn new(file: &'a dyn FileHandle, pos: u64, cap: usize) -> Out<'a> {
+        Out {
+            file,
+            pos,
+            cap,
+            buf: Vec::with_capacity(cap + 64),
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() >= self.cap {
+            // A long run of old entries: written straight from the mapping,
+            // in pieces, never gathered on the heap.
+            self.write()?;
+            for piece in bytes.chunks(self.cap) {
+                self.buf.extend_from_slice(piece);
+                self.write()?;
+            }
+            return Ok(());
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= self.cap {
             self.write()?;
         }
         Ok(())
@@ -38,6 +72,100 @@ impl Out<'_> {
         self.buf.clear();
         Ok(())
     }
+
+    fn finish(mut self) -> Result<u32> {
+        self.write()?;
+        Ok(self.crc.finalize())
+    }
+}
+
+/// A piece of the merged sequence: old data entries `from..to` (copied as
+/// they are), or one frozen table entry (its hash and insertion index).
+#[derive(Clone, Copy)]
+enum Src {
+    Old { from: u64, to: u64 },
+    New { hash: u64, idx: usize },
+}
+
+/// The frozen table's entry indices in `(hash, key)` order. Each entry is
+/// packed into one `u64`: the hash's top bits above the index, so a plain
+/// integer sort orders by hash; runs sharing those top bits (rare) are then
+/// re-sorted by the full hash and key.
+fn sorted_order(frozen: &Table) -> (AnonVec<u64>, u64) {
+    let n = frozen.len();
+    let idx_bits = u64::BITS - (n.max(2) as u64 - 1).leading_zeros();
+    let idx_mask = (1u64 << idx_bits) - 1;
+    let mut order = AnonVec::<u64>::zeroed(n);
+    for (i, slot) in order.iter_mut().enumerate() {
+        let h = frozen.entry(i).map_or(0, |(k, _)| key_hash(k));
+        *slot = (h & !idx_mask) | i as u64;
+    }
+    order.sort_unstable();
+    let full = |p: u64| {
+        frozen
+            .entry((p & idx_mask) as usize)
+            .map_or((0, &[][..]), |(k, _)| (key_hash(k), k))
+    };
+    let mut start = 0;
+    while start < n {
+        let top = order[start] & !idx_mask;
+        let mut end = start + 1;
+        while end < n && order[end] & !idx_mask == top {
+            end += 1;
+        }
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(|&a, &b| full(a).cmp(&full(b)));
+        }
+        start = end;
+    }
+    (order, idx_mask)
+}
+
+/// Calls `emit` for the pieces of `old ∪ frozen` in `(hash, key)` order;
+/// on equal keys only the frozen entry (newer) is given. Old entries come
+/// in runs between two frozen entries, so they are copied in bulk.
+fn join(
+    old: &DataFile,
+    frozen: &Table,
+    order: &[u64],
+    idx_mask: u64,
+    mut emit: impl FnMut(Src) -> Result<()>,
+) -> Result<()> {
+    let mut i = 0u64;
+    let count = old.count();
+    for (j, &p) in order.iter().enumerate() {
+        // The frozen entries are read in hash order, i.e. at random places
+        // of the table: start loading one a few steps ahead so the misses
+        // overlap instead of following each other.
+        if let Some((k, _)) = order
+            .get(j + PREFETCH)
+            .and_then(|&ahead| frozen.entry((ahead & idx_mask) as usize))
+        {
+            anon::prefetch(k);
+        }
+        let idx = (p & idx_mask) as usize;
+        let nk = frozen.entry(idx).map_or(&[][..], |(k, _)| k);
+        let nh = key_hash(nk);
+        let mut end = i;
+        while end < count && old.hash(end) < nh {
+            end += 1;
+        }
+        while end < count && old.hash(end) == nh && old.entry(end).0 < nk {
+            end += 1;
+        }
+        if end > i {
+            emit(Src::Old { from: i, to: end })?;
+            i = end;
+        }
+        if i < count && old.hash(i) == nh && old.entry(i).0 == nk {
+            i += 1; // replaced by the frozen entry
+        }
+        emit(Src::New { hash: nh, idx })?;
+    }
+    if i < count {
+        emit(Src::Old { from: i, to: count })?;
+    }
+    Ok(())
 }
 
 /// Writes `old ∪ frozen` (frozen wins; removable tombstones dropped) as
@@ -54,89 +182,81 @@ pub(crate) fn write(
     flags: u32,
 ) -> Result<()> {
     let removable = flags & data::FLAG_REMOVABLE != 0;
-    let live = |v: &[u8]| !removable || v.first() == Some(&1);
-    let mut order: Vec<(u64, u32)> = (0..frozen.len())
-        .filter_map(|i| frozen.entry(i).map(|(h, _, _)| (h, i as u32)))
-        .collect();
-    let key_of = |i: u32| frozen.entry(i as usize).map(|(_, k, _)| k).unwrap_or(&[]);
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))));
+    // The old data holds no tombstones: merges drop them.
+    let new_live = |idx: usize| {
+        !removable
+            || frozen
+                .entry(idx)
+                .is_some_and(|(_, v)| v.first() == Some(&1))
+    };
+    let (order, idx_mask) = sorted_order(frozen);
 
-    let fan_bits = data::fan_bits_for(old.count() + order.len() as u64);
+    let mut count = 0u64;
+    join(old, frozen, &order, idx_mask, |src| {
+        count += match src {
+            Src::Old { from, to } => to - from,
+            Src::New { idx, .. } => u64::from(new_live(idx)),
+        };
+        Ok(())
+    })?;
+
+    let fan_bits = data::fan_bits_for(count);
     let fans = (1usize << fan_bits) + 1;
-    let entries_off = (data::HEADER + fans * 8) as u64;
-    let mut bucket_counts = vec![0u64; fans];
+    let hashes_off = (data::HEADER + fans * 8) as u64;
+    let entries_off = hashes_off + count * 8;
 
     let tmp = atomic::tmp_path(path)?;
     let file = fs.open(&tmp, OpenMode::Truncate)?;
     let result = (|| -> Result<()> {
-        let mut out = Out {
-            file: file.as_ref(),
-            pos: entries_off,
-            buf: Vec::with_capacity(CHUNK + ksize + vsize),
-            crc: crc32fast::Hasher::new(),
-        };
-        let mut count = 0u64;
-        let mut emit = |out: &mut Out, h: u64, k: &[u8], v: &[u8]| -> Result<()> {
-            if live(v) {
-                bucket_counts[data::bucket(h, fan_bits)] += 1;
-                count += 1;
-                out.push(k, v)?;
-            }
-            Ok(())
-        };
-        let mut i = 0u64;
-        let mut j = 0usize;
-        let mut old_head: Option<(u64, &[u8], &[u8])> = None;
-        loop {
-            if old_head.is_none() && i < old.count() {
-                let (k, v) = old.entry(i);
-                old_head = Some((key_hash(k), k, v));
-                i += 1;
-            }
-            let new_head = order
-                .get(j)
-                .and_then(|&(_, idx)| frozen.entry(idx as usize));
-            match (old_head, new_head) {
-                (None, None) => break,
-                (Some((h, k, v)), None) => {
-                    emit(&mut out, h, k, v)?;
-                    old_head = None;
-                }
-                (None, Some((h, k, v))) => {
-                    emit(&mut out, h, k, v)?;
-                    j += 1;
-                }
-                (Some((oh, ok, ov)), Some((nh, nk, nv))) => {
-                    match oh.cmp(&nh).then_with(|| ok.cmp(nk)) {
-                        std::cmp::Ordering::Less => {
-                            emit(&mut out, oh, ok, ov)?;
-                            old_head = None;
-                        }
-                        std::cmp::Ordering::Greater => {
-                            emit(&mut out, nh, nk, nv)?;
-                            j += 1;
-                        }
-                        std::cmp::Ordering::Equal => {
-                            emit(&mut out, nh, nk, nv)?;
-                            old_head = None;
-                            j += 1;
+        let f = file.as_ref();
+        let mut fan = Out::new(f, data::HEADER as u64, CHUNK / 16);
+        let mut hashes = Out::new(f, hashes_off, CHUNK / 4);
+        let mut entries = Out::new(f, entries_off, CHUNK);
+        let mut written = 0u64;
+        // The next fan-out slot to write: slots up to an entry's bucket
+        // point at the first entry of a bucket at or after theirs.
+        let mut next_bucket = 0usize;
+        join(old, frozen, &order, idx_mask, |src| {
+            match src {
+                Src::Old { from, to } => {
+                    for i in from..to {
+                        let b = data::bucket(old.hash(i), fan_bits);
+                        while next_bucket <= b {
+                            fan.push(&(written + i - from).to_le_bytes())?;
+                            next_bucket += 1;
                         }
                     }
+                    hashes.push(old.hashes_bytes(from, to))?;
+                    entries.push(old.entries_bytes(from, to))?;
+                    written += to - from;
+                }
+                Src::New { hash, idx } => {
+                    let Some((k, v)) = frozen.entry(idx).filter(|_| new_live(idx)) else {
+                        return Ok(());
+                    };
+                    let b = data::bucket(hash, fan_bits);
+                    while next_bucket <= b {
+                        fan.push(&written.to_le_bytes())?;
+                        next_bucket += 1;
+                    }
+                    hashes.push(&hash.to_le_bytes())?;
+                    entries.push(k)?;
+                    entries.push(v)?;
+                    written += 1;
                 }
             }
+            Ok(())
+        })?;
+        if written != count {
+            return Err(Error::corrupted(
+                path,
+                format!("merge wrote {written} entries, counted {count}"),
+            ));
         }
-        out.write()?;
-        let entries_crc = out.crc.finalize();
-        // bucket counts -> starting indices; fan[last] = count.
-        let mut fan = Vec::with_capacity(fans * 8);
-        let mut acc = 0u64;
-        for c in &bucket_counts {
-            fan.extend_from_slice(&acc.to_le_bytes());
-            acc += c;
+        while next_bucket < fans {
+            fan.push(&count.to_le_bytes())?;
+            next_bucket += 1;
         }
-        // The last slot is a sentinel; its count is always zero.
-        let last = fan.len() - 8;
-        fan[last..].copy_from_slice(&count.to_le_bytes());
         let header = Header {
             ksize: ksize as u32,
             vsize: vsize as u32,
@@ -144,10 +264,10 @@ pub(crate) fn write(
             fan_bits,
             generation,
             count,
-            fan_crc: crc32fast::hash(&fan),
-            entries_crc,
+            fan_crc: fan.finish()?,
+            hashes_crc: hashes.finish()?,
+            entries_crc: entries.finish()?,
         };
-        file.write_all_at(&fan, data::HEADER as u64)?;
         file.write_all_at(&header.encode(), 0)?;
         file.sync()
     })();
@@ -158,4 +278,130 @@ pub(crate) fn write(
     }
     fs.rename(&tmp, path)?;
     fs.sync_dir(atomic::parent_dir(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::io::StdFs;
+
+    fn key(i: u32) -> [u8; 8] {
+        u64::from(i)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .to_le_bytes()
+    }
+
+    fn table(range: std::ops::Range<u32>, tag: u8) -> Table {
+        let mut t = Table::new(8, 2);
+        for i in range {
+            let k = key(i);
+            t.insert(key_hash(&k), &k, &[tag, i as u8]);
+        }
+        t
+    }
+
+    #[test]
+    fn merge_find_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let path = dir.path().join("data");
+        let empty = DataFile::empty(8, 2);
+        write(&fs, &path, &empty, &table(0..3000, 1), 1, 8, 2, 0).unwrap();
+        let first = DataFile::open(&fs, &path, 8, 2, 0).unwrap();
+        // Keys 2000..5000 replace or extend the first generation.
+        write(&fs, &path, &first, &table(2000..5000, 2), 2, 8, 2, 0).unwrap();
+        let d = DataFile::open(&fs, &path, 8, 2, 0).unwrap();
+        assert_eq!((d.count(), d.generation()), (5000, 2));
+        for i in 0..6000u32 {
+            let k = key(i);
+            let want = match i {
+                0..2000 => Some([1, i as u8]),
+                2000..5000 => Some([2, i as u8]),
+                _ => None,
+            };
+            assert_eq!(d.find(key_hash(&k), &k), want.as_ref().map(|w| &w[..]));
+        }
+        drop((d, first));
+
+        let good = std::fs::read(&path).unwrap();
+        let fan_bits = data::fan_bits_for(5000);
+        let hashes_off = data::HEADER + ((1 << fan_bits) + 1) * 8;
+        let entries_off = hashes_off + 5000 * 8;
+        let refused = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            matches!(
+                DataFile::open(&fs, &path, 8, 2, 0),
+                Err(Error::Corrupted(_))
+            )
+        };
+        // A flipped bit in any section is refused.
+        for off in [3, data::HEADER + 8, hashes_off + 80, entries_off + 5] {
+            let mut bad = good.clone();
+            bad[off] ^= 0x04;
+            assert!(refused(&bad), "flip at {off} accepted");
+        }
+        // So are hashes out of order, even with matching checksums.
+        let mut bad = good.clone();
+        let (a, b) = (hashes_off + 8 * 100, hashes_off + 8 * 101);
+        let ha: [u8; 8] = bad[a..a + 8].try_into().unwrap();
+        bad.copy_within(b..b + 8, a);
+        bad[b..b + 8].copy_from_slice(&ha);
+        let crc = crc32fast::hash(&bad[hashes_off..entries_off]);
+        bad[44..48].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&bad[..60]);
+        bad[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert!(refused(&bad));
+        std::fs::write(&path, &good).unwrap();
+        assert!(DataFile::open(&fs, &path, 8, 2, 0).is_ok());
+    }
+
+    #[test]
+    fn long_runs_of_old_entries_are_copied_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let path = dir.path().join("data");
+        let value = |tag: u8, i: u32| {
+            let mut v = [tag; 56];
+            v[..4].copy_from_slice(&i.to_le_bytes());
+            v
+        };
+        let mut t = Table::new(8, 56);
+        for i in 0..80_000u32 {
+            let k = key(i);
+            t.insert(key_hash(&k), &k, &value(1, i));
+        }
+        write(&fs, &path, &DataFile::empty(8, 56), &t, 1, 8, 56, 0).unwrap();
+        let first = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
+        // One frozen entry splits the old data into two runs, the longer of
+        // at least 40,000 entries: over the hashes' and entries' buffers.
+        let mut one = Table::new(8, 56);
+        let k = key(7);
+        one.insert(key_hash(&k), &k, &value(2, 7));
+        write(&fs, &path, &first, &one, 2, 8, 56, 0).unwrap();
+        let d = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
+        assert_eq!(d.count(), 80_000);
+        for i in 0..80_000u32 {
+            let k = key(i);
+            let tag = if i == 7 { 2 } else { 1 };
+            assert_eq!(d.find(key_hash(&k), &k), Some(&value(tag, i)[..]));
+        }
+    }
+
+    #[test]
+    fn tombstones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let path = dir.path().join("data");
+        let flags = data::FLAG_REMOVABLE;
+        let empty = DataFile::empty(8, 2);
+        write(&fs, &path, &empty, &table(0..100, 1), 1, 8, 2, flags).unwrap();
+        let first = DataFile::open(&fs, &path, 8, 2, flags).unwrap();
+        // Tag 0 is a tombstone: keys 50..150 removed (100..150 never existed).
+        write(&fs, &path, &first, &table(50..150, 0), 2, 8, 2, flags).unwrap();
+        let d = DataFile::open(&fs, &path, 8, 2, flags).unwrap();
+        assert_eq!(d.count(), 50);
+        let k = key(60);
+        assert_eq!(d.find(key_hash(&k), &k), None);
+    }
 }

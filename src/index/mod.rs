@@ -16,7 +16,10 @@
 //! table (module `hash`). When that table holds more than `log_size` entries it
 //! is frozen and merged with the data file on the worker pool into a new
 //! data file of the next generation, renamed over `data`; reads (log table,
-//! then frozen table, then data) and writes continue meanwhile. Read-only
+//! then frozen table, then data) and writes continue meanwhile, until the new
+//! log table is full too: a write then waits for the running merge (mirage's
+//! `Block_writes` throttle), so memory holds at most two log tables whatever
+//! the size of the data. Read-only
 //! instances (other processes) replay the same files and pick up new data
 //! with [`Index::sync`].
 //!
@@ -164,9 +167,20 @@ impl State {
 
     /// Records `key -> v` (on-disk form) in the log table, keeping `len`.
     fn apply(&mut self, h: u64, key: &[u8], v: &[u8]) {
-        let was = self.lookup(h, key).is_some_and(|old| self.live(old));
         let is = self.live(v);
-        self.active.insert(h, key, v);
+        // One probe of the log table both replaces and tells what was there.
+        let was = match self.active.insert(h, key, v) {
+            Some(tag) => !self.removable || tag == Some(1),
+            None => {
+                let older = match &self.frozen {
+                    Some(f) => f.table.get(h, key),
+                    None => None,
+                };
+                older
+                    .or_else(|| self.data.find(h, key))
+                    .is_some_and(|old| self.live(old))
+            }
+        };
         match (was, is) {
             (false, true) => self.len += 1,
             (true, false) => self.len -= 1,
@@ -343,7 +357,9 @@ impl Index {
     }
 
     /// Binds `key` to `value` (inserting or replacing). With `flush` the
-    /// binding (and everything added before) is durable on return.
+    /// binding (and everything added before) is durable on return. Waits
+    /// for the running merge only when the log table is full again (see
+    /// the module documentation).
     pub fn add(&self, key: &[u8], value: &[u8], flush: bool) -> Result<()> {
         self.inner.check_write("add")?;
         self.inner.check_key(key)?;
@@ -395,6 +411,20 @@ impl Index {
     fn write(&self, key: &[u8], stored: &[u8], flush: bool) -> Result<()> {
         let h = key_hash(key);
         let mut st = self.inner.state.write();
+        if st.frozen.is_some() && st.active.len() as u64 > self.inner.log_size {
+            // The log table is full again while the previous one is still
+            // being merged: wait for that merge (mirage's `Block_writes`
+            // throttle), so memory holds at most two log tables. (From a
+            // pool job this cannot deadlock: `wait` runs a merge no worker
+            // has started on the waiting thread.)
+            drop(st);
+            let running = self.inner.merge.lock().clone();
+            if let Some(job) = running {
+                // Its error, if any, is reported by the next call.
+                let _ = job.wait();
+            }
+            st = self.inner.state.write();
+        }
         let Some(w) = st.writer.as_mut() else {
             return Err(Error::ReadOnly(format!(
                 "index {} is read-only",

@@ -3,6 +3,7 @@
 //! inject faults (see [`fault`]), and so that `TZS_NO_FSYNC` is honoured in one
 //! place. No store calls `std::fs` directly.
 
+pub(crate) mod anon;
 pub mod atomic;
 pub mod beneath;
 pub mod exit;

@@ -77,3 +77,30 @@ fn a_live_writer_rolls_forward_a_journal_left_by_another_process() {
     assert_eq!(kv.get("k").unwrap(), b"2");
     assert_eq!(kv.get("j").unwrap(), b"3");
 }
+
+#[test]
+fn replay_replaces_a_dictionary_and_a_value_in_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = OpenOptions::default().no_fsync();
+    let kv = Kv::open(dir.path(), &opts).unwrap();
+    kv.set("d/x/y", b"1").unwrap();
+    kv.set("v", b"2").unwrap();
+    drop(kv);
+    // Forced semantics: the set of `d` replaces the dictionary there, the
+    // set of `v/w` the value in its way.
+    std::fs::write(
+        dir.path().join(".tzs-journal"),
+        record(&[("d", Some(b"3")), ("v/w", Some(b"4"))]),
+    )
+    .unwrap();
+    let kv = Kv::open(dir.path(), &opts).unwrap();
+    assert_eq!(kv.get("d").unwrap(), b"3");
+    assert_eq!(kv.get("v/w").unwrap(), b"4");
+    assert_eq!(kv.exists("v").unwrap(), Some(Kind::Dictionary));
+    assert!(
+        std::fs::read_dir(dir.path().join(".tzs-tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}

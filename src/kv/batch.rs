@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::io::beneath::Stat;
 use crate::kv::journal::Op;
 use crate::kv::key::Key;
-use crate::kv::tree::kind_of;
+use crate::kv::tree::{DirCache, kind_of};
 use crate::kv::{Entry, Inner, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,6 +71,12 @@ pub struct Batch {
     begin: u64,
     /// Store probes made so far (to know whether a read looked at the store).
     probes: u64,
+    /// Parent directories of the keys probed by `store_kind`. A descriptor
+    /// may outlive a rename of its directory by another writer; that is
+    /// harmless because every observation is run again, resolved afresh,
+    /// at commit, and explicit reads are also checked against the
+    /// generation.
+    dirs: Box<DirCache>,
 }
 
 /// The hash of a probe's outcome. Errors that describe the key (absent,
@@ -111,19 +117,24 @@ fn stat_hash(st: &Stat) -> u128 {
 }
 
 impl Inner {
-    /// Runs `probe` on the store; returns its outcome's hash, and the
-    /// result for the probes whose data the batch needs.
+    /// Runs `probe` on the store; returns its outcome's hash.
     fn probe(&self, key: &Key, probe: Probe) -> Result<u128> {
+        self.probe_cached(key, probe, &mut DirCache::default())
+    }
+
+    /// [`Inner::probe`], resolving parents through `cache` (at commit, under
+    /// the lock, where nothing else of this library changes the tree).
+    fn probe_cached(&self, key: &Key, probe: Probe, cache: &mut DirCache) -> Result<u128> {
         let tree = &self.tree;
         match probe {
-            Probe::Kind => Ok(kind_hash(tree.kind(key)?)),
+            Probe::Kind => Ok(kind_hash(tree.kind_cached(cache, key)?)),
             Probe::Get => outcome(&tree.get(key), |v| xxh3_128(v) | 1 << 127),
             Probe::List => outcome(&tree.list(key), |e| entries_hash(e)),
             Probe::Stat => {
                 if key.is_root() {
                     return Ok(0);
                 }
-                let r = tree.stat(key, "batch").map(|(_, st)| st);
+                let r = tree.stat_cached(cache, key, "batch");
                 outcome(&r, stat_hash)
             }
         }
@@ -142,6 +153,7 @@ impl Batch {
             stale: false,
             begin,
             probes: 0,
+            dirs: Box::default(),
         })
     }
 
@@ -232,7 +244,7 @@ impl Batch {
         }
         let r = {
             let _r = self.inner.apply.read();
-            self.inner.tree.stat(key, "batch").map(|(_, st)| st)
+            self.inner.tree.stat_cached(&mut self.dirs, key, "batch")
         };
         let kind = match &r {
             Ok(st) => Some(kind_of(st, key)?),
@@ -489,8 +501,10 @@ impl Batch {
                 inner.tree.path.display()
             )));
         }
+        // Parents resolved here are reused by the staging and apply phases.
+        let mut cache = DirCache::default();
         for ((key, probe), h) in &self.seen {
-            if inner.probe(key, *probe)? != *h {
+            if inner.probe_cached(key, *probe, &mut cache)? != *h {
                 return Err(Error::Conflict(format!(
                     "batch on {}: {key} changed since the batch read it",
                     inner.tree.path.display()
@@ -502,33 +516,16 @@ impl Batch {
         }
         // Stage the values first: running out of space is reported here,
         // before the commit point, with nothing changed.
-        let mut staged: Vec<Option<String>> = Vec::with_capacity(self.ops.len());
-        let discard = |staged: &[Option<String>]| {
-            for s in staged.iter().flatten() {
-                inner.tree.discard(s);
-            }
-        };
-        for op in &self.ops {
-            match op {
-                Op::Set(k, v) => match inner.tree.stage(k, v, super::Durability::Deferred) {
-                    Ok(name) => staged.push(Some(name)),
-                    Err(e) => {
-                        discard(&staged);
-                        return Err(e);
-                    }
-                },
-                Op::Remove(_) => staged.push(None),
-            }
-        }
+        let staged = inner.tree.stage_all(&self.ops)?;
         if let Err(e) = inner.journal(&guard).write(&self.ops) {
-            discard(&staged);
+            inner.tree.discard_all(&staged);
             return Err(e);
         }
         // Committed. A failure from here on leaves the journal for the next
         // writer or open to roll forward.
         {
             let _a = inner.apply.write();
-            inner.apply_ops(&self.ops, Some(&staged))?;
+            inner.apply_ops(&self.ops, Some(&staged), &mut cache)?;
         }
         inner.finish(&guard)
     }

@@ -22,8 +22,10 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::io::beneath::FileAt;
 use crate::io::frame;
 use crate::kv::key::Key;
 
@@ -54,32 +56,52 @@ impl Op {
 /// The open journal file.
 #[derive(Debug)]
 pub(crate) struct Journal {
-    file: File,
+    file: FileAt,
+    path: PathBuf,
     fsync: bool,
 }
 
-fn key_string(k: &Key) -> String {
-    k.segments().join("/")
-}
-
+/// The framed record of `ops`, built in one buffer sized up front.
 fn encode(ops: &[Op]) -> Result<Vec<u8>> {
-    let mut p = Vec::new();
-    p.extend_from_slice(MAGIC);
-    p.extend_from_slice(&(ops.len() as u32).to_be_bytes());
+    let size = ops.iter().fold(8 + 4, |n, op| {
+        n + 1
+            + 4
+            + op.key().path().len()
+            + match op {
+                Op::Set(_, v) => 8 + v.len(),
+                Op::Remove(_) => 0,
+            }
+    });
+    let too_big = || {
+        Error::invalid(format!(
+            "batch journal record of {size} bytes exceeds 4 GiB"
+        ))
+    };
+    let len = u32::try_from(size).map_err(|_| too_big())?;
+    let mut rec = Vec::with_capacity(size + frame::OVERHEAD);
+    rec.extend_from_slice(&len.to_be_bytes());
+    rec.extend_from_slice(MAGIC);
+    rec.extend_from_slice(
+        &u32::try_from(ops.len())
+            .map_err(|_| too_big())?
+            .to_be_bytes(),
+    );
     for op in ops {
-        let k = key_string(op.key());
-        p.push(match op {
+        let k = op.key().path();
+        rec.push(match op {
             Op::Set(..) => SET,
             Op::Remove(_) => REMOVE,
         });
-        p.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        p.extend_from_slice(k.as_bytes());
+        rec.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        rec.extend_from_slice(k.as_bytes());
         if let Op::Set(_, v) = op {
-            p.extend_from_slice(&(v.len() as u64).to_be_bytes());
-            p.extend_from_slice(v);
+            rec.extend_from_slice(&(v.len() as u64).to_be_bytes());
+            rec.extend_from_slice(v);
         }
     }
-    frame::encode(&p)
+    let crc = frame::crc(&[&rec]);
+    rec.extend_from_slice(&crc.to_be_bytes());
+    Ok(rec)
 }
 
 struct Reader<'a> {
@@ -138,12 +160,12 @@ fn decode(payload: &[u8]) -> Option<Result<Vec<Op>>> {
 }
 
 impl Journal {
-    pub(crate) fn new(file: File, fsync: bool) -> Journal {
-        Journal { file, fsync }
+    pub(crate) fn new(file: FileAt, path: PathBuf, fsync: bool) -> Journal {
+        Journal { file, path, fsync }
     }
 
     fn io(&self, what: &str, e: std::io::Error) -> Error {
-        Error::io(what, std::path::Path::new(JOURNAL), e)
+        Error::io(what, &self.path, e)
     }
 
     fn sync(&self) -> Result<()> {
@@ -156,13 +178,21 @@ impl Journal {
     }
 
     /// Writes `ops` as the pending record and makes it durable: the commit
-    /// point of a batch.
+    /// point of a batch. On failure the record is withdrawn (best effort:
+    /// if even that fails, e.g. on a dead disk, the batch may still be
+    /// rolled forward by the next writer, so an `Io` error here means
+    /// "applied wholly or not at all", never "partly").
     pub(crate) fn write(&self, ops: &[Op]) -> Result<()> {
         let rec = encode(ops)?;
-        self.file
+        let r = self
+            .file
             .write_all_at(&rec, 0)
-            .map_err(|e| self.io("write journal", e))?;
-        self.sync()
+            .map_err(|e| self.io("write journal", e))
+            .and_then(|()| self.sync());
+        if r.is_err() {
+            let _ = self.clear();
+        }
+        r
     }
 
     /// Marks the pending record as applied.
@@ -176,13 +206,13 @@ impl Journal {
     /// The pending record's ops, if a whole record is there.
     pub(crate) fn pending(&self) -> Result<Option<Vec<Op>>> {
         let mut head = [0u8; 4];
-        let n = read_at(&self.file, &mut head, 0).map_err(|e| self.io("read journal", e))?;
+        let n = read_at(self.file.file(), &mut head, 0).map_err(|e| self.io("read journal", e))?;
         if n < 4 || head == [0u8; 4] {
             return Ok(None);
         }
         let len = u32::from_be_bytes(head) as usize;
         let mut buf = vec![0u8; len.saturating_add(frame::OVERHEAD)];
-        let n = read_at(&self.file, &mut buf, 0).map_err(|e| self.io("read journal", e))?;
+        let n = read_at(self.file.file(), &mut buf, 0).map_err(|e| self.io("read journal", e))?;
         match frame::decode(&buf[..n]) {
             frame::Decoded::Record(payload, _) => decode(payload).transpose(),
             // Torn while being written: the commit never happened.
@@ -212,14 +242,8 @@ mod tests {
     fn round_trip_torn_and_cleared() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap();
-        let j = Journal::new(file, false);
+        let root = crate::io::beneath::Dir::open(dir.path()).unwrap();
+        let j = Journal::new(root.open_rw(JOURNAL).unwrap(), path.clone(), false);
         assert_eq!(j.pending().unwrap(), None);
         let ops = vec![
             Op::Set(Key::parse("a/b").unwrap(), b"xyz".to_vec()),

@@ -105,6 +105,13 @@ impl Key {
         Key::from_segs(segs)
     }
 
+    /// The parent's path below the root (`""` for a top-level key or the
+    /// root), without building the parent key.
+    pub fn parent_path(&self) -> &str {
+        let cut = self.path.len() - self.basename().len();
+        &self.path[..cut.saturating_sub(1)]
+    }
+
     /// The last segment (`""` for the root).
     pub fn basename(&self) -> &str {
         self.segs.last().map(String::as_str).unwrap_or("")
@@ -152,6 +159,9 @@ mod tests {
         assert!(Key::parse("").unwrap().is_root());
         assert!(Key::parse("/").unwrap().is_root());
         assert_eq!(Key::parse("a/b").unwrap().to_string(), "/a/b");
+        assert_eq!(Key::parse("a/bc/d").unwrap().parent_path(), "a/bc");
+        assert_eq!(Key::parse("a").unwrap().parent_path(), "");
+        assert_eq!(Key::root().parent_path(), "");
     }
 
     #[test]

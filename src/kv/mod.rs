@@ -56,7 +56,7 @@ use crate::error::{Error, Result};
 use crate::io::beneath::{self, Dir};
 use crate::options::OpenOptions;
 use journal::{JOURNAL, Journal};
-use tree::Tree;
+use tree::{DirCache, Tree};
 use write::{Durability, TMP_DIR};
 
 /// Retries of [`Kv::batch`] by default (as Mirage_kv 2..5).
@@ -80,7 +80,7 @@ pub type Entry = (String, Kind);
 
 #[derive(Debug)]
 struct Writer {
-    lock: std::fs::File,
+    lock: beneath::FileAt,
     journal: Journal,
 }
 
@@ -92,7 +92,7 @@ pub(crate) struct Inner {
     /// `.tzs-generation`: a counter every writer bumps (under the lock)
     /// before changing the tree, so a batch can tell whether anything was
     /// written since it began (read-write handles only).
-    generation: Option<std::fs::File>,
+    generation: Option<beneath::FileAt>,
     /// Reads share it; a commit's apply phase takes it exclusively.
     apply: RwLock<()>,
 }
@@ -105,7 +105,7 @@ pub(crate) struct WriteGuard<'a> {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // Closing the handle or process releases it too.
-        let _ = beneath::unlock(&self.w.lock);
+        let _ = beneath::unlock(self.w.lock.file());
     }
 }
 
@@ -123,30 +123,46 @@ impl Inner {
     /// crashed writer.
     pub(crate) fn lock(&self, op: &str) -> Result<WriteGuard<'_>> {
         let w = self.check_writable(op)?.lock();
-        beneath::lock_exclusive(&w.lock).map_err(|e| Error::io("lock", Path::new(LOCK), e))?;
+        beneath::lock_exclusive(w.lock.file())
+            .map_err(|e| Error::io("lock", &self.tree.path.join(LOCK), e))?;
         let guard = WriteGuard { w };
         self.bump_generation()?;
         if let Some(ops) = guard.w.journal.pending()? {
             let _a = self.apply.write();
-            self.apply_ops(&ops, None)?;
+            self.apply_ops(&ops, None, &mut DirCache::default())?;
             self.finish(&guard)?;
         }
         Ok(guard)
     }
 
     /// Applies `ops` in order with forced semantics (journal apply/replay),
-    /// using `staged[i]` as the file of the i-th op when given.
-    pub(crate) fn apply_ops(&self, ops: &[Op], staged: Option<&[Option<String>]>) -> Result<()> {
+    /// using `staged[i]` as the file of the i-th op when given, and `cache`
+    /// for parent directories (which this clears whenever a dictionary may
+    /// go).
+    pub(crate) fn apply_ops(
+        &self,
+        ops: &[Op],
+        staged: Option<&[Option<String>]>,
+        cache: &mut DirCache,
+    ) -> Result<()> {
+        cache.forget_missing();
         for (i, op) in ops.iter().enumerate() {
             match op {
                 Op::Set(k, v) => {
-                    let name = match staged.and_then(|s| s[i].clone()) {
+                    let fresh;
+                    let name = match staged.and_then(|s| s.get(i)).and_then(Option::as_deref) {
                         Some(n) => n,
-                        None => self.tree.stage(k, v, Durability::Deferred)?,
+                        None => {
+                            fresh = self.tree.stage(k, v, Durability::Deferred)?;
+                            &fresh
+                        }
                     };
-                    self.tree.install(&name, k, true, Durability::Deferred)?;
+                    self.tree.install_forced(name, k, cache)?;
                 }
-                Op::Remove(k) => self.tree.remove(k, Durability::Deferred)?,
+                Op::Remove(k) => {
+                    cache.clear();
+                    self.tree.remove(k, Durability::Deferred)?;
+                }
             }
         }
         Ok(())
@@ -169,8 +185,8 @@ impl Inner {
             return Ok(0);
         };
         let mut b = [0u8; 8];
-        let n = std::os::unix::fs::FileExt::read_at(f, &mut b, 0)
-            .map_err(|e| Error::io("read", Path::new(GENERATION), e))?;
+        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, 0)
+            .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
         Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
     }
 
@@ -179,8 +195,8 @@ impl Inner {
     fn bump_generation(&self) -> Result<()> {
         if let Some(f) = &self.generation {
             let next = self.generation()?.wrapping_add(1);
-            std::os::unix::fs::FileExt::write_all_at(f, &next.to_be_bytes(), 0)
-                .map_err(|e| Error::io("write", Path::new(GENERATION), e))?;
+            f.write_all_at(&next.to_be_bytes(), 0)
+                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
         }
         Ok(())
     }
@@ -220,7 +236,7 @@ impl Kv {
         if root.as_os_str().is_empty() {
             return Err(Error::invalid("kv root path is empty"));
         }
-        let dir = Dir::open(root).map_err(|e| open_error(root, e))?;
+        let dir = Dir::open_with_faults(root, opts.fs.faults()).map_err(|e| open_error(root, e))?;
         let fsync = opts.fs.fsync_enabled();
         let mut writer = None;
         let mut tmp = None;
@@ -240,7 +256,7 @@ impl Kv {
             }
             writer = Some(Mutex::new(Writer {
                 lock,
-                journal: Journal::new(journal, fsync),
+                journal: Journal::new(journal, root.join(JOURNAL), fsync),
             }));
         }
         let inner = Inner {
@@ -340,7 +356,7 @@ impl Kv {
         }
         let tree = &self.inner.tree;
         let staged = tree.stage(key, value, Durability::Each)?;
-        tree.install(&staged, key, false, Durability::Each)
+        tree.install(&staged, key)
     }
 
     /// Writes `data` at `offset` of the value at `key`, keeping the bytes
@@ -393,7 +409,7 @@ impl Kv {
             return Err(Error::KeyExists(format!("allocate {key}: already bound")));
         }
         let staged = tree.stage_zeroed(&key, size)?;
-        tree.install(&staged, &key, false, Durability::Each)
+        tree.install(&staged, &key)
     }
 
     /// Starts a batch (see [`Batch`]). `ReadOnly` on a read-only handle.

@@ -8,14 +8,15 @@
 //! `.tzs-tmp/` (one atomic step), then deleting it there; leftovers of a crash
 //! are deleted at the next open.
 
-use std::io::{self, Write};
+use std::collections::hash_map::Entry;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::io::beneath::{self, Dir};
+use crate::io::beneath::{self, Dir, FileAt};
 use crate::kv::Kind;
 use crate::kv::key::Key;
-use crate::kv::tree::{At, Tree, kind_of};
+use crate::kv::tree::{At, DirCache, Tree, kind_of};
 
 /// When a write reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ impl Tree {
         // pick the same name.
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", std::process::id())
+        format!("{}-{n}", self.pid)
     }
 
     fn sync_dir(&self, dir: &Dir, key: &Key) -> Result<()> {
@@ -58,16 +59,43 @@ impl Tree {
         self.stage_with(key, durability, |f| f.write_all(data))
     }
 
+    /// Stages the value of every `Set` op (no sync), in order; `None` for
+    /// the other ops. On failure nothing staged is left behind.
+    pub(crate) fn stage_all(&self, ops: &[super::Op]) -> Result<Vec<Option<String>>> {
+        let mut staged: Vec<Option<String>> = Vec::with_capacity(ops.len());
+        for op in ops {
+            let name = match op {
+                super::Op::Set(k, v) => match self.stage(k, v, Durability::Deferred) {
+                    Ok(name) => Some(name),
+                    Err(e) => {
+                        self.discard_all(&staged);
+                        return Err(e);
+                    }
+                },
+                super::Op::Remove(_) => None,
+            };
+            staged.push(name);
+        }
+        Ok(staged)
+    }
+
+    /// Discards every staged file of `staged` (best effort).
+    pub(crate) fn discard_all(&self, staged: &[Option<String>]) {
+        for s in staged.iter().flatten() {
+            self.discard(s);
+        }
+    }
+
     /// Stages a zero-filled value of `size` bytes, its space reserved now.
     pub(crate) fn stage_zeroed(&self, key: &Key, size: u64) -> Result<String> {
-        self.stage_with(key, Durability::Each, |f| beneath::allocate(f, size))
+        self.stage_with(key, Durability::Each, |f| f.allocate(size))
     }
 
     fn stage_with(
         &self,
         key: &Key,
         durability: Durability,
-        fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+        fill: impl FnOnce(&mut FileAt) -> io::Result<()>,
     ) -> Result<String> {
         let tmp = self.tmp_dir()?;
         // A leftover of a dead process whose pid was reused may hold a name:
@@ -140,48 +168,107 @@ impl Tree {
         Ok(cur)
     }
 
-    /// Renames the staged file over `key`. Without `forced`, a dictionary at
-    /// `key` is `ValueExpected` and a value among its parents is
-    /// `DictionaryExpected`; with it (journal apply) they are replaced. The
-    /// staged file is discarded on failure.
-    pub(crate) fn install(
+    /// The parent dictionary of `key` for a forced install, through `cache`:
+    /// created (replacing values in the way) when missing.
+    fn forced_parent<'a>(&'a self, cache: &'a mut DirCache, key: &Key) -> Result<&'a Dir> {
+        let p = key.parent_path();
+        if p.is_empty() {
+            return Ok(&self.root);
+        }
+        cache.make_room(p);
+        let slot = match cache.dirs.entry(p.to_string()) {
+            Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                if slot.is_err() {
+                    *slot = Ok(self
+                        .make_parents(key, true, Durability::Deferred)?
+                        .into_dir()?);
+                }
+                slot
+            }
+            Entry::Vacant(v) => v.insert(Ok(self
+                .make_parents(key, true, Durability::Deferred)?
+                .into_dir()?)),
+        };
+        match slot {
+            Ok(d) => Ok(d),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Installs the staged file at `key` with forced semantics (journal
+    /// apply): whatever is at `key` or in the way of its parents is
+    /// replaced. Parents come from `cache`, and the common case costs one
+    /// `renameat` (a dictionary in the way makes it fail with `EISDIR`, and
+    /// only then is it looked at). The staged file is discarded on failure.
+    pub(crate) fn install_forced(
         &self,
         staged: &str,
         key: &Key,
-        forced: bool,
-        durability: Durability,
+        cache: &mut DirCache,
     ) -> Result<()> {
-        let r = self.install_inner(staged, key, forced, durability);
+        let r = self.install_forced_inner(staged, key, cache);
         if r.is_err() {
             self.discard(staged);
         }
         r
     }
 
-    fn install_inner(
-        &self,
-        staged: &str,
-        key: &Key,
-        forced: bool,
-        durability: Durability,
-    ) -> Result<()> {
+    fn install_forced_inner(&self, staged: &str, key: &Key, cache: &mut DirCache) -> Result<()> {
         if key.is_root() {
             return Err(Error::ValueExpected(
                 "set /: the root is a dictionary".into(),
             ));
         }
-        let dir = self.make_parents(key, forced, durability)?;
+        let tmp = self.tmp_dir()?;
+        let name = key.basename();
+        let dir = self.forced_parent(cache, key)?;
+        match tmp.rename(staged, dir, name) {
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::ENOTEMPTY)) => {}
+            Err(e) => return Err(self.err("set", key, e)),
+        }
+        match dir.stat_at(name) {
+            Ok(st) if st.kind == beneath::Kind::Dir => self.remove_dir(dir, name, key)?,
+            Ok(_) => {}
+            Err(e) => return Err(self.err("set", key, e)),
+        }
+        tmp.rename(staged, dir, name)
+            .map_err(|e| self.err("set", key, e))?;
+        // Descriptors below the removed dictionary are now stale.
+        cache.clear();
+        Ok(())
+    }
+
+    /// Renames the staged file over `key` and makes that durable (plain
+    /// writes). A dictionary at `key` is `ValueExpected`, a value among its
+    /// parents `DictionaryExpected`, a foreign entry `InvalidArgument`. The
+    /// staged file is discarded on failure.
+    pub(crate) fn install(&self, staged: &str, key: &Key) -> Result<()> {
+        let r = self.install_inner(staged, key);
+        if r.is_err() {
+            self.discard(staged);
+        }
+        r
+    }
+
+    fn install_inner(&self, staged: &str, key: &Key) -> Result<()> {
+        if key.is_root() {
+            return Err(Error::ValueExpected(
+                "set /: the root is a dictionary".into(),
+            ));
+        }
+        let dir = self.make_parents(key, false, Durability::Each)?;
         let name = key.basename();
         match dir.stat_at(name) {
-            Ok(st) => match (st.kind, forced) {
-                (beneath::Kind::File, _) => {}
-                (beneath::Kind::Dir, true) => self.remove_dir(&dir, name, key)?,
-                (beneath::Kind::Dir, false) => {
+            Ok(st) => match st.kind {
+                beneath::Kind::File => {}
+                beneath::Kind::Dir => {
                     return Err(Error::ValueExpected(format!(
                         "set {key}: a dictionary, not a value"
                     )));
                 }
-                (beneath::Kind::Other, _) => {
+                beneath::Kind::Other => {
                     kind_of(&st, key)?;
                 }
             },
@@ -191,10 +278,7 @@ impl Tree {
         self.tmp_dir()?
             .rename(staged, &dir, name)
             .map_err(|e| self.err("set", key, e))?;
-        if durability == Durability::Each {
-            self.sync_dir(&dir, key)?;
-        }
-        Ok(())
+        self.sync_dir(&dir, key)
     }
 
     /// Removes `key` (a value, or a dictionary whole). Absent is `Ok`. The

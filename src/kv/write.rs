@@ -4,7 +4,9 @@
 //!
 //! A value is always written to a fresh file in `.tzs-tmp/` ("staged"), then
 //! renamed over its key, so a reader or a crash sees the old value or the new
-//! one, never a mix. A dictionary is removed by first renaming it into
+//! one, never a mix. Parent dictionaries that a plain `set` must create are
+//! built in `.tzs-tmp/` around the value and moved into place by the same
+//! single rename, so a failed `set` (ENOSPC, EIO) leaves nothing behind. A dictionary is removed by first renaming it into
 //! `.tzs-tmp/` (one atomic step), then deleting it there; leftovers of a crash
 //! are deleted at the next open.
 
@@ -258,7 +260,10 @@ impl Tree {
                 "set /: the root is a dictionary".into(),
             ));
         }
-        let dir = self.make_parents(key, false, Durability::Each)?;
+        let (dir, missing) = self.existing_parents(key)?;
+        if missing < key.depth() - 1 {
+            return self.install_with_new_parents(staged, key, &dir, missing);
+        }
         let name = key.basename();
         match dir.stat_at(name) {
             Ok(st) => match st.kind {
@@ -279,6 +284,68 @@ impl Tree {
             .rename(staged, &dir, name)
             .map_err(|e| self.err("set", key, e))?;
         self.sync_dir(&dir, key)
+    }
+
+    /// Opens the parents of `key` that exist: the deepest one and the index
+    /// of the first missing segment (`depth - 1` if none is missing). A
+    /// value or a foreign entry in the way is reported as by `walk`.
+    fn existing_parents(&self, key: &Key) -> Result<(At<'_>, usize)> {
+        let n = key.depth().saturating_sub(1);
+        let mut cur = At::Root(&self.root);
+        for (i, seg) in key.segments()[..n].iter().enumerate() {
+            match cur.open_dir(seg) {
+                Ok(d) => cur = At::Sub(d),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok((cur, i)),
+                Err(e) => {
+                    return Err(match self.walk(key, n, "set") {
+                        Err(err) => err,
+                        Ok(_) => self.err("set", key, e),
+                    });
+                }
+            }
+        }
+        Ok((cur, n))
+    }
+
+    /// Installs `staged` at `key` whose parents from segment `missing` on do
+    /// not exist: the missing dictionaries are built in `.tzs-tmp` around
+    /// the value, synced, and moved into `parent` by one rename (the commit
+    /// point), so a failure or a crash never leaves half of them behind.
+    fn install_with_new_parents(
+        &self,
+        staged: &str,
+        key: &Key,
+        parent: &Dir,
+        missing: usize,
+    ) -> Result<()> {
+        let tmp = self.tmp_dir()?;
+        let segs = key.segments();
+        let build = self.tmp_name();
+        let mkdir = |at: &Dir, name: &str| -> Result<Dir> {
+            at.mkdir(name)
+                .and_then(|()| at.open_dir(name))
+                .map_err(|e| self.err("create dictionary for", key, e))
+        };
+        let built = (|| -> Result<()> {
+            let mut dirs = vec![mkdir(tmp, &build)?];
+            for seg in &segs[missing + 1..segs.len() - 1] {
+                let sub = mkdir(&dirs[dirs.len() - 1], seg)?;
+                dirs.push(sub);
+            }
+            tmp.rename(staged, &dirs[dirs.len() - 1], key.basename())
+                .map_err(|e| self.err("set", key, e))?;
+            for d in dirs.iter().rev() {
+                self.sync_dir(d, key)?;
+            }
+            tmp.rename(&build, parent, &segs[missing])
+                .map_err(|e| self.err("set", key, e))
+        })();
+        if let Err(e) = built {
+            // Best effort: leftovers are deleted at the next open.
+            let _ = delete_tree(tmp, &build);
+            return Err(e);
+        }
+        self.sync_dir(parent, key)
     }
 
     /// Removes `key` (a value, or a dictionary whole). Absent is `Ok`. The
@@ -388,15 +455,46 @@ impl Tree {
                 )));
             }
         }
-        let dest_dir = self.make_parents(&dest, false, Durability::Each)?;
-        src_dir
-            .rename(from.basename(), &dest_dir, dest.basename())
-            .map_err(|e| self.err("rename", from, e))?;
+        let (_, existed) = self.existing_parents(&dest)?;
+        let moved = self
+            .make_parents(&dest, false, Durability::Each)
+            .and_then(|dest_dir| {
+                src_dir
+                    .rename(from.basename(), &dest_dir, dest.basename())
+                    .map_err(|e| self.err("rename", from, e))?;
+                Ok(dest_dir)
+            });
+        let dest_dir = match moved {
+            Ok(d) => d,
+            Err(e) => {
+                self.remove_new_parents(&dest, existed);
+                return Err(e);
+            }
+        };
         self.sync_dir(&dest_dir, &dest)?;
         if from.parent() != dest.parent() {
             self.sync_dir(&src_dir, from)?;
         }
         Ok(())
+    }
+}
+
+impl Tree {
+    /// After a failed rename: removes the parent dictionaries of `key` from
+    /// segment `existed` on, which the rename created (best effort: they
+    /// are empty, and one that is not is left alone).
+    fn remove_new_parents(&self, key: &Key, existed: usize) {
+        for j in (existed..key.depth().saturating_sub(1)).rev() {
+            let Ok(dir) = self.walk(key, j, "rename") else {
+                continue;
+            };
+            match dir.rmdir(&key.segments()[j]) {
+                Ok(()) => {}
+                // Not created yet when the rename failed.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(_) => return,
+            }
+        }
     }
 }
 

@@ -62,10 +62,11 @@ pub struct Batch {
     inner: Arc<Inner>,
     ops: Vec<Op>,
     /// Index of the last op on each exact key.
-    last_op: HashMap<Key, usize>,
+    last_op: HashMap<String, usize>,
     /// Index of the last set strictly below each key.
-    last_set_below: HashMap<Key, usize>,
-    seen: BTreeMap<(Key, Probe), u128>,
+    last_set_below: HashMap<String, usize>,
+    /// Outcome hashes by key, indexed by `Probe`.
+    seen: HashMap<Key, [Option<u128>; 4]>,
     stale: bool,
     /// The store's write generation at begin.
     begin: u64,
@@ -149,7 +150,7 @@ impl Batch {
             ops: Vec::new(),
             last_op: HashMap::new(),
             last_set_below: HashMap::new(),
-            seen: BTreeMap::new(),
+            seen: HashMap::new(),
             stale: false,
             begin,
             probes: 0,
@@ -171,12 +172,14 @@ impl Batch {
 
     fn record(&mut self, key: &Key, probe: Probe, h: u128) {
         self.probes += 1;
-        match self.seen.get(&(key.clone(), probe)) {
+        let slot = match self.seen.get_mut(key) {
+            Some(probes) => &mut probes[probe as usize],
+            None => &mut self.seen.entry(key.clone()).or_default()[probe as usize],
+        };
+        match slot {
             Some(old) if *old != h => self.stale = true,
             Some(_) => {}
-            None => {
-                self.seen.insert((key.clone(), probe), h);
-            }
+            None => *slot = Some(h),
         }
     }
 
@@ -191,11 +194,9 @@ impl Batch {
 
     /// The index of the last buffered op whose key is `key` or an ancestor.
     fn covering(&self, key: &Key) -> Option<usize> {
-        let mut best = self.last_op.get(key).copied();
-        let mut k = key.clone();
-        while !k.is_root() {
-            k = k.parent();
-            if let Some(&i) = self.last_op.get(&k) {
+        let mut best = self.last_op.get(key.path()).copied();
+        for p in key.ancestor_paths() {
+            if let Some(&i) = self.last_op.get(p) {
                 best = best.max(Some(i));
             }
         }
@@ -204,20 +205,25 @@ impl Batch {
 
     /// True if an op from `from` on sets a key strictly below `key`.
     fn sets_below(&self, key: &Key, from: usize) -> bool {
-        self.last_set_below.get(key).is_some_and(|&i| i >= from)
+        self.last_set_below
+            .get(key.path())
+            .is_some_and(|&i| i >= from)
     }
 
     fn push(&mut self, op: Op) {
         let i = self.ops.len();
-        let key = op.key().clone();
+        let key = op.key();
         if let Op::Set(..) = op {
-            let mut k = key.clone();
-            while !k.is_root() {
-                k = k.parent();
-                self.last_set_below.insert(k.clone(), i);
+            for p in key.ancestor_paths() {
+                match self.last_set_below.get_mut(p) {
+                    Some(at) => *at = i,
+                    None => {
+                        self.last_set_below.insert(p.to_string(), i);
+                    }
+                }
             }
         }
-        self.last_op.insert(key, i);
+        self.last_op.insert(key.path().to_string(), i);
         self.ops.push(op);
     }
 
@@ -226,8 +232,9 @@ impl Batch {
     /// `Stat` observation. (Not for parents: a dictionary's mtime changes
     /// whenever anyone adds an entry, which would be a false conflict.)
     fn store_kind(&mut self, key: &Key, with_stat: bool) -> Result<Option<Kind>> {
-        let have_stat = self.seen.contains_key(&(key.clone(), Probe::Stat));
-        if let Some(&h) = self.seen.get(&(key.clone(), Probe::Kind))
+        let seen = self.seen.get(key);
+        let have_stat = seen.is_some_and(|s| s[Probe::Stat as usize].is_some());
+        if let Some(h) = seen.and_then(|s| s[Probe::Kind as usize])
             && (have_stat || !with_stat)
         {
             // Counts as a look at the store: the cached outcome may come from
@@ -503,8 +510,18 @@ impl Batch {
         }
         // Parents resolved here are reused by the staging and apply phases.
         let mut cache = DirCache::default();
-        for ((key, probe), h) in &self.seen {
-            if inner.probe_cached(key, *probe, &mut cache)? != *h {
+        // In key order, so that keys of one dictionary share its descriptor.
+        let mut seen: Vec<(&Key, Probe, u128)> = Vec::with_capacity(self.seen.len());
+        for (key, probes) in &self.seen {
+            for probe in [Probe::Kind, Probe::Get, Probe::List, Probe::Stat] {
+                if let Some(h) = probes[probe as usize] {
+                    seen.push((key, probe, h));
+                }
+            }
+        }
+        seen.sort_unstable_by(|a, b| a.0.path().cmp(b.0.path()).then(a.1.cmp(&b.1)));
+        for (key, probe, h) in seen {
+            if inner.probe_cached(key, probe, &mut cache)? != h {
                 return Err(Error::Conflict(format!(
                     "batch on {}: {key} changed since the batch read it",
                     inner.tree.path.display()

@@ -4,7 +4,9 @@
 //! write goes through without meeting the fault. Each time:
 //! * the status is `NoSpace` for ENOSPC and `Io` for EIO, naming the store;
 //! * a failure up to the write's commit point (the rename of a plain write,
-//!   the journal's fdatasync of a batch) leaves the previous state intact;
+//!   the journal's fdatasync of a batch) leaves the previous state intact
+//!   (a plain write after batches first checkpoints the journal: `syncfs`,
+//!   then empties it; those steps are covered too);
 //! * after the fault is lifted and the store reopened, the write is wholly
 //!   there or wholly absent (wholly there if it failed after its commit
 //!   point), the journal is clear and no staged or trashed file is left.
@@ -105,6 +107,16 @@ fn base(kv: &Kv) {
     kv.set("x", b"1").unwrap();
 }
 
+/// `base`, then a batch left in the journal (not yet checkpointed).
+fn base_and_batch(kv: &Kv) {
+    base(kv);
+    kv.batch(0, |b| {
+        b.set("j/1", b"journaled")?;
+        b.set("x", b"0")
+    })
+    .unwrap();
+}
+
 fn batch_op(kv: &Kv) -> tzstore::Result<()> {
     let mut b = kv.batch_begin()?;
     b.set("a/b", b"new value")?;
@@ -178,6 +190,21 @@ fn cases() -> Vec<Case> {
             setup: base,
             op: batch_op,
             commit: first_sync,
+            may_leave_empty_parents: false,
+        },
+        Case {
+            name: "batch commit appended to another",
+            setup: base_and_batch,
+            op: batch_op,
+            commit: first_sync,
+            may_leave_empty_parents: false,
+        },
+        Case {
+            // The journal is checkpointed (syncfs, emptied) first.
+            name: "set after a batch",
+            setup: base_and_batch,
+            op: |kv| kv.set("a/b", b"new value"),
+            commit: last_rename,
             may_leave_empty_parents: false,
         },
     ]

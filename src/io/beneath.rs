@@ -91,6 +91,12 @@ impl FileAt {
         std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)
     }
 
+    /// Truncates or extends the file to `len` bytes.
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
+        before(&self.faults, FaultOp::Truncate)?;
+        self.file.set_len(len)
+    }
+
     /// fdatasync.
     pub fn sync_data(&self) -> io::Result<()> {
         before(&self.faults, FaultOp::Sync)?;

@@ -36,6 +36,8 @@ pub enum FaultOp {
     Mkdir,
     /// Removing a file or directory.
     Remove,
+    /// Truncating a file.
+    Truncate,
 }
 
 impl FaultOp {
@@ -49,6 +51,7 @@ impl FaultOp {
             FaultOp::Rename => "rename",
             FaultOp::Mkdir => "mkdir",
             FaultOp::Remove => "remove",
+            FaultOp::Truncate => "truncate",
         }
     }
 }
@@ -221,7 +224,7 @@ impl FileHandle for FaultFile {
         self.inner.len()
     }
     fn set_len(&self, len: u64) -> Result<()> {
-        self.before(FaultOp::Allocate(0))?;
+        self.before(FaultOp::Truncate)?;
         self.inner.set_len(len)
     }
     fn sync(&self) -> Result<()> {

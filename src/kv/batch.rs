@@ -43,7 +43,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
 use crate::io::beneath::Stat;
-use crate::kv::journal::Op;
+use crate::kv::journal::{CHECKPOINT_BYTES, Op};
 use crate::kv::key::Key;
 use crate::kv::tree::{DirCache, kind_of};
 use crate::kv::{Entry, Inner, Kind};
@@ -501,7 +501,7 @@ impl Batch {
     /// `NoSpace`/`Io` before the commit point leave the store unchanged.
     pub fn commit(self) -> Result<()> {
         let inner = self.inner.clone();
-        let guard = inner.lock("commit")?;
+        let mut guard = inner.lock("commit")?;
         if self.stale {
             return Err(Error::Conflict(format!(
                 "batch on {}: the store changed between its reads",
@@ -534,16 +534,24 @@ impl Batch {
         // Stage the values first: running out of space is reported here,
         // before the commit point, with nothing changed.
         let staged = inner.tree.stage_all(&self.ops)?;
-        if let Err(e) = inner.journal(&guard).write(&self.ops) {
-            inner.tree.discard_all(&staged);
-            return Err(e);
-        }
-        // Committed. A failure from here on leaves the journal for the next
+        let end = match inner.journal(&guard).append(guard.end, &self.ops) {
+            Ok(end) => end,
+            Err(e) => {
+                inner.tree.discard_all(&staged);
+                return Err(e);
+            }
+        };
+        // Committed. A failure from here on leaves the record for the next
         // writer or open to roll forward.
         {
             let _a = inner.apply.write();
             inner.apply_ops(&self.ops, Some(&staged), &mut cache)?;
         }
-        inner.finish(&guard)
+        inner.set_journal_end(end)?;
+        guard.end = end;
+        if end > CHECKPOINT_BYTES {
+            inner.checkpoint(&mut guard)?;
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
-//! The commit journal, `.tzs-journal` in the root: the intent log that makes
-//! a batch all-or-nothing across crashes.
+//! The commit journal, `.tzs-journal` in the root: the redo log that makes
+//! a batch all-or-nothing and durable without syncing the tree per batch.
 //!
-//! The file is created once and rewritten in place from offset 0:
+//! The file is a sequence of records appended one per committed batch:
 //!
 //! ```text
 //! u32 len | payload | crc32(len | payload)        (io::frame, big-endian)
@@ -10,15 +10,22 @@
 //!         | 2 | u32 key len | key                             (remove)
 //! ```
 //!
-//! A commit writes the record and fdatasyncs it before touching the tree;
-//! from then on the batch is committed. Once the tree is synced, the first 8
-//! bytes are zeroed (and fdatasynced), which no valid record can start
-//! with, so a torn, stale or cleared file reads as "nothing pending". Keys
-//! are stored in their string form and re-validated when read back.
-//!
-//! Replaying applies the ops again from the start with "forced" semantics
-//! (a set replaces whatever is at its key or in the way), which makes replay
-//! over any partially applied prefix reach the same final state.
+//! A commit appends its record and fdatasyncs it before touching the tree:
+//! from then on the batch is committed, its values durable in the journal.
+//! The tree is then changed without any sync. The journal is emptied (a
+//! *checkpoint*: `syncfs` of the tree, then truncation, fdatasynced) when it
+//! outgrows [`CHECKPOINT_BYTES`], before any write that is not a batch (such
+//! a write is not in the journal, so no older record may be replayed over
+//! it), and at open. Replay applies the records again in order with
+//! "forced" semantics (a set replaces whatever is at its key or in the
+//! way): keys no record touches are as the last checkpoint left them, so
+//! replay over any partly durable tree reaches the state the records
+//! describe. Which records still need applying by a live writer (one whose
+//! predecessor died mid-commit) is told by the offset of the journal's end
+//! as last applied, kept beside the write generation (not synced: at open
+//! every record is replayed). A torn record (a crash while appending) ends
+//! the journal and is cut off before the next append. Keys are stored in
+//! their string form and re-validated when read back.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -31,6 +38,10 @@ use crate::kv::key::Key;
 
 /// File name of the journal in the root.
 pub(crate) const JOURNAL: &str = ".tzs-journal";
+/// Journal size beyond which a commit checkpoints: bounds the replay at
+/// open (and the dirty data one `syncfs` flushes), while letting a stream
+/// of batches share one tree sync.
+pub(crate) const CHECKPOINT_BYTES: u64 = 8 << 20;
 const MAGIC: &[u8; 8] = b"TZSKVJ01";
 const SET: u8 = 1;
 const REMOVE: u8 = 2;
@@ -177,47 +188,75 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes `ops` as the pending record and makes it durable: the commit
-    /// point of a batch. On failure the record is withdrawn (best effort:
-    /// if even that fails, e.g. on a dead disk, the batch may still be
-    /// rolled forward by the next writer, so an `Io` error here means
-    /// "applied wholly or not at all", never "partly").
-    pub(crate) fn write(&self, ops: &[Op]) -> Result<()> {
+    /// Appends the record of `ops` at `at` (the journal's end) and makes it
+    /// durable: the commit point of a batch. Returns the new end. On
+    /// failure the record is cut off again (best effort: if even that
+    /// fails, e.g. on a dead disk, the batch may still be rolled forward by
+    /// the next writer, so an `Io` error here means "applied wholly or not
+    /// at all", never "partly").
+    pub(crate) fn append(&self, at: u64, ops: &[Op]) -> Result<u64> {
         let rec = encode(ops)?;
         let r = self
             .file
-            .write_all_at(&rec, 0)
+            .write_all_at(&rec, at)
             .map_err(|e| self.io("write journal", e))
             .and_then(|()| self.sync());
-        if r.is_err() {
-            let _ = self.clear();
+        match r {
+            Ok(()) => Ok(at + rec.len() as u64),
+            Err(e) => {
+                let _ = self.truncate(at);
+                Err(e)
+            }
         }
-        r
     }
 
-    /// Marks the pending record as applied.
-    pub(crate) fn clear(&self) -> Result<()> {
+    /// Cuts the journal at `len` (a torn tail, a withdrawn record); not
+    /// synced.
+    pub(crate) fn truncate(&self, len: u64) -> Result<()> {
         self.file
-            .write_all_at(&[0u8; 8], 0)
-            .map_err(|e| self.io("clear journal", e))?;
+            .set_len(len)
+            .map_err(|e| self.io("truncate journal", e))
+    }
+
+    /// Empties the journal durably (the tree must be synced first).
+    pub(crate) fn reset(&self) -> Result<()> {
+        self.truncate(0)?;
         self.sync()
     }
 
-    /// The pending record's ops, if a whole record is there.
-    pub(crate) fn pending(&self) -> Result<Option<Vec<Op>>> {
-        let mut head = [0u8; 4];
-        let n = read_at(self.file.file(), &mut head, 0).map_err(|e| self.io("read journal", e))?;
-        if n < 4 || head == [0u8; 4] {
-            return Ok(None);
+    /// The whole records from offset `from` on, and the offset after the
+    /// last of them; the third value is the file's length (greater than
+    /// the end when a torn record follows).
+    pub(crate) fn scan(&self, from: u64) -> Result<(Vec<Vec<Op>>, u64, u64)> {
+        let mut buf = vec![0u8; 4096];
+        let mut have = 0;
+        loop {
+            if have == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = read_at(self.file.file(), &mut buf[have..], from + have as u64)
+                .map_err(|e| self.io("read journal", e))?;
+            if n == 0 {
+                break;
+            }
+            have += n;
         }
-        let len = u32::from_be_bytes(head) as usize;
-        let mut buf = vec![0u8; len.saturating_add(frame::OVERHEAD)];
-        let n = read_at(self.file.file(), &mut buf, 0).map_err(|e| self.io("read journal", e))?;
-        match frame::decode(&buf[..n]) {
-            frame::Decoded::Record(payload, _) => decode(payload).transpose(),
-            // Torn while being written: the commit never happened.
-            frame::Decoded::Incomplete | frame::Decoded::BadChecksum => Ok(None),
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < have {
+            match frame::decode(&buf[at..have]) {
+                frame::Decoded::Record(payload, used) => match decode(payload) {
+                    Some(ops) => {
+                        records.push(ops?);
+                        at += used;
+                    }
+                    None => break,
+                },
+                // Torn while being appended: that commit never happened.
+                frame::Decoded::Incomplete | frame::Decoded::BadChecksum => break,
+            }
         }
+        Ok((records, from + at as u64, from + have as u64))
     }
 }
 
@@ -239,26 +278,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_torn_and_cleared() {
+    fn append_scan_torn_and_reset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL);
         let root = crate::io::beneath::Dir::open(dir.path()).unwrap();
         let j = Journal::new(root.open_rw(JOURNAL).unwrap(), path.clone(), false);
-        assert_eq!(j.pending().unwrap(), None);
-        let ops = vec![
+        assert_eq!(j.scan(0).unwrap(), (vec![], 0, 0));
+        let a = vec![
             Op::Set(Key::parse("a/b").unwrap(), b"xyz".to_vec()),
             Op::Remove(Key::parse("c").unwrap()),
         ];
-        j.write(&ops).unwrap();
-        assert_eq!(j.pending().unwrap(), Some(ops.clone()));
-        j.clear().unwrap();
-        assert_eq!(j.pending().unwrap(), None);
-        // A torn record (its tail missing) is not pending.
-        let rec = encode(&ops).unwrap();
-        std::fs::write(&path, &rec[..rec.len() - 3]).unwrap();
-        assert_eq!(j.pending().unwrap(), None);
-        // A shorter record over a longer stale one is read exactly.
-        std::fs::write(&path, [encode(&ops).unwrap(), vec![7u8; 40]].concat()).unwrap();
-        assert_eq!(j.pending().unwrap(), Some(ops));
+        let b = vec![Op::Set(Key::parse("d").unwrap(), vec![9u8; 5000])];
+        let end_a = j.append(0, &a).unwrap();
+        let end_b = j.append(end_a, &b).unwrap();
+        assert_eq!(
+            j.scan(0).unwrap(),
+            (vec![a.clone(), b.clone()], end_b, end_b)
+        );
+        assert_eq!(j.scan(end_a).unwrap(), (vec![b.clone()], end_b, end_b));
+        assert_eq!(j.scan(end_b).unwrap(), (vec![], end_b, end_b));
+        // A torn last record ends the journal.
+        let rec = encode(&b).unwrap();
+        let mut torn = std::fs::read(&path).unwrap();
+        torn.extend_from_slice(&rec[..rec.len() - 3]);
+        std::fs::write(&path, &torn).unwrap();
+        let len = torn.len() as u64;
+        assert_eq!(j.scan(0).unwrap(), (vec![a, b], end_b, len));
+        j.reset().unwrap();
+        assert_eq!(j.scan(0).unwrap(), (vec![], 0, 0));
     }
 }

@@ -5,8 +5,9 @@
 //! directory; keys are validated ([`key`]) and resolved beneath the root's
 //! directory fd without following links ([`tree`]), so no key reaches outside
 //! the root. Names starting with `.tzs` are the store's own: `.tzs-lock`
-//! (commit lock), `.tzs-journal` (batch intent log), `.tzs-generation`
-//! (write counter), `.tzs-tmp/` (staged values and removed dictionaries).
+//! (commit lock), `.tzs-journal` (batch redo log), `.tzs-generation`
+//! (write counter, and the journal's end as applied), `.tzs-tmp/` (staged
+//! values and removed dictionaries).
 //!
 //! **Durability.** `set`, `set_partial`, `allocate`, `remove` and `rename`
 //! are durable on return: a value is written to a staged file, fsynced,
@@ -24,12 +25,15 @@
 //!
 //! **Batches** ([`Batch`]) are optimistic transactions; see `batch.rs` for
 //! the exact definition of a conflict. A commit stages every value (no
-//! sync), writes and fdatasyncs the journal (the commit point), renames the
-//! values into place, syncs once (`syncfs` of the root's file system, rather
-//! than one fsync per file and directory: 1,000 fsyncs cost seconds, one
-//! `syncfs` about one fsync — though it also flushes other programs' dirty
-//! data on that file system) and clears the journal. A crash after
-//! the journal is durable is rolled forward by the next writer or the next
+//! sync), appends its record (every op and value) to the journal and
+//! fdatasyncs it (the commit point, one sync for the whole batch), then
+//! renames the values into place without syncing the tree: the journal
+//! holds them durably. The tree is made durable by a *checkpoint* (`syncfs`
+//! of the root's file system, then the journal is emptied): when the
+//! journal outgrows 8 MiB, before any write that is not a batch, and at
+//! open. So a stream of batches pays one fdatasync each plus one `syncfs`
+//! per 8 MiB, never one fsync per file (see `journal.rs`). A crash after
+//! the commit point is rolled forward by the next writer or the next
 //! read-write open, whichever comes first; before that point the batch never
 //! happened. (A read-only handle never writes, so until then it may see such
 //! a batch half-applied.) A batch's values are held in memory until commit
@@ -100,6 +104,8 @@ pub(crate) struct Inner {
 /// Held while writing: the handle's writer mutex and the file lock.
 pub(crate) struct WriteGuard<'a> {
     w: MutexGuard<'a, Writer>,
+    /// The journal's end: where the next record goes.
+    pub(crate) end: u64,
 }
 
 impl Drop for WriteGuard<'_> {
@@ -119,20 +125,64 @@ impl Inner {
         })
     }
 
-    /// Takes the store lock and rolls forward a batch left pending by a
-    /// crashed writer.
+    /// Takes the store lock and rolls forward the batches a crashed writer
+    /// committed but did not apply.
     pub(crate) fn lock(&self, op: &str) -> Result<WriteGuard<'_>> {
+        self.lock_replaying(op, false)
+    }
+
+    /// Takes the store lock for a write that is not a batch: such a write
+    /// is not journaled, so the journal is checkpointed first (otherwise a
+    /// replay after a crash could put older values back over it).
+    pub(crate) fn lock_plain(&self, op: &str) -> Result<WriteGuard<'_>> {
+        let mut guard = self.lock(op)?;
+        if guard.end > 0 {
+            self.checkpoint(&mut guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// [`Inner::lock`]; with `all` (at open, when the tree may have lost
+    /// unsynced changes) every record is replayed, not only those past
+    /// the end last applied.
+    fn lock_replaying(&self, op: &str, all: bool) -> Result<WriteGuard<'_>> {
         let w = self.check_writable(op)?.lock();
         beneath::lock_exclusive(w.lock.file())
             .map_err(|e| Error::io("lock", &self.tree.path.join(LOCK), e))?;
-        let guard = WriteGuard { w };
+        let mut guard = WriteGuard { w, end: 0 };
         self.bump_generation()?;
-        if let Some(ops) = guard.w.journal.pending()? {
+        let from = if all { 0 } else { self.journal_end()? };
+        let (records, end, len) = guard.w.journal.scan(from)?;
+        if !records.is_empty() {
             let _a = self.apply.write();
-            self.apply_ops(&ops, None, &mut DirCache::default())?;
-            self.finish(&guard)?;
+            let mut cache = DirCache::default();
+            for ops in &records {
+                self.apply_ops(ops, None, &mut cache)?;
+            }
         }
+        if len != end {
+            guard.w.journal.truncate(end)?;
+        }
+        if end != from || all {
+            self.set_journal_end(end)?;
+        }
+        guard.end = end;
         Ok(guard)
+    }
+
+    /// Makes the tree durable and empties the journal.
+    pub(crate) fn checkpoint(&self, guard: &mut WriteGuard<'_>) -> Result<()> {
+        if self.tree.fsync {
+            self.tree
+                .root
+                .syncfs()
+                .map_err(|e| Error::io("syncfs", &self.tree.path, e))?;
+        }
+        // Recorded first: a crash between the two then only replays
+        // records again, never skips any.
+        self.set_journal_end(0)?;
+        guard.end = 0;
+        guard.w.journal.reset()
     }
 
     /// Applies `ops` in order with forced semantics (journal apply/replay),
@@ -168,17 +218,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Makes an applied batch durable and clears the journal.
-    pub(crate) fn finish(&self, guard: &WriteGuard<'_>) -> Result<()> {
-        if self.tree.fsync {
-            self.tree
-                .root
-                .syncfs()
-                .map_err(|e| Error::io("syncfs", &self.tree.path, e))?;
-        }
-        guard.w.journal.clear()
-    }
-
     /// The store's write generation (0 before the first write).
     pub(crate) fn generation(&self) -> Result<u64> {
         let Some(f) = &self.generation else {
@@ -203,6 +242,28 @@ impl Inner {
 
     pub(crate) fn journal<'g>(&self, guard: &'g WriteGuard<'_>) -> &'g Journal {
         &guard.w.journal
+    }
+
+    /// The journal's end as last applied (kept after the generation in
+    /// `.tzs-generation`; 0 when absent).
+    fn journal_end(&self) -> Result<u64> {
+        let Some(f) = &self.generation else {
+            return Ok(0);
+        };
+        let mut b = [0u8; 8];
+        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, 8)
+            .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
+        Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
+    }
+
+    /// Records the journal's end once its records are applied. Not synced:
+    /// at open every record is replayed anyway.
+    pub(crate) fn set_journal_end(&self, end: u64) -> Result<()> {
+        if let Some(f) = &self.generation {
+            f.write_all_at(&end.to_be_bytes(), 8)
+                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
+        }
+        Ok(())
     }
 }
 
@@ -267,7 +328,10 @@ impl Kv {
             apply: RwLock::new(()),
         };
         if !inner.read_only {
-            let _g = inner.lock("open")?;
+            let mut g = inner.lock_replaying("open", true)?;
+            if g.end > 0 {
+                inner.checkpoint(&mut g)?;
+            }
             inner.tree.clear_tmp()?;
         }
         Ok(Kv {
@@ -344,7 +408,7 @@ impl Kv {
     /// `DictionaryExpected` if a parent is a value, `NoSpace`.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("set")?;
+        let _g = self.inner.lock_plain("set")?;
         self.put(&key, value)
     }
 
@@ -364,7 +428,7 @@ impl Kv {
     /// Atomic and durable (the whole new value replaces the old one).
     pub fn set_partial(&self, key: &str, offset: u64, data: &[u8]) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("set_partial")?;
+        let _g = self.inner.lock_plain("set_partial")?;
         let mut value = match self.inner.tree.get(&key) {
             Ok(v) => v,
             Err(Error::NotFound(_)) => Vec::new(),
@@ -382,7 +446,7 @@ impl Kv {
     /// the root is emptied and stays usable. Durable on return.
     pub fn remove(&self, key: &str) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("remove")?;
+        let _g = self.inner.lock_plain("remove")?;
         self.inner.tree.remove(&key, Durability::Each)
     }
 
@@ -395,7 +459,7 @@ impl Kv {
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         let from = Key::parse(from)?;
         let to = Key::parse(to)?;
-        let _g = self.inner.lock("rename")?;
+        let _g = self.inner.lock_plain("rename")?;
         self.inner.tree.rename(&from, &to)
     }
 
@@ -403,7 +467,7 @@ impl Kv {
     /// `KeyExists` if bound, `NoSpace`. Durable on return.
     pub fn allocate(&self, key: &str, size: u64) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("allocate")?;
+        let _g = self.inner.lock_plain("allocate")?;
         let tree = &self.inner.tree;
         if tree.kind(&key)?.is_some() {
             return Err(Error::KeyExists(format!("allocate {key}: already bound")));

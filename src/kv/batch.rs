@@ -72,12 +72,21 @@ pub struct Batch {
     begin: u64,
     /// Store probes made so far (to know whether a read looked at the store).
     probes: u64,
+    /// Lookup shortcuts (boxed: the C layer keeps batches inline).
+    local: Box<Shortcuts>,
+}
+
+#[derive(Debug, Default)]
+struct Shortcuts {
     /// Parent directories of the keys probed by `store_kind`. A descriptor
     /// may outlive a rename of its directory by another writer; that is
     /// harmless because every observation is run again, resolved afresh,
     /// at commit, and explicit reads are also checked against the
     /// generation.
-    dirs: Box<DirCache>,
+    dirs: DirCache,
+    /// The parent path whose ancestors `set` last found to be no values,
+    /// and the number of ops buffered then.
+    parents_checked: Option<(String, usize)>,
 }
 
 /// The hash of a probe's outcome. Errors that describe the key (absent,
@@ -154,7 +163,7 @@ impl Batch {
             stale: false,
             begin,
             probes: 0,
-            dirs: Box::default(),
+            local: Box::default(),
         })
     }
 
@@ -194,8 +203,14 @@ impl Batch {
 
     /// The index of the last buffered op whose key is `key` or an ancestor.
     fn covering(&self, key: &Key) -> Option<usize> {
-        let mut best = self.last_op.get(key.path()).copied();
-        for p in key.ancestor_paths() {
+        self.covering_path(key.path())
+    }
+
+    /// [`Batch::covering`] of the key whose path is `path`.
+    fn covering_path(&self, path: &str) -> Option<usize> {
+        let mut best = self.last_op.get(path).copied();
+        let ancestors = path.match_indices('/').rev().map(|(i, _)| &path[..i]);
+        for p in ancestors.chain((!path.is_empty()).then_some("")) {
             if let Some(&i) = self.last_op.get(p) {
                 best = best.max(Some(i));
             }
@@ -251,7 +266,9 @@ impl Batch {
         }
         let r = {
             let _r = self.inner.apply.read();
-            self.inner.tree.stat_cached(&mut self.dirs, key, "batch")
+            self.inner
+                .tree
+                .stat_cached(&mut self.local.dirs, key, "batch")
         };
         let kind = match &r {
             Ok(st) => Some(kind_of(st, key)?),
@@ -437,6 +454,30 @@ impl Batch {
                 "set /: the root is a dictionary".into(),
             ));
         }
+        // Consecutive sets in one dictionary check its parents once: their
+        // kinds can only change through an op on one of them.
+        let pp = key.parent_path();
+        let checked = match &self.local.parents_checked {
+            Some((path, at)) => path == pp && self.covering_path(pp).is_none_or(|i| i < *at),
+            None => false,
+        };
+        if !checked {
+            self.check_parents(&key)?;
+            self.local.parents_checked = Some((pp.to_string(), self.ops.len()));
+        }
+        self.touch(&key)?;
+        if self.view_kind(&key)? == Some(Kind::Dictionary) {
+            return Err(Error::ValueExpected(format!(
+                "set {key}: a dictionary, not a value"
+            )));
+        }
+        self.push(Op::Set(key, value.to_vec()));
+        Ok(())
+    }
+
+    /// `DictionaryExpected` if a parent of `key` is a value in this batch's
+    /// view.
+    fn check_parents(&mut self, key: &Key) -> Result<()> {
         let mut parents = Vec::with_capacity(key.depth());
         let mut p = key.parent();
         while !p.is_root() {
@@ -456,13 +497,6 @@ impl Batch {
                 None => break,
             }
         }
-        self.touch(&key)?;
-        if self.view_kind(&key)? == Some(Kind::Dictionary) {
-            return Err(Error::ValueExpected(format!(
-                "set {key}: a dictionary, not a value"
-            )));
-        }
-        self.push(Op::Set(key, value.to_vec()));
         Ok(())
     }
 

@@ -48,7 +48,8 @@ impl std::ops::Deref for At<'_> {
 
 /// Parent directories resolved during one commit (under the store lock), by
 /// path below the root, so that 1,000 keys in one dictionary cost one walk,
-/// not 1,000. A parent found missing (or under a value) is remembered too,
+/// not 1,000. (A batch also keeps one for the probes it makes before its
+/// commit, which re-runs them all with a fresh cache; see `batch.rs`.) A parent found missing (or under a value) is remembered too,
 /// but only while nothing is written ([`DirCache::forget_missing`] before
 /// applying). The owner must [`DirCache::clear`] it whenever a dictionary
 /// is removed or replaced, since its descriptors would then point into the

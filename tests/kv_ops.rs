@@ -346,3 +346,30 @@ fn conflicting_batches_and_retries() {
         .unwrap();
     assert_eq!(v, 2);
 }
+
+#[test]
+fn batch_sets_recheck_parents_after_ops_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(&dir);
+    let mut b = kv.batch_begin().unwrap();
+    b.set("p/q/k", b"1").unwrap();
+    // A later op on an ancestor of the last checked parent: the next set
+    // below it looks again.
+    b.remove("p").unwrap();
+    b.set("p", b"value").unwrap();
+    assert!(matches!(
+        b.set("p/q/k2", b"2"),
+        Err(Error::DictionaryExpected(_))
+    ));
+    b.remove("p").unwrap();
+    b.set("p/q/k3", b"3").unwrap();
+    assert!(matches!(b.set("p/q", b"v"), Err(Error::ValueExpected(_))));
+    b.set("x", b"v").unwrap();
+    assert!(matches!(
+        b.set("x/y", b"v"),
+        Err(Error::DictionaryExpected(_))
+    ));
+    b.commit().unwrap();
+    assert_eq!(names(&kv, "p/q"), vec![("k3".to_string(), Kind::Value)]);
+    assert_eq!(kv.get("x").unwrap(), b"v");
+}

@@ -7,6 +7,12 @@
 //! The [`FileSystem`](super::FileSystem) trait is path-based and cannot offer
 //! this, which is why the kv store uses this module directly. Errors are plain
 //! `std::io::Error`s so that the caller, who knows the key, can map them.
+//!
+//! Faults: a [`Dir`] may carry a test's fault plan ([`Faults`], the one
+//! `FaultFs` uses), inherited by the directories and files opened from it and
+//! consulted before every create, write, allocation, sync, rename, mkdir and
+//! removal, so that ENOSPC and EIO reach the kv store exactly where the OS
+//! would report them.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -14,6 +20,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
+
+use super::fault::{FaultOp, Faults};
 
 /// What a directory entry is. Symbolic links, FIFOs, sockets and devices are
 /// all `Other`: the kv store never follows or opens them.
@@ -46,6 +55,72 @@ pub struct Stat {
 #[derive(Debug)]
 pub struct Dir {
     fd: OwnedFd,
+    faults: Option<Arc<Faults>>,
+}
+
+/// A file opened for writing through a [`Dir`]: its writes and syncs pass
+/// the directory's fault plan.
+#[derive(Debug)]
+pub struct FileAt {
+    file: File,
+    faults: Option<Arc<Faults>>,
+}
+
+fn before(faults: &Option<Arc<Faults>>, op: FaultOp) -> io::Result<()> {
+    match faults {
+        Some(f) => f.before(op),
+        None => Ok(()),
+    }
+}
+
+impl FileAt {
+    /// The underlying file, for reads and locks.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes all of `buf` at the current position.
+    pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        before(&self.faults, FaultOp::Write(buf.len() as u64))?;
+        io::Write::write_all(&mut self.file, buf)
+    }
+
+    /// Writes all of `buf` at `offset`.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        before(&self.faults, FaultOp::Write(buf.len() as u64))?;
+        std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)
+    }
+
+    /// Truncates or extends the file to `len` bytes.
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
+        before(&self.faults, FaultOp::Truncate)?;
+        self.file.set_len(len)
+    }
+
+    /// fdatasync.
+    pub fn sync_data(&self) -> io::Result<()> {
+        before(&self.faults, FaultOp::Sync)?;
+        self.file.sync_data()
+    }
+
+    /// Reserves `len` bytes for the file so that running out of space is
+    /// reported now (ENOSPC) rather than at a later write; falls back to
+    /// extending the file when the file system cannot preallocate.
+    pub fn allocate(&self, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        before(&self.faults, FaultOp::Allocate(len))?;
+        let off_len = libc::off_t::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
+        // SAFETY: posix_fallocate on a live descriptor; it returns the error number instead of setting errno.
+        let rc = unsafe { libc::posix_fallocate(self.file.as_raw_fd(), 0, off_len) };
+        match rc {
+            0 => Ok(()),
+            libc::EOPNOTSUPP | libc::EINVAL => self.file.set_len(len),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
 }
 
 fn cname(name: impl AsRef<[u8]>) -> io::Result<CString> {
@@ -93,6 +168,12 @@ impl Dir {
     /// Opens the directory at `path` (the store's root). The path itself is
     /// trusted: it is the caller's choice of root, so it may contain links.
     pub fn open(path: &Path) -> io::Result<Dir> {
+        Dir::open_with_faults(path, None)
+    }
+
+    /// [`Dir::open`], with a fault plan that this directory and everything
+    /// opened from it consult before each mutating operation (tests).
+    pub fn open_with_faults(path: &Path, faults: Option<Arc<Faults>>) -> io::Result<Dir> {
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
         // SAFETY: `c` is a valid NUL-terminated string for the whole call.
@@ -105,11 +186,30 @@ impl Dir {
         Ok(Dir {
             // SAFETY: `open` returned a new descriptor that nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            faults,
         })
     }
 
     fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    fn before(&self, op: FaultOp) -> io::Result<()> {
+        before(&self.faults, op)
+    }
+
+    fn sub(&self, fd: OwnedFd) -> Dir {
+        Dir {
+            fd,
+            faults: self.faults.clone(),
+        }
+    }
+
+    fn file_at(&self, fd: OwnedFd) -> FileAt {
+        FileAt {
+            file: File::from(fd),
+            faults: self.faults.clone(),
+        }
     }
 
     fn openat(&self, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
@@ -131,13 +231,13 @@ impl Dir {
     pub fn open_dir(&self, name: impl AsRef<[u8]>) -> io::Result<Dir> {
         let c = cname(name)?;
         let fd = self.openat(&c, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-        Ok(Dir { fd })
+        Ok(self.sub(fd))
     }
 
     /// A second descriptor for the same directory (its own read position).
     pub fn reopen(&self) -> io::Result<Dir> {
         let fd = self.openat(c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-        Ok(Dir { fd })
+        Ok(self.sub(fd))
     }
 
     /// Opens the multi-segment relative path `rel` below this directory in
@@ -192,7 +292,7 @@ impl Dir {
     /// The directory at the relative path `rel` (see [`Dir::openat2_beneath`]).
     pub fn open_dir_beneath(&self, rel: &str) -> io::Result<Dir> {
         let fd = self.openat2_beneath(rel, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        Ok(Dir { fd })
+        Ok(self.sub(fd))
     }
 
     /// The entry at the relative path `rel`, opened for reading, non-blocking
@@ -228,22 +328,25 @@ impl Dir {
     }
 
     /// Creates `name`, which must not exist, for writing (mode 0644).
-    pub fn create_new(&self, name: impl AsRef<[u8]>) -> io::Result<File> {
+    pub fn create_new(&self, name: impl AsRef<[u8]>) -> io::Result<FileAt> {
         let c = cname(name)?;
+        self.before(FaultOp::Create)?;
         let fd = self.openat(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)?;
-        Ok(File::from(fd))
+        Ok(self.file_at(fd))
     }
 
     /// Opens `name` read-write, creating it if missing (store metadata files).
-    pub fn open_rw(&self, name: impl AsRef<[u8]>) -> io::Result<File> {
+    pub fn open_rw(&self, name: impl AsRef<[u8]>) -> io::Result<FileAt> {
         let c = cname(name)?;
+        self.before(FaultOp::Create)?;
         let fd = self.openat(&c, libc::O_RDWR | libc::O_CREAT, 0o644)?;
-        Ok(File::from(fd))
+        Ok(self.file_at(fd))
     }
 
     /// Creates the subdirectory `name` (mode 0755).
     pub fn mkdir(&self, name: impl AsRef<[u8]>) -> io::Result<()> {
         let c = cname(name)?;
+        self.before(FaultOp::Mkdir)?;
         // SAFETY: `c` is NUL-terminated and the fd is live.
         retry(|| unsafe { libc::mkdirat(self.raw(), c.as_ptr(), 0o755) })?;
         Ok(())
@@ -252,6 +355,7 @@ impl Dir {
     /// Removes the non-directory entry `name` (a link itself, never its target).
     pub fn unlink(&self, name: impl AsRef<[u8]>) -> io::Result<()> {
         let c = cname(name)?;
+        self.before(FaultOp::Remove)?;
         // SAFETY: `c` is NUL-terminated and the fd is live.
         retry(|| unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) })?;
         Ok(())
@@ -260,6 +364,7 @@ impl Dir {
     /// Removes the empty directory `name`.
     pub fn rmdir(&self, name: impl AsRef<[u8]>) -> io::Result<()> {
         let c = cname(name)?;
+        self.before(FaultOp::Remove)?;
         // SAFETY: `c` is NUL-terminated and the fd is live.
         retry(|| unsafe { libc::unlinkat(self.raw(), c.as_ptr(), libc::AT_REMOVEDIR) })?;
         Ok(())
@@ -275,6 +380,7 @@ impl Dir {
     ) -> io::Result<()> {
         let a = cname(name)?;
         let b = cname(to_name)?;
+        self.before(FaultOp::Rename)?;
         // SAFETY: both names are NUL-terminated and both fds are live.
         retry(|| unsafe { libc::renameat(self.raw(), a.as_ptr(), to.raw(), b.as_ptr()) })?;
         Ok(())
@@ -339,6 +445,7 @@ impl Dir {
     /// fsyncs the directory, making entries created, renamed or removed in
     /// it durable.
     pub fn sync(&self) -> io::Result<()> {
+        self.before(FaultOp::Sync)?;
         // SAFETY: fsync on a live descriptor.
         retry(|| unsafe { libc::fsync(self.raw()) })?;
         Ok(())
@@ -347,6 +454,7 @@ impl Dir {
     /// Flushes the whole file system holding this directory (`syncfs`): one
     /// call that makes every earlier write, rename and removal durable.
     pub fn syncfs(&self) -> io::Result<()> {
+        self.before(FaultOp::Sync)?;
         // SAFETY: syncfs on a live descriptor.
         retry(|| unsafe { libc::syncfs(self.raw()) })?;
         Ok(())
@@ -364,24 +472,6 @@ fn fstat(fd: RawFd) -> io::Result<Stat> {
 /// `fstat` of an open file.
 pub fn file_stat(file: &File) -> io::Result<Stat> {
     fstat(file.as_raw_fd())
-}
-
-/// Reserves `len` bytes for `file` so that running out of space is reported
-/// now (ENOSPC) rather than at a later write; falls back to extending the
-/// file when the file system cannot preallocate.
-pub fn allocate(file: &File, len: u64) -> io::Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    let off_len = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
-    // SAFETY: posix_fallocate on a live descriptor; it returns the error number instead of setting errno.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
-    match rc {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
 }
 
 /// Blocks until this process holds the exclusive `flock` on `file` (the

@@ -1,32 +1,98 @@
 //! A fault-injecting file system for tests: wraps the real one and fails
-//! writes with `ENOSPC` once a byte budget is spent, or fails fsync with
-//! `EIO`, so tests can check that stores report errors and never lose or
-//! corrupt acknowledged data.
+//! writes with `ENOSPC` once a byte budget is spent, fails fsync with `EIO`,
+//! or fails the n-th mutating operation with a chosen error, so tests can
+//! check that stores report errors and never lose or corrupt acknowledged
+//! data.
+//!
+//! The same [`Faults`] plan drives every store: the path-based stores see it
+//! through [`FaultFs`], and the kv store, whose I/O goes through directory
+//! descriptors (`io::beneath`), takes it from [`FileSystem::faults`] at open
+//! and consults it before each create, write, fsync, rename, mkdir and
+//! removal. A plan belongs to the handles opened with it: no global state.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode, StdFs};
 use crate::error::{Error, Result};
 
+/// A mutating operation, as seen by the fault plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// Creating a file.
+    Create,
+    /// Writing this many bytes (spends the write budget).
+    Write(u64),
+    /// Reserving this many bytes for a file (spends the write budget).
+    Allocate(u64),
+    /// fsync/fdatasync of a file or directory, or syncfs.
+    Sync,
+    /// Renaming.
+    Rename,
+    /// Creating a directory.
+    Mkdir,
+    /// Removing a file or directory.
+    Remove,
+    /// Truncating a file.
+    Truncate,
+}
+
+impl FaultOp {
+    /// A short name for logs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultOp::Create => "create",
+            FaultOp::Write(_) => "write",
+            FaultOp::Allocate(_) => "allocate",
+            FaultOp::Sync => "fsync",
+            FaultOp::Rename => "rename",
+            FaultOp::Mkdir => "mkdir",
+            FaultOp::Remove => "remove",
+            FaultOp::Truncate => "truncate",
+        }
+    }
+}
+
 /// Shared switches of a [`FaultFs`]; clone the `Arc` to flip them mid-test.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Faults {
     /// Bytes that may still be written before writes fail with ENOSPC.
     /// `u64::MAX` means unlimited.
     pub write_budget: AtomicU64,
     /// When set, every fsync fails with EIO.
     pub fail_sync: AtomicBool,
+    /// Mutating operations that still succeed before one fails with
+    /// `fail_errno` (`u64::MAX`: none fails). Set with [`Faults::fail_op`].
+    fail_in: AtomicU64,
+    fail_errno: AtomicI32,
+    /// Whether every operation after the failing one fails too.
+    sticky: AtomicBool,
+    tripped: AtomicBool,
+    /// Operations seen, when recording (see [`Faults::record`]).
+    log: Mutex<Option<Vec<FaultOp>>>,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            write_budget: AtomicU64::new(u64::MAX),
+            fail_sync: AtomicBool::new(false),
+            fail_in: AtomicU64::new(u64::MAX),
+            fail_errno: AtomicI32::new(libc::EIO),
+            sticky: AtomicBool::new(false),
+            tripped: AtomicBool::new(false),
+            log: Mutex::new(None),
+        }
+    }
 }
 
 impl Faults {
     /// No faults.
     pub fn none() -> Arc<Faults> {
-        Arc::new(Faults {
-            write_budget: AtomicU64::new(u64::MAX),
-            fail_sync: AtomicBool::new(false),
-        })
+        Arc::new(Faults::default())
     }
 
     fn take_budget(&self, n: u64) -> bool {
@@ -40,8 +106,69 @@ impl Faults {
             })
             .is_ok()
     }
-}
 
+    /// Makes the mutating operation after the next `n` fail with `errno`
+    /// (`n = 0`: the very next one). With `sticky`, every later operation
+    /// fails too (a full disk stays full) until [`Faults::heal`]; without,
+    /// only that one fails (a transient error).
+    pub fn fail_op(&self, n: u64, errno: i32, sticky: bool) {
+        self.fail_errno.store(errno, Ordering::SeqCst);
+        self.sticky.store(sticky, Ordering::SeqCst);
+        self.tripped.store(false, Ordering::SeqCst);
+        self.fail_in.store(n, Ordering::SeqCst);
+    }
+
+    /// Lifts every fault: unlimited budget, syncs and operations succeed.
+    pub fn heal(&self) {
+        self.fail_in.store(u64::MAX, Ordering::SeqCst);
+        self.tripped.store(false, Ordering::SeqCst);
+        self.write_budget.store(u64::MAX, Ordering::SeqCst);
+        self.fail_sync.store(false, Ordering::SeqCst);
+    }
+
+    /// True once the operation armed by [`Faults::fail_op`] has failed.
+    pub fn has_failed(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// Starts recording the operations seen (replacing any earlier log).
+    pub fn record(&self) {
+        *self.log.lock() = Some(Vec::new());
+    }
+
+    /// Stops recording and returns the operations seen since [`Faults::record`].
+    pub fn take_log(&self) -> Vec<FaultOp> {
+        self.log.lock().take().unwrap_or_default()
+    }
+
+    /// Called by the file layers before `op`: the error it must fail with,
+    /// if the plan says so.
+    pub fn before(&self, op: FaultOp) -> std::io::Result<()> {
+        if let Some(log) = self.log.lock().as_mut() {
+            log.push(op);
+        }
+        let fail = |code| Err(std::io::Error::from_raw_os_error(code));
+        if self.tripped.load(Ordering::SeqCst) && self.sticky.load(Ordering::SeqCst) {
+            return fail(self.fail_errno.load(Ordering::SeqCst));
+        }
+        let due = self
+            .fail_in
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                u64::MAX => None,
+                0 => Some(u64::MAX),
+                n => Some(n - 1),
+            });
+        if due == Ok(0) {
+            self.tripped.store(true, Ordering::SeqCst);
+            return fail(self.fail_errno.load(Ordering::SeqCst));
+        }
+        match op {
+            FaultOp::Write(n) | FaultOp::Allocate(n) if !self.take_budget(n) => fail(libc::ENOSPC),
+            FaultOp::Sync if self.fail_sync.load(Ordering::SeqCst) => fail(libc::EIO),
+            _ => Ok(()),
+        }
+    }
+}
 /// The real file system with injected faults.
 #[derive(Debug)]
 pub struct FaultFs {
@@ -65,8 +192,18 @@ struct FaultFile {
     faults: Arc<Faults>,
 }
 
-fn os_error(what: &str, path: &Path, code: i32) -> Error {
-    Error::io(what, path, std::io::Error::from_raw_os_error(code))
+impl FaultFile {
+    fn before(&self, op: FaultOp) -> Result<()> {
+        self.faults
+            .before(op)
+            .map_err(|e| Error::io(op.name(), self.path(), e))
+    }
+}
+
+impl FaultFs {
+    fn before(&self, op: FaultOp, what: &str, path: &Path) -> Result<()> {
+        self.faults.before(op).map_err(|e| Error::io(what, path, e))
+    }
 }
 
 impl FileHandle for FaultFile {
@@ -80,21 +217,18 @@ impl FileHandle for FaultFile {
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        if !self.faults.take_budget(buf.len() as u64) {
-            return Err(os_error("write", self.path(), libc::ENOSPC));
-        }
+        self.before(FaultOp::Write(buf.len() as u64))?;
         self.inner.write_all_at(buf, offset)
     }
     fn len(&self) -> Result<u64> {
         self.inner.len()
     }
     fn set_len(&self, len: u64) -> Result<()> {
+        self.before(FaultOp::Truncate)?;
         self.inner.set_len(len)
     }
     fn sync(&self) -> Result<()> {
-        if self.faults.fail_sync.load(Ordering::SeqCst) {
-            return Err(os_error("fsync", self.path(), libc::EIO));
-        }
+        self.before(FaultOp::Sync)?;
         self.inner.sync()
     }
     fn map(&self) -> Result<Mapped> {
@@ -113,24 +247,26 @@ impl FileSystem for FaultFs {
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.before(FaultOp::Rename, "rename", from)?;
         self.inner.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> Result<()> {
+        self.before(FaultOp::Remove, "remove", path)?;
         self.inner.remove_file(path)
     }
     fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        self.before(FaultOp::Remove, "remove", path)?;
         self.inner.remove_dir_all(path)
     }
     fn create_dir_all(&self, path: &Path) -> Result<()> {
+        self.before(FaultOp::Mkdir, "create directory", path)?;
         self.inner.create_dir_all(path)
     }
     fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
         self.inner.read_dir(path)
     }
     fn sync_dir(&self, path: &Path) -> Result<()> {
-        if self.faults.fail_sync.load(Ordering::SeqCst) {
-            return Err(os_error("fsync directory", path, libc::EIO));
-        }
+        self.before(FaultOp::Sync, "fsync directory", path)?;
         self.inner.sync_dir(path)
     }
     fn exists(&self, path: &Path) -> Result<bool> {
@@ -144,5 +280,8 @@ impl FileSystem for FaultFs {
     }
     fn fsync_enabled(&self) -> bool {
         true
+    }
+    fn faults(&self) -> Option<Arc<Faults>> {
+        Some(self.faults.clone())
     }
 }

@@ -128,6 +128,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn lock(&self, path: &Path) -> Result<LockFile>;
     /// Whether `sync`/`sync_dir` really reach the disk.
     fn fsync_enabled(&self) -> bool;
+    /// The fault plan of a fault-injecting file system, for stores that do
+    /// part of their I/O outside this trait (kv); `None` for real ones.
+    fn faults(&self) -> Option<Arc<fault::Faults>> {
+        None
+    }
 }
 
 /// The file system used by default: the real one, fsyncing unless `no_fsync`.

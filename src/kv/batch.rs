@@ -43,9 +43,9 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
 use crate::io::beneath::Stat;
-use crate::kv::journal::Op;
+use crate::kv::journal::{CHECKPOINT_BYTES, Op};
 use crate::kv::key::Key;
-use crate::kv::tree::kind_of;
+use crate::kv::tree::{DirCache, kind_of};
 use crate::kv::{Entry, Inner, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,15 +62,31 @@ pub struct Batch {
     inner: Arc<Inner>,
     ops: Vec<Op>,
     /// Index of the last op on each exact key.
-    last_op: HashMap<Key, usize>,
+    last_op: HashMap<String, usize>,
     /// Index of the last set strictly below each key.
-    last_set_below: HashMap<Key, usize>,
-    seen: BTreeMap<(Key, Probe), u128>,
+    last_set_below: HashMap<String, usize>,
+    /// Outcome hashes by key, indexed by `Probe`.
+    seen: HashMap<Key, [Option<u128>; 4]>,
     stale: bool,
     /// The store's write generation at begin.
     begin: u64,
     /// Store probes made so far (to know whether a read looked at the store).
     probes: u64,
+    /// Lookup shortcuts (boxed: the C layer keeps batches inline).
+    local: Box<Shortcuts>,
+}
+
+#[derive(Debug, Default)]
+struct Shortcuts {
+    /// Parent directories of the keys probed by `store_kind`. A descriptor
+    /// may outlive a rename of its directory by another writer; that is
+    /// harmless because every observation is run again, resolved afresh,
+    /// at commit, and explicit reads are also checked against the
+    /// generation.
+    dirs: DirCache,
+    /// The parent path whose ancestors `set` last found to be no values,
+    /// and the number of ops buffered then.
+    parents_checked: Option<(String, usize)>,
 }
 
 /// The hash of a probe's outcome. Errors that describe the key (absent,
@@ -111,19 +127,24 @@ fn stat_hash(st: &Stat) -> u128 {
 }
 
 impl Inner {
-    /// Runs `probe` on the store; returns its outcome's hash, and the
-    /// result for the probes whose data the batch needs.
+    /// Runs `probe` on the store; returns its outcome's hash.
     fn probe(&self, key: &Key, probe: Probe) -> Result<u128> {
+        self.probe_cached(key, probe, &mut DirCache::default())
+    }
+
+    /// [`Inner::probe`], resolving parents through `cache` (at commit, under
+    /// the lock, where nothing else of this library changes the tree).
+    fn probe_cached(&self, key: &Key, probe: Probe, cache: &mut DirCache) -> Result<u128> {
         let tree = &self.tree;
         match probe {
-            Probe::Kind => Ok(kind_hash(tree.kind(key)?)),
+            Probe::Kind => Ok(kind_hash(tree.kind_cached(cache, key)?)),
             Probe::Get => outcome(&tree.get(key), |v| xxh3_128(v) | 1 << 127),
             Probe::List => outcome(&tree.list(key), |e| entries_hash(e)),
             Probe::Stat => {
                 if key.is_root() {
                     return Ok(0);
                 }
-                let r = tree.stat(key, "batch").map(|(_, st)| st);
+                let r = tree.stat_cached(cache, key, "batch");
                 outcome(&r, stat_hash)
             }
         }
@@ -138,10 +159,11 @@ impl Batch {
             ops: Vec::new(),
             last_op: HashMap::new(),
             last_set_below: HashMap::new(),
-            seen: BTreeMap::new(),
+            seen: HashMap::new(),
             stale: false,
             begin,
             probes: 0,
+            local: Box::default(),
         })
     }
 
@@ -159,12 +181,14 @@ impl Batch {
 
     fn record(&mut self, key: &Key, probe: Probe, h: u128) {
         self.probes += 1;
-        match self.seen.get(&(key.clone(), probe)) {
+        let slot = match self.seen.get_mut(key) {
+            Some(probes) => &mut probes[probe as usize],
+            None => &mut self.seen.entry(key.clone()).or_default()[probe as usize],
+        };
+        match slot {
             Some(old) if *old != h => self.stale = true,
             Some(_) => {}
-            None => {
-                self.seen.insert((key.clone(), probe), h);
-            }
+            None => *slot = Some(h),
         }
     }
 
@@ -179,11 +203,15 @@ impl Batch {
 
     /// The index of the last buffered op whose key is `key` or an ancestor.
     fn covering(&self, key: &Key) -> Option<usize> {
-        let mut best = self.last_op.get(key).copied();
-        let mut k = key.clone();
-        while !k.is_root() {
-            k = k.parent();
-            if let Some(&i) = self.last_op.get(&k) {
+        self.covering_path(key.path())
+    }
+
+    /// [`Batch::covering`] of the key whose path is `path`.
+    fn covering_path(&self, path: &str) -> Option<usize> {
+        let mut best = self.last_op.get(path).copied();
+        let ancestors = path.match_indices('/').rev().map(|(i, _)| &path[..i]);
+        for p in ancestors.chain((!path.is_empty()).then_some("")) {
+            if let Some(&i) = self.last_op.get(p) {
                 best = best.max(Some(i));
             }
         }
@@ -192,20 +220,25 @@ impl Batch {
 
     /// True if an op from `from` on sets a key strictly below `key`.
     fn sets_below(&self, key: &Key, from: usize) -> bool {
-        self.last_set_below.get(key).is_some_and(|&i| i >= from)
+        self.last_set_below
+            .get(key.path())
+            .is_some_and(|&i| i >= from)
     }
 
     fn push(&mut self, op: Op) {
         let i = self.ops.len();
-        let key = op.key().clone();
+        let key = op.key();
         if let Op::Set(..) = op {
-            let mut k = key.clone();
-            while !k.is_root() {
-                k = k.parent();
-                self.last_set_below.insert(k.clone(), i);
+            for p in key.ancestor_paths() {
+                match self.last_set_below.get_mut(p) {
+                    Some(at) => *at = i,
+                    None => {
+                        self.last_set_below.insert(p.to_string(), i);
+                    }
+                }
             }
         }
-        self.last_op.insert(key, i);
+        self.last_op.insert(key.path().to_string(), i);
         self.ops.push(op);
     }
 
@@ -214,8 +247,9 @@ impl Batch {
     /// `Stat` observation. (Not for parents: a dictionary's mtime changes
     /// whenever anyone adds an entry, which would be a false conflict.)
     fn store_kind(&mut self, key: &Key, with_stat: bool) -> Result<Option<Kind>> {
-        let have_stat = self.seen.contains_key(&(key.clone(), Probe::Stat));
-        if let Some(&h) = self.seen.get(&(key.clone(), Probe::Kind))
+        let seen = self.seen.get(key);
+        let have_stat = seen.is_some_and(|s| s[Probe::Stat as usize].is_some());
+        if let Some(h) = seen.and_then(|s| s[Probe::Kind as usize])
             && (have_stat || !with_stat)
         {
             // Counts as a look at the store: the cached outcome may come from
@@ -232,7 +266,9 @@ impl Batch {
         }
         let r = {
             let _r = self.inner.apply.read();
-            self.inner.tree.stat(key, "batch").map(|(_, st)| st)
+            self.inner
+                .tree
+                .stat_cached(&mut self.local.dirs, key, "batch")
         };
         let kind = match &r {
             Ok(st) => Some(kind_of(st, key)?),
@@ -418,6 +454,30 @@ impl Batch {
                 "set /: the root is a dictionary".into(),
             ));
         }
+        // Consecutive sets in one dictionary check its parents once: their
+        // kinds can only change through an op on one of them.
+        let pp = key.parent_path();
+        let checked = match &self.local.parents_checked {
+            Some((path, at)) => path == pp && self.covering_path(pp).is_none_or(|i| i < *at),
+            None => false,
+        };
+        if !checked {
+            self.check_parents(&key)?;
+            self.local.parents_checked = Some((pp.to_string(), self.ops.len()));
+        }
+        self.touch(&key)?;
+        if self.view_kind(&key)? == Some(Kind::Dictionary) {
+            return Err(Error::ValueExpected(format!(
+                "set {key}: a dictionary, not a value"
+            )));
+        }
+        self.push(Op::Set(key, value.to_vec()));
+        Ok(())
+    }
+
+    /// `DictionaryExpected` if a parent of `key` is a value in this batch's
+    /// view.
+    fn check_parents(&mut self, key: &Key) -> Result<()> {
         let mut parents = Vec::with_capacity(key.depth());
         let mut p = key.parent();
         while !p.is_root() {
@@ -437,13 +497,6 @@ impl Batch {
                 None => break,
             }
         }
-        self.touch(&key)?;
-        if self.view_kind(&key)? == Some(Kind::Dictionary) {
-            return Err(Error::ValueExpected(format!(
-                "set {key}: a dictionary, not a value"
-            )));
-        }
-        self.push(Op::Set(key, value.to_vec()));
         Ok(())
     }
 
@@ -482,15 +535,27 @@ impl Batch {
     /// `NoSpace`/`Io` before the commit point leave the store unchanged.
     pub fn commit(self) -> Result<()> {
         let inner = self.inner.clone();
-        let guard = inner.lock("commit")?;
+        let mut guard = inner.lock("commit")?;
         if self.stale {
             return Err(Error::Conflict(format!(
                 "batch on {}: the store changed between its reads",
                 inner.tree.path.display()
             )));
         }
-        for ((key, probe), h) in &self.seen {
-            if inner.probe(key, *probe)? != *h {
+        // Parents resolved here are reused by the staging and apply phases.
+        let mut cache = DirCache::default();
+        // In key order, so that keys of one dictionary share its descriptor.
+        let mut seen: Vec<(&Key, Probe, u128)> = Vec::with_capacity(self.seen.len());
+        for (key, probes) in &self.seen {
+            for probe in [Probe::Kind, Probe::Get, Probe::List, Probe::Stat] {
+                if let Some(h) = probes[probe as usize] {
+                    seen.push((key, probe, h));
+                }
+            }
+        }
+        seen.sort_unstable_by(|a, b| a.0.path().cmp(b.0.path()).then(a.1.cmp(&b.1)));
+        for (key, probe, h) in seen {
+            if inner.probe_cached(key, probe, &mut cache)? != h {
                 return Err(Error::Conflict(format!(
                     "batch on {}: {key} changed since the batch read it",
                     inner.tree.path.display()
@@ -502,34 +567,25 @@ impl Batch {
         }
         // Stage the values first: running out of space is reported here,
         // before the commit point, with nothing changed.
-        let mut staged: Vec<Option<String>> = Vec::with_capacity(self.ops.len());
-        let discard = |staged: &[Option<String>]| {
-            for s in staged.iter().flatten() {
-                inner.tree.discard(s);
+        let staged = inner.tree.stage_all(&self.ops)?;
+        let end = match inner.journal(&guard).append(guard.end, &self.ops) {
+            Ok(end) => end,
+            Err(e) => {
+                inner.tree.discard_all(&staged);
+                return Err(e);
             }
         };
-        for op in &self.ops {
-            match op {
-                Op::Set(k, v) => match inner.tree.stage(k, v, super::Durability::Deferred) {
-                    Ok(name) => staged.push(Some(name)),
-                    Err(e) => {
-                        discard(&staged);
-                        return Err(e);
-                    }
-                },
-                Op::Remove(_) => staged.push(None),
-            }
-        }
-        if let Err(e) = inner.journal(&guard).write(&self.ops) {
-            discard(&staged);
-            return Err(e);
-        }
-        // Committed. A failure from here on leaves the journal for the next
+        // Committed. A failure from here on leaves the record for the next
         // writer or open to roll forward.
         {
             let _a = inner.apply.write();
-            inner.apply_ops(&self.ops, Some(&staged))?;
+            inner.apply_ops(&self.ops, Some(&staged), &mut cache)?;
         }
-        inner.finish(&guard)
+        inner.set_journal_end(end)?;
+        guard.end = end;
+        if end > CHECKPOINT_BYTES {
+            inner.checkpoint(&mut guard)?;
+        }
+        Ok(())
     }
 }

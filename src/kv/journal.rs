@@ -1,7 +1,7 @@
-//! The commit journal, `.tzs-journal` in the root: the intent log that makes
-//! a batch all-or-nothing across crashes.
+//! The commit journal, `.tzs-journal` in the root: the redo log that makes
+//! a batch all-or-nothing and durable without syncing the tree per batch.
 //!
-//! The file is created once and rewritten in place from offset 0:
+//! The file is a sequence of records appended one per committed batch:
 //!
 //! ```text
 //! u32 len | payload | crc32(len | payload)        (io::frame, big-endian)
@@ -10,25 +10,38 @@
 //!         | 2 | u32 key len | key                             (remove)
 //! ```
 //!
-//! A commit writes the record and fdatasyncs it before touching the tree;
-//! from then on the batch is committed. Once the tree is synced, the first 8
-//! bytes are zeroed (and fdatasynced), which no valid record can start
-//! with, so a torn, stale or cleared file reads as "nothing pending". Keys
-//! are stored in their string form and re-validated when read back.
-//!
-//! Replaying applies the ops again from the start with "forced" semantics
-//! (a set replaces whatever is at its key or in the way), which makes replay
-//! over any partially applied prefix reach the same final state.
+//! A commit appends its record and fdatasyncs it before touching the tree:
+//! from then on the batch is committed, its values durable in the journal.
+//! The tree is then changed without any sync. The journal is emptied (a
+//! *checkpoint*: `syncfs` of the tree, then truncation, fdatasynced) when it
+//! outgrows [`CHECKPOINT_BYTES`], before any write that is not a batch (such
+//! a write is not in the journal, so no older record may be replayed over
+//! it), and at open. Replay applies the records again in order with
+//! "forced" semantics (a set replaces whatever is at its key or in the
+//! way): keys no record touches are as the last checkpoint left them, so
+//! replay over any partly durable tree reaches the state the records
+//! describe. Which records still need applying by a live writer (one whose
+//! predecessor died mid-commit) is told by the offset of the journal's end
+//! as last applied, kept beside the write generation (not synced: at open
+//! every record is replayed). A torn record (a crash while appending) ends
+//! the journal and is cut off before the next append. Keys are stored in
+//! their string form and re-validated when read back.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::io::beneath::FileAt;
 use crate::io::frame;
 use crate::kv::key::Key;
 
 /// File name of the journal in the root.
 pub(crate) const JOURNAL: &str = ".tzs-journal";
+/// Journal size beyond which a commit checkpoints: bounds the replay at
+/// open (and the dirty data one `syncfs` flushes), while letting a stream
+/// of batches share one tree sync.
+pub(crate) const CHECKPOINT_BYTES: u64 = 8 << 20;
 const MAGIC: &[u8; 8] = b"TZSKVJ01";
 const SET: u8 = 1;
 const REMOVE: u8 = 2;
@@ -54,32 +67,52 @@ impl Op {
 /// The open journal file.
 #[derive(Debug)]
 pub(crate) struct Journal {
-    file: File,
+    file: FileAt,
+    path: PathBuf,
     fsync: bool,
 }
 
-fn key_string(k: &Key) -> String {
-    k.segments().join("/")
-}
-
+/// The framed record of `ops`, built in one buffer sized up front.
 fn encode(ops: &[Op]) -> Result<Vec<u8>> {
-    let mut p = Vec::new();
-    p.extend_from_slice(MAGIC);
-    p.extend_from_slice(&(ops.len() as u32).to_be_bytes());
+    let size = ops.iter().fold(8 + 4, |n, op| {
+        n + 1
+            + 4
+            + op.key().path().len()
+            + match op {
+                Op::Set(_, v) => 8 + v.len(),
+                Op::Remove(_) => 0,
+            }
+    });
+    let too_big = || {
+        Error::invalid(format!(
+            "batch journal record of {size} bytes exceeds 4 GiB"
+        ))
+    };
+    let len = u32::try_from(size).map_err(|_| too_big())?;
+    let mut rec = Vec::with_capacity(size + frame::OVERHEAD);
+    rec.extend_from_slice(&len.to_be_bytes());
+    rec.extend_from_slice(MAGIC);
+    rec.extend_from_slice(
+        &u32::try_from(ops.len())
+            .map_err(|_| too_big())?
+            .to_be_bytes(),
+    );
     for op in ops {
-        let k = key_string(op.key());
-        p.push(match op {
+        let k = op.key().path();
+        rec.push(match op {
             Op::Set(..) => SET,
             Op::Remove(_) => REMOVE,
         });
-        p.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        p.extend_from_slice(k.as_bytes());
+        rec.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        rec.extend_from_slice(k.as_bytes());
         if let Op::Set(_, v) = op {
-            p.extend_from_slice(&(v.len() as u64).to_be_bytes());
-            p.extend_from_slice(v);
+            rec.extend_from_slice(&(v.len() as u64).to_be_bytes());
+            rec.extend_from_slice(v);
         }
     }
-    frame::encode(&p)
+    let crc = frame::crc(&[&rec]);
+    rec.extend_from_slice(&crc.to_be_bytes());
+    Ok(rec)
 }
 
 struct Reader<'a> {
@@ -138,12 +171,12 @@ fn decode(payload: &[u8]) -> Option<Result<Vec<Op>>> {
 }
 
 impl Journal {
-    pub(crate) fn new(file: File, fsync: bool) -> Journal {
-        Journal { file, fsync }
+    pub(crate) fn new(file: FileAt, path: PathBuf, fsync: bool) -> Journal {
+        Journal { file, path, fsync }
     }
 
     fn io(&self, what: &str, e: std::io::Error) -> Error {
-        Error::io(what, std::path::Path::new(JOURNAL), e)
+        Error::io(what, &self.path, e)
     }
 
     fn sync(&self) -> Result<()> {
@@ -155,39 +188,75 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes `ops` as the pending record and makes it durable: the commit
-    /// point of a batch.
-    pub(crate) fn write(&self, ops: &[Op]) -> Result<()> {
+    /// Appends the record of `ops` at `at` (the journal's end) and makes it
+    /// durable: the commit point of a batch. Returns the new end. On
+    /// failure the record is cut off again (best effort: if even that
+    /// fails, e.g. on a dead disk, the batch may still be rolled forward by
+    /// the next writer, so an `Io` error here means "applied wholly or not
+    /// at all", never "partly").
+    pub(crate) fn append(&self, at: u64, ops: &[Op]) -> Result<u64> {
         let rec = encode(ops)?;
+        let r = self
+            .file
+            .write_all_at(&rec, at)
+            .map_err(|e| self.io("write journal", e))
+            .and_then(|()| self.sync());
+        match r {
+            Ok(()) => Ok(at + rec.len() as u64),
+            Err(e) => {
+                let _ = self.truncate(at);
+                Err(e)
+            }
+        }
+    }
+
+    /// Cuts the journal at `len` (a torn tail, a withdrawn record); not
+    /// synced.
+    pub(crate) fn truncate(&self, len: u64) -> Result<()> {
         self.file
-            .write_all_at(&rec, 0)
-            .map_err(|e| self.io("write journal", e))?;
+            .set_len(len)
+            .map_err(|e| self.io("truncate journal", e))
+    }
+
+    /// Empties the journal durably (the tree must be synced first).
+    pub(crate) fn reset(&self) -> Result<()> {
+        self.truncate(0)?;
         self.sync()
     }
 
-    /// Marks the pending record as applied.
-    pub(crate) fn clear(&self) -> Result<()> {
-        self.file
-            .write_all_at(&[0u8; 8], 0)
-            .map_err(|e| self.io("clear journal", e))?;
-        self.sync()
-    }
-
-    /// The pending record's ops, if a whole record is there.
-    pub(crate) fn pending(&self) -> Result<Option<Vec<Op>>> {
-        let mut head = [0u8; 4];
-        let n = read_at(&self.file, &mut head, 0).map_err(|e| self.io("read journal", e))?;
-        if n < 4 || head == [0u8; 4] {
-            return Ok(None);
+    /// The whole records from offset `from` on, and the offset after the
+    /// last of them; the third value is the file's length (greater than
+    /// the end when a torn record follows).
+    pub(crate) fn scan(&self, from: u64) -> Result<(Vec<Vec<Op>>, u64, u64)> {
+        let mut buf = vec![0u8; 4096];
+        let mut have = 0;
+        loop {
+            if have == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = read_at(self.file.file(), &mut buf[have..], from + have as u64)
+                .map_err(|e| self.io("read journal", e))?;
+            if n == 0 {
+                break;
+            }
+            have += n;
         }
-        let len = u32::from_be_bytes(head) as usize;
-        let mut buf = vec![0u8; len.saturating_add(frame::OVERHEAD)];
-        let n = read_at(&self.file, &mut buf, 0).map_err(|e| self.io("read journal", e))?;
-        match frame::decode(&buf[..n]) {
-            frame::Decoded::Record(payload, _) => decode(payload).transpose(),
-            // Torn while being written: the commit never happened.
-            frame::Decoded::Incomplete | frame::Decoded::BadChecksum => Ok(None),
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < have {
+            match frame::decode(&buf[at..have]) {
+                frame::Decoded::Record(payload, used) => match decode(payload) {
+                    Some(ops) => {
+                        records.push(ops?);
+                        at += used;
+                    }
+                    None => break,
+                },
+                // Torn while being appended: that commit never happened.
+                frame::Decoded::Incomplete | frame::Decoded::BadChecksum => break,
+            }
         }
+        Ok((records, from + at as u64, from + have as u64))
     }
 }
 
@@ -209,32 +278,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_torn_and_cleared() {
+    fn append_scan_torn_and_reset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap();
-        let j = Journal::new(file, false);
-        assert_eq!(j.pending().unwrap(), None);
-        let ops = vec![
+        let root = crate::io::beneath::Dir::open(dir.path()).unwrap();
+        let j = Journal::new(root.open_rw(JOURNAL).unwrap(), path.clone(), false);
+        assert_eq!(j.scan(0).unwrap(), (vec![], 0, 0));
+        let a = vec![
             Op::Set(Key::parse("a/b").unwrap(), b"xyz".to_vec()),
             Op::Remove(Key::parse("c").unwrap()),
         ];
-        j.write(&ops).unwrap();
-        assert_eq!(j.pending().unwrap(), Some(ops.clone()));
-        j.clear().unwrap();
-        assert_eq!(j.pending().unwrap(), None);
-        // A torn record (its tail missing) is not pending.
-        let rec = encode(&ops).unwrap();
-        std::fs::write(&path, &rec[..rec.len() - 3]).unwrap();
-        assert_eq!(j.pending().unwrap(), None);
-        // A shorter record over a longer stale one is read exactly.
-        std::fs::write(&path, [encode(&ops).unwrap(), vec![7u8; 40]].concat()).unwrap();
-        assert_eq!(j.pending().unwrap(), Some(ops));
+        let b = vec![Op::Set(Key::parse("d").unwrap(), vec![9u8; 5000])];
+        let end_a = j.append(0, &a).unwrap();
+        let end_b = j.append(end_a, &b).unwrap();
+        assert_eq!(
+            j.scan(0).unwrap(),
+            (vec![a.clone(), b.clone()], end_b, end_b)
+        );
+        assert_eq!(j.scan(end_a).unwrap(), (vec![b.clone()], end_b, end_b));
+        assert_eq!(j.scan(end_b).unwrap(), (vec![], end_b, end_b));
+        // A torn last record ends the journal.
+        let rec = encode(&b).unwrap();
+        let mut torn = std::fs::read(&path).unwrap();
+        torn.extend_from_slice(&rec[..rec.len() - 3]);
+        std::fs::write(&path, &torn).unwrap();
+        let len = torn.len() as u64;
+        assert_eq!(j.scan(0).unwrap(), (vec![a, b], end_b, len));
+        j.reset().unwrap();
+        assert_eq!(j.scan(0).unwrap(), (vec![], 0, 0));
     }
 }

@@ -18,13 +18,29 @@ pub const MAX_SEGMENT: usize = 255;
 /// files). Such entries are never listed and never accepted in a key.
 pub const RESERVED_PREFIX: &str = ".tzs";
 
-/// A validated key; the empty key is the root dictionary.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// A validated key; the empty key is the root dictionary. Keys compare
+/// segment-wise; equality and hashing use the joined path alone (it
+/// determines the segments, which never contain `/`).
+#[derive(Debug, Clone, PartialOrd, Ord, Default)]
 pub struct Key {
     segs: Vec<String>,
     /// The segments joined by `/` (the path below the root), kept so that
     /// hot paths resolve a key without rebuilding it.
     path: String,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.path.hash(h)
+    }
 }
 
 /// Checks one segment; `Ok` means it names a plain entry below its parent.
@@ -105,6 +121,24 @@ impl Key {
         Key::from_segs(segs)
     }
 
+    /// The parent's path below the root (`""` for a top-level key or the
+    /// root), without building the parent key.
+    pub fn parent_path(&self) -> &str {
+        let cut = self.path.len() - self.basename().len();
+        &self.path[..cut.saturating_sub(1)]
+    }
+
+    /// The paths of the ancestors, deepest first, ending with the root's
+    /// `""` (none for the root itself), without building keys.
+    pub fn ancestor_paths(&self) -> impl Iterator<Item = &str> {
+        let p = self.path.as_str();
+        let root = (!p.is_empty()).then_some("");
+        p.match_indices('/')
+            .rev()
+            .map(move |(i, _)| &p[..i])
+            .chain(root)
+    }
+
     /// The last segment (`""` for the root).
     pub fn basename(&self) -> &str {
         self.segs.last().map(String::as_str).unwrap_or("")
@@ -152,6 +186,12 @@ mod tests {
         assert!(Key::parse("").unwrap().is_root());
         assert!(Key::parse("/").unwrap().is_root());
         assert_eq!(Key::parse("a/b").unwrap().to_string(), "/a/b");
+        assert_eq!(Key::parse("a/bc/d").unwrap().parent_path(), "a/bc");
+        assert_eq!(Key::parse("a").unwrap().parent_path(), "");
+        assert_eq!(Key::root().parent_path(), "");
+        let k = Key::parse("a/bc/d").unwrap();
+        assert_eq!(k.ancestor_paths().collect::<Vec<_>>(), ["a/bc", "a", ""]);
+        assert_eq!(Key::root().ancestor_paths().count(), 0);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! directory; keys are validated ([`key`]) and resolved beneath the root's
 //! directory fd without following links ([`tree`]), so no key reaches outside
 //! the root. Names starting with `.tzs` are the store's own: `.tzs-lock`
-//! (commit lock), `.tzs-journal` (batch intent log), `.tzs-generation`
-//! (write counter), `.tzs-tmp/` (staged values and removed dictionaries).
+//! (commit lock), `.tzs-journal` (batch redo log), `.tzs-generation`
+//! (write counter, and the journal's end as applied), `.tzs-tmp/` (staged
+//! values and removed dictionaries).
 //!
 //! **Durability.** `set`, `set_partial`, `allocate`, `remove` and `rename`
 //! are durable on return: a value is written to a staged file, fsynced,
@@ -24,12 +25,15 @@
 //!
 //! **Batches** ([`Batch`]) are optimistic transactions; see `batch.rs` for
 //! the exact definition of a conflict. A commit stages every value (no
-//! sync), writes and fdatasyncs the journal (the commit point), renames the
-//! values into place, syncs once (`syncfs` of the root's file system, rather
-//! than one fsync per file and directory: 1,000 fsyncs cost seconds, one
-//! `syncfs` about one fsync — though it also flushes other programs' dirty
-//! data on that file system) and clears the journal. A crash after
-//! the journal is durable is rolled forward by the next writer or the next
+//! sync), appends its record (every op and value) to the journal and
+//! fdatasyncs it (the commit point, one sync for the whole batch), then
+//! renames the values into place without syncing the tree: the journal
+//! holds them durably. The tree is made durable by a *checkpoint* (`syncfs`
+//! of the root's file system, then the journal is emptied): when the
+//! journal outgrows 8 MiB, before any write that is not a batch, and at
+//! open. So a stream of batches pays one fdatasync each plus one `syncfs`
+//! per 8 MiB, never one fsync per file (see `journal.rs`). A crash after
+//! the commit point is rolled forward by the next writer or the next
 //! read-write open, whichever comes first; before that point the batch never
 //! happened. (A read-only handle never writes, so until then it may see such
 //! a batch half-applied.) A batch's values are held in memory until commit
@@ -56,7 +60,7 @@ use crate::error::{Error, Result};
 use crate::io::beneath::{self, Dir};
 use crate::options::OpenOptions;
 use journal::{JOURNAL, Journal};
-use tree::Tree;
+use tree::{DirCache, Tree};
 use write::{Durability, TMP_DIR};
 
 /// Retries of [`Kv::batch`] by default (as Mirage_kv 2..5).
@@ -80,7 +84,7 @@ pub type Entry = (String, Kind);
 
 #[derive(Debug)]
 struct Writer {
-    lock: std::fs::File,
+    lock: beneath::FileAt,
     journal: Journal,
 }
 
@@ -92,7 +96,7 @@ pub(crate) struct Inner {
     /// `.tzs-generation`: a counter every writer bumps (under the lock)
     /// before changing the tree, so a batch can tell whether anything was
     /// written since it began (read-write handles only).
-    generation: Option<std::fs::File>,
+    generation: Option<beneath::FileAt>,
     /// Reads share it; a commit's apply phase takes it exclusively.
     apply: RwLock<()>,
 }
@@ -100,12 +104,14 @@ pub(crate) struct Inner {
 /// Held while writing: the handle's writer mutex and the file lock.
 pub(crate) struct WriteGuard<'a> {
     w: MutexGuard<'a, Writer>,
+    /// The journal's end: where the next record goes.
+    pub(crate) end: u64,
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // Closing the handle or process releases it too.
-        let _ = beneath::unlock(&self.w.lock);
+        let _ = beneath::unlock(self.w.lock.file());
     }
 }
 
@@ -119,48 +125,97 @@ impl Inner {
         })
     }
 
-    /// Takes the store lock and rolls forward a batch left pending by a
-    /// crashed writer.
+    /// Takes the store lock and rolls forward the batches a crashed writer
+    /// committed but did not apply.
     pub(crate) fn lock(&self, op: &str) -> Result<WriteGuard<'_>> {
-        let w = self.check_writable(op)?.lock();
-        beneath::lock_exclusive(&w.lock).map_err(|e| Error::io("lock", Path::new(LOCK), e))?;
-        let guard = WriteGuard { w };
-        self.bump_generation()?;
-        if let Some(ops) = guard.w.journal.pending()? {
-            let _a = self.apply.write();
-            self.apply_ops(&ops, None)?;
-            self.finish(&guard)?;
+        self.lock_replaying(op, false)
+    }
+
+    /// Takes the store lock for a write that is not a batch: such a write
+    /// is not journaled, so the journal is checkpointed first (otherwise a
+    /// replay after a crash could put older values back over it).
+    pub(crate) fn lock_plain(&self, op: &str) -> Result<WriteGuard<'_>> {
+        let mut guard = self.lock(op)?;
+        if guard.end > 0 {
+            self.checkpoint(&mut guard)?;
         }
         Ok(guard)
     }
 
-    /// Applies `ops` in order with forced semantics (journal apply/replay),
-    /// using `staged[i]` as the file of the i-th op when given.
-    pub(crate) fn apply_ops(&self, ops: &[Op], staged: Option<&[Option<String>]>) -> Result<()> {
-        for (i, op) in ops.iter().enumerate() {
-            match op {
-                Op::Set(k, v) => {
-                    let name = match staged.and_then(|s| s[i].clone()) {
-                        Some(n) => n,
-                        None => self.tree.stage(k, v, Durability::Deferred)?,
-                    };
-                    self.tree.install(&name, k, true, Durability::Deferred)?;
-                }
-                Op::Remove(k) => self.tree.remove(k, Durability::Deferred)?,
+    /// [`Inner::lock`]; with `all` (at open, when the tree may have lost
+    /// unsynced changes) every record is replayed, not only those past
+    /// the end last applied.
+    fn lock_replaying(&self, op: &str, all: bool) -> Result<WriteGuard<'_>> {
+        let w = self.check_writable(op)?.lock();
+        beneath::lock_exclusive(w.lock.file())
+            .map_err(|e| Error::io("lock", &self.tree.path.join(LOCK), e))?;
+        let mut guard = WriteGuard { w, end: 0 };
+        self.bump_generation()?;
+        let from = if all { 0 } else { self.journal_end()? };
+        let (records, end, len) = guard.w.journal.scan(from)?;
+        if !records.is_empty() {
+            let _a = self.apply.write();
+            let mut cache = DirCache::default();
+            for ops in &records {
+                self.apply_ops(ops, None, &mut cache)?;
             }
         }
-        Ok(())
+        if len != end {
+            guard.w.journal.truncate(end)?;
+        }
+        if end != from || all {
+            self.set_journal_end(end)?;
+        }
+        guard.end = end;
+        Ok(guard)
     }
 
-    /// Makes an applied batch durable and clears the journal.
-    pub(crate) fn finish(&self, guard: &WriteGuard<'_>) -> Result<()> {
+    /// Makes the tree durable and empties the journal.
+    pub(crate) fn checkpoint(&self, guard: &mut WriteGuard<'_>) -> Result<()> {
         if self.tree.fsync {
             self.tree
                 .root
                 .syncfs()
                 .map_err(|e| Error::io("syncfs", &self.tree.path, e))?;
         }
-        guard.w.journal.clear()
+        // Recorded first: a crash between the two then only replays
+        // records again, never skips any.
+        self.set_journal_end(0)?;
+        guard.end = 0;
+        guard.w.journal.reset()
+    }
+
+    /// Applies `ops` in order with forced semantics (journal apply/replay),
+    /// using `staged[i]` as the file of the i-th op when given, and `cache`
+    /// for parent directories (which this clears whenever a dictionary may
+    /// go).
+    pub(crate) fn apply_ops(
+        &self,
+        ops: &[Op],
+        staged: Option<&[Option<String>]>,
+        cache: &mut DirCache,
+    ) -> Result<()> {
+        cache.forget_missing();
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Set(k, v) => {
+                    let fresh;
+                    let name = match staged.and_then(|s| s.get(i)).and_then(Option::as_deref) {
+                        Some(n) => n,
+                        None => {
+                            fresh = self.tree.stage(k, v, Durability::Deferred)?;
+                            &fresh
+                        }
+                    };
+                    self.tree.install_forced(name, k, cache)?;
+                }
+                Op::Remove(k) => {
+                    cache.clear();
+                    self.tree.remove(k, Durability::Deferred)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The store's write generation (0 before the first write).
@@ -169,8 +224,8 @@ impl Inner {
             return Ok(0);
         };
         let mut b = [0u8; 8];
-        let n = std::os::unix::fs::FileExt::read_at(f, &mut b, 0)
-            .map_err(|e| Error::io("read", Path::new(GENERATION), e))?;
+        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, 0)
+            .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
         Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
     }
 
@@ -179,14 +234,36 @@ impl Inner {
     fn bump_generation(&self) -> Result<()> {
         if let Some(f) = &self.generation {
             let next = self.generation()?.wrapping_add(1);
-            std::os::unix::fs::FileExt::write_all_at(f, &next.to_be_bytes(), 0)
-                .map_err(|e| Error::io("write", Path::new(GENERATION), e))?;
+            f.write_all_at(&next.to_be_bytes(), 0)
+                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
         }
         Ok(())
     }
 
     pub(crate) fn journal<'g>(&self, guard: &'g WriteGuard<'_>) -> &'g Journal {
         &guard.w.journal
+    }
+
+    /// The journal's end as last applied (kept after the generation in
+    /// `.tzs-generation`; 0 when absent).
+    fn journal_end(&self) -> Result<u64> {
+        let Some(f) = &self.generation else {
+            return Ok(0);
+        };
+        let mut b = [0u8; 8];
+        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, 8)
+            .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
+        Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
+    }
+
+    /// Records the journal's end once its records are applied. Not synced:
+    /// at open every record is replayed anyway.
+    pub(crate) fn set_journal_end(&self, end: u64) -> Result<()> {
+        if let Some(f) = &self.generation {
+            f.write_all_at(&end.to_be_bytes(), 8)
+                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
+        }
+        Ok(())
     }
 }
 
@@ -220,7 +297,7 @@ impl Kv {
         if root.as_os_str().is_empty() {
             return Err(Error::invalid("kv root path is empty"));
         }
-        let dir = Dir::open(root).map_err(|e| open_error(root, e))?;
+        let dir = Dir::open_with_faults(root, opts.fs.faults()).map_err(|e| open_error(root, e))?;
         let fsync = opts.fs.fsync_enabled();
         let mut writer = None;
         let mut tmp = None;
@@ -240,7 +317,7 @@ impl Kv {
             }
             writer = Some(Mutex::new(Writer {
                 lock,
-                journal: Journal::new(journal, fsync),
+                journal: Journal::new(journal, root.join(JOURNAL), fsync),
             }));
         }
         let inner = Inner {
@@ -251,7 +328,10 @@ impl Kv {
             apply: RwLock::new(()),
         };
         if !inner.read_only {
-            let _g = inner.lock("open")?;
+            let mut g = inner.lock_replaying("open", true)?;
+            if g.end > 0 {
+                inner.checkpoint(&mut g)?;
+            }
             inner.tree.clear_tmp()?;
         }
         Ok(Kv {
@@ -328,7 +408,7 @@ impl Kv {
     /// `DictionaryExpected` if a parent is a value, `NoSpace`.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("set")?;
+        let _g = self.inner.lock_plain("set")?;
         self.put(&key, value)
     }
 
@@ -340,7 +420,7 @@ impl Kv {
         }
         let tree = &self.inner.tree;
         let staged = tree.stage(key, value, Durability::Each)?;
-        tree.install(&staged, key, false, Durability::Each)
+        tree.install(&staged, key)
     }
 
     /// Writes `data` at `offset` of the value at `key`, keeping the bytes
@@ -348,7 +428,7 @@ impl Kv {
     /// Atomic and durable (the whole new value replaces the old one).
     pub fn set_partial(&self, key: &str, offset: u64, data: &[u8]) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("set_partial")?;
+        let _g = self.inner.lock_plain("set_partial")?;
         let mut value = match self.inner.tree.get(&key) {
             Ok(v) => v,
             Err(Error::NotFound(_)) => Vec::new(),
@@ -366,7 +446,7 @@ impl Kv {
     /// the root is emptied and stays usable. Durable on return.
     pub fn remove(&self, key: &str) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("remove")?;
+        let _g = self.inner.lock_plain("remove")?;
         self.inner.tree.remove(&key, Durability::Each)
     }
 
@@ -379,7 +459,7 @@ impl Kv {
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         let from = Key::parse(from)?;
         let to = Key::parse(to)?;
-        let _g = self.inner.lock("rename")?;
+        let _g = self.inner.lock_plain("rename")?;
         self.inner.tree.rename(&from, &to)
     }
 
@@ -387,13 +467,13 @@ impl Kv {
     /// `KeyExists` if bound, `NoSpace`. Durable on return.
     pub fn allocate(&self, key: &str, size: u64) -> Result<()> {
         let key = Key::parse(key)?;
-        let _g = self.inner.lock("allocate")?;
+        let _g = self.inner.lock_plain("allocate")?;
         let tree = &self.inner.tree;
         if tree.kind(&key)?.is_some() {
             return Err(Error::KeyExists(format!("allocate {key}: already bound")));
         }
         let staged = tree.stage_zeroed(&key, size)?;
-        tree.install(&staged, &key, false, Durability::Each)
+        tree.install(&staged, &key)
     }
 
     /// Starts a batch (see [`Batch`]). `ReadOnly` on a read-only handle.

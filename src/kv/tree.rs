@@ -7,6 +7,8 @@
 //! is never followed or opened, `list` omits it, and a key that names it or
 //! passes through it is `InvalidArgument`.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,18 @@ pub(crate) enum At<'a> {
     Sub(Dir),
 }
 
+impl At<'_> {
+    /// An owned descriptor (a second one for the root).
+    pub(crate) fn into_dir(self) -> Result<Dir> {
+        match self {
+            At::Sub(d) => Ok(d),
+            At::Root(r) => r
+                .reopen()
+                .map_err(|e| Error::Io(format!("reopen kv root: {e}"))),
+        }
+    }
+}
+
 impl std::ops::Deref for At<'_> {
     type Target = Dir;
     fn deref(&self) -> &Dir {
@@ -30,6 +44,41 @@ impl std::ops::Deref for At<'_> {
             At::Sub(d) => d,
         }
     }
+}
+
+/// Parent directories resolved during one commit (under the store lock), by
+/// path below the root, so that 1,000 keys in one dictionary cost one walk,
+/// not 1,000. (A batch also keeps one for the probes it makes before its
+/// commit, which re-runs them all with a fresh cache; see `batch.rs`.) A parent found missing (or under a value) is remembered too,
+/// but only while nothing is written ([`DirCache::forget_missing`] before
+/// applying). The owner must [`DirCache::clear`] it whenever a dictionary
+/// is removed or replaced, since its descriptors would then point into the
+/// detached tree.
+#[derive(Debug, Default)]
+pub(crate) struct DirCache {
+    pub(super) dirs: HashMap<String, Result<Dir>>,
+}
+
+impl DirCache {
+    /// Drops every entry.
+    pub(crate) fn clear(&mut self) {
+        self.dirs.clear();
+    }
+
+    /// Drops the remembered failures (before the tree changes).
+    pub(crate) fn forget_missing(&mut self) {
+        self.dirs.retain(|_, d| d.is_ok());
+    }
+
+    /// Before resolving `path`: keeps the number of open descriptors
+    /// bounded (a batch over many dictionaries must not hit the fd limit).
+    pub(super) fn make_room(&mut self, path: &str) {
+        if self.dirs.len() >= DirCache::MAX && !self.dirs.contains_key(path) {
+            self.dirs.clear();
+        }
+    }
+
+    const MAX: usize = 64;
 }
 
 /// The tree below a root directory.
@@ -42,6 +91,8 @@ pub(crate) struct Tree {
     pub(crate) tmp: Option<Dir>,
     /// Whether syncs reach the disk (off with `TZS_NO_FSYNC`).
     pub(crate) fsync: bool,
+    /// This process's id, the prefix of staged file names.
+    pub(crate) pid: u32,
 }
 
 /// The kind of a stat result, `InvalidArgument` for foreign entries.
@@ -66,6 +117,7 @@ impl Tree {
             path: path.to_path_buf(),
             tmp,
             fsync,
+            pid: std::process::id(),
         }
     }
 
@@ -119,6 +171,54 @@ impl Tree {
     /// The parent directory of a non-root key.
     pub(crate) fn parent(&self, key: &Key, op: &str) -> Result<At<'_>> {
         self.walk(key, key.depth().saturating_sub(1), op)
+    }
+
+    /// The parent directory of a non-root key, resolved once per `cache`.
+    /// Errors are those of [`Tree::parent`].
+    pub(crate) fn parent_cached<'a>(
+        &'a self,
+        cache: &'a mut DirCache,
+        key: &Key,
+        op: &str,
+    ) -> Result<&'a Dir> {
+        let p = key.parent_path();
+        if p.is_empty() {
+            return Ok(&self.root);
+        }
+        cache.make_room(p);
+        let slot = match cache.dirs.entry(p.to_string()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => match self.parent(key, op) {
+                Ok(at) => v.insert(Ok(at.into_dir()?)),
+                // The outcomes a probe compares; anything else (I/O, a
+                // foreign entry) is reported for this key, not remembered.
+                Err(e @ (Error::NotFound(_) | Error::DictionaryExpected(_))) => v.insert(Err(e)),
+                Err(e) => return Err(e),
+            },
+        };
+        match slot {
+            Ok(d) => Ok(d),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// [`Tree::stat`] through `cache`.
+    pub(crate) fn stat_cached(&self, cache: &mut DirCache, key: &Key, op: &str) -> Result<Stat> {
+        let dir = self.parent_cached(cache, key, op)?;
+        dir.stat_at(key.basename())
+            .map_err(|e| self.err(op, key, e))
+    }
+
+    /// [`Tree::kind`] through `cache`.
+    pub(crate) fn kind_cached(&self, cache: &mut DirCache, key: &Key) -> Result<Option<Kind>> {
+        if key.is_root() {
+            return Ok(Some(Kind::Dictionary));
+        }
+        match self.stat_cached(cache, key, "exists") {
+            Ok(st) => kind_of(&st, key).map(Some),
+            Err(Error::NotFound(_)) | Err(Error::DictionaryExpected(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `lstat` of a non-root key's entry; `NotFound` when absent.

@@ -4,18 +4,21 @@
 //!
 //! A value is always written to a fresh file in `.tzs-tmp/` ("staged"), then
 //! renamed over its key, so a reader or a crash sees the old value or the new
-//! one, never a mix. A dictionary is removed by first renaming it into
+//! one, never a mix. Parent dictionaries that a plain `set` must create are
+//! built in `.tzs-tmp/` around the value and moved into place by the same
+//! single rename, so a failed `set` (ENOSPC, EIO) leaves nothing behind. A dictionary is removed by first renaming it into
 //! `.tzs-tmp/` (one atomic step), then deleting it there; leftovers of a crash
 //! are deleted at the next open.
 
-use std::io::{self, Write};
+use std::collections::hash_map::Entry;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::io::beneath::{self, Dir};
+use crate::io::beneath::{self, Dir, FileAt};
 use crate::kv::Kind;
 use crate::kv::key::Key;
-use crate::kv::tree::{At, Tree, kind_of};
+use crate::kv::tree::{At, DirCache, Tree, kind_of};
 
 /// When a write reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +44,7 @@ impl Tree {
         // pick the same name.
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", std::process::id())
+        format!("{}-{n}", self.pid)
     }
 
     fn sync_dir(&self, dir: &Dir, key: &Key) -> Result<()> {
@@ -58,16 +61,43 @@ impl Tree {
         self.stage_with(key, durability, |f| f.write_all(data))
     }
 
+    /// Stages the value of every `Set` op (no sync), in order; `None` for
+    /// the other ops. On failure nothing staged is left behind.
+    pub(crate) fn stage_all(&self, ops: &[super::Op]) -> Result<Vec<Option<String>>> {
+        let mut staged: Vec<Option<String>> = Vec::with_capacity(ops.len());
+        for op in ops {
+            let name = match op {
+                super::Op::Set(k, v) => match self.stage(k, v, Durability::Deferred) {
+                    Ok(name) => Some(name),
+                    Err(e) => {
+                        self.discard_all(&staged);
+                        return Err(e);
+                    }
+                },
+                super::Op::Remove(_) => None,
+            };
+            staged.push(name);
+        }
+        Ok(staged)
+    }
+
+    /// Discards every staged file of `staged` (best effort).
+    pub(crate) fn discard_all(&self, staged: &[Option<String>]) {
+        for s in staged.iter().flatten() {
+            self.discard(s);
+        }
+    }
+
     /// Stages a zero-filled value of `size` bytes, its space reserved now.
     pub(crate) fn stage_zeroed(&self, key: &Key, size: u64) -> Result<String> {
-        self.stage_with(key, Durability::Each, |f| beneath::allocate(f, size))
+        self.stage_with(key, Durability::Each, |f| f.allocate(size))
     }
 
     fn stage_with(
         &self,
         key: &Key,
         durability: Durability,
-        fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+        fill: impl FnOnce(&mut FileAt) -> io::Result<()>,
     ) -> Result<String> {
         let tmp = self.tmp_dir()?;
         // A leftover of a dead process whose pid was reused may hold a name:
@@ -140,48 +170,110 @@ impl Tree {
         Ok(cur)
     }
 
-    /// Renames the staged file over `key`. Without `forced`, a dictionary at
-    /// `key` is `ValueExpected` and a value among its parents is
-    /// `DictionaryExpected`; with it (journal apply) they are replaced. The
-    /// staged file is discarded on failure.
-    pub(crate) fn install(
+    /// The parent dictionary of `key` for a forced install, through `cache`:
+    /// created (replacing values in the way) when missing.
+    fn forced_parent<'a>(&'a self, cache: &'a mut DirCache, key: &Key) -> Result<&'a Dir> {
+        let p = key.parent_path();
+        if p.is_empty() {
+            return Ok(&self.root);
+        }
+        cache.make_room(p);
+        let slot = match cache.dirs.entry(p.to_string()) {
+            Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                if slot.is_err() {
+                    *slot = Ok(self
+                        .make_parents(key, true, Durability::Deferred)?
+                        .into_dir()?);
+                }
+                slot
+            }
+            Entry::Vacant(v) => v.insert(Ok(self
+                .make_parents(key, true, Durability::Deferred)?
+                .into_dir()?)),
+        };
+        match slot {
+            Ok(d) => Ok(d),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Installs the staged file at `key` with forced semantics (journal
+    /// apply): whatever is at `key` or in the way of its parents is
+    /// replaced. Parents come from `cache`, and the common case costs one
+    /// `renameat` (a dictionary in the way makes it fail with `EISDIR`, and
+    /// only then is it looked at). The staged file is discarded on failure.
+    pub(crate) fn install_forced(
         &self,
         staged: &str,
         key: &Key,
-        forced: bool,
-        durability: Durability,
+        cache: &mut DirCache,
     ) -> Result<()> {
-        let r = self.install_inner(staged, key, forced, durability);
+        let r = self.install_forced_inner(staged, key, cache);
         if r.is_err() {
             self.discard(staged);
         }
         r
     }
 
-    fn install_inner(
-        &self,
-        staged: &str,
-        key: &Key,
-        forced: bool,
-        durability: Durability,
-    ) -> Result<()> {
+    fn install_forced_inner(&self, staged: &str, key: &Key, cache: &mut DirCache) -> Result<()> {
         if key.is_root() {
             return Err(Error::ValueExpected(
                 "set /: the root is a dictionary".into(),
             ));
         }
-        let dir = self.make_parents(key, forced, durability)?;
+        let tmp = self.tmp_dir()?;
+        let name = key.basename();
+        let dir = self.forced_parent(cache, key)?;
+        match tmp.rename(staged, dir, name) {
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::ENOTEMPTY)) => {}
+            Err(e) => return Err(self.err("set", key, e)),
+        }
+        match dir.stat_at(name) {
+            Ok(st) if st.kind == beneath::Kind::Dir => self.remove_dir(dir, name, key)?,
+            Ok(_) => {}
+            Err(e) => return Err(self.err("set", key, e)),
+        }
+        tmp.rename(staged, dir, name)
+            .map_err(|e| self.err("set", key, e))?;
+        // Descriptors below the removed dictionary are now stale.
+        cache.clear();
+        Ok(())
+    }
+
+    /// Renames the staged file over `key` and makes that durable (plain
+    /// writes). A dictionary at `key` is `ValueExpected`, a value among its
+    /// parents `DictionaryExpected`, a foreign entry `InvalidArgument`. The
+    /// staged file is discarded on failure.
+    pub(crate) fn install(&self, staged: &str, key: &Key) -> Result<()> {
+        let r = self.install_inner(staged, key);
+        if r.is_err() {
+            self.discard(staged);
+        }
+        r
+    }
+
+    fn install_inner(&self, staged: &str, key: &Key) -> Result<()> {
+        if key.is_root() {
+            return Err(Error::ValueExpected(
+                "set /: the root is a dictionary".into(),
+            ));
+        }
+        let (dir, missing) = self.existing_parents(key)?;
+        if missing < key.depth() - 1 {
+            return self.install_with_new_parents(staged, key, &dir, missing);
+        }
         let name = key.basename();
         match dir.stat_at(name) {
-            Ok(st) => match (st.kind, forced) {
-                (beneath::Kind::File, _) => {}
-                (beneath::Kind::Dir, true) => self.remove_dir(&dir, name, key)?,
-                (beneath::Kind::Dir, false) => {
+            Ok(st) => match st.kind {
+                beneath::Kind::File => {}
+                beneath::Kind::Dir => {
                     return Err(Error::ValueExpected(format!(
                         "set {key}: a dictionary, not a value"
                     )));
                 }
-                (beneath::Kind::Other, _) => {
+                beneath::Kind::Other => {
                     kind_of(&st, key)?;
                 }
             },
@@ -191,10 +283,69 @@ impl Tree {
         self.tmp_dir()?
             .rename(staged, &dir, name)
             .map_err(|e| self.err("set", key, e))?;
-        if durability == Durability::Each {
-            self.sync_dir(&dir, key)?;
+        self.sync_dir(&dir, key)
+    }
+
+    /// Opens the parents of `key` that exist: the deepest one and the index
+    /// of the first missing segment (`depth - 1` if none is missing). A
+    /// value or a foreign entry in the way is reported as by `walk`.
+    fn existing_parents(&self, key: &Key) -> Result<(At<'_>, usize)> {
+        let n = key.depth().saturating_sub(1);
+        let mut cur = At::Root(&self.root);
+        for (i, seg) in key.segments()[..n].iter().enumerate() {
+            match cur.open_dir(seg) {
+                Ok(d) => cur = At::Sub(d),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok((cur, i)),
+                Err(e) => {
+                    return Err(match self.walk(key, n, "set") {
+                        Err(err) => err,
+                        Ok(_) => self.err("set", key, e),
+                    });
+                }
+            }
         }
-        Ok(())
+        Ok((cur, n))
+    }
+
+    /// Installs `staged` at `key` whose parents from segment `missing` on do
+    /// not exist: the missing dictionaries are built in `.tzs-tmp` around
+    /// the value, synced, and moved into `parent` by one rename (the commit
+    /// point), so a failure or a crash never leaves half of them behind.
+    fn install_with_new_parents(
+        &self,
+        staged: &str,
+        key: &Key,
+        parent: &Dir,
+        missing: usize,
+    ) -> Result<()> {
+        let tmp = self.tmp_dir()?;
+        let segs = key.segments();
+        let build = self.tmp_name();
+        let mkdir = |at: &Dir, name: &str| -> Result<Dir> {
+            at.mkdir(name)
+                .and_then(|()| at.open_dir(name))
+                .map_err(|e| self.err("create dictionary for", key, e))
+        };
+        let built = (|| -> Result<()> {
+            let mut dirs = vec![mkdir(tmp, &build)?];
+            for seg in &segs[missing + 1..segs.len() - 1] {
+                let sub = mkdir(&dirs[dirs.len() - 1], seg)?;
+                dirs.push(sub);
+            }
+            tmp.rename(staged, &dirs[dirs.len() - 1], key.basename())
+                .map_err(|e| self.err("set", key, e))?;
+            for d in dirs.iter().rev() {
+                self.sync_dir(d, key)?;
+            }
+            tmp.rename(&build, parent, &segs[missing])
+                .map_err(|e| self.err("set", key, e))
+        })();
+        if let Err(e) = built {
+            // Best effort: leftovers are deleted at the next open.
+            let _ = delete_tree(tmp, &build);
+            return Err(e);
+        }
+        self.sync_dir(parent, key)
     }
 
     /// Removes `key` (a value, or a dictionary whole). Absent is `Ok`. The
@@ -304,15 +455,46 @@ impl Tree {
                 )));
             }
         }
-        let dest_dir = self.make_parents(&dest, false, Durability::Each)?;
-        src_dir
-            .rename(from.basename(), &dest_dir, dest.basename())
-            .map_err(|e| self.err("rename", from, e))?;
+        let (_, existed) = self.existing_parents(&dest)?;
+        let moved = self
+            .make_parents(&dest, false, Durability::Each)
+            .and_then(|dest_dir| {
+                src_dir
+                    .rename(from.basename(), &dest_dir, dest.basename())
+                    .map_err(|e| self.err("rename", from, e))?;
+                Ok(dest_dir)
+            });
+        let dest_dir = match moved {
+            Ok(d) => d,
+            Err(e) => {
+                self.remove_new_parents(&dest, existed);
+                return Err(e);
+            }
+        };
         self.sync_dir(&dest_dir, &dest)?;
         if from.parent() != dest.parent() {
             self.sync_dir(&src_dir, from)?;
         }
         Ok(())
+    }
+}
+
+impl Tree {
+    /// After a failed rename: removes the parent dictionaries of `key` from
+    /// segment `existed` on, which the rename created (best effort: they
+    /// are empty, and one that is not is left alone).
+    fn remove_new_parents(&self, key: &Key, existed: usize) {
+        for j in (existed..key.depth().saturating_sub(1)).rev() {
+            let Ok(dir) = self.walk(key, j, "rename") else {
+                continue;
+            };
+            match dir.rmdir(&key.segments()[j]) {
+                Ok(()) => {}
+                // Not created yet when the rename failed.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(_) => return,
+            }
+        }
     }
 }
 

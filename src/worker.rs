@@ -60,6 +60,7 @@ impl WorkerPool {
                 .name(format!("tzs-worker-{i}"))
                 .spawn(move || {
                     crate::io::priority::lower_current_thread();
+                    crate::io::foreground::mark_background_thread();
                     q.run()
                 })
                 .map_err(|e| Error::Io(format!("spawn worker thread: {e}")))?;

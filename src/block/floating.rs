@@ -23,7 +23,7 @@ use super::entry::{self, Entry, Probe};
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
-use crate::io::{FileHandle, FileSystem, Mapped, OpenMode};
+use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground};
 use crate::options::OpenOptions;
 
 /// Index value: offset, count, 12 predecessor slots.
@@ -99,7 +99,7 @@ pub struct Floating {
 }
 
 /// Unflushed appended bytes after which their writeback is started.
-const WRITE_BEHIND_BYTES: u64 = 1 << 20;
+const WRITE_BEHIND_BYTES: u64 = 256 << 10;
 
 /// Unmapped bytes at the end of the file that trigger a new map.
 const REMAP_BYTES: u64 = 32 << 20;
@@ -254,6 +254,7 @@ impl Floating {
         let end = offset + buf.len() as u64;
         self.end.store(end, Ordering::SeqCst);
         if flush {
+            let _fg = foreground::ForegroundSync::begin();
             self.file.sync()?;
             // Visible to read-only handles (after their `sync`) at once.
             self.index.write_out()?;

@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod beneath;
 pub mod exit;
 pub mod fault;
+pub mod foreground;
 pub mod frame;
 mod lock;
 pub mod priority;

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
+use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode, foreground};
 use crate::error::{Error, Result};
 
 /// The operating system's file system.
@@ -62,6 +62,7 @@ impl FileHandle for StdFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        foreground::yield_if_background();
         self.file
             .write_all_at(buf, offset)
             .map_err(|e| Error::io("write", &self.path, e))
@@ -75,6 +76,7 @@ impl FileHandle for StdFile {
     }
 
     fn set_len(&self, len: u64) -> Result<()> {
+        foreground::yield_if_background();
         self.file
             .set_len(len)
             .map_err(|e| Error::io("truncate", &self.path, e))
@@ -84,6 +86,7 @@ impl FileHandle for StdFile {
         if !self.fsync {
             return Ok(());
         }
+        foreground::yield_if_background();
         self.file
             .sync_data()
             .map_err(|e| Error::io("fsync", &self.path, e))
@@ -205,6 +208,7 @@ impl FileSystem for StdFs {
         if !self.fsync {
             return Ok(());
         }
+        foreground::yield_if_background();
         let dir = File::open(path).map_err(|e| Error::io("open directory", path, e))?;
         dir.sync_all()
             .map_err(|e| Error::io("fsync directory", path, e))

@@ -8,6 +8,8 @@ use crate::io::FileHandle;
 
 /// Buffer size: large sequential writes, few system calls.
 const BUF: usize = 1 << 20;
+/// Bytes per write and writeback step.
+const STEP: usize = 256 << 10;
 
 /// Positional writer with a write-behind buffer.
 pub(crate) struct FileWriter {
@@ -36,10 +38,7 @@ impl FileWriter {
         if self.buf.len() + data.len() > BUF {
             self.flush_buf()?;
             if data.len() >= BUF {
-                self.file.write_all_at(data, self.base)?;
-                self.file.write_behind(self.base, data.len() as u64);
-                self.base += data.len() as u64;
-                return Ok(());
+                return self.write_through(data);
             }
         }
         self.buf.extend_from_slice(data);
@@ -49,10 +48,24 @@ impl FileWriter {
     /// Writes out the buffer.
     pub(crate) fn flush_buf(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all_at(&self.buf, self.base)?;
-            self.file.write_behind(self.base, self.buf.len() as u64);
-            self.base += self.buf.len() as u64;
-            self.buf.clear();
+            let mut buf = std::mem::take(&mut self.buf);
+            let r = self.write_through(&buf);
+            buf.clear();
+            self.buf = buf;
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at the end in steps, each handed to writeback at once,
+    /// so that the disk queue never holds more than a couple of steps of
+    /// this writer's data in front of a node's `store` (see
+    /// [`crate::io::foreground`]).
+    fn write_through(&mut self, data: &[u8]) -> Result<()> {
+        for step in data.chunks(STEP) {
+            self.file.write_all_at(step, self.base)?;
+            self.file.write_behind(self.base, step.len() as u64);
+            self.base += step.len() as u64;
         }
         Ok(())
     }

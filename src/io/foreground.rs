@@ -47,10 +47,15 @@ pub fn mark_background_thread() {
     BACKGROUND.with(|b| b.set(true));
 }
 
+/// True on a worker-pool thread.
+pub fn is_background() -> bool {
+    BACKGROUND.with(Cell::get)
+}
+
 /// Called by the file layer before each write, truncation and fsync: on a
 /// background thread, waits while a foreground fsync is in flight.
 pub fn yield_if_background() {
-    if BACKGROUND.with(Cell::get) {
+    if is_background() {
         yield_to_foreground();
     }
 }

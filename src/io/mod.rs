@@ -97,9 +97,10 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Maps the whole file read-only.
     fn map(&self) -> Result<Mapped>;
     /// Hints that `offset..offset + len` is complete: starts its writeback
-    /// now and waits for the writeback of what was hinted before, so a large
-    /// write reaches the disk in small steps instead of one long burst at
-    /// `sync` that other writers' fsyncs would queue behind. Durability still
+    /// now and, on a background thread, waits for the writeback of what was
+    /// hinted before, so a large write reaches the disk in small steps
+    /// instead of one long burst at `sync` that other writers' fsyncs would
+    /// queue behind. Durability still
     /// comes only from `sync` (which reports any error), so this returns
     /// nothing and does nothing when fsync is disabled.
     fn write_behind(&self, _offset: u64, _len: u64) {}

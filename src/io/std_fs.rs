@@ -119,7 +119,10 @@ impl FileHandle for StdFile {
         // reports any write error.
         // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
         unsafe { libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) };
-        if off > 0 {
+        // Background writers also wait for their earlier steps, which bounds
+        // what they queue in front of others; a foreground writer does not
+        // wait for its own data before it must (at its fsync).
+        if off > 0 && foreground::is_background() {
             // SAFETY: as above.
             unsafe { libc::sync_file_range(fd, 0, off, libc::SYNC_FILE_RANGE_WAIT_BEFORE) };
         }

@@ -59,7 +59,10 @@ cmake_consumer() {
 }
 
 valgrind_consumers() {
-  local vg=(valgrind -q --leak-check=full --show-leak-kinds=all
+  # --fair-sched=yes: valgrind runs one thread at a time, and its default
+  # lock lets threads spinning on a condition (the readers of the index
+  # test) starve the one they wait for (a merge) for minutes.
+  local vg=(valgrind -q --fair-sched=yes --leak-check=full --show-leak-kinds=all
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9)
   local bin
   for bin in "$run/pkgconfig/consumer_shared" "$run/pkgconfig/consumer_static" \

@@ -7,36 +7,9 @@
 #include <tzstore.hpp>
 #include <utility>
 
+#include "check.hpp"
+
 namespace fs = std::filesystem;
-
-static int failures = 0;
-static int passed = 0;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (cond) {                                                       \
-      ++passed;                                                       \
-    } else {                                                          \
-      ++failures;                                                     \
-      std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-    }                                                                 \
-  } while (0)
-
-// Runs `f`, expecting a tzstore::Error with `status`; returns its message.
-template <typename F>
-static std::string expect_error(tzs_status status, F f) {
-  try {
-    f();
-  } catch (const tzstore::Error& e) {
-    if (e.status() != status)
-      std::fprintf(stderr, "expected %s, got %s\n", tzstore::status_name(status), e.what());
-    CHECK(e.status() == status);
-    return e.message();
-  }
-  std::fprintf(stderr, "expected %s, got no error\n", tzstore::status_name(status));
-  CHECK(false);
-  return {};
-}
 
 static std::string str(const std::optional<std::vector<uint8_t>>& v) {
   return v ? std::string(v->begin(), v->end()) : std::string("<none>");

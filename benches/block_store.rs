@@ -20,9 +20,22 @@ use tzstore::block::store::{BlockStore, BlockStoreOptions};
 
 const CYCLE: i32 = 8192;
 
-fn p99(mut v: Vec<Duration>) -> Duration {
+fn p99(v: Vec<Duration>) -> Duration {
+    quantile(v, 0.99)
+}
+
+fn quantile(mut v: Vec<Duration>, q: f64) -> Duration {
     v.sort();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
+    v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
+}
+
+/// p50 / p90 / p99 / p99.9 / max, for the shape of a latency tail.
+fn spread(v: &[Duration]) -> String {
+    [0.5, 0.9, 0.99, 0.999, 1.0]
+        .iter()
+        .map(|&q| format!("{:.2?}", quantile(v.to_vec(), q)))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// Stores levels `from..=to` durably, one block at a time as a node does;
@@ -97,6 +110,11 @@ fn main() {
         p99(during.clone()),
         during.len(),
         with_stores,
-        p99(during).as_secs_f64() / p99(quiet).as_secs_f64()
+        p99(during.clone()).as_secs_f64() / p99(quiet.clone()).as_secs_f64()
+    );
+    println!(
+        "p50 / p90 / p99 / p99.9 / max without: {}; during: {}",
+        spread(&quiet),
+        spread(&during)
     );
 }

@@ -8,12 +8,58 @@
 //! compactions, deletions) is held back until no such fsync is in flight,
 //! for a bounded time, so that a busy foreground can slow a merge down but
 //! never stop it.
+//!
+//! Holding back is not enough on a virtualised disk: its flush command
+//! makes durable every byte written since the previous flush, so a
+//! foreground fsync pays for whatever the background sent to the disk just
+//! before it, however small the pieces. While the foreground is busy,
+//! background disk traffic is therefore gathered into bursts: a burst may
+//! send up to [`BURST`] bytes within [`BURST_WINDOW`], and the next one
+//! starts [`SYNCS_PER_BURST`] foreground fsyncs later (or after
+//! [`MAX_PAUSE`], a floor of 20 MB/s for the background). One or two
+//! foreground fsyncs pay for a burst; the few hundred between bursts find
+//! the disk clean. Background writes still go to the page cache at once:
+//! only their write-back ([`crate::io::FileHandle::write_behind`], which
+//! is skipped outside a burst and catches up in the next one) and their
+//! fsyncs wait for a burst. When the foreground is idle the background runs
+//! at full speed.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Foreground fsyncs finished since the process started.
+static FG_SYNCS: AtomicU64 = AtomicU64::new(0);
+/// When the last foreground fsync finished, in nanoseconds since [`epoch`]
+/// (0: never).
+static LAST_FG_END: AtomicU64 = AtomicU64::new(0);
+static PACER: Mutex<Pacer> = Mutex::new(Pacer::new());
+
+/// Background bytes sent to the disk per burst while the foreground is busy.
+pub(crate) const BURST: u64 = 8 << 20;
+/// How long a burst stays open after it starts.
+const BURST_WINDOW: Duration = Duration::from_millis(5);
+/// Foreground fsyncs between the starts of two bursts.
+const SYNCS_PER_BURST: u64 = 400;
+/// Longest pause between the starts of two bursts.
+const MAX_PAUSE: Duration = Duration::from_millis(400);
+/// The foreground counts as busy until this long after its last fsync.
+const BUSY_WINDOW: Duration = Duration::from_millis(50);
+/// Poll interval while a background write waits for its burst.
+const PACE_POLL: Duration = Duration::from_millis(1);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Longest a background write waits for foreground fsyncs to finish.
 const MAX_WAIT: Duration = Duration::from_millis(5);
@@ -34,7 +80,78 @@ impl ForegroundSync {
 
 impl Drop for ForegroundSync {
     fn drop(&mut self) {
+        // At least 1, so that "0 = never" stays unambiguous.
+        LAST_FG_END.store(now_ns().max(1), Ordering::Relaxed);
+        FG_SYNCS.fetch_add(1, Ordering::Relaxed);
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The burst accounting of background writes (see the module docs); its
+/// inputs are passed in so that the policy is testable on its own.
+#[derive(Debug)]
+struct Pacer {
+    /// Bytes admitted in the current burst.
+    used: u64,
+    /// Foreground fsync count and time (ns) when the current burst began.
+    start_syncs: u64,
+    start_ns: u64,
+}
+
+impl Pacer {
+    const fn new() -> Pacer {
+        Pacer {
+            used: 0,
+            start_syncs: 0,
+            start_ns: 0,
+        }
+    }
+
+    /// Whether a background write of `bytes` may go now (it is then
+    /// counted), given the time, the foreground fsync count and when the
+    /// last foreground fsync ended (0: never).
+    fn admit(&mut self, bytes: u64, now_ns: u64, fg_syncs: u64, last_fg_end_ns: u64) -> bool {
+        let idle = last_fg_end_ns == 0
+            || now_ns.saturating_sub(last_fg_end_ns) > BUSY_WINDOW.as_nanos() as u64;
+        let paused_enough = fg_syncs.saturating_sub(self.start_syncs) >= SYNCS_PER_BURST
+            || now_ns.saturating_sub(self.start_ns) >= MAX_PAUSE.as_nanos() as u64;
+        if idle || paused_enough {
+            // A new burst (when idle, the next busy period starts afresh).
+            self.used = if idle { 0 } else { bytes };
+            self.start_syncs = fg_syncs;
+            self.start_ns = now_ns;
+            return true;
+        }
+        let open = now_ns.saturating_sub(self.start_ns) <= BURST_WINDOW.as_nanos() as u64;
+        if open && (self.used == 0 || self.used.saturating_add(bytes) <= BURST) {
+            self.used = self.used.saturating_add(bytes);
+            return true;
+        }
+        false
+    }
+}
+
+/// Whether a background thread may send `bytes` to the disk now (counted
+/// if so); always true on foreground threads. Callers that can defer the
+/// work (write-back) use this; the rest use [`pace_background`].
+pub fn try_pace_background(bytes: u64) -> bool {
+    if !is_background() {
+        return true;
+    }
+    PACER.lock().admit(
+        bytes,
+        now_ns(),
+        FG_SYNCS.load(Ordering::Relaxed),
+        LAST_FG_END.load(Ordering::Relaxed),
+    )
+}
+
+/// Called before a background thread sends `bytes` to the disk (an fsync,
+/// freeing extents): while the foreground is busy, waits for a burst (see
+/// the module docs). A no-op on foreground threads.
+pub fn pace_background(bytes: u64) {
+    while !try_pace_background(bytes) {
+        std::thread::sleep(PACE_POLL);
     }
 }
 
@@ -89,5 +206,55 @@ mod tests {
         // It waited the whole bound (the fsync never ended) and came back.
         assert!(waited >= MAX_WAIT);
         drop(guard);
+    }
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn an_idle_foreground_never_holds_the_background_back() {
+        let mut p = Pacer::new();
+        // No foreground fsync ever, then none for longer than the window.
+        for i in 0..100 {
+            assert!(p.admit(BURST, i, 0, 0));
+        }
+        let last = 1_000 * MS;
+        for i in 0..100 {
+            assert!(p.admit(BURST, last + 51 * MS + i, 7, last));
+        }
+    }
+
+    #[test]
+    fn a_busy_foreground_gets_one_burst_per_few_hundred_fsyncs() {
+        let mut p = Pacer::new();
+        let (mut now, mut syncs) = (1_000 * MS, 1_000);
+        // Busy: the last foreground fsync just ended. The first write after
+        // an idle period starts a burst; the burst takes BURST bytes.
+        assert!(p.admit(1 << 20, now, syncs, now));
+        assert!(p.admit(7 << 20, now, syncs, now));
+        assert!(!p.admit(1, now, syncs, now));
+        // Fewer than SYNCS_PER_BURST fsyncs and less than MAX_PAUSE later:
+        // still held back.
+        now += 10 * MS;
+        syncs += SYNCS_PER_BURST - 1;
+        assert!(!p.admit(1, now, syncs, now));
+        // One more fsync: a new burst starts with this write.
+        syncs += 1;
+        assert!(p.admit(2 << 20, now, syncs, now));
+        assert!(p.admit(2 << 20, now, syncs, now));
+        assert!(p.admit(4 << 20, now, syncs, now));
+        assert!(!p.admit(1 << 20, now, syncs, now));
+        // A burst closes after its window, even with bytes left.
+        let mut q = Pacer::new();
+        let (t, w) = (5_000 * MS, BURST_WINDOW.as_nanos() as u64);
+        assert!(q.admit(1, t, syncs, t));
+        assert!(q.admit(1, t + w, syncs, t + w));
+        assert!(!q.admit(1, t + w + 1, syncs, t + w));
+        // A slow foreground: MAX_PAUSE alone also starts a burst.
+        now += MAX_PAUSE.as_nanos() as u64;
+        assert!(p.admit(1 << 20, now, syncs + 3, now));
+        // A single write larger than a burst is admitted as a burst of its own.
+        now += MAX_PAUSE.as_nanos() as u64;
+        assert!(p.admit(3 * BURST, now, syncs + 3, now));
+        assert!(!p.admit(1, now, syncs + 3, now));
     }
 }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{FileSystem, OpenMode, join};
+use super::{FileSystem, OpenMode, foreground, join};
 use crate::error::Result;
 
 /// Bytes freed per step: a few milliseconds of journal work each.
@@ -22,6 +22,9 @@ pub fn remove_file_gradually(fs: &dyn FileSystem, path: &Path) -> Result<()> {
         let mut len = f.len()?;
         while len > STEP {
             len -= STEP;
+            // Freeing extents is disk work a foreground fsync would wait
+            // for, like writing them.
+            foreground::pace_background(STEP);
             f.set_len(len)?;
             f.sync()?;
         }

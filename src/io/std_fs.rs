@@ -5,6 +5,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode, foreground};
 use crate::error::{Error, Result};
@@ -28,6 +29,47 @@ struct StdFile {
     file: File,
     path: PathBuf,
     fsync: bool,
+    /// Bytes written by background threads and not yet sent to the disk
+    /// (by `write_behind` or `sync`): what the next burst must carry.
+    unsent: AtomicU64,
+    /// End of the range already handed to write-back by `write_behind`.
+    sent_to: AtomicU64,
+}
+
+impl StdFile {
+    /// Before a background fsync: sends what is still only in the page
+    /// cache (everything after the last write-back) to the disk one burst
+    /// at a time, so that the fsync itself has little left to write.
+    fn send_in_bursts(&self) -> Result<()> {
+        if self.unsent.swap(0, Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let fd = self.file.as_raw_fd();
+        let end = self.len()?;
+        let mut from = self.sent_to.load(Ordering::Relaxed).min(end);
+        while from < end {
+            let n = (end - from).min(foreground::BURST);
+            foreground::pace_background(n);
+            if let (Ok(off), Ok(len)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(n))
+            {
+                // Errors are left to the fsync that follows, which reports them.
+                // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
+                unsafe {
+                    libc::sync_file_range(
+                        fd,
+                        off,
+                        len,
+                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                            | libc::SYNC_FILE_RANGE_WRITE
+                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                    )
+                };
+            }
+            from += n;
+        }
+        self.sent_to.fetch_max(end, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl FileHandle for StdFile {
@@ -63,6 +105,9 @@ impl FileHandle for StdFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         foreground::yield_if_background();
+        if foreground::is_background() {
+            self.unsent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        }
         self.file
             .write_all_at(buf, offset)
             .map_err(|e| Error::io("write", &self.path, e))
@@ -86,6 +131,9 @@ impl FileHandle for StdFile {
         if !self.fsync {
             return Ok(());
         }
+        if foreground::is_background() {
+            self.send_in_bursts()?;
+        }
         foreground::yield_if_background();
         self.file
             .sync_data()
@@ -106,6 +154,18 @@ impl FileHandle for StdFile {
     fn write_behind(&self, offset: u64, len: u64) {
         if !self.fsync || len == 0 {
             return;
+        }
+        let (mut offset, mut len) = (offset, len);
+        if foreground::is_background() {
+            // Outside a burst the pages stay dirty in the page cache; the
+            // next admitted call sends everything since the last one.
+            if !foreground::try_pace_background(self.unsent.load(Ordering::Relaxed)) {
+                return;
+            }
+            self.unsent.store(0, Ordering::Relaxed);
+            let end = offset.saturating_add(len);
+            let from = self.sent_to.fetch_max(end, Ordering::Relaxed).min(offset);
+            (offset, len) = (from, end - from);
         }
         let fd = self.file.as_raw_fd();
         let (Ok(off), Ok(n)) = (
@@ -148,6 +208,8 @@ impl FileSystem for StdFs {
             file,
             path: path.to_path_buf(),
             fsync: self.fsync,
+            unsent: AtomicU64::new(0),
+            sent_to: AtomicU64::new(0),
         }))
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::FrozenView;
 use super::data::DataFile;
 use super::hash::{Table, key_hash};
 use crate::error::Result;
@@ -12,7 +13,7 @@ use crate::error::Result;
 /// merges do not affect it.
 pub struct IndexIter {
     data: Arc<DataFile>,
-    frozen: Option<Arc<Table>>,
+    frozen: Option<FrozenView>,
     active: Table,
     removable: bool,
     phase: u8,
@@ -28,7 +29,7 @@ impl std::fmt::Debug for IndexIter {
 impl IndexIter {
     pub(crate) fn new(
         data: Arc<DataFile>,
-        frozen: Option<Arc<Table>>,
+        frozen: Option<FrozenView>,
         active: Table,
         removable: bool,
     ) -> IndexIter {

@@ -126,7 +126,13 @@ impl LogWriter {
         self.buf.extend_from_slice(value);
         self.buf.extend_from_slice(&h.finalize().to_le_bytes());
         if self.buf.len() >= BUFFER {
-            self.write_out()?;
+            if let Err(e) = self.write_out() {
+                // The caller reports this entry as not added: it must not be
+                // written later either. The earlier ones stay buffered.
+                self.buf
+                    .truncate(self.buf.len() - (key.len() + value.len() + 4));
+                return Err(e);
+            }
         }
         Ok(())
     }

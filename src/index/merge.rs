@@ -1,7 +1,7 @@
 //! Writing a new data file: the old data merged with the frozen log table.
 //!
-//! The merge streams: only the frozen table's entries (bounded by the log
-//! size) are sorted, as one packed `u64` per entry; the old data file is
+//! The merge streams: the frozen logs come sorted by hash
+//! ([`FrozenLogs`], one packed `u64` per key); the old data file is
 //! read in order through its mapping; the three sections of the new file
 //! (fan-out, hashes, entries) are written through small buffers. Nothing
 //! on the heap grows with the number of keys in the index. A first pass
@@ -14,9 +14,10 @@
 use std::path::Path;
 
 use super::data::{self, DataFile, Header};
-use super::hash::{Table, key_hash};
+use super::frozen::FrozenLogs;
+use super::hash::key_hash;
 use crate::error::{Error, Result};
-use crate::io::anon::{self, AnonVec};
+use crate::io::anon;
 use crate::io::{FileHandle, FileSystem, OpenMode, atomic};
 
 /// Bytes buffered before each write of the entries section (the other
@@ -80,45 +81,12 @@ impl<'a> Out<'a> {
 }
 
 /// A piece of the merged sequence: old data entries `from..to` (copied as
-/// they are), or one frozen table entry (its hash and insertion index).
+/// they are), or one frozen entry (its hash and position in the frozen
+/// order).
 #[derive(Clone, Copy)]
 enum Src {
     Old { from: u64, to: u64 },
     New { hash: u64, idx: usize },
-}
-
-/// The frozen table's entry indices in `(hash, key)` order. Each entry is
-/// packed into one `u64`: the hash's top bits above the index, so a plain
-/// integer sort orders by hash; runs sharing those top bits (rare) are then
-/// re-sorted by the full hash and key.
-fn sorted_order(frozen: &Table) -> (AnonVec<u64>, u64) {
-    let n = frozen.len();
-    let idx_bits = u64::BITS - (n.max(2) as u64 - 1).leading_zeros();
-    let idx_mask = (1u64 << idx_bits) - 1;
-    let mut order = AnonVec::<u64>::zeroed(n);
-    for (i, slot) in order.iter_mut().enumerate() {
-        let h = frozen.entry(i).map_or(0, |(k, _)| key_hash(k));
-        *slot = (h & !idx_mask) | i as u64;
-    }
-    order.sort_unstable();
-    let full = |p: u64| {
-        frozen
-            .entry((p & idx_mask) as usize)
-            .map_or((0, &[][..]), |(k, _)| (key_hash(k), k))
-    };
-    let mut start = 0;
-    while start < n {
-        let top = order[start] & !idx_mask;
-        let mut end = start + 1;
-        while end < n && order[end] & !idx_mask == top {
-            end += 1;
-        }
-        if end - start > 1 {
-            order[start..end].sort_unstable_by(|&a, &b| full(a).cmp(&full(b)));
-        }
-        start = end;
-    }
-    (order, idx_mask)
 }
 
 /// Calls `emit` for the pieces of `old ∪ frozen` in `(hash, key)` order;
@@ -126,24 +94,18 @@ fn sorted_order(frozen: &Table) -> (AnonVec<u64>, u64) {
 /// in runs between two frozen entries, so they are copied in bulk.
 fn join(
     old: &DataFile,
-    frozen: &Table,
-    order: &[u64],
-    idx_mask: u64,
+    frozen: &FrozenLogs,
     mut emit: impl FnMut(Src) -> Result<()>,
 ) -> Result<()> {
     let mut i = 0u64;
     let count = old.count();
-    for (j, &p) in order.iter().enumerate() {
+    for idx in 0..frozen.len() {
         // The frozen entries are read in hash order, i.e. at random places
-        // of the table: start loading one a few steps ahead so the misses
+        // of the logs: start loading one a few steps ahead so the misses
         // overlap instead of following each other.
-        if let Some((k, _)) = order
-            .get(j + PREFETCH)
-            .and_then(|&ahead| frozen.entry((ahead & idx_mask) as usize))
-        {
+        if let Some((k, _)) = frozen.entry(idx + PREFETCH) {
             anon::prefetch(k);
         }
-        let idx = (p & idx_mask) as usize;
         let nk = frozen.entry(idx).map_or(&[][..], |(k, _)| k);
         let nh = key_hash(nk);
         let mut end = i;
@@ -175,7 +137,7 @@ pub(crate) fn write(
     fs: &dyn FileSystem,
     path: &Path,
     old: &DataFile,
-    frozen: &Table,
+    frozen: &FrozenLogs,
     generation: u64,
     ksize: usize,
     vsize: usize,
@@ -189,10 +151,8 @@ pub(crate) fn write(
                 .entry(idx)
                 .is_some_and(|(_, v)| v.first() == Some(&1))
     };
-    let (order, idx_mask) = sorted_order(frozen);
-
     let mut count = 0u64;
-    join(old, frozen, &order, idx_mask, |src| {
+    join(old, frozen, |src| {
         count += match src {
             Src::Old { from, to } => to - from,
             Src::New { idx, .. } => u64::from(new_live(idx)),
@@ -216,7 +176,7 @@ pub(crate) fn write(
         // The next fan-out slot to write: slots up to an entry's bucket
         // point at the first entry of a bucket at or after theirs.
         let mut next_bucket = 0usize;
-        join(old, frozen, &order, idx_mask, |src| {
+        join(old, frozen, |src| {
             match src {
                 Src::Old { from, to } => {
                     for i in from..to {
@@ -292,13 +252,23 @@ mod tests {
             .to_le_bytes()
     }
 
-    fn table(range: std::ops::Range<u32>, tag: u8) -> Table {
-        let mut t = Table::new(8, 2);
-        for i in range {
-            let k = key(i);
-            t.insert(key_hash(&k), &k, &[tag, i as u8]);
-        }
-        t
+    /// The frozen view of one log holding `entries`, written in `dir`
+    /// under a fresh generation.
+    fn frozen(dir: &Path, entries: Vec<(Vec<u8>, Vec<u8>)>) -> FrozenLogs {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
+        let g = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = super::super::frozen::log_of(&StdFs::new(false), dir, g, &entries);
+        let (k, v) = entries.first().map_or((8, 2), |(k, v)| (k.len(), v.len()));
+        FrozenLogs::build(&[log], k, v).expect("frozen view")
+    }
+
+    fn table(dir: &Path, range: std::ops::Range<u32>, tag: u8) -> FrozenLogs {
+        frozen(
+            dir,
+            range
+                .map(|i| (key(i).to_vec(), vec![tag, i as u8]))
+                .collect(),
+        )
     }
 
     #[test]
@@ -307,10 +277,30 @@ mod tests {
         let fs = StdFs::new(false);
         let path = dir.path().join("data");
         let empty = DataFile::empty(8, 2);
-        write(&fs, &path, &empty, &table(0..3000, 1), 1, 8, 2, 0).unwrap();
+        write(
+            &fs,
+            &path,
+            &empty,
+            &table(dir.path(), 0..3000, 1),
+            1,
+            8,
+            2,
+            0,
+        )
+        .unwrap();
         let first = DataFile::open(&fs, &path, 8, 2, 0).unwrap();
         // Keys 2000..5000 replace or extend the first generation.
-        write(&fs, &path, &first, &table(2000..5000, 2), 2, 8, 2, 0).unwrap();
+        write(
+            &fs,
+            &path,
+            &first,
+            &table(dir.path(), 2000..5000, 2),
+            2,
+            8,
+            2,
+            0,
+        )
+        .unwrap();
         let d = DataFile::open(&fs, &path, 8, 2, 0).unwrap();
         assert_eq!((d.count(), d.generation()), (5000, 2));
         for i in 0..6000u32 {
@@ -366,18 +356,17 @@ mod tests {
             v[..4].copy_from_slice(&i.to_le_bytes());
             v
         };
-        let mut t = Table::new(8, 56);
-        for i in 0..80_000u32 {
-            let k = key(i);
-            t.insert(key_hash(&k), &k, &value(1, i));
-        }
+        let t = frozen(
+            dir.path(),
+            (0..80_000u32)
+                .map(|i| (key(i).to_vec(), value(1, i).to_vec()))
+                .collect(),
+        );
         write(&fs, &path, &DataFile::empty(8, 56), &t, 1, 8, 56, 0).unwrap();
         let first = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
         // One frozen entry splits the old data into two runs, the longer of
         // at least 40,000 entries: over the hashes' and entries' buffers.
-        let mut one = Table::new(8, 56);
-        let k = key(7);
-        one.insert(key_hash(&k), &k, &value(2, 7));
+        let one = frozen(dir.path(), vec![(key(7).to_vec(), value(2, 7).to_vec())]);
         write(&fs, &path, &first, &one, 2, 8, 56, 0).unwrap();
         let d = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
         assert_eq!(d.count(), 80_000);
@@ -395,10 +384,30 @@ mod tests {
         let path = dir.path().join("data");
         let flags = data::FLAG_REMOVABLE;
         let empty = DataFile::empty(8, 2);
-        write(&fs, &path, &empty, &table(0..100, 1), 1, 8, 2, flags).unwrap();
+        write(
+            &fs,
+            &path,
+            &empty,
+            &table(dir.path(), 0..100, 1),
+            1,
+            8,
+            2,
+            flags,
+        )
+        .unwrap();
         let first = DataFile::open(&fs, &path, 8, 2, flags).unwrap();
         // Tag 0 is a tombstone: keys 50..150 removed (100..150 never existed).
-        write(&fs, &path, &first, &table(50..150, 0), 2, 8, 2, flags).unwrap();
+        write(
+            &fs,
+            &path,
+            &first,
+            &table(dir.path(), 50..150, 0),
+            2,
+            8,
+            2,
+            flags,
+        )
+        .unwrap();
         let d = DataFile::open(&fs, &path, 8, 2, flags).unwrap();
         assert_eq!(d.count(), 50);
         let k = key(60);

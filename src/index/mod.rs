@@ -16,10 +16,12 @@
 //! table (module `hash`). When that table holds more than `log_size` entries it
 //! is frozen and merged with the data file on the worker pool into a new
 //! data file of the next generation, renamed over `data`; reads (log table,
-//! then frozen table, then data) and writes continue meanwhile, until the new
-//! log table is full too: a write then waits for the running merge (mirage's
-//! `Block_writes` throttle), so memory holds at most two log tables whatever
-//! the size of the data. Read-only
+//! then frozen bindings, then data) and writes continue meanwhile. The merge
+//! first sorts the frozen logs into a view over their files (module
+//! `frozen`, 8 bytes of memory per key) and drops the frozen table. When
+//! the new log table is full too, a write waits for the running merge
+//! (mirage's `Block_writes` throttle), so memory holds at most one log
+//! table and the frozen view, whatever the size of the data. Read-only
 //! instances (other processes) replay the same files and pick up new data
 //! with [`Index::sync`].
 //!
@@ -29,6 +31,7 @@
 //! in `data` (generation below it) are deleted at open.
 
 mod data;
+mod frozen;
 mod hash;
 mod iter;
 mod log;
@@ -45,6 +48,7 @@ use crate::io::{FileHandle, FileSystem, LockFile, atomic};
 use crate::options::OpenOptions;
 use crate::worker::{JobHandle, WorkerPool};
 use data::DataFile;
+use frozen::FrozenLogs;
 use hash::{Table, key_hash};
 use log::LogWriter;
 
@@ -116,10 +120,37 @@ struct Inner {
     _lock: Option<LockFile>,
 }
 
-/// The log table being merged, and the log it came from.
+/// The frozen bindings while they are merged: first the log table itself,
+/// then (once the merge has sorted them) a view over the log files, so that
+/// the table's memory is free while the next one fills.
+#[derive(Clone)]
+pub(crate) enum FrozenView {
+    Table(Arc<Table>),
+    Logs(Arc<FrozenLogs>),
+}
+
+impl FrozenView {
+    #[inline]
+    pub(crate) fn get(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
+        match self {
+            FrozenView::Table(t) => t.get(h, key),
+            FrozenView::Logs(l) => l.get(h, key),
+        }
+    }
+
+    /// The `i`-th binding (in an order of the view's own).
+    pub(crate) fn entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        match self {
+            FrozenView::Table(t) => t.entry(i),
+            FrozenView::Logs(l) => l.entry(i),
+        }
+    }
+}
+
+/// The log table being merged, and the logs it came from (oldest first).
 struct Frozen {
-    table: Arc<Table>,
-    log: Arc<dyn FileHandle>,
+    view: FrozenView,
+    logs: Vec<Arc<dyn FileHandle>>,
     generation: u64,
 }
 
@@ -128,6 +159,9 @@ struct State {
     frozen: Option<Frozen>,
     active: Table,
     writer: Option<LogWriter>,
+    /// Logs older than the writer's whose entries are in `active` (left by
+    /// a crash before their merge finished): frozen with it.
+    sealed: Vec<Arc<dyn FileHandle>>,
     len: u64,
     /// Read-only instances: logs replayed so far, `(generation, file, end)`.
     ro_logs: Vec<(u64, Arc<dyn FileHandle>, u64)>,
@@ -142,6 +176,7 @@ impl State {
             frozen: None,
             active: Table::new(ksize, dsize),
             writer: None,
+            sealed: Vec::new(),
             ro_logs: Vec::new(),
             removable,
         }
@@ -154,7 +189,7 @@ impl State {
             return Some(v);
         }
         if let Some(f) = &self.frozen {
-            if let Some(v) = f.table.get(h, key) {
+            if let Some(v) = f.view.get(h, key) {
                 return Some(v);
             }
         }
@@ -173,7 +208,7 @@ impl State {
             Some(tag) => !self.removable || tag == Some(1),
             None => {
                 let older = match &self.frozen {
-                    Some(f) => f.table.get(h, key),
+                    Some(f) => f.view.get(h, key),
                     None => None,
                 };
                 older
@@ -496,7 +531,7 @@ impl Index {
         let st = self.inner.state.read();
         Ok(IndexIter::new(
             st.data.clone(),
-            st.frozen.as_ref().map(|f| f.table.clone()),
+            st.frozen.as_ref().map(|f| f.view.clone()),
             st.active.clone(),
             self.inner.removable,
         ))
@@ -561,9 +596,11 @@ impl Index {
                 &mut st.active,
                 Table::new(self.inner.ksize, self.inner.dsize),
             );
+            let mut logs = std::mem::take(&mut st.sealed);
+            logs.push(old.file().clone());
             st.frozen = Some(Frozen {
-                table: Arc::new(table),
-                log: old.file().clone(),
+                view: FrozenView::Table(Arc::new(table)),
+                logs,
                 generation: next,
             });
         }
@@ -571,15 +608,8 @@ impl Index {
             return Ok(());
         };
         let inner = self.inner.clone();
-        let (table, log, generation, old) = (
-            f.table.clone(),
-            f.log.clone(),
-            f.generation,
-            st.data.clone(),
-        );
-        *m = Some(
-            WorkerPool::global().submit(move || inner.run_merge(&table, &log, generation, &old)),
-        );
+        let (logs, generation, old) = (f.logs.clone(), f.generation, st.data.clone());
+        *m = Some(WorkerPool::global().submit(move || inner.run_merge(&logs, generation, &old)));
         Ok(())
     }
 }
@@ -632,7 +662,9 @@ impl Inner {
 
     fn flush_state(st: &mut State) -> Result<()> {
         if let Some(f) = &st.frozen {
-            f.log.sync()?;
+            for log in &f.logs {
+                log.sync()?;
+            }
         }
         match st.writer.as_mut() {
             Some(w) => w.sync(),
@@ -682,9 +714,12 @@ impl Inner {
                 });
             } else if r.end == 0 {
                 fs.remove_file(&log::path(&self.dir, lg))?;
-            } else if r.torn {
-                file.set_len(r.end)?;
-                file.sync()?;
+            } else {
+                if r.torn {
+                    file.set_len(r.end)?;
+                    file.sync()?;
+                }
+                st.sealed.push(file);
             }
         }
         st.writer = Some(match writer {
@@ -781,21 +816,30 @@ impl Inner {
     }
 
     /// The merge job: writes data generation `generation` from `old` and
-    /// the frozen table, publishes it, and deletes the logs it contains.
+    /// the frozen logs, publishes it, and deletes the logs it contains.
     fn run_merge(
         &self,
-        table: &Table,
-        log: &Arc<dyn FileHandle>,
+        logs: &[Arc<dyn FileHandle>],
         generation: u64,
         old: &DataFile,
     ) -> Result<()> {
         let fs = self.fs.as_ref();
-        log.sync()?;
+        for log in logs {
+            log.sync()?;
+        }
+        // From here on, reads of frozen bindings go to the log files and the
+        // frozen table's memory is free for the table filling meanwhile.
+        let sorted = Arc::new(FrozenLogs::build(logs, self.ksize, self.dsize)?);
+        if let Some(f) = self.state.write().frozen.as_mut() {
+            if f.generation == generation {
+                f.view = FrozenView::Logs(sorted.clone());
+            }
+        }
         merge::write(
             fs,
             &self.data_path(),
             old,
-            table,
+            &sorted,
             generation,
             self.ksize,
             self.dsize,

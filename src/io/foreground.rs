@@ -48,7 +48,7 @@ const SYNCS_PER_BURST: u64 = 400;
 /// Longest pause between the starts of two bursts.
 const MAX_PAUSE: Duration = Duration::from_millis(400);
 /// The foreground counts as busy until this long after its last fsync.
-const BUSY_WINDOW: Duration = Duration::from_millis(50);
+const BUSY_WINDOW: Duration = Duration::from_millis(20);
 /// Poll interval while a background write waits for its burst.
 const PACE_POLL: Duration = Duration::from_millis(1);
 
@@ -219,7 +219,7 @@ mod tests {
         }
         let last = 1_000 * MS;
         for i in 0..100 {
-            assert!(p.admit(BURST, last + 51 * MS + i, 7, last));
+            assert!(p.admit(BURST, last + BUSY_WINDOW.as_nanos() as u64 + 1 + i, 7, last));
         }
     }
 

@@ -135,7 +135,7 @@ impl Pacer {
 /// if so); always true on foreground threads. Callers that can defer the
 /// work (write-back) use this; the rest use [`pace_background`].
 pub fn try_pace_background(bytes: u64) -> bool {
-    if !is_background() {
+    if !is_background() || UNPACED.with(Cell::get) > 0 {
         return true;
     }
     PACER.lock().admit(
@@ -157,6 +157,28 @@ pub fn pace_background(bytes: u64) {
 
 thread_local! {
     static BACKGROUND: Cell<bool> = const { Cell::new(false) };
+    static UNPACED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// While alive, the calling background thread's disk traffic is not held
+/// back for a burst: for work done under a lock that foreground calls wait
+/// for (a merge's final swap), where holding back would make the
+/// foreground wait for its own pause.
+#[must_use = "pacing is lifted only while the guard lives"]
+pub struct Unpaced(std::marker::PhantomData<*const ()>);
+
+impl Unpaced {
+    /// Lifts pacing on this thread until dropped.
+    pub fn begin() -> Unpaced {
+        UNPACED.with(|u| u.set(u.get() + 1));
+        Unpaced(std::marker::PhantomData)
+    }
+}
+
+impl Drop for Unpaced {
+    fn drop(&mut self) {
+        UNPACED.with(|u| u.set(u.get().saturating_sub(1)));
+    }
 }
 
 /// Marks the calling thread as a background (worker-pool) thread.
@@ -209,6 +231,26 @@ mod tests {
     }
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn unpaced_work_is_never_held_back() {
+        std::thread::spawn(|| {
+            mark_background_thread();
+            // A busy foreground (it syncs before every try) and the burst
+            // used up: held back within a few tries.
+            let held_back = (0..1000).any(|_| {
+                drop(ForegroundSync::begin());
+                !try_pace_background(BURST)
+            });
+            assert!(held_back);
+            drop(ForegroundSync::begin());
+            let guard = Unpaced::begin();
+            assert!(try_pace_background(BURST));
+            drop(guard);
+        })
+        .join()
+        .expect("background thread");
+    }
 
     #[test]
     fn an_idle_foreground_never_holds_the_background_back() {

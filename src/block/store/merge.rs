@@ -24,6 +24,7 @@ use crate::block::cemented::HistoryMode;
 use crate::block::floating::Floating;
 use crate::block::{Block, Hash};
 use crate::error::{Error, Result};
+use crate::io::foreground;
 use crate::worker::WorkerPool;
 
 /// Validates the request, switches roles, and submits the merge job.
@@ -167,8 +168,10 @@ fn run(
     cemented?;
     copied?;
 
-    // Step 4: the atomic swap.
+    // Step 4: the atomic swap, under the lock `store` waits for: its
+    // fsyncs must not wait for a burst of background traffic.
     {
+        let _unpaced = foreground::Unpaced::begin();
         let mut m = inner.manifest.lock();
         let parts = inner.parts.read().clone();
         let mut next = m.clone();
@@ -246,6 +249,7 @@ fn copy_descendants(
 /// Undoes a failed merge: the RO_TMP store is forgotten and deleted; the
 /// stores it was copied from stay read-only stores.
 fn roll_back(inner: &Inner, ro_tmp_id: u64) -> Result<()> {
+    let _unpaced = foreground::Unpaced::begin();
     let mut m = inner.manifest.lock();
     if m.merging == Some(ro_tmp_id) {
         let mut next = m.clone();

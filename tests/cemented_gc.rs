@@ -157,3 +157,53 @@ fn readers_never_see_a_half_removed_chunk() {
     }
     check_state(&s, HistoryMode::Rolling, 1);
 }
+
+/// Rolling GC deletes through trash names (gradually, with fsync on): none
+/// is left after it, and trash left by a crash is never loaded and is
+/// removed by the next read-write open.
+#[test]
+fn gc_trash_is_never_loaded_and_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let durable = OpenOptions::default();
+    let s = Cemented::open(dir.path(), &durable, 8).unwrap();
+    for c in 0..CHUNKS {
+        s.cement(&refs(&chain(1, c * LEN, c * LEN + LEN - 1, 3)), true, true)
+            .unwrap();
+    }
+    s.gc(HistoryMode::Rolling, 2).unwrap();
+    check_state(&s, HistoryMode::Rolling, 2);
+    drop(s);
+    let names = |sub: &str| -> Vec<String> {
+        std::fs::read_dir(dir.path().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let trash = |sub: &str| {
+        names(sub)
+            .iter()
+            .filter(|n| n.ends_with(".tzs-trash"))
+            .count()
+    };
+    assert_eq!((trash(""), trash("metadata")), (0, 0));
+
+    // A crash after the rename to trash: copies of live files under trash
+    // names (as a dropped chunk and zip would be).
+    let chunk = names("")
+        .into_iter()
+        .find(|n| ChunkRange::parse(n).is_some())
+        .unwrap();
+    let zip = names("metadata").into_iter().next().unwrap();
+    std::fs::copy(dir.path().join(&chunk), dir.path().join("0_9.tzs-trash")).unwrap();
+    std::fs::copy(
+        dir.path().join("metadata").join(&zip),
+        dir.path().join("metadata/0_9.zip.tzs-trash"),
+    )
+    .unwrap();
+    let ro = Cemented::open(dir.path(), &OpenOptions::read_only(), 8).unwrap();
+    assert_eq!(ro.chunks(), ranges(CHUNKS - 2));
+    drop(ro);
+    let s = Cemented::open(dir.path(), &durable, 8).unwrap();
+    check_state(&s, HistoryMode::Rolling, 2);
+    assert_eq!((trash(""), trash("metadata")), (0, 0));
+}

@@ -6,10 +6,24 @@
 //! file down in steps, each committed on its own, bounds that stall to one
 //! step (RocksDB's delete scheduler does the same for SST files).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{FileSystem, OpenMode, foreground, join};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Suffix of a file renamed out of a store's view before it is deleted
+/// gradually: a name the store's recovery never loads and removes at the
+/// next read-write open, so a crash in the middle of the deletion leaves
+/// no half-truncated file under a live name.
+pub const TRASH_SUFFIX: &str = ".tzs-trash";
+
+/// The trash name of `path`.
+pub fn trash_path(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{} has no file name", path.display())))?;
+    Ok(path.with_file_name(format!("{}{TRASH_SUFFIX}", name.to_string_lossy())))
+}
 
 /// Bytes freed per step: a few milliseconds of journal work each.
 const STEP: u64 = 2 << 20;

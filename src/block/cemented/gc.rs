@@ -6,8 +6,10 @@
 //! dropped, not with the store) and the indexes flushed; (3) the chunk
 //! files, then their zips, are unlinked. A crash during (2) or before (3)
 //! leaves chunk files whose ends are unindexed: the open re-indexes them
-//! (the GC is undone, to be run again). A crash during (3) leaves zips
-//! without chunks, removed at open.
+//! (the GC is undone, to be run again). In (3) the files are first renamed
+//! to trash names (recovery removes trash and zips without chunks at open),
+//! then deleted gradually: unlinking a chunk of tens of megabytes at once
+//! would stall every other fsync on the file system (`io::reclaim`).
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use super::table::Tables;
 use super::{Cemented, HistoryMode};
 use crate::block::Hash;
 use crate::error::{Error, Result};
+use crate::io::reclaim::{self, trash_path};
 
 pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<()> {
     let _w = store.writer.lock();
@@ -49,15 +52,25 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
         }
         store.h2l.flush()?;
         store.l2h.flush()?;
-        for c in &dropped {
-            fs.remove_file(c.path())?;
+    }
+    let chunks: Vec<_> = dropped.iter().map(|c| c.path().to_path_buf()).collect();
+    let zips: Vec<_> = old_meta.iter().map(|m| m.path().to_path_buf()).collect();
+    let mut trash = Vec::with_capacity(chunks.len() + zips.len());
+    for (paths, dir) in [(&chunks, &store.dir), (&zips, &store.meta_dir)] {
+        if paths.is_empty() {
+            continue;
         }
-        fs.sync_dir(&store.dir)?;
+        for p in paths {
+            let t = trash_path(p)?;
+            fs.rename(p, &t)?;
+            trash.push(t);
+        }
+        fs.sync_dir(dir)?;
     }
-    for m in &old_meta {
-        fs.remove_file(m.path())?;
+    for t in &trash {
+        reclaim::remove_file_gradually(fs, t)?;
     }
-    fs.sync_dir(&store.meta_dir)
+    Ok(())
 }
 
 fn unindex(store: &Cemented, c: &Chunk) -> Result<()> {

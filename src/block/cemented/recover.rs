@@ -9,10 +9,12 @@ use super::table::Tables;
 use crate::block::{HASH_SIZE, Hash};
 use crate::error::{Error, Result};
 use crate::io::atomic::TMP_SUFFIX;
+use crate::io::reclaim::TRASH_SUFFIX;
 
 struct Listing {
     chunks: Vec<ChunkRange>,
     metas: Vec<ChunkRange>,
+    /// Temporaries and trash (both removed at a read-write open).
     tmps: Vec<String>,
     meta_tmps: Vec<String>,
 }
@@ -31,7 +33,7 @@ fn list(store: &Cemented) -> Result<Listing> {
         }
         if let Some(r) = ChunkRange::parse(&e.name) {
             l.chunks.push(r);
-        } else if e.name.ends_with(TMP_SUFFIX) {
+        } else if e.name.ends_with(TMP_SUFFIX) || e.name.ends_with(TRASH_SUFFIX) {
             l.tmps.push(e.name);
         }
     }
@@ -39,7 +41,7 @@ fn list(store: &Cemented) -> Result<Listing> {
         for e in fs.read_dir(&store.meta_dir)? {
             if let Some(r) = metadata::parse_name(&e.name) {
                 l.metas.push(r);
-            } else if e.name.ends_with(TMP_SUFFIX) {
+            } else if e.name.ends_with(TMP_SUFFIX) || e.name.ends_with(TRASH_SUFFIX) {
                 l.meta_tmps.push(e.name);
             }
         }

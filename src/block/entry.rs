@@ -151,16 +151,14 @@ pub fn probe(file: &dyn FileHandle, offset: u64, file_len: u64) -> Result<Probe>
     let mut buf = vec![0u8; want];
     let got = file.read_at(&mut buf, offset)?;
     buf.truncate(got);
-    match record::scan(&buf) {
-        Scan::Record(n) => match trailer_at(&buf, n) {
-            Ok(_) => match parse(&buf, false) {
-                Ok(e) => Ok(Probe::Valid(Box::new(e))),
-                Err(e) => Ok(Probe::Damaged(e)),
-            },
-            Err(e) if e.contains("incomplete") => Ok(Probe::Torn),
-            Err(e) => Ok(Probe::Damaged(e)),
+    // One checksum pass for a valid entry; only an incomplete one is looked
+    // at again, to tell a torn tail from a damaged record.
+    match parse(&buf, false) {
+        Ok(e) => Ok(Probe::Valid(Box::new(e))),
+        Err(e) if e.contains("incomplete") => match record::scan(&buf) {
+            Scan::Damaged(d) => Ok(Probe::Damaged(d)),
+            Scan::Record(_) | Scan::Incomplete => Ok(Probe::Torn),
         },
-        Scan::Incomplete => Ok(Probe::Torn),
-        Scan::Damaged(e) => Ok(Probe::Damaged(e)),
+        Err(e) => Ok(Probe::Damaged(e)),
     }
 }

@@ -37,6 +37,8 @@ static FG_SYNCS: AtomicU64 = AtomicU64::new(0);
 /// When the last foreground fsync finished, in nanoseconds since [`epoch`]
 /// (0: never).
 static LAST_FG_END: AtomicU64 = AtomicU64::new(0);
+/// Time between the last two foreground fsync ends, in nanoseconds.
+static LAST_FG_GAP: AtomicU64 = AtomicU64::new(0);
 static PACER: Mutex<Pacer> = Mutex::new(Pacer::new());
 
 /// Background bytes sent to the disk per burst while the foreground is busy.
@@ -47,8 +49,12 @@ const BURST_WINDOW: Duration = Duration::from_millis(5);
 const SYNCS_PER_BURST: u64 = 400;
 /// Longest pause between the starts of two bursts.
 const MAX_PAUSE: Duration = Duration::from_millis(400);
-/// The foreground counts as busy until this long after its last fsync.
-const BUSY_WINDOW: Duration = Duration::from_millis(20);
+/// The foreground counts as busy until four of its recent gaps between
+/// fsyncs have passed since the last one, within these bounds: back-to-back
+/// stores hold a merge that follows them back for 2 ms only, while a node
+/// storing 50 times a second still counts as busy.
+const MIN_BUSY_WINDOW: Duration = Duration::from_millis(2);
+const MAX_BUSY_WINDOW: Duration = Duration::from_millis(20);
 /// Poll interval while a background write waits for its burst.
 const PACE_POLL: Duration = Duration::from_millis(1);
 
@@ -81,9 +87,38 @@ impl ForegroundSync {
 impl Drop for ForegroundSync {
     fn drop(&mut self) {
         // At least 1, so that "0 = never" stays unambiguous.
-        LAST_FG_END.store(now_ns().max(1), Ordering::Relaxed);
+        let now = now_ns().max(1);
+        let prev = LAST_FG_END.swap(now, Ordering::Relaxed);
+        if prev != 0 {
+            LAST_FG_GAP.store(now.saturating_sub(prev), Ordering::Relaxed);
+        }
         FG_SYNCS.fetch_add(1, Ordering::Relaxed);
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the pacer knows of the foreground.
+#[derive(Debug, Clone, Copy)]
+struct Foreground {
+    /// Fsyncs finished so far.
+    syncs: u64,
+    /// When the last one ended (ns; 0: never).
+    last_end_ns: u64,
+    /// How long after it the foreground still counts as busy (ns).
+    window_ns: u64,
+}
+
+impl Foreground {
+    fn now() -> Foreground {
+        let gap = LAST_FG_GAP.load(Ordering::Relaxed);
+        Foreground {
+            syncs: FG_SYNCS.load(Ordering::Relaxed),
+            last_end_ns: LAST_FG_END.load(Ordering::Relaxed),
+            window_ns: gap.saturating_mul(4).clamp(
+                MIN_BUSY_WINDOW.as_nanos() as u64,
+                MAX_BUSY_WINDOW.as_nanos() as u64,
+            ),
+        }
     }
 }
 
@@ -108,11 +143,10 @@ impl Pacer {
     }
 
     /// Whether a background write of `bytes` may go now (it is then
-    /// counted), given the time, the foreground fsync count and when the
-    /// last foreground fsync ended (0: never).
-    fn admit(&mut self, bytes: u64, now_ns: u64, fg_syncs: u64, last_fg_end_ns: u64) -> bool {
-        let idle = last_fg_end_ns == 0
-            || now_ns.saturating_sub(last_fg_end_ns) > BUSY_WINDOW.as_nanos() as u64;
+    /// counted), given the time and the foreground's state.
+    fn admit(&mut self, bytes: u64, now_ns: u64, fg: Foreground) -> bool {
+        let fg_syncs = fg.syncs;
+        let idle = fg.last_end_ns == 0 || now_ns.saturating_sub(fg.last_end_ns) > fg.window_ns;
         let paused_enough = fg_syncs.saturating_sub(self.start_syncs) >= SYNCS_PER_BURST
             || now_ns.saturating_sub(self.start_ns) >= MAX_PAUSE.as_nanos() as u64;
         if idle || paused_enough {
@@ -138,12 +172,7 @@ pub fn try_pace_background(bytes: u64) -> bool {
     if !is_background() || UNPACED.with(Cell::get) > 0 {
         return true;
     }
-    PACER.lock().admit(
-        bytes,
-        now_ns(),
-        FG_SYNCS.load(Ordering::Relaxed),
-        LAST_FG_END.load(Ordering::Relaxed),
-    )
+    PACER.lock().admit(bytes, now_ns(), Foreground::now())
 }
 
 /// Called before a background thread sends `bytes` to the disk (an fsync,
@@ -232,6 +261,31 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    /// A foreground with the widest busy window.
+    fn fg(syncs: u64, last_end_ns: u64) -> Foreground {
+        Foreground {
+            syncs,
+            last_end_ns,
+            window_ns: MAX_BUSY_WINDOW.as_nanos() as u64,
+        }
+    }
+
+    #[test]
+    fn back_to_back_stores_count_as_busy_only_briefly() {
+        let mut p = Pacer::new();
+        let narrow = Foreground {
+            syncs: 10,
+            last_end_ns: 1_000 * MS,
+            window_ns: MIN_BUSY_WINDOW.as_nanos() as u64,
+        };
+        // Busy right after the last fsync: one burst, then held back.
+        assert!(p.admit(BURST, 1_000 * MS, narrow));
+        assert!(!p.admit(1, 1_000 * MS + 1, narrow));
+        // Idle once the narrow window has passed.
+        assert!(p.admit(BURST, 1_000 * MS + 3 * MS, narrow));
+        assert!(p.admit(BURST, 1_000 * MS + 3 * MS, narrow));
+    }
+
     #[test]
     fn unpaced_work_is_never_held_back() {
         std::thread::spawn(|| {
@@ -257,11 +311,15 @@ mod tests {
         let mut p = Pacer::new();
         // No foreground fsync ever, then none for longer than the window.
         for i in 0..100 {
-            assert!(p.admit(BURST, i, 0, 0));
+            assert!(p.admit(BURST, i, fg(0, 0)));
         }
         let last = 1_000 * MS;
         for i in 0..100 {
-            assert!(p.admit(BURST, last + BUSY_WINDOW.as_nanos() as u64 + 1 + i, 7, last));
+            assert!(p.admit(
+                BURST,
+                last + MAX_BUSY_WINDOW.as_nanos() as u64 + 1 + i,
+                fg(7, last)
+            ));
         }
     }
 
@@ -271,32 +329,32 @@ mod tests {
         let (mut now, mut syncs) = (1_000 * MS, 1_000);
         // Busy: the last foreground fsync just ended. The first write after
         // an idle period starts a burst; the burst takes BURST bytes.
-        assert!(p.admit(1 << 20, now, syncs, now));
-        assert!(p.admit(7 << 20, now, syncs, now));
-        assert!(!p.admit(1, now, syncs, now));
+        assert!(p.admit(1 << 20, now, fg(syncs, now)));
+        assert!(p.admit(7 << 20, now, fg(syncs, now)));
+        assert!(!p.admit(1, now, fg(syncs, now)));
         // Fewer than SYNCS_PER_BURST fsyncs and less than MAX_PAUSE later:
         // still held back.
         now += 10 * MS;
         syncs += SYNCS_PER_BURST - 1;
-        assert!(!p.admit(1, now, syncs, now));
+        assert!(!p.admit(1, now, fg(syncs, now)));
         // One more fsync: a new burst starts with this write.
         syncs += 1;
-        assert!(p.admit(2 << 20, now, syncs, now));
-        assert!(p.admit(2 << 20, now, syncs, now));
-        assert!(p.admit(4 << 20, now, syncs, now));
-        assert!(!p.admit(1 << 20, now, syncs, now));
+        assert!(p.admit(2 << 20, now, fg(syncs, now)));
+        assert!(p.admit(2 << 20, now, fg(syncs, now)));
+        assert!(p.admit(4 << 20, now, fg(syncs, now)));
+        assert!(!p.admit(1 << 20, now, fg(syncs, now)));
         // A burst closes after its window, even with bytes left.
         let mut q = Pacer::new();
         let (t, w) = (5_000 * MS, BURST_WINDOW.as_nanos() as u64);
-        assert!(q.admit(1, t, syncs, t));
-        assert!(q.admit(1, t + w, syncs, t + w));
-        assert!(!q.admit(1, t + w + 1, syncs, t + w));
+        assert!(q.admit(1, t, fg(syncs, t)));
+        assert!(q.admit(1, t + w, fg(syncs, t + w)));
+        assert!(!q.admit(1, t + w + 1, fg(syncs, t + w)));
         // A slow foreground: MAX_PAUSE alone also starts a burst.
         now += MAX_PAUSE.as_nanos() as u64;
-        assert!(p.admit(1 << 20, now, syncs + 3, now));
+        assert!(p.admit(1 << 20, now, fg(syncs + 3, now)));
         // A single write larger than a burst is admitted as a burst of its own.
         now += MAX_PAUSE.as_nanos() as u64;
-        assert!(p.admit(3 * BURST, now, syncs + 3, now));
-        assert!(!p.admit(1, now, syncs + 3, now));
+        assert!(p.admit(3 * BURST, now, fg(syncs + 3, now)));
+        assert!(!p.admit(1, now, fg(syncs + 3, now)));
     }
 }

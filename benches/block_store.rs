@@ -112,6 +112,17 @@ fn main() {
         with_stores,
         p99(during.clone()).as_secs_f64() / p99(quiet.clone()).as_secs_f64()
     );
+    let over =
+        |v: &[Duration], ms: u64| v.iter().filter(|d| **d > Duration::from_millis(ms)).count();
+    println!(
+        "stores over 1 ms / 5 ms: {} / {} of {} without, {} / {} of {} during",
+        over(&quiet, 1),
+        over(&quiet, 5),
+        quiet.len(),
+        over(&during, 1),
+        over(&during, 5),
+        during.len()
+    );
     println!(
         "p50 / p90 / p99 / p99.9 / max without: {}; during: {}",
         spread(&quiet),

@@ -396,3 +396,75 @@ fn sigkill_during_appends_loses_no_flushed_block() {
     }
     assert!(total > 100, "the children appended only {total} blocks");
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Durable appends get zeros written ahead of them (so their fsync need
+/// not commit a new file size); the zeros are invisible to read-only views
+/// and to recovery after a crash, and a clean close trims them.
+#[test]
+fn zeros_ahead_of_durable_appends_are_invisible_and_trimmed_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = Floating::open(dir.path(), FloatingKind::Rw, &OpenOptions::read_write()).unwrap();
+    let file = dir.path().join(FloatingKind::Rw.file_name());
+    let file_len = || std::fs::metadata(&file).unwrap().len();
+    let append = |s: &Floating, range: std::ops::Range<u64>| {
+        for i in range {
+            let b = chain_block(i);
+            s.append(&b.as_ref(), &preds_for(s, &b), true).unwrap();
+        }
+    };
+    append(&rw, 0..20);
+    // The fill runs on the worker pool.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while file_len() <= rw.size_bytes() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no zeros were written ahead"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let count = |s: &Floating| s.iter(true).filter(|e| e.as_ref().is_ok()).count() as u64;
+    let ro = Floating::open(dir.path(), FloatingKind::Rw, &OpenOptions::read_only()).unwrap();
+    assert_eq!((ro.len(), count(&ro)), (20, 20));
+    append(&rw, 20..40);
+    ro.sync().unwrap();
+    assert_eq!((ro.len(), count(&ro)), (40, 40));
+    for i in 0..40 {
+        assert_eq!(
+            ro.read_block(&hash_of(i, 0xCC)).unwrap(),
+            Some(chain_block(i))
+        );
+    }
+    // A crash now: the copy holds the zeros; the open cuts them.
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), crashed.path());
+    assert!(
+        std::fs::metadata(crashed.path().join(FloatingKind::Rw.file_name()))
+            .unwrap()
+            .len()
+            > rw.size_bytes()
+    );
+    let rec = Floating::open(crashed.path(), FloatingKind::Rw, &OpenOptions::read_write()).unwrap();
+    assert_eq!((rec.len(), count(&rec)), (40, 40));
+    assert_eq!(
+        std::fs::metadata(crashed.path().join(FloatingKind::Rw.file_name()))
+            .unwrap()
+            .len(),
+        rec.size_bytes()
+    );
+    drop(ro);
+    let end = rw.size_bytes();
+    drop(rw);
+    assert_eq!(file_len(), end);
+}

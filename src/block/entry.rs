@@ -143,6 +143,11 @@ pub fn probe(file: &dyn FileHandle, offset: u64, file_len: u64) -> Result<Probe>
     }
     let mut prefix = [0u8; 4];
     file.read_exact_at(&mut prefix, offset)?;
+    if prefix == [0; 4] {
+        // No record is shorter than its fixed fields: this is space zeroed
+        // ahead of the appends (or never written), the end of the entries.
+        return Ok(Probe::Torn);
+    }
     let rec_len = record::record_len(prefix) as u64;
     if offset + rec_len + 1 > file_len {
         return Ok(Probe::Torn);

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
+use super::prealloc::Prealloc;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
@@ -95,7 +96,12 @@ pub struct Floating {
     /// A read-only map of the file's beginning: lookups of blocks it covers
     /// cost no system call. Bytes below `end` never change once written, so
     /// the map stays valid; it is renewed when the unmapped tail grows large.
+    /// It may cover zeros ahead of `end` (see `prealloc`), which appends
+    /// overwrite; nothing reads those bytes through the map before they are
+    /// written and published below `end`.
     map: RwLock<Arc<Mapped>>,
+    /// Read-write stores: the zero-filled space ahead of durable appends.
+    prealloc: Option<Arc<Prealloc>>,
 }
 
 /// Unflushed appended bytes after which their writeback is started.
@@ -153,7 +159,7 @@ impl Floating {
             }
             Err(e) => return Err(e),
         };
-        let store = Floating {
+        let mut store = Floating {
             end: AtomicU64::new(file.len()?),
             dir,
             kind,
@@ -163,9 +169,11 @@ impl Floating {
             index,
             writer: Mutex::new(0),
             map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
+            prealloc: None,
         };
         if !store.read_only {
             store.recover()?;
+            store.prealloc = Some(Arc::new(Prealloc::new(store.end.load(Ordering::SeqCst))));
         }
         *store.map.write() = Arc::new(store.file.map()?);
         Ok(store)
@@ -244,20 +252,35 @@ impl Floating {
             return Ok(());
         }
         let offset = self.end.load(Ordering::SeqCst);
+        let end = offset + buf.len() as u64;
+        if let Some(p) = &self.prealloc {
+            p.reserve(end);
+        }
         if let Err(e) = self.file.write_all_at(&buf, offset) {
-            // Cut whatever part was written so the next append starts clean.
+            // Cut whatever part was written (and the zeros ahead) so the
+            // next append starts clean.
+            if let Some(p) = &self.prealloc {
+                p.stop();
+            }
             let _ = self.file.set_len(offset);
+            if let Some(p) = &self.prealloc {
+                p.cut(offset);
+            }
             return Err(e);
         }
         self.index
             .add(block.hash, &index_value(offset, preds), false)?;
-        let end = offset + buf.len() as u64;
         self.end.store(end, Ordering::SeqCst);
         if flush {
-            let _fg = foreground::ForegroundSync::begin();
-            self.file.sync()?;
+            {
+                let _fg = foreground::ForegroundSync::begin();
+                self.file.sync()?;
+            }
             // Visible to read-only handles (after their `sync`) at once.
             self.index.write_out()?;
+            if let Some(p) = &self.prealloc {
+                p.after_durable_append(&self.file, end);
+            }
         } else if end.saturating_sub(*behind) >= WRITE_BEHIND_BYTES {
             // Unflushed appends reach the disk in steps, so the next flush
             // (or another writer's fsync) does not wait for one long burst.
@@ -485,6 +508,19 @@ impl Floating {
 
 /// The entry at `offset` of a mapped file, or `None` if the map does not
 /// hold all of it.
+impl Drop for Floating {
+    /// A clean close trims the zeros ahead of the data (a crash leaves them
+    /// to the next read-write open, which cuts them like a torn tail).
+    fn drop(&mut self) {
+        if let Some(p) = &self.prealloc {
+            let end = self.end.load(Ordering::SeqCst);
+            if p.stop() > end && self.file.set_len(end).is_ok() {
+                let _ = self.file.sync();
+            }
+        }
+    }
+}
+
 fn from_map(
     map: &[u8],
     offset: u64,

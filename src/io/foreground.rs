@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Foreground fsyncs waiting for a background burst to end: busy, too.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// Background bursts whose disk traffic is under way (see [`BackgroundBurst`]).
+static BURSTS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Foreground fsyncs finished since the process started.
 static FG_SYNCS: AtomicU64 = AtomicU64::new(0);
 /// When the last foreground fsync finished, in nanoseconds since [`epoch`]
@@ -76,11 +80,50 @@ const POLL: Duration = Duration::from_micros(50);
 #[must_use = "the fsync counts as in flight only while the guard lives"]
 pub struct ForegroundSync(());
 
+/// Longest a foreground fsync waits for a background burst to end.
+const MAX_FG_WAIT: Duration = Duration::from_millis(100);
+
 impl ForegroundSync {
-    /// Starts a foreground fsync.
+    /// Starts a foreground fsync, first letting a background burst under way
+    /// finish (for at most [`MAX_FG_WAIT`]): an fsync issued during a burst
+    /// would wait for it anyway, and one store waiting for the whole burst
+    /// is better than every store during it waiting for part of it.
     pub fn begin() -> ForegroundSync {
+        if BURSTS_IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+            WAITING.fetch_add(1, Ordering::SeqCst);
+            let start = Instant::now();
+            while BURSTS_IN_FLIGHT.load(Ordering::SeqCst) > 0 && start.elapsed() < MAX_FG_WAIT {
+                std::thread::sleep(POLL);
+            }
+            WAITING.fetch_sub(1, Ordering::SeqCst);
+        }
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         ForegroundSync(())
+    }
+}
+
+/// Marks background disk traffic under way (a write-back step, an fsync,
+/// a truncation) until dropped; foreground fsyncs starting meanwhile wait
+/// for it (see [`ForegroundSync::begin`]). A no-op on foreground threads.
+#[must_use = "the burst counts as under way only while the guard lives"]
+pub struct BackgroundBurst(bool);
+
+impl BackgroundBurst {
+    /// Starts a burst's disk traffic (background threads only).
+    pub fn begin() -> BackgroundBurst {
+        let background = is_background();
+        if background {
+            BURSTS_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        }
+        BackgroundBurst(background)
+    }
+}
+
+impl Drop for BackgroundBurst {
+    fn drop(&mut self) {
+        if self.0 {
+            BURSTS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -106,6 +149,9 @@ struct Foreground {
     last_end_ns: u64,
     /// How long after it the foreground still counts as busy (ns).
     window_ns: u64,
+    /// Fsyncs under way or waiting for a burst (a slow one must not make
+    /// the foreground look idle).
+    in_flight: usize,
 }
 
 impl Foreground {
@@ -114,6 +160,7 @@ impl Foreground {
         Foreground {
             syncs: FG_SYNCS.load(Ordering::Relaxed),
             last_end_ns: LAST_FG_END.load(Ordering::Relaxed),
+            in_flight: IN_FLIGHT.load(Ordering::Relaxed) + WAITING.load(Ordering::Relaxed),
             window_ns: gap.saturating_mul(4).clamp(
                 MIN_BUSY_WINDOW.as_nanos() as u64,
                 MAX_BUSY_WINDOW.as_nanos() as u64,
@@ -146,7 +193,8 @@ impl Pacer {
     /// counted), given the time and the foreground's state.
     fn admit(&mut self, bytes: u64, now_ns: u64, fg: Foreground) -> bool {
         let fg_syncs = fg.syncs;
-        let idle = fg.last_end_ns == 0 || now_ns.saturating_sub(fg.last_end_ns) > fg.window_ns;
+        let idle = fg.in_flight == 0
+            && (fg.last_end_ns == 0 || now_ns.saturating_sub(fg.last_end_ns) > fg.window_ns);
         let paused_enough = fg_syncs.saturating_sub(self.start_syncs) >= SYNCS_PER_BURST
             || now_ns.saturating_sub(self.start_ns) >= MAX_PAUSE.as_nanos() as u64;
         if idle || paused_enough {
@@ -267,6 +315,7 @@ mod tests {
             syncs,
             last_end_ns,
             window_ns: MAX_BUSY_WINDOW.as_nanos() as u64,
+            in_flight: 0,
         }
     }
 
@@ -277,13 +326,50 @@ mod tests {
             syncs: 10,
             last_end_ns: 1_000 * MS,
             window_ns: MIN_BUSY_WINDOW.as_nanos() as u64,
+            in_flight: 0,
         };
         // Busy right after the last fsync: one burst, then held back.
         assert!(p.admit(BURST, 1_000 * MS, narrow));
         assert!(!p.admit(1, 1_000 * MS + 1, narrow));
+        // Not while an fsync is in flight, however long it takes.
+        let slow = Foreground {
+            in_flight: 1,
+            ..narrow
+        };
+        assert!(!p.admit(1, 1_000 * MS + 3 * MS, slow));
         // Idle once the narrow window has passed.
         assert!(p.admit(BURST, 1_000 * MS + 3 * MS, narrow));
         assert!(p.admit(BURST, 1_000 * MS + 3 * MS, narrow));
+    }
+
+    #[test]
+    fn a_foreground_fsync_waits_for_a_background_burst_but_not_forever() {
+        let waited = std::thread::spawn(|| {
+            mark_background_thread();
+            let burst = BackgroundBurst::begin();
+            let fg = std::thread::spawn(|| {
+                let t = Instant::now();
+                drop(ForegroundSync::begin());
+                t.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            drop(burst);
+            fg.join().expect("foreground thread")
+        })
+        .join()
+        .expect("background thread");
+        assert!(waited >= Duration::from_millis(15), "{waited:?}");
+        // A burst that never ends holds a foreground fsync back only so long.
+        std::thread::spawn(|| {
+            mark_background_thread();
+            let _stuck = BackgroundBurst::begin();
+            let t = Instant::now();
+            let fg = std::thread::spawn(move || drop(ForegroundSync::begin()));
+            fg.join().expect("foreground thread");
+            assert!(t.elapsed() >= MAX_FG_WAIT);
+        })
+        .join()
+        .expect("background thread");
     }
 
     #[test]

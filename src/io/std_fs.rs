@@ -50,6 +50,7 @@ impl StdFile {
         while from < end {
             let n = (end - from).min(foreground::BURST);
             foreground::pace_background(n);
+            let _burst = foreground::BackgroundBurst::begin();
             if let (Ok(off), Ok(len)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(n))
             {
                 // Errors are left to the fsync that follows, which reports them.
@@ -135,6 +136,7 @@ impl FileHandle for StdFile {
             self.send_in_bursts()?;
         }
         foreground::yield_if_background();
+        let _burst = foreground::BackgroundBurst::begin();
         self.file
             .sync_data()
             .map_err(|e| Error::io("fsync", &self.path, e))
@@ -145,7 +147,7 @@ impl FileHandle for StdFile {
             // mmap of an empty file fails with EINVAL; an empty view is right.
             return Ok(Mapped::from_bytes(Vec::new()));
         }
-        // SAFETY: the stores never rewrite or truncate the mapped bytes of a file while it is mapped (index data and cemented chunks are immutable once renamed in; floating block files only grow by appends past the mapped length, and are cut only at open, before mapping), so the mapping never observes a concurrent write or truncation by this library. Another program modifying the file is outside the contract.
+        // SAFETY: the stores never rewrite or truncate mapped bytes that anyone reads while mapped: index data and cemented chunks are immutable once renamed in; floating block files change only past their data end (appends, possibly over zeros written ahead of them, which no reader looks at before the append is published), and are cut only at open, before mapping, or at close, when no reader is left. Another program modifying the file is outside the contract.
         let map = unsafe { memmap2::Mmap::map(&self.file) }
             .map_err(|e| Error::io("mmap", &self.path, e))?;
         Ok(Mapped::new(Box::new(map)))
@@ -177,15 +179,28 @@ impl FileHandle for StdFile {
         // Errors are ignored on purpose: this is a scheduling hint (some
         // file systems do not support it), and the `sync` that follows
         // reports any write error.
+        if foreground::is_background() {
+            // A background burst is written out before the thread goes on,
+            // with foreground fsyncs holding back meanwhile (one of them
+            // waits for the burst instead of each paying for part of it).
+            let _burst = foreground::BackgroundBurst::begin();
+            // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
+            unsafe {
+                libc::sync_file_range(
+                    fd,
+                    off,
+                    n,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                )
+            };
+            return;
+        }
+        // A foreground writer does not wait for its own data before it must
+        // (at its fsync).
         // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
         unsafe { libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) };
-        // Background writers also wait for their earlier steps, which bounds
-        // what they queue in front of others; a foreground writer does not
-        // wait for its own data before it must (at its fsync).
-        if off > 0 && foreground::is_background() {
-            // SAFETY: as above.
-            unsafe { libc::sync_file_range(fd, 0, off, libc::SYNC_FILE_RANGE_WAIT_BEFORE) };
-        }
     }
 }
 

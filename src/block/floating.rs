@@ -291,6 +291,16 @@ impl Floating {
         Ok(())
     }
 
+    /// Writes zeros ahead of the appends now, on the calling thread, so that
+    /// the first durable appends to a new store are as cheap as later ones
+    /// (see `prealloc`). A no-op on read-only stores or with fsync off.
+    pub fn prepare_for_durable_appends(&self) -> Result<()> {
+        match &self.prealloc {
+            Some(p) if self.fs.fsync_enabled() => p.fill_now(self.file.as_ref()),
+            _ => Ok(()),
+        }
+    }
+
     /// Makes every appended block durable: the file first, then the index, so
     /// a durable index entry never points to data that is not.
     pub fn flush(&self) -> Result<()> {

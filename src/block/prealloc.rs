@@ -10,10 +10,14 @@
 //! same purpose.
 //!
 //! A fill's writes are disk traffic that the next fsync of a store would
-//! wait for, so fills are background bursts like a merge's (see
-//! [`crate::io::foreground`]): one fill per burst, started well before the
-//! appends reach the end of the zeroed space. Appends that do reach it
-//! extend the file as usual, which is only slower.
+//! wait for, so fills are exclusive background bursts like a merge's (see
+//! [`crate::io::foreground`]): the store fsync that starts during one waits
+//! for it, and fills share the merge's burst slots (an unpaced fill during
+//! a merge made stores slower, measured). There is one per 8 MiB of
+//! appends, started well before the appends reach the end of the zeroed
+//! space; appends that do reach it extend the file as usual, which is only
+//! slower. A merge zero-fills the first 2 MiB of its new read-write store
+//! at once, on the caller's thread.
 //!
 //! Zeros (or holes) after the last entry read as "no entry" (a record
 //! length of 0), so the read-write open cuts them like a torn tail and
@@ -39,10 +43,13 @@ const LOW_WATER: u64 = 24 << 20;
 /// A fill starts at least this far past the appends, so that they rarely
 /// reach it while it runs.
 const MARGIN: u64 = 2 << 20;
-/// Zeros written per call.
-const PIECE: usize = 1 << 20;
 /// Poll interval while a fill waits for its burst.
 const POLL: Duration = Duration::from_millis(1);
+/// Bytes zero-filled at once by [`Prealloc::fill_now`]: a few hundred
+/// stores' worth, little next to a merge's writes.
+const FIRST_FILL: u64 = 2 << 20;
+/// Zeros written per call.
+const PIECE: usize = 1 << 20;
 
 #[derive(Debug)]
 struct State {
@@ -117,6 +124,42 @@ impl Prealloc {
         *self.job.lock() = Some(job);
     }
 
+    /// Zero-fills a first [`FIRST_FILL`] bytes now, on the calling thread (a
+    /// store about to receive durable appends: the new read-write store of
+    /// a merge); fills on the worker pool take over from there.
+    pub(crate) fn fill_now(&self, file: &dyn FileHandle) -> Result<()> {
+        {
+            let mut st = self.state.lock();
+            while st.queued {
+                self.changed.wait(&mut st);
+            }
+            if st.disabled {
+                return Ok(());
+            }
+            st.queued = true;
+        }
+        let Some((from, _)) = self.claim() else {
+            self.finish(None);
+            return Ok(());
+        };
+        let to = from + FIRST_FILL;
+        self.state.lock().running = Some((from, to));
+        let written = write_zeros(file, from, to);
+        self.finish(Some((to, written.is_ok())));
+        written
+    }
+
+    /// Claims the next range to fill, unless fills are cancelled.
+    fn claim(&self) -> Option<(u64, u64)> {
+        let mut st = self.state.lock();
+        if st.cancel || st.disabled {
+            return None;
+        }
+        let from = st.zeroed_to.max(st.appended_to + MARGIN);
+        st.running = Some((from, from + STEP));
+        Some((from, from + STEP))
+    }
+
     fn fill(&self, file: &dyn FileHandle) {
         // Wait for a burst without holding anything the appender needs.
         while !foreground::try_pace_background(STEP) {
@@ -125,15 +168,8 @@ impl Prealloc {
             }
             std::thread::sleep(POLL);
         }
-        let range = {
-            let mut st = self.state.lock();
-            if st.cancel || st.disabled {
-                drop(st);
-                return self.finish(None);
-            }
-            let from = st.zeroed_to.max(st.appended_to + MARGIN);
-            st.running = Some((from, from + STEP));
-            (from, from + STEP)
+        let Some(range) = self.claim() else {
+            return self.finish(None);
         };
         // The burst is granted: its writes and fsync are not held back again.
         let _unpaced = foreground::Unpaced::begin();

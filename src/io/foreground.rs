@@ -155,6 +155,11 @@ struct Foreground {
 }
 
 impl Foreground {
+    fn idle(&self, now_ns: u64) -> bool {
+        self.in_flight == 0
+            && (self.last_end_ns == 0 || now_ns.saturating_sub(self.last_end_ns) > self.window_ns)
+    }
+
     fn now() -> Foreground {
         let gap = LAST_FG_GAP.load(Ordering::Relaxed);
         Foreground {
@@ -193,8 +198,7 @@ impl Pacer {
     /// counted), given the time and the foreground's state.
     fn admit(&mut self, bytes: u64, now_ns: u64, fg: Foreground) -> bool {
         let fg_syncs = fg.syncs;
-        let idle = fg.in_flight == 0
-            && (fg.last_end_ns == 0 || now_ns.saturating_sub(fg.last_end_ns) > fg.window_ns);
+        let idle = fg.idle(now_ns);
         let paused_enough = fg_syncs.saturating_sub(self.start_syncs) >= SYNCS_PER_BURST
             || now_ns.saturating_sub(self.start_ns) >= MAX_PAUSE.as_nanos() as u64;
         if idle || paused_enough {
@@ -211,6 +215,12 @@ impl Pacer {
         }
         false
     }
+}
+
+/// True while durable foreground work is going on (see the module docs):
+/// background disk traffic then goes out in exclusive bursts.
+pub fn foreground_busy() -> bool {
+    !Foreground::now().idle(now_ns())
 }
 
 /// Whether a background thread may send `bytes` to the disk now (counted

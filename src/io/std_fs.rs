@@ -179,7 +179,7 @@ impl FileHandle for StdFile {
         // Errors are ignored on purpose: this is a scheduling hint (some
         // file systems do not support it), and the `sync` that follows
         // reports any write error.
-        if foreground::is_background() {
+        if foreground::is_background() && foreground::foreground_busy() {
             // A background burst is written out before the thread goes on,
             // with foreground fsyncs holding back meanwhile (one of them
             // waits for the burst instead of each paying for part of it).
@@ -197,10 +197,15 @@ impl FileHandle for StdFile {
             };
             return;
         }
-        // A foreground writer does not wait for its own data before it must
-        // (at its fsync).
         // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
         unsafe { libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) };
+        // With the foreground idle, background writers still wait for their
+        // earlier steps, which bounds what they queue; a foreground writer
+        // does not wait for its own data before it must (at its fsync).
+        if off > 0 && foreground::is_background() {
+            // SAFETY: as above.
+            unsafe { libc::sync_file_range(fd, 0, off, libc::SYNC_FILE_RANGE_WAIT_BEFORE) };
+        }
     }
 }
 

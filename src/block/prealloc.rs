@@ -4,9 +4,10 @@
 //! system's journal (the new size and blocks); after overwriting blocks that
 //! are already allocated and written, it only writes the data and flushes
 //! the disk. On the test VM's ext4 that halves a durable append (0.10 ms
-//! instead of 0.20 ms at the median, see BENCHMARKS.md). So once a store
-//! sees durable appends, a worker keeps the next tens of MiB of its file
-//! written with zeros and fsynced. RocksDB's recycled WAL files serve the
+//! instead of 0.20 ms at the median, see BENCHMARKS.md). So while a store
+//! sees frequent durable appends (at most 1 MiB apart: a node storing
+//! blocks one by one; bulk loads that fsync rarely gain nothing), a worker
+//! keeps the next tens of MiB of its file written with zeros and fsynced. RocksDB's recycled WAL files serve the
 //! same purpose.
 //!
 //! A fill's writes are disk traffic that the next fsync of a store would
@@ -45,6 +46,8 @@ const LOW_WATER: u64 = 24 << 20;
 const MARGIN: u64 = 2 << 20;
 /// Poll interval while a fill waits for its burst.
 const POLL: Duration = Duration::from_millis(1);
+/// Durable appends at most this far apart get zeros written ahead.
+const FREQUENT_BYTES: u64 = 1 << 20;
 /// Bytes zero-filled at once by [`Prealloc::fill_now`]: a few hundred
 /// stores' worth, little next to a merge's writes.
 const FIRST_FILL: u64 = 2 << 20;
@@ -55,6 +58,8 @@ const PIECE: usize = 1 << 20;
 struct State {
     /// Where the appends end (as reserved).
     appended_to: u64,
+    /// Where the last durable append ended.
+    durable_to: u64,
     /// End of the space made ready by fills (or of the appends, if later).
     zeroed_to: u64,
     /// A fill is queued or running.
@@ -83,6 +88,7 @@ impl Prealloc {
         Prealloc {
             state: Mutex::new(State {
                 appended_to: end,
+                durable_to: end,
                 zeroed_to: end,
                 queued: false,
                 running: None,
@@ -110,7 +116,15 @@ impl Prealloc {
     pub(crate) fn after_durable_append(self: &Arc<Self>, file: &Arc<dyn FileHandle>, end: u64) {
         {
             let mut st = self.state.lock();
-            if st.disabled || st.queued || st.zeroed_to.saturating_sub(end) >= LOW_WATER {
+            let since_last = end.saturating_sub(st.durable_to);
+            st.durable_to = end;
+            // Fsyncs megabytes apart amortise their journal commit: zeros
+            // would only double what they write.
+            if since_last > FREQUENT_BYTES
+                || st.disabled
+                || st.queued
+                || st.zeroed_to.saturating_sub(end) >= LOW_WATER
+            {
                 return;
             }
             st.queued = true;
@@ -279,5 +293,11 @@ mod tests {
         assert_eq!(p.stop(), 100 + 4 * STEP);
         p.cut(50);
         assert_eq!(p.stop(), 50);
+
+        // Durable appends megabytes apart get no zeros.
+        let rare = Arc::new(Prealloc::new(0));
+        rare.reserve(5 << 20);
+        rare.after_durable_append(&file, 5 << 20);
+        assert_eq!(rare.stop(), 5 << 20);
     }
 }

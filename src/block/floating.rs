@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
 use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground};
 use crate::options::OpenOptions;
+use crate::worker::WorkerPool;
 
 /// Index value: offset, count, 12 predecessor slots.
 const VALUE_SIZE: usize = 8 + 1 + MAX_PREDECESSORS * HASH_SIZE;
@@ -291,13 +292,17 @@ impl Floating {
         Ok(())
     }
 
-    /// Writes zeros ahead of the appends now, on the calling thread, so that
-    /// the first durable appends to a new store are as cheap as later ones
-    /// (see `prealloc`). A no-op on read-only stores or with fsync off.
-    pub fn prepare_for_durable_appends(&self) -> Result<()> {
-        match &self.prealloc {
-            Some(p) if self.fs.fsync_enabled() => p.fill_now(self.file.as_ref()),
-            _ => Ok(()),
+    /// Writes zeros ahead of the appends, on the worker pool, so that the
+    /// first durable appends to a new store are as cheap as later ones (see
+    /// `prealloc`). A no-op on read-only stores or with fsync off.
+    pub fn prepare_for_durable_appends(&self) {
+        if let Some(p) = &self.prealloc {
+            if self.fs.fsync_enabled() {
+                let (p, file) = (p.clone(), self.file.clone());
+                // Only an optimisation: a failure (no space) disables the
+                // zeros and shows again, if it lasts, in the next append.
+                drop(WorkerPool::global().submit(move || p.fill_now(file.as_ref())));
+            }
         }
     }
 

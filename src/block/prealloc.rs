@@ -140,7 +140,7 @@ impl Prealloc {
 
     /// Zero-fills a first [`FIRST_FILL`] bytes now, on the calling thread (a
     /// store about to receive durable appends: the new read-write store of
-    /// a merge); fills on the worker pool take over from there.
+    /// a merge, from a worker); fills after appends take over from there.
     pub(crate) fn fill_now(&self, file: &dyn FileHandle) -> Result<()> {
         {
             let mut st = self.state.lock();
@@ -158,7 +158,11 @@ impl Prealloc {
         };
         let to = from + FIRST_FILL;
         self.state.lock().running = Some((from, to));
+        // Stores are waiting for this space: not held back for a burst.
+        let _unpaced = foreground::Unpaced::begin();
+        let burst = foreground::BackgroundBurst::begin();
         let written = write_zeros(file, from, to);
+        drop(burst);
         self.finish(Some((to, written.is_ok())));
         written
     }
@@ -176,7 +180,7 @@ impl Prealloc {
 
     fn fill(&self, file: &dyn FileHandle) {
         // Wait for a burst without holding anything the appender needs.
-        while !foreground::try_pace_background(STEP) {
+        while !foreground::try_pace_urgent_background(STEP) {
             if self.state.lock().cancel {
                 return self.finish(None);
             }

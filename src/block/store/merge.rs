@@ -94,9 +94,9 @@ pub(super) fn start(
         (old, ro_tmp_id)
     };
     // Stores now go to the fresh read-write store: zeros written ahead of
-    // them keep their fsyncs cheap from the first one. Only an optimisation:
-    // a failure here (no space) shows again, if it lasts, in the next store.
-    let _ = inner.parts.read().rw.prepare_for_durable_appends();
+    // them (on a worker, beside the merge) keep their fsyncs cheap from the
+    // first ones on.
+    inner.parts.read().rw.prepare_for_durable_appends();
 
     inner.merging.store(true, Ordering::SeqCst);
     let job_inner = inner.clone();

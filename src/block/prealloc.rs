@@ -152,12 +152,12 @@ impl Prealloc {
             }
             st.queued = true;
         }
-        let Some((from, _)) = self.claim() else {
+        // Right at the appends: they have hardly started on a new store,
+        // and the few that come meanwhile wait for these 2 MiB.
+        let Some((from, to)) = self.claim(0, FIRST_FILL) else {
             self.finish(None);
             return Ok(());
         };
-        let to = from + FIRST_FILL;
-        self.state.lock().running = Some((from, to));
         // Stores are waiting for this space: not held back for a burst.
         let _unpaced = foreground::Unpaced::begin();
         let burst = foreground::BackgroundBurst::begin();
@@ -167,15 +167,16 @@ impl Prealloc {
         written
     }
 
-    /// Claims the next range to fill, unless fills are cancelled.
-    fn claim(&self) -> Option<(u64, u64)> {
+    /// Claims the next `len` bytes to fill, at least `margin` past the
+    /// appends, unless fills are cancelled.
+    fn claim(&self, margin: u64, len: u64) -> Option<(u64, u64)> {
         let mut st = self.state.lock();
         if st.cancel || st.disabled {
             return None;
         }
-        let from = st.zeroed_to.max(st.appended_to + MARGIN);
-        st.running = Some((from, from + STEP));
-        Some((from, from + STEP))
+        let from = st.zeroed_to.max(st.appended_to + margin);
+        st.running = Some((from, from + len));
+        Some((from, from + len))
     }
 
     fn fill(&self, file: &dyn FileHandle) {
@@ -186,7 +187,7 @@ impl Prealloc {
             }
             std::thread::sleep(POLL);
         }
-        let Some(range) = self.claim() else {
+        let Some(range) = self.claim(MARGIN, STEP) else {
             return self.finish(None);
         };
         // The burst is granted: its writes and fsync are not held back again.
@@ -297,6 +298,11 @@ mod tests {
         assert_eq!(p.stop(), 100 + 4 * STEP);
         p.cut(50);
         assert_eq!(p.stop(), 50);
+
+        // A first fill starts right at the appends.
+        let first = Arc::new(Prealloc::new(100));
+        first.fill_now(file.as_ref()).expect("fill");
+        assert_eq!(first.stop(), 100 + FIRST_FILL);
 
         // Durable appends megabytes apart get no zeros.
         let rare = Arc::new(Prealloc::new(0));

@@ -344,14 +344,24 @@ impl Floating {
             return Ok(None);
         }
         let offset = offset_of(&value);
-        let e = self.entry_at(offset, true)?;
-        if e.block.hash != *hash {
+        // From the map: the record alone, checked and copied once (its
+        // predecessor trailer is not needed here).
+        let map = self.map.read().clone();
+        let block = match record_in_map(&map, offset) {
+            Some(rec) => super::record::parse(rec, true)
+                .map_err(|e| {
+                    Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
+                })?
+                .to_owned(),
+            None => self.entry_at(offset, true)?.block,
+        };
+        if block.hash != *hash {
             return Err(Error::corrupted(
                 self.file.path(),
                 format!("index entry at offset {offset} holds another block"),
             ));
         }
-        Ok(Some(e.block))
+        Ok(Some(block))
     }
 
     /// The block and its predecessor list, or `None` if not stored.
@@ -534,6 +544,13 @@ impl Drop for Floating {
             }
         }
     }
+}
+
+/// The record at `offset` of the map, if the map covers all of it.
+fn record_in_map(map: &[u8], offset: u64) -> Option<&[u8]> {
+    let rest = map.get(usize::try_from(offset).ok()?..)?;
+    let prefix: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+    rest.get(..super::record::record_len(prefix))
 }
 
 fn from_map(

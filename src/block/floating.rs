@@ -174,7 +174,10 @@ impl Floating {
         };
         if !store.read_only {
             store.recover()?;
-            store.prealloc = Some(Arc::new(Prealloc::new(store.end.load(Ordering::SeqCst))));
+            // Without fsync there is no journal commit to save.
+            if store.fs.fsync_enabled() {
+                store.prealloc = Some(Arc::new(Prealloc::new(store.end.load(Ordering::SeqCst))));
+            }
         }
         *store.map.write() = Arc::new(store.file.map()?);
         Ok(store)
@@ -297,12 +300,10 @@ impl Floating {
     /// `prealloc`). A no-op on read-only stores or with fsync off.
     pub fn prepare_for_durable_appends(&self) {
         if let Some(p) = &self.prealloc {
-            if self.fs.fsync_enabled() {
-                let (p, file) = (p.clone(), self.file.clone());
-                // Only an optimisation: a failure (no space) disables the
-                // zeros and shows again, if it lasts, in the next append.
-                drop(WorkerPool::global().submit(move || p.fill_now(file.as_ref())));
-            }
+            let (p, file) = (p.clone(), self.file.clone());
+            // Only an optimisation: a failure (no space) disables the zeros
+            // and shows again, if it lasts, in the next append.
+            drop(WorkerPool::global().submit(move || p.fill_now(file.as_ref())));
         }
     }
 

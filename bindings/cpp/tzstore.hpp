@@ -17,6 +17,7 @@
 #define TZSTORE_HPP
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -684,7 +686,24 @@ class Kv {
       if (attempt >= retries)
         throw Error(TZS_TOO_MANY_RETRIES,
                     "kv batch conflicted " + std::to_string(attempt + 1) + " times");
+      conflict_backoff(attempt + 1);
     }
+  }
+
+  /// Before retrying a conflicted batch: a yield for the first retries, then
+  /// a sleep growing with each (up to ~3 ms) with a per-thread jitter, so
+  /// batches contending for the same keys stop colliding in lockstep.
+  static void conflict_backoff(unsigned attempt) {
+    if (attempt < 3) {
+      std::this_thread::yield();
+      return;
+    }
+    const std::uint64_t cap_us = std::uint64_t{50} << (attempt < 6 ? attempt : 6);
+    const std::uint64_t seed =
+        static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())) *
+            0x9E3779B97F4A7C15ull ^
+        attempt;
+    std::this_thread::sleep_for(std::chrono::microseconds(1 + (seed >> 32) % cap_us));
   }
 
   /// Closes now (open batches keep working); later calls throw TZS_CLOSED.

@@ -7,8 +7,10 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math/rand"
 	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -364,7 +366,24 @@ func (kv *Kv) Batch(fn func(*KvBatch) error, retries int) error {
 		if attempt >= retries {
 			return &Error{Status: StatusTooManyRetries, Message: fmt.Sprintf("kv batch conflicted %d times", attempt+1)}
 		}
+		conflictBackoff(attempt + 1)
 	}
+}
+
+// conflictBackoff waits before retrying a conflicted batch: a yield for the
+// first retries, then a random sleep growing with each (up to ~3 ms), so
+// batches contending for the same keys stop colliding in lockstep.
+func conflictBackoff(attempt int) {
+	if attempt < 3 {
+		runtime.Gosched()
+		return
+	}
+	shift := attempt
+	if shift > 6 {
+		shift = 6
+	}
+	capUs := int64(50) << shift
+	time.Sleep(time.Duration(1+rand.Int63n(capUs)) * time.Microsecond)
 }
 
 // runBatch runs fn, discarding the batch unless fn returns nil.

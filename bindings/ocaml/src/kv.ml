@@ -186,6 +186,15 @@ let commit b =
       | Error { Error.status = Error.Conflict; _ } -> Ok false
       | Error e -> Error e)
 
+(* Before retrying a conflicted batch: a yield for the first retries, then
+   a random sleep growing with each (up to ~3 ms), so batches contending
+   for the same keys stop colliding in lockstep. *)
+let conflict_backoff attempt =
+  if attempt < 3 then Thread.yield ()
+  else
+    let cap_us = 50 lsl min attempt 6 in
+    Thread.delay (float_of_int (1 + Random.int cap_us) *. 1e-6)
+
 let batch ?(retries = 13) t f =
   let rec attempt n =
     match begin_batch t with
@@ -208,6 +217,8 @@ let batch ?(retries = 13) t f =
           Error.status = Error.Too_many_retries;
           message = Printf.sprintf "kv batch conflicted %d times" (n + 1);
         }
-    else attempt (n + 1)
+    else (
+      conflict_backoff (n + 1);
+      attempt (n + 1))
   in
   attempt 0

@@ -16,13 +16,19 @@
 //! background disk traffic is therefore gathered into bursts: a burst may
 //! send up to [`BURST`] bytes within [`BURST_WINDOW`], and the next one
 //! starts [`SYNCS_PER_BURST`] foreground fsyncs later (or after
-//! [`MAX_PAUSE`], a floor of 20 MB/s for the background). One or two
-//! foreground fsyncs pay for a burst; the few hundred between bursts find
-//! the disk clean. Background writes still go to the page cache at once:
-//! only their write-back ([`crate::io::FileHandle::write_behind`], which
-//! is skipped outside a burst and catches up in the next one) and their
-//! fsyncs wait for a burst. When the foreground is idle the background runs
-//! at full speed.
+//! [`MAX_PAUSE`], a floor of 20 MB/s for the background; work the
+//! foreground itself gains from, zeros written ahead of its appends, may
+//! come four times as often). Bursts are exclusive: a foreground fsync that
+//! would start while a burst's I/O is under way ([`BackgroundBurst`]) waits
+//! for it, at most [`MAX_FG_WAIT`], so one store pays for a burst and the
+//! few hundred between bursts find the disk clean. A foreground fsync in
+//! flight or waiting keeps the foreground "busy" however long it takes.
+//! Background writes still go to the page cache at once: only their
+//! write-back ([`crate::io::FileHandle::write_behind`], which is skipped
+//! outside a burst and catches up in the next one) and their fsyncs wait
+//! for a burst. When the foreground is idle the background runs at full
+//! speed. Work done under a lock that the foreground waits for runs
+//! [`Unpaced`].
 
 use std::cell::Cell;
 use std::sync::OnceLock;

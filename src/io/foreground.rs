@@ -14,13 +14,13 @@
 //! foreground fsync pays for whatever the background sent to the disk just
 //! before it, however small the pieces. While the foreground is busy,
 //! background disk traffic is therefore gathered into bursts: a burst may
-//! send up to [`BURST`] bytes within [`BURST_WINDOW`], and the next one
-//! starts [`SYNCS_PER_BURST`] foreground fsyncs later (or after
-//! [`MAX_PAUSE`], a floor of 20 MB/s for the background; work the
+//! send up to `BURST` bytes within `BURST_WINDOW`, and the next one
+//! starts `SYNCS_PER_BURST` foreground fsyncs later (or after
+//! `MAX_PAUSE`, a floor of 20 MB/s for the background; work the
 //! foreground itself gains from, zeros written ahead of its appends, may
 //! come four times as often). Bursts are exclusive: a foreground fsync that
 //! would start while a burst's I/O is under way ([`BackgroundBurst`]) waits
-//! for it, at most [`MAX_FG_WAIT`], so one store pays for a burst and the
+//! for it, at most `MAX_FG_WAIT`, so one store pays for a burst and the
 //! few hundred between bursts find the disk clean. A foreground fsync in
 //! flight or waiting keeps the foreground "busy" however long it takes.
 //! Background writes still go to the page cache at once: only their
@@ -91,7 +91,7 @@ const MAX_FG_WAIT: Duration = Duration::from_millis(100);
 
 impl ForegroundSync {
     /// Starts a foreground fsync, first letting a background burst under way
-    /// finish (for at most [`MAX_FG_WAIT`]): an fsync issued during a burst
+    /// finish (for at most `MAX_FG_WAIT`, 100 ms): an fsync issued during a burst
     /// would wait for it anyway, and one store waiting for the whole burst
     /// is better than every store during it waiting for part of it.
     pub fn begin() -> ForegroundSync {

@@ -220,22 +220,34 @@ impl Inner {
 
     /// The store's write generation (0 before the first write).
     pub(crate) fn generation(&self) -> Result<u64> {
+        self.read_slot(0)
+    }
+
+    /// The big-endian u64 at `at` in `.tzs-generation` (0 when absent).
+    fn read_slot(&self, at: u64) -> Result<u64> {
         let Some(f) = &self.generation else {
             return Ok(0);
         };
         let mut b = [0u8; 8];
-        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, 0)
+        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, at)
             .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
         Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
+    }
+
+    /// Writes `v` at `at` in `.tzs-generation`, if the store has one.
+    fn write_slot(&self, at: u64, v: u64) -> Result<()> {
+        if let Some(f) = &self.generation {
+            f.write_all_at(&v.to_be_bytes(), at)
+                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
+        }
+        Ok(())
     }
 
     /// Announces a write; called with the lock held, before any change.
     /// Not synced: it only orders writers and batches that are alive.
     fn bump_generation(&self) -> Result<()> {
-        if let Some(f) = &self.generation {
-            let next = self.generation()?.wrapping_add(1);
-            f.write_all_at(&next.to_be_bytes(), 0)
-                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
+        if self.generation.is_some() {
+            self.write_slot(0, self.generation()?.wrapping_add(1))?;
         }
         Ok(())
     }
@@ -247,23 +259,13 @@ impl Inner {
     /// The journal's end as last applied (kept after the generation in
     /// `.tzs-generation`; 0 when absent).
     fn journal_end(&self) -> Result<u64> {
-        let Some(f) = &self.generation else {
-            return Ok(0);
-        };
-        let mut b = [0u8; 8];
-        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, 8)
-            .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
-        Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
+        self.read_slot(8)
     }
 
     /// Records the journal's end once its records are applied. Not synced:
     /// at open every record is replayed anyway.
     pub(crate) fn set_journal_end(&self, end: u64) -> Result<()> {
-        if let Some(f) = &self.generation {
-            f.write_all_at(&end.to_be_bytes(), 8)
-                .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
-        }
-        Ok(())
+        self.write_slot(8, end)
     }
 }
 

@@ -36,7 +36,24 @@ struct StdFile {
     sent_to: AtomicU64,
 }
 
+/// `sync_file_range` flags that start the write-back of a range and wait
+/// for it (and for earlier write-back of the same range).
+const WRITE_AND_WAIT: libc::c_uint = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+    | libc::SYNC_FILE_RANGE_WRITE
+    | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+
 impl StdFile {
+    /// `sync_file_range(from, len, flags)`. Errors are ignored on purpose:
+    /// write-back is a scheduling matter (some file systems do not support
+    /// it), and the `sync` that follows reports any write error.
+    fn sync_range(&self, from: u64, len: u64, flags: libc::c_uint) {
+        let (Ok(off), Ok(n)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is this handle's open file, valid for the call; sync_file_range only reads its integer arguments.
+        unsafe { libc::sync_file_range(self.file.as_raw_fd(), off, n, flags) };
+    }
+
     /// Before a background fsync: sends what is still only in the page
     /// cache (everything after the last write-back) to the disk one burst
     /// at a time, so that the fsync itself has little left to write.
@@ -44,28 +61,13 @@ impl StdFile {
         if self.unsent.swap(0, Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let fd = self.file.as_raw_fd();
         let end = self.len()?;
         let mut from = self.sent_to.load(Ordering::Relaxed).min(end);
         while from < end {
             let n = (end - from).min(foreground::BURST);
             foreground::pace_background(n);
             let _burst = foreground::BackgroundBurst::begin();
-            if let (Ok(off), Ok(len)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(n))
-            {
-                // Errors are left to the fsync that follows, which reports them.
-                // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
-                unsafe {
-                    libc::sync_file_range(
-                        fd,
-                        off,
-                        len,
-                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                            | libc::SYNC_FILE_RANGE_WRITE
-                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                    )
-                };
-            }
+            self.sync_range(from, n, WRITE_AND_WAIT);
             from += n;
         }
         self.sent_to.fetch_max(end, Ordering::Relaxed);
@@ -157,54 +159,33 @@ impl FileHandle for StdFile {
         if !self.fsync || len == 0 {
             return;
         }
-        let (mut offset, mut len) = (offset, len);
-        if foreground::is_background() {
-            // Outside a burst the pages stay dirty in the page cache; the
-            // next admitted call sends everything since the last one.
-            if !foreground::try_pace_background(self.unsent.load(Ordering::Relaxed)) {
-                return;
-            }
-            self.unsent.store(0, Ordering::Relaxed);
-            let end = offset.saturating_add(len);
-            let from = self.sent_to.fetch_max(end, Ordering::Relaxed).min(offset);
-            (offset, len) = (from, end - from);
-        }
-        let fd = self.file.as_raw_fd();
-        let (Ok(off), Ok(n)) = (
-            libc::off64_t::try_from(offset),
-            libc::off64_t::try_from(len),
-        ) else {
+        if !foreground::is_background() {
+            // A foreground writer does not wait for its own data before it
+            // must (at its fsync).
+            self.sync_range(offset, len, libc::SYNC_FILE_RANGE_WRITE);
             return;
-        };
-        // Errors are ignored on purpose: this is a scheduling hint (some
-        // file systems do not support it), and the `sync` that follows
-        // reports any write error.
-        if foreground::is_background() && foreground::foreground_busy() {
-            // A background burst is written out before the thread goes on,
-            // with foreground fsyncs holding back meanwhile (one of them
-            // waits for the burst instead of each paying for part of it).
+        }
+        // Outside a burst the pages stay dirty in the page cache; the next
+        // admitted call sends everything since the last one.
+        if !foreground::try_pace_background(self.unsent.load(Ordering::Relaxed)) {
+            return;
+        }
+        self.unsent.store(0, Ordering::Relaxed);
+        let end = offset.saturating_add(len);
+        let from = self.sent_to.fetch_max(end, Ordering::Relaxed).min(offset);
+        if foreground::foreground_busy() {
+            // A burst is written out before the thread goes on, with
+            // foreground fsyncs holding back meanwhile (one of them waits for
+            // the burst instead of each paying for part of it).
             let _burst = foreground::BackgroundBurst::begin();
-            // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
-            unsafe {
-                libc::sync_file_range(
-                    fd,
-                    off,
-                    n,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                        | libc::SYNC_FILE_RANGE_WRITE
-                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                )
-            };
+            self.sync_range(from, end - from, WRITE_AND_WAIT);
             return;
         }
-        // SAFETY: `fd` is this handle's open descriptor, valid for the call; sync_file_range only reads its integer arguments.
-        unsafe { libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) };
+        self.sync_range(from, end - from, libc::SYNC_FILE_RANGE_WRITE);
         // With the foreground idle, background writers still wait for their
-        // earlier steps, which bounds what they queue; a foreground writer
-        // does not wait for its own data before it must (at its fsync).
-        if off > 0 && foreground::is_background() {
-            // SAFETY: as above.
-            unsafe { libc::sync_file_range(fd, 0, off, libc::SYNC_FILE_RANGE_WAIT_BEFORE) };
+        // earlier steps, which bounds what they queue.
+        if from > 0 {
+            self.sync_range(0, from, libc::SYNC_FILE_RANGE_WAIT_BEFORE);
         }
     }
 }

@@ -97,10 +97,7 @@ impl ForegroundSync {
     pub fn begin() -> ForegroundSync {
         if BURSTS_IN_FLIGHT.load(Ordering::SeqCst) > 0 {
             WAITING.fetch_add(1, Ordering::SeqCst);
-            let start = Instant::now();
-            while BURSTS_IN_FLIGHT.load(Ordering::SeqCst) > 0 && start.elapsed() < MAX_FG_WAIT {
-                std::thread::sleep(POLL);
-            }
+            wait_for_zero(&BURSTS_IN_FLIGHT, MAX_FG_WAIT);
             WAITING.fetch_sub(1, Ordering::SeqCst);
         }
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
@@ -202,6 +199,7 @@ impl Pacer {
 
     /// Whether a background write of `bytes` may go now (it is then
     /// counted), given the time and the foreground's state.
+    #[cfg(test)]
     fn admit(&mut self, bytes: u64, now_ns: u64, fg: Foreground) -> bool {
         self.admit_after(bytes, now_ns, fg, SYNCS_PER_BURST)
     }
@@ -239,21 +237,22 @@ pub fn foreground_busy() -> bool {
 /// if so); always true on foreground threads. Callers that can defer the
 /// work (write-back) use this; the rest use [`pace_background`].
 pub fn try_pace_background(bytes: u64) -> bool {
-    if !is_background() || UNPACED.with(Cell::get) > 0 {
-        return true;
-    }
-    PACER.lock().admit(bytes, now_ns(), Foreground::now())
+    try_pace(bytes, SYNCS_PER_BURST)
 }
 
 /// [`try_pace_background`] for work the foreground itself gains from (zeros
 /// written ahead of its appends): its bursts may come four times as often.
 pub fn try_pace_urgent_background(bytes: u64) -> bool {
+    try_pace(bytes, SYNCS_PER_BURST / 4)
+}
+
+fn try_pace(bytes: u64, syncs_apart: u64) -> bool {
     if !is_background() || UNPACED.with(Cell::get) > 0 {
         return true;
     }
     PACER
         .lock()
-        .admit_after(bytes, now_ns(), Foreground::now(), SYNCS_PER_BURST / 4)
+        .admit_after(bytes, now_ns(), Foreground::now(), syncs_apart)
 }
 
 /// Called before a background thread sends `bytes` to the disk (an fsync,
@@ -311,11 +310,16 @@ pub fn yield_if_background() {
 
 /// Waits (at most [`MAX_WAIT`]) while a foreground fsync is in flight.
 fn yield_to_foreground() {
-    if IN_FLIGHT.load(Ordering::Relaxed) == 0 {
+    wait_for_zero(&IN_FLIGHT, MAX_WAIT);
+}
+
+/// Polls until `count` is 0, for at most `max`.
+fn wait_for_zero(count: &AtomicUsize, max: Duration) {
+    if count.load(Ordering::SeqCst) == 0 {
         return;
     }
     let start = Instant::now();
-    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && start.elapsed() < MAX_WAIT {
+    while count.load(Ordering::SeqCst) > 0 && start.elapsed() < max {
         std::thread::sleep(POLL);
     }
 }

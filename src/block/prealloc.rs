@@ -159,12 +159,7 @@ impl Prealloc {
             return Ok(());
         };
         // Stores are waiting for this space: not held back for a burst.
-        let _unpaced = foreground::Unpaced::begin();
-        let burst = foreground::BackgroundBurst::begin();
-        let written = write_zeros(file, from, to);
-        drop(burst);
-        self.finish(Some((to, written.is_ok())));
-        written
+        self.write_claimed(file, from, to)
     }
 
     /// Claims the next `len` bytes to fill, at least `margin` past the
@@ -191,13 +186,21 @@ impl Prealloc {
             return self.finish(None);
         };
         // The burst is granted: its writes and fsync are not held back again.
+        // Its outcome is kept in the state (a failure disables fills).
+        let _ = self.write_claimed(file, range.0, range.1);
+    }
+
+    /// Writes the claimed range `from..to` with zeros and ends the fill,
+    /// unpaced and as one exclusive burst: zeros in the page cache would be
+    /// written out by the appender's next fsync (same file), so it waits
+    /// for the whole fill instead.
+    fn write_claimed(&self, file: &dyn FileHandle, from: u64, to: u64) -> Result<()> {
         let _unpaced = foreground::Unpaced::begin();
-        // Zeros in the page cache would be written out by the appender's
-        // next fsync (same file): it waits for the whole fill instead.
         let burst = foreground::BackgroundBurst::begin();
-        let written = write_zeros(file, range.0, range.1);
+        let written = write_zeros(file, from, to);
         drop(burst);
-        self.finish(Some((range.1, written.is_ok())));
+        self.finish(Some((to, written.is_ok())));
+        written
     }
 
     /// Ends a fill: `Some((end, ok))` if it wrote up to `end`.

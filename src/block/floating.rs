@@ -532,8 +532,6 @@ impl Floating {
     }
 }
 
-/// The entry at `offset` of a mapped file, or `None` if the map does not
-/// hold all of it.
 impl Drop for Floating {
     /// A clean close trims the zeros ahead of the data (a crash leaves them
     /// to the next read-write open, which cuts them like a torn tail).
@@ -554,14 +552,15 @@ fn record_in_map(map: &[u8], offset: u64) -> Option<&[u8]> {
     rest.get(..super::record::record_len(prefix))
 }
 
+/// The entry at `offset` of a mapped file, or `None` if the map does not
+/// hold all of it.
 fn from_map(
     map: &[u8],
     offset: u64,
     with_metadata: bool,
 ) -> Option<std::result::Result<Entry, String>> {
     let rest = map.get(usize::try_from(offset).ok()?..)?;
-    let prefix: [u8; 4] = rest.get(..4)?.try_into().ok()?;
-    let rec_len = super::record::record_len(prefix);
+    let rec_len = record_in_map(rest, 0)?.len();
     let n = *rest.get(rec_len)? as usize;
     let total = rec_len + entry::trailer_len(n.min(MAX_PREDECESSORS));
     Some(entry::parse(rest.get(..total)?, with_metadata))

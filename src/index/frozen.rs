@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use super::hash::key_hash;
-use super::log::HEADER;
+use super::log::{self, HEADER};
 use crate::error::{Error, Result};
 use crate::io::anon::AnonVec;
 use crate::io::{FileHandle, Mapped};
@@ -58,7 +58,7 @@ impl FrozenLogs {
         ksize: usize,
         vsize: usize,
     ) -> Result<FrozenLogs> {
-        let esize = (ksize + vsize + 4) as u64;
+        let esize = log::entry_size(ksize, vsize) as u64;
         let mut maps = Vec::with_capacity(logs.len());
         let mut starts = vec![0u64];
         for log in logs {
@@ -92,15 +92,14 @@ impl FrozenLogs {
             vsize,
         };
         for i in 0..n {
-            let (rec, crc) = view.record(i as u64).split_at(ksize + vsize);
-            if crc32fast::hash(rec).to_le_bytes() != crc {
+            let Some(kv) = log::checked_entry(view.record(i as u64), ksize + vsize) else {
                 let (file, _) = view.locate(i as u64);
                 return Err(Error::corrupted(
                     logs[file].path(),
                     format!("frozen log entry {i} fails its checksum"),
                 ));
-            }
-            view.order[i] = (key_hash(&rec[..ksize]) & !idx_mask) | i as u64;
+            };
+            view.order[i] = (key_hash(&kv[..ksize]) & !idx_mask) | i as u64;
         }
         view.order.sort_unstable();
         view.resolve_ties();
@@ -186,7 +185,7 @@ impl FrozenLogs {
         } else {
             self.starts.partition_point(|&s| s <= i).saturating_sub(1)
         };
-        let esize = (self.ksize + self.vsize + 4) as u64;
+        let esize = log::entry_size(self.ksize, self.vsize) as u64;
         let first = self.starts.get(file).copied().unwrap_or(0);
         (file, (HEADER + (i - first) * esize) as usize)
     }
@@ -195,7 +194,7 @@ impl FrozenLogs {
     #[inline]
     fn record(&self, i: u64) -> &[u8] {
         let (file, off) = self.locate(i);
-        let esize = self.ksize + self.vsize + 4;
+        let esize = log::entry_size(self.ksize, self.vsize);
         self.maps
             .get(file)
             .and_then(|m| m.get(off..off + esize))

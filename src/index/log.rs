@@ -159,6 +159,18 @@ impl LogWriter {
     }
 }
 
+/// Bytes of one entry, `key | value | crc32(key | value)`.
+pub(crate) fn entry_size(ksize: usize, vsize: usize) -> usize {
+    ksize + vsize + 4
+}
+
+/// The `key | value` of the whole entry `e` (of `kv_len + 4` bytes) if its
+/// checksum matches.
+pub(crate) fn checked_entry(e: &[u8], kv_len: usize) -> Option<&[u8]> {
+    let (kv, crc) = e.split_at_checked(kv_len)?;
+    (crc == crc32fast::hash(kv).to_le_bytes()).then_some(kv)
+}
+
 /// Where a replay stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Replayed {
@@ -223,7 +235,7 @@ pub(crate) fn replay(
         }
         pos = HEADER;
     }
-    let esize = ksize + vsize + 4;
+    let esize = entry_size(ksize, vsize);
     let per_chunk = (READ_CHUNK / esize).max(1) * esize;
     let mut buf = vec![0u8; per_chunk];
     while pos < len {
@@ -231,13 +243,12 @@ pub(crate) fn replay(
         let got = file.read_at(&mut buf[..want], pos)?;
         let whole = got / esize * esize;
         for e in buf[..whole].chunks_exact(esize) {
-            let (kv, crc) = e.split_at(ksize + vsize);
-            if crc32fast::hash(kv).to_le_bytes() != crc {
+            let Some(kv) = checked_entry(e, ksize + vsize) else {
                 return Ok(Replayed {
                     end: pos,
                     torn: true,
                 });
-            }
+            };
             apply(&kv[..ksize], &kv[ksize..]);
             pos += esize as u64;
         }

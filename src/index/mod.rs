@@ -185,15 +185,18 @@ impl State {
     /// The stored (on-disk form) value of `key`, newest first.
     #[inline]
     fn lookup(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
-        if let Some(v) = self.active.get(h, key) {
-            return Some(v);
-        }
-        if let Some(f) = &self.frozen {
-            if let Some(v) = f.view.get(h, key) {
-                return Some(v);
-            }
-        }
-        self.data.find(h, key)
+        self.active
+            .get(h, key)
+            .or_else(|| self.lookup_merged(h, key))
+    }
+
+    /// The stored value of `key` below the log table: frozen, then data.
+    #[inline]
+    fn lookup_merged(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
+        self.frozen
+            .as_ref()
+            .and_then(|f| f.view.get(h, key))
+            .or_else(|| self.data.find(h, key))
     }
 
     fn live(&self, v: &[u8]) -> bool {
@@ -206,15 +209,7 @@ impl State {
         // One probe of the log table both replaces and tells what was there.
         let was = match self.active.insert(h, key, v) {
             Some(tag) => !self.removable || tag == Some(1),
-            None => {
-                let older = match &self.frozen {
-                    Some(f) => f.view.get(h, key),
-                    None => None,
-                };
-                older
-                    .or_else(|| self.data.find(h, key))
-                    .is_some_and(|old| self.live(old))
-            }
+            None => self.lookup_merged(h, key).is_some_and(|old| self.live(old)),
         };
         match (was, is) {
             (false, true) => self.len += 1,
@@ -449,7 +444,8 @@ impl Index {
         if st.frozen.is_some() && st.active.len() as u64 > self.inner.log_size {
             // The log table is full again while the previous one is still
             // being merged: wait for that merge (mirage's `Block_writes`
-            // throttle), so memory holds at most two log tables. (From a
+            // throttle), so memory holds at most one log table and the
+            // frozen view (or, briefly, the frozen table). (From a
             // pool job this cannot deadlock: `wait` runs a merge no worker
             // has started on the waiting thread.)
             drop(st);

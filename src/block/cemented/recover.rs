@@ -19,6 +19,11 @@ struct Listing {
     meta_tmps: Vec<String>,
 }
 
+/// A temporary or trash name: never loaded, removed at a read-write open.
+fn is_leftover(name: &str) -> bool {
+    name.ends_with(TMP_SUFFIX) || name.ends_with(TRASH_SUFFIX)
+}
+
 fn list(store: &Cemented) -> Result<Listing> {
     let fs = store.fs.as_ref();
     let mut l = Listing {
@@ -33,7 +38,7 @@ fn list(store: &Cemented) -> Result<Listing> {
         }
         if let Some(r) = ChunkRange::parse(&e.name) {
             l.chunks.push(r);
-        } else if e.name.ends_with(TMP_SUFFIX) || e.name.ends_with(TRASH_SUFFIX) {
+        } else if is_leftover(&e.name) {
             l.tmps.push(e.name);
         }
     }
@@ -41,7 +46,7 @@ fn list(store: &Cemented) -> Result<Listing> {
         for e in fs.read_dir(&store.meta_dir)? {
             if let Some(r) = metadata::parse_name(&e.name) {
                 l.metas.push(r);
-            } else if e.name.ends_with(TMP_SUFFIX) || e.name.ends_with(TRASH_SUFFIX) {
+            } else if is_leftover(&e.name) {
                 l.meta_tmps.push(e.name);
             }
         }

@@ -1921,6 +1921,32 @@ tzs_status tzs_singleton_open(const char *path,
                               struct tzs_error **err);
 
 /**
+ * Checks the singleton file at `path` without a handle: it must be absent
+ * or hold a value that passes its checksum. Changes nothing unless
+ * `repair`; with `repair`, a damaged file (bad checksum, garbled header, a
+ * directory or FIFO in its place) is moved into
+ * `DIR/.tzs-quarantine/<UTC time>-<n>/` (DIR the file's directory), which
+ * leaves the value unset; nothing is deleted.
+ *
+ * When `report` is not NULL it receives the report as text (free it with
+ * `tzs_bytes_free`): `checked N records`, then one `problem:`,
+ * `repaired:` or `quarantined:` line per item. Returns `TZS_OK` when no
+ * problem remains, `TZS_CORRUPTED` (naming the problems) otherwise. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8 path, unknown flags),
+ * `TZS_LOCKED` (with `repair`, a read-write handle is open), `TZS_IO`.
+ * `flags`: `TZS_NO_FSYNC` only.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `report` is NULL or
+ * writable; `err` is NULL or writable.
+ */
+tzs_status tzs_singleton_check(const char *path,
+                               uint32_t flags,
+                               bool repair,
+                               struct tzs_bytes *report,
+                               struct tzs_error **err);
+
+/**
  * Copies the current value into `*out` (library-allocated; free it with
  * `tzs_bytes_free`). Served from memory. Returns `TZS_NOT_FOUND` (and
  * leaves `*out` untouched) when no value is set. Errors:

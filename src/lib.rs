@@ -7,6 +7,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod block;
+pub mod check;
 pub mod error;
 pub mod ffi;
 pub mod index;

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::check::CheckReport;
 use crate::error::{Error, Result};
+use crate::io::quarantine::Quarantine;
 use crate::io::{FileSystem, LockFile, OpenMode, atomic, frame};
 use crate::options::OpenOptions;
 
@@ -70,6 +72,43 @@ impl Singleton {
             writer: Mutex::new(()),
             _lock: lock,
         })
+    }
+
+    /// Checks the singleton file at `path` without opening a handle: it
+    /// must be absent or hold a value that passes its checksum. With
+    /// `repair` (takes `<path>.lock`, so no read-write handle may be open),
+    /// a damaged file is moved into `DIR/.tzs-quarantine/<time>/` (DIR the
+    /// file's directory), leaving the value unset; nothing is deleted.
+    pub fn check(path: impl AsRef<Path>, opts: &OpenOptions, repair: bool) -> Result<CheckReport> {
+        let path = path.as_ref();
+        let fs = opts.fs.as_ref();
+        let dir = atomic::parent_dir(path);
+        let _lock = if repair {
+            Some(fs.lock(&lock_path(path))?)
+        } else {
+            None
+        };
+        let mut report = CheckReport::default();
+        match load(fs, path) {
+            Ok(v) => report.records_checked = u64::from(v.is_some()),
+            Err(Error::Corrupted(m)) => {
+                report.problem(m);
+                if repair {
+                    let mut q = Quarantine::new(fs, dir);
+                    q.move_in(path)?;
+                    report.repaired.push(format!(
+                        "{}: the damaged value was moved out; the singleton is unset",
+                        path.display()
+                    ));
+                    let (qdir, moved) = q.into_parts();
+                    report.quarantine_dir = qdir;
+                    report.quarantined = moved;
+                    report.problems.clear();
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(report)
     }
 
     /// The current value, or `None` when unset. Served from memory.

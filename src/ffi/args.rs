@@ -4,6 +4,7 @@
 use std::ffi::{CStr, c_char};
 
 use super::types::tzs_bytes;
+use crate::check::CheckReport;
 use crate::error::{Error, Result};
 
 /// Borrows a handle; NULL is `InvalidArgument`.
@@ -160,6 +161,20 @@ pub(crate) fn bytes_out(data: Vec<u8>) -> tzs_bytes {
 /// `out` must be a valid, writable `tzs_bytes` (checked non-NULL by caller).
 pub(crate) fn set_bytes(out: &mut tzs_bytes, data: Vec<u8>) {
     *out = bytes_out(data);
+}
+
+/// Hands a check report to C: its text (see [`CheckReport::to_text`]) goes
+/// to `*out` when `out` is not NULL, and a report with problems left becomes
+/// `Corrupted` naming them. Every `tzs_*_check` export ends with this.
+///
+/// # Safety
+/// A non-NULL `out` must point to a writable `tzs_bytes`.
+pub(crate) unsafe fn report_out(report: CheckReport, out: *mut tzs_bytes) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    if let Some(out) = unsafe { out.as_mut() } {
+        set_bytes(out, report.to_text().into_bytes());
+    }
+    report.into_result().map(|_| ())
 }
 
 /// Frees the allocation of a `tzs_bytes` built by [`bytes_out`].

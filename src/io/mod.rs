@@ -12,6 +12,7 @@ pub mod foreground;
 pub mod frame;
 mod lock;
 pub mod priority;
+pub mod quarantine;
 pub mod reclaim;
 mod std_fs;
 

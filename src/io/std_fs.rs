@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -190,6 +190,21 @@ impl FileHandle for StdFile {
     }
 }
 
+/// What a non-regular file is, for error messages.
+fn file_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
 impl FileSystem for StdFs {
     fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn FileHandle>> {
         let mut opts = OpenOptions::new();
@@ -198,13 +213,25 @@ impl FileSystem for StdFs {
             OpenMode::ReadWrite => opts.read(true).write(true).create(true),
             OpenMode::Truncate => opts.read(true).write(true).create(true).truncate(true),
         };
-        let file = opts.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(format!("open {}: {e}", path.display()))
-            } else {
-                Error::io("open", path, e)
+        // O_NONBLOCK: a FIFO put where a store file belongs must not block
+        // the open; it is refused below. It changes nothing for regular files.
+        opts.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+        let file = opts.open(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound(format!("open {}: {e}", path.display())),
+            // A directory (EISDIR) or a FIFO without a reader (ENXIO) where a
+            // store file belongs.
+            Some(libc::EISDIR) | Some(libc::ENXIO) => {
+                Error::corrupted(path, format!("not a regular file ({e})"))
             }
+            _ => Error::io("open", path, e),
         })?;
+        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        if !meta.is_file() {
+            return Err(Error::corrupted(
+                path,
+                format!("not a regular file (a {})", file_kind(&meta.file_type())),
+            ));
+        }
         Ok(Arc::new(StdFile {
             file,
             path: path.to_path_buf(),
@@ -302,5 +329,43 @@ impl FileSystem for StdFs {
 
     fn fsync_enabled(&self) -> bool {
         self.fsync
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_refuses_what_is_not_a_regular_file_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        for mode in [OpenMode::Read, OpenMode::ReadWrite, OpenMode::Truncate] {
+            for p in [&fifo, &sub] {
+                match fs.open(p, mode) {
+                    Err(Error::Corrupted(m)) => {
+                        assert!(m.contains("not a regular file"), "{m}")
+                    }
+                    other => panic!("{mode:?} {}: {other:?}", p.display()),
+                }
+            }
+        }
+        let file = dir.path().join("f");
+        fs.open(&file, OpenMode::ReadWrite)
+            .unwrap()
+            .write_all_at(b"x", 0)
+            .unwrap();
+        let mut b = [0u8; 1];
+        fs.open(&file, OpenMode::Read)
+            .unwrap()
+            .read_exact_at(&mut b, 0)
+            .unwrap();
+        assert_eq!(&b, b"x");
     }
 }

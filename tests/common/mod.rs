@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests: child processes for crash tests.
 #![allow(dead_code)]
 
+pub mod damage;
+
 use std::process::{Child, Command, Stdio};
 
 /// Env var naming the child role; a test that sees it acts as the child.

@@ -384,7 +384,7 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
     let report = store.check(false)?;
     println!(
         "check: {} blocks verified, {} problems",
-        report.blocks_checked,
+        report.records_checked,
         report.problems.len()
     );
 

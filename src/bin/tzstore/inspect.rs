@@ -88,7 +88,7 @@ pub fn check(dir: &Path, repair: bool) -> Result<()> {
     for r in &report.repaired {
         println!("repaired: {r}");
     }
-    println!("{} blocks checked", report.blocks_checked);
+    println!("{} blocks checked", report.records_checked);
     if report.is_ok() {
         println!("ok: no problem found");
         Ok(())

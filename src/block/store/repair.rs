@@ -4,39 +4,9 @@ use std::path::Path;
 
 use super::manifest::Manifest;
 use super::{Inner, floating_dir};
+pub use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, OpenMode};
-
-/// What `check` found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    /// Blocks read back and verified.
-    pub blocks_checked: u64,
-    /// Problems that remain.
-    pub problems: Vec<String>,
-    /// What `repair` fixed.
-    pub repaired: Vec<String>,
-}
-
-impl CheckReport {
-    /// True when no problem remains.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-
-    /// `Ok` when clean, else `Corrupted` listing the problems.
-    pub fn into_result(self) -> Result<CheckReport> {
-        if self.is_ok() {
-            Ok(self)
-        } else {
-            Err(Error::Corrupted(format!(
-                "block store check found {} problem(s): {}",
-                self.problems.len(),
-                self.problems.join("; ")
-            )))
-        }
-    }
-}
 
 /// Rolls back a merge that was running at the crash and removes floating
 /// stores the manifest no longer refers to.
@@ -133,7 +103,7 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
                 Ok(e) => {
                     in_file += 1;
                     match store.read_block(&e.block.hash) {
-                        Ok(Some(b)) if b == e.block => report.blocks_checked += 1,
+                        Ok(Some(b)) if b == e.block => report.records_checked += 1,
                         Ok(Some(_)) => report.problems.push(format!(
                             "{}: block {} reads back different from the file",
                             store.dir().display(),
@@ -165,7 +135,7 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     if let Err(e) = inner.cemented.check_consistency(None) {
         report.problems.push(format!("cemented store: {e}"));
     } else {
-        report.blocks_checked += inner
+        report.records_checked += inner
             .cemented
             .chunks()
             .iter()

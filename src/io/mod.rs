@@ -6,6 +6,8 @@
 pub(crate) mod anon;
 pub mod atomic;
 pub mod beneath;
+#[cfg(any(test, feature = "testing"))]
+pub mod crash;
 pub mod exit;
 pub mod fault;
 pub mod foreground;

@@ -2,12 +2,14 @@
 //! store's writes and deletes, cut before every sync and under every cut
 //! mode, reopen to the last acknowledged value or the one in flight.
 
+mod power_common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use tzstore::OpenOptions;
 use tzstore::io::FileSystem;
-use tzstore::io::crash::{CrashFs, CutMode};
+use tzstore::io::crash::CrashFs;
 use tzstore::singleton::Singleton;
 
 /// What the workload does, in order: Some(value) writes, None deletes.
@@ -45,36 +47,26 @@ fn workload(fs: &CrashFs) -> Vec<u64> {
 
 #[test]
 fn every_acknowledged_write_survives_a_power_cut_at_every_sync() {
-    let total = workload(&CrashFs::new().unwrap()).last().copied().unwrap();
     let ops = ops();
-    let mut states = 0;
     // Sync 0 is the setup's own directory fsync.
-    for k in 1..total {
-        let fs = CrashFs::new().unwrap();
-        fs.cut_before_sync(k);
-        let acked_at = workload(&fs);
-        let snap = fs.taken().expect("the workload reached the cut");
+    let states = power_common::at_every_sync(1, 1_000, 4, workload, |after, acked_at, k, mode| {
         // The last op acknowledged before the cut, and the one in flight.
         let done = acked_at.iter().take_while(|&&s| s <= k).count();
         let before: Option<&[u8]> = done.checked_sub(1).and_then(|i| ops[i].as_deref());
         let in_flight: Option<Option<&[u8]>> = ops.get(done).map(|o| o.as_deref());
-        for mode in CutMode::ALL {
-            for seed in 1..=4 {
-                let after = CrashFs::power_cut(&snap, mode, seed).unwrap();
-                let s = Singleton::open("/store/value", &opts(&after))
-                    .unwrap_or_else(|e| panic!("cut before sync {k}, {mode:?}: open: {e}"));
-                let got = s.read();
-                let got = got.as_deref();
-                assert!(
-                    got == before || Some(got) == in_flight,
-                    "cut before sync {k} ({mode:?}, seed {seed}): read {:?}, acknowledged {:?}, in flight {:?}",
-                    got.map(|g| g.len()),
-                    before.map(|b| b.len()),
-                    in_flight.map(|o| o.map(|b| b.len()))
-                );
-                states += 1;
-            }
-        }
-    }
+        let s = Singleton::open("/store/value", &opts(after))
+            .unwrap_or_else(|e| panic!("cut before sync {k}, {mode:?}: open: {e}"));
+        let got = s.read();
+        let got = got.as_deref();
+        assert!(
+            got == before || Some(got) == in_flight,
+            "cut before sync {k} ({mode:?}): read {:?}, acknowledged {:?}, in flight {:?}",
+            got.map(|g| g.len()),
+            before.map(|b| b.len()),
+            in_flight.map(|o| o.map(|b| b.len()))
+        );
+        let report = Singleton::check("/store/value", &opts(after), false).unwrap();
+        assert!(report.is_ok(), "cut before sync {k} ({mode:?}): {report:?}");
+    });
     assert!(states >= 100, "only {states} crash states");
 }

@@ -251,7 +251,7 @@ impl Index {
             }
             None
         } else {
-            fs.create_dir_all(&dir)?;
+            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
             Some(fs.lock(&dir.join(LOCK))?)
         };
         let flags = if cfg.removable {

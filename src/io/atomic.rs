@@ -43,6 +43,30 @@ pub fn replace(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> Result<()> 
     fs.sync_dir(parent_dir(path))
 }
 
+/// Creates the directory `dir` and any missing parents durably: each new
+/// directory's entry is fsynced in its parent, so a power cut cannot lose a
+/// store's directory (and everything in it) after its files were synced.
+/// An existing directory costs one `is_dir`.
+pub fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    if fs.is_dir(dir)? {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    let mut at = dir;
+    while let Some(parent) = at.parent() {
+        if parent.as_os_str().is_empty() || fs.is_dir(parent)? {
+            break;
+        }
+        missing.push(parent);
+        at = parent;
+    }
+    fs.create_dir_all(dir)?;
+    for new in missing.iter().rev() {
+        fs.sync_dir(parent_dir(new))?;
+    }
+    Ok(())
+}
+
 /// Removes `path` durably (the removal reaches the directory on disk).
 pub fn remove(fs: &dyn FileSystem, path: &Path) -> Result<()> {
     fs.remove_file(path)?;

@@ -1,0 +1,48 @@
+//! The driver of the power-cut tests (`tests/power_cut_*.rs`): a workload
+//! runs on the crash-model file system (`tzstore::io::crash`), once to count
+//! its syncs, then once per cut with the state recorded just before sync k;
+//! each recorded state is cut under every mode and a few seeds, and the
+//! store's own check runs on what a reboot would find.
+#![allow(dead_code)]
+
+use tzstore::io::crash::{CrashFs, CutMode};
+
+/// Runs `workload` with a cut before each sync from `first` to its last
+/// (every `step`-th when there are more than `max_cuts`), and calls
+/// `verify(fs_after_cut, record_of_that_run, k, mode)` for every cut mode
+/// and `seeds` seeds. Returns how many crash states were verified.
+pub fn at_every_sync<R>(
+    first: u64,
+    max_cuts: u64,
+    seeds: u64,
+    workload: impl Fn(&CrashFs) -> R,
+    verify: impl Fn(&CrashFs, &R, u64, CutMode),
+) -> u64 {
+    let total = {
+        let fs = CrashFs::new().unwrap();
+        workload(&fs);
+        fs.syncs()
+    };
+    assert!(total > first, "the workload made only {total} syncs");
+    let step = ((total - first) / max_cuts).max(1);
+    let mut states = 0;
+    let mut k = first;
+    while k < total {
+        let fs = CrashFs::new().unwrap();
+        fs.cut_before_sync(k);
+        let record = workload(&fs);
+        // Background work (merges) can make a run sync less often than the
+        // counting run: a cut it never reached is no state to check.
+        if let Some(snap) = fs.taken() {
+            for mode in CutMode::ALL {
+                for seed in 1..=seeds {
+                    let after = CrashFs::power_cut(&snap, mode, seed * 7919 + k).unwrap();
+                    verify(&after, &record, k, mode);
+                    states += 1;
+                }
+            }
+        }
+        k += step;
+    }
+    states
+}

@@ -127,7 +127,7 @@ impl Floating {
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.fs.clone();
         if !opts.read_only {
-            fs.create_dir_all(&dir)?;
+            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
         } else if !fs.is_dir(&dir)? {
             return Err(Error::NotFound(format!(
                 "floating store directory {} does not exist",
@@ -150,7 +150,14 @@ impl Floating {
         } else {
             OpenMode::ReadWrite
         };
+        // A new block file's entry must be durable before any append to it
+        // is acknowledged: fsyncing the file alone does not make it so.
+        let created = !opts.read_only && !fs.exists(&path)?;
         let file = match fs.open(&path, mode) {
+            Ok(f) if created => {
+                fs.sync_dir(&dir)?;
+                f
+            }
             Ok(f) => f,
             Err(Error::NotFound(_)) if opts.read_only => {
                 return Err(Error::NotFound(format!(

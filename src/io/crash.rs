@@ -397,6 +397,30 @@ impl CrashFs {
         Self::from_state(snap.state.after_cut(&keep, torn))
     }
 
+    /// Every path with its size (files) or `/` (directories), for the
+    /// messages of failing tests.
+    pub fn tree(&self) -> String {
+        let s = self.state.lock();
+        let mut out = String::new();
+        let mut stack = vec![(ROOT, String::new())];
+        while let Some((d, prefix)) = stack.pop() {
+            for (name, node) in s.dirs.get(&d).into_iter().flatten() {
+                let path = format!("{prefix}/{name}");
+                match node {
+                    Node::Dir(c) => {
+                        out.push_str(&format!("{path}/\n"));
+                        stack.push((*c, path));
+                    }
+                    Node::File(i) => {
+                        let len = s.files.get(i).map_or(0, Vec::len);
+                        out.push_str(&format!("{path} {len}\n"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn count_sync(&self) {
         let mut c = self.cut.lock();
         let mut s = self.state.lock();

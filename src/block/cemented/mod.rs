@@ -143,7 +143,7 @@ impl Cemented {
             }
             None
         } else {
-            fs.create_dir_all(&meta_dir)?;
+            crate::io::atomic::create_dir_durably(fs.as_ref(), &meta_dir)?;
             Some(fs.lock(&dir.join("lock"))?)
         };
         let log_size = if cfg.log_size == 0 {

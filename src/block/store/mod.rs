@@ -154,7 +154,7 @@ impl BlockStore {
             }
             None
         } else {
-            fs.create_dir_all(&dir)?;
+            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
             Some(fs.lock(&dir.join("lock"))?)
         };
         let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
@@ -167,7 +167,7 @@ impl BlockStore {
             }
             None => {
                 let m = Manifest::new(opts.history_mode, opts.history_offset);
-                fs.create_dir_all(&dir.join("floating"))?;
+                crate::io::atomic::create_dir_durably(fs.as_ref(), &dir.join("floating"))?;
                 m.store(fs.as_ref(), &dir)?;
                 m
             }

@@ -60,12 +60,15 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
         if paths.is_empty() {
             continue;
         }
+        // One directory fsync per rename, lowest chunk first: a power cut
+        // may persist directory operations out of order, and only a prefix
+        // of dropped chunks leaves a contiguous chain to re-index at open.
         for p in paths {
             let t = trash_path(p)?;
             fs.rename(p, &t)?;
+            fs.sync_dir(dir)?;
             trash.push(t);
         }
-        fs.sync_dir(dir)?;
     }
     for t in &trash {
         reclaim::remove_file_gradually(fs, t)?;

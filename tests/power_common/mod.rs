@@ -11,6 +11,10 @@ use tzstore::io::crash::{CrashFs, CutMode};
 /// (every `step`-th when there are more than `max_cuts`), and calls
 /// `verify(fs_after_cut, record_of_that_run, k, mode)` for every cut mode
 /// and `seeds` seeds. Returns how many crash states were verified.
+///
+/// The long run (RELIABILITY.md) raises both: `TZS_POWER_MAX_CUTS` (cut
+/// before every sync when it exceeds the workload's syncs) and
+/// `TZS_POWER_SEEDS` (random choices of pending operations per mode).
 pub fn at_every_sync<R>(
     first: u64,
     max_cuts: u64,
@@ -18,6 +22,14 @@ pub fn at_every_sync<R>(
     workload: impl Fn(&CrashFs) -> R,
     verify: impl Fn(&CrashFs, &R, u64, CutMode),
 ) -> u64 {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let max_cuts = env("TZS_POWER_MAX_CUTS", max_cuts).max(1);
+    let seeds = env("TZS_POWER_SEEDS", seeds).max(1);
     let total = {
         let fs = CrashFs::new().unwrap();
         workload(&fs);
@@ -44,5 +56,6 @@ pub fn at_every_sync<R>(
         }
         k += step;
     }
+    eprintln!("{states} crash states verified ({total} syncs in the workload)");
     states
 }

@@ -9,8 +9,9 @@
 //!   data needs it, as it does for appends);
 //! * a directory entry created, renamed or removed becomes durable only at
 //!   `sync_dir` of that directory. A file whose data was fsynced but whose
-//!   directory was not may vanish; a rename between two directories may
-//!   survive in one and not the other.
+//!   directory was not may vanish. A rename is one atomic step (as in every
+//!   journaling file system): after a cut the node has its old name or its
+//!   new one, and the fsync of either directory makes it durable.
 //!
 //! Everything not yet durable is kept, in order, in a log of pending
 //! operations. [`CrashFs::power_cut`] builds the state a reboot could find:
@@ -62,6 +63,15 @@ enum Pending {
         dir: Ino,
         name: String,
     },
+    /// One atomic step, as file systems make `rename`: after a cut the
+    /// node is under the old name or the new one, never neither or both.
+    Rename {
+        from_dir: Ino,
+        from: String,
+        to_dir: Ino,
+        to: String,
+        node: Node,
+    },
 }
 
 impl Pending {
@@ -72,10 +82,48 @@ impl Pending {
         }
     }
 
-    fn dir(&self) -> Option<Ino> {
+    /// True if the operation changes directory `d`.
+    fn changes_dir(&self, d: Ino) -> bool {
         match self {
-            Pending::Link { dir, .. } | Pending::Unlink { dir, .. } => Some(*dir),
-            _ => None,
+            Pending::Link { dir, .. } | Pending::Unlink { dir, .. } => *dir == d,
+            Pending::Rename {
+                from_dir, to_dir, ..
+            } => *from_dir == d || *to_dir == d,
+            _ => false,
+        }
+    }
+
+    /// Applies a directory operation to `dirs`.
+    fn apply_to_dirs(&self, dirs: &mut HashMap<Ino, BTreeMap<String, Node>>) {
+        match self {
+            Pending::Link { dir, name, node } => {
+                dirs.entry(*dir).or_default().insert(name.clone(), *node);
+            }
+            Pending::Unlink { dir, name } => {
+                if let Some(e) = dirs.get_mut(dir) {
+                    e.remove(name);
+                }
+            }
+            Pending::Rename {
+                from_dir,
+                from,
+                to_dir,
+                to,
+                node,
+            } => {
+                // The node leaves its source directory whatever name it has
+                // there durably: an earlier rename within that directory
+                // may not be durable yet, and a node never has two names.
+                if let Some(e) = dirs.get_mut(from_dir) {
+                    if e.get(from) == Some(node) {
+                        e.remove(from);
+                    } else {
+                        e.retain(|_, n| n != node);
+                    }
+                }
+                dirs.entry(*to_dir).or_default().insert(to.clone(), *node);
+            }
+            Pending::Write { .. } | Pending::SetLen { .. } => {}
         }
     }
 }
@@ -89,8 +137,9 @@ pub enum CutMode {
     Everything,
     /// The first pending operations, in order, up to a random point.
     Prefix,
-    /// Each pending operation kept or lost at random: writes within a file
-    /// reach the disk out of order.
+    /// Each pending write kept or lost at random (data reaches the disk out
+    /// of order, within a file and across files); directory operations,
+    /// which file systems journal in order, kept up to a random point.
     Subset,
     /// Everything, but the last pending write only in part (a torn page).
     TornLastWrite,
@@ -210,10 +259,19 @@ impl State {
         self.pending.retain(|p| p.file() != Some(ino));
     }
 
+    /// fsync of a directory: its entries become durable, and so does every
+    /// rename into or out of it, on both sides (a rename is one journal
+    /// transaction), in the order they were made.
     fn sync_dir(&mut self, dir: Ino) {
+        let (done, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.changes_dir(dir));
+        self.pending = rest;
+        for p in &done {
+            p.apply_to_dirs(&mut self.durable_dirs);
+        }
         let entries = self.dirs.get(&dir).cloned().unwrap_or_default();
         self.durable_dirs.insert(dir, entries);
-        self.pending.retain(|p| p.dir() != Some(dir));
     }
 
     /// The state after a power cut keeping `keep` of the pending operations
@@ -240,14 +298,7 @@ impl State {
                 Pending::SetLen { ino, len } => {
                     files.entry(*ino).or_default().resize(*len as usize, 0);
                 }
-                Pending::Link { dir, name, node } => {
-                    dirs.entry(*dir).or_default().insert(name.clone(), *node);
-                }
-                Pending::Unlink { dir, name } => {
-                    if let Some(e) = dirs.get_mut(dir) {
-                        e.remove(name);
-                    }
-                }
+                dir_op => dir_op.apply_to_dirs(&mut dirs),
             }
         }
         State {
@@ -293,6 +344,15 @@ impl Snapshot {
     /// Pending (unsynced) operations at the time of the snapshot.
     pub fn pending(&self) -> usize {
         self.state.pending.len()
+    }
+
+    /// The pending operations, one a line, for failure messages.
+    pub fn describe_pending(&self) -> String {
+        self.state
+            .pending
+            .iter()
+            .map(|p| format!("{p:?}\n"))
+            .collect()
     }
 }
 
@@ -379,7 +439,30 @@ impl CrashFs {
                 };
                 (0..n).map(|i| i < k).collect()
             }
-            CutMode::Subset => (0..n).map(|_| next() % 2 == 0).collect(),
+            CutMode::Subset => {
+                // Data reaches the disk page by page in any order; the
+                // directory operations, journaled, in order up to a point.
+                let dir_ops = snap
+                    .state
+                    .pending
+                    .iter()
+                    .filter(|p| p.file().is_none())
+                    .count();
+                let keep_dir_ops = (next() % (dir_ops as u64 + 1)) as usize;
+                let mut seen_dir_ops = 0;
+                snap.state
+                    .pending
+                    .iter()
+                    .map(|p| {
+                        if p.file().is_some() {
+                            next() % 2 == 0
+                        } else {
+                            seen_dir_ops += 1;
+                            seen_dir_ops <= keep_dir_ops
+                        }
+                    })
+                    .collect()
+            }
             CutMode::TornLastWrite => {
                 let last = snap.state.pending.iter().rev().find_map(|p| match p {
                     Pending::Write { data, .. } => Some(data.len()),
@@ -563,8 +646,17 @@ impl FileSystem for CrashFs {
             .and_then(|e| e.get(&fname))
             .copied()
             .ok_or_else(|| Error::NotFound(format!("rename {}: no such file", from.display())))?;
-        s.unlink(fd, &fname);
-        s.link(td, tname, node);
+        if let Some(e) = s.dirs.get_mut(&fd) {
+            e.remove(&fname);
+        }
+        s.dirs.entry(td).or_default().insert(tname.clone(), node);
+        s.pending.push(Pending::Rename {
+            from_dir: fd,
+            from: fname,
+            to_dir: td,
+            to: tname,
+            node,
+        });
         Ok(())
     }
 
@@ -722,6 +814,36 @@ mod tests {
         let after = CrashFs::power_cut(&fs.snapshot(), CutMode::Nothing, 1).unwrap();
         assert_eq!(read(&after, "/d/v").unwrap(), b"new");
         assert!(!after.exists(Path::new("/d/v.tmp")).unwrap());
+    }
+
+    #[test]
+    fn a_rename_is_never_half_done() {
+        let fs = CrashFs::new().unwrap();
+        fs.create_dir_all(Path::new("/d/sub")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/a.tmp"), OpenMode::Truncate).unwrap();
+        f.write_all_at(b"v", 0).unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        fs.rename(Path::new("/d/a.tmp"), Path::new("/d/a")).unwrap();
+        fs.rename(Path::new("/d/a"), Path::new("/d/sub/b")).unwrap();
+        let snap = fs.snapshot();
+        for mode in CutMode::ALL {
+            for seed in 1..20 {
+                let c = CrashFs::power_cut(&snap, mode, seed).unwrap();
+                let names = ["/d/a.tmp", "/d/a", "/d/sub/b"]
+                    .iter()
+                    .filter(|p| read(&c, p).is_some())
+                    .count();
+                assert_eq!(names, 1, "{mode:?} {seed}: {}", c.tree());
+            }
+        }
+        // The destination's fsync makes the cross-directory rename durable.
+        fs.sync_dir(Path::new("/d/sub")).unwrap();
+        let c = CrashFs::power_cut(&fs.snapshot(), CutMode::Nothing, 1).unwrap();
+        assert_eq!(read(&c, "/d/sub/b").unwrap(), b"v");
+        assert!(read(&c, "/d/a").is_none() && read(&c, "/d/a.tmp").is_none());
     }
 
     #[test]

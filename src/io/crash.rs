@@ -747,12 +747,12 @@ impl FileSystem for CrashFs {
     }
 
     fn lock(&self, path: &Path) -> Result<LockFile> {
-        let name: String = path
-            .to_string_lossy()
-            .chars()
-            .map(|c| if c == '/' { '%' } else { c })
-            .collect();
-        LockFile::acquire(&self.locks.path().join(name))
+        // flock needs a real file: one per (directory inode, name), so a
+        // store directory moved away (into a quarantine) takes its lock with
+        // it and a new directory at the same path has a lock of its own, as
+        // on a real file system.
+        let (dir, name) = self.state.lock().parent(path)?;
+        LockFile::acquire(&self.locks.path().join(format!("{dir}-{name}")))
     }
 
     fn fsync_enabled(&self) -> bool {

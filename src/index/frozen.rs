@@ -23,6 +23,7 @@ use crate::io::{FileHandle, Mapped};
 /// `(hash, key)`.
 pub(crate) struct FrozenLogs {
     maps: Vec<Mapped>,
+    paths: Vec<std::path::PathBuf>,
     /// Entry number at which each log starts, then the total.
     starts: Vec<u64>,
     /// `hash & !idx_mask | entry number`, one per distinct key, ordered by
@@ -82,6 +83,7 @@ impl FrozenLogs {
         let idx_mask = (1u64 << idx_bits) - 1;
         let mut view = FrozenLogs {
             maps,
+            paths: logs.iter().map(|l| l.path().to_path_buf()).collect(),
             starts,
             order: AnonVec::zeroed(n),
             len: n,
@@ -92,13 +94,7 @@ impl FrozenLogs {
             vsize,
         };
         for i in 0..n {
-            let Some(kv) = log::checked_entry(view.record(i as u64), ksize + vsize) else {
-                let (file, _) = view.locate(i as u64);
-                return Err(Error::corrupted(
-                    logs[file].path(),
-                    format!("frozen log entry {i} fails its checksum"),
-                ));
-            };
+            let kv = view.checked_record(i as u64)?;
             view.order[i] = (key_hash(&kv[..ksize]) & !idx_mask) | i as u64;
         }
         view.order.sort_unstable();
@@ -188,6 +184,34 @@ impl FrozenLogs {
         let esize = log::entry_size(self.ksize, self.vsize) as u64;
         let first = self.starts.get(file).copied().unwrap_or(0);
         (file, (HEADER + (i - first) * esize) as usize)
+    }
+
+    /// Entry `i` of the logs as `key | value` if it passes its checksum,
+    /// else `Corrupted` naming its log and offset.
+    fn checked_record(&self, i: u64) -> Result<&[u8]> {
+        let kv_len = self.ksize + self.vsize;
+        log::checked_entry(self.record(i), kv_len).ok_or_else(|| {
+            let (file, off) = self.locate(i);
+            let path = self.paths.get(file).map(|p| p.as_path());
+            Error::corrupted(
+                path.unwrap_or(std::path::Path::new("log")),
+                format!("frozen log entry at offset {off} fails its checksum"),
+            )
+        })
+    }
+
+    /// The `j`-th binding in `(hash, key)` order, its checksum verified
+    /// again (the merge copies nothing it has not verified).
+    pub(crate) fn checked_entry(&self, j: usize) -> Result<(&[u8], &[u8])> {
+        let Some(&p) = self.order.get(j).filter(|_| j < self.len) else {
+            return Err(Error::corrupted(
+                self.paths
+                    .first()
+                    .map_or(std::path::Path::new("log"), |p| p),
+                format!("frozen binding {j} out of range"),
+            ));
+        };
+        Ok(self.checked_record(p & self.idx_mask)?.split_at(self.ksize))
     }
 
     /// Entry `i` of the logs, `key | value | crc`.

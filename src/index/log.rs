@@ -2,10 +2,14 @@
 //!
 //! Layout: a 32-byte header `magic[8] | generation u64 | key_size u32 |
 //! value_size u32 | reserved u32 | crc32(bytes 0..28) u32`, then entries
-//! `key | value | crc32(key | value) u32`, little-endian. The first entry that
-//! is incomplete or fails its CRC ends the log: it is a tail torn by a crash
-//! (cut off by the read-write open, ignored by read-only instances, which may
-//! also be reading a write in progress).
+//! `key | value | crc32(key | value) u32`, little-endian.
+//!
+//! Entries are fixed-size, so a crash can only leave an *incomplete* last
+//! entry (a torn tail: cut off by the read-write open, ignored by read-only
+//! instances, which may also be reading a write in progress). A whole entry
+//! that fails its CRC, or a garbled header in front of entries, is damage:
+//! `Corrupted` naming the file and the offset, and nothing is cut. A header
+//! with no entry after it is a log torn at its creation and holds nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +43,8 @@ pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
     let mut gens: Vec<u64> = fs
         .read_dir(dir)?
         .into_iter()
-        .filter(|e| !e.is_dir)
+        // A directory named like a log is listed too: opening it is then
+        // `Corrupted`, where skipping it would silently drop a log.
         .filter_map(|e| parse_name(&e.name))
         .collect();
     gens.sort_unstable();
@@ -200,9 +205,72 @@ pub(crate) fn path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(name(generation))
 }
 
-/// Calls `apply(key, value)` for each valid entry of `file` starting at
-/// `from` (0 to start with the header check). Stops at the first torn or
-/// damaged entry.
+/// What the first `HEADER` bytes of a log say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeaderState {
+    /// The header this index writes for this generation.
+    Valid,
+    /// A whole, checksummed log header of another generation or sizes.
+    Foreign,
+    /// Not a log header (zeroed, garbled).
+    Garbled,
+}
+
+/// Decodes a log header: `(generation, key_size, value_size)` if `h` is a
+/// whole header with its magic and checksum.
+pub(crate) fn decode_header(h: &[u8]) -> Option<(u64, u32, u32)> {
+    let h = h.get(..HEADER as usize)?;
+    if &h[..8] != MAGIC || crc32fast::hash(&h[..28]).to_le_bytes() != h[28..32] {
+        return None;
+    }
+    let g = u64::from_le_bytes(h[8..16].try_into().ok()?);
+    let k = u32::from_le_bytes(h[16..20].try_into().ok()?);
+    let v = u32::from_le_bytes(h[20..24].try_into().ok()?);
+    Some((g, k, v))
+}
+
+/// Classifies the header `h` of the log of `generation`.
+pub(crate) fn header_state(h: &[u8], generation: u64, ksize: usize, vsize: usize) -> HeaderState {
+    if h == header(generation, ksize, vsize) {
+        HeaderState::Valid
+    } else if decode_header(h).is_some() {
+        HeaderState::Foreign
+    } else {
+        HeaderState::Garbled
+    }
+}
+
+/// Calls `visit(offset, entry)` for each whole entry of `file` from `from`
+/// to `len` (offsets past the header), reading in large chunks.
+fn for_each_entry(
+    file: &dyn FileHandle,
+    from: u64,
+    len: u64,
+    esize: usize,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<u64> {
+    let per_chunk = (READ_CHUNK / esize).max(1) * esize;
+    let mut buf = vec![0u8; per_chunk];
+    let mut pos = from;
+    while len.saturating_sub(pos) >= esize as u64 {
+        let want = usize::try_from(len - pos)
+            .unwrap_or(per_chunk)
+            .min(per_chunk)
+            / esize
+            * esize;
+        file.read_exact_at(&mut buf[..want], pos)?;
+        for e in buf[..want].chunks_exact(esize) {
+            visit(pos, e)?;
+            pos += esize as u64;
+        }
+    }
+    Ok(pos)
+}
+
+/// Calls `apply(key, value)` for each entry of `file` starting at `from`
+/// (0 to start with the header check). An incomplete last entry is a torn
+/// tail (`torn`, not applied); a whole entry failing its checksum or a
+/// garbled header with entries after it is `Corrupted` naming the offset.
 pub(crate) fn replay(
     file: &dyn FileHandle,
     generation: u64,
@@ -222,44 +290,123 @@ pub(crate) fn replay(
         }
         let mut h = [0u8; HEADER as usize];
         file.read_exact_at(&mut h, 0)?;
-        if h != header(generation, ksize, vsize) {
-            let crc_ok = crc32fast::hash(&h[..28]).to_le_bytes() == h[28..32];
-            if crc_ok && &h[..8] == MAGIC {
+        match header_state(&h, generation, ksize, vsize) {
+            HeaderState::Valid => {}
+            HeaderState::Foreign => {
                 return Err(Error::corrupted(
                     file.path(),
-                    "log header does not match the index (generation or sizes)",
+                    "log header at offset 0 does not match the index (generation or sizes)",
                 ));
             }
-            // A header torn by a crash right after creation: no entries.
-            return Ok(Replayed { end: 0, torn: true });
+            // Created, then torn by a crash before the header was durable:
+            // no entry was ever written after it.
+            HeaderState::Garbled if len == HEADER => return Ok(Replayed { end: 0, torn: true }),
+            HeaderState::Garbled => {
+                return Err(Error::corrupted(
+                    file.path(),
+                    format!(
+                        "log header at offset 0 is damaged, with {} bytes of entries after it",
+                        len - HEADER
+                    ),
+                ));
+            }
         }
         pos = HEADER;
     }
     let esize = entry_size(ksize, vsize);
-    let per_chunk = (READ_CHUNK / esize).max(1) * esize;
-    let mut buf = vec![0u8; per_chunk];
-    while pos < len {
-        let want = ((len - pos) as usize).min(per_chunk);
-        let got = file.read_at(&mut buf[..want], pos)?;
-        let whole = got / esize * esize;
-        for e in buf[..whole].chunks_exact(esize) {
-            let Some(kv) = checked_entry(e, ksize + vsize) else {
-                return Ok(Replayed {
-                    end: pos,
-                    torn: true,
-                });
-            };
-            apply(&kv[..ksize], &kv[ksize..]);
-            pos += esize as u64;
-        }
-        if whole < want || got < want {
-            break;
-        }
-    }
+    let end = for_each_entry(file, pos, len, esize, |at, e| {
+        let Some(kv) = checked_entry(e, ksize + vsize) else {
+            return Err(Error::corrupted(
+                file.path(),
+                format!(
+                    "log entry {} at offset {at} fails its checksum",
+                    (at - HEADER) / esize as u64
+                ),
+            ));
+        };
+        apply(&kv[..ksize], &kv[ksize..]);
+        Ok(())
+    })?;
     Ok(Replayed {
-        end: pos,
-        torn: pos < len,
+        end,
+        torn: end < len,
     })
+}
+
+/// What [`scan`] found in one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    pub header: HeaderState,
+    /// Whole entries that pass their checksum.
+    pub good: u64,
+    /// Offsets of whole entries that fail their checksum.
+    pub bad: Vec<u64>,
+    /// Bytes of an incomplete last entry (or of a header shorter than whole).
+    pub tail: u64,
+}
+
+/// Reads a whole log without stopping at damage: `keep(key, value)` for
+/// each entry that passes its checksum (whatever the header says).
+pub(crate) fn scan(
+    file: &dyn FileHandle,
+    generation: u64,
+    ksize: usize,
+    vsize: usize,
+    mut keep: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<Scanned> {
+    let len = file.len()?;
+    if len < HEADER {
+        return Ok(Scanned {
+            header: HeaderState::Garbled,
+            good: 0,
+            bad: Vec::new(),
+            tail: len,
+        });
+    }
+    let mut h = [0u8; HEADER as usize];
+    file.read_exact_at(&mut h, 0)?;
+    let mut s = Scanned {
+        header: header_state(&h, generation, ksize, vsize),
+        good: 0,
+        bad: Vec::new(),
+        tail: 0,
+    };
+    let esize = entry_size(ksize, vsize);
+    let end = for_each_entry(file, HEADER, len, esize, |at, e| {
+        match checked_entry(e, ksize + vsize) {
+            Some(kv) => {
+                s.good += 1;
+                keep(&kv[..ksize], &kv[ksize..])?;
+            }
+            None => s.bad.push(at),
+        }
+        Ok(())
+    })?;
+    s.tail = len - end;
+    Ok(s)
+}
+
+/// Writes a fresh log of `generation` at `path` holding `entries` (`key |
+/// value` each, checksums added), fsynced: the repaired form of a damaged
+/// log.
+pub(crate) fn write_whole(
+    fs: &dyn FileSystem,
+    path: &Path,
+    generation: u64,
+    ksize: usize,
+    vsize: usize,
+    entries: &[u8],
+) -> Result<()> {
+    let file = fs.open(path, OpenMode::Truncate)?;
+    let n = entries.len() / (ksize + vsize);
+    let mut out = Vec::with_capacity(HEADER as usize + entries.len() + n * 4);
+    out.extend_from_slice(&header(generation, ksize, vsize));
+    for kv in entries.chunks_exact(ksize + vsize) {
+        out.extend_from_slice(kv);
+        out.extend_from_slice(&crc32fast::hash(kv).to_le_bytes());
+    }
+    file.write_all_at(&out, 0)?;
+    file.sync()
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 //! leftover temporary data file is removed at open; logs already contained
 //! in `data` (generation below it) are deleted at open.
 
+mod check;
 mod data;
 mod frozen;
 mod hash;
@@ -263,10 +264,11 @@ impl Index {
             key_size: cfg.key_size as u32,
             value_size: cfg.value_size as u32,
             flags,
+            data_generation: 0,
         };
         let meta_path = dir.join(META);
-        match meta::read(fs.as_ref(), &meta_path)? {
-            Some(m) if m == want => {}
+        let recorded = match meta::read(fs.as_ref(), &meta_path)? {
+            Some(m) if m.same_shape(&want) => m.data_generation,
             Some(m) => {
                 return Err(Error::invalid(format!(
                     "index {} was created with key size {}, value size {}, removable {}; opened with {}, {}, {}",
@@ -285,8 +287,11 @@ impl Index {
                     dir.display()
                 )));
             }
-            None => meta::write(fs.as_ref(), &meta_path, &want)?,
-        }
+            None => {
+                meta::write(fs.as_ref(), &meta_path, &want)?;
+                0
+            }
+        };
         let dsize = cfg.value_size + usize::from(cfg.removable);
         let inner = Inner {
             dir,
@@ -312,9 +317,9 @@ impl Index {
             _lock: lock,
         };
         let state = if read_only {
-            inner.load_ro()?
+            inner.load_ro(recorded)?
         } else {
-            inner.load_rw()?
+            inner.load_rw(recorded)?
         };
         *inner.state.write() = state;
         Ok(Index {
@@ -678,30 +683,75 @@ impl Inner {
         )
     }
 
-    /// Read-write open: clean up after a crash, replay the logs, cut torn
-    /// tails, and continue the newest log.
-    fn load_rw(&self) -> Result<State> {
-        let fs = self.fs.as_ref();
-        fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+    /// The data file, refused when `meta` recorded a later generation
+    /// than the one on disk (`recorded`): a missing or older `data` would
+    /// otherwise read as an index without the merged entries.
+    fn open_data_recorded(&self, recorded: u64) -> Result<DataFile> {
         let data = self.open_data()?;
         let g = data.generation();
-        let mut st = State::new(data, self.ksize, self.dsize, self.removable);
-        let mut gens = Vec::new();
-        for lg in log::list(fs, &self.dir)? {
-            if lg < g {
-                fs.remove_file(&log::path(&self.dir, lg))?;
-            } else {
-                gens.push(lg);
-            }
+        if g == 0 && recorded > 0 {
+            return Err(Error::corrupted(
+                &self.data_path(),
+                format!(
+                    "missing, but {META} records data generation {recorded} (offset 20 of {META})"
+                ),
+            ));
         }
-        let mut writer = None;
-        for (i, &lg) in gens.iter().enumerate() {
+        if g < recorded {
+            return Err(Error::corrupted(
+                &self.data_path(),
+                format!(
+                    "data file of generation {g} (offset 24) is older than generation {recorded} recorded in {META}"
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Records `generation` as the last published data generation.
+    fn write_meta(&self, generation: u64) -> Result<()> {
+        meta::write(
+            self.fs.as_ref(),
+            &self.dir.join(META),
+            &meta::Meta {
+                key_size: self.ksize as u32,
+                value_size: self.vsize as u32,
+                flags: self.flags(),
+                data_generation: generation,
+            },
+        )
+    }
+
+    /// Read-write open: replay the logs (refusing damage before anything
+    /// changes), then clean up after a crash: cut torn tails, delete what
+    /// the data generation proves merged, continue the newest log.
+    fn load_rw(&self, recorded: u64) -> Result<State> {
+        let fs = self.fs.as_ref();
+        let data = self.open_data_recorded(recorded)?;
+        let g = data.generation();
+        let mut st = State::new(data, self.ksize, self.dsize, self.removable);
+        let all = log::list(fs, &self.dir)?;
+        let mut replayed = Vec::new();
+        for &lg in all.iter().filter(|&&lg| lg >= g) {
             let file = log::open(fs, &self.dir, lg, true)?;
             let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
                 st.apply(key_hash(k), k, v)
             })?;
-            let last = i + 1 == gens.len();
-            if last {
+            replayed.push((lg, file, r));
+        }
+        // Everything read back whole: from here on, only what a crash
+        // left behind is changed.
+        fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+        if g > recorded {
+            self.write_meta(g)?;
+        }
+        for &lg in all.iter().filter(|&&lg| lg < g) {
+            fs.remove_file(&log::path(&self.dir, lg))?;
+        }
+        let mut writer = None;
+        let n = replayed.len();
+        for (i, (lg, file, r)) in replayed.into_iter().enumerate() {
+            if i + 1 == n {
                 writer = Some(if r.end == 0 {
                     drop(file);
                     LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize)?
@@ -728,12 +778,12 @@ impl Inner {
 
     /// Read-only load: data plus every log not yet merged into it, retried
     /// if a merge published a new data file meanwhile (its logs may be gone).
-    fn load_ro(&self) -> Result<State> {
+    fn load_ro(&self, recorded: u64) -> Result<State> {
         let fs = self.fs.as_ref();
         let mut attempts = 0;
         'retry: loop {
             attempts += 1;
-            let data = self.open_data()?;
+            let data = self.open_data_recorded(recorded)?;
             let g = data.generation();
             let mut st = State::new(data, self.ksize, self.dsize, self.removable);
             let mut ro_logs = Vec::new();
@@ -763,7 +813,8 @@ impl Inner {
         let fs = self.fs.as_ref();
         let on_disk = data::read_generation(fs, &self.data_path())?;
         if on_disk != self.state.read().data.generation() {
-            let fresh = self.load_ro()?;
+            let recorded = self.state.read().data.generation();
+            let fresh = self.load_ro(recorded)?;
             *self.state.write() = fresh;
             return Ok(());
         }
@@ -847,6 +898,8 @@ impl Inner {
             st.data = Arc::new(new);
             st.frozen = None;
         }
+        // Before the logs go: from now on a missing `data` is damage.
+        self.write_meta(generation)?;
         for lg in log::list(fs, &self.dir)? {
             if lg < generation {
                 fs.remove_file(&log::path(&self.dir, lg))?;

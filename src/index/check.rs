@@ -1,0 +1,347 @@
+//! `Index::check`: verifies an index directory without an open handle
+//! (so it works on an index that refuses to open) and, with repair,
+//! salvages it: every entry that passes its checksum is kept, whatever is
+//! dropped goes to the quarantine folder.
+//!
+//! What repair does, per damage:
+//! * a log with entries failing their checksum, or a garbled header in
+//!   front of entries: the original goes to the quarantine, and a log of
+//!   the same generation holding its intact entries takes its place;
+//! * a log that is not a regular file: moved to the quarantine;
+//! * a damaged `data` (any checksum, size or order failure): moved to the
+//!   quarantine (its entries carry no checksum of their own, so none can
+//!   be told intact), and `meta` then records no data;
+//! * `data` missing or older than `meta` records: `meta` records what is
+//!   there (the entries of the missing generation are lost);
+//! * a damaged or missing `meta`: rewritten from the data file's header
+//!   (or, failing that, a log header: then `removable` is taken as off),
+//!   the damaged one kept in the quarantine.
+
+use std::path::Path;
+
+use super::data::{self, DataFile};
+use super::log::{self, HeaderState};
+use super::meta::{self, Meta};
+use super::{DATA, Index, LOCK, META};
+use crate::check::CheckReport;
+use crate::error::{Error, Result};
+use crate::io::quarantine::Quarantine;
+use crate::io::{FileSystem, OpenMode};
+use crate::options::OpenOptions;
+
+/// Problems listed per log before the rest are summed up.
+const LISTED: usize = 4;
+
+/// The sizes and flags entries are read with.
+#[derive(Clone, Copy)]
+struct Shape {
+    ksize: usize,
+    /// Value size on disk (with the removable tag byte).
+    dsize: usize,
+    flags: u32,
+}
+
+impl Index {
+    /// Checks the index in `dir` without opening it: `meta`, every entry
+    /// of `data` (its checksums, sizes and order) and of each log (header
+    /// and per-entry checksums). Changes nothing unless `repair`; with
+    /// `repair` (takes `dir/lock`: no read-write handle may be open), it
+    /// keeps every entry that passes its checksum and moves whatever it
+    /// drops into `dir/.tzs-quarantine/<UTC time>-<n>/` (see the module
+    /// documentation of `index::check` for each case), so that the index
+    /// opens afterwards. An incomplete last log entry is a torn tail, not a
+    /// problem (the read-write open cuts it).
+    ///
+    /// Errors: `NotFound` (no directory), `Locked` (repair while a
+    /// read-write handle is open), `Io`; damage is reported in the
+    /// [`CheckReport`], not as an error.
+    pub fn check(dir: impl AsRef<Path>, opts: &OpenOptions, repair: bool) -> Result<CheckReport> {
+        let dir = dir.as_ref();
+        let fs = opts.fs.as_ref();
+        if !fs.is_dir(dir)? {
+            return Err(Error::NotFound(format!(
+                "index {} does not exist",
+                dir.display()
+            )));
+        }
+        let _lock = if repair {
+            Some(fs.lock(&dir.join(LOCK))?)
+        } else {
+            None
+        };
+        Checker {
+            fs,
+            dir,
+            repair,
+            report: CheckReport::default(),
+            quarantine: Quarantine::new(fs, dir),
+        }
+        .run()
+    }
+}
+
+struct Checker<'a> {
+    fs: &'a dyn FileSystem,
+    dir: &'a Path,
+    repair: bool,
+    report: CheckReport,
+    quarantine: Quarantine<'a>,
+}
+
+impl Checker<'_> {
+    fn run(mut self) -> Result<CheckReport> {
+        let meta_path = self.dir.join(META);
+        let data_path = self.dir.join(DATA);
+        let logs = log::list(self.fs, self.dir)?;
+        let (meta, meta_damaged) = match meta::read(self.fs, &meta_path) {
+            Ok(m) => (m, false),
+            Err(Error::Corrupted(m)) => {
+                self.report.problem(m);
+                (None, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let data_exists = self.fs.exists(&data_path)?;
+        if meta.is_none() && !meta_damaged {
+            if !data_exists && logs.is_empty() {
+                return Ok(self.finish()); // nothing was ever stored here
+            }
+            self.report.problem(format!(
+                "{}: missing, while the index holds other files",
+                meta_path.display()
+            ));
+        }
+        let Some(shape) = meta
+            .map(|m| Shape {
+                ksize: m.key_size as usize,
+                dsize: m.value_size as usize + usize::from(m.flags & data::FLAG_REMOVABLE != 0),
+                flags: m.flags,
+            })
+            .or_else(|| self.infer_shape(&data_path, &logs))
+        else {
+            self.report.problem(format!(
+                "{}: no meta, data or log header says the key and value sizes: nothing can be read",
+                self.dir.display()
+            ));
+            self.report.stopped_early = true;
+            return Ok(self.finish());
+        };
+        let recorded = meta.map_or(0, |m| m.data_generation);
+
+        // The data file.
+        let mut data_gen = 0;
+        let mut meta_stale = meta.is_none();
+        match DataFile::open(self.fs, &data_path, shape.ksize, shape.dsize, shape.flags) {
+            Ok(d) => {
+                data_gen = d.generation();
+                self.report.records_checked += d.count();
+                if data_gen < recorded {
+                    meta_stale = true;
+                    let what = if data_gen == 0 {
+                        "missing".to_string()
+                    } else {
+                        format!("of generation {data_gen}")
+                    };
+                    self.report.problem(format!(
+                        "{}: {what}, but {META} records data generation {recorded} (offset 20 of {META})",
+                        data_path.display()
+                    ));
+                    if self.repair {
+                        self.report.repaired.push(format!(
+                            "{META}: now records data generation {data_gen}; the entries of generation {recorded} that were in no log are lost"
+                        ));
+                    }
+                }
+            }
+            Err(Error::Corrupted(m)) => {
+                self.report.problem(m);
+                meta_stale = true;
+                if self.repair {
+                    let entries = data_count(self.fs, &data_path)
+                        .map_or("an unknown number of".to_string(), |n| n.to_string());
+                    self.quarantine.move_in(&data_path)?;
+                    self.report.repaired.push(format!(
+                        "{DATA}: damaged, moved out with {entries} entries; the logs are kept"
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+
+        // The logs not yet merged into the data.
+        for lg in logs {
+            if lg < data_gen {
+                continue;
+            }
+            self.check_log(lg, shape)?;
+        }
+
+        if self.repair && (meta_stale || meta_damaged) {
+            if meta_damaged {
+                self.quarantine.move_in(&meta_path)?;
+            }
+            let vsize = shape.dsize - usize::from(shape.flags & data::FLAG_REMOVABLE != 0);
+            let m = Meta {
+                key_size: shape.ksize as u32,
+                value_size: vsize as u32,
+                flags: shape.flags,
+                data_generation: data_gen,
+            };
+            meta::write(self.fs, &meta_path, &m)?;
+            if meta.is_none() {
+                self.report.repaired.push(format!(
+                    "{META}: rewritten (key size {}, value size {vsize}, removable {})",
+                    m.key_size,
+                    shape.flags & data::FLAG_REMOVABLE != 0
+                ));
+            }
+        }
+        Ok(self.finish())
+    }
+
+    /// Checks `log.<lg>`; with repair, rewrites it with its intact entries.
+    fn check_log(&mut self, lg: u64, shape: Shape) -> Result<()> {
+        let path = log::path(self.dir, lg);
+        let file = match self.fs.open(&path, OpenMode::Read) {
+            Ok(f) => f,
+            Err(Error::Corrupted(m)) => {
+                self.report.problem(m);
+                if self.repair {
+                    self.quarantine.move_in(&path)?;
+                    self.report
+                        .repaired
+                        .push(format!("{}: not a regular file, moved out", log::name(lg)));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let len = file.len()?;
+        let mut kept = Vec::new();
+        let keep_all = self.repair;
+        let s = log::scan(file.as_ref(), lg, shape.ksize, shape.dsize, |k, v| {
+            if keep_all {
+                kept.extend_from_slice(k);
+                kept.extend_from_slice(v);
+            }
+            Ok(())
+        })?;
+        drop(file);
+        self.report.records_checked += s.good;
+        let esize = log::entry_size(shape.ksize, shape.dsize) as u64;
+        let mut damaged = false;
+        match s.header {
+            HeaderState::Valid => {}
+            // Torn at its creation: nothing was written after it.
+            HeaderState::Garbled if len <= log::HEADER => {}
+            HeaderState::Garbled | HeaderState::Foreign => {
+                damaged = true;
+                self.report.problem(format!(
+                    "{}: log header at offset 0 is {} ({} bytes of entries after it)",
+                    path.display(),
+                    if s.header == HeaderState::Foreign {
+                        "another log's (generation or sizes)"
+                    } else {
+                        "damaged"
+                    },
+                    len.saturating_sub(log::HEADER)
+                ));
+            }
+        }
+        for at in s.bad.iter().take(LISTED) {
+            self.report.problem(format!(
+                "{}: log entry {} at offset {at} fails its checksum",
+                path.display(),
+                (at - log::HEADER) / esize
+            ));
+        }
+        if s.bad.len() > LISTED {
+            self.report.problem(format!(
+                "{}: {} more entries fail their checksum",
+                path.display(),
+                s.bad.len() - LISTED
+            ));
+        }
+        damaged |= !s.bad.is_empty();
+        if !damaged || !self.repair {
+            return Ok(());
+        }
+        // The salvaged log is complete under a name no listing reads
+        // before the original leaves; a crash between the two moves leaves
+        // it there (`log.<g>.repaired`) for the operator.
+        let tmp = self.dir.join(format!("{}.repaired", log::name(lg)));
+        log::write_whole(self.fs, &tmp, lg, shape.ksize, shape.dsize, &kept)?;
+        self.quarantine.move_in(&path)?;
+        self.fs.rename(&tmp, &path)?;
+        self.fs.sync_dir(self.dir)?;
+        let total = s.good + s.bad.len() as u64;
+        self.report.repaired.push(format!(
+            "{}: {} of {total} entries kept, {} failing their checksum dropped{}",
+            log::name(lg),
+            s.good,
+            s.bad.len(),
+            if s.tail > 0 {
+                format!(", {} bytes of a torn last entry dropped", s.tail)
+            } else {
+                String::new()
+            }
+        ));
+        Ok(())
+    }
+
+    /// Sizes from the data file's header, else from a log header.
+    fn infer_shape(&self, data_path: &Path, logs: &[u64]) -> Option<Shape> {
+        if let Some(h) = read_prefix(self.fs, data_path, data::HEADER)
+            .and_then(|b| data::Header::decode(data_path, &b).ok())
+        {
+            return Some(Shape {
+                ksize: h.ksize as usize,
+                dsize: h.vsize as usize,
+                flags: h.flags,
+            })
+            .filter(|s| valid_sizes(s.ksize, s.dsize));
+        }
+        logs.iter().find_map(|&lg| {
+            let b = read_prefix(self.fs, &log::path(self.dir, lg), log::HEADER as usize)?;
+            let (_, k, v) = log::decode_header(&b)?;
+            Some(Shape {
+                ksize: k as usize,
+                dsize: v as usize,
+                flags: 0,
+            })
+            .filter(|s| valid_sizes(s.ksize, s.dsize))
+        })
+    }
+
+    fn finish(self) -> CheckReport {
+        let mut report = self.report;
+        let (qdir, moved) = self.quarantine.into_parts();
+        report.quarantine_dir = qdir;
+        report.quarantined = moved;
+        if self.repair && !report.stopped_early {
+            report.problems.clear();
+        }
+        report
+    }
+}
+
+fn valid_sizes(ksize: usize, dsize: usize) -> bool {
+    (1..=super::MAX_SIZE).contains(&ksize) && dsize <= super::MAX_SIZE + 1
+}
+
+/// The first `n` bytes of the regular file at `path`, if it has them.
+fn read_prefix(fs: &dyn FileSystem, path: &Path, n: usize) -> Option<Vec<u8>> {
+    let f = fs.open(path, OpenMode::Read).ok()?;
+    if f.len().ok()? < n as u64 {
+        return None;
+    }
+    let mut b = vec![0u8; n];
+    f.read_exact_at(&mut b, 0).ok()?;
+    Some(b)
+}
+
+/// The entry count a data file's header states, if the header is whole.
+fn data_count(fs: &dyn FileSystem, path: &Path) -> Option<u64> {
+    let b = read_prefix(fs, path, data::HEADER)?;
+    data::Header::decode(path, &b).ok().map(|h| h.count)
+}

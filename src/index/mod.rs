@@ -268,7 +268,7 @@ impl Index {
         };
         let meta_path = dir.join(META);
         let recorded = match meta::read(fs.as_ref(), &meta_path)? {
-            Some(m) if m.same_shape(&want) => m.data_generation,
+            Some(m) if m.same_shape(&want) => Some(m.data_generation),
             Some(m) => {
                 return Err(Error::invalid(format!(
                     "index {} was created with key size {}, value size {}, removable {}; opened with {}, {}, {}",
@@ -287,10 +287,9 @@ impl Index {
                     dir.display()
                 )));
             }
-            None => {
-                meta::write(fs.as_ref(), &meta_path, &want)?;
-                0
-            }
+            // Written by the read-write load once everything else is read
+            // back whole: a refused open changes nothing.
+            None => None,
         };
         let dsize = cfg.value_size + usize::from(cfg.removable);
         let inner = Inner {
@@ -317,7 +316,7 @@ impl Index {
             _lock: lock,
         };
         let state = if read_only {
-            inner.load_ro(recorded)?
+            inner.load_ro(recorded.unwrap_or(0))?
         } else {
             inner.load_rw(recorded)?
         };
@@ -725,8 +724,9 @@ impl Inner {
     /// Read-write open: replay the logs (refusing damage before anything
     /// changes), then clean up after a crash: cut torn tails, delete what
     /// the data generation proves merged, continue the newest log.
-    fn load_rw(&self, recorded: u64) -> Result<State> {
+    fn load_rw(&self, meta: Option<u64>) -> Result<State> {
         let fs = self.fs.as_ref();
+        let recorded = meta.unwrap_or(0);
         let data = self.open_data_recorded(recorded)?;
         let g = data.generation();
         let mut st = State::new(data, self.ksize, self.dsize, self.removable);
@@ -742,7 +742,7 @@ impl Inner {
         // Everything read back whole: from here on, only what a crash
         // left behind is changed.
         fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
-        if g > recorded {
+        if meta.is_none() || g > recorded {
             self.write_meta(g)?;
         }
         for &lg in all.iter().filter(|&&lg| lg < g) {

@@ -301,3 +301,20 @@ fn repair_after_data_deleted_keeps_the_log() {
     let ix = Index::open(d.path(), cfg(false, 902)).unwrap();
     assert_eq!(all_found(&ix, 903..1000), 97);
 }
+
+/// Found by the damage fuzz (seed 719): the read-write open wrote a fresh
+/// `meta` before it refused a damaged log.
+#[test]
+fn refused_open_of_an_index_without_meta_writes_no_meta() {
+    let d = tempfile::tempdir().unwrap();
+    store_903_97(d.path());
+    std::fs::remove_file(d.path().join("meta")).unwrap();
+    flip(&d.path().join("log.1"), LOG_HEADER + 40 * ENTRY + 1);
+    let before = snapshot(d.path());
+    assert!(matches!(
+        Index::open(d.path(), cfg(false, 902)),
+        Err(Error::Corrupted(_))
+    ));
+    assert_eq!(snapshot(d.path()), before);
+    assert!(!d.path().join("meta").exists());
+}

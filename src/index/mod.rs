@@ -32,6 +32,8 @@
 
 mod check;
 mod data;
+#[cfg(test)]
+mod decode_props;
 mod frozen;
 mod hash;
 mod iter;

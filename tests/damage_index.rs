@@ -17,8 +17,8 @@ use common::damage::{self, Case};
 use tzstore::index::{Index, IndexConfig};
 use tzstore::{Error, OpenOptions};
 
-const KEYS: u64 = 560;
-const LOG_SIZE: u64 = 100;
+const KEYS: u64 = 320;
+const LOG_SIZE: u64 = 64;
 const ENTRY: u64 = 8 + 8 + 4;
 const LOG_HEADER: u64 = 32;
 
@@ -28,7 +28,7 @@ fn cfg(read_only: bool) -> IndexConfig {
     } else {
         OpenOptions::read_write()
     };
-    open.fs = tzstore::io::default_fs(false);
+    open.fs = tzstore::io::default_fs(true);
     IndexConfig {
         key_size: 8,
         value_size: 8,
@@ -60,7 +60,7 @@ fn build(dir: &Path) {
     let ix = Index::open(dir, cfg(false)).unwrap();
     for i in 0..KEYS {
         ix.add(&key(i), &value(i), false).unwrap();
-        if i % 150 == 0 {
+        if i % 100 == 0 {
             ix.await_merge().unwrap();
         }
     }

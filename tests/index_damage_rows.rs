@@ -21,7 +21,7 @@ fn cfg(read_only: bool, log_size: u64) -> IndexConfig {
     } else {
         OpenOptions::read_write()
     };
-    open.fs = tzstore::io::default_fs(false);
+    open.fs = tzstore::io::default_fs(true);
     IndexConfig {
         key_size: K,
         value_size: 8,

@@ -318,3 +318,29 @@ fn refused_open_of_an_index_without_meta_writes_no_meta() {
     assert_eq!(snapshot(d.path()), before);
     assert!(!d.path().join("meta").exists());
 }
+
+#[test]
+fn repair_of_bytes_appended_to_data_keeps_every_entry() {
+    let d = tempfile::tempdir().unwrap();
+    store_903_97(d.path());
+    let data = d.path().join("data");
+    let len = std::fs::metadata(&data).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&data)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"garbage after the end").unwrap();
+    drop(f);
+    assert_refused(d.path(), &["data", "bytes"]);
+    let opts = cfg(false, 902).open;
+    let repaired = Index::check(d.path(), &opts, true).unwrap();
+    assert!(repaired.is_ok(), "{repaired:?}");
+    assert_eq!(
+        repaired.quarantined,
+        [format!("data from byte {len}")],
+        "{repaired:?}"
+    );
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), len);
+    let ix = Index::open(d.path(), cfg(false, 902)).unwrap();
+    assert_eq!(all_found(&ix, 0..1000), 1000);
+}

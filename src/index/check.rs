@@ -157,12 +157,16 @@ impl Checker<'_> {
                 self.report.problem(m);
                 meta_stale = true;
                 if self.repair {
-                    let entries = data_count(self.fs, &data_path)
-                        .map_or("an unknown number of".to_string(), |n| n.to_string());
-                    self.quarantine.move_in(&data_path)?;
-                    self.report.repaired.push(format!(
-                        "{DATA}: damaged, moved out with {entries} entries; the logs are kept"
-                    ));
+                    if let Some(d) = self.salvage_data_tail(&data_path, shape)? {
+                        data_gen = d.generation();
+                        self.report.records_checked += d.count();
+                        self.report.repaired.push(format!(
+                            "{DATA}: bytes after its end moved out; all {} entries kept",
+                            d.count()
+                        ));
+                    } else {
+                        self.quarantine_data(&data_path)?;
+                    }
                 }
             }
             Err(e) => return Err(e),
@@ -197,6 +201,42 @@ impl Checker<'_> {
             }
         }
         Ok(self.finish())
+    }
+
+    /// A data file that fails only because bytes follow its end (its
+    /// header and sections verify without them): the extra bytes go to the
+    /// quarantine and the file is kept. `None` if that does not make it
+    /// whole.
+    fn salvage_data_tail(&mut self, path: &Path, shape: Shape) -> Result<Option<DataFile>> {
+        let Some(h) = read_prefix(self.fs, path, data::HEADER)
+            .and_then(|b| data::Header::decode(path, &b).ok())
+        else {
+            return Ok(None);
+        };
+        let (Some(want), Ok(f)) = (h.file_len(), self.fs.open(path, OpenMode::Read)) else {
+            return Ok(None);
+        };
+        if f.len()? <= want {
+            return Ok(None);
+        }
+        drop(f);
+        self.quarantine.cut_tail(path, want)?;
+        match DataFile::open(self.fs, path, shape.ksize, shape.dsize, shape.flags) {
+            Ok(d) => Ok(Some(d)),
+            Err(Error::Corrupted(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a damaged data file into the quarantine.
+    fn quarantine_data(&mut self, path: &Path) -> Result<()> {
+        let entries =
+            data_count(self.fs, path).map_or("an unknown number of".to_string(), |n| n.to_string());
+        self.quarantine.move_in(path)?;
+        self.report.repaired.push(format!(
+            "{DATA}: damaged, moved out with {entries} entries; the logs are kept"
+        ));
+        Ok(())
     }
 
     /// Checks `log.<lg>`; with repair, rewrites it with its intact entries.

@@ -107,6 +107,19 @@ impl Header {
         h
     }
 
+    /// The length of the file this header describes (`None` if its
+    /// fields are out of range).
+    pub(crate) fn file_len(&self) -> Option<u64> {
+        if self.fan_bits > MAX_FAN_BITS {
+            return None;
+        }
+        let fans = (1u64 << self.fan_bits) + 1;
+        let esize = u64::from(self.ksize) + u64::from(self.vsize);
+        (HEADER as u64 + fans * 8)
+            .checked_add(self.count.checked_mul(8)?)?
+            .checked_add(self.count.checked_mul(esize)?)
+    }
+
     pub(crate) fn decode(path: &Path, h: &[u8]) -> Result<Header> {
         if h.len() < HEADER {
             return Err(Error::corrupted(

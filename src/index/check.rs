@@ -29,9 +29,6 @@ use crate::io::quarantine::Quarantine;
 use crate::io::{FileSystem, OpenMode};
 use crate::options::OpenOptions;
 
-/// Problems listed per log before the rest are summed up.
-const LISTED: usize = 4;
-
 /// The sizes and flags entries are read with.
 #[derive(Clone, Copy)]
 struct Shape {
@@ -94,6 +91,16 @@ impl Checker<'_> {
         let data_path = self.dir.join(DATA);
         let logs = log::list(self.fs, self.dir)?;
         let (meta, meta_damaged) = match meta::read(self.fs, &meta_path) {
+            // A checksummed meta with sizes no index has: never read with.
+            Ok(Some(m)) if !valid_sizes(m.key_size as usize, m.value_size as usize + 1) => {
+                self.report.problem(format!(
+                    "{}: key size {} or value size {} at offset 8 is out of range",
+                    meta_path.display(),
+                    m.key_size,
+                    m.value_size
+                ));
+                (None, true)
+            }
             Ok(m) => (m, false),
             Err(Error::Corrupted(m)) => {
                 self.report.problem(m);
@@ -257,16 +264,7 @@ impl Checker<'_> {
             Err(e) => return Err(e),
         };
         let len = file.len()?;
-        let mut kept = Vec::new();
-        let keep_all = self.repair;
-        let s = log::scan(file.as_ref(), lg, shape.ksize, shape.dsize, |k, v| {
-            if keep_all {
-                kept.extend_from_slice(k);
-                kept.extend_from_slice(v);
-            }
-            Ok(())
-        })?;
-        drop(file);
+        let s = log::scan(file.as_ref(), lg, shape.ksize, shape.dsize, |_, _| Ok(()))?;
         self.report.records_checked += s.good;
         let esize = log::entry_size(shape.ksize, shape.dsize) as u64;
         let mut damaged = false;
@@ -288,21 +286,21 @@ impl Checker<'_> {
                 ));
             }
         }
-        for at in s.bad.iter().take(LISTED) {
+        for at in &s.first_bad {
             self.report.problem(format!(
                 "{}: log entry {} at offset {at} fails its checksum",
                 path.display(),
                 (at - log::HEADER) / esize
             ));
         }
-        if s.bad.len() > LISTED {
+        if s.bad > s.first_bad.len() as u64 {
             self.report.problem(format!(
                 "{}: {} more entries fail their checksum",
                 path.display(),
-                s.bad.len() - LISTED
+                s.bad - s.first_bad.len() as u64
             ));
         }
-        damaged |= !s.bad.is_empty();
+        damaged |= s.bad > 0;
         if !damaged || !self.repair {
             return Ok(());
         }
@@ -310,16 +308,21 @@ impl Checker<'_> {
         // before the original leaves; a crash between the two moves leaves
         // it there (`log.<g>.repaired`) for the operator.
         let tmp = self.dir.join(format!("{}.repaired", log::name(lg)));
-        log::write_whole(self.fs, &tmp, lg, shape.ksize, shape.dsize, &kept)?;
+        let mut copy = log::LogCopy::create(self.fs, &tmp, lg, shape.ksize, shape.dsize)?;
+        log::scan(file.as_ref(), lg, shape.ksize, shape.dsize, |k, v| {
+            copy.push(k, v)
+        })?;
+        copy.finish()?;
+        drop(file);
         self.quarantine.move_in(&path)?;
         self.fs.rename(&tmp, &path)?;
         self.fs.sync_dir(self.dir)?;
-        let total = s.good + s.bad.len() as u64;
         self.report.repaired.push(format!(
-            "{}: {} of {total} entries kept, {} failing their checksum dropped{}",
+            "{}: {} of {} entries kept, {} failing their checksum dropped{}",
             log::name(lg),
             s.good,
-            s.bad.len(),
+            s.good + s.bad,
+            s.bad,
             if s.tail > 0 {
                 format!(", {} bytes of a torn last entry dropped", s.tail)
             } else {

@@ -333,14 +333,20 @@ pub(crate) fn replay(
     })
 }
 
+/// Offsets of damaged entries a [`scan`] keeps.
+const FIRST_BAD: usize = 4;
+
 /// What [`scan`] found in one log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Scanned {
     pub header: HeaderState,
     /// Whole entries that pass their checksum.
     pub good: u64,
-    /// Offsets of whole entries that fail their checksum.
-    pub bad: Vec<u64>,
+    /// Whole entries that fail their checksum.
+    pub bad: u64,
+    /// The offsets of the first few of them (memory stays bounded
+    /// whatever the file's size).
+    pub first_bad: Vec<u64>,
     /// Bytes of an incomplete last entry (or of a header shorter than whole).
     pub tail: u64,
 }
@@ -359,7 +365,8 @@ pub(crate) fn scan(
         return Ok(Scanned {
             header: HeaderState::Garbled,
             good: 0,
-            bad: Vec::new(),
+            bad: 0,
+            first_bad: Vec::new(),
             tail: len,
         });
     }
@@ -368,7 +375,8 @@ pub(crate) fn scan(
     let mut s = Scanned {
         header: header_state(&h, generation, ksize, vsize),
         good: 0,
-        bad: Vec::new(),
+        bad: 0,
+        first_bad: Vec::new(),
         tail: 0,
     };
     let esize = entry_size(ksize, vsize);
@@ -378,7 +386,12 @@ pub(crate) fn scan(
                 s.good += 1;
                 keep(&kv[..ksize], &kv[ksize..])?;
             }
-            None => s.bad.push(at),
+            None => {
+                s.bad += 1;
+                if s.first_bad.len() < FIRST_BAD {
+                    s.first_bad.push(at);
+                }
+            }
         }
         Ok(())
     })?;
@@ -386,27 +399,55 @@ pub(crate) fn scan(
     Ok(s)
 }
 
-/// Writes a fresh log of `generation` at `path` holding `entries` (`key |
-/// value` each, checksums added), fsynced: the repaired form of a damaged
-/// log.
-pub(crate) fn write_whole(
-    fs: &dyn FileSystem,
-    path: &Path,
-    generation: u64,
-    ksize: usize,
-    vsize: usize,
-    entries: &[u8],
-) -> Result<()> {
-    let file = fs.open(path, OpenMode::Truncate)?;
-    let n = entries.len() / (ksize + vsize);
-    let mut out = Vec::with_capacity(HEADER as usize + entries.len() + n * 4);
-    out.extend_from_slice(&header(generation, ksize, vsize));
-    for kv in entries.chunks_exact(ksize + vsize) {
-        out.extend_from_slice(kv);
-        out.extend_from_slice(&crc32fast::hash(kv).to_le_bytes());
+/// Writes a fresh log of `generation` at `path` entry by entry (the
+/// repaired form of a damaged log), buffering a bounded amount.
+pub(crate) struct LogCopy {
+    file: Arc<dyn FileHandle>,
+    end: u64,
+    buf: Vec<u8>,
+}
+
+impl LogCopy {
+    /// Creates `path` (truncating it) with the header of `generation`.
+    pub(crate) fn create(
+        fs: &dyn FileSystem,
+        path: &Path,
+        generation: u64,
+        ksize: usize,
+        vsize: usize,
+    ) -> Result<LogCopy> {
+        let file = fs.open(path, OpenMode::Truncate)?;
+        let mut buf = Vec::with_capacity(BUFFER);
+        buf.extend_from_slice(&header(generation, ksize, vsize));
+        Ok(LogCopy { file, end: 0, buf })
     }
-    file.write_all_at(&out, 0)?;
-    file.sync()
+
+    /// Appends one entry, its checksum computed again.
+    pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut h = crc32fast::Hasher::new();
+        h.update(key);
+        h.update(value);
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+        self.buf.extend_from_slice(&h.finalize().to_le_bytes());
+        if self.buf.len() >= BUFFER {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        self.file.write_all_at(&self.buf, self.end)?;
+        self.end += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the rest and fsyncs.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.write_out()?;
+        self.file.sync()
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! `INDEXABLE_REMOVABLE_STORE`).
 //!
 //! Files in the index directory:
-//! * `meta`: key/value sizes and flags (module `meta`).
+//! * `meta`: key/value sizes and flags, and the generation of the last
+//!   data file published (module `meta`).
 //! * `data`: every merged binding, sorted by xxh3-64 of the key, with a
 //!   fan-out table, read through a memory map (module `data`). Its header holds a
 //!   *generation* `G`: the data contains every log of generation `< G`.
@@ -25,10 +26,19 @@
 //! instances (other processes) replay the same files and pick up new data
 //! with [`Index::sync`].
 //!
-//! Crash safety: log entries carry a CRC and a torn tail is cut at the next
-//! read-write open; the data file is replaced only by rename after fsync; a
-//! leftover temporary data file is removed at open; logs already contained
-//! in `data` (generation below it) are deleted at open.
+//! Crash safety: log entries carry a CRC and a torn tail (an incomplete last
+//! entry) is cut at the next read-write open; the data file is replaced only
+//! by rename after fsync; a leftover temporary data file is removed at open;
+//! logs already contained in `data` (generation below it) are deleted at
+//! open.
+//!
+//! Damage (issue #15) is told from a torn tail: a whole log entry failing
+//! its CRC, a garbled log header in front of entries, a `data` file failing
+//! any check, `data` missing or older than `meta` records: the open returns
+//! `Corrupted` naming the file and the offset and changes nothing. A merge
+//! verifies every entry it copies and aborts with `Corrupted` on damage,
+//! keeping the state from before it. [`Index::check`] (module `check`)
+//! reports damage and, with repair, salvages every intact entry.
 
 mod check;
 mod data;
@@ -232,7 +242,9 @@ impl Index {
     /// Errors: `InvalidArgument` (sizes out of range, or different from the
     /// ones the index was created with), `Locked` (another read-write
     /// instance), `NotFound` (read-only open of a missing index),
-    /// `Corrupted` (damaged `meta` or `data`), `Io`.
+    /// `Corrupted` (a damaged `meta`, `data` or log, naming the file and
+    /// the offset; nothing is changed then: use [`Index::check`] with
+    /// repair to salvage), `Io`.
     pub fn open(dir: impl AsRef<Path>, cfg: IndexConfig) -> Result<Index> {
         let dir = dir.as_ref().to_path_buf();
         if cfg.key_size == 0 || cfg.key_size > MAX_SIZE || cfg.value_size > MAX_SIZE {

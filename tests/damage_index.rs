@@ -19,10 +19,9 @@ use tzstore::{Error, OpenOptions};
 
 const KEYS: u64 = 320;
 const LOG_SIZE: u64 = 64;
-const ENTRY: u64 = 8 + 8 + 4;
 const LOG_HEADER: u64 = 32;
 
-fn cfg(read_only: bool) -> IndexConfig {
+fn cfg(read_only: bool, removable: bool) -> IndexConfig {
     let mut open = if read_only {
         OpenOptions::read_only()
     } else {
@@ -32,7 +31,7 @@ fn cfg(read_only: bool) -> IndexConfig {
     IndexConfig {
         key_size: 8,
         value_size: 8,
-        removable: false,
+        removable,
         log_size: LOG_SIZE,
         open,
     }
@@ -46,48 +45,93 @@ fn value(i: u64) -> [u8; 8] {
     (i ^ 0x5A5A_0000).to_le_bytes()
 }
 
-/// Where the template keeps each key: a log entry (file name, byte range)
-/// or the data file.
+/// Keys removed again in the removable template.
+fn removed(removable: bool, i: u64) -> bool {
+    removable && i % 7 == 3
+}
+
+/// Where the template keeps an entry: in a log (file name, byte range) or
+/// merged into the data file.
 #[derive(Debug, Clone)]
 enum Home {
     Data,
     Log(String, std::ops::Range<u64>),
 }
 
-static HOMES: OnceLock<Vec<Home>> = OnceLock::new();
+/// Per key: where its binding is, and where its tombstone is (removed keys).
+struct Homes {
+    put: Vec<Home>,
+    tomb: Vec<Option<Home>>,
+}
 
-fn build(dir: &Path) {
-    let ix = Index::open(dir, cfg(false)).unwrap();
-    for i in 0..KEYS {
-        ix.add(&key(i), &value(i), false).unwrap();
-        if i % 100 == 0 {
-            ix.await_merge().unwrap();
+static HOMES: OnceLock<Homes> = OnceLock::new();
+
+fn homes() -> &'static Homes {
+    HOMES.get().expect("template built")
+}
+
+fn build(dir: &Path, removable: bool) {
+    // Each removed key goes 10 adds after its binding. The first keys are
+    // merged (and some tombstones with them: those keys leave the data);
+    // the last 60 are written with a log too large to merge, so the log
+    // holds bindings and tombstones whatever the timing of the merges.
+    for (range, log_size) in [(0..KEYS - 60, LOG_SIZE), (KEYS - 60..KEYS + 10, 10_000)] {
+        let mut c = cfg(false, removable);
+        c.log_size = log_size;
+        let ix = Index::open(dir, c).unwrap();
+        for i in range {
+            if i < KEYS {
+                ix.add(&key(i), &value(i), false).unwrap();
+            }
+            if i >= 10 && removed(removable, i - 10) {
+                ix.remove(&key(i - 10), false).unwrap();
+            }
+            if i % 100 == 0 {
+                ix.await_merge().unwrap();
+            }
         }
+        ix.close().unwrap();
     }
-    ix.close().unwrap();
     let by_key: HashMap<[u8; 8], u64> = (0..KEYS).map(|i| (key(i), i)).collect();
-    let mut homes = vec![Home::Data; KEYS as usize];
-    let mut logs = 0;
+    let mut homes = Homes {
+        put: vec![Home::Data; KEYS as usize],
+        tomb: (0..KEYS)
+            .map(|i| removed(removable, i).then_some(Home::Data))
+            .collect(),
+    };
+    let entry = 8 + 8 + u64::from(removable) + 4;
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         if !name.starts_with("log.") {
             continue;
         }
-        logs += 1;
         let bytes = std::fs::read(dir.join(&name)).unwrap();
         for (n, e) in bytes[LOG_HEADER as usize..]
-            .chunks_exact(ENTRY as usize)
+            .chunks_exact(entry as usize)
             .enumerate()
         {
-            let k: [u8; 8] = e[..8].try_into().unwrap();
-            let at = LOG_HEADER + n as u64 * ENTRY;
-            homes[by_key[&k] as usize] = Home::Log(name.clone(), at..at + ENTRY);
+            let i = by_key[&<[u8; 8]>::try_from(&e[..8]).unwrap()] as usize;
+            let at = LOG_HEADER + n as u64 * entry;
+            let home = Home::Log(name.clone(), at..at + entry);
+            if removable && e[8] == 0 {
+                homes.tomb[i] = Some(home);
+            } else {
+                homes.put[i] = home;
+            }
         }
     }
-    assert!(logs >= 1 && dir.join("data").is_file());
-    let in_logs = homes.iter().filter(|h| matches!(h, Home::Log(..))).count();
+    assert!(dir.join("data").is_file());
+    let in_logs = homes
+        .put
+        .iter()
+        .filter(|h| matches!(h, Home::Log(..)))
+        .count();
     assert!(in_logs > 0 && in_logs < KEYS as usize, "{in_logs}");
-    HOMES.set(homes).unwrap();
+    if removable {
+        assert!(homes.tomb.iter().any(|t| matches!(t, Some(Home::Log(..)))));
+        assert!(homes.tomb.iter().any(|t| matches!(t, Some(Home::Data))));
+    }
+    assert!(HOMES.set(homes).is_ok());
 }
 
 /// The files of `a` and `b` that differ (added, removed or changed).
@@ -111,28 +155,65 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-/// True if the damage may have cost key `i` its entry.
-fn hit(case: &Case, i: u64) -> bool {
-    match &HOMES.get().unwrap()[i as usize] {
+/// True if the damage may have hit `home`.
+fn hit(case: &Case, home: &Home) -> bool {
+    match home {
         Home::Data => case.touches(&case.dir.join("data"), 0..u64::MAX),
         Home::Log(name, range) => case.touches(&case.dir.join(name), range.clone()),
     }
 }
 
-/// Reads every key and iterates: exact values; a key may be missing only
-/// when `may_miss(i)`.
-fn verify(ix: &Index, what: &str, may_miss: impl Fn(u64) -> bool) {
+/// What a read of key `i` may give besides its acknowledged state.
+struct Allowed<'a> {
+    case: &'a Case,
+    removable: bool,
+    /// Repair moved the data file to the quarantine.
+    data_moved: bool,
+}
+
+impl Allowed<'_> {
+    /// A bound key may read as absent: its entry was hit, or its data file
+    /// quarantined.
+    fn missing(&self, i: u64) -> bool {
+        let home = &homes().put[i as usize];
+        hit(self.case, home) || (self.data_moved && matches!(home, Home::Data))
+    }
+
+    /// A removed key may read as its old value: its tombstone was hit.
+    fn resurrected(&self, i: u64) -> bool {
+        homes().tomb[i as usize]
+            .as_ref()
+            .is_some_and(|t| matches!(t, Home::Log(..)) && hit(self.case, t))
+    }
+
+    fn check(&self, what: &str, i: u64, got: Option<&[u8]>) {
+        match got {
+            Some(v) => {
+                assert_eq!(v, value(i), "{what}: key {i} has another value");
+                assert!(
+                    !removed(self.removable, i) || self.resurrected(i),
+                    "{what}: removed key {i} is back"
+                );
+            }
+            None => assert!(
+                removed(self.removable, i) || self.missing(i),
+                "{what}: key {i} lost without an error"
+            ),
+        }
+    }
+}
+
+/// Reads every key and iterates: the acknowledged state of each key, or
+/// what `allowed` admits.
+fn verify(ix: &Index, what: &str, allowed: &Allowed<'_>) {
     let by_key: HashMap<[u8; 8], u64> = (0..KEYS).map(|i| (key(i), i)).collect();
     let mut found = 0;
     for i in 0..KEYS {
-        match ix.find(&key(i)) {
-            Ok(Some(v)) => {
-                assert_eq!(v, value(i), "{what}: key {i} has another value");
-                found += 1;
-            }
-            Ok(None) => assert!(may_miss(i), "{what}: key {i} lost without an error"),
-            Err(e) => panic!("{what}: find {i}: {e}"),
-        }
+        let got = ix
+            .find(&key(i))
+            .unwrap_or_else(|e| panic!("{what}: find {i}: {e}"));
+        allowed.check(what, i, got.as_deref());
+        found += u64::from(got.is_some());
     }
     let mut seen = 0;
     for item in ix.iter().unwrap() {
@@ -141,23 +222,26 @@ fn verify(ix: &Index, what: &str, may_miss: impl Fn(u64) -> bool) {
         let Some(&i) = by_key.get(&k) else {
             panic!("{what}: iteration gave a key never written: {k:02x?}");
         };
-        assert_eq!(v, value(i), "{what}: iteration: key {i} has another value");
+        allowed.check(&format!("{what} (iteration)"), i, Some(&v));
         seen += 1;
     }
     assert_eq!(seen, found, "{what}: iteration and lookups disagree");
     assert_eq!(ix.len(), found, "{what}: len disagrees with lookups");
 }
 
-fn check_case(case: &mut Case) {
+fn check_case(case: &mut Case, removable: bool) {
     let dir = case.dir.clone();
     let what = case.describe();
     let meta_hit = case.touches(&dir.join("meta"), 0..u64::MAX);
+    let mut allowed = Allowed {
+        case,
+        removable,
+        data_moved: false,
+    };
     for read_only in [false, true] {
         let before = snapshot(&dir);
-        match Index::open(&dir, cfg(read_only)) {
-            Ok(ix) => verify(&ix, &format!("{what} (read_only {read_only})"), |i| {
-                hit(case, i)
-            }),
+        match Index::open(&dir, cfg(read_only, removable)) {
+            Ok(ix) => verify(&ix, &format!("{what} (read_only {read_only})"), &allowed),
             Err(Error::Corrupted(_)) => {
                 let diff = changed(&before, &snapshot(&dir));
                 assert!(diff.is_empty(), "{what}: a refused open changed {diff:?}");
@@ -167,7 +251,7 @@ fn check_case(case: &mut Case) {
         }
     }
 
-    let opts = cfg(false).open;
+    let opts = cfg(false, removable).open;
     let before = snapshot(&dir);
     let report = Index::check(&dir, &opts, false).unwrap();
     let diff = changed(&before, &snapshot(&dir));
@@ -175,7 +259,7 @@ fn check_case(case: &mut Case) {
         diff.is_empty(),
         "{what}: check without repair changed {diff:?}"
     );
-    let opens = Index::open(&dir, cfg(false)).map(drop);
+    let opens = Index::open(&dir, cfg(false, removable)).map(drop);
     // A missing meta is a problem for check, while the read-write open
     // writes a new one; otherwise both see the same damage.
     if !meta_hit {
@@ -196,18 +280,15 @@ fn check_case(case: &mut Case) {
     assert!(repaired.is_ok(), "{what}: {repaired:?}");
     let after = Index::check(&dir, &opts, false).unwrap();
     assert!(after.is_ok(), "{what}: after repair: {after:?}");
-    let data_moved = repaired.quarantined.iter().any(|q| q == "data");
-    let may_miss = |i: u64| {
-        hit(case, i) || (data_moved && matches!(HOMES.get().unwrap()[i as usize], Home::Data))
-    };
-    let ro = Index::open(&dir, cfg(true)).unwrap_or_else(|e| panic!("{what}: {e}"));
-    verify(&ro, &format!("{what} (read-only after repair)"), may_miss);
+    allowed.data_moved = repaired.quarantined.iter().any(|q| q == "data");
+    let ro = Index::open(&dir, cfg(true, removable)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    verify(&ro, &format!("{what} (read-only after repair)"), &allowed);
     drop(ro);
-    let ix = Index::open(&dir, cfg(false)).unwrap_or_else(|e| panic!("{what}: {e}"));
-    verify(&ix, &format!("{what} (after repair)"), may_miss);
+    let ix = Index::open(&dir, cfg(false, removable)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    verify(&ix, &format!("{what} (after repair)"), &allowed);
     ix.add(&key(KEYS), &value(KEYS), true).unwrap();
     ix.close().unwrap();
-    let ix = Index::open(&dir, cfg(false)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let ix = Index::open(&dir, cfg(false, removable)).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(
         ix.find(&key(KEYS)).unwrap(),
         Some(value(KEYS).to_vec()),
@@ -220,7 +301,19 @@ fn damaged_index_never_returns_another_value() {
     damage::run(
         "damaged_index_never_returns_another_value",
         2_000,
-        build,
-        check_case,
+        |dir| build(dir, false),
+        |case| check_case(case, false),
+    );
+}
+
+/// The same with tombstones: a removed key never comes back unless the
+/// damage hit its tombstone (then only with its own old value).
+#[test]
+fn damaged_removable_index_never_returns_another_value() {
+    damage::run(
+        "damaged_removable_index_never_returns_another_value",
+        1_000,
+        |dir| build(dir, true),
+        |case| check_case(case, true),
     );
 }

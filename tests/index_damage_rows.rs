@@ -344,3 +344,28 @@ fn repair_of_bytes_appended_to_data_keeps_every_entry() {
     let ix = Index::open(d.path(), cfg(false, 902)).unwrap();
     assert_eq!(all_found(&ix, 0..1000), 1000);
 }
+
+/// Found by the damage fuzz (removable, seed 155): with `meta` and `data`
+/// both damaged, repair took the sizes from a log header, which did not
+/// say the index is removable; the repaired index then refused to open as
+/// removable. Log headers now carry the flags (format 2).
+#[test]
+fn repair_of_meta_and_data_of_a_removable_index_keeps_it_removable() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(false, 10_000);
+    c.removable = true;
+    let ix = Index::open(d.path(), c.clone()).unwrap();
+    for i in 0..50 {
+        ix.add(&key(i), &value(i), false).unwrap();
+    }
+    ix.remove(&key(7), false).unwrap();
+    ix.close().unwrap();
+    std::fs::write(d.path().join("meta"), b"garbage").unwrap();
+    std::fs::create_dir(d.path().join("data")).unwrap();
+    let repaired = Index::check(d.path(), &c.open, true).unwrap();
+    assert!(repaired.is_ok(), "{repaired:?}");
+    let ix = Index::open(d.path(), c).unwrap();
+    assert_eq!(ix.len(), 49);
+    assert_eq!(ix.find(&key(7)).unwrap(), None);
+    assert_eq!(all_found(&ix, (0..50).filter(|&i| i != 7)), 49);
+}

@@ -14,8 +14,8 @@
 //! * `data` missing or older than `meta` records: `meta` records what is
 //!   there (the entries of the missing generation are lost);
 //! * a damaged or missing `meta`: rewritten from the data file's header
-//!   (or, failing that, a log header: then `removable` is taken as off),
-//!   the damaged one kept in the quarantine.
+//!   (or, failing that, a log header), the damaged one kept in the
+//!   quarantine.
 
 use std::path::Path;
 
@@ -264,7 +264,14 @@ impl Checker<'_> {
             Err(e) => return Err(e),
         };
         let len = file.len()?;
-        let s = log::scan(file.as_ref(), lg, shape.ksize, shape.dsize, |_, _| Ok(()))?;
+        let s = log::scan(
+            file.as_ref(),
+            lg,
+            shape.ksize,
+            shape.dsize,
+            shape.flags,
+            |_, _| Ok(()),
+        )?;
         self.report.records_checked += s.good;
         let esize = log::entry_size(shape.ksize, shape.dsize) as u64;
         let mut damaged = false;
@@ -308,10 +315,16 @@ impl Checker<'_> {
         // before the original leaves; a crash between the two moves leaves
         // it there (`log.<g>.repaired`) for the operator.
         let tmp = self.dir.join(format!("{}.repaired", log::name(lg)));
-        let mut copy = log::LogCopy::create(self.fs, &tmp, lg, shape.ksize, shape.dsize)?;
-        log::scan(file.as_ref(), lg, shape.ksize, shape.dsize, |k, v| {
-            copy.push(k, v)
-        })?;
+        let mut copy =
+            log::LogCopy::create(self.fs, &tmp, lg, shape.ksize, shape.dsize, shape.flags)?;
+        log::scan(
+            file.as_ref(),
+            lg,
+            shape.ksize,
+            shape.dsize,
+            shape.flags,
+            |k, v| copy.push(k, v),
+        )?;
         copy.finish()?;
         drop(file);
         self.quarantine.move_in(&path)?;
@@ -346,11 +359,11 @@ impl Checker<'_> {
         }
         logs.iter().find_map(|&lg| {
             let b = read_prefix(self.fs, &log::path(self.dir, lg), log::HEADER as usize)?;
-            let (_, k, v) = log::decode_header(&b)?;
+            let (_, k, v, flags) = log::decode_header(&b)?;
             Some(Shape {
                 ksize: k as usize,
                 dsize: v as usize,
-                flags: 0,
+                flags,
             })
             .filter(|s| valid_sizes(s.ksize, s.dsize))
         })

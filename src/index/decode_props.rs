@@ -23,11 +23,11 @@ proptest! {
 
     #[test]
     fn log_header_decoder(b in vec(any::<u8>(), 0..80), g in any::<u64>()) {
-        if let Some((hg, k, v)) = log::decode_header(&b) {
-            prop_assert_eq!(log::header_state(&b[..32], hg, k as usize, v as usize),
+        if let Some((hg, k, v, f)) = log::decode_header(&b) {
+            prop_assert_eq!(log::header_state(&b[..32], hg, k as usize, v as usize, f),
                 log::HeaderState::Valid);
         }
-        let _ = log::header_state(&b, g, 8, 8);
+        let _ = log::header_state(&b, g, 8, 8, 0);
     }
 
     #[test]
@@ -88,7 +88,7 @@ proptest! {
         let mut bytes = Vec::new();
         if valid_header {
             let dir = tempfile::tempdir().expect("tempdir");
-            let w = log::LogWriter::create(&StdFs::new(false), dir.path(), 2, 8, 8).expect("create");
+            let w = log::LogWriter::create(&StdFs::new(false), dir.path(), 2, 8, 8, 0).expect("create");
             drop(w);
             bytes = std::fs::read(log::path(dir.path(), 2)).expect("read");
         }
@@ -98,7 +98,7 @@ proptest! {
         let f = crate::io::FileSystem::open(&fs, &path, crate::io::OpenMode::Read).expect("open");
         let len = bytes.len() as u64;
         let esize = log::entry_size(8, 8) as u64;
-        match log::replay(f.as_ref(), 2, 8, 8, 0, |k, v| assert_eq!((k.len(), v.len()), (8, 8))) {
+        match log::replay(f.as_ref(), 2, 8, 8, 0, 0, |k, v| assert_eq!((k.len(), v.len()), (8, 8))) {
             Ok(r) => {
                 prop_assert!(r.end <= len);
                 prop_assert!(r.end == 0 || (r.end - log::HEADER) % esize == 0);
@@ -107,7 +107,7 @@ proptest! {
             Err(Error::Corrupted(m)) => prop_assert!(m.contains("offset"), "{}", m),
             Err(e) => prop_assert!(false, "{}", e),
         }
-        let s = log::scan(f.as_ref(), 2, 8, 8, |_, _| Ok(())).expect("scan");
+        let s = log::scan(f.as_ref(), 2, 8, 8, 0, |_, _| Ok(())).expect("scan");
         prop_assert!(s.tail < esize.max(log::HEADER + 1));
     }
 }

@@ -281,7 +281,7 @@ pub(crate) fn log_of(
 ) -> Arc<dyn FileHandle> {
     use super::log::{self, LogWriter};
     let (k, v) = entries.first().map_or((8, 2), |(k, v)| (k.len(), v.len()));
-    let mut w = LogWriter::create(fs, dir, generation, k, v).expect("create log");
+    let mut w = LogWriter::create(fs, dir, generation, k, v, 0).expect("create log");
     for (key, value) in entries {
         w.append(key, value).expect("append");
     }

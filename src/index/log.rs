@@ -1,7 +1,8 @@
 //! The append-only logs `log.<generation>`.
 //!
 //! Layout: a 32-byte header `magic[8] | generation u64 | key_size u32 |
-//! value_size u32 | reserved u32 | crc32(bytes 0..28) u32`, then entries
+//! value_size u32 | flags u32 | crc32(bytes 0..28) u32` (the value size on
+//! disk and the index's flags: a log alone says how to read it), then entries
 //! `key | value | crc32(key | value) u32`, little-endian.
 //!
 //! Entries are fixed-size, so a crash can only leave an *incomplete* last
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
-const MAGIC: &[u8; 8] = b"TZSIDXL1";
+const MAGIC: &[u8; 8] = b"TZSIDXL2";
 pub(crate) const HEADER: u64 = 32;
 /// Unflushed entries are written out once this many bytes are buffered.
 const BUFFER: usize = 1 << 20;
@@ -51,12 +52,13 @@ pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
     Ok(gens)
 }
 
-fn header(generation: u64, ksize: usize, vsize: usize) -> [u8; HEADER as usize] {
+fn header(generation: u64, ksize: usize, vsize: usize, flags: u32) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];
     h[..8].copy_from_slice(MAGIC);
     h[8..16].copy_from_slice(&generation.to_le_bytes());
     h[16..20].copy_from_slice(&(ksize as u32).to_le_bytes());
     h[20..24].copy_from_slice(&(vsize as u32).to_le_bytes());
+    h[24..28].copy_from_slice(&flags.to_le_bytes());
     let crc = crc32fast::hash(&h[..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
@@ -81,10 +83,11 @@ impl LogWriter {
         generation: u64,
         ksize: usize,
         vsize: usize,
+        flags: u32,
     ) -> Result<LogWriter> {
         let path = dir.join(name(generation));
         let file = fs.open(&path, OpenMode::Truncate)?;
-        file.write_all_at(&header(generation, ksize, vsize), 0)?;
+        file.write_all_at(&header(generation, ksize, vsize, flags), 0)?;
         file.sync()?;
         fs.sync_dir(dir)?;
         Ok(LogWriter {
@@ -216,9 +219,9 @@ pub(crate) enum HeaderState {
     Garbled,
 }
 
-/// Decodes a log header: `(generation, key_size, value_size)` if `h` is a
-/// whole header with its magic and checksum.
-pub(crate) fn decode_header(h: &[u8]) -> Option<(u64, u32, u32)> {
+/// Decodes a log header: `(generation, key_size, value_size, flags)` if
+/// `h` is a whole header with its magic and checksum.
+pub(crate) fn decode_header(h: &[u8]) -> Option<(u64, u32, u32, u32)> {
     let h = h.get(..HEADER as usize)?;
     if &h[..8] != MAGIC || crc32fast::hash(&h[..28]).to_le_bytes() != h[28..32] {
         return None;
@@ -226,12 +229,19 @@ pub(crate) fn decode_header(h: &[u8]) -> Option<(u64, u32, u32)> {
     let g = u64::from_le_bytes(h[8..16].try_into().ok()?);
     let k = u32::from_le_bytes(h[16..20].try_into().ok()?);
     let v = u32::from_le_bytes(h[20..24].try_into().ok()?);
-    Some((g, k, v))
+    let f = u32::from_le_bytes(h[24..28].try_into().ok()?);
+    Some((g, k, v, f))
 }
 
 /// Classifies the header `h` of the log of `generation`.
-pub(crate) fn header_state(h: &[u8], generation: u64, ksize: usize, vsize: usize) -> HeaderState {
-    if h == header(generation, ksize, vsize) {
+pub(crate) fn header_state(
+    h: &[u8],
+    generation: u64,
+    ksize: usize,
+    vsize: usize,
+    flags: u32,
+) -> HeaderState {
+    if h == header(generation, ksize, vsize, flags) {
         HeaderState::Valid
     } else if decode_header(h).is_some() {
         HeaderState::Foreign
@@ -276,6 +286,7 @@ pub(crate) fn replay(
     generation: u64,
     ksize: usize,
     vsize: usize,
+    flags: u32,
     from: u64,
     mut apply: impl FnMut(&[u8], &[u8]),
 ) -> Result<Replayed> {
@@ -290,7 +301,7 @@ pub(crate) fn replay(
         }
         let mut h = [0u8; HEADER as usize];
         file.read_exact_at(&mut h, 0)?;
-        match header_state(&h, generation, ksize, vsize) {
+        match header_state(&h, generation, ksize, vsize, flags) {
             HeaderState::Valid => {}
             HeaderState::Foreign => {
                 return Err(Error::corrupted(
@@ -358,6 +369,7 @@ pub(crate) fn scan(
     generation: u64,
     ksize: usize,
     vsize: usize,
+    flags: u32,
     mut keep: impl FnMut(&[u8], &[u8]) -> Result<()>,
 ) -> Result<Scanned> {
     let len = file.len()?;
@@ -373,7 +385,7 @@ pub(crate) fn scan(
     let mut h = [0u8; HEADER as usize];
     file.read_exact_at(&mut h, 0)?;
     let mut s = Scanned {
-        header: header_state(&h, generation, ksize, vsize),
+        header: header_state(&h, generation, ksize, vsize, flags),
         good: 0,
         bad: 0,
         first_bad: Vec::new(),
@@ -415,10 +427,11 @@ impl LogCopy {
         generation: u64,
         ksize: usize,
         vsize: usize,
+        flags: u32,
     ) -> Result<LogCopy> {
         let file = fs.open(path, OpenMode::Truncate)?;
         let mut buf = Vec::with_capacity(BUFFER);
-        buf.extend_from_slice(&header(generation, ksize, vsize));
+        buf.extend_from_slice(&header(generation, ksize, vsize, flags));
         Ok(LogCopy { file, end: 0, buf })
     }
 
@@ -459,23 +472,23 @@ mod tests {
     fn append_replay_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let fs = StdFs::new(false);
-        let mut w = LogWriter::create(&fs, dir.path(), 3, 4, 2).unwrap();
+        let mut w = LogWriter::create(&fs, dir.path(), 3, 4, 2, 0).unwrap();
         for i in 0u32..100 {
             w.append(&i.to_le_bytes(), &[i as u8, 1]).unwrap();
         }
         w.sync().unwrap();
         let f = open(&fs, dir.path(), 3, true).unwrap();
         let mut n = 0;
-        let r = replay(f.as_ref(), 3, 4, 2, 0, |_, _| n += 1).unwrap();
+        let r = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| n += 1).unwrap();
         assert_eq!((n, r.torn), (100, false));
         // A torn final entry is ignored.
         f.set_len(r.end - 3).unwrap();
         let mut n = 0;
-        let r2 = replay(f.as_ref(), 3, 4, 2, 0, |_, _| n += 1).unwrap();
+        let r2 = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| n += 1).unwrap();
         assert_eq!((n, r2.torn), (99, true));
         // Incremental replay from an offset.
         let mut n = 0;
-        replay(f.as_ref(), 3, 4, 2, HEADER + 10 * 10, |_, _| n += 1).unwrap();
+        replay(f.as_ref(), 3, 4, 2, 0, HEADER + 10 * 10, |_, _| n += 1).unwrap();
         assert_eq!(n, 89);
         assert_eq!(parse_name("log.12"), Some(12));
         assert_eq!(parse_name("log.x"), None);

@@ -604,6 +604,7 @@ impl Index {
                 next,
                 self.inner.ksize,
                 self.inner.dsize,
+                self.inner.flags(),
             )?;
             let old = std::mem::replace(w, fresh);
             let table = std::mem::replace(
@@ -748,9 +749,15 @@ impl Inner {
         let mut replayed = Vec::new();
         for &lg in all.iter().filter(|&&lg| lg >= g) {
             let file = log::open(fs, &self.dir, lg, true)?;
-            let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
-                st.apply(key_hash(k), k, v)
-            })?;
+            let r = log::replay(
+                file.as_ref(),
+                lg,
+                self.ksize,
+                self.dsize,
+                self.flags(),
+                0,
+                |k, v| st.apply(key_hash(k), k, v),
+            )?;
             replayed.push((lg, file, r));
         }
         // Everything read back whole: from here on, only what a crash
@@ -768,7 +775,7 @@ impl Inner {
             if i + 1 == n {
                 writer = Some(if r.end == 0 {
                     drop(file);
-                    LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize)?
+                    LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize, self.flags())?
                 } else {
                     LogWriter::resume(file, lg, r.end)?
                 });
@@ -784,7 +791,7 @@ impl Inner {
         }
         st.writer = Some(match writer {
             Some(w) => w,
-            None => LogWriter::create(fs, &self.dir, g, self.ksize, self.dsize)?,
+            None => LogWriter::create(fs, &self.dir, g, self.ksize, self.dsize, self.flags())?,
         });
         fs.sync_dir(&self.dir)?;
         Ok(st)
@@ -810,9 +817,15 @@ impl Inner {
                     Err(Error::NotFound(_)) if attempts < 100 => continue 'retry,
                     Err(e) => return Err(e),
                 };
-                let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
-                    st.apply(key_hash(k), k, v)
-                })?;
+                let r = log::replay(
+                    file.as_ref(),
+                    lg,
+                    self.ksize,
+                    self.dsize,
+                    self.flags(),
+                    0,
+                    |k, v| st.apply(key_hash(k), k, v),
+                )?;
                 ro_logs.push((lg, file, r.end));
             }
             if data::read_generation(fs, &self.data_path())? != g && attempts < 100 {
@@ -836,9 +849,15 @@ impl Inner {
         let mut logs = std::mem::take(&mut st.ro_logs);
         let mut result = Ok(());
         for (lg, file, end) in logs.iter_mut() {
-            match log::replay(file.as_ref(), *lg, self.ksize, self.dsize, *end, |k, v| {
-                st.apply(key_hash(k), k, v)
-            }) {
+            match log::replay(
+                file.as_ref(),
+                *lg,
+                self.ksize,
+                self.dsize,
+                self.flags(),
+                *end,
+                |k, v| st.apply(key_hash(k), k, v),
+            ) {
                 Ok(r) => *end = r.end,
                 Err(e) => {
                     result = Err(e);
@@ -861,9 +880,15 @@ impl Inner {
                         break;
                     }
                 };
-                match log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
-                    st.apply(key_hash(k), k, v)
-                }) {
+                match log::replay(
+                    file.as_ref(),
+                    lg,
+                    self.ksize,
+                    self.dsize,
+                    self.flags(),
+                    0,
+                    |k, v| st.apply(key_hash(k), k, v),
+                ) {
                     Ok(r) => logs.push((lg, file, r.end)),
                     Err(e) => {
                         result = Err(e);

@@ -1316,7 +1316,8 @@ tzs_status tzs_index_flush(struct tzs_index *ix, struct tzs_error **err);
  * Read-only handles: loads what the read-write instance has written out
  * (flushed) since the open or the last sync. `TZS_OK` and no effect on a
  * read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
- * `TZS_CORRUPTED` (a new data file fails its checksums), `TZS_IO`.
+ * `TZS_CORRUPTED` (a new data file or a new log entry fails its checks;
+ * the message names the file and the offset), `TZS_IO`.
  * Thread-safe; lookups running meanwhile see the old or the new state.
  *
  * # Safety
@@ -1327,7 +1328,10 @@ tzs_status tzs_index_sync(struct tzs_index *ix, struct tzs_error **err);
 /**
  * Waits for the running background merge, if any. Errors:
  * `TZS_INVALID_ARGUMENT` (NULL handle) or the merge's own error (`TZS_IO`,
- * `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once.
+ * `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once. A merge
+ * verifies every entry it copies: on damage it publishes nothing and the
+ * index keeps its state from before it (`TZS_CORRUPTED` naming the file
+ * and the offset).
  * Thread-safe.
  *
  * # Safety

@@ -369,3 +369,41 @@ fn repair_of_meta_and_data_of_a_removable_index_keeps_it_removable() {
     assert_eq!(ix.find(&key(7)).unwrap(), None);
     assert_eq!(all_found(&ix, (0..50).filter(|&i| i != 7)), 49);
 }
+
+#[test]
+fn repair_of_a_data_file_damaged_outside_its_entries_keeps_every_entry() {
+    let d = tempfile::tempdir().unwrap();
+    store_903_97(d.path());
+    let data = d.path().join("data");
+    // The fan-out table and the hashes follow the 64-byte header; the
+    // entries (903 of 16 bytes) end the file.
+    let entries_at = std::fs::metadata(&data).unwrap().len() - 903 * 16;
+    flip(&data, entries_at - 8 * 100);
+    assert_refused(d.path(), &["data", "hashes", "offset"]);
+    let opts = cfg(false, 902).open;
+    let repaired = Index::check(d.path(), &opts, true).unwrap();
+    assert!(repaired.is_ok(), "{repaired:?}");
+    assert!(
+        repaired
+            .repaired
+            .iter()
+            .any(|r| r.contains("all 903 entries kept in log.0")),
+        "{repaired:?}"
+    );
+    assert!(
+        repaired.quarantined.iter().any(|q| q == "data"),
+        "{repaired:?}"
+    );
+    assert!(Index::check(d.path(), &opts, false).unwrap().is_ok());
+    let ix = Index::open(d.path(), cfg(false, 902)).unwrap();
+    assert_eq!(ix.len(), 1000);
+    assert_eq!(all_found(&ix, 0..1000), 1000);
+    // The salvaged entries merge again with the next ones.
+    for i in 1000..2000 {
+        ix.add(&key(i), &value(i), false).unwrap();
+    }
+    ix.await_merge().unwrap();
+    drop(ix);
+    let ix = Index::open(d.path(), cfg(false, 902)).unwrap();
+    assert_eq!(all_found(&ix, 0..2000), 2000);
+}

@@ -171,7 +171,7 @@ impl Checker<'_> {
                             "{DATA}: bytes after its end moved out; all {} entries kept",
                             d.count()
                         ));
-                    } else {
+                    } else if !self.salvage_data_entries(&data_path, shape)? {
                         self.quarantine_data(&data_path)?;
                     }
                 }
@@ -233,6 +233,64 @@ impl Checker<'_> {
             Err(Error::Corrupted(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A data file whose entries section still passes its checksum (the
+    /// damage is in its header's other fields, fan-out table or hashes):
+    /// its entries are written, checksummed, into a log of the generation
+    /// just below the data's, which the open replays before every newer
+    /// log, and the data file goes to the quarantine. `false` if the
+    /// entries cannot be verified.
+    fn salvage_data_entries(&mut self, path: &Path, shape: Shape) -> Result<bool> {
+        let Some(h) = read_prefix(self.fs, path, data::HEADER)
+            .and_then(|b| data::Header::decode(path, &b).ok())
+        else {
+            return Ok(false);
+        };
+        let same = (h.ksize as usize, h.vsize as usize, h.flags)
+            == (shape.ksize, shape.dsize, shape.flags);
+        let (Some(want), true, Some(g)) = (h.file_len(), same, h.generation.checked_sub(1)) else {
+            return Ok(false);
+        };
+        let Ok(file) = self.fs.open(path, OpenMode::Read) else {
+            return Ok(false);
+        };
+        let esize = (shape.ksize + shape.dsize) as u64;
+        let start = want - h.count * esize;
+        if file.len()? != want {
+            return Ok(false);
+        }
+        let mut crc = crc32fast::Hasher::new();
+        each_entry(file.as_ref(), start, want, esize, |e| {
+            crc.update(e);
+            Ok(())
+        })?;
+        if crc.finalize() != h.entries_crc {
+            return Ok(false);
+        }
+        let log_path = log::path(self.dir, g);
+        if self.fs.exists(&log_path)? {
+            // Merged into this data file already: its entries are there.
+            self.quarantine.move_in(&log_path)?;
+        }
+        let tmp = self.dir.join(format!("{}.repaired", log::name(g)));
+        let mut copy =
+            log::LogCopy::create(self.fs, &tmp, g, shape.ksize, shape.dsize, shape.flags)?;
+        each_entry(file.as_ref(), start, want, esize, |e| {
+            let (k, v) = e.split_at(shape.ksize);
+            copy.push(k, v)
+        })?;
+        copy.finish()?;
+        drop(file);
+        self.quarantine.move_in(path)?;
+        self.fs.rename(&tmp, &log_path)?;
+        self.fs.sync_dir(self.dir)?;
+        self.report.repaired.push(format!(
+            "{DATA}: damaged outside its entries, which pass their checksum: all {} entries kept in {}",
+            h.count,
+            log::name(g)
+        ));
+        Ok(true)
     }
 
     /// Moves a damaged data file into the quarantine.
@@ -379,6 +437,30 @@ impl Checker<'_> {
         }
         report
     }
+}
+
+/// Calls `f` on each `esize`-byte entry of `file` in `start..end`, read in
+/// chunks of about 1 MiB.
+fn each_entry(
+    file: &dyn crate::io::FileHandle,
+    start: u64,
+    end: u64,
+    esize: u64,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let per = ((1u64 << 20) / esize).max(1) * esize;
+    let mut buf = vec![0u8; per as usize];
+    let mut at = start;
+    while at < end {
+        let n = per.min(end - at);
+        let chunk = &mut buf[..n as usize];
+        file.read_exact_at(chunk, at)?;
+        for e in chunk.chunks_exact(esize as usize) {
+            f(e)?;
+        }
+        at += n;
+    }
+    Ok(())
 }
 
 fn valid_sizes(ksize: usize, dsize: usize) -> bool {

@@ -14,6 +14,15 @@ static void key_of(uint8_t k[32], uint32_t i) {
   k[31] = 0x5a;
 }
 
+/* Whether the (not NUL-terminated) bytes `b` contain `needle`. */
+static int bytes_contain(tzs_bytes b, const char *needle) {
+  char buf[4096];
+  size_t n = b.len < sizeof buf - 1 ? b.len : sizeof buf - 1;
+  if (n > 0) memcpy(buf, b.ptr, n);
+  buf[n] = 0;
+  return strstr(buf, needle) != NULL;
+}
+
 static void flip_byte(const char *p, long from_end) {
   FILE *f = fopen(p, "r+b");
   if (!f) return;
@@ -159,7 +168,7 @@ int main(int argc, char **argv) {
   tzs_bytes report = {0};
   CHECK_STATUS(tzs_index_check(dir, 0, false, &report, &err), TZS_OK);
   CHECK(report.len > 8 && memcmp(report.ptr, "checked ", 8) == 0);
-  CHECK(report.len > 0 && strstr((const char *)report.ptr, "problem") == NULL);
+  CHECK(report.len > 0 && !bytes_contain(report, "problem"));
   tzs_bytes_free(&report);
   CHECK_STATUS(tzs_index_check(NULL, 0, false, NULL, &err), TZS_INVALID_ARGUMENT);
   CHECK_STATUS(tzs_index_check(dir, TZS_READONLY, false, NULL, &err), TZS_INVALID_ARGUMENT);
@@ -181,11 +190,11 @@ int main(int argc, char **argv) {
                        "log.");
   CHECK_ERROR_MENTIONS(tzs_index_check(dir, 0, false, &report, &err), TZS_CORRUPTED,
                        "fails its checksum");
-  CHECK(report.len > 0 && strstr((const char *)report.ptr, "problem: ") != NULL);
+  CHECK(bytes_contain(report, "problem: "));
   tzs_bytes_free(&report);
   CHECK_STATUS(tzs_index_check(dir, TZS_NO_FSYNC, true, &report, &err), TZS_OK);
-  CHECK(report.len > 0 && strstr((const char *)report.ptr, "quarantined: log.") != NULL);
-  CHECK(report.len > 0 && strstr((const char *)report.ptr, "entries kept") != NULL);
+  CHECK(bytes_contain(report, "quarantined: log."));
+  CHECK(bytes_contain(report, "entries kept"));
   tzs_bytes_free(&report);
   CHECK_STATUS(tzs_index_check(dir, 0, false, NULL, &err), TZS_OK);
   CHECK_STATUS(tzs_index_open(dir, 32, 8, 0, 0, &ix, &err), TZS_OK);

@@ -31,8 +31,8 @@ proptest! {
     }
 
     #[test]
-    fn log_entry_decoder(b in vec(any::<u8>(), 0..80), kv_len in 0usize..100) {
-        if let Some(kv) = log::checked_entry(&b, kv_len) {
+    fn log_entry_decoder(b in vec(any::<u8>(), 0..80), kv_len in 0usize..100, g in any::<u64>(), at in any::<u64>()) {
+        if let Some(kv) = log::checked_entry(&b, kv_len, g, at) {
             prop_assert_eq!(kv.len(), kv_len);
             prop_assert_eq!(b.len(), kv_len + 4);
         }

@@ -24,6 +24,9 @@ use crate::io::{FileHandle, Mapped};
 pub(crate) struct FrozenLogs {
     maps: Vec<Mapped>,
     paths: Vec<std::path::PathBuf>,
+    /// Each log's generation (from its header), which its entries'
+    /// checksums cover.
+    gens: Vec<u64>,
     /// Entry number at which each log starts, then the total.
     starts: Vec<u64>,
     /// `hash & !idx_mask | entry number`, one per distinct key, ordered by
@@ -61,6 +64,7 @@ impl FrozenLogs {
     ) -> Result<FrozenLogs> {
         let esize = log::entry_size(ksize, vsize) as u64;
         let mut maps = Vec::with_capacity(logs.len());
+        let mut gens = Vec::with_capacity(logs.len());
         let mut starts = vec![0u64];
         for log in logs {
             let map = log.map()?;
@@ -76,6 +80,9 @@ impl FrozenLogs {
             }
             let total = starts.last().copied().unwrap_or(0) + body / esize;
             starts.push(total);
+            let mut g = [0u8; 8];
+            g.copy_from_slice(map.get(8..16).unwrap_or(&[0; 8]));
+            gens.push(u64::from_le_bytes(g));
             maps.push(map);
         }
         let n = starts.last().copied().unwrap_or(0) as usize;
@@ -84,6 +91,7 @@ impl FrozenLogs {
         let mut view = FrozenLogs {
             maps,
             paths: logs.iter().map(|l| l.path().to_path_buf()).collect(),
+            gens,
             starts,
             order: AnonVec::zeroed(n),
             len: n,
@@ -190,8 +198,9 @@ impl FrozenLogs {
     /// else `Corrupted` naming its log and offset.
     fn checked_record(&self, i: u64) -> Result<&[u8]> {
         let kv_len = self.ksize + self.vsize;
-        log::checked_entry(self.record(i), kv_len).ok_or_else(|| {
-            let (file, off) = self.locate(i);
+        let (file, off) = self.locate(i);
+        let g = self.gens.get(file).copied().unwrap_or(0);
+        log::checked_entry(self.record(i), kv_len, g, off as u64).ok_or_else(|| {
             let path = self.paths.get(file).map(|p| p.as_path());
             Error::corrupted(
                 path.unwrap_or(std::path::Path::new("log")),

@@ -3,7 +3,11 @@
 //! Layout: a 32-byte header `magic[8] | generation u64 | key_size u32 |
 //! value_size u32 | flags u32 | crc32(bytes 0..28) u32` (the value size on
 //! disk and the index's flags: a log alone says how to read it), then entries
-//! `key | value | crc32(key | value) u32`, little-endian.
+//! `key | value | crc32(generation u64 | offset u64 | key | value) u32`,
+//! little-endian. The checksum binds each entry to its place: an entry
+//! moved, duplicated or copied from another log fails it, so a damaged log
+//! never replays its entries in another order (a tombstone before the
+//! binding it removed).
 //!
 //! Entries are fixed-size, so a crash can only leave an *incomplete* last
 //! entry (a torn tail: cut off by the read-write open, ignored by read-only
@@ -127,12 +131,11 @@ impl LogWriter {
 
     /// Buffers one entry.
     pub(crate) fn append(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut h = crc32fast::Hasher::new();
-        h.update(key);
-        h.update(value);
+        let at = self.end + self.buf.len() as u64;
+        let crc = entry_crc(self.generation, at, key, value);
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
-        self.buf.extend_from_slice(&h.finalize().to_le_bytes());
+        self.buf.extend_from_slice(&crc.to_le_bytes());
         if self.buf.len() >= BUFFER {
             if let Err(e) = self.write_out() {
                 // The caller reports this entry as not added: it must not be
@@ -167,16 +170,27 @@ impl LogWriter {
     }
 }
 
-/// Bytes of one entry, `key | value | crc32(key | value)`.
+/// Bytes of one entry, `key | value | crc`.
 pub(crate) fn entry_size(ksize: usize, vsize: usize) -> usize {
     ksize + vsize + 4
 }
 
-/// The `key | value` of the whole entry `e` (of `kv_len + 4` bytes) if its
-/// checksum matches.
-pub(crate) fn checked_entry(e: &[u8], kv_len: usize) -> Option<&[u8]> {
+/// The checksum of the entry `key | value` at offset `at` of the log of
+/// `generation`.
+pub(crate) fn entry_crc(generation: u64, at: u64, key: &[u8], value: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&generation.to_le_bytes());
+    h.update(&at.to_le_bytes());
+    h.update(key);
+    h.update(value);
+    h.finalize()
+}
+
+/// The `key | value` of the whole entry `e` (of `kv_len + 4` bytes), read
+/// at offset `at` of the log of `generation`, if its checksum matches.
+pub(crate) fn checked_entry(e: &[u8], kv_len: usize, generation: u64, at: u64) -> Option<&[u8]> {
     let (kv, crc) = e.split_at_checked(kv_len)?;
-    (crc == crc32fast::hash(kv).to_le_bytes()).then_some(kv)
+    (crc == entry_crc(generation, at, kv, &[]).to_le_bytes()).then_some(kv)
 }
 
 /// Where a replay stopped.
@@ -326,7 +340,7 @@ pub(crate) fn replay(
     }
     let esize = entry_size(ksize, vsize);
     let end = for_each_entry(file, pos, len, esize, |at, e| {
-        let Some(kv) = checked_entry(e, ksize + vsize) else {
+        let Some(kv) = checked_entry(e, ksize + vsize, generation, at) else {
             return Err(Error::corrupted(
                 file.path(),
                 format!(
@@ -393,7 +407,7 @@ pub(crate) fn scan(
     };
     let esize = entry_size(ksize, vsize);
     let end = for_each_entry(file, HEADER, len, esize, |at, e| {
-        match checked_entry(e, ksize + vsize) {
+        match checked_entry(e, ksize + vsize, generation, at) {
             Some(kv) => {
                 s.good += 1;
                 keep(&kv[..ksize], &kv[ksize..])?;
@@ -415,6 +429,7 @@ pub(crate) fn scan(
 /// repaired form of a damaged log), buffering a bounded amount.
 pub(crate) struct LogCopy {
     file: Arc<dyn FileHandle>,
+    generation: u64,
     end: u64,
     buf: Vec<u8>,
 }
@@ -432,17 +447,21 @@ impl LogCopy {
         let file = fs.open(path, OpenMode::Truncate)?;
         let mut buf = Vec::with_capacity(BUFFER);
         buf.extend_from_slice(&header(generation, ksize, vsize, flags));
-        Ok(LogCopy { file, end: 0, buf })
+        Ok(LogCopy {
+            file,
+            generation,
+            end: 0,
+            buf,
+        })
     }
 
     /// Appends one entry, its checksum computed again.
     pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut h = crc32fast::Hasher::new();
-        h.update(key);
-        h.update(value);
+        let at = self.end + self.buf.len() as u64;
+        let crc = entry_crc(self.generation, at, key, value);
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
-        self.buf.extend_from_slice(&h.finalize().to_le_bytes());
+        self.buf.extend_from_slice(&crc.to_le_bytes());
         if self.buf.len() >= BUFFER {
             self.write_out()?;
         }

@@ -439,3 +439,28 @@ fn reordered_log_entries_are_corrupted() {
     }
     assert_eq!(snapshot(d.path()), before);
 }
+
+/// Issue #15 rule 4: a log grown to a sparse 6 GiB is refused at its first
+/// damaged entry, without reading (or allocating) the rest.
+#[test]
+fn sparse_6_gib_log_is_refused_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    store_903_97(d.path());
+    let log = d.path().join("log.1");
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(6 << 30)
+        .unwrap();
+    for read_only in [false, true] {
+        let started = std::time::Instant::now();
+        match Index::open(d.path(), cfg(read_only, 902)) {
+            Err(Error::Corrupted(m)) => assert!(m.contains(&format!("offset {len}")), "{m}"),
+            other => panic!("read_only {read_only}: {other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 6 << 30);
+    }
+}

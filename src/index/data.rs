@@ -130,7 +130,7 @@ impl Header {
         if &h[..8] == MAGIC_V1 {
             return Err(Error::corrupted(
                 path,
-                "index data file of format 1, not readable by this version",
+                "index data file of format 1 (magic at offset 0), not readable by this version",
             ));
         }
         if &h[..8] != MAGIC {
@@ -226,7 +226,7 @@ impl DataFile {
             return Err(Error::corrupted(
                 path,
                 format!(
-                    "data file is for key/value sizes {}/{} flags {}, the index for {ksize}/{vsize} flags {flags}",
+                    "data file (header offset 8) is for key/value sizes {}/{} flags {}, the index for {ksize}/{vsize} flags {flags}",
                     h.ksize, h.vsize, h.flags
                 ),
             ));
@@ -249,7 +249,7 @@ impl DataFile {
             return Err(Error::corrupted(
                 path,
                 format!(
-                    "data file is {} bytes, its header says {expected:?}",
+                    "data file is {} bytes, its header (count at offset 32, fan-out bits at offset 20) says {expected:?}",
                     map.len()
                 ),
             ));

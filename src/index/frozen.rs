@@ -73,8 +73,9 @@ impl FrozenLogs {
                 return Err(Error::corrupted(
                     log.path(),
                     format!(
-                        "frozen log of {} bytes is not a header plus whole {esize}-byte entries",
-                        map.len()
+                        "frozen log of {} bytes is not a header plus whole {esize}-byte entries (offset {})",
+                        map.len(),
+                        map.len() as u64 - body % esize
                     ),
                 ));
             }

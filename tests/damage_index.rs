@@ -306,7 +306,7 @@ fn check_case(case: &mut Case, removable: bool) {
 fn damaged_index_never_returns_another_value() {
     damage::run(
         "damaged_index_never_returns_another_value",
-        2_000,
+        1_000,
         |dir| build(dir, false),
         |case| check_case(case, false),
     );

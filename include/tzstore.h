@@ -1176,8 +1176,17 @@ void tzs_floating_close(struct tzs_floating *f);
  * `tzs_index_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/empty/non-UTF-8
  * `dir`, NULL `out`, unknown flags, sizes out of range or different from the
  * index's), `TZS_NOT_FOUND` (read-only open of a missing index), `TZS_LOCKED`
- * (another read-write instance is open), `TZS_CORRUPTED` (damaged data or
- * meta file), `TZS_NO_SPACE`, `TZS_IO`.
+ * (another read-write instance is open), `TZS_CORRUPTED`, `TZS_NO_SPACE`,
+ * `TZS_IO`.
+ *
+ * A damaged index returns `TZS_CORRUPTED` with a message naming the file
+ * and the offset: a `meta`, `data` or log that fails a checksum, a log
+ * header garbled in front of entries, a whole log entry failing its
+ * checksum (even the last one), `data` missing or older than `meta`
+ * records, a directory or FIFO in place of a file. Nothing is changed
+ * then: the only thing an open ever cuts is an incomplete last log entry
+ * (a write torn by a crash, never acknowledged). Use `tzs_index_check`
+ * with `repair` to salvage the intact entries.
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
@@ -1190,6 +1199,37 @@ tzs_status tzs_index_open(const char *dir,
                           uint64_t log_size,
                           struct tzs_index **out,
                           struct tzs_error **err);
+
+/**
+ * Checks the index in directory `dir` without a handle (so it also works
+ * on an index that refuses to open): `meta`, every entry of `data` and of
+ * each log. Changes nothing unless `repair`. With `repair` (takes
+ * `dir/lock`), it keeps every entry that passes its checksum and moves
+ * whatever it drops into `dir/.tzs-quarantine/<UTC time>-<n>/`, nothing is
+ * deleted: a damaged log is moved there and replaced by a log holding its
+ * intact entries; a damaged `data` (whose entries cannot be told intact
+ * one by one) is moved there, the logs kept; a damaged or missing `meta`
+ * is rewritten from the data or log headers. Afterwards the index opens.
+ *
+ * When `report` is not NULL it receives the report as text (free it with
+ * `tzs_bytes_free`): `checked N records`, then one `problem:`,
+ * `repaired:` (entries kept and dropped per file) or `quarantined:` line
+ * per item. Returns `TZS_OK` when no problem remains, `TZS_CORRUPTED`
+ * (naming the problems) otherwise. Errors: `TZS_INVALID_ARGUMENT` (NULL,
+ * empty or non-UTF-8 `dir`, unknown flags), `TZS_NOT_FOUND` (no such
+ * directory), `TZS_LOCKED` (with `repair`, a read-write handle is open),
+ * `TZS_IO`. `flags`: `TZS_NO_FSYNC` only. Thread-safe; a check without
+ * repair may run while handles are open (it reads a snapshot of the files).
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report` is NULL or writable;
+ * `err` is NULL or writable.
+ */
+tzs_status tzs_index_check(const char *dir,
+                           uint32_t flags,
+                           bool repair,
+                           struct tzs_bytes *report,
+                           struct tzs_error **err);
 
 /**
  * Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if
@@ -1276,7 +1316,8 @@ tzs_status tzs_index_flush(struct tzs_index *ix, struct tzs_error **err);
  * Read-only handles: loads what the read-write instance has written out
  * (flushed) since the open or the last sync. `TZS_OK` and no effect on a
  * read-write handle. Errors: `TZS_INVALID_ARGUMENT` (NULL handle),
- * `TZS_CORRUPTED` (a new data file fails its checksums), `TZS_IO`.
+ * `TZS_CORRUPTED` (a new data file or a new log entry fails its checks;
+ * the message names the file and the offset), `TZS_IO`.
  * Thread-safe; lookups running meanwhile see the old or the new state.
  *
  * # Safety
@@ -1287,7 +1328,10 @@ tzs_status tzs_index_sync(struct tzs_index *ix, struct tzs_error **err);
 /**
  * Waits for the running background merge, if any. Errors:
  * `TZS_INVALID_ARGUMENT` (NULL handle) or the merge's own error (`TZS_IO`,
- * `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once.
+ * `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`), reported once. A merge
+ * verifies every entry it copies: on damage it publishes nothing and the
+ * index keeps its state from before it (`TZS_CORRUPTED` naming the file
+ * and the offset).
  * Thread-safe.
  *
  * # Safety

@@ -107,21 +107,43 @@ impl Header {
         h
     }
 
-    fn decode(path: &Path, h: &[u8]) -> Result<Header> {
+    /// The length of the file this header describes (`None` if its
+    /// fields are out of range).
+    pub(crate) fn file_len(&self) -> Option<u64> {
+        if self.fan_bits > MAX_FAN_BITS {
+            return None;
+        }
+        let fans = (1u64 << self.fan_bits) + 1;
+        let esize = u64::from(self.ksize) + u64::from(self.vsize);
+        (HEADER as u64 + fans * 8)
+            .checked_add(self.count.checked_mul(8)?)?
+            .checked_add(self.count.checked_mul(esize)?)
+    }
+
+    pub(crate) fn decode(path: &Path, h: &[u8]) -> Result<Header> {
         if h.len() < HEADER {
-            return Err(Error::corrupted(path, "data file shorter than its header"));
+            return Err(Error::corrupted(
+                path,
+                format!("data file of {} bytes is shorter than its header", h.len()),
+            ));
         }
         if &h[..8] == MAGIC_V1 {
             return Err(Error::corrupted(
                 path,
-                "index data file of format 1, not readable by this version",
+                "index data file of format 1 (magic at offset 0), not readable by this version",
             ));
         }
         if &h[..8] != MAGIC {
-            return Err(Error::corrupted(path, "not an index data file (bad magic)"));
+            return Err(Error::corrupted(
+                path,
+                "not an index data file (bad magic at offset 0)",
+            ));
         }
         if crc32fast::hash(&h[..60]) != rd32(h, 60) {
-            return Err(Error::corrupted(path, "data file header checksum mismatch"));
+            return Err(Error::corrupted(
+                path,
+                "data file header (offset 0) fails its checksum",
+            ));
         }
         Ok(Header {
             ksize: rd32(h, 8),
@@ -144,9 +166,11 @@ pub(crate) fn read_generation(fs: &dyn FileSystem, path: &Path) -> Result<u64> {
         Err(Error::NotFound(_)) => return Ok(0),
         Err(e) => return Err(e),
     };
+    let len = file.len()?;
     let mut h = [0u8; HEADER];
-    file.read_exact_at(&mut h, 0)?;
-    Ok(Header::decode(path, &h)?.generation)
+    let whole = usize::try_from(len).map_or(HEADER, |l| l.min(HEADER));
+    file.read_exact_at(&mut h[..whole], 0)?;
+    Ok(Header::decode(path, &h[..whole])?.generation)
 }
 
 /// An open, verified data file (or the empty one of a new index).
@@ -202,13 +226,19 @@ impl DataFile {
             return Err(Error::corrupted(
                 path,
                 format!(
-                    "data file is for key/value sizes {}/{} flags {}, the index for {ksize}/{vsize} flags {flags}",
+                    "data file (header offset 8) is for key/value sizes {}/{} flags {}, the index for {ksize}/{vsize} flags {flags}",
                     h.ksize, h.vsize, h.flags
                 ),
             ));
         }
         if h.fan_bits > MAX_FAN_BITS {
-            return Err(Error::corrupted(path, "fan-out table too large"));
+            return Err(Error::corrupted(
+                path,
+                format!(
+                    "fan-out bits {} at offset 20 exceed {MAX_FAN_BITS}",
+                    h.fan_bits
+                ),
+            ));
         }
         let fans = (1usize << h.fan_bits) + 1;
         let hashes_off = HEADER + fans * 8;
@@ -219,7 +249,7 @@ impl DataFile {
             return Err(Error::corrupted(
                 path,
                 format!(
-                    "data file is {} bytes, its header says {expected:?}",
+                    "data file is {} bytes, its header (count at offset 32, fan-out bits at offset 20) says {expected:?}",
                     map.len()
                 ),
             ));
@@ -227,28 +257,46 @@ impl DataFile {
         let entries_off = entries_off as usize;
         let fan = &map[HEADER..hashes_off];
         if crc32fast::hash(fan) != h.fan_crc {
-            return Err(Error::corrupted(path, "fan-out table checksum mismatch"));
+            return Err(Error::corrupted(
+                path,
+                format!("fan-out table at offset {HEADER} fails its checksum"),
+            ));
         }
         let hashes = &map[hashes_off..entries_off];
         if crc32fast::hash(hashes) != h.hashes_crc {
-            return Err(Error::corrupted(path, "data hashes checksum mismatch"));
+            return Err(Error::corrupted(
+                path,
+                format!("data hashes at offset {hashes_off} fail their checksum"),
+            ));
         }
         if crc32fast::hash(&map[entries_off..]) != h.entries_crc {
-            return Err(Error::corrupted(path, "data entries checksum mismatch"));
+            return Err(Error::corrupted(
+                path,
+                format!("data entries at offset {entries_off} fail their checksum"),
+            ));
         }
         let mut start = 0;
         let mut prev_hash = 0;
         for b in 0..fans - 1 {
             let end = rd64(fan, (b + 1) * 8);
             if rd64(fan, b * 8) != start || end < start || end > h.count {
-                return Err(Error::corrupted(path, "fan-out table is not monotonic"));
+                return Err(Error::corrupted(
+                    path,
+                    format!(
+                        "fan-out table is not monotonic at offset {}",
+                        HEADER + b * 8
+                    ),
+                ));
             }
             for i in start..end {
                 let hash = rd64(hashes, i as usize * 8);
                 if hash < prev_hash || bucket(hash, h.fan_bits) != b {
                     return Err(Error::corrupted(
                         path,
-                        "data hashes are not sorted into their fan-out buckets",
+                        format!(
+                            "data hash at offset {} is not sorted into its fan-out bucket",
+                            hashes_off + i as usize * 8
+                        ),
                     ));
                 }
                 prev_hash = hash;
@@ -258,7 +306,7 @@ impl DataFile {
         if rd64(fan, 0) != 0 || start != h.count {
             return Err(Error::corrupted(
                 path,
-                "fan-out table does not span the entries",
+                format!("fan-out table at offset {HEADER} does not span the entries"),
             ));
         }
         Ok(DataFile {
@@ -273,6 +321,16 @@ impl DataFile {
 
     pub(crate) fn generation(&self) -> u64 {
         self.header.generation
+    }
+
+    /// File offset of the hashes section.
+    pub(crate) fn hashes_offset(&self) -> usize {
+        self.hashes_off
+    }
+
+    /// File offset of the entries section.
+    pub(crate) fn entries_offset(&self) -> usize {
+        self.entries_off
     }
 
     pub(crate) fn count(&self) -> u64 {

@@ -23,6 +23,10 @@ use crate::io::{FileHandle, Mapped};
 /// `(hash, key)`.
 pub(crate) struct FrozenLogs {
     maps: Vec<Mapped>,
+    paths: Vec<std::path::PathBuf>,
+    /// Each log's generation (from its header), which its entries'
+    /// checksums cover.
+    gens: Vec<u64>,
     /// Entry number at which each log starts, then the total.
     starts: Vec<u64>,
     /// `hash & !idx_mask | entry number`, one per distinct key, ordered by
@@ -60,6 +64,7 @@ impl FrozenLogs {
     ) -> Result<FrozenLogs> {
         let esize = log::entry_size(ksize, vsize) as u64;
         let mut maps = Vec::with_capacity(logs.len());
+        let mut gens = Vec::with_capacity(logs.len());
         let mut starts = vec![0u64];
         for log in logs {
             let map = log.map()?;
@@ -68,13 +73,17 @@ impl FrozenLogs {
                 return Err(Error::corrupted(
                     log.path(),
                     format!(
-                        "frozen log of {} bytes is not a header plus whole {esize}-byte entries",
-                        map.len()
+                        "frozen log of {} bytes is not a header plus whole {esize}-byte entries (offset {})",
+                        map.len(),
+                        map.len() as u64 - body % esize
                     ),
                 ));
             }
             let total = starts.last().copied().unwrap_or(0) + body / esize;
             starts.push(total);
+            let mut g = [0u8; 8];
+            g.copy_from_slice(map.get(8..16).unwrap_or(&[0; 8]));
+            gens.push(u64::from_le_bytes(g));
             maps.push(map);
         }
         let n = starts.last().copied().unwrap_or(0) as usize;
@@ -82,6 +91,8 @@ impl FrozenLogs {
         let idx_mask = (1u64 << idx_bits) - 1;
         let mut view = FrozenLogs {
             maps,
+            paths: logs.iter().map(|l| l.path().to_path_buf()).collect(),
+            gens,
             starts,
             order: AnonVec::zeroed(n),
             len: n,
@@ -92,13 +103,7 @@ impl FrozenLogs {
             vsize,
         };
         for i in 0..n {
-            let Some(kv) = log::checked_entry(view.record(i as u64), ksize + vsize) else {
-                let (file, _) = view.locate(i as u64);
-                return Err(Error::corrupted(
-                    logs[file].path(),
-                    format!("frozen log entry {i} fails its checksum"),
-                ));
-            };
+            let kv = view.checked_record(i as u64)?;
             view.order[i] = (key_hash(&kv[..ksize]) & !idx_mask) | i as u64;
         }
         view.order.sort_unstable();
@@ -190,6 +195,35 @@ impl FrozenLogs {
         (file, (HEADER + (i - first) * esize) as usize)
     }
 
+    /// Entry `i` of the logs as `key | value` if it passes its checksum,
+    /// else `Corrupted` naming its log and offset.
+    fn checked_record(&self, i: u64) -> Result<&[u8]> {
+        let kv_len = self.ksize + self.vsize;
+        let (file, off) = self.locate(i);
+        let g = self.gens.get(file).copied().unwrap_or(0);
+        log::checked_entry(self.record(i), kv_len, g, off as u64).ok_or_else(|| {
+            let path = self.paths.get(file).map(|p| p.as_path());
+            Error::corrupted(
+                path.unwrap_or(std::path::Path::new("log")),
+                format!("frozen log entry at offset {off} fails its checksum"),
+            )
+        })
+    }
+
+    /// The `j`-th binding in `(hash, key)` order, its checksum verified
+    /// again (the merge copies nothing it has not verified).
+    pub(crate) fn checked_entry(&self, j: usize) -> Result<(&[u8], &[u8])> {
+        let Some(&p) = self.order.get(j).filter(|_| j < self.len) else {
+            return Err(Error::corrupted(
+                self.paths
+                    .first()
+                    .map_or(std::path::Path::new("log"), |p| p),
+                format!("frozen binding {j} out of range"),
+            ));
+        };
+        Ok(self.checked_record(p & self.idx_mask)?.split_at(self.ksize))
+    }
+
     /// Entry `i` of the logs, `key | value | crc`.
     #[inline]
     fn record(&self, i: u64) -> &[u8] {
@@ -257,7 +291,7 @@ pub(crate) fn log_of(
 ) -> Arc<dyn FileHandle> {
     use super::log::{self, LogWriter};
     let (k, v) = entries.first().map_or((8, 2), |(k, v)| (k.len(), v.len()));
-    let mut w = LogWriter::create(fs, dir, generation, k, v).expect("create log");
+    let mut w = LogWriter::create(fs, dir, generation, k, v, 0).expect("create log");
     for (key, value) in entries {
         w.append(key, value).expect("append");
     }

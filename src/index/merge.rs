@@ -7,6 +7,13 @@
 //! on the heap grows with the number of keys in the index. A first pass
 //! over the same join counts the entries, which fixes the section offsets.
 //!
+//! Nothing damaged is copied: each frozen entry's checksum is checked as it
+//! is written, and the old data's hash and entry sections are checksummed
+//! as they stream by (replaced entries included) and compared with the
+//! checksums the old file was verified against at open. A mismatch aborts
+//! the merge with `Corrupted` before the new file is renamed into place, so
+//! the index keeps its state from before the merge.
+//!
 //! The file is built under a temporary name, fsynced, renamed onto `data`
 //! and the directory fsynced, so a crash leaves either the old data or the
 //! new one (a leftover temporary is removed at the next read-write open).
@@ -85,8 +92,19 @@ impl<'a> Out<'a> {
 /// order).
 #[derive(Clone, Copy)]
 enum Src {
-    Old { from: u64, to: u64 },
-    New { hash: u64, idx: usize },
+    Old {
+        from: u64,
+        to: u64,
+    },
+    /// Old entry `i`, replaced by a frozen one (not copied, but part of
+    /// the old sections' checksums).
+    Replaced {
+        i: u64,
+    },
+    New {
+        hash: u64,
+        idx: usize,
+    },
 }
 
 /// Calls `emit` for the pieces of `old ∪ frozen` in `(hash, key)` order;
@@ -120,7 +138,8 @@ fn join(
             i = end;
         }
         if i < count && old.hash(i) == nh && old.entry(i).0 == nk {
-            i += 1; // replaced by the frozen entry
+            emit(Src::Replaced { i })?;
+            i += 1;
         }
         emit(Src::New { hash: nh, idx })?;
     }
@@ -155,6 +174,7 @@ pub(crate) fn write(
     join(old, frozen, |src| {
         count += match src {
             Src::Old { from, to } => to - from,
+            Src::Replaced { .. } => 0,
             Src::New { idx, .. } => u64::from(new_live(idx)),
         };
         Ok(())
@@ -176,9 +196,17 @@ pub(crate) fn write(
         // The next fan-out slot to write: slots up to an entry's bucket
         // point at the first entry of a bucket at or after theirs.
         let mut next_bucket = 0usize;
+        let mut old_hashes = crc32fast::Hasher::new();
+        let mut old_entries = crc32fast::Hasher::new();
         join(old, frozen, |src| {
             match src {
+                Src::Replaced { i } => {
+                    old_hashes.update(old.hashes_bytes(i, i + 1));
+                    old_entries.update(old.entries_bytes(i, i + 1));
+                }
                 Src::Old { from, to } => {
+                    old_hashes.update(old.hashes_bytes(from, to));
+                    old_entries.update(old.entries_bytes(from, to));
                     for i in from..to {
                         let b = data::bucket(old.hash(i), fan_bits);
                         while next_bucket <= b {
@@ -191,9 +219,10 @@ pub(crate) fn write(
                     written += to - from;
                 }
                 Src::New { hash, idx } => {
-                    let Some((k, v)) = frozen.entry(idx).filter(|_| new_live(idx)) else {
+                    let (k, v) = frozen.checked_entry(idx)?;
+                    if !new_live(idx) {
                         return Ok(());
-                    };
+                    }
                     let b = data::bucket(hash, fan_bits);
                     while next_bucket <= b {
                         fan.push(&written.to_le_bytes())?;
@@ -207,6 +236,19 @@ pub(crate) fn write(
             }
             Ok(())
         })?;
+        if (old_hashes.finalize(), old_entries.finalize())
+            != (old.header.hashes_crc, old.header.entries_crc)
+        {
+            return Err(Error::corrupted(
+                path,
+                format!(
+                    "the hashes (offset {}) or entries (offset {}) of data generation {} fail their checksums while merged: merge aborted",
+                    old.hashes_offset(),
+                    old.entries_offset(),
+                    old.generation()
+                ),
+            ));
+        }
         if written != count {
             return Err(Error::corrupted(
                 path,

@@ -3,7 +3,8 @@
 //! `INDEXABLE_REMOVABLE_STORE`).
 //!
 //! Files in the index directory:
-//! * `meta`: key/value sizes and flags (module `meta`).
+//! * `meta`: key/value sizes and flags, and the generation of the last
+//!   data file published (module `meta`).
 //! * `data`: every merged binding, sorted by xxh3-64 of the key, with a
 //!   fan-out table, read through a memory map (module `data`). Its header holds a
 //!   *generation* `G`: the data contains every log of generation `< G`.
@@ -25,12 +26,24 @@
 //! instances (other processes) replay the same files and pick up new data
 //! with [`Index::sync`].
 //!
-//! Crash safety: log entries carry a CRC and a torn tail is cut at the next
-//! read-write open; the data file is replaced only by rename after fsync; a
-//! leftover temporary data file is removed at open; logs already contained
-//! in `data` (generation below it) are deleted at open.
+//! Crash safety: log entries carry a CRC and a torn tail (an incomplete last
+//! entry) is cut at the next read-write open; the data file is replaced only
+//! by rename after fsync; a leftover temporary data file is removed at open;
+//! logs already contained in `data` (generation below it) are deleted at
+//! open.
+//!
+//! Damage (issue #15) is told from a torn tail: a whole log entry failing
+//! its CRC, a garbled log header in front of entries, a `data` file failing
+//! any check, `data` missing or older than `meta` records: the open returns
+//! `Corrupted` naming the file and the offset and changes nothing. A merge
+//! verifies every entry it copies and aborts with `Corrupted` on damage,
+//! keeping the state from before it. [`Index::check`] (module `check`)
+//! reports damage and, with repair, salvages every intact entry.
 
+mod check;
 mod data;
+#[cfg(test)]
+mod decode_props;
 mod frozen;
 mod hash;
 mod iter;
@@ -229,7 +242,9 @@ impl Index {
     /// Errors: `InvalidArgument` (sizes out of range, or different from the
     /// ones the index was created with), `Locked` (another read-write
     /// instance), `NotFound` (read-only open of a missing index),
-    /// `Corrupted` (damaged `meta` or `data`), `Io`.
+    /// `Corrupted` (a damaged `meta`, `data` or log, naming the file and
+    /// the offset; nothing is changed then: use [`Index::check`] with
+    /// repair to salvage), `Io`.
     pub fn open(dir: impl AsRef<Path>, cfg: IndexConfig) -> Result<Index> {
         let dir = dir.as_ref().to_path_buf();
         if cfg.key_size == 0 || cfg.key_size > MAX_SIZE || cfg.value_size > MAX_SIZE {
@@ -263,10 +278,11 @@ impl Index {
             key_size: cfg.key_size as u32,
             value_size: cfg.value_size as u32,
             flags,
+            data_generation: 0,
         };
         let meta_path = dir.join(META);
-        match meta::read(fs.as_ref(), &meta_path)? {
-            Some(m) if m == want => {}
+        let recorded = match meta::read(fs.as_ref(), &meta_path)? {
+            Some(m) if m.same_shape(&want) => Some(m.data_generation),
             Some(m) => {
                 return Err(Error::invalid(format!(
                     "index {} was created with key size {}, value size {}, removable {}; opened with {}, {}, {}",
@@ -285,8 +301,10 @@ impl Index {
                     dir.display()
                 )));
             }
-            None => meta::write(fs.as_ref(), &meta_path, &want)?,
-        }
+            // Written by the read-write load once everything else is read
+            // back whole: a refused open changes nothing.
+            None => None,
+        };
         let dsize = cfg.value_size + usize::from(cfg.removable);
         let inner = Inner {
             dir,
@@ -312,9 +330,9 @@ impl Index {
             _lock: lock,
         };
         let state = if read_only {
-            inner.load_ro()?
+            inner.load_ro(recorded.unwrap_or(0))?
         } else {
-            inner.load_rw()?
+            inner.load_rw(recorded)?
         };
         *inner.state.write() = state;
         Ok(Index {
@@ -586,6 +604,7 @@ impl Index {
                 next,
                 self.inner.ksize,
                 self.inner.dsize,
+                self.inner.flags(),
             )?;
             let old = std::mem::replace(w, fresh);
             let table = std::mem::replace(
@@ -678,33 +697,85 @@ impl Inner {
         )
     }
 
-    /// Read-write open: clean up after a crash, replay the logs, cut torn
-    /// tails, and continue the newest log.
-    fn load_rw(&self) -> Result<State> {
-        let fs = self.fs.as_ref();
-        fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+    /// The data file, refused when `meta` recorded a later generation
+    /// than the one on disk (`recorded`): a missing or older `data` would
+    /// otherwise read as an index without the merged entries.
+    fn open_data_recorded(&self, recorded: u64) -> Result<DataFile> {
         let data = self.open_data()?;
         let g = data.generation();
+        if g == 0 && recorded > 0 {
+            return Err(Error::corrupted(
+                &self.data_path(),
+                format!(
+                    "missing, but {META} records data generation {recorded} (offset 20 of {META})"
+                ),
+            ));
+        }
+        if g < recorded {
+            return Err(Error::corrupted(
+                &self.data_path(),
+                format!(
+                    "data file of generation {g} (offset 24) is older than generation {recorded} recorded in {META}"
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Records `generation` as the last published data generation.
+    fn write_meta(&self, generation: u64) -> Result<()> {
+        meta::write(
+            self.fs.as_ref(),
+            &self.dir.join(META),
+            &meta::Meta {
+                key_size: self.ksize as u32,
+                value_size: self.vsize as u32,
+                flags: self.flags(),
+                data_generation: generation,
+            },
+        )
+    }
+
+    /// Read-write open: replay the logs (refusing damage before anything
+    /// changes), then clean up after a crash: cut torn tails, delete what
+    /// the data generation proves merged, continue the newest log.
+    fn load_rw(&self, meta: Option<u64>) -> Result<State> {
+        let fs = self.fs.as_ref();
+        let recorded = meta.unwrap_or(0);
+        let data = self.open_data_recorded(recorded)?;
+        let g = data.generation();
         let mut st = State::new(data, self.ksize, self.dsize, self.removable);
-        let mut gens = Vec::new();
-        for lg in log::list(fs, &self.dir)? {
-            if lg < g {
-                fs.remove_file(&log::path(&self.dir, lg))?;
-            } else {
-                gens.push(lg);
-            }
+        let all = log::list(fs, &self.dir)?;
+        let mut replayed = Vec::new();
+        for &lg in all.iter().filter(|&&lg| lg >= g) {
+            let file = log::open(fs, &self.dir, lg, true)?;
+            let r = log::replay(
+                file.as_ref(),
+                lg,
+                self.ksize,
+                self.dsize,
+                self.flags(),
+                0,
+                |k, v| st.apply(key_hash(k), k, v),
+            )?;
+            replayed.push((lg, file, r));
+        }
+        // Everything read back whole: from here on, only what a crash
+        // left behind is changed.
+        fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+        if meta.is_none() || g > recorded {
+            self.write_meta(g)?;
+        }
+        for &lg in all.iter().filter(|&&lg| lg < g) {
+            fs.remove_file(&log::path(&self.dir, lg))?;
         }
         let mut writer = None;
-        for (i, &lg) in gens.iter().enumerate() {
-            let file = log::open(fs, &self.dir, lg, true)?;
-            let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
-                st.apply(key_hash(k), k, v)
-            })?;
-            let last = i + 1 == gens.len();
-            if last {
+        let n = replayed.len();
+        for (i, (lg, file, r)) in replayed.into_iter().enumerate() {
+            if i + 1 == n {
                 writer = Some(if r.end == 0 {
                     drop(file);
-                    LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize)?
+                    LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize, self.flags())?
                 } else {
                     LogWriter::resume(file, lg, r.end)?
                 });
@@ -720,7 +791,7 @@ impl Inner {
         }
         st.writer = Some(match writer {
             Some(w) => w,
-            None => LogWriter::create(fs, &self.dir, g, self.ksize, self.dsize)?,
+            None => LogWriter::create(fs, &self.dir, g, self.ksize, self.dsize, self.flags())?,
         });
         fs.sync_dir(&self.dir)?;
         Ok(st)
@@ -728,12 +799,12 @@ impl Inner {
 
     /// Read-only load: data plus every log not yet merged into it, retried
     /// if a merge published a new data file meanwhile (its logs may be gone).
-    fn load_ro(&self) -> Result<State> {
+    fn load_ro(&self, recorded: u64) -> Result<State> {
         let fs = self.fs.as_ref();
         let mut attempts = 0;
         'retry: loop {
             attempts += 1;
-            let data = self.open_data()?;
+            let data = self.open_data_recorded(recorded)?;
             let g = data.generation();
             let mut st = State::new(data, self.ksize, self.dsize, self.removable);
             let mut ro_logs = Vec::new();
@@ -746,9 +817,15 @@ impl Inner {
                     Err(Error::NotFound(_)) if attempts < 100 => continue 'retry,
                     Err(e) => return Err(e),
                 };
-                let r = log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
-                    st.apply(key_hash(k), k, v)
-                })?;
+                let r = log::replay(
+                    file.as_ref(),
+                    lg,
+                    self.ksize,
+                    self.dsize,
+                    self.flags(),
+                    0,
+                    |k, v| st.apply(key_hash(k), k, v),
+                )?;
                 ro_logs.push((lg, file, r.end));
             }
             if data::read_generation(fs, &self.data_path())? != g && attempts < 100 {
@@ -763,7 +840,8 @@ impl Inner {
         let fs = self.fs.as_ref();
         let on_disk = data::read_generation(fs, &self.data_path())?;
         if on_disk != self.state.read().data.generation() {
-            let fresh = self.load_ro()?;
+            let recorded = self.state.read().data.generation();
+            let fresh = self.load_ro(recorded)?;
             *self.state.write() = fresh;
             return Ok(());
         }
@@ -771,9 +849,15 @@ impl Inner {
         let mut logs = std::mem::take(&mut st.ro_logs);
         let mut result = Ok(());
         for (lg, file, end) in logs.iter_mut() {
-            match log::replay(file.as_ref(), *lg, self.ksize, self.dsize, *end, |k, v| {
-                st.apply(key_hash(k), k, v)
-            }) {
+            match log::replay(
+                file.as_ref(),
+                *lg,
+                self.ksize,
+                self.dsize,
+                self.flags(),
+                *end,
+                |k, v| st.apply(key_hash(k), k, v),
+            ) {
                 Ok(r) => *end = r.end,
                 Err(e) => {
                     result = Err(e);
@@ -796,9 +880,15 @@ impl Inner {
                         break;
                     }
                 };
-                match log::replay(file.as_ref(), lg, self.ksize, self.dsize, 0, |k, v| {
-                    st.apply(key_hash(k), k, v)
-                }) {
+                match log::replay(
+                    file.as_ref(),
+                    lg,
+                    self.ksize,
+                    self.dsize,
+                    self.flags(),
+                    0,
+                    |k, v| st.apply(key_hash(k), k, v),
+                ) {
                     Ok(r) => logs.push((lg, file, r.end)),
                     Err(e) => {
                         result = Err(e);
@@ -847,6 +937,8 @@ impl Inner {
             st.data = Arc::new(new);
             st.frozen = None;
         }
+        // Before the logs go: from now on a missing `data` is damage.
+        self.write_meta(generation)?;
         for lg in log::list(fs, &self.dir)? {
             if lg < generation {
                 fs.remove_file(&log::path(&self.dir, lg))?;

@@ -265,9 +265,18 @@ fn torn_tail_is_cut_and_unindexed_blocks_are_reindexed() {
         s.find_predecessors(&tree.blocks[3].hash).unwrap().unwrap(),
         vec![tree.blocks[2].hash]
     );
-    // An index entry pointing past the end of the file is dropped.
+    // An index entry pointing past the end of the file names an append
+    // that returned: its loss is damage, reported, not hidden.
     drop(s);
     std::fs::write(&path, &three).unwrap();
+    match Floating::open(dir.path(), FloatingKind::Rw, &opts()) {
+        Err(Error::Corrupted(m)) => assert!(m.contains(&format!("offset {}", three.len())), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), three, "nothing changed");
+    // Repair rebuilds the index from what the file holds.
+    let report = Floating::check(dir.path(), &opts(), true).unwrap();
+    assert!(report.is_ok(), "{report:?}");
     let s = Floating::open(dir.path(), FloatingKind::Rw, &opts()).unwrap();
     assert_eq!(s.len(), 3);
     assert_eq!(s.read_block(&tree.blocks[3].hash).unwrap(), None);

@@ -331,3 +331,136 @@ fn torn_tail_after_unindexed_entries_is_still_cut() {
         );
     }
 }
+
+/// Blocks of the fuzz template.
+const FUZZ_BLOCKS: u64 = 40;
+
+/// What one open handle must show on a damaged store: each read is the
+/// acknowledged block or an error, entries the damage did not touch read
+/// back, and an iteration that ends without an error saw all of them.
+fn check_handle(s: &Floating, case: &damage::Case, blocks: &[Stored], index_hit: bool) {
+    let what = case.describe();
+    let path = file(&case.dir);
+    let untouched = |b: &Stored| !case.touches(&path, b.range.clone());
+    for (i, b) in blocks.iter().enumerate() {
+        match s.read_block(&b.block.hash) {
+            Ok(Some(got)) => assert_eq!(got, b.block, "{what}: block {i}"),
+            Ok(None) => assert!(index_hit, "{what}: block {i} lost without an error"),
+            Err(Error::Corrupted(_)) => {
+                assert!(
+                    index_hit || !untouched(b),
+                    "{what}: untouched block {i} unreadable"
+                )
+            }
+            Err(e) => panic!("{what}: block {i}: unexpected {e}"),
+        }
+        match s.find_predecessors(&b.block.hash) {
+            Ok(Some(p)) => assert_eq!(p, b.preds, "{what}: predecessors of {i}"),
+            Ok(None) | Err(Error::Corrupted(_)) => {
+                assert!(index_hit, "{what}: predecessors of {i} lost")
+            }
+            Err(e) => panic!("{what}: predecessors of {i}: unexpected {e}"),
+        }
+    }
+    let by_hash: HashMap<Hash, &Stored> = blocks.iter().map(|b| (b.block.hash, b)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut clean_end = true;
+    for item in s.iter(true) {
+        match item {
+            Ok(e) => {
+                let b = by_hash
+                    .get(&e.block.hash)
+                    .unwrap_or_else(|| panic!("{what}: iteration made up a block"));
+                assert_eq!((&e.block, &e.preds), (&b.block, &b.preds), "{what}");
+                seen.insert(e.block.hash);
+            }
+            Err(Error::Corrupted(_)) => {
+                clean_end = false;
+                break;
+            }
+            Err(e) => panic!("{what}: iteration: unexpected {e}"),
+        }
+    }
+    if clean_end {
+        for (i, b) in blocks.iter().enumerate() {
+            assert!(
+                seen.contains(&b.block.hash) || !untouched(b),
+                "{what}: iteration ended without an error before untouched block {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn damaged_floating_store_never_loses_an_untouched_block() {
+    let blocks = content(FUZZ_BLOCKS);
+    damage::run(
+        "damaged_floating_store_never_loses_an_untouched_block",
+        800,
+        |dir| build(dir, &blocks),
+        |case| {
+            let what = case.describe();
+            let path = file(&case.dir);
+            let index_dir = case.dir.join(KIND.index_name());
+            let index_hit = case
+                .damage
+                .iter()
+                .any(|d| d.files().iter().any(|f| f.starts_with(&index_dir)));
+            let untouched = |b: &Stored| !case.touches(&path, b.range.clone());
+            let mut rw_opens = false;
+            for read_only in [false, true] {
+                match Floating::open(&case.dir, KIND, &opts(read_only)) {
+                    Ok(s) => {
+                        rw_opens |= !read_only;
+                        check_handle(&s, case, &blocks, index_hit);
+                    }
+                    Err(Error::Corrupted(_) | Error::InvalidArgument(_) | Error::NotFound(_)) => {}
+                    Err(e) => panic!("{what}: open (read-only {read_only}): unexpected {e}"),
+                }
+            }
+            let before = Floating::check(&case.dir, &opts(false), false).unwrap();
+            if before.is_ok() {
+                assert!(rw_opens, "{what}: check passes but the open fails");
+            }
+            let repaired = Floating::check(&case.dir, &opts(false), true).unwrap();
+            assert!(repaired.is_ok(), "{what}: {repaired:?}");
+            if !before.is_ok() {
+                assert!(repaired.quarantine_dir.is_some(), "{what}: {repaired:?}");
+            }
+            let after = Floating::check(&case.dir, &opts(false), false).unwrap();
+            assert!(after.is_ok(), "{what}: {after:?}");
+            let s = Floating::open(&case.dir, KIND, &opts(false)).unwrap();
+            for (i, b) in blocks.iter().enumerate() {
+                match s.read_block(&b.block.hash).unwrap() {
+                    Some(got) => assert_eq!(got, b.block, "{what}: block {i}"),
+                    None => assert!(!untouched(b), "{what}: repair lost untouched block {i}"),
+                }
+                if s.mem(&b.block.hash).unwrap() {
+                    assert_eq!(
+                        s.find_predecessors(&b.block.hash).unwrap(),
+                        Some(b.preds.clone()),
+                        "{what}"
+                    );
+                }
+            }
+            let mut iterated = 0u64;
+            for e in s.iter(true) {
+                e.unwrap_or_else(|e| panic!("{what}: iteration after repair: {e}"));
+                iterated += 1;
+            }
+            assert_eq!(iterated, s.len(), "{what}");
+            let extra = content(FUZZ_BLOCKS + 1).pop().unwrap();
+            s.append(&extra.block.as_ref(), &[], true).unwrap();
+            drop(s);
+            let s = Floating::open(&case.dir, KIND, &opts(false)).unwrap();
+            assert_eq!(
+                s.read_block(&extra.block.hash).unwrap(),
+                Some(extra.block.clone()),
+                "{what}"
+            );
+            drop(s);
+            let ro = Floating::open(&case.dir, KIND, &opts(true)).unwrap();
+            assert!(ro.mem(&extra.block.hash).unwrap(), "{what}");
+        },
+    );
+}

@@ -914,6 +914,19 @@ fn inspect_index(
     found: &mut Inspection,
 ) -> Result<()> {
     let index_dir = dir.join(kind.index_name());
+    if fs.is_dir(&index_dir)? {
+        // An index holds files only: a directory in place of one of them is
+        // damage, even where a read-only open of the index does not look.
+        for e in fs.read_dir(&index_dir)? {
+            if e.is_dir {
+                found.index_damage.push(format!(
+                    "{}: {} is a directory, not an index file",
+                    index_dir.display(),
+                    e.name
+                ));
+            }
+        }
+    }
     let opts = OpenOptions::read_only().with_fs(fs.clone());
     let index = match Index::open(&index_dir, index_config(&opts, DEFAULT_LOG_SIZE)) {
         Ok(i) => i,

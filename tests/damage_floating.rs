@@ -354,6 +354,13 @@ fn check_handle(s: &Floating, case: &damage::Case, blocks: &[Stored], index_hit:
             }
             Err(e) => panic!("{what}: block {i}: unexpected {e}"),
         }
+        match s.level_and_predecessor(&b.block.hash) {
+            Ok(Some(lp)) => assert_eq!(lp, (b.block.level, b.block.predecessor), "{what}: {i}"),
+            Ok(None) | Err(Error::Corrupted(_)) => {
+                assert!(index_hit, "{what}: level of {i} lost")
+            }
+            Err(e) => panic!("{what}: level of {i}: unexpected {e}"),
+        }
         match s.find_predecessors(&b.block.hash) {
             Ok(Some(p)) => assert_eq!(p, b.preds, "{what}: predecessors of {i}"),
             Ok(None) | Err(Error::Corrupted(_)) => {

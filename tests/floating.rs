@@ -501,8 +501,8 @@ proptest! {
             prop_assert!(e.len <= bytes.len());
         }
         let hash = [7u8; 32];
-        if let Ok((_, preds)) = tzstore::block::floating::decode_value(&hash, &bytes) {
-            prop_assert!(preds.len() <= 12);
+        if let Ok(v) = tzstore::block::floating::decode_value(&hash, &bytes) {
+            prop_assert!(v.preds.len() <= 12);
         }
     }
 

@@ -43,9 +43,13 @@ use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground, frame};
 use crate::options::OpenOptions;
 use crate::worker::WorkerPool;
 
-/// Index value: offset, count, 12 predecessor slots, CRC-32 of the key and
-/// the value before it.
-const VALUE_SIZE: usize = 8 + 1 + MAX_PREDECESSORS * HASH_SIZE + 4;
+/// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
+/// hash | crc u32`, the CRC-32 of the key and the value before it. Level and
+/// predecessor answer [`Floating::level_and_predecessor`] without reading
+/// the file, checked.
+const VALUE_SIZE: usize = 8 + 4 + HASH_SIZE + 1 + MAX_PREDECESSORS * HASH_SIZE + 4;
+/// Where the predecessor count sits in an index value.
+const COUNT_AT: usize = 8 + 4 + HASH_SIZE;
 /// Default index log size (Octez uses 10,000 for floating indexes).
 pub const DEFAULT_LOG_SIZE: u64 = 10_000;
 
@@ -200,7 +204,7 @@ impl Floating {
         for item in self.index.iter()? {
             let (key, value) = item?;
             let hash = to_hash(&key);
-            let (offset, _) = self.decode_value(&hash, &value)?;
+            let offset = self.decode_value(&hash, &value)?.offset;
             if top.is_none_or(|(o, _)| offset > o) {
                 top = Some((offset, hash));
             }
@@ -267,7 +271,7 @@ impl Floating {
             let e = entry::read_at(self.file.as_ref(), offset, at, false)?;
             self.index.add(
                 &e.block.hash,
-                &index_value(&e.block.hash, offset, &e.preds),
+                &index_value(&e.block.as_ref(), offset, &e.preds),
                 false,
             )?;
         }
@@ -284,7 +288,7 @@ impl Floating {
 
     /// Offset and predecessor list of an index value, after checking its
     /// checksum (which binds it to `hash`).
-    fn decode_value(&self, hash: &Hash, value: &[u8]) -> Result<(u64, Vec<Hash>)> {
+    fn decode_value(&self, hash: &Hash, value: &[u8]) -> Result<IndexValue> {
         decode_value(hash, value)
             .map_err(|e| Error::corrupted(&self.dir.join(self.kind.index_name()), e))
     }
@@ -322,7 +326,7 @@ impl Floating {
         // `end` first: a reader that finds the index entry may read up to it.
         self.end.store(end, Ordering::SeqCst);
         self.index
-            .add(block.hash, &index_value(block.hash, offset, preds), false)?;
+            .add(block.hash, &index_value(block, offset, preds), false)?;
         if flush {
             {
                 let _fg = foreground::ForegroundSync::begin();
@@ -428,19 +432,14 @@ impl Floating {
         Ok(Some((e.block, preds)))
     }
 
-    /// Level and predecessor of a stored block, from its record header only.
+    /// Level and predecessor of a stored block, from the index alone.
     pub fn level_and_predecessor(&self, hash: &Hash) -> Result<Option<(i32, Hash)>> {
-        let Some((offset, _)) = self.lookup(hash)? else {
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.index.find_into(hash, &mut value)? {
             return Ok(None);
-        };
-        let (_, h, level, pred) = entry::read_header(self.file.as_ref(), offset)?;
-        if h != *hash {
-            return Err(Error::corrupted(
-                self.file.path(),
-                format!("index entry at offset {offset} holds another block"),
-            ));
         }
-        Ok(Some((level, pred)))
+        let v = self.decode_value(hash, &value)?;
+        Ok(Some((v.level, v.predecessor)))
     }
 
     /// The entry at `offset`: from the map when it covers it, else by
@@ -478,7 +477,8 @@ impl Floating {
         if !self.index.find_into(hash, &mut value)? {
             return Ok(None);
         }
-        self.decode_value(hash, &value).map(Some)
+        let v = self.decode_value(hash, &value)?;
+        Ok(Some((v.offset, v.preds)))
     }
 
     /// The offset of an index value, after checking its checksum (the hot
@@ -635,14 +635,17 @@ fn offset_of(value: &[u8]) -> u64 {
     u64::from_be_bytes(o)
 }
 
-fn index_value(hash: &Hash, offset: u64, preds: &[Hash]) -> [u8; VALUE_SIZE] {
+fn index_value(block: &BlockRef<'_>, offset: u64, preds: &[Hash]) -> [u8; VALUE_SIZE] {
     let mut v = [0u8; VALUE_SIZE];
     v[..8].copy_from_slice(&offset.to_be_bytes());
-    v[8] = preds.len() as u8;
+    v[8..12].copy_from_slice(&block.level.to_be_bytes());
+    v[12..COUNT_AT].copy_from_slice(block.predecessor);
+    v[COUNT_AT] = preds.len() as u8;
     for (i, p) in preds.iter().enumerate() {
-        v[9 + i * HASH_SIZE..9 + (i + 1) * HASH_SIZE].copy_from_slice(p);
+        let at = COUNT_AT + 1 + i * HASH_SIZE;
+        v[at..at + HASH_SIZE].copy_from_slice(p);
     }
-    let crc = value_crc(hash, &v);
+    let crc = value_crc(block.hash, &v);
     v[VALUE_SIZE - 4..].copy_from_slice(&crc.to_be_bytes());
     v
 }
@@ -658,10 +661,22 @@ fn stored_crc(value: &[u8]) -> u32 {
     u32::from_be_bytes(c)
 }
 
-/// Decodes an index value of block `hash`: its offset and predecessor list.
-/// Any byte string is accepted as input; a wrong size, checksum or count is
-/// an error message.
-pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<(u64, Vec<Hash>), String> {
+/// A decoded index value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexValue {
+    /// Offset of the block's entry in the file.
+    pub offset: u64,
+    /// The block's level.
+    pub level: i32,
+    /// Its direct predecessor.
+    pub predecessor: Hash,
+    /// Its predecessor list.
+    pub preds: Vec<Hash>,
+}
+
+/// Decodes an index value of block `hash`. Any byte string is accepted as
+/// input; a wrong size, checksum or count is an error message.
+pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue, String> {
     if value.len() != VALUE_SIZE {
         return Err(format!(
             "index entry of block {} holds {} bytes, not {VALUE_SIZE}",
@@ -675,18 +690,23 @@ pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<(u64, Vec<
             hex(hash)
         ));
     }
-    let n = value[8] as usize;
+    let n = value[COUNT_AT] as usize;
     if n > MAX_PREDECESSORS {
         return Err(format!(
             "index entry of block {} holds {n} predecessors",
             hex(hash)
         ));
     }
-    let preds = value[9..9 + n * HASH_SIZE]
+    let preds = value[COUNT_AT + 1..COUNT_AT + 1 + n * HASH_SIZE]
         .chunks_exact(HASH_SIZE)
         .map(to_hash)
         .collect();
-    Ok((offset_of(value), preds))
+    Ok(IndexValue {
+        offset: offset_of(value),
+        level: i32::from_be_bytes([value[8], value[9], value[10], value[11]]),
+        predecessor: to_hash(&value[12..COUNT_AT]),
+        preds,
+    })
 }
 
 /// The first 8 bytes of a hash in hex, to name a block in messages.
@@ -852,7 +872,7 @@ fn inspect(fs: &Arc<dyn FileSystem>, dir: &Path, kind: FloatingKind) -> Result<I
     let path = dir.join(kind.file_name());
     let mut found = Inspection::default();
     // Intact entries by offset: block hash and predecessor list.
-    let mut by_offset: HashMap<u64, (Hash, Vec<Hash>)> = Default::default();
+    let mut by_offset: HashMap<u64, (Hash, IndexValue)> = Default::default();
     match fs.open(&path, OpenMode::Read) {
         Ok(file) => {
             let len = file.len()?;
@@ -871,7 +891,13 @@ fn inspect(fs: &Arc<dyn FileSystem>, dir: &Path, kind: FloatingKind) -> Result<I
                             None => {
                                 first_at.insert(hash, at);
                                 found.intact.push((at, e.len as u64));
-                                by_offset.insert(at, (hash, e.preds));
+                                let value = IndexValue {
+                                    offset: at,
+                                    level: e.block.level,
+                                    predecessor: e.block.predecessor,
+                                    preds: e.preds,
+                                };
+                                by_offset.insert(at, (hash, value));
                             }
                         }
                         at += e.len as u64;
@@ -910,7 +936,7 @@ fn inspect_index(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     kind: FloatingKind,
-    by_offset: &HashMap<u64, (Hash, Vec<Hash>)>,
+    by_offset: &HashMap<u64, (Hash, IndexValue)>,
     found: &mut Inspection,
 ) -> Result<()> {
     let index_dir = dir.join(kind.index_name());
@@ -962,7 +988,7 @@ fn inspect_index(
             }
         };
         let hash = to_hash(&key);
-        let (offset, preds) = match decode_value(&hash, &value) {
+        let v = match decode_value(&hash, &value) {
             Ok(v) => v,
             Err(e) => {
                 found
@@ -971,13 +997,14 @@ fn inspect_index(
                 continue;
             }
         };
+        let offset = v.offset;
         match by_offset.get(&offset) {
-            Some((h, p)) if *h == hash && *p == preds => {
+            Some((h, intact)) if *h == hash && *intact == v => {
                 indexed.insert(offset);
                 indexed_top = indexed_top.max(Some(offset));
             }
             _ => found.index_damage.push(format!(
-                "{}: the index places block {} at offset {offset}, where no intact entry of it (with its predecessors) starts",
+                "{}: the index places block {} at offset {offset}, where no intact entry of it (with its level and predecessors) starts",
                 path.display(),
                 hex(&hash)
             )),

@@ -108,7 +108,7 @@ pub struct Floating {
     read_only: bool,
     fs: Arc<dyn FileSystem>,
     file: Arc<dyn FileHandle>,
-    index: Index,
+    index: Arc<Index>,
     /// End of the whole entries; appends go here, iterators stop here.
     end: AtomicU64,
     /// Held by appends and flushes; the offset up to which writeback of
@@ -178,7 +178,7 @@ impl Floating {
             read_only: opts.read_only,
             fs,
             file,
-            index,
+            index: Arc::new(index),
             writer: Mutex::new(0),
             map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
             prealloc: None,
@@ -505,6 +505,7 @@ impl Floating {
             end: self.end.load(Ordering::SeqCst),
             with_metadata,
             verified: !self.read_only,
+            index: self.index.clone(),
         }
     }
 
@@ -738,6 +739,25 @@ pub struct FloatingIter {
     /// which may hold the zeros ahead of the appends or an entry being
     /// appended.
     verified: bool,
+    /// Tells an acknowledged entry (indexed) from one being appended.
+    index: Arc<Index>,
+}
+
+impl FloatingIter {
+    /// True if the index places the block named by the (unchecked) header
+    /// at `at` exactly there: the entry is an append that returned, so its
+    /// damage is not the end of the data.
+    fn indexed_at(&self, at: u64) -> Result<bool> {
+        if self.end.saturating_sub(at) < entry::HEADER_LEN as u64 {
+            return Ok(false);
+        }
+        let (_, hash, _, _) = entry::read_header(self.file.as_ref(), at)?;
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.index.find_into(&hash, &mut value)? {
+            return Ok(false);
+        }
+        Ok(decode_value(&hash, &value).is_ok_and(|v| v.offset == at))
+    }
 }
 
 impl Iterator for FloatingIter {
@@ -762,7 +782,14 @@ impl Iterator for FloatingIter {
                 // appended. Intact entries after it: damage, unless the
                 // writer completed this entry meanwhile.
                 match entry::next_intact(self.file.as_ref(), at + 1, self.end) {
-                    Ok(None) => None,
+                    Ok(None) => match self.indexed_at(at) {
+                        Ok(false) => None,
+                        Ok(true) => Some(Err(Error::corrupted(
+                            self.file.path(),
+                            format!("entry at offset {at} (an indexed block) is damaged"),
+                        ))),
+                        Err(e) => Some(Err(e)),
+                    },
                     Ok(Some(next)) => {
                         match entry::read_at(self.file.as_ref(), at, self.end, self.with_metadata) {
                             Ok(e) => {

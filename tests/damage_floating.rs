@@ -433,7 +433,7 @@ fn damaged_floating_store_never_loses_an_untouched_block() {
     let blocks = content(FUZZ_BLOCKS);
     damage::run(
         "damaged_floating_store_never_loses_an_untouched_block",
-        800,
+        500,
         |dir| build(dir, &blocks),
         |case| {
             let what = case.describe();

@@ -315,6 +315,36 @@ fn damaged_last_entry_ends_a_read_only_iteration_with_corrupted() {
     );
 }
 
+/// Found by the fuzz (seed 159): a directory in place of the index's log
+/// passed `check` (a read-only index open does not read it) while the
+/// read-write open failed. `check` now agrees with the open, and repair
+/// rebuilds the index.
+#[test]
+fn directory_in_place_of_an_index_file_fails_check_like_the_open() {
+    let d = tempfile::tempdir().unwrap();
+    let blocks = content(10);
+    build(d.path(), &blocks);
+    let index_dir = d.path().join(KIND.index_name());
+    let victim = damage::store_files(&index_dir)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log"))
+        .expect("an index log file");
+    std::fs::remove_file(&victim).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    assert!(Floating::open(d.path(), KIND, &opts(false)).is_err());
+    let report = Floating::check(d.path(), &opts(false), false).unwrap();
+    assert!(!report.is_ok(), "{report:?}");
+    let repaired = Floating::check(d.path(), &opts(false), true).unwrap();
+    assert!(repaired.is_ok(), "{repaired:?}");
+    let s = Floating::open(d.path(), KIND, &opts(false)).unwrap();
+    for b in &blocks {
+        assert_eq!(
+            s.read_block(&b.block.hash).unwrap().as_ref(),
+            Some(&b.block)
+        );
+    }
+}
+
 /// Entries appended after the last index write, then a torn entry: the open
 /// indexes the whole ones and cuts only the torn one (a crash, not damage).
 #[test]

@@ -1001,8 +1001,17 @@ void tzs_error_free(struct tzs_error *e);
  * Opens the floating store of `kind` (`TZS_FLOATING_RO`, `_RW`, `_RO_TMP`,
  * `_RW_TMP`, `_RESTORE`) in directory `dir`, creating it for a read-write
  * open. The five kinds may be open on one directory at once. A read-write
- * open repairs a crashed store: it cuts a torn tail and re-indexes blocks
- * missing from the index.
+ * open recovers a crashed store: it cuts a torn tail (an incomplete last
+ * block that no index entry holds, or the zeros written ahead of the
+ * appends) and re-indexes blocks missing from the index.
+ *
+ * A damaged store returns `TZS_CORRUPTED` with a message naming the file
+ * and the offset (an indexed block whose entry is invalid or missing, an
+ * invalid entry followed by intact ones, a damaged index), and nothing is
+ * changed: no block is cut or dropped. Damage the open does not reach (an
+ * entry below the last indexed one) is `TZS_CORRUPTED` from the read or
+ * iteration that meets it. Use `tzs_floating_check` with `repair` to
+ * salvage every intact block.
  *
  * `flags`: `TZS_READONLY`, `TZS_NO_FSYNC`. On success `*out` receives a
  * handle owned by the caller (`tzs_floating_close`). Errors:
@@ -1018,6 +1027,41 @@ tzs_status tzs_floating_open(const char *dir,
                              uint32_t flags,
                              struct tzs_floating **out,
                              struct tzs_error **err);
+
+/**
+ * Checks every floating store in directory `dir` (each kind with files
+ * there) without a handle, so it also works on a store that refuses to
+ * open: every entry of each file must be intact (checksums), every index
+ * entry must point to an intact entry of its block with its predecessor
+ * list, and every entry below the last indexed one must be indexed. A torn
+ * tail no index entry points to is not a problem (a read-write open cuts
+ * it). Changes nothing unless `repair`.
+ *
+ * With `repair`, each store with problems is salvaged, keeping every intact
+ * block: a damaged file is rewritten with its intact entries (each block
+ * once) and the original moved into `dir/.tzs-quarantine/<UTC time>-<n>/`;
+ * a torn tail is saved there and cut; the index is moved there and rebuilt
+ * from the file. Nothing is deleted. Afterwards the store opens and checks
+ * clean. Repair takes each damaged store's index lock: no read-write
+ * handle of it may be open (`TZS_LOCKED`).
+ *
+ * When `report` is not NULL it receives the report as text (free it with
+ * `tzs_bytes_free`): `checked N records`, then one `problem:`,
+ * `repaired:` or `quarantined:` line per item. Returns `TZS_OK` when no
+ * problem remains, `TZS_CORRUPTED` (naming the problems) otherwise.
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8 `dir`, unknown flags),
+ * `TZS_LOCKED`, `TZS_IO`. `flags`: `TZS_NO_FSYNC` only. Thread-safe; runs
+ * on the calling thread.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report` is NULL or writable;
+ * `err` is NULL or writable.
+ */
+tzs_status tzs_floating_check(const char *dir,
+                              uint32_t flags,
+                              bool repair,
+                              struct tzs_bytes *report,
+                              struct tzs_error **err);
 
 /**
  * Appends `block` with its predecessor list: `n_preds` (at most 12) hashes
@@ -1135,7 +1179,9 @@ tzs_status tzs_floating_iter_new(struct tzs_floating *f,
  * `preds_out` is not NULL, its predecessor list (free with
  * `tzs_bytes_free`): the `fold_left_with_pred_s` analogue. Returns
  * `TZS_DONE` at the end. Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`
- * (the iteration ends there), `TZS_IO`.
+ * (a damaged entry, named by file and offset: zeros or an invalid entry
+ * followed by intact ones are damage, never the end; the iteration ends
+ * there), `TZS_IO`.
  *
  * # Safety
  * `it` NULL or live; `out` NULL or writable; `preds_out` NULL or writable.

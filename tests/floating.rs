@@ -265,9 +265,18 @@ fn torn_tail_is_cut_and_unindexed_blocks_are_reindexed() {
         s.find_predecessors(&tree.blocks[3].hash).unwrap().unwrap(),
         vec![tree.blocks[2].hash]
     );
-    // An index entry pointing past the end of the file is dropped.
+    // An index entry pointing past the end of the file names an append
+    // that returned: its loss is damage, reported, not hidden.
     drop(s);
     std::fs::write(&path, &three).unwrap();
+    match Floating::open(dir.path(), FloatingKind::Rw, &opts()) {
+        Err(Error::Corrupted(m)) => assert!(m.contains(&format!("offset {}", three.len())), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), three, "nothing changed");
+    // Repair rebuilds the index from what the file holds.
+    let report = Floating::check(dir.path(), &opts(), true).unwrap();
+    assert!(report.is_ok(), "{report:?}");
     let s = Floating::open(dir.path(), FloatingKind::Rw, &opts()).unwrap();
     assert_eq!(s.len(), 3);
     assert_eq!(s.read_block(&tree.blocks[3].hash).unwrap(), None);
@@ -467,4 +476,96 @@ fn zeros_ahead_of_durable_appends_are_invisible_and_trimmed_at_close() {
     let end = rw.size_bytes();
     drop(rw);
     assert_eq!(file_len(), end);
+}
+
+/// An encoded entry of `b` with `preds`, for the decoder proptests.
+fn encoded_entry(b: &Block, preds: &[Hash]) -> Vec<u8> {
+    let mut out = Vec::new();
+    tzstore::block::entry::encode_into(&mut out, &b.as_ref(), preds).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// The record and entry decoders take any bytes: an error or a value
+    /// that lies within the input, never a panic or an allocation beyond it.
+    #[test]
+    fn decoders_take_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        use tzstore::block::{entry, record};
+        if let Ok(b) = record::decode(&bytes, true) {
+            prop_assert!(b.contents.len() <= bytes.len());
+        }
+        let _ = record::scan(&bytes);
+        if let Ok(e) = entry::parse(&bytes, true) {
+            prop_assert!(e.len <= bytes.len());
+        }
+        let hash = [7u8; 32];
+        if let Ok(v) = tzstore::block::floating::decode_value(&hash, &bytes) {
+            prop_assert!(v.preds.len() <= 12);
+        }
+    }
+
+    /// Damaged entries (random bytes written over a valid one, or any
+    /// prefix of it) decode to the original or to an error.
+    #[test]
+    fn damaged_entries_decode_to_the_original_or_an_error(
+        at in 0usize..400,
+        junk in prop::collection::vec(any::<u8>(), 1..8),
+        cut in 0usize..400,
+    ) {
+        use tzstore::block::entry;
+        let tree = make_tree(&[0, 1], &[(120, Some(60))]);
+        let b = &tree.blocks[2];
+        let preds = [tree.blocks[1].hash, tree.blocks[0].hash];
+        let good = encoded_entry(b, &preds);
+        let mut bad = good.clone();
+        let at = at % bad.len();
+        for (i, j) in junk.iter().enumerate() {
+            if let Some(x) = bad.get_mut(at + i) { *x = *j; }
+        }
+        match entry::parse(&bad, true) {
+            Ok(e) => prop_assert_eq!((&e.block, &e.preds[..]), (b, &preds[..])),
+            Err(_) => prop_assert_ne!(&bad, &good),
+        }
+        prop_assert!(entry::parse(&good[..cut.min(good.len() - 1)], true).is_err());
+    }
+
+    /// The scan for intact entries and the probe read any file contents:
+    /// they find an entry only where a valid one starts, and only within
+    /// the bounds they are given.
+    #[test]
+    fn intact_entry_scan_takes_any_file(
+        noise in prop::collection::vec(any::<u8>(), 0..300),
+        zeros in 0usize..200,
+        place in any::<bool>(),
+    ) {
+        use tzstore::block::entry::{self, Probe};
+        use tzstore::io::{FileSystem, OpenMode, StdFs};
+        let tree = make_tree(&[0], &[(50, None)]);
+        let rec = encoded_entry(&tree.blocks[1], &[tree.blocks[0].hash]);
+        let mut bytes = noise.clone();
+        bytes.extend(std::iter::repeat_n(0u8, zeros));
+        let start = bytes.len() as u64;
+        if place {
+            bytes.extend_from_slice(&rec);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &bytes).unwrap();
+        let fs = StdFs::new(false);
+        let file = fs.open(&path, OpenMode::Read).unwrap();
+        let len = bytes.len() as u64;
+        let found = entry::next_intact(file.as_ref(), 0, len).unwrap();
+        if let Some(at) = found {
+            prop_assert!(matches!(entry::probe(file.as_ref(), at, len).unwrap(), Probe::Valid(_)));
+            prop_assert!(at <= start || !place);
+        } else {
+            prop_assert!(!place, "the intact entry at {} was not found", start);
+        }
+        for at in [0u64, 1, start] {
+            let _ = entry::probe(file.as_ref(), at, len).unwrap();
+            let _ = entry::read_at(file.as_ref(), at, len, true);
+        }
+    }
 }

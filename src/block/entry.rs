@@ -120,19 +120,125 @@ fn trailer_at(buf: &[u8], rec_len: usize) -> std::result::Result<(usize, &[u8]),
     Ok((n, trailer))
 }
 
-/// Reads and parses the entry at `offset` of `file`.
-pub fn read_at(file: &dyn FileHandle, offset: u64, with_metadata: bool) -> Result<Entry> {
+/// Reads and parses the entry at `offset` of `file`; the entry must end by
+/// `limit` (the end of the data), which bounds what a damaged size field
+/// can make this allocate.
+pub fn read_at(
+    file: &dyn FileHandle,
+    offset: u64,
+    limit: u64,
+    with_metadata: bool,
+) -> Result<Entry> {
+    let past_end = |what: String| {
+        Error::corrupted(
+            file.path(),
+            format!("entry at offset {offset}: {what} runs past the end of the data at {limit}"),
+        )
+    };
+    if limit.saturating_sub(offset) < 4 {
+        return Err(past_end("its size field".into()));
+    }
     let mut prefix = [0u8; 4];
     file.read_exact_at(&mut prefix, offset)?;
-    let rec_len = record::record_len(prefix);
+    let rec_len = record::record_len(prefix) as u64;
+    if rec_len + trailer_len(0) as u64 > limit - offset {
+        return Err(past_end(format!("its record of {rec_len} bytes")));
+    }
     // Read the record and the largest possible trailer in one call when the
-    // file allows; the exact trailer length is known after the count byte.
-    let want = rec_len + trailer_len(MAX_PREDECESSORS);
-    let mut buf = vec![0u8; want];
+    // data allows; the exact trailer length is known after the count byte.
+    let want = (rec_len + trailer_len(MAX_PREDECESSORS) as u64).min(limit - offset);
+    let mut buf = vec![0u8; want as usize];
     let got = file.read_at(&mut buf, offset)?;
     buf.truncate(got);
     parse(&buf, with_metadata)
         .map_err(|e| Error::corrupted(file.path(), format!("entry at offset {offset}: {e}")))
+}
+
+/// Bytes of a record before its contents (size, hash, level, predecessor,
+/// contents length): enough to tell where its tag byte must be.
+const BEFORE_CONTENTS: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + 4;
+/// Bytes searched per read by [`next_intact`].
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// The first offset in `from..to` where a whole, valid entry starts and ends
+/// by `to`, if any. Tells damage (intact entries follow it) from a torn tail
+/// or the zeros written ahead of the appends (nothing intact follows). Reads
+/// `from..to` once: zero runs are skipped at memory speed, and a checksum is
+/// computed only where the size, contents length and metadata tag agree, as
+/// they do at a record's start and hardly ever elsewhere.
+pub fn next_intact(file: &dyn FileHandle, from: u64, to: u64) -> Result<Option<u64>> {
+    let mut buf = vec![0u8; SCAN_CHUNK + BEFORE_CONTENTS];
+    let mut base = from;
+    while to.saturating_sub(base) >= record::FIXED as u64 {
+        let want = (to - base).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..want], base)?;
+        let got = &buf[..want];
+        // Candidates are the offsets whose fixed fields lie in `got`.
+        let last = want.saturating_sub(BEFORE_CONTENTS).min(SCAN_CHUNK - 1);
+        let mut p = 0usize;
+        while p <= last {
+            if got[p..p + 4] == [0; 4] {
+                // No record is that short: jump to the first offset whose
+                // size field ends on the next non-zero byte.
+                match got[p + 4..].iter().position(|&b| b != 0) {
+                    Some(q) => {
+                        p = p + 4 + q - 3;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let at = base + p as u64;
+            if shape_fits(file, &got[p..], at, to)?
+                && matches!(probe(file, at, to)?, Probe::Valid(_))
+            {
+                return Ok(Some(at));
+            }
+            p += 1;
+        }
+        base += last as u64 + 1;
+    }
+    Ok(None)
+}
+
+/// True if the fixed fields at the start of `head` (at `at` in the file)
+/// describe a record that ends by `to` and whose contents length and
+/// metadata tag agree with its size.
+fn shape_fits(file: &dyn FileHandle, head: &[u8], at: u64, to: u64) -> Result<bool> {
+    let be = |i: usize| {
+        u64::from(u32::from_be_bytes([
+            head[i],
+            head[i + 1],
+            head[i + 2],
+            head[i + 3],
+        ]))
+    };
+    let rec_len = 4 + be(0);
+    let fixed = record::FIXED as u64;
+    if rec_len < fixed || at + rec_len + trailer_len(0) as u64 > to {
+        return Ok(false);
+    }
+    let clen = be(BEFORE_CONTENTS - 4);
+    if clen + fixed > rec_len {
+        return Ok(false);
+    }
+    let with_meta = clen + fixed != rec_len;
+    if with_meta && clen + fixed + 4 > rec_len {
+        return Ok(false);
+    }
+    // The tag and the metadata length follow the contents.
+    let tag_at = BEFORE_CONTENTS as u64 + clen;
+    let mut tail = [0u8; 5];
+    let n = if with_meta { 5 } else { 1 };
+    match head.get(tag_at as usize..tag_at as usize + n) {
+        Some(b) => tail[..n].copy_from_slice(b),
+        None => file.read_exact_at(&mut tail[..n], at + tag_at)?,
+    }
+    if !with_meta {
+        return Ok(tail[0] == 0);
+    }
+    let mlen = u64::from(u32::from_be_bytes([tail[1], tail[2], tail[3], tail[4]]));
+    Ok(tail[0] == 1 && clen + fixed + 4 + mlen == rec_len)
 }
 
 /// Checks the entry at `offset` and parses it if it is whole and valid

@@ -9,10 +9,23 @@
 //!
 //! Invariant, both ways: every whole entry in the file is indexed, and every
 //! index entry points to a whole, valid entry. A read-write open restores it
-//! after a crash: index entries pointing past the valid data are removed,
-//! whole entries missing from the index are re-indexed, and a torn tail is
-//! cut off.
+//! after a crash: whole entries missing from the index are re-indexed, and a
+//! torn tail (an incomplete or invalid last entry that no index entry
+//! points to, followed by nothing intact, or the zeros written ahead of the
+//! appends) is cut off.
+//!
+//! Everything else is damage, never cut: an index entry pointing to an
+//! invalid entry (the index holds only appends that returned), or an invalid
+//! entry followed by intact ones, makes the open, the read or the iteration
+//! return `Corrupted` naming the file and the offset. [`Floating::check`]
+//! finds all of it without a handle and, with repair, rewrites the file
+//! without the damaged bytes (the original goes to the quarantine) and
+//! rebuilds the index from it.
+//!
+//! Index values carry a checksum over the key and the value, so a damaged
+//! index entry never yields another block's offset or predecessor list.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,14 +35,21 @@ use parking_lot::{Mutex, RwLock};
 use super::entry::{self, Entry, Probe};
 use super::prealloc::Prealloc;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
+use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
-use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground};
+use crate::io::quarantine::Quarantine;
+use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground, frame};
 use crate::options::OpenOptions;
 use crate::worker::WorkerPool;
 
-/// Index value: offset, count, 12 predecessor slots.
-const VALUE_SIZE: usize = 8 + 1 + MAX_PREDECESSORS * HASH_SIZE;
+/// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
+/// hash | crc u32`, the CRC-32 of the key and the value before it. Level and
+/// predecessor answer [`Floating::level_and_predecessor`] without reading
+/// the file, checked.
+const VALUE_SIZE: usize = 8 + 4 + HASH_SIZE + 1 + MAX_PREDECESSORS * HASH_SIZE + 4;
+/// Where the predecessor count sits in an index value.
+const COUNT_AT: usize = 8 + 4 + HASH_SIZE;
 /// Default index log size (Octez uses 10,000 for floating indexes).
 pub const DEFAULT_LOG_SIZE: u64 = 10_000;
 
@@ -88,7 +108,7 @@ pub struct Floating {
     read_only: bool,
     fs: Arc<dyn FileSystem>,
     file: Arc<dyn FileHandle>,
-    index: Index,
+    index: Arc<Index>,
     /// End of the whole entries; appends go here, iterators stop here.
     end: AtomicU64,
     /// Held by appends and flushes; the offset up to which writeback of
@@ -134,16 +154,7 @@ impl Floating {
                 dir.display()
             )));
         }
-        let index = Index::open(
-            dir.join(kind.index_name()),
-            IndexConfig {
-                key_size: HASH_SIZE,
-                value_size: VALUE_SIZE,
-                removable: true,
-                log_size,
-                open: opts.clone(),
-            },
-        )?;
+        let index = Index::open(dir.join(kind.index_name()), index_config(opts, log_size))?;
         let path = dir.join(kind.file_name());
         let mode = if opts.read_only {
             OpenMode::Read
@@ -174,7 +185,7 @@ impl Floating {
             read_only: opts.read_only,
             fs,
             file,
-            index,
+            index: Arc::new(index),
             writer: Mutex::new(0),
             map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
             prealloc: None,
@@ -190,63 +201,103 @@ impl Floating {
         Ok(store)
     }
 
-    /// Restores the two-way invariant after a crash (see the module docs).
+    /// Restores the two-way invariant after a crash, or finds damage and
+    /// changes nothing (see the module docs).
     fn recover(&self) -> Result<()> {
         let file_len = self.file.len()?;
-        // The indexed entries, highest offset first.
-        let mut indexed: Vec<(u64, Hash)> = Vec::new();
+        // The highest indexed entry: every index entry is an append that
+        // returned, so it must be whole and hold its block.
+        let mut top: Option<(u64, Hash)> = None;
         for item in self.index.iter()? {
             let (key, value) = item?;
-            let mut h = [0u8; HASH_SIZE];
-            h.copy_from_slice(&key);
-            indexed.push((offset_of(&value), h));
-        }
-        indexed.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-        // The highest index entry that points to a valid entry with the same
-        // hash marks where verified data ends; entries above it dangle.
-        let mut verified_end = 0u64;
-        let mut dangling = Vec::new();
-        for (offset, hash) in &indexed {
-            match entry::probe(self.file.as_ref(), *offset, file_len)? {
-                Probe::Valid(e) => {
-                    if e.block.hash == *hash {
-                        verified_end = offset + e.len as u64;
-                        break;
-                    }
-                    dangling.push(*hash);
-                }
-                Probe::Torn | Probe::Damaged(_) => dangling.push(*hash),
+            let hash = to_hash(&key);
+            let offset = self.decode_value(&hash, &value)?.offset;
+            if top.is_none_or(|(o, _)| offset > o) {
+                top = Some((offset, hash));
             }
         }
-        for h in &dangling {
-            self.index.remove(h, false)?;
-        }
-        // Entries written after the last indexed one: index them, up to the
-        // first torn or damaged entry, where the file is cut.
+        let verified_end = match top {
+            None => 0,
+            Some((offset, hash)) => match entry::probe(self.file.as_ref(), offset, file_len)? {
+                Probe::Valid(e) if e.block.hash == hash => offset + e.len as u64,
+                Probe::Valid(_) => {
+                    return Err(Error::corrupted(
+                        self.file.path(),
+                        format!(
+                            "the index places block {} at offset {offset}, which holds another block",
+                            hex(&hash)
+                        ),
+                    ));
+                }
+                Probe::Torn => {
+                    return Err(Error::corrupted(
+                        self.file.path(),
+                        format!(
+                            "entry at offset {offset} (block {}, indexed) is missing or incomplete: the file ends at {file_len}",
+                            hex(&hash)
+                        ),
+                    ));
+                }
+                Probe::Damaged(d) => {
+                    return Err(Error::corrupted(
+                        self.file.path(),
+                        format!(
+                            "entry at offset {offset} (block {}, indexed): {d}",
+                            hex(&hash)
+                        ),
+                    ));
+                }
+            },
+        };
+        // Entries written after the last indexed one: found first, indexed
+        // once the whole tail is known to be a torn tail, not damage.
         let mut at = verified_end;
-        let mut reindexed = 0usize;
+        let mut unindexed = Vec::new();
         while at < file_len {
             match entry::probe(self.file.as_ref(), at, file_len)? {
                 Probe::Valid(e) => {
                     if !self.index.mem(&e.block.hash)? {
-                        self.index
-                            .add(&e.block.hash, &index_value(at, &e.preds), false)?;
-                        reindexed += 1;
+                        unindexed.push(at);
                     }
                     at += e.len as u64;
                 }
-                Probe::Torn | Probe::Damaged(_) => break,
+                Probe::Torn | Probe::Damaged(_) => {
+                    if let Some(next) = entry::next_intact(self.file.as_ref(), at + 1, file_len)? {
+                        return Err(Error::corrupted(
+                            self.file.path(),
+                            format!(
+                                "entry at offset {at} is damaged: an intact entry follows at offset {next}"
+                            ),
+                        ));
+                    }
+                    break;
+                }
             }
+        }
+        for &offset in &unindexed {
+            let e = entry::read_at(self.file.as_ref(), offset, at, false)?;
+            self.index.add(
+                &e.block.hash,
+                &index_value(&e.block.as_ref(), offset, &e.preds),
+                false,
+            )?;
         }
         if at < file_len {
             self.file.set_len(at)?;
         }
-        if at < file_len || reindexed > 0 || !dangling.is_empty() {
+        if at < file_len || !unindexed.is_empty() {
             self.file.sync()?;
             self.index.flush()?;
         }
         self.end.store(at, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Offset and predecessor list of an index value, after checking its
+    /// checksum (which binds it to `hash`).
+    fn decode_value(&self, hash: &Hash, value: &[u8]) -> Result<IndexValue> {
+        decode_value(hash, value)
+            .map_err(|e| Error::corrupted(&self.dir.join(self.kind.index_name()), e))
     }
 
     /// Appends `block` with its predecessor list `preds` (at most 12 hashes,
@@ -279,9 +330,10 @@ impl Floating {
             }
             return Err(e);
         }
-        self.index
-            .add(block.hash, &index_value(offset, preds), false)?;
+        // `end` first: a reader that finds the index entry may read up to it.
         self.end.store(end, Ordering::SeqCst);
+        self.index
+            .add(block.hash, &index_value(block, offset, preds), false)?;
         if flush {
             {
                 let _fg = foreground::ForegroundSync::begin();
@@ -351,7 +403,7 @@ impl Floating {
         if !self.index.find_into(hash, &mut value)? {
             return Ok(None);
         }
-        let offset = offset_of(&value);
+        let offset = self.decode_offset(hash, &value)?;
         // From the map: the record alone, checked and copied once (its
         // predecessor trailer is not needed here).
         let map = self.map.read().clone();
@@ -387,19 +439,14 @@ impl Floating {
         Ok(Some((e.block, preds)))
     }
 
-    /// Level and predecessor of a stored block, from its record header only.
+    /// Level and predecessor of a stored block, from the index alone.
     pub fn level_and_predecessor(&self, hash: &Hash) -> Result<Option<(i32, Hash)>> {
-        let Some((offset, _)) = self.lookup(hash)? else {
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.index.find_into(hash, &mut value)? {
             return Ok(None);
-        };
-        let (_, h, level, pred) = entry::read_header(self.file.as_ref(), offset)?;
-        if h != *hash {
-            return Err(Error::corrupted(
-                self.file.path(),
-                format!("index entry at offset {offset} holds another block"),
-            ));
         }
-        Ok(Some((level, pred)))
+        let v = self.decode_value(hash, &value)?;
+        Ok(Some((v.level, v.predecessor)))
     }
 
     /// The entry at `offset`: from the map when it covers it, else by
@@ -424,7 +471,12 @@ impl Floating {
                 });
             }
         }
-        entry::read_at(self.file.as_ref(), offset, with_metadata)
+        entry::read_at(
+            self.file.as_ref(),
+            offset,
+            self.end.load(Ordering::SeqCst),
+            with_metadata,
+        )
     }
 
     fn lookup(&self, hash: &Hash) -> Result<Option<(u64, Vec<Hash>)>> {
@@ -432,18 +484,24 @@ impl Floating {
         if !self.index.find_into(hash, &mut value)? {
             return Ok(None);
         }
-        let n = value[8] as usize;
-        if n > MAX_PREDECESSORS {
-            return Err(Error::corrupted(
-                self.file.path(),
-                format!("index entry holds {n} predecessors"),
-            ));
+        let v = self.decode_value(hash, &value)?;
+        Ok(Some((v.offset, v.preds)))
+    }
+
+    /// The offset of an index value, after checking its checksum (the hot
+    /// read path: no predecessor list built).
+    fn decode_offset(&self, hash: &Hash, value: &[u8; VALUE_SIZE]) -> Result<u64> {
+        if value_crc(hash, value) != stored_crc(value) {
+            return Err(self.value_error(hash));
         }
-        let preds = value[9..9 + n * HASH_SIZE]
-            .chunks_exact(HASH_SIZE)
-            .map(to_hash)
-            .collect();
-        Ok(Some((offset_of(&value), preds)))
+        Ok(offset_of(value))
+    }
+
+    fn value_error(&self, hash: &Hash) -> Error {
+        Error::corrupted(
+            &self.dir.join(self.kind.index_name()),
+            format!("index entry of block {}: checksum mismatch", hex(hash)),
+        )
     }
 
     /// Iterates the blocks in file (arrival) order, as of now.
@@ -453,6 +511,8 @@ impl Floating {
             at: 0,
             end: self.end.load(Ordering::SeqCst),
             with_metadata,
+            verified: !self.read_only,
+            index: self.index.clone(),
         }
     }
 
@@ -463,19 +523,17 @@ impl Floating {
     }
 
     /// Offsets, hashes, levels and predecessors of the entries in file
-    /// order, read from record headers only: the merge uses it to pick the
-    /// blocks it keeps without decoding the others.
+    /// order: the merge uses it to pick the blocks it keeps. Every entry is
+    /// verified (checksums), so a merge never routes by a damaged header:
+    /// damage is `Corrupted` naming the offset.
     pub fn headers(&self) -> Result<Vec<(u64, Hash, i32, Hash)>> {
         let end = self.end.load(Ordering::SeqCst);
         let mut out = Vec::new();
         let mut at = 0u64;
         while at < end {
-            let (rec_len, hash, level, pred) = entry::read_header(self.file.as_ref(), at)?;
-            let rec_len = rec_len as u64;
-            let mut n = [0u8; 1];
-            self.file.read_exact_at(&mut n, at + rec_len)?;
-            out.push((at, hash, level, pred));
-            at += rec_len + entry::trailer_len((n[0] as usize).min(MAX_PREDECESSORS)) as u64;
+            let e = self.entry_at(at, false)?;
+            out.push((at, e.block.hash, e.block.level, e.block.predecessor));
+            at += e.len as u64;
         }
         Ok(out)
     }
@@ -585,25 +643,128 @@ fn offset_of(value: &[u8]) -> u64 {
     u64::from_be_bytes(o)
 }
 
-fn index_value(offset: u64, preds: &[Hash]) -> [u8; VALUE_SIZE] {
+fn index_value(block: &BlockRef<'_>, offset: u64, preds: &[Hash]) -> [u8; VALUE_SIZE] {
     let mut v = [0u8; VALUE_SIZE];
     v[..8].copy_from_slice(&offset.to_be_bytes());
-    v[8] = preds.len() as u8;
+    v[8..12].copy_from_slice(&block.level.to_be_bytes());
+    v[12..COUNT_AT].copy_from_slice(block.predecessor);
+    v[COUNT_AT] = preds.len() as u8;
     for (i, p) in preds.iter().enumerate() {
-        v[9 + i * HASH_SIZE..9 + (i + 1) * HASH_SIZE].copy_from_slice(p);
+        let at = COUNT_AT + 1 + i * HASH_SIZE;
+        v[at..at + HASH_SIZE].copy_from_slice(p);
     }
+    let crc = value_crc(block.hash, &v);
+    v[VALUE_SIZE - 4..].copy_from_slice(&crc.to_be_bytes());
     v
 }
 
+/// CRC-32 of the key and the value before its checksum field.
+fn value_crc(hash: &Hash, value: &[u8]) -> u32 {
+    frame::crc(&[hash, &value[..VALUE_SIZE - 4]])
+}
+
+fn stored_crc(value: &[u8]) -> u32 {
+    let mut c = [0u8; 4];
+    c.copy_from_slice(&value[VALUE_SIZE - 4..VALUE_SIZE]);
+    u32::from_be_bytes(c)
+}
+
+/// A decoded index value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexValue {
+    /// Offset of the block's entry in the file.
+    pub offset: u64,
+    /// The block's level.
+    pub level: i32,
+    /// Its direct predecessor.
+    pub predecessor: Hash,
+    /// Its predecessor list.
+    pub preds: Vec<Hash>,
+}
+
+/// Decodes an index value of block `hash`. Any byte string is accepted as
+/// input; a wrong size, checksum or count is an error message.
+pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue, String> {
+    if value.len() != VALUE_SIZE {
+        return Err(format!(
+            "index entry of block {} holds {} bytes, not {VALUE_SIZE}",
+            hex(hash),
+            value.len()
+        ));
+    }
+    if value_crc(hash, value) != stored_crc(value) {
+        return Err(format!(
+            "index entry of block {}: checksum mismatch",
+            hex(hash)
+        ));
+    }
+    let n = value[COUNT_AT] as usize;
+    if n > MAX_PREDECESSORS {
+        return Err(format!(
+            "index entry of block {} holds {n} predecessors",
+            hex(hash)
+        ));
+    }
+    let preds = value[COUNT_AT + 1..COUNT_AT + 1 + n * HASH_SIZE]
+        .chunks_exact(HASH_SIZE)
+        .map(to_hash)
+        .collect();
+    Ok(IndexValue {
+        offset: offset_of(value),
+        level: i32::from_be_bytes([value[8], value[9], value[10], value[11]]),
+        predecessor: to_hash(&value[12..COUNT_AT]),
+        preds,
+    })
+}
+
+/// The first 8 bytes of a hash in hex, to name a block in messages.
+fn hex(h: &Hash) -> String {
+    h[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn index_config(opts: &OpenOptions, log_size: u64) -> IndexConfig {
+    IndexConfig {
+        key_size: HASH_SIZE,
+        value_size: VALUE_SIZE,
+        removable: true,
+        log_size,
+        open: opts.clone(),
+    }
+}
+
 /// Iterator over a floating store's entries in file order. Stops at the end
-/// seen when it was created; a damaged entry yields `Corrupted` and ends the
-/// iteration (the following offsets cannot be trusted).
+/// seen when it was created; a damaged entry yields `Corrupted` naming its
+/// offset and ends the iteration (the following offsets cannot be trusted).
 #[derive(Debug)]
 pub struct FloatingIter {
     file: Arc<dyn FileHandle>,
     at: u64,
     end: u64,
     with_metadata: bool,
+    /// The end was verified (a read-write handle): every invalid entry
+    /// before it is damage. A read-only view's end is the file's length,
+    /// which may hold the zeros ahead of the appends or an entry being
+    /// appended.
+    verified: bool,
+    /// Tells an acknowledged entry (indexed) from one being appended.
+    index: Arc<Index>,
+}
+
+impl FloatingIter {
+    /// True if the index places the block named by the (unchecked) header
+    /// at `at` exactly there: the entry is an append that returned, so its
+    /// damage is not the end of the data.
+    fn indexed_at(&self, at: u64) -> Result<bool> {
+        if self.end.saturating_sub(at) < entry::HEADER_LEN as u64 {
+            return Ok(false);
+        }
+        let (_, hash, _, _) = entry::read_header(self.file.as_ref(), at)?;
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.index.find_into(&hash, &mut value)? {
+            return Ok(false);
+        }
+        Ok(decode_value(&hash, &value).is_ok_and(|v| v.offset == at))
+    }
 }
 
 impl Iterator for FloatingIter {
@@ -613,21 +774,367 @@ impl Iterator for FloatingIter {
         if self.at >= self.end {
             return None;
         }
-        match entry::read_at(self.file.as_ref(), self.at, self.with_metadata) {
+        let at = self.at;
+        match entry::read_at(self.file.as_ref(), at, self.end, self.with_metadata) {
             Ok(e) => {
                 self.at += e.len as u64;
                 Some(Ok(e))
             }
             Err(err) => {
-                let at = self.at;
                 self.at = self.end;
-                // A read-only view may end inside an entry the writer is
-                // still appending: that is the end, not damage.
-                match entry::probe(self.file.as_ref(), at, self.end) {
-                    Ok(Probe::Torn) => None,
-                    _ => Some(Err(err)),
+                if self.verified {
+                    return Some(Err(err));
+                }
+                // Nothing intact after it: the end of what the writer has
+                // appended. Intact entries after it: damage, unless the
+                // writer completed this entry meanwhile.
+                match entry::next_intact(self.file.as_ref(), at + 1, self.end) {
+                    Ok(None) => match self.indexed_at(at) {
+                        Ok(false) => None,
+                        Ok(true) => Some(Err(Error::corrupted(
+                            self.file.path(),
+                            format!("entry at offset {at} (an indexed block) is damaged"),
+                        ))),
+                        Err(e) => Some(Err(e)),
+                    },
+                    Ok(Some(next)) => {
+                        match entry::read_at(self.file.as_ref(), at, self.end, self.with_metadata) {
+                            Ok(e) => {
+                                self.at = at + e.len as u64;
+                                Some(Ok(e))
+                            }
+                            Err(_) => Some(Err(Error::corrupted(
+                                self.file.path(),
+                                format!(
+                                    "entry at offset {at} is damaged: an intact entry follows at offset {next}"
+                                ),
+                            ))),
+                        }
+                    }
+                    Err(e) => Some(Err(e)),
                 }
             }
         }
     }
+}
+
+/// Name of the index's lock file (see `crate::index`): a repair holds it so
+/// that no read-write handle of the store is open meanwhile.
+const INDEX_LOCK: &str = "lock";
+/// Suffix of the file a repair writes before it takes the store file's place.
+const REPAIR_SUFFIX: &str = ".tzs-repair";
+
+/// What [`inspect`] found in one floating store.
+#[derive(Debug, Default)]
+struct Inspection {
+    /// The file's intact entries in file order: offset and length (a block
+    /// stored twice counts once, at its first offset).
+    intact: Vec<(u64, u64)>,
+    /// Damage in the file itself: the file must be rewritten.
+    file_damage: Vec<String>,
+    /// Damage in the index, or index entries the file does not back.
+    index_damage: Vec<String>,
+    /// Where a tail without intact entries starts (torn, or zeros ahead).
+    tail: Option<u64>,
+    /// The store file is not a regular file (a directory, a FIFO).
+    unusable: bool,
+}
+
+impl Inspection {
+    fn is_ok(&self) -> bool {
+        self.file_damage.is_empty() && self.index_damage.is_empty()
+    }
+}
+
+impl Floating {
+    /// Checks every floating store in `dir` (each kind with files there)
+    /// without opening a handle, so it works on a store that refuses to
+    /// open: each entry of the file must be intact, each index entry must
+    /// point to an intact entry of its block with its predecessor list, and
+    /// each entry below the last indexed one must be indexed. A torn tail
+    /// that no index entry points to is not a problem (a read-write open
+    /// cuts it). Without `repair` nothing changes.
+    ///
+    /// With `repair` (takes each damaged store's index lock, so no
+    /// read-write handle may be open: `Locked` otherwise), a store with
+    /// problems is salvaged: a file with damage is rewritten with its intact
+    /// entries only (each block once), the original moved into
+    /// `dir/.tzs-quarantine/<time>/`; a torn tail is saved there and cut;
+    /// the index is moved there and rebuilt from the file. The report lists
+    /// what was kept and moved; afterwards the store opens and checks clean.
+    pub fn check(dir: impl AsRef<Path>, opts: &OpenOptions, repair: bool) -> Result<CheckReport> {
+        let dir = dir.as_ref();
+        let fs = opts.fs.clone();
+        let mut report = CheckReport::default();
+        let mut quarantine = Quarantine::new(fs.as_ref(), dir);
+        for kind in FloatingKind::ALL {
+            let path = dir.join(kind.file_name());
+            let index_dir = dir.join(kind.index_name());
+            if !fs.exists(&path)? && !fs.exists(&index_dir)? {
+                continue;
+            }
+            let lock = if repair {
+                fs.create_dir_all(&index_dir)?;
+                Some(fs.lock(&index_dir.join(INDEX_LOCK))?)
+            } else {
+                None
+            };
+            let found = inspect(&fs, dir, kind)?;
+            if found.is_ok() || !repair {
+                report.records_checked += found.intact.len() as u64;
+                report.problems.extend(found.file_damage);
+                report.problems.extend(found.index_damage);
+                continue;
+            }
+            salvage(dir, kind, opts, &found, &mut quarantine, &mut report)?;
+            drop(lock);
+            let after = inspect(&fs, dir, kind)?;
+            report.records_checked += after.intact.len() as u64;
+            report.problems.extend(after.file_damage);
+            report.problems.extend(after.index_damage);
+        }
+        let (qdir, moved) = quarantine.into_parts();
+        report.quarantine_dir = qdir;
+        report.quarantined = moved;
+        Ok(report)
+    }
+}
+
+/// Reads the store of `kind` in `dir` whole (file, then index) and lists
+/// its damage.
+fn inspect(fs: &Arc<dyn FileSystem>, dir: &Path, kind: FloatingKind) -> Result<Inspection> {
+    let path = dir.join(kind.file_name());
+    let mut found = Inspection::default();
+    // Intact entries by offset: block hash and predecessor list.
+    let mut by_offset: HashMap<u64, (Hash, IndexValue)> = Default::default();
+    match fs.open(&path, OpenMode::Read) {
+        Ok(file) => {
+            let len = file.len()?;
+            let mut first_at: HashMap<Hash, u64> = Default::default();
+            let mut at = 0u64;
+            while at < len {
+                match entry::probe(file.as_ref(), at, len)? {
+                    Probe::Valid(e) => {
+                        let hash = e.block.hash;
+                        match first_at.get(&hash) {
+                            Some(first) => found.file_damage.push(format!(
+                                "{}: entry at offset {at} repeats block {} stored at offset {first}",
+                                path.display(),
+                                hex(&hash)
+                            )),
+                            None => {
+                                first_at.insert(hash, at);
+                                found.intact.push((at, e.len as u64));
+                                let value = IndexValue {
+                                    offset: at,
+                                    level: e.block.level,
+                                    predecessor: e.block.predecessor,
+                                    preds: e.preds,
+                                };
+                                by_offset.insert(at, (hash, value));
+                            }
+                        }
+                        at += e.len as u64;
+                    }
+                    Probe::Torn | Probe::Damaged(_) => {
+                        match entry::next_intact(file.as_ref(), at + 1, len)? {
+                            Some(next) => {
+                                found.file_damage.push(format!(
+                                    "{}: bytes {at}..{next} are damaged (intact entries follow)",
+                                    path.display()
+                                ));
+                                at = next;
+                            }
+                            None => {
+                                found.tail = Some(at);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Err(Error::NotFound(_)) => {}
+        Err(Error::Corrupted(m)) => {
+            found.unusable = true;
+            found.file_damage.push(m);
+        }
+        Err(e) => return Err(e),
+    }
+    inspect_index(fs, dir, kind, &by_offset, &mut found)?;
+    Ok(found)
+}
+
+/// Checks the index of `kind` against the intact entries of the file.
+fn inspect_index(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    kind: FloatingKind,
+    by_offset: &HashMap<u64, (Hash, IndexValue)>,
+    found: &mut Inspection,
+) -> Result<()> {
+    let index_dir = dir.join(kind.index_name());
+    if fs.is_dir(&index_dir)? {
+        // An index holds files only: a directory in place of one of them is
+        // damage, even where a read-only open of the index does not look.
+        for e in fs.read_dir(&index_dir)? {
+            if e.is_dir {
+                found.index_damage.push(format!(
+                    "{}: {} is a directory, not an index file",
+                    index_dir.display(),
+                    e.name
+                ));
+            }
+        }
+    }
+    let opts = OpenOptions::read_only().with_fs(fs.clone());
+    let index = match Index::open(&index_dir, index_config(&opts, DEFAULT_LOG_SIZE)) {
+        Ok(i) => i,
+        // No index: a read-write open rebuilds it from the file.
+        Err(Error::NotFound(_)) if by_offset.is_empty() => return Ok(()),
+        Err(e) => {
+            found
+                .index_damage
+                .push(format!("{}: {e}", index_dir.display()));
+            return Ok(());
+        }
+    };
+    let path = dir.join(kind.file_name());
+    let mut indexed_top = None::<u64>;
+    let mut indexed = HashSet::new();
+    let items = match index.iter() {
+        Ok(it) => it,
+        Err(e) => {
+            found
+                .index_damage
+                .push(format!("{}: {e}", index_dir.display()));
+            return Ok(());
+        }
+    };
+    for item in items {
+        let (key, value) = match item {
+            Ok(kv) => kv,
+            Err(e) => {
+                found
+                    .index_damage
+                    .push(format!("{}: {e}", index_dir.display()));
+                return Ok(());
+            }
+        };
+        let hash = to_hash(&key);
+        let v = match decode_value(&hash, &value) {
+            Ok(v) => v,
+            Err(e) => {
+                found
+                    .index_damage
+                    .push(format!("{}: {e}", index_dir.display()));
+                continue;
+            }
+        };
+        let offset = v.offset;
+        match by_offset.get(&offset) {
+            Some((h, intact)) if *h == hash && *intact == v => {
+                indexed.insert(offset);
+                indexed_top = indexed_top.max(Some(offset));
+            }
+            _ => found.index_damage.push(format!(
+                "{}: the index places block {} at offset {offset}, where no intact entry of it (with its level and predecessors) starts",
+                path.display(),
+                hex(&hash)
+            )),
+        }
+    }
+    if let Some(top) = indexed_top {
+        let mut missing: Vec<u64> = by_offset
+            .keys()
+            .copied()
+            .filter(|o| *o < top && !indexed.contains(o))
+            .collect();
+        missing.sort_unstable();
+        if let Some(first) = missing.first() {
+            found.index_damage.push(format!(
+                "{}: {} entries below the last indexed one are missing from the index (the first at offset {first})",
+                index_dir.display(),
+                missing.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Repairs the store of `kind` in `dir` as [`Floating::check`] describes.
+fn salvage(
+    dir: &Path,
+    kind: FloatingKind,
+    opts: &OpenOptions,
+    found: &Inspection,
+    quarantine: &mut Quarantine<'_>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let fs = opts.fs.as_ref();
+    let path = dir.join(kind.file_name());
+    let index_dir = dir.join(kind.index_name());
+    let rel = kind.file_name();
+    if found.unusable {
+        quarantine.move_in(&path)?;
+        report.repaired.push(format!(
+            "{rel}: not a regular file; moved out, the store restarts empty"
+        ));
+    } else if !found.file_damage.is_empty() {
+        let tmp = dir.join(format!("{rel}{REPAIR_SUFFIX}"));
+        let kept = copy_entries(fs, &path, &tmp, &found.intact)?;
+        quarantine.move_in(&path)?;
+        fs.rename(&tmp, &path)?;
+        fs.sync_dir(dir)?;
+        report.repaired.push(format!(
+            "{rel}: rewritten with its {} intact entries ({kept} bytes); the damaged original is in the quarantine",
+            found.intact.len()
+        ));
+    } else if let Some(tail) = found.tail {
+        quarantine.cut_tail(&path, tail)?;
+        report
+            .repaired
+            .push(format!("{rel}: the torn tail from byte {tail} was cut"));
+    }
+    if fs.exists(&index_dir)? {
+        quarantine.move_in(&index_dir)?;
+    }
+    let rw = OpenOptions {
+        read_only: false,
+        ..opts.clone()
+    };
+    let rebuilt = Floating::open(dir, kind, &rw)?;
+    report.repaired.push(format!(
+        "{}: rebuilt from the file ({} blocks)",
+        kind.index_name(),
+        rebuilt.len()
+    ));
+    Ok(())
+}
+
+/// Copies the entries at `intact` (offset, length) of `from` into a new
+/// file `to`, back to back, each verified again; fsynced. Returns the bytes
+/// written.
+fn copy_entries(fs: &dyn FileSystem, from: &Path, to: &Path, intact: &[(u64, u64)]) -> Result<u64> {
+    let src = fs.open(from, OpenMode::Read)?;
+    let dst = fs.open(to, OpenMode::Truncate)?;
+    let mut buf = Vec::new();
+    let mut written = 0u64;
+    for &(offset, len) in intact {
+        let n = usize::try_from(len).map_err(|_| {
+            Error::corrupted(from, format!("entry at offset {offset} is too large"))
+        })?;
+        buf.resize(n, 0);
+        src.read_exact_at(&mut buf, offset)?;
+        entry::parse(&buf, false).map_err(|e| {
+            Error::corrupted(
+                from,
+                format!("entry at offset {offset} changed during repair: {e}"),
+            )
+        })?;
+        dst.write_all_at(&buf, written)?;
+        written += len;
+    }
+    dst.sync()?;
+    Ok(written)
 }

@@ -22,7 +22,9 @@
 //!
 //! Zeros (or holes) after the last entry read as "no entry" (a record
 //! length of 0), so the read-write open cuts them like a torn tail and
-//! read-only views stop there; a clean close trims them.
+//! read-only views stop there; a clean close trims them. Only zeros that
+//! run to the end of the file are taken for this space: zeros followed by
+//! an intact entry are damage (see `entry::next_intact`).
 //!
 //! The appender and a fill never write the same bytes: a fill claims its
 //! range when it starts writing, at least [`MARGIN`] past the appends; an

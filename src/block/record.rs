@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::io::frame;
 
 /// Fixed bytes of a record besides contents and metadata.
-const FIXED: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + 4 + 1 + 4;
+pub(crate) const FIXED: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + 4 + 1 + 4;
 /// Bytes of the metadata length field, present when the tag is 1.
 const META_LEN: usize = 4;
 /// Largest record accepted (size field), to reject absurd lengths early.

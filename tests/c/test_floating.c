@@ -163,9 +163,43 @@ int main(int argc, char **argv) {
     fclose(file);
   }
   CHECK_STATUS(tzs_floating_open(dir, TZS_FLOATING_RW, 0, &f, &err), TZS_OK);
-  CHECK_STATUS(tzs_floating_read_block(f, g.hash, &out, &err), TZS_CORRUPTED);
+  CHECK_ERROR_MENTIONS(tzs_floating_read_block(f, g.hash, &out, &err), TZS_CORRUPTED, "offset 0");
   CHECK_STATUS(tzs_floating_read_block(f, b2.hash, &out, &err), TZS_OK);
   tzs_block_free(&out);
+  /* Iteration meets the damage first: CORRUPTED, not the end. */
+  CHECK_STATUS(tzs_floating_iter_new(f, &it, &err), TZS_OK);
+  CHECK_ERROR_MENTIONS(tzs_floating_iter_next(it, &out, NULL, &err), TZS_CORRUPTED, "RW_floating_block_store");
+  tzs_floating_iter_free(it);
+  /* Repair needs the store closed. */
+  CHECK_STATUS(tzs_floating_check(dir, 0, true, NULL, &err), TZS_LOCKED);
+  tzs_floating_close(f);
+
+  /* check finds the damage and changes nothing; repair keeps every intact
+   * block and moves the original file into the quarantine. */
+  tzs_bytes report = {NULL, 0};
+  CHECK_STATUS(tzs_floating_check(NULL, 0, false, &report, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_floating_check(dir, TZS_READONLY, false, &report, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_floating_check(dir, 0, false, &report, &err), TZS_CORRUPTED);
+  CHECK(report.len > 0 && strstr((const char *)report.ptr, "problem:") != NULL);
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_floating_check(dir, 0, false, NULL, &err), TZS_CORRUPTED);
+  CHECK_STATUS(tzs_floating_check(dir, 0, true, &report, &err), TZS_OK);
+  CHECK(report.len > 0 && strstr((const char *)report.ptr, "quarantined: RW_floating_block_store") != NULL);
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_floating_check(dir, 0, false, NULL, &err), TZS_OK);
+  CHECK_STATUS(tzs_floating_open(dir, TZS_FLOATING_RW, 0, &f, &err), TZS_OK);
+  CHECK(tzs_floating_len(f) == 3);
+  CHECK_STATUS(tzs_floating_read_block(f, g.hash, &out, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_floating_read_block(f, b3.hash, &out, &err), TZS_OK);
+  tzs_block_free(&out);
+  CHECK_STATUS(tzs_floating_iter_new(f, &it, &err), TZS_OK);
+  n = 0;
+  while ((st = tzs_floating_iter_next(it, &out, NULL, NULL)) == TZS_OK) {
+    tzs_block_free(&out);
+    n++;
+  }
+  CHECK(st == TZS_DONE && n == 3);
+  tzs_floating_iter_free(it);
   tzs_floating_close(f);
 
   char cmd[800];

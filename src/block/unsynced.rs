@@ -1,0 +1,71 @@
+//! Index values of appended blocks whose bytes are not yet fsynced.
+//!
+//! A floating store hands an appended block to its index only once the
+//! block's bytes are durable. The index may write its log or merge, and so
+//! fsync an entry, at any moment; an entry made durable before the bytes it
+//! points to would survive a power cut that the bytes do not, and a
+//! read-write open would have to take an acknowledged-looking entry for
+//! damage. Keeping the entries here until the file's fsync means every
+//! index entry on disk points to durable bytes: an index entry whose block
+//! is missing or invalid is damage, never a torn tail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::Hash;
+
+/// Blocks appended since the file's last fsync: hash -> index value.
+/// Shared with the iterators, which tell appended entries from torn bytes.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Unsynced<const N: usize>(Arc<RwLock<HashMap<Hash, [u8; N]>>>);
+
+/// Unsynced appends after which the file is fsynced and they move to the
+/// index, so memory stays bounded whatever the caller's flush pattern (a
+/// merge copying a cycle without flushing pays one extra fsync per 4,096
+/// blocks).
+pub(crate) const MAX_UNSYNCED: usize = 4096;
+
+impl<const N: usize> Unsynced<N> {
+    pub(crate) fn insert(&self, hash: Hash, value: [u8; N]) {
+        self.0.write().insert(hash, value);
+    }
+
+    /// Copies the value of `hash` into `out` if it is here.
+    pub(crate) fn find_into(&self, hash: &Hash, out: &mut [u8; N]) -> bool {
+        match self.0.read().get(hash) {
+            Some(v) => {
+                *out = *v;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn contains(&self, hash: &Hash) -> bool {
+        self.0.read().contains_key(hash)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.read().len()
+    }
+
+    /// Hands every entry to `add` (the index), then forgets them: readers
+    /// find each block here or in the index throughout. The caller has
+    /// just fsynced the file and holds the writer lock.
+    pub(crate) fn publish(
+        &self,
+        mut add: impl FnMut(&Hash, &[u8; N]) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        let entries: Vec<(Hash, [u8; N])> = self.0.read().iter().map(|(h, v)| (*h, *v)).collect();
+        for (h, v) in &entries {
+            add(h, v)?;
+        }
+        let mut map = self.0.write();
+        for (h, _) in &entries {
+            map.remove(h);
+        }
+        Ok(())
+    }
+}

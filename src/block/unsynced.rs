@@ -16,10 +16,20 @@ use parking_lot::RwLock;
 
 use super::Hash;
 
-/// Blocks appended since the file's last fsync: hash -> index value.
-/// Shared with the iterators, which tell appended entries from torn bytes.
+/// Blocks appended since the file's last fsync, in append order, with
+/// their index values. Shared with the iterators, which tell appended
+/// entries from torn bytes.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Unsynced<const N: usize>(Arc<RwLock<HashMap<Hash, [u8; N]>>>);
+pub(crate) struct Unsynced<const N: usize>(Arc<RwLock<Entries<N>>>);
+
+#[derive(Debug, Default)]
+struct Entries<const N: usize> {
+    /// Append order: the index receives them in it, so an index log cut by
+    /// a crash keeps a prefix of the appends, as recovery expects.
+    order: Vec<(Hash, [u8; N])>,
+    /// hash -> position in `order`.
+    at: HashMap<Hash, usize>,
+}
 
 /// Unsynced appends after which the file is fsynced and they move to the
 /// index, so memory stays bounded whatever the caller's flush pattern (a
@@ -29,14 +39,18 @@ pub(crate) const MAX_UNSYNCED: usize = 4096;
 
 impl<const N: usize> Unsynced<N> {
     pub(crate) fn insert(&self, hash: Hash, value: [u8; N]) {
-        self.0.write().insert(hash, value);
+        let mut e = self.0.write();
+        let i = e.order.len();
+        e.order.push((hash, value));
+        e.at.insert(hash, i);
     }
 
     /// Copies the value of `hash` into `out` if it is here.
     pub(crate) fn find_into(&self, hash: &Hash, out: &mut [u8; N]) -> bool {
-        match self.0.read().get(hash) {
-            Some(v) => {
-                *out = *v;
+        let e = self.0.read();
+        match e.at.get(hash) {
+            Some(&i) => {
+                *out = e.order[i].1;
                 true
             }
             None => false,
@@ -44,11 +58,11 @@ impl<const N: usize> Unsynced<N> {
     }
 
     pub(crate) fn contains(&self, hash: &Hash) -> bool {
-        self.0.read().contains_key(hash)
+        self.0.read().at.contains_key(hash)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.read().len()
+        self.0.read().order.len()
     }
 
     /// Hands every entry to `add` (the index), then forgets them: readers

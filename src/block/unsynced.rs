@@ -72,14 +72,15 @@ impl<const N: usize> Unsynced<N> {
         &self,
         mut add: impl FnMut(&Hash, &[u8; N]) -> crate::Result<()>,
     ) -> crate::Result<()> {
-        let entries: Vec<(Hash, [u8; N])> = self.0.read().iter().map(|(h, v)| (*h, *v)).collect();
+        // Appends wait for the writer lock the caller holds, so nothing is
+        // added meanwhile: clearing after the copy drops only what `add` took.
+        let entries = self.0.read().order.clone();
         for (h, v) in &entries {
             add(h, v)?;
         }
-        let mut map = self.0.write();
-        for (h, _) in &entries {
-            map.remove(h);
-        }
+        let mut e = self.0.write();
+        e.order.clear();
+        e.at.clear();
         Ok(())
     }
 }

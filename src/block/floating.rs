@@ -34,7 +34,6 @@ use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
 use super::prealloc::Prealloc;
-use super::unsynced::{MAX_UNSYNCED, Unsynced};
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
@@ -42,6 +41,7 @@ use crate::index::{Index, IndexConfig};
 use crate::io::quarantine::Quarantine;
 use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground, frame};
 use crate::options::OpenOptions;
+use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::WorkerPool;
 
 /// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
@@ -112,7 +112,7 @@ pub struct Floating {
     index: Arc<Index>,
     /// Appended blocks not yet fsynced: they reach `index` only after the
     /// file's fsync (see `unsynced`).
-    unsynced: Unsynced<VALUE_SIZE>,
+    unsynced: Unsynced<Hash, [u8; VALUE_SIZE]>,
     /// End of the whole entries; appends go here, iterators stop here.
     end: AtomicU64,
     /// Held by appends and flushes; the offset up to which writeback of
@@ -392,7 +392,8 @@ impl Floating {
 
     /// The index value of `hash`: unsynced appends first, then the index.
     fn find_value(&self, hash: &Hash, out: &mut [u8; VALUE_SIZE]) -> Result<bool> {
-        if self.unsynced.find_into(hash, out) {
+        if let Some(v) = self.unsynced.get(hash) {
+            *out = v;
             return Ok(true);
         }
         self.index.find_into(hash, out)
@@ -775,7 +776,7 @@ pub struct FloatingIter {
     /// Tells an acknowledged entry (indexed) from one being appended.
     index: Arc<Index>,
     /// Appends of this handle whose bytes are not fsynced yet.
-    unsynced: Unsynced<VALUE_SIZE>,
+    unsynced: Unsynced<Hash, [u8; VALUE_SIZE]>,
 }
 
 impl FloatingIter {
@@ -788,9 +789,9 @@ impl FloatingIter {
         }
         let (_, hash, _, _) = entry::read_header(self.file.as_ref(), at)?;
         let mut value = [0u8; VALUE_SIZE];
-        if !self.unsynced.find_into(&hash, &mut value)
-            && !self.index.find_into(&hash, &mut value)?
-        {
+        if let Some(v) = self.unsynced.get(&hash) {
+            value = v;
+        } else if !self.index.find_into(&hash, &mut value)? {
             return Ok(false);
         }
         Ok(decode_value(&hash, &value).is_ok_and(|v| v.offset == at))

@@ -8,7 +8,6 @@ mod prealloc;
 pub mod predecessors;
 pub mod record;
 pub mod store;
-mod unsynced;
 
 pub use record::{Block, BlockRef};
 

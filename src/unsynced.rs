@@ -1,7 +1,8 @@
-//! Index values of appended blocks whose bytes are not yet fsynced.
+//! Index entries of appended records whose bytes are not yet fsynced.
 //!
-//! A floating store hands an appended block to its index only once the
-//! block's bytes are durable. The index may write its log or merge, and so
+//! A store that appends records to a data file and indexes them (floating
+//! blocks, indexed-file values) hands an entry to its index only once the
+//! record's bytes are durable. The index may write its log or merge, and so
 //! fsync an entry, at any moment; an entry made durable before the bytes it
 //! points to would survive a power cut that the bytes do not, and a
 //! read-write open would have to take an acknowledged-looking entry for
@@ -13,22 +14,37 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use std::borrow::Borrow;
+use std::hash::Hash;
 
-use super::Hash;
+/// Records appended since the data file's last fsync, in append order,
+/// with their index entries (key -> value). Shared with iterators, which
+/// tell appended records from torn bytes.
+#[derive(Debug)]
+pub(crate) struct Unsynced<K, V>(Arc<RwLock<Entries<K, V>>>);
 
-/// Blocks appended since the file's last fsync, in append order, with
-/// their index values. Shared with the iterators, which tell appended
-/// entries from torn bytes.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Unsynced<const N: usize>(Arc<RwLock<Entries<N>>>);
+impl<K, V> Clone for Unsynced<K, V> {
+    fn clone(&self) -> Self {
+        Unsynced(self.0.clone())
+    }
+}
 
-#[derive(Debug, Default)]
-struct Entries<const N: usize> {
+impl<K, V> Default for Unsynced<K, V> {
+    fn default() -> Self {
+        Unsynced(Arc::new(RwLock::new(Entries {
+            order: Vec::new(),
+            at: HashMap::new(),
+        })))
+    }
+}
+
+#[derive(Debug)]
+struct Entries<K, V> {
     /// Append order: the index receives them in it, so an index log cut by
     /// a crash keeps a prefix of the appends, as recovery expects.
-    order: Vec<(Hash, [u8; N])>,
-    /// hash -> position in `order`.
-    at: HashMap<Hash, usize>,
+    order: Vec<(K, V)>,
+    /// key -> position of its latest entry in `order`.
+    at: HashMap<K, usize>,
 }
 
 /// Unsynced appends after which the file is fsynced and they move to the
@@ -37,28 +53,30 @@ struct Entries<const N: usize> {
 /// blocks).
 pub(crate) const MAX_UNSYNCED: usize = 4096;
 
-impl<const N: usize> Unsynced<N> {
-    pub(crate) fn insert(&self, hash: Hash, value: [u8; N]) {
+impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
+    pub(crate) fn insert(&self, key: K, value: V) {
         let mut e = self.0.write();
         let i = e.order.len();
-        e.order.push((hash, value));
-        e.at.insert(hash, i);
+        e.order.push((key.clone(), value));
+        e.at.insert(key, i);
     }
 
-    /// Copies the value of `hash` into `out` if it is here.
-    pub(crate) fn find_into(&self, hash: &Hash, out: &mut [u8; N]) -> bool {
+    /// The latest value of `key`, if it is here.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let e = self.0.read();
-        match e.at.get(hash) {
-            Some(&i) => {
-                *out = e.order[i].1;
-                true
-            }
-            None => false,
-        }
+        e.at.get(key).map(|&i| e.order[i].1.clone())
     }
 
-    pub(crate) fn contains(&self, hash: &Hash) -> bool {
-        self.0.read().at.contains_key(hash)
+    pub(crate) fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.0.read().at.contains_key(key)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -70,7 +88,7 @@ impl<const N: usize> Unsynced<N> {
     /// just fsynced the file and holds the writer lock.
     pub(crate) fn publish(
         &self,
-        mut add: impl FnMut(&Hash, &[u8; N]) -> crate::Result<()>,
+        mut add: impl FnMut(&K, &V) -> crate::Result<()>,
     ) -> crate::Result<()> {
         // Appends wait for the writer lock the caller holds, so nothing is
         // added meanwhile: clearing after the copy drops only what `add` took.

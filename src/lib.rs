@@ -16,6 +16,7 @@ pub mod io;
 pub mod kv;
 pub mod options;
 pub mod singleton;
+mod unsynced;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -41,6 +41,7 @@ use crate::index::{Index, IndexConfig};
 use crate::io::quarantine::Quarantine;
 use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground, frame};
 use crate::options::OpenOptions;
+use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::WorkerPool;
 
 /// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
@@ -109,6 +110,9 @@ pub struct Floating {
     fs: Arc<dyn FileSystem>,
     file: Arc<dyn FileHandle>,
     index: Arc<Index>,
+    /// Appended blocks not yet fsynced: they reach `index` only after the
+    /// file's fsync (see `unsynced`).
+    unsynced: Unsynced<Hash, [u8; VALUE_SIZE]>,
     /// End of the whole entries; appends go here, iterators stop here.
     end: AtomicU64,
     /// Held by appends and flushes; the offset up to which writeback of
@@ -186,6 +190,7 @@ impl Floating {
             fs,
             file,
             index: Arc::new(index),
+            unsynced: Unsynced::default(),
             writer: Mutex::new(0),
             map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
             prealloc: None,
@@ -274,19 +279,21 @@ impl Floating {
                 }
             }
         }
-        for &offset in &unindexed {
-            let e = entry::read_at(self.file.as_ref(), offset, at, false)?;
-            self.index.add(
-                &e.block.hash,
-                &index_value(&e.block.as_ref(), offset, &e.preds),
-                false,
-            )?;
-        }
         if at < file_len {
             self.file.set_len(at)?;
         }
         if at < file_len || !unindexed.is_empty() {
+            // The bytes survived a crash, not necessarily a power cut: they
+            // are fsynced before the index may hold entries for them.
             self.file.sync()?;
+            for &offset in &unindexed {
+                let e = entry::read_at(self.file.as_ref(), offset, at, false)?;
+                self.index.add(
+                    &e.block.hash,
+                    &index_value(&e.block.as_ref(), offset, &e.preds),
+                    false,
+                )?;
+            }
             self.index.flush()?;
         }
         self.end.store(at, Ordering::SeqCst);
@@ -310,7 +317,7 @@ impl Floating {
         let mut buf = Vec::with_capacity(block.encoded_len(true) + entry::trailer_len(preds.len()));
         entry::encode_into(&mut buf, block, preds)?;
         let mut behind = self.writer.lock();
-        if self.index.mem(block.hash)? {
+        if self.mem(block.hash)? {
             return Ok(());
         }
         let offset = self.end.load(Ordering::SeqCst);
@@ -332,13 +339,16 @@ impl Floating {
         }
         // `end` first: a reader that finds the index entry may read up to it.
         self.end.store(end, Ordering::SeqCst);
-        self.index
-            .add(block.hash, &index_value(block, offset, preds), false)?;
-        if flush {
+        self.unsynced
+            .insert(*block.hash, index_value(block, offset, preds));
+        if flush || self.unsynced.len() >= MAX_UNSYNCED {
             {
                 let _fg = foreground::ForegroundSync::begin();
                 self.file.sync()?;
             }
+            self.publish_unsynced()?;
+        }
+        if flush {
             // Visible to read-only handles (after their `sync`) at once.
             self.index.write_out()?;
             if let Some(p) = &self.prealloc {
@@ -376,7 +386,24 @@ impl Floating {
 
     fn flush_locked(&self) -> Result<()> {
         self.file.sync()?;
+        self.publish_unsynced()?;
         self.index.flush()
+    }
+
+    /// Hands the blocks whose bytes the file's last fsync made durable to
+    /// the index. Called with the writer lock, right after that fsync.
+    fn publish_unsynced(&self) -> Result<()> {
+        self.unsynced
+            .publish(|hash, value| self.index.add(hash, value, false))
+    }
+
+    /// The index value of `hash`: unsynced appends first, then the index.
+    fn find_value(&self, hash: &Hash, out: &mut [u8; VALUE_SIZE]) -> Result<bool> {
+        if let Some(v) = self.unsynced.get(hash) {
+            *out = v;
+            return Ok(true);
+        }
+        self.index.find_into(hash, out)
     }
 
     /// Read-only handles: loads blocks appended since open or the last sync.
@@ -388,7 +415,7 @@ impl Floating {
 
     /// True if the block is stored.
     pub fn mem(&self, hash: &Hash) -> Result<bool> {
-        self.index.mem(hash)
+        Ok(self.unsynced.contains(hash) || self.index.mem(hash)?)
     }
 
     /// The block's predecessor list, or `None` if it is not stored.
@@ -400,7 +427,7 @@ impl Floating {
     pub fn read_block(&self, hash: &Hash) -> Result<Option<Block>> {
         // The hot read path: offset only, no predecessor list built.
         let mut value = [0u8; VALUE_SIZE];
-        if !self.index.find_into(hash, &mut value)? {
+        if !self.find_value(hash, &mut value)? {
             return Ok(None);
         }
         let offset = self.decode_offset(hash, &value)?;
@@ -442,7 +469,7 @@ impl Floating {
     /// Level and predecessor of a stored block, from the index alone.
     pub fn level_and_predecessor(&self, hash: &Hash) -> Result<Option<(i32, Hash)>> {
         let mut value = [0u8; VALUE_SIZE];
-        if !self.index.find_into(hash, &mut value)? {
+        if !self.find_value(hash, &mut value)? {
             return Ok(None);
         }
         let v = self.decode_value(hash, &value)?;
@@ -481,7 +508,7 @@ impl Floating {
 
     fn lookup(&self, hash: &Hash) -> Result<Option<(u64, Vec<Hash>)>> {
         let mut value = [0u8; VALUE_SIZE];
-        if !self.index.find_into(hash, &mut value)? {
+        if !self.find_value(hash, &mut value)? {
             return Ok(None);
         }
         let v = self.decode_value(hash, &value)?;
@@ -513,6 +540,7 @@ impl Floating {
             with_metadata,
             verified: !self.read_only,
             index: self.index.clone(),
+            unsynced: self.unsynced.clone(),
         }
     }
 
@@ -540,7 +568,7 @@ impl Floating {
 
     /// Number of blocks stored.
     pub fn len(&self) -> u64 {
-        self.index.len()
+        self.index.len() + self.unsynced.len() as u64
     }
 
     /// True when no block is stored.
@@ -601,6 +629,12 @@ impl Drop for Floating {
     /// A clean close trims the zeros ahead of the data (a crash leaves them
     /// to the next read-write open, which cuts them like a torn tail).
     fn drop(&mut self) {
+        // Best effort: blocks appended without a flush are indexed now if
+        // their bytes can be made durable; otherwise the next read-write
+        // open re-indexes them from the file.
+        if self.unsynced.len() > 0 && self.file.sync().is_ok() {
+            let _ = self.publish_unsynced();
+        }
         if let Some(p) = &self.prealloc {
             let end = self.end.load(Ordering::SeqCst);
             if p.stop() > end && self.file.set_len(end).is_ok() {
@@ -748,6 +782,8 @@ pub struct FloatingIter {
     verified: bool,
     /// Tells an acknowledged entry (indexed) from one being appended.
     index: Arc<Index>,
+    /// Appends of this handle whose bytes are not fsynced yet.
+    unsynced: Unsynced<Hash, [u8; VALUE_SIZE]>,
 }
 
 impl FloatingIter {
@@ -760,7 +796,9 @@ impl FloatingIter {
         }
         let (_, hash, _, _) = entry::read_header(self.file.as_ref(), at)?;
         let mut value = [0u8; VALUE_SIZE];
-        if !self.index.find_into(&hash, &mut value)? {
+        if let Some(v) = self.unsynced.get(&hash) {
+            value = v;
+        } else if !self.index.find_into(&hash, &mut value)? {
             return Ok(false);
         }
         Ok(decode_value(&hash, &value).is_ok_and(|v| v.offset == at))

@@ -1,0 +1,104 @@
+//! Index entries of appended records whose bytes are not yet fsynced.
+//!
+//! A store that appends records to a data file and indexes them (floating
+//! blocks, indexed-file values) hands an entry to its index only once the
+//! record's bytes are durable. The index may write its log or merge, and so
+//! fsync an entry, at any moment; an entry made durable before the bytes it
+//! points to would survive a power cut that the bytes do not, and a
+//! read-write open would have to take an acknowledged-looking entry for
+//! damage. Keeping the entries here until the file's fsync means every
+//! index entry on disk points to durable bytes: an index entry whose block
+//! is missing or invalid is damage, never a torn tail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+/// Records appended since the data file's last fsync, in append order,
+/// with their index entries (key -> value). Shared with iterators, which
+/// tell appended records from torn bytes.
+#[derive(Debug)]
+pub(crate) struct Unsynced<K, V>(Arc<RwLock<Entries<K, V>>>);
+
+impl<K, V> Clone for Unsynced<K, V> {
+    fn clone(&self) -> Self {
+        Unsynced(self.0.clone())
+    }
+}
+
+impl<K, V> Default for Unsynced<K, V> {
+    fn default() -> Self {
+        Unsynced(Arc::new(RwLock::new(Entries {
+            order: Vec::new(),
+            at: HashMap::new(),
+        })))
+    }
+}
+
+#[derive(Debug)]
+struct Entries<K, V> {
+    /// Append order: the index receives them in it, so an index log cut by
+    /// a crash keeps a prefix of the appends, as recovery expects.
+    order: Vec<(K, V)>,
+    /// key -> position of its latest entry in `order`.
+    at: HashMap<K, usize>,
+}
+
+/// Unsynced appends after which the file is fsynced and they move to the
+/// index, so memory stays bounded whatever the caller's flush pattern (a
+/// merge copying a cycle without flushing pays one extra fsync per 4,096
+/// blocks).
+pub(crate) const MAX_UNSYNCED: usize = 4096;
+
+impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
+    pub(crate) fn insert(&self, key: K, value: V) {
+        let mut e = self.0.write();
+        let i = e.order.len();
+        e.order.push((key.clone(), value));
+        e.at.insert(key, i);
+    }
+
+    /// The latest value of `key`, if it is here.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let e = self.0.read();
+        e.at.get(key).map(|&i| e.order[i].1.clone())
+    }
+
+    pub(crate) fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.0.read().at.contains_key(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.read().order.len()
+    }
+
+    /// Hands every entry to `add` (the index), then forgets them: readers
+    /// find each block here or in the index throughout. The caller has
+    /// just fsynced the file and holds the writer lock.
+    pub(crate) fn publish(
+        &self,
+        mut add: impl FnMut(&K, &V) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        // Appends wait for the writer lock the caller holds, so nothing is
+        // added meanwhile: clearing after the copy drops only what `add` took.
+        let entries = self.0.read().order.clone();
+        for (h, v) in &entries {
+            add(h, v)?;
+        }
+        let mut e = self.0.write();
+        e.order.clear();
+        e.at.clear();
+        Ok(())
+    }
+}

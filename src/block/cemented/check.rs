@@ -1,5 +1,5 @@
-//! `check_consistency`: every chunk, block and index entry, against each
-//! other (Octez `check_indexes_consistency`).
+//! `check_consistency`: every chunk, block, metadata entry and index entry,
+//! against each other (Octez `check_indexes_consistency`).
 
 use super::Cemented;
 use super::writer::hex;
@@ -67,7 +67,7 @@ pub(super) fn run(store: &Cemented, genesis: Option<&Hash>) -> Result<()> {
         if t.chunk(m.range().start).map(|c| c.range()) != Some(m.range()) {
             return bad(format!("metadata {} has no chunk", m.range()));
         }
-        m.levels()?;
+        m.verify()?;
     }
     Ok(())
 }

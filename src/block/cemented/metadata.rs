@@ -21,9 +21,16 @@ use crate::io::{FileSystem, Mapped, OpenMode};
 pub const DIR: &str = "metadata";
 /// Suffix of metadata files.
 pub const SUFFIX: &str = ".zip";
-/// Largest metadata entry accepted when reading (a damaged size field
-/// must not cause a huge allocation); Octez caps metadata at 10 MB.
-const MAX_ENTRY: u64 = 1 << 32;
+/// Largest metadata entry accepted when reading: the writer refuses 4 GiB
+/// and more (the zip fields are 32 bits).
+const MAX_ENTRY: u64 = u32::MAX as u64 - 1;
+/// The most a zstd frame can expand: every block (at least 4 bytes with its
+/// header, an RLE block) yields at most 128 KiB. A damaged size field above
+/// this bound is rejected before anything is allocated.
+const ZSTD_BYTES_PER_4: u64 = 128 << 10;
+/// Output buffer reserved up front for entries of other methods; the
+/// buffer then grows with what the entry really yields.
+const GENERIC_RESERVE: u64 = 1 << 20;
 /// Default zstd level (zstd's own default: fast, and smaller than deflate).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
@@ -139,8 +146,11 @@ impl MetaChunk {
             .checked_add(len)
             .filter(|&e| e <= data.len() as u64)
             .ok_or_else(|| bad(format!("entry data {start}+{len} is outside the file")))?;
-        if size > MAX_ENTRY {
-            return Err(bad(format!("entry size {size} is implausible")));
+        let bound = (len / 4 + 1).saturating_mul(ZSTD_BYTES_PER_4);
+        if size > MAX_ENTRY || size > bound {
+            return Err(bad(format!(
+                "entry size {size} is implausible for {len} compressed bytes at byte {start}"
+            )));
         }
         let src = &data[start as usize..end as usize];
         let out = DCTX.with(|cell| {
@@ -165,16 +175,69 @@ impl MetaChunk {
     }
 
     fn read_generic(&self, a: &mut Archive, level: i32) -> Result<Option<Vec<u8>>> {
-        let mut entry = match a.by_name(&level.to_string()) {
+        let file_len = self.load()?.1.as_ref().len() as u64;
+        let bad = |what: String| Error::corrupted(&self.path, format!("level {level}: {what}"));
+        let entry = match a.by_name(&level.to_string()) {
             Ok(e) => e,
             Err(ZipError::FileNotFound) => return Ok(None),
-            Err(e) => return Err(Error::corrupted(&self.path, format!("level {level}: {e}"))),
+            Err(e) => return Err(bad(e.to_string())),
         };
-        let mut out = Vec::with_capacity(entry.size().min(1 << 30) as usize);
+        let (size, csize) = (entry.size(), entry.compressed_size());
+        let stored = entry.compression() == CompressionMethod::Stored;
+        if size > MAX_ENTRY || csize > file_len || (stored && size != csize) {
+            return Err(bad(format!(
+                "entry of {size} bytes ({csize} stored) is implausible in a file of {file_len} bytes"
+            )));
+        }
+        // Reserve no more than the file could hold; a damaged size of a
+        // compressed entry then costs only what the data really yields.
+        let mut out = Vec::with_capacity(size.min(file_len).min(GENERIC_RESERVE) as usize);
         entry
+            .take(size + 1)
             .read_to_end(&mut out)
-            .map_err(|e| Error::corrupted(&self.path, format!("level {level}: {e}")))?;
+            .map_err(|e| bad(e.to_string()))?;
+        if out.len() as u64 != size {
+            return Err(bad(format!(
+                "entry holds {} bytes, its header says {size}",
+                out.len()
+            )));
+        }
         Ok(Some(out))
+    }
+
+    /// Reads back every entry (names, sizes, checksums); returns the number
+    /// of entries. The first damaged entry is `Corrupted`.
+    pub fn verify(&self) -> Result<u64> {
+        let levels = self.levels()?;
+        for l in &levels {
+            if self.read(*l)?.is_none() {
+                return Err(Error::corrupted(
+                    &self.path,
+                    format!("entry {l} is listed but cannot be found"),
+                ));
+            }
+        }
+        Ok(levels.len() as u64)
+    }
+
+    /// Every entry that reads back intact, for a repair that keeps them;
+    /// and the number of entries the zip lists (0 if its directory is
+    /// unreadable).
+    pub fn salvage(&self) -> (Vec<(i32, Vec<u8>)>, usize) {
+        let Ok(a) = self.archive() else {
+            return (Vec::new(), 0);
+        };
+        let total = a.len();
+        let mut seen = std::collections::BTreeMap::new();
+        for name in a.file_names().flatten() {
+            let Some(level) = name.parse::<i32>().ok().filter(|l| self.range.contains(*l)) else {
+                continue;
+            };
+            if let Ok(Some(v)) = self.read(level) {
+                seen.entry(level).or_insert(v);
+            }
+        }
+        (seen.into_iter().collect(), total)
     }
 
     /// The levels that have an entry, checked to be in the chunk's range.
@@ -196,6 +259,12 @@ impl MetaChunk {
             out.push(level);
         }
         out.sort_unstable();
+        if let Some(w) = out.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::corrupted(
+                &self.path,
+                format!("entry {} appears twice", w[0]),
+            ));
+        }
         Ok(out)
     }
 }

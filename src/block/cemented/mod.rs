@@ -269,7 +269,24 @@ impl Cemented {
         }
         let level = i32::from_be_bytes(v);
         // A chunk being dropped by GC leaves the table before the index.
-        Ok(self.snapshot().chunk(level).is_some().then_some(level))
+        let Some(c) = self.snapshot().chunk(level).cloned() else {
+            return Ok(None);
+        };
+        // The index entry is trusted only if the chunk's record agrees: a
+        // damaged index must not hand out another block.
+        match absent_if_gone(c.hash(level).map(Some))? {
+            Some(h) if &h == hash => Ok(Some(level)),
+            Some(h) => Err(Error::corrupted(
+                &self.dir.join(HASH_TO_LEVEL),
+                format!(
+                    "maps block {} to level {level}, whose record in {} holds block {}",
+                    writer::hex(hash),
+                    c.path().display(),
+                    writer::hex(&h)
+                ),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// True if `hash` is cemented.
@@ -414,9 +431,10 @@ impl Cemented {
         gc::run(self, mode, offset as usize)
     }
 
-    /// Checks every chunk, block and index entry (hashes, levels,
-    /// predecessor links, both indexes, zips); the first
-    /// problem is returned as `Inconsistent` or `Corrupted`.
+    /// Checks every chunk, block, metadata entry and index entry (hashes,
+    /// levels, predecessor links, both indexes, every zip entry decompressed
+    /// and checksummed); the first problem is returned as `Inconsistent` or
+    /// `Corrupted`.
     pub fn check_consistency(&self, genesis: Option<&Hash>) -> Result<()> {
         check::run(self, genesis)
     }

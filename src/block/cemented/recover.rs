@@ -6,9 +6,10 @@ use super::Cemented;
 use super::chunk::{Chunk, ChunkRange};
 use super::metadata::{self, MetaChunk};
 use super::table::Tables;
-use crate::block::{HASH_SIZE, Hash};
+use crate::block::HASH_SIZE;
 use crate::error::{Error, Result};
 use crate::io::atomic::TMP_SUFFIX;
+use crate::io::quarantine::Quarantine;
 use crate::io::reclaim::TRASH_SUFFIX;
 
 struct Listing {
@@ -34,6 +35,9 @@ fn list(store: &Cemented) -> Result<Listing> {
     };
     for e in fs.read_dir(&store.dir)? {
         if e.is_dir {
+            if ChunkRange::parse(&e.name).is_some() {
+                return Err(not_regular(&store.dir.join(&e.name)));
+            }
             continue;
         }
         if let Some(r) = ChunkRange::parse(&e.name) {
@@ -44,6 +48,12 @@ fn list(store: &Cemented) -> Result<Listing> {
     }
     if fs.is_dir(&store.meta_dir)? {
         for e in fs.read_dir(&store.meta_dir)? {
+            if e.is_dir {
+                if metadata::parse_name(&e.name).is_some() {
+                    return Err(not_regular(&store.meta_dir.join(&e.name)));
+                }
+                continue;
+            }
             if let Some(r) = metadata::parse_name(&e.name) {
                 l.metas.push(r);
             } else if is_leftover(&e.name) {
@@ -64,6 +74,10 @@ fn list(store: &Cemented) -> Result<Listing> {
     Ok(l)
 }
 
+fn not_regular(path: &std::path::Path) -> Error {
+    Error::corrupted(path, "not a regular file (a directory)")
+}
+
 fn tables(store: &Cemented, l: &Listing) -> Tables {
     Tables {
         chunks: l
@@ -81,9 +95,13 @@ fn tables(store: &Cemented, l: &Listing) -> Tables {
     }
 }
 
-/// Read-only open: the tables as the directory holds them, no repair.
+/// Read-only open: the tables as the directory holds them, no repair. A
+/// writer may have renamed a chunk it has not indexed yet, so the indexes
+/// may cover fewer levels than the chunks, never more.
 pub(super) fn load(store: &Cemented) -> Result<Tables> {
-    Ok(tables(store, &list(store)?))
+    let t = tables(store, &list(store)?);
+    check_counts(store, &t, false)?;
+    Ok(t)
 }
 
 /// Read-write open: finishes or removes what a crash left, then loads.
@@ -107,22 +125,37 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
         fs.remove_file(&store.dir.join(name))?;
     }
     let l = list(store)?;
-    // Zips of chunks dropped by an interrupted GC.
+    // Zips of chunks dropped by an interrupted GC, which unindexed them
+    // before renaming the chunk: a zip whose levels are still indexed lost
+    // its chunk file to damage.
     for r in &l.metas {
         if l.chunks.binary_search(r).is_err() {
-            fs.remove_file(&store.meta_dir.join(metadata::file_name(*r)))?;
+            let zip = store.meta_dir.join(metadata::file_name(*r));
+            if covered(store, *r)? {
+                return Err(Error::corrupted(
+                    &store.dir.join(r.file_name()),
+                    format!(
+                        "the chunk file is missing while the index and {} hold its levels",
+                        zip.display()
+                    ),
+                ));
+            }
+            fs.remove_file(&zip)?;
         }
     }
     fs.sync_dir(&store.meta_dir)?;
     let mut t = tables(store, &l);
-    // Only the last chunk can be torn (without fsync, at a power cut):
-    // chunk files are renamed into place only once complete.
+    // A chunk is renamed into place only once complete and fsynced, and
+    // indexed after: a damaged last chunk that the indexes cover is damage
+    // (reported, nothing changed). One they do not cover was never
+    // acknowledged (torn by a power cut without fsync, or planted): it is
+    // moved into the quarantine, not deleted.
     if let Some(last) = t.chunks.last().cloned() {
         if let Err(e) = last.check_shape() {
-            if !matches!(e, Error::Corrupted(_)) {
+            if !matches!(e, Error::Corrupted(_)) || covered(store, last.range())? {
                 return Err(e);
             }
-            drop_torn(store, last.range())?;
+            set_aside(store, last.range())?;
             t.chunks.pop();
             t.meta.retain(|m| m.range() != last.range());
         }
@@ -138,7 +171,37 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
         store.h2l.flush()?;
         store.l2h.flush()?;
     }
+    check_counts(store, &t, true)?;
     Ok(t)
+}
+
+/// True if the level -> hash index holds an end of `r`: the chunk was
+/// complete when its indexing began.
+fn covered(store: &Cemented, r: ChunkRange) -> Result<bool> {
+    Ok(store.l2h.mem(&r.start.to_be_bytes())? || store.l2h.mem(&r.end.to_be_bytes())?)
+}
+
+/// Compares the levels the chunks hold with the bindings of both indexes:
+/// more bindings than levels means a chunk file the indexes know of is
+/// missing. After a read-write recovery they must be equal.
+fn check_counts(store: &Cemented, t: &Tables, exact: bool) -> Result<()> {
+    let levels: u64 = t.chunks.iter().map(|c| c.range().len() as u64).sum();
+    for (name, index) in [
+        (super::LEVEL_TO_HASH, &store.l2h),
+        (super::HASH_TO_LEVEL, &store.h2l),
+    ] {
+        let n = index.len();
+        if n > levels || (exact && n != levels) {
+            return Err(Error::corrupted(
+                &store.dir.join(name),
+                format!(
+                    "the index binds {n} levels but the chunk files hold {levels}: \
+                     a chunk file is missing or the index is damaged"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// True if the first and last blocks of `c` are in both indexes. Chunks are
@@ -166,7 +229,10 @@ fn indexed(store: &Cemented, c: &Chunk) -> Result<bool> {
     Ok(true)
 }
 
+/// Re-indexes a chunk left unindexed by a crash; its shape is checked
+/// first, which bounds the loop by the file's size.
 fn reindex(store: &Cemented, c: &Chunk) -> Result<()> {
+    c.check_shape()?;
     let r = c.range();
     for level in r.start..=r.end {
         let hash = c.hash(level)?;
@@ -177,24 +243,15 @@ fn reindex(store: &Cemented, c: &Chunk) -> Result<()> {
     Ok(())
 }
 
-/// Removes a torn last chunk, its zip and whatever index entries it got.
-fn drop_torn(store: &Cemented, r: ChunkRange) -> Result<()> {
-    for level in r.start..=r.end {
-        let lv = level.to_be_bytes();
-        if let Some(h) = store.l2h.find(&lv)? {
-            let hash: Hash = h
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::corrupted(&store.dir, "level_to_hash value size"))?;
-            store.h2l.remove(&hash, false)?;
-            store.l2h.remove(&lv, false)?;
-        }
-    }
-    store.h2l.flush()?;
-    store.l2h.flush()?;
+/// Moves an unacknowledged, incomplete last chunk and its zip into the
+/// quarantine.
+fn set_aside(store: &Cemented, r: ChunkRange) -> Result<()> {
     let fs = store.fs.as_ref();
-    fs.remove_file(&store.dir.join(r.file_name()))?;
-    fs.sync_dir(&store.dir)?;
-    fs.remove_file(&store.meta_dir.join(metadata::file_name(r)))?;
-    fs.sync_dir(&store.meta_dir)
+    let mut q = Quarantine::new(fs, &store.dir);
+    q.move_in(&store.dir.join(r.file_name()))?;
+    let zip = store.meta_dir.join(metadata::file_name(r));
+    if fs.exists(&zip)? {
+        q.move_in(&zip)?;
+    }
+    Ok(())
 }

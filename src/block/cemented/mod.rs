@@ -25,6 +25,7 @@ mod iter;
 mod meta_writer;
 pub mod metadata;
 mod recover;
+mod repair;
 mod table;
 mod writer;
 mod zip_format;
@@ -40,6 +41,7 @@ pub use iter::ChunkIter;
 pub use writer::ChunkWriter;
 
 use super::{Block, BlockRef, HASH_SIZE, Hash};
+use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
 use crate::io::{FileSystem, LockFile};
@@ -437,6 +439,25 @@ impl Cemented {
     /// `Corrupted`.
     pub fn check_consistency(&self, genesis: Option<&Hash>) -> Result<()> {
         check::run(self, genesis)
+    }
+
+    /// Verifies the store in `dir` without opening it (so it works on a
+    /// store that refuses to open): every chunk file read back (shape,
+    /// records' checksums and levels), every metadata entry decompressed
+    /// and checksummed, both indexes against the chunks. Changes nothing
+    /// without `repair`. With `repair` (takes `dir/lock`: no read-write
+    /// handle may be open) it moves damaged or overlapping chunk files, and
+    /// the zips of chunks it moves, into `dir/.tzs-quarantine/<time>/`,
+    /// rewrites a damaged zip with its intact entries (the original to the
+    /// quarantine), and rebuilds both indexes from the intact chunks when
+    /// they disagree with them or a chunk was moved (the old indexes to the
+    /// quarantine). Nothing is deleted. The report's problems are those
+    /// that remain after the repair; the store then opens.
+    ///
+    /// Errors: `NotFound` (no such directory), `Locked` (with `repair`, a
+    /// read-write handle is open), `Io`, `NoSpace`.
+    pub fn check(dir: impl AsRef<Path>, opts: &OpenOptions, repair: bool) -> Result<CheckReport> {
+        repair::run(dir.as_ref(), opts, repair)
     }
 
     fn check_writable(&self, what: &str) -> Result<()> {

@@ -1,0 +1,224 @@
+//! Damage fuzzing of the cemented store (see `tests/common/damage.rs`): a
+//! store of four chunks (three with metadata zips) is damaged, then opened
+//! read-write and read-only and read whole. Every read gives the exact
+//! acknowledged block or an error, and a chunk or zip the damage did not
+//! hit stays readable; `check` reports what `open` refuses; after `check`
+//! with repair the store opens, checks clean, reads exact values or
+//! not-found for what was quarantined, and takes new chunks.
+
+mod common;
+
+use std::path::Path;
+
+use common::damage::{self, Case};
+use tzstore::block::Block;
+use tzstore::block::cemented::{Cemented, ChunkRange};
+use tzstore::{Error, OpenOptions};
+
+const LOG_SIZE: u64 = 16;
+const CHUNKS: [(i32, i32); 4] = [(0, 7), (8, 15), (16, 23), (24, 31)];
+/// The last chunk is cemented without metadata: it has no zip.
+const WITH_META: usize = 3;
+
+fn opts(read_only: bool) -> OpenOptions {
+    let mut o = if read_only {
+        OpenOptions::read_only()
+    } else {
+        OpenOptions::read_write()
+    };
+    o.fs = tzstore::io::default_fs(true);
+    o
+}
+
+fn hash(level: i32) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h[..4].copy_from_slice(&level.to_be_bytes());
+    for (i, b) in h[4..].iter_mut().enumerate() {
+        *b = (level as u8).wrapping_mul(37) ^ i as u8;
+    }
+    h
+}
+
+fn expected(level: i32) -> Block {
+    let meta = level < CHUNKS[WITH_META].0 && level % 5 != 4;
+    Block {
+        hash: hash(level),
+        level,
+        predecessor: hash(level - 1),
+        contents: (0..(level as usize * 13) % 200)
+            .map(|i| (i as i32 ^ level) as u8)
+            .collect(),
+        metadata: meta.then(|| {
+            (0..(level as usize * 71) % 900 + 10)
+                .map(|i| (i / 3) as u8 ^ level as u8)
+                .collect()
+        }),
+    }
+}
+
+fn range(i: usize) -> ChunkRange {
+    ChunkRange::new(CHUNKS[i].0, CHUNKS[i].1).unwrap()
+}
+
+fn chunk_of(level: i32) -> ChunkRange {
+    range(CHUNKS.iter().position(|&(_, e)| level <= e).unwrap())
+}
+
+fn build(dir: &Path) {
+    let s = Cemented::open(dir, &opts(false), LOG_SIZE).unwrap();
+    for (i, &(a, b)) in CHUNKS.iter().enumerate() {
+        let blocks: Vec<Block> = (a..=b).map(expected).collect();
+        let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
+        s.cement(&refs, i < WITH_META, true).unwrap();
+    }
+}
+
+/// Which files the damage hit (any change, appended bytes included).
+struct Hits<'a> {
+    case: &'a Case,
+}
+
+impl Hits<'_> {
+    fn file(&self, p: &Path) -> bool {
+        self.case.damage.iter().any(|d| d.files().contains(&p))
+    }
+    fn chunk(&self, r: ChunkRange) -> bool {
+        self.file(&self.case.dir.join(r.file_name()))
+    }
+    fn zip(&self, r: ChunkRange) -> bool {
+        self.file(&self.case.dir.join("metadata").join(format!("{r}.zip")))
+    }
+    fn index(&self) -> bool {
+        self.case.damage.iter().any(|d| {
+            d.files().iter().any(|f| {
+                f.starts_with(self.case.dir.join("hash_to_level"))
+                    || f.starts_with(self.case.dir.join("level_to_hash"))
+            })
+        })
+    }
+}
+
+/// `b` read at `level`: the exact block; its metadata exact, or absent
+/// only if its zip was hit (a deleted zip reads as "no metadata").
+fn same(b: &Block, level: i32, zip_hit: bool, what: &str) {
+    let want = expected(level);
+    assert_eq!(
+        (&b.hash, b.level, &b.predecessor, &b.contents),
+        (&want.hash, want.level, &want.predecessor, &want.contents),
+        "{what}: level {level}"
+    );
+    if b.metadata != want.metadata {
+        assert!(
+            zip_hit && b.metadata.is_none(),
+            "{what}: metadata of level {level}"
+        );
+    }
+}
+
+fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
+    for level in 0..=CHUNKS[3].1 {
+        let r = chunk_of(level);
+        let (chunk_hit, zip_hit) = (hits.chunk(r), hits.zip(r));
+        match s.read_by_level(level, true) {
+            Ok(Some(b)) => same(&b, level, zip_hit, what),
+            Ok(None) => assert!(chunk_hit, "{what}: level {level} lost"),
+            Err(Error::Corrupted(_)) => {
+                assert!(chunk_hit || zip_hit, "{what}: level {level} unreadable")
+            }
+            Err(e) => panic!("{what}: level {level}: {e}"),
+        }
+        match s.read_by_hash(&hash(level), false) {
+            Ok(Some(b)) => same(&b, level, true, what),
+            Ok(None) | Err(Error::Corrupted(_)) => assert!(
+                chunk_hit || hits.index(),
+                "{what}: level {level} not found by hash"
+            ),
+            Err(e) => panic!("{what}: by hash {level}: {e}"),
+        }
+    }
+    for r in s.chunks() {
+        let Ok(it) = s.iter_chunk(r, true) else {
+            panic!("{what}: chunk {r} listed but not iterable");
+        };
+        for (i, b) in it.enumerate() {
+            match b {
+                Ok(b) => same(&b, r.start + i as i32, hits.zip(r), what),
+                Err(Error::Corrupted(_)) => assert!(hits.chunk(r) || hits.zip(r), "{what}"),
+                Err(e) => panic!("{what}: iterating {r}: {e}"),
+            }
+        }
+    }
+    match s.check_consistency(None) {
+        Ok(()) | Err(Error::Corrupted(_) | Error::Inconsistent(_)) => {}
+        Err(e) => panic!("{what}: check_consistency: {e}"),
+    }
+}
+
+#[test]
+fn damaged_cemented_store_never_returns_another_block() {
+    damage::run(
+        "damaged_cemented_store_never_returns_another_block",
+        500,
+        build,
+        |case| {
+            let what = case.describe();
+            let hits = Hits { case };
+            let dir = &case.dir;
+            let mut rw_opens = false;
+            for read_only in [false, true] {
+                match Cemented::open(dir, &opts(read_only), LOG_SIZE) {
+                    Ok(s) => {
+                        rw_opens |= !read_only;
+                        read_all(&s, &hits, &what);
+                    }
+                    Err(Error::Corrupted(_) | Error::InvalidArgument(_)) => {}
+                    Err(e) => panic!("{what}: open (read-only {read_only}): {e}"),
+                }
+            }
+            let before = Cemented::check(dir, &opts(false), false).unwrap();
+            if before.is_ok() {
+                assert!(rw_opens, "{what}: check passes a store that does not open");
+            }
+            let repaired = Cemented::check(dir, &opts(false), true).unwrap();
+            assert!(repaired.is_ok(), "{what}: {}", repaired.to_text());
+            let after = Cemented::check(dir, &opts(false), false).unwrap();
+            assert!(after.is_ok(), "{what}: {}", after.to_text());
+            let s = Cemented::open(dir, &opts(false), LOG_SIZE)
+                .unwrap_or_else(|e| panic!("{what}: open after repair: {e}"));
+            for level in 0..=CHUNKS[3].1 {
+                let r = chunk_of(level);
+                match s.read_by_level(level, true) {
+                    Ok(Some(b)) => same(&b, level, hits.zip(r), &what),
+                    Ok(None) => assert!(hits.chunk(r), "{what}: level {level} lost by repair"),
+                    Err(e) => panic!("{what}: level {level} after repair: {e}"),
+                }
+                if s.find_chunk(level).is_some() {
+                    let b = s.read_by_hash(&hash(level), false).unwrap();
+                    assert_eq!(b.map(|b| b.level), Some(level), "{what}");
+                }
+            }
+            s.check_consistency(None).unwrap_or_else(|e| {
+                // Repair may leave a gap where a chunk was quarantined.
+                assert!(matches!(e, Error::Inconsistent(_)), "{what}: {e}")
+            });
+            let next = s.highest_level().map_or(100, |h| h + 1);
+            let blocks: Vec<Block> = (next..next + 3)
+                .map(|l| Block {
+                    hash: [0xEE ^ l as u8; 32],
+                    ..expected(l)
+                })
+                .collect();
+            let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
+            s.cement(&refs, true, false)
+                .unwrap_or_else(|e| panic!("{what}: cement after repair: {e}"));
+            drop(s);
+            let s = Cemented::open(dir, &opts(false), LOG_SIZE).unwrap();
+            assert_eq!(
+                s.read_by_level(next + 1, true).unwrap().as_ref(),
+                Some(&blocks[1]),
+                "{what}"
+            );
+            assert!(Cemented::check(dir, &opts(false), false).unwrap().is_ok());
+        },
+    );
+}

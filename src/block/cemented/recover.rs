@@ -99,9 +99,23 @@ fn tables(store: &Cemented, l: &Listing) -> Tables {
 /// writer may have renamed a chunk it has not indexed yet, so the indexes
 /// may cover fewer levels than the chunks, never more.
 pub(super) fn load(store: &Cemented) -> Result<Tables> {
-    let t = tables(store, &list(store)?);
-    check_counts(store, &t, false)?;
-    Ok(t)
+    let mut tries = 0;
+    loop {
+        let t = tables(store, &list(store)?);
+        match check_counts(store, &t, false) {
+            Ok(()) => return Ok(t),
+            // A rolling GC unindexes chunks, then renames them away: the
+            // indexes, loaded before the listing, may predate both steps.
+            // Reloaded after the listing, they cannot hold more levels
+            // than it unless a chunk file is really missing.
+            Err(e) if tries >= 4 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                store.h2l.sync()?;
+                store.l2h.sync()?;
+            }
+        }
+    }
 }
 
 /// Read-write open: finishes or removes what a crash left, then loads.
@@ -152,7 +166,14 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
     // moved into the quarantine, not deleted.
     if let Some(last) = t.chunks.last().cloned() {
         if let Err(e) = last.check_shape() {
-            if !matches!(e, Error::Corrupted(_)) || covered(store, last.range())? {
+            let others: u64 = t.chunks[..t.chunks.len() - 1]
+                .iter()
+                .map(|c| c.range().len() as u64)
+                .sum();
+            // Either index binding more levels than the other chunks hold
+            // also covers it (the other index may have lost its entries).
+            let counted = store.l2h.len() > others || store.h2l.len() > others;
+            if !matches!(e, Error::Corrupted(_)) || counted || covered(store, last.range())? {
                 return Err(e);
             }
             set_aside(store, last.range())?;

@@ -376,3 +376,122 @@ fn read_only_open_during_gc_never_reports_damage() {
         }
     });
 }
+
+/// Every file in the quarantine folder of `report`, relative to it.
+fn quarantined_files(report: &tzstore::check::CheckReport) -> Vec<String> {
+    let q = report.quarantine_dir.clone().expect("a quarantine folder");
+    let mut out = Vec::new();
+    let mut stack = vec![q.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(&q).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn check_repair_keeps_the_intact_records_of_a_truncated_last_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = three_chunks(dir.path());
+    let last = dir.path().join("20_29");
+    let len = std::fs::metadata(&last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    corrupted(Cemented::open(dir.path(), &opts(), 0));
+    let before = Cemented::check(dir.path(), &opts(), false).unwrap();
+    assert!(!before.is_ok());
+    assert!(before.problems[0].contains("20_29"), "{before:?}");
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), len - 10);
+    let rep = Cemented::check(dir.path(), &opts(), true).unwrap();
+    assert!(rep.is_ok(), "{}", rep.to_text());
+    let moved = quarantined_files(&rep);
+    assert!(moved.contains(&"20_29".to_string()), "{moved:?}");
+    assert!(
+        moved.contains(&"metadata/20_29.zip".to_string()),
+        "{moved:?}"
+    );
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert_eq!(s.highest_level(), Some(28));
+    for b in &blocks[..29] {
+        assert_eq!(s.read_by_level(b.level, true).unwrap().as_ref(), Some(b));
+        assert_eq!(s.level_of(&b.hash).unwrap(), Some(b.level));
+    }
+    assert_eq!(s.read_by_level(29, true).unwrap(), None);
+    s.check_consistency(None).unwrap();
+}
+
+#[test]
+fn check_repair_rebuilds_a_damaged_index_and_keeps_every_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = three_chunks(dir.path());
+    let data: Vec<_> = std::fs::read_dir(dir.path().join("level_to_hash"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.ends_with("lock"))
+        .collect();
+    for p in &data {
+        std::fs::write(p, b"garbage").unwrap();
+    }
+    let before = Cemented::check(dir.path(), &opts(), false).unwrap();
+    assert!(!before.is_ok(), "{}", before.to_text());
+    let rep = Cemented::check(dir.path(), &opts(), true).unwrap();
+    assert!(rep.is_ok(), "{}", rep.to_text());
+    assert!(
+        rep.repaired.iter().any(|r| r.contains("rebuilt")),
+        "{}",
+        rep.to_text()
+    );
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    for b in &blocks {
+        assert_eq!(s.read_by_hash(&b.hash, true).unwrap().as_ref(), Some(b));
+    }
+    s.check_consistency(None).unwrap();
+}
+
+#[test]
+fn check_changes_nothing_without_repair_and_repair_needs_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    three_chunks(dir.path());
+    damage_record(dir.path(), "10_19", 10, 12);
+    let listing = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(dir.path());
+    let bytes = std::fs::read(dir.path().join("10_19")).unwrap();
+    let rep = Cemented::check(dir.path(), &opts(), false).unwrap();
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| p.contains("10_19") && p.contains("level 12"))
+    );
+    assert_eq!(listing(dir.path()), before);
+    assert_eq!(std::fs::read(dir.path().join("10_19")).unwrap(), bytes);
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert!(matches!(
+        Cemented::check(dir.path(), &opts(), true),
+        Err(Error::Locked(_))
+    ));
+    drop(s);
+    let rep = Cemented::check(dir.path(), &opts(), true).unwrap();
+    assert!(rep.is_ok(), "{}", rep.to_text());
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    let kept: Vec<String> = s.chunks().iter().map(|c| c.to_string()).collect();
+    assert_eq!(kept, ["0_9", "10_11", "13_19", "20_29"]);
+    assert_eq!(s.read_by_level(12, false).unwrap(), None);
+}

@@ -337,8 +337,9 @@ int main(int argc, char **argv) {
   CHECK_STATUS(tzs_cemented_open(store, TZS_NO_FSYNC, 64, &c, &err), TZS_OK);
   CHECK_STATUS(tzs_cemented_check(store, 0, true, NULL, &err), TZS_LOCKED);
   tzs_cemented_close(c);
-  /* Repair: the damaged chunk goes to the quarantine, the zip keeps its
-   * intact entries, the indexes are rebuilt from the intact chunks. */
+  /* Repair: the damaged chunk goes to the quarantine (its intact records
+   * stay, as a chunk of their own), the zip keeps its intact entries, the
+   * indexes are rebuilt from the intact chunks. */
   CHECK_STATUS(tzs_cemented_check(store, TZS_NO_FSYNC, true, &rep, &err), TZS_OK);
   snprintf(text, sizeof text, "%.*s", (int)rep.len, rep.ptr ? (const char *)rep.ptr : "");
   CHECK(strstr(text, "quarantined: 10_19") != NULL);
@@ -348,6 +349,12 @@ int main(int argc, char **argv) {
   CHECK_STATUS(tzs_cemented_check(store, 0, false, NULL, &err), TZS_OK);
   CHECK_STATUS(tzs_cemented_open(store, TZS_NO_FSYNC, 64, &c, &err), TZS_OK);
   CHECK_STATUS(tzs_cemented_read_by_level(c, 10, false, &out, &err), TZS_NOT_FOUND);
+  /* The intact records of the damaged chunk were kept, as chunk 11_19. */
+  CHECK_STATUS(tzs_cemented_read_by_level(c, 15, false, &out, &err), TZS_OK);
+  CHECK(out.level == 15);
+  tzs_block_free(&out);
+  CHECK_STATUS(tzs_cemented_find_chunk(c, 15, &ch, &err), TZS_OK);
+  CHECK(ch.start_level == 11 && ch.end_level == 19);
   CHECK_STATUS(tzs_cemented_read_metadata(c, 30, &m, &err), TZS_NOT_FOUND);
   CHECK_STATUS(tzs_cemented_read_metadata(c, 32, &m, &err), TZS_OK);
   tzs_bytes_free(&m);

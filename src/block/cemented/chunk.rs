@@ -225,6 +225,36 @@ impl Chunk {
         Ok(b)
     }
 
+    /// True if the file is readable and holds the whole offset table (so
+    /// a loop over the range's levels is bounded by its size).
+    pub fn table_fits(&self) -> bool {
+        let need = (self.range.len() as u64).saturating_mul(OFFSET_SIZE as u64);
+        self.bytes().is_ok_and(|b| need <= b.len() as u64)
+    }
+
+    /// For a repair: the record of `level` if it is intact, even when the
+    /// file around it is not (a damaged neighbour, bytes appended after
+    /// it): the bytes its offset points to must start with a whole record
+    /// that passes its checksum and holds `level`. `None` when the offset
+    /// table does not fit in the file (nothing is read).
+    pub fn intact_record(&self, level: i32) -> Option<&[u8]> {
+        if !self.table_fits() || !self.range.contains(level) {
+            return None;
+        }
+        let bytes = self.bytes().ok()?;
+        let i = (i64::from(level) - i64::from(self.range.start)) as usize;
+        let from = usize::try_from(offset_at(bytes, i)).ok()?;
+        let rest = bytes.get(from..)?;
+        match record::scan(rest) {
+            record::Scan::Record(len) => {
+                let raw = &rest[..len];
+                let b = record::parse(raw, false).ok()?;
+                (b.level == level && from >= self.range.len() * OFFSET_SIZE).then_some(raw)
+            }
+            _ => None,
+        }
+    }
+
     /// The block at `level`, without metadata.
     pub fn read(&self, level: i32) -> Result<Block> {
         Ok(self.parse(level)?.to_owned())

@@ -5,7 +5,7 @@
 //! indexes are rebuilt from the intact chunks when they disagree with them
 //! (the old ones to the quarantine). Nothing is deleted.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -181,7 +181,9 @@ fn pass(
     };
     let mut rebuild = indexes.is_none() && !l.chunks.is_empty();
     let mut kept: Vec<Arc<Chunk>> = Vec::new();
-    let mut dropped: BTreeSet<ChunkRange> = BTreeSet::new();
+    // Dropped chunks; true for a damaged one whose intact runs of records
+    // a repair keeps (false: overlapping, moved out whole).
+    let mut dropped: BTreeMap<ChunkRange, bool> = BTreeMap::new();
     let mut mismatches = 0u64;
     let mut details = Vec::new();
     for &r in &l.chunks {
@@ -190,7 +192,7 @@ fn pass(
             Ok(h) => h,
             Err(Error::Corrupted(m)) => {
                 report.problem(m);
-                dropped.insert(r);
+                dropped.insert(r, true);
                 continue;
             }
             Err(e) => return Err(e),
@@ -202,7 +204,7 @@ fn pass(
                     c.path().display(),
                     prev.range()
                 ));
-                dropped.insert(r);
+                dropped.insert(r, false);
                 continue;
             }
         }
@@ -255,11 +257,8 @@ fn pass(
     let mut zips_to_fix = Vec::new();
     for &r in &l.zips {
         let m = MetaChunk::new(fs.clone(), &meta_dir, r);
-        if dropped.contains(&r) {
-            // Reported with its chunk; it goes with it.
-            if repair {
-                q.move_in(m.path())?;
-            }
+        if dropped.contains_key(&r) {
+            // Reported with its chunk; it goes (or is split) with it.
             continue;
         }
         if l.chunks.binary_search(&r).is_err() {
@@ -289,9 +288,15 @@ fn pass(
     if !repair {
         return Ok(());
     }
-    for r in &dropped {
-        q.move_in(&dir.join(r.file_name()))?;
+    for (&r, &salvageable) in &dropped {
+        let others: Vec<ChunkRange> = l.chunks.iter().copied().filter(|o| *o != r).collect();
+        if salvageable {
+            kept.extend(salvage_chunk(fs, dir, r, &others, report, q)?);
+        } else {
+            move_chunk(fs.as_ref(), dir, r, q)?;
+        }
     }
+    kept.sort_by_key(|c| c.range());
     for m in zips_to_fix {
         salvage_zip(fs.as_ref(), &m, report, q)?;
     }
@@ -300,6 +305,177 @@ fn pass(
         rebuild_indexes(fs, dir, &kept, report, q)?;
     }
     Ok(())
+}
+
+/// Moves chunk `r` and its zip, if any, into the quarantine.
+fn move_chunk(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    r: ChunkRange,
+    q: &mut Quarantine<'_>,
+) -> Result<()> {
+    q.move_in(&dir.join(r.file_name()))?;
+    let zip = dir.join(metadata::DIR).join(metadata::file_name(r));
+    if fs.exists(&zip)? {
+        q.move_in(&zip)?;
+    }
+    Ok(())
+}
+
+/// Keeps the intact records of damaged chunk `r`: each run of consecutive
+/// intact levels (not overlapping `others`) becomes a chunk file of its
+/// own, with the intact zip entries of its levels; then the original and
+/// its zip go to the quarantine. Until then the original stays in place,
+/// so a crash loses nothing (the next repair sees overlapping chunks and
+/// moves the damaged one out). Returns the new chunks.
+fn salvage_chunk(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    r: ChunkRange,
+    others: &[ChunkRange],
+    report: &mut CheckReport,
+    q: &mut Quarantine<'_>,
+) -> Result<Vec<Arc<Chunk>>> {
+    let c = Chunk::new(fs.clone(), dir, r);
+    let meta_dir = dir.join(metadata::DIR);
+    let zip = MetaChunk::new(fs.clone(), &meta_dir, r);
+    let entries = if fs.exists(zip.path())? {
+        zip.salvage().0
+    } else {
+        Vec::new()
+    };
+    let mut runs: Vec<(i32, Vec<&[u8]>)> = Vec::new();
+    if c.table_fits() {
+        for level in r.start..=r.end {
+            let Some(rec) = c.intact_record(level) else {
+                continue;
+            };
+            match runs.last_mut() {
+                Some((start, recs))
+                    if i64::from(*start) + recs.len() as i64 == i64::from(level) =>
+                {
+                    recs.push(rec)
+                }
+                _ => runs.push((level, vec![rec])),
+            }
+        }
+    }
+    let mut made = Vec::new();
+    let mut kept_levels = Vec::new();
+    for (start, recs) in &runs {
+        let nr = ChunkRange {
+            start: *start,
+            end: start + (recs.len() as i32 - 1),
+        };
+        if others
+            .iter()
+            .any(|o| o.start <= nr.end && nr.start <= o.end)
+        {
+            continue;
+        }
+        let path = dir.join(nr.file_name());
+        let target = if nr == r {
+            // Same name as the original: written beside it, swapped in
+            // once the original is in the quarantine.
+            atomic::tmp_path(&path)?
+        } else {
+            path.clone()
+        };
+        let run_entries: Vec<(i32, Vec<u8>)> = entries
+            .iter()
+            .filter(|(l, _)| nr.contains(*l))
+            .cloned()
+            .collect();
+        let zip_path = meta_dir.join(metadata::file_name(nr));
+        let zip_target = if nr == r {
+            atomic::tmp_path(&zip_path)?
+        } else {
+            zip_path.clone()
+        };
+        if !run_entries.is_empty() {
+            write_zip(fs.as_ref(), &zip_target, &run_entries)?;
+        }
+        write_chunk(fs.as_ref(), &target, nr, recs)?;
+        made.push((
+            nr,
+            target,
+            path,
+            (!run_entries.is_empty()).then_some((zip_target, zip_path)),
+        ));
+        kept_levels.push(format!("{nr}"));
+    }
+    move_chunk(fs.as_ref(), dir, r, q)?;
+    let mut out = Vec::new();
+    for (nr, target, path, zip) in made {
+        if target != path {
+            if let Some((zt, zp)) = &zip {
+                fs.rename(zt, zp)?;
+                fs.sync_dir(&meta_dir)?;
+            }
+            fs.rename(&target, &path)?;
+            fs.sync_dir(dir)?;
+        }
+        out.push(Arc::new(Chunk::new(fs.clone(), dir, nr)));
+    }
+    let kept: usize = out.iter().map(|c| c.range().len()).sum();
+    report.repaired.push(format!(
+        "{}: kept {kept} intact records of {} as {}",
+        c.path().display(),
+        if c.table_fits() { r.len() } else { 0 },
+        if kept_levels.is_empty() {
+            "nothing".to_string()
+        } else {
+            kept_levels.join(", ")
+        }
+    ));
+    Ok(out)
+}
+
+/// Writes chunk file `path` of range `r` from its records (already
+/// verified), durably.
+fn write_chunk(fs: &dyn FileSystem, path: &Path, r: ChunkRange, recs: &[&[u8]]) -> Result<()> {
+    let tmp = atomic::tmp_path(path)?;
+    let target = if tmp == path { path.to_path_buf() } else { tmp };
+    let mut w = FileWriter::new(fs.open(&target, OpenMode::Truncate)?);
+    let mut at = (r.len() * super::chunk::OFFSET_SIZE) as u64;
+    let mut table = Vec::with_capacity(r.len() * super::chunk::OFFSET_SIZE);
+    for rec in recs {
+        table.extend_from_slice(&at.to_be_bytes());
+        at += rec.len() as u64;
+    }
+    w.put(&table)?;
+    for rec in recs {
+        w.put(rec)?;
+    }
+    w.sync()?;
+    drop(w);
+    if target != path {
+        fs.rename(&target, path)?;
+        fs.sync_dir(atomic::parent_dir(path))?;
+    }
+    Ok(())
+}
+
+/// Writes zip `path` with `entries` (level, metadata), durably.
+fn write_zip(fs: &dyn FileSystem, path: &Path, entries: &[(i32, Vec<u8>)]) -> Result<()> {
+    let tmp = atomic::tmp_path(path)?;
+    let mut w = FileWriter::new(fs.open(&tmp, OpenMode::Truncate)?);
+    let mut zip = ZipOut::new();
+    for (level, data) in entries {
+        let e = RawEntry {
+            name: level.to_string(),
+            crc32: crc32fast::hash(data),
+            uncompressed_size: data.len() as u64,
+            data: zstd::bulk::compress(data, metadata::DEFAULT_ZSTD_LEVEL)
+                .map_err(|e| Error::Io(format!("zstd compression of metadata: {e}")))?,
+        };
+        zip.add(&mut w, &e)?;
+    }
+    zip.finish(&mut w)?;
+    w.sync()?;
+    drop(w);
+    fs.rename(&tmp, path)?;
+    fs.sync_dir(atomic::parent_dir(path))
 }
 
 /// Rewrites a damaged zip with the entries that read back intact; the
@@ -319,22 +495,10 @@ fn salvage_zip(
         ));
         return Ok(());
     }
+    // Written beside the original, swapped in once it is in the
+    // quarantine.
     let tmp = atomic::tmp_path(m.path())?;
-    let mut w = FileWriter::new(fs.open(&tmp, OpenMode::Truncate)?);
-    let mut zip = ZipOut::new();
-    for (level, data) in &entries {
-        let e = RawEntry {
-            name: level.to_string(),
-            crc32: crc32fast::hash(data),
-            uncompressed_size: data.len() as u64,
-            data: zstd::bulk::compress(data, metadata::DEFAULT_ZSTD_LEVEL)
-                .map_err(|e| Error::Io(format!("zstd compression of metadata: {e}")))?,
-        };
-        zip.add(&mut w, &e)?;
-    }
-    zip.finish(&mut w)?;
-    w.sync()?;
-    drop(w);
+    write_zip(fs, &tmp, &entries)?;
     q.move_in(m.path())?;
     fs.rename(&tmp, m.path())?;
     fs.sync_dir(atomic::parent_dir(m.path()))?;

@@ -495,3 +495,66 @@ fn check_changes_nothing_without_repair_and_repair_needs_the_lock() {
     assert_eq!(kept, ["0_9", "10_11", "13_19", "20_29"]);
     assert_eq!(s.read_by_level(12, false).unwrap(), None);
 }
+
+#[test]
+fn deleted_zip_is_corrupted_not_no_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = three_chunks(dir.path());
+    std::fs::remove_file(dir.path().join("metadata/10_19.zip")).unwrap();
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    let m = corrupted(s.read_metadata(12));
+    assert!(m.contains("10_19.zip") && m.contains("missing"), "{m}");
+    corrupted(s.read_by_level(12, true));
+    assert_eq!(
+        s.read_by_level(12, false).unwrap(),
+        Some(pruned(&blocks[12]))
+    );
+    let r = ChunkRange::parse("10_19").unwrap();
+    assert!(matches!(
+        s.iter_chunk(r, true).unwrap().next(),
+        Some(Err(Error::Corrupted(_)))
+    ));
+    corrupted(s.check_consistency(None));
+    drop(s);
+    // Repair cannot bring the metadata back: it says so and marks it
+    // dropped, and the blocks stay.
+    let rep = Cemented::check(dir.path(), &opts(), true).unwrap();
+    assert!(rep.is_ok(), "{}", rep.to_text());
+    assert!(rep.to_text().contains("is lost"), "{}", rep.to_text());
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert_eq!(s.read_metadata(12).unwrap(), None);
+    assert_eq!(
+        s.read_by_level(12, true).unwrap(),
+        Some(pruned(&blocks[12]))
+    );
+    s.check_consistency(None).unwrap();
+}
+
+#[test]
+fn zips_dropped_by_gc_read_as_no_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = three_chunks(dir.path());
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    s.gc(HistoryMode::Full, 1).unwrap();
+    assert_eq!(s.read_metadata(5).unwrap(), None);
+    assert_eq!(s.read_metadata(25).unwrap(), blocks[25].metadata);
+    s.check_consistency(None).unwrap();
+    drop(s);
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert_eq!(
+        s.read_by_level(15, true).unwrap(),
+        Some(pruned(&blocks[15]))
+    );
+    s.check_consistency(None).unwrap();
+    assert!(Cemented::check(dir.path(), &opts(), false).unwrap().is_ok());
+    s.gc(HistoryMode::Rolling, 1).unwrap();
+    drop(s);
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    assert_eq!(s.lowest_level(), Some(20));
+    s.check_consistency(None).unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("metadata"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["20_29.zip"]);
+}

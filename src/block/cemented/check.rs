@@ -18,6 +18,9 @@ pub(super) fn run(store: &Cemented, genesis: Option<&Hash>) -> Result<()> {
     for c in &t.chunks {
         let r = c.range();
         c.check_shape()?;
+        if t.meta(r.start).is_none() {
+            super::missing_zip(&t, c)?;
+        }
         if let Some((pl, _)) = prev {
             if i64::from(pl) + 1 != i64::from(r.start) {
                 return bad(format!("chunk {r} does not follow level {pl}"));

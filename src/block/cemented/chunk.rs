@@ -3,6 +3,11 @@
 //! `n x offset u64 | n x block record` with `n = end - start + 1`; offsets are
 //! absolute and big-endian. A block is read by level with one offset lookup
 //! and one slice of the file's memory map: never a scan.
+//!
+//! The top bit of the first offset ([`HAS_METADATA`]) says that the chunk
+//! was written with a metadata zip, so a zip that goes missing is damage,
+//! not "no metadata" (GC marks the zips it drops, see
+//! [`super::metadata::dropped_name`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,8 @@ use crate::io::{FileSystem, Mapped, OpenMode};
 
 /// Bytes of one offset-table entry.
 pub const OFFSET_SIZE: usize = 8;
+/// Flag in the first offset: the chunk has a metadata zip.
+pub const HAS_METADATA: u64 = 1 << 63;
 
 /// The levels of one chunk, inclusive on both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -225,6 +232,19 @@ impl Chunk {
         Ok(b)
     }
 
+    /// True if the chunk was written with a metadata zip (the flag of its
+    /// first offset). `Corrupted` if the file is shorter than one offset.
+    pub fn has_metadata(&self) -> Result<bool> {
+        let bytes = self.bytes()?;
+        if bytes.len() < OFFSET_SIZE {
+            return Err(self.corrupted(format!(
+                "the file ends at byte {} inside its first offset",
+                bytes.len()
+            )));
+        }
+        Ok(raw_offset_at(bytes, 0) & HAS_METADATA != 0)
+    }
+
     /// True if the file is readable and holds the whole offset table (so
     /// a loop over the range's levels is bounded by its size).
     pub fn table_fits(&self) -> bool {
@@ -284,11 +304,15 @@ pub fn min_level_bytes() -> usize {
     OFFSET_SIZE + empty.encoded_len(false)
 }
 
-fn offset_at(bytes: &[u8], i: usize) -> u64 {
+fn raw_offset_at(bytes: &[u8], i: usize) -> u64 {
     let at = i * OFFSET_SIZE;
     let mut b = [0u8; OFFSET_SIZE];
     b.copy_from_slice(&bytes[at..at + OFFSET_SIZE]);
     u64::from_be_bytes(b)
+}
+
+fn offset_at(bytes: &[u8], i: usize) -> u64 {
+    raw_offset_at(bytes, i) & !HAS_METADATA
 }
 
 #[cfg(test)]

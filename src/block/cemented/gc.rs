@@ -18,12 +18,14 @@
 use std::sync::Arc;
 
 use super::chunk::Chunk;
-use super::metadata::MetaChunk;
+use super::chunk::ChunkRange;
+use super::metadata::{self, MetaChunk};
 use super::table::Tables;
 use super::writer::hex;
 use super::{Cemented, HistoryMode};
 use crate::block::{HASH_SIZE, Hash};
 use crate::error::{Error, Result};
+use crate::io::OpenMode;
 use crate::io::reclaim::{self, trash_path};
 
 pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<()> {
@@ -55,11 +57,39 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
     if let Some(first_kept) = t.chunks.get(n - offset) {
         first_kept.verify()?;
     }
-    store.publish(Tables {
-        chunks: t.chunks[dropped.len()..].to_vec(),
-        meta: kept_meta,
-    });
     let fs = store.fs.as_ref();
+    let kept_chunks = t.chunks[dropped.len()..].to_vec();
+    let is_kept = |r: ChunkRange| kept_chunks.iter().any(|c| c.range() == r);
+    // A kept chunk written with a zip gets a durable marker before its zip
+    // goes, so that a missing zip stays distinguishable from a dropped one.
+    let mut dropped_meta: Vec<ChunkRange> = t
+        .dropped_meta
+        .iter()
+        .copied()
+        .filter(|r| is_kept(*r))
+        .collect();
+    let mut marked = false;
+    for m in &old_meta {
+        let r = m.range();
+        if is_kept(r) && !t.meta_dropped(r) {
+            fs.open(
+                &store.meta_dir.join(metadata::dropped_name(r)),
+                OpenMode::Truncate,
+            )?
+            .sync()?;
+            dropped_meta.push(r);
+            marked = true;
+        }
+    }
+    if marked {
+        fs.sync_dir(&store.meta_dir)?;
+    }
+    dropped_meta.sort();
+    store.publish(Tables {
+        chunks: kept_chunks.clone(),
+        meta: kept_meta,
+        dropped_meta,
+    });
     if !dropped.is_empty() {
         for (c, h) in dropped.iter().zip(&hashes) {
             unindex(store, c, h)?;
@@ -83,6 +113,12 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
     }
     for t in &trash {
         reclaim::remove_file_gradually(fs, t)?;
+    }
+    // Markers of dropped chunks (the open also removes those left behind).
+    for c in &dropped {
+        if t.meta_dropped(c.range()) {
+            fs.remove_file(&store.meta_dir.join(metadata::dropped_name(c.range())))?;
+        }
     }
     Ok(())
 }

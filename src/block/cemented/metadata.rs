@@ -39,6 +39,19 @@ pub fn file_name(range: ChunkRange) -> String {
     format!("{}{SUFFIX}", range.file_name())
 }
 
+/// Suffix of the marker GC leaves for a zip it dropped (empty file).
+pub const DROPPED_SUFFIX: &str = ".dropped";
+
+/// The name of the marker saying that GC dropped the zip of `range`.
+pub fn dropped_name(range: ChunkRange) -> String {
+    format!("{}{DROPPED_SUFFIX}", range.file_name())
+}
+
+/// Parses a dropped-zip marker's name; other names give `None`.
+pub fn parse_dropped(name: &str) -> Option<ChunkRange> {
+    ChunkRange::parse(name.strip_suffix(DROPPED_SUFFIX)?)
+}
+
 /// Parses a metadata file name; other names give `None`.
 pub fn parse_name(name: &str) -> Option<ChunkRange> {
     ChunkRange::parse(name.strip_suffix(SUFFIX)?)

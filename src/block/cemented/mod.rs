@@ -249,7 +249,11 @@ impl Cemented {
                 _ => m,
             })
             .collect();
-        self.publish(Tables { chunks, meta });
+        self.publish(Tables {
+            chunks,
+            meta,
+            dropped_meta: fresh.dropped_meta,
+        });
         Ok(())
     }
 
@@ -319,9 +323,7 @@ impl Cemented {
             r => r?,
         };
         if read_metadata {
-            if let Some(m) = t.meta(level) {
-                b.metadata = absent_if_gone(m.read(level))?;
-            }
+            b.metadata = metadata_of(&t, c, level)?;
         }
         Ok(Some(b))
     }
@@ -337,8 +339,9 @@ impl Cemented {
     /// The metadata of the block at `level`; `None` if it has none (or it
     /// was dropped by GC). Only that level's zip entry is decompressed.
     pub fn read_metadata(&self, level: i32) -> Result<Option<Vec<u8>>> {
-        match self.snapshot().meta(level) {
-            Some(m) => absent_if_gone(m.read(level)),
+        let t = self.snapshot();
+        match t.chunk(level) {
+            Some(c) => absent_if_gone(metadata_of(&t, c, level)),
             None => Ok(None),
         }
     }
@@ -416,12 +419,17 @@ impl Cemented {
             .ok_or_else(|| {
                 Error::NotFound(format!("no chunk {chunk} in {}", self.dir.display()))
             })?;
-        let meta = if read_metadata {
-            t.meta(chunk.start).filter(|m| m.range() == chunk).cloned()
+        let (meta, missing) = if read_metadata {
+            let m = t.meta(chunk.start).filter(|m| m.range() == chunk).cloned();
+            let missing = m.is_none() && missing_zip(&t, c).is_err();
+            (
+                m,
+                missing.then(|| self.meta_dir.join(metadata::file_name(chunk))),
+            )
         } else {
-            None
+            (None, None)
         };
-        Ok(ChunkIter::new(c.clone(), meta))
+        Ok(ChunkIter::new(c.clone(), meta, missing))
     }
 
     /// Drops what `mode` does not keep: see [`HistoryMode`]. Readers keep
@@ -468,6 +476,34 @@ impl Cemented {
             )));
         }
         Ok(())
+    }
+}
+
+/// The metadata of `level` in chunk `c`: its zip's entry, or none if the
+/// chunk has no zip. `Corrupted` if the chunk was written with a zip that
+/// is neither there nor dropped by GC.
+fn metadata_of(t: &Tables, c: &chunk::Chunk, level: i32) -> Result<Option<Vec<u8>>> {
+    match t.meta(level) {
+        Some(m) => absent_if_gone(m.read(level)),
+        None => missing_zip(t, c).map(|()| None),
+    }
+}
+
+/// `Ok` unless chunk `c`, which has no zip in `t`, was written with one
+/// that GC did not drop.
+fn missing_zip(t: &Tables, c: &chunk::Chunk) -> Result<()> {
+    match c.has_metadata() {
+        Ok(true) if !t.meta_dropped(c.range()) => Err(Error::corrupted(
+            c.path(),
+            format!(
+                "written with a metadata zip, but {}/{} is missing",
+                metadata::DIR,
+                metadata::file_name(c.range())
+            ),
+        )),
+        // A chunk unlinked by GC since the snapshot reads as absent.
+        Err(Error::NotFound(_)) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

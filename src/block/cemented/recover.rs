@@ -18,6 +18,8 @@ struct Listing {
     /// Temporaries and trash (both removed at a read-write open).
     tmps: Vec<String>,
     meta_tmps: Vec<String>,
+    /// Markers of zips dropped by GC.
+    dropped: Vec<ChunkRange>,
 }
 
 /// A temporary or trash name: never loaded, removed at a read-write open.
@@ -32,6 +34,7 @@ fn list(store: &Cemented) -> Result<Listing> {
         metas: Vec::new(),
         tmps: Vec::new(),
         meta_tmps: Vec::new(),
+        dropped: Vec::new(),
     };
     for e in fs.read_dir(&store.dir)? {
         if e.is_dir {
@@ -54,7 +57,9 @@ fn list(store: &Cemented) -> Result<Listing> {
                 }
                 continue;
             }
-            if let Some(r) = metadata::parse_name(&e.name) {
+            if let Some(r) = metadata::parse_dropped(&e.name) {
+                l.dropped.push(r);
+            } else if let Some(r) = metadata::parse_name(&e.name) {
                 l.metas.push(r);
             } else if is_leftover(&e.name) {
                 l.meta_tmps.push(e.name);
@@ -63,6 +68,7 @@ fn list(store: &Cemented) -> Result<Listing> {
     }
     l.chunks.sort();
     l.metas.sort();
+    l.dropped.sort();
     for w in l.chunks.windows(2) {
         if w[1].start <= w[0].end {
             return Err(Error::corrupted(
@@ -92,6 +98,7 @@ fn tables(store: &Cemented, l: &Listing) -> Tables {
             .filter(|r| l.chunks.binary_search(r).is_ok())
             .map(|&r| Arc::new(MetaChunk::new(store.fs.clone(), &store.meta_dir, r)))
             .collect(),
+        dropped_meta: l.dropped.clone(),
     }
 }
 
@@ -155,6 +162,13 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
                 ));
             }
             fs.remove_file(&zip)?;
+        }
+    }
+    // Markers of zips dropped by GC, left by a rolling GC that dropped
+    // their chunk.
+    for r in &l.dropped {
+        if l.chunks.binary_search(r).is_err() {
+            fs.remove_file(&store.meta_dir.join(metadata::dropped_name(*r)))?;
         }
     }
     fs.sync_dir(&store.meta_dir)?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::chunk::{Chunk, ChunkRange};
+use super::chunk::{Chunk, ChunkRange, HAS_METADATA};
 use super::file_writer::FileWriter;
 use super::metadata::{self, MetaChunk};
 use super::zip_format::{RawEntry, ZipOut};
@@ -30,6 +30,8 @@ const MAX_INDEX_DETAILS: usize = 5;
 struct Listing {
     chunks: Vec<ChunkRange>,
     zips: Vec<ChunkRange>,
+    /// Markers of zips dropped by GC.
+    dropped: Vec<ChunkRange>,
     /// Directories (or other non-files) bearing a chunk's or zip's name.
     not_files: Vec<String>,
 }
@@ -46,7 +48,9 @@ fn list(fs: &dyn FileSystem, dir: &Path, meta_dir: &Path) -> Result<Listing> {
     }
     if fs.is_dir(meta_dir)? {
         for e in fs.read_dir(meta_dir)? {
-            if let Some(r) = metadata::parse_name(&e.name) {
+            if let Some(r) = metadata::parse_dropped(&e.name) {
+                l.dropped.push(r);
+            } else if let Some(r) = metadata::parse_name(&e.name) {
                 match e.is_dir {
                     true => l.not_files.push(format!("{}/{}", metadata::DIR, e.name)),
                     false => l.zips.push(r),
@@ -56,6 +60,7 @@ fn list(fs: &dyn FileSystem, dir: &Path, meta_dir: &Path) -> Result<Listing> {
     }
     l.chunks.sort();
     l.zips.sort();
+    l.dropped.sort();
     Ok(l)
 }
 
@@ -285,8 +290,32 @@ fn pass(
             Err(e) => return Err(e),
         }
     }
+    // A chunk written with a zip that is neither there nor dropped by GC.
+    let mut lost_zips = Vec::new();
+    for c in &kept {
+        let r = c.range();
+        if l.zips.binary_search(&r).is_err()
+            && l.dropped.binary_search(&r).is_err()
+            && c.has_metadata()?
+        {
+            report.problem(format!(
+                "{}: written with a metadata zip, but {}/{} is missing",
+                c.path().display(),
+                metadata::DIR,
+                metadata::file_name(r)
+            ));
+            lost_zips.push(r);
+        }
+    }
     if !repair {
         return Ok(());
+    }
+    for r in lost_zips {
+        let marker = mark_dropped(fs.as_ref(), &meta_dir, r)?;
+        report.repaired.push(format!(
+            "{}: the metadata of chunk {r} is lost (its zip is missing); marked as dropped",
+            marker.display()
+        ));
     }
     for (&r, &salvageable) in &dropped {
         let others: Vec<ChunkRange> = l.chunks.iter().copied().filter(|o| *o != r).collect();
@@ -305,6 +334,16 @@ fn pass(
         rebuild_indexes(fs, dir, &kept, report, q)?;
     }
     Ok(())
+}
+
+/// Leaves the marker saying that chunk `r` no longer has its zip (as GC
+/// does), durably; returns its path.
+fn mark_dropped(fs: &dyn FileSystem, meta_dir: &Path, r: ChunkRange) -> Result<std::path::PathBuf> {
+    let marker = meta_dir.join(metadata::dropped_name(r));
+    fs.create_dir_all(meta_dir)?;
+    fs.open(&marker, OpenMode::Truncate)?.sync()?;
+    fs.sync_dir(meta_dir)?;
+    Ok(marker)
 }
 
 /// Moves chunk `r` and its zip, if any, into the quarantine.
@@ -395,7 +434,7 @@ fn salvage_chunk(
         if !run_entries.is_empty() {
             write_zip(fs.as_ref(), &zip_target, &run_entries)?;
         }
-        write_chunk(fs.as_ref(), &target, nr, recs)?;
+        write_chunk(fs.as_ref(), &target, nr, recs, !run_entries.is_empty())?;
         made.push((
             nr,
             target,
@@ -433,14 +472,25 @@ fn salvage_chunk(
 
 /// Writes chunk file `path` of range `r` from its records (already
 /// verified), durably.
-fn write_chunk(fs: &dyn FileSystem, path: &Path, r: ChunkRange, recs: &[&[u8]]) -> Result<()> {
+fn write_chunk(
+    fs: &dyn FileSystem,
+    path: &Path,
+    r: ChunkRange,
+    recs: &[&[u8]],
+    has_metadata: bool,
+) -> Result<()> {
     let tmp = atomic::tmp_path(path)?;
     let target = if tmp == path { path.to_path_buf() } else { tmp };
     let mut w = FileWriter::new(fs.open(&target, OpenMode::Truncate)?);
     let mut at = (r.len() * super::chunk::OFFSET_SIZE) as u64;
     let mut table = Vec::with_capacity(r.len() * super::chunk::OFFSET_SIZE);
-    for rec in recs {
-        table.extend_from_slice(&at.to_be_bytes());
+    for (i, rec) in recs.iter().enumerate() {
+        let flag = if i == 0 && has_metadata {
+            HAS_METADATA
+        } else {
+            0
+        };
+        table.extend_from_slice(&(at | flag).to_be_bytes());
         at += rec.len() as u64;
     }
     w.put(&table)?;
@@ -489,8 +539,9 @@ fn salvage_zip(
     let (entries, total) = m.salvage();
     if entries.is_empty() {
         q.move_in(m.path())?;
+        mark_dropped(fs, atomic::parent_dir(m.path()), m.range())?;
         report.repaired.push(format!(
-            "{}: no entry could be read back; the zip was moved out",
+            "{}: no entry could be read back; the zip was moved out and marked as dropped",
             m.path().display()
         ));
         return Ok(());

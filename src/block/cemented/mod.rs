@@ -9,6 +9,12 @@
 //!   that GC drops entries without rewriting them whole);
 //! * `lock`: held by the read-write instance.
 //!
+//! * `metadata/<start>_<end>.dropped`: an empty marker left by GC for a
+//!   zip it dropped from a chunk it keeps (a chunk written with a zip
+//!   says so, so a zip that is missing without a marker is damage);
+//! * `.tzs-quarantine/`: what a repair ([`Cemented::check`]) or an open
+//!   set aside; never read.
+//!
 //! Writes are ordered so that a crash leaves at most one chunk that is on
 //! disk but not (fully) indexed, which recovery completes at open: chunk
 //! file (temporary name, fsync, rename, fsync of the directory), then its
@@ -110,11 +116,19 @@ impl Cemented {
     /// Opens (read-write: creating if needed) the store in `dir`, with
     /// `log_size` entries per index log (0 = default). A read-write open
     /// takes `dir/lock` (a second one gets `Locked`), removes temporary
-    /// files and completes a chunk left unindexed by a crash.
+    /// files, re-indexes a chunk left unindexed by a crash, and moves an
+    /// incomplete last chunk that no index covers (never acknowledged)
+    /// into `dir/.tzs-quarantine/`.
+    ///
+    /// Damage is never repaired here: a chunk file the indexes cover whose
+    /// shape is wrong, a chunk file missing while the indexes or its zip
+    /// hold its levels, a directory in place of a chunk or zip, overlapping
+    /// chunks, or a damaged index give `Corrupted` naming the file and the
+    /// offset, with nothing changed; [`Cemented::check`] with repair
+    /// salvages such a store.
     ///
     /// Errors: `NotFound` (read-only open of a missing store), `Locked`,
-    /// `Corrupted` (a damaged chunk other than the last, a damaged index),
-    /// `Io`, `NoSpace`.
+    /// `Corrupted`, `Io`, `NoSpace`.
     pub fn open(dir: impl AsRef<Path>, opts: &OpenOptions, log_size: u64) -> Result<Cemented> {
         Cemented::open_with(
             dir,

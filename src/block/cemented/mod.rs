@@ -32,6 +32,7 @@ mod meta_writer;
 pub mod metadata;
 mod recover;
 mod repair;
+mod salvage;
 mod table;
 mod writer;
 mod zip_format;

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use common::damage::{self, Case};
 use tzstore::block::Block;
-use tzstore::block::cemented::{Cemented, ChunkRange};
+use tzstore::block::cemented::{Cemented, ChunkRange, HistoryMode};
 use tzstore::{Error, OpenOptions};
 
 const LOG_SIZE: u64 = 16;
@@ -80,18 +80,24 @@ fn record_place(level: i32) -> (std::ops::Range<u64>, std::ops::Range<u64>) {
     (i * 8..i * 8 + 8, at..at + len)
 }
 
-fn build(dir: &Path) {
+fn build(dir: &Path, gc: bool) {
     let s = Cemented::open(dir, &opts(false), LOG_SIZE).unwrap();
     for (i, &(a, b)) in CHUNKS.iter().enumerate() {
         let blocks: Vec<Block> = (a..=b).map(expected).collect();
         let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
         s.cement(&refs, i < WITH_META, true).unwrap();
     }
+    if gc {
+        // Drops the first chunk's zip, leaving its `.dropped` marker.
+        s.gc(HistoryMode::Full, 3).unwrap();
+    }
 }
 
 /// Which files the damage hit (any change, appended bytes included).
 struct Hits<'a> {
     case: &'a Case,
+    /// The template went through a Full GC that dropped chunk 0's zip.
+    gc: bool,
 }
 
 impl Hits<'_> {
@@ -101,8 +107,10 @@ impl Hits<'_> {
     fn chunk(&self, r: ChunkRange) -> bool {
         self.file(&self.case.dir.join(r.file_name()))
     }
+    /// The chunk's zip or its `.dropped` marker.
     fn zip(&self, r: ChunkRange) -> bool {
-        self.file(&self.case.dir.join("metadata").join(format!("{r}.zip")))
+        let m = self.case.dir.join("metadata");
+        self.file(&m.join(format!("{r}.zip"))) || self.file(&m.join(format!("{r}.dropped")))
     }
     fn index(&self) -> bool {
         self.case.damage.iter().any(|d| {
@@ -116,8 +124,11 @@ impl Hits<'_> {
 
 /// `b` read at `level`: the exact block; its metadata exact, or absent
 /// only if its zip was hit (a deleted zip reads as "no metadata").
-fn same(b: &Block, level: i32, zip_hit: bool, what: &str) {
-    let want = expected(level);
+fn same(b: &Block, level: i32, zip_hit: bool, gc: bool, what: &str) {
+    let mut want = expected(level);
+    if gc && level <= CHUNKS[0].1 {
+        want.metadata = None;
+    }
     assert_eq!(
         (&b.hash, b.level, &b.predecessor, &b.contents),
         (&want.hash, want.level, &want.predecessor, &want.contents),
@@ -136,7 +147,7 @@ fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
         let r = chunk_of(level);
         let (chunk_hit, zip_hit) = (hits.chunk(r), hits.zip(r));
         match s.read_by_level(level, true) {
-            Ok(Some(b)) => same(&b, level, zip_hit, what),
+            Ok(Some(b)) => same(&b, level, zip_hit, hits.gc, what),
             Ok(None) => assert!(chunk_hit, "{what}: level {level} lost"),
             Err(Error::Corrupted(_)) => {
                 assert!(chunk_hit || zip_hit, "{what}: level {level} unreadable")
@@ -144,7 +155,7 @@ fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
             Err(e) => panic!("{what}: level {level}: {e}"),
         }
         match s.read_by_hash(&hash(level), false) {
-            Ok(Some(b)) => same(&b, level, true, what),
+            Ok(Some(b)) => same(&b, level, true, hits.gc, what),
             Ok(None) | Err(Error::Corrupted(_)) => assert!(
                 chunk_hit || hits.index(),
                 "{what}: level {level} not found by hash"
@@ -158,7 +169,7 @@ fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
         };
         for (i, b) in it.enumerate() {
             match b {
-                Ok(b) => same(&b, r.start + i as i32, hits.zip(r), what),
+                Ok(b) => same(&b, r.start + i as i32, hits.zip(r), hits.gc, what),
                 Err(Error::Corrupted(_)) => assert!(hits.chunk(r) || hits.zip(r), "{what}"),
                 Err(e) => panic!("{what}: iterating {r}: {e}"),
             }
@@ -175,73 +186,85 @@ fn damaged_cemented_store_never_returns_another_block() {
     damage::run(
         "damaged_cemented_store_never_returns_another_block",
         500,
-        build,
-        |case| {
-            let what = case.describe();
-            let hits = Hits { case };
-            let dir = &case.dir;
-            let mut rw_opens = false;
-            for read_only in [false, true] {
-                match Cemented::open(dir, &opts(read_only), LOG_SIZE) {
-                    Ok(s) => {
-                        rw_opens |= !read_only;
-                        read_all(&s, &hits, &what);
-                    }
-                    Err(Error::Corrupted(_) | Error::InvalidArgument(_)) => {}
-                    Err(e) => panic!("{what}: open (read-only {read_only}): {e}"),
-                }
-            }
-            let before = Cemented::check(dir, &opts(false), false).unwrap();
-            if before.is_ok() {
-                assert!(rw_opens, "{what}: check passes a store that does not open");
-            }
-            let repaired = Cemented::check(dir, &opts(false), true).unwrap();
-            assert!(repaired.is_ok(), "{what}: {}", repaired.to_text());
-            let after = Cemented::check(dir, &opts(false), false).unwrap();
-            assert!(after.is_ok(), "{what}: {}", after.to_text());
-            let s = Cemented::open(dir, &opts(false), LOG_SIZE)
-                .unwrap_or_else(|e| panic!("{what}: open after repair: {e}"));
-            for level in 0..=CHUNKS[3].1 {
-                let r = chunk_of(level);
-                match s.read_by_level(level, true) {
-                    Ok(Some(b)) => same(&b, level, hits.zip(r), &what),
-                    Ok(None) => {
-                        let file = dir.join(r.file_name());
-                        let (entry, record) = record_place(level);
-                        assert!(
-                            case.touches(&file, entry) || case.touches(&file, record),
-                            "{what}: intact level {level} lost by repair"
-                        )
-                    }
-                    Err(e) => panic!("{what}: level {level} after repair: {e}"),
-                }
-                if s.find_chunk(level).is_some() {
-                    let b = s.read_by_hash(&hash(level), false).unwrap();
-                    assert_eq!(b.map(|b| b.level), Some(level), "{what}");
-                }
-            }
-            s.check_consistency(None).unwrap_or_else(|e| {
-                // Repair may leave a gap where a chunk was quarantined.
-                assert!(matches!(e, Error::Inconsistent(_)), "{what}: {e}")
-            });
-            let next = s.highest_level().map_or(100, |h| h + 1);
-            let blocks: Vec<Block> = (next..next + 3)
-                .map(|l| Block {
-                    hash: [0xEE ^ l as u8; 32],
-                    ..expected(l)
-                })
-                .collect();
-            let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
-            s.cement(&refs, true, false)
-                .unwrap_or_else(|e| panic!("{what}: cement after repair: {e}"));
-            drop(s);
-            let s = Cemented::open(dir, &opts(false), LOG_SIZE).unwrap();
-            assert_eq!(
-                s.read_by_level(next + 1, true).unwrap().as_ref(),
-                Some(&blocks[1]),
-                "{what}"
-            );
-            assert!(Cemented::check(dir, &opts(false), false).unwrap().is_ok());
-        },
+        |dir| build(dir, false),
+        |case| check_case(case, false),
     );
+}
+
+#[test]
+fn damaged_cemented_store_after_gc_never_returns_another_block() {
+    damage::run(
+        "damaged_cemented_store_after_gc_never_returns_another_block",
+        200,
+        |dir| build(dir, true),
+        |case| check_case(case, true),
+    );
+}
+
+fn check_case(case: &mut Case, gc: bool) {
+    let what = case.describe();
+    let hits = Hits { case, gc };
+    let dir = &case.dir;
+    let mut rw_opens = false;
+    for read_only in [false, true] {
+        match Cemented::open(dir, &opts(read_only), LOG_SIZE) {
+            Ok(s) => {
+                rw_opens |= !read_only;
+                read_all(&s, &hits, &what);
+            }
+            Err(Error::Corrupted(_) | Error::InvalidArgument(_)) => {}
+            Err(e) => panic!("{what}: open (read-only {read_only}): {e}"),
+        }
+    }
+    let before = Cemented::check(dir, &opts(false), false).unwrap();
+    if before.is_ok() {
+        assert!(rw_opens, "{what}: check passes a store that does not open");
+    }
+    let repaired = Cemented::check(dir, &opts(false), true).unwrap();
+    assert!(repaired.is_ok(), "{what}: {}", repaired.to_text());
+    let after = Cemented::check(dir, &opts(false), false).unwrap();
+    assert!(after.is_ok(), "{what}: {}", after.to_text());
+    let s = Cemented::open(dir, &opts(false), LOG_SIZE)
+        .unwrap_or_else(|e| panic!("{what}: open after repair: {e}"));
+    for level in 0..=CHUNKS[3].1 {
+        let r = chunk_of(level);
+        match s.read_by_level(level, true) {
+            Ok(Some(b)) => same(&b, level, hits.zip(r), hits.gc, &what),
+            Ok(None) => {
+                let file = dir.join(r.file_name());
+                let (entry, record) = record_place(level);
+                assert!(
+                    case.touches(&file, entry) || case.touches(&file, record),
+                    "{what}: intact level {level} lost by repair"
+                )
+            }
+            Err(e) => panic!("{what}: level {level} after repair: {e}"),
+        }
+        if s.find_chunk(level).is_some() {
+            let b = s.read_by_hash(&hash(level), false).unwrap();
+            assert_eq!(b.map(|b| b.level), Some(level), "{what}");
+        }
+    }
+    s.check_consistency(None).unwrap_or_else(|e| {
+        // Repair may leave a gap where a chunk was quarantined.
+        assert!(matches!(e, Error::Inconsistent(_)), "{what}: {e}")
+    });
+    let next = s.highest_level().map_or(100, |h| h + 1);
+    let blocks: Vec<Block> = (next..next + 3)
+        .map(|l| Block {
+            hash: [0xEE ^ l as u8; 32],
+            ..expected(l)
+        })
+        .collect();
+    let refs: Vec<_> = blocks.iter().map(Block::as_ref).collect();
+    s.cement(&refs, true, false)
+        .unwrap_or_else(|e| panic!("{what}: cement after repair: {e}"));
+    drop(s);
+    let s = Cemented::open(dir, &opts(false), LOG_SIZE).unwrap();
+    assert_eq!(
+        s.read_by_level(next + 1, true).unwrap().as_ref(),
+        Some(&blocks[1]),
+        "{what}"
+    );
+    assert!(Cemented::check(dir, &opts(false), false).unwrap().is_ok());
 }

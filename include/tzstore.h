@@ -680,8 +680,10 @@ tzs_status tzs_cemented_open(const char *dir,
  * `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8 `dir`, unknown flags),
  * `TZS_NOT_FOUND` (no such directory), `TZS_LOCKED` (with `repair`, a
  * read-write handle is open), `TZS_NO_SPACE`, `TZS_IO`. `flags`:
- * `TZS_NO_FSYNC` only. Thread-safe; a check without repair may run
- * beside open handles (it sees what is durable).
+ * `TZS_NO_FSYNC` only. Thread-safe. A check without repair may run beside
+ * open handles, but a chunk cemented or dropped meanwhile may then show
+ * as a problem: check a store that no handle writes for a definite
+ * answer.
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `report` is NULL or

@@ -475,7 +475,9 @@ impl Cemented {
     /// quarantine), and rebuilds both indexes from the intact chunks when
     /// they disagree with them or a chunk was moved (the old indexes to the
     /// quarantine). Nothing is deleted. The report's problems are those
-    /// that remain after the repair; the store then opens.
+    /// that remain after the repair; the store then opens. Without repair
+    /// it may run beside a writer, but a chunk cemented or dropped
+    /// meanwhile may then show as a problem.
     ///
     /// Errors: `NotFound` (no such directory), `Locked` (with `repair`, a
     /// read-write handle is open), `Io`, `NoSpace`.

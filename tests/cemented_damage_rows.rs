@@ -558,3 +558,42 @@ fn zips_dropped_by_gc_read_as_no_metadata() {
         .collect();
     assert_eq!(left, ["20_29.zip"]);
 }
+
+#[test]
+fn partly_indexed_last_chunk_is_reindexed_and_counts_match() {
+    // A crash while the last chunk was being indexed (or unindexed by GC):
+    // the open re-indexes it; re-added bindings must not count twice.
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = three_chunks(dir.path());
+    {
+        let index = |name: &str, k: usize, v: usize| {
+            tzstore::index::Index::open(
+                dir.path().join(name),
+                tzstore::index::IndexConfig {
+                    key_size: k,
+                    value_size: v,
+                    removable: true,
+                    log_size: 0,
+                    open: opts(),
+                },
+            )
+            .unwrap()
+        };
+        let l2h = index("level_to_hash", 4, 32);
+        let h2l = index("hash_to_level", 32, 4);
+        for b in &blocks[25..] {
+            l2h.remove(&b.level.to_be_bytes(), false).unwrap();
+            h2l.remove(&b.hash, false).unwrap();
+        }
+        l2h.close().unwrap();
+        h2l.close().unwrap();
+    }
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    for b in &blocks {
+        assert_eq!(s.level_of(&b.hash).unwrap(), Some(b.level));
+    }
+    s.check_consistency(None).unwrap();
+    drop(s);
+    assert!(Cemented::check(dir.path(), &opts(), false).unwrap().is_ok());
+    Cemented::open(dir.path(), &ro(), 0).unwrap();
+}

@@ -185,7 +185,7 @@ fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
 fn damaged_cemented_store_never_returns_another_block() {
     damage::run(
         "damaged_cemented_store_never_returns_another_block",
-        500,
+        400,
         |dir| build(dir, false),
         |case| check_case(case, false),
     );
@@ -195,7 +195,7 @@ fn damaged_cemented_store_never_returns_another_block() {
 fn damaged_cemented_store_after_gc_never_returns_another_block() {
     damage::run(
         "damaged_cemented_store_after_gc_never_returns_another_block",
-        200,
+        150,
         |dir| build(dir, true),
         |case| check_case(case, true),
     );

@@ -597,3 +597,17 @@ fn partly_indexed_last_chunk_is_reindexed_and_counts_match() {
     assert!(Cemented::check(dir.path(), &opts(), false).unwrap().is_ok());
     Cemented::open(dir.path(), &ro(), 0).unwrap();
 }
+
+#[test]
+fn check_repair_rebuilds_a_damaged_index_of_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Cemented::open(dir.path(), &opts(), 0).unwrap());
+    std::fs::write(dir.path().join("level_to_hash/meta"), b"garbage").unwrap();
+    assert!(!Cemented::check(dir.path(), &opts(), false).unwrap().is_ok());
+    let rep = Cemented::check(dir.path(), &opts(), true).unwrap();
+    assert!(rep.is_ok(), "{}", rep.to_text());
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    let blocks = chain(1, 0, 9, 1);
+    s.cement(&refs(&blocks), true, true).unwrap();
+    s.check_consistency(None).unwrap();
+}

@@ -174,17 +174,16 @@ fn pass(
             q.move_in(&dir.join(name))?;
         }
     }
-    let indexes = match open_indexes(fs, dir, true) {
-        Ok(ix) => Some(ix),
+    let (indexes, mut rebuild) = match open_indexes(fs, dir, true) {
+        Ok(ix) => (Some(ix), false),
         // A store that never held a chunk may have no index yet.
-        Err(Error::NotFound(_)) if l.chunks.is_empty() => None,
+        Err(Error::NotFound(_)) if l.chunks.is_empty() => (None, false),
         Err(e @ (Error::Corrupted(_) | Error::InvalidArgument(_) | Error::NotFound(_))) => {
             report.problem(format!("indexes of {}: {e}", dir.display()));
-            None
+            (None, true)
         }
         Err(e) => return Err(e),
     };
-    let mut rebuild = indexes.is_none() && !l.chunks.is_empty();
     let mut kept: Vec<Arc<Chunk>> = Vec::new();
     // Dropped chunks; true for a damaged one whose intact runs of records
     // a repair keeps (false: overlapping, moved out whole).

@@ -187,7 +187,9 @@ pub unsafe extern "C" fn tzs_cemented_highest_level(
 /// Writes the level of the cemented block `hash` (32 bytes) to `*out`.
 /// Returns `TZS_NOT_FOUND` if the block is not cemented (or was dropped by
 /// GC). Errors: `TZS_INVALID_ARGUMENT` (NULL handle, `hash` or `out`),
-/// `TZS_CORRUPTED`, `TZS_IO` (index). Thread-safe.
+/// `TZS_CORRUPTED` (a damaged index, or the record at the level the index
+/// gives is damaged or holds another block: never another block's level),
+/// `TZS_IO` (index). Thread-safe.
 ///
 /// # Safety
 /// `c` is NULL or a live handle; `hash` is NULL or 32 readable bytes; `out`
@@ -248,8 +250,8 @@ pub unsafe extern "C" fn tzs_cemented_hash_of(
 /// metadata was found (only that level's zip entry is decompressed).
 /// Returns `TZS_NOT_FOUND` (leaving `*out` untouched) if no chunk holds
 /// `level`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `out`),
-/// `TZS_CORRUPTED` (damaged record or metadata entry), `TZS_IO`.
-/// Thread-safe.
+/// `TZS_CORRUPTED` (damaged record or metadata entry, or, with
+/// `read_metadata`, the chunk's zip is missing), `TZS_IO`. Thread-safe.
 ///
 /// # Safety
 /// `c` is NULL or a live handle; `out` is NULL or writable.
@@ -312,7 +314,8 @@ pub unsafe extern "C" fn tzs_cemented_read_by_hash(
 /// `TZS_NOT_FOUND` (leaving `*out` untouched) if the block has no stored
 /// metadata (none given, not cemented, or dropped by GC). Errors:
 /// `TZS_INVALID_ARGUMENT` (NULL handle or `out`), `TZS_CORRUPTED` (damaged
-/// zip or entry), `TZS_IO`. Thread-safe.
+/// zip or entry, or the zip of a chunk written with one is missing and GC
+/// did not drop it), `TZS_IO`. Thread-safe.
 ///
 /// # Safety
 /// `c` is NULL or a live handle; `out` is NULL or writable.

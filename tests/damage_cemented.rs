@@ -123,8 +123,9 @@ impl Hits<'_> {
 }
 
 /// `b` read at `level`: the exact block; its metadata exact, or absent
-/// only if its zip was hit (a deleted zip reads as "no metadata").
-fn same(b: &Block, level: i32, zip_hit: bool, gc: bool, what: &str) {
+/// only if `may_vanish` (the chunk's "has a zip" flag hit along with the
+/// zip, or a repair that dropped it).
+fn same(b: &Block, level: i32, may_vanish: bool, gc: bool, what: &str) {
     let mut want = expected(level);
     if gc && level <= CHUNKS[0].1 {
         want.metadata = None;
@@ -136,7 +137,7 @@ fn same(b: &Block, level: i32, zip_hit: bool, gc: bool, what: &str) {
     );
     if b.metadata != want.metadata {
         assert!(
-            zip_hit && b.metadata.is_none(),
+            may_vanish && b.metadata.is_none(),
             "{what}: metadata of level {level}"
         );
     }
@@ -147,7 +148,7 @@ fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
         let r = chunk_of(level);
         let (chunk_hit, zip_hit) = (hits.chunk(r), hits.zip(r));
         match s.read_by_level(level, true) {
-            Ok(Some(b)) => same(&b, level, zip_hit, hits.gc, what),
+            Ok(Some(b)) => same(&b, level, chunk_hit, hits.gc, what),
             Ok(None) => assert!(chunk_hit, "{what}: level {level} lost"),
             Err(Error::Corrupted(_)) => {
                 assert!(chunk_hit || zip_hit, "{what}: level {level} unreadable")
@@ -169,7 +170,7 @@ fn read_all(s: &Cemented, hits: &Hits<'_>, what: &str) {
         };
         for (i, b) in it.enumerate() {
             match b {
-                Ok(b) => same(&b, r.start + i as i32, hits.zip(r), hits.gc, what),
+                Ok(b) => same(&b, r.start + i as i32, hits.chunk(r), hits.gc, what),
                 Err(Error::Corrupted(_)) => assert!(hits.chunk(r) || hits.zip(r), "{what}"),
                 Err(e) => panic!("{what}: iterating {r}: {e}"),
             }

@@ -78,6 +78,8 @@ pub struct MetaChunk {
     loaded: OnceCell<(Archive, MapBytes)>,
     /// The entries' levels, once checked (see [`MetaChunk::levels`]).
     levels: OnceCell<Vec<i32>>,
+    /// Set once every local header was found to carry its entry's name.
+    names_agree: OnceCell<()>,
 }
 
 impl fmt::Debug for MetaChunk {
@@ -95,6 +97,7 @@ impl MetaChunk {
             fs,
             loaded: OnceCell::new(),
             levels: OnceCell::new(),
+            names_agree: OnceCell::new(),
         }
     }
 
@@ -133,8 +136,34 @@ impl MetaChunk {
         let mut a = self.archive()?;
         match a.index_for_name(&level.to_string()) {
             Some(i) => self.read_index(&mut a, i, level).map(Some),
-            None => Ok(None),
+            None => {
+                // "No metadata" only if no entry was renamed away from this
+                // level: every local header must carry its entry's name.
+                // Checked once per zip, and only on a miss (rare: blocks
+                // nearly always have metadata).
+                self.names_agree
+                    .get_or_try_init(|| self.check_all_names(&a))?;
+                Ok(None)
+            }
         }
+    }
+
+    fn check_all_names(&self, a: &Archive) -> Result<()> {
+        let mut a = a.clone();
+        for i in 0..a.len() {
+            let (level, at) = {
+                let e = a
+                    .by_index_raw(i)
+                    .map_err(|e| Error::corrupted(&self.path, format!("entry {i}: {e}")))?;
+                let level = e.name().ok().and_then(|n| n.parse::<i32>().ok());
+                (level, e.header_start())
+            };
+            let level = level.ok_or_else(|| {
+                Error::corrupted(&self.path, format!("entry {i} is not named by a level"))
+            })?;
+            self.check_local_name(at, level)?;
+        }
+        Ok(())
     }
 
     /// Reads entry `i`, which must hold `level`.

@@ -47,14 +47,23 @@ fn chunk_of(r: ChunkRange) -> tzs_chunk {
 /// `dir`. `flags`: `TZS_READONLY` (no writes, no lock, no repair) and/or
 /// `TZS_NO_FSYNC` (tests only). `log_size` is the log size of both indexes
 /// (0 = default, 10,000). A read-write open locks `dir/lock`, removes
-/// temporary files and completes or removes a chunk left unindexed by a
-/// crash.
+/// temporary files, re-indexes a chunk left unindexed by a crash, and moves
+/// an incomplete last chunk that no index covers (never acknowledged) into
+/// `dir/.tzs-quarantine/`.
+///
+/// A damaged store: a chunk file that the indexes cover but whose shape is
+/// wrong (truncated, extended, offsets garbled), a chunk file missing while
+/// the indexes or its zip hold its levels, a directory in place of a chunk
+/// or zip, chunks that overlap, or a damaged index return `TZS_CORRUPTED`
+/// with a message naming the file and the byte offset; nothing is changed.
+/// A damaged record or zip entry is found when read (`TZS_CORRUPTED` from
+/// that read). Use `tzs_cemented_check` with `repair` to salvage the store.
 ///
 /// On success `*out` receives a handle owned by the caller (free it with
 /// `tzs_cemented_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8
 /// `dir`, NULL `out`, unknown flags), `TZS_NOT_FOUND` (read-only open of a
 /// missing store), `TZS_LOCKED` (another read-write instance is open),
-/// `TZS_CORRUPTED` (a damaged chunk file or index), `TZS_NO_SPACE`, `TZS_IO`.
+/// `TZS_CORRUPTED` (damage, as above), `TZS_NO_SPACE`, `TZS_IO`.
 ///
 /// # Safety
 /// `dir` is NULL or a NUL-terminated string; `out` is NULL or writable;
@@ -76,6 +85,52 @@ pub unsafe extern "C" fn tzs_cemented_open(
         let inner = Cemented::open(dir, &opts, log_size)?;
         *out = args::into_handle(tzs_cemented { inner });
         Ok(())
+    })
+}
+
+/// Checks the cemented store in directory `dir` without a handle (so it
+/// works on a store that refuses to open): every chunk file read back
+/// (offset table, each record's checksum and level), every metadata zip
+/// entry decompressed and checksummed, both indexes against the chunks.
+/// Changes nothing unless `repair`. With `repair` (it takes `dir/lock`, so
+/// no read-write handle may be open) it moves each damaged or overlapping
+/// chunk file and its zip into `dir/.tzs-quarantine/<UTC time>-<n>/`,
+/// rewrites a damaged zip with its intact entries (the original to the
+/// quarantine), and rebuilds both indexes from the intact chunk files when
+/// they disagree with them (the old indexes to the quarantine). Nothing is
+/// deleted; the store then opens, without the quarantined chunks.
+///
+/// When `report` is not NULL it receives the report as text (free it with
+/// `tzs_bytes_free`): `checked N records`, then one `problem:`,
+/// `repaired:` or `quarantined:` line per item; after a repair the
+/// problems are those that remain. Returns `TZS_OK` when no problem
+/// remains, `TZS_CORRUPTED` (naming the problems) otherwise. Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8 `dir`, unknown flags),
+/// `TZS_NOT_FOUND` (no such directory), `TZS_LOCKED` (with `repair`, a
+/// read-write handle is open), `TZS_NO_SPACE`, `TZS_IO`. `flags`:
+/// `TZS_NO_FSYNC` only. Thread-safe. A check without repair may run beside
+/// open handles, but a chunk cemented or dropped meanwhile may then show
+/// as a problem: check a store that no handle writes for a definite
+/// answer.
+///
+/// # Safety
+/// `dir` is NULL or a NUL-terminated string; `report` is NULL or
+/// writable; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_cemented_check(
+    dir: *const c_char,
+    flags: u32,
+    repair: bool,
+    report: *mut tzs_bytes,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let dir = unsafe { args::path(dir, "dir") }?;
+        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_cemented_check")?;
+        let found = Cemented::check(dir, &opts, repair)?;
+        // SAFETY: per the function's contract.
+        unsafe { args::report_out(found, report) }
     })
 }
 
@@ -132,7 +187,9 @@ pub unsafe extern "C" fn tzs_cemented_highest_level(
 /// Writes the level of the cemented block `hash` (32 bytes) to `*out`.
 /// Returns `TZS_NOT_FOUND` if the block is not cemented (or was dropped by
 /// GC). Errors: `TZS_INVALID_ARGUMENT` (NULL handle, `hash` or `out`),
-/// `TZS_CORRUPTED`, `TZS_IO` (index). Thread-safe.
+/// `TZS_CORRUPTED` (a damaged index, or the record at the level the index
+/// gives is damaged or holds another block: never another block's level),
+/// `TZS_IO` (index). Thread-safe.
 ///
 /// # Safety
 /// `c` is NULL or a live handle; `hash` is NULL or 32 readable bytes; `out`
@@ -193,8 +250,8 @@ pub unsafe extern "C" fn tzs_cemented_hash_of(
 /// metadata was found (only that level's zip entry is decompressed).
 /// Returns `TZS_NOT_FOUND` (leaving `*out` untouched) if no chunk holds
 /// `level`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `out`),
-/// `TZS_CORRUPTED` (damaged record or metadata entry), `TZS_IO`.
-/// Thread-safe.
+/// `TZS_CORRUPTED` (damaged record or metadata entry, or, with
+/// `read_metadata`, the chunk's zip is missing), `TZS_IO`. Thread-safe.
 ///
 /// # Safety
 /// `c` is NULL or a live handle; `out` is NULL or writable.
@@ -257,7 +314,8 @@ pub unsafe extern "C" fn tzs_cemented_read_by_hash(
 /// `TZS_NOT_FOUND` (leaving `*out` untouched) if the block has no stored
 /// metadata (none given, not cemented, or dropped by GC). Errors:
 /// `TZS_INVALID_ARGUMENT` (NULL handle or `out`), `TZS_CORRUPTED` (damaged
-/// zip or entry), `TZS_IO`. Thread-safe.
+/// zip or entry, or the zip of a chunk written with one is missing and GC
+/// did not drop it), `TZS_IO`. Thread-safe.
 ///
 /// # Safety
 /// `c` is NULL or a live handle; `out` is NULL or writable.
@@ -449,8 +507,12 @@ pub unsafe extern "C" fn tzs_cemented_find_chunk(
 /// chunks; `TZS_HISTORY_ROLLING` drops all but the last `offset` chunks,
 /// blocks, metadata and index entries. Readers in other threads keep
 /// working and never see a half-removed chunk; a crash mid-GC is repaired
-/// at the next open. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, unknown
-/// mode), `TZS_READ_ONLY`, `TZS_IO`. Thread-safe (serialised with writes).
+/// at the next open. Before changing anything it reads back every chunk it
+/// drops (records and both index bindings) and the lowest chunk it keeps:
+/// damage aborts it with `TZS_CORRUPTED` naming the file, the store as it
+/// was. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, unknown mode),
+/// `TZS_READ_ONLY`, `TZS_CORRUPTED`, `TZS_IO`. Thread-safe (serialised
+/// with writes).
 ///
 /// # Safety
 /// `c` is NULL or a live handle.
@@ -477,8 +539,8 @@ pub unsafe extern "C" fn tzs_cemented_gc(
 /// Checks every chunk, block and index entry: chunks contiguous, each
 /// record intact and at its level, each block's predecessor the block below
 /// it (the block whose hash is `genesis_hash`, if given, and the lowest
-/// stored block are exempt), both indexes agreeing, metadata zips
-/// readable. Returns `TZS_OK` or the first problem: `TZS_INCONSISTENT` or
+/// stored block are exempt), both indexes agreeing, every metadata zip
+/// entry decompressed and checksummed. Returns `TZS_OK` or the first problem: `TZS_INCONSISTENT` or
 /// `TZS_CORRUPTED` with a message saying where. Also `TZS_INVALID_ARGUMENT`
 /// (NULL handle), `TZS_IO`. Thread-safe.
 ///

@@ -1,5 +1,5 @@
-//! `check_consistency`: every chunk, block and index entry, against each
-//! other (Octez `check_indexes_consistency`).
+//! `check_consistency`: every chunk, block, metadata entry and index entry,
+//! against each other (Octez `check_indexes_consistency`).
 
 use super::Cemented;
 use super::writer::hex;
@@ -18,6 +18,9 @@ pub(super) fn run(store: &Cemented, genesis: Option<&Hash>) -> Result<()> {
     for c in &t.chunks {
         let r = c.range();
         c.check_shape()?;
+        if t.meta(r.start).is_none() {
+            super::missing_zip(&t, c)?;
+        }
         if let Some((pl, _)) = prev {
             if i64::from(pl) + 1 != i64::from(r.start) {
                 return bad(format!("chunk {r} does not follow level {pl}"));
@@ -67,7 +70,7 @@ pub(super) fn run(store: &Cemented, genesis: Option<&Hash>) -> Result<()> {
         if t.chunk(m.range().start).map(|c| c.range()) != Some(m.range()) {
             return bad(format!("metadata {} has no chunk", m.range()));
         }
-        m.levels()?;
+        m.verify()?;
     }
     Ok(())
 }

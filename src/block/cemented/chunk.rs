@@ -3,6 +3,11 @@
 //! `n x offset u64 | n x block record` with `n = end - start + 1`; offsets are
 //! absolute and big-endian. A block is read by level with one offset lookup
 //! and one slice of the file's memory map: never a scan.
+//!
+//! The top bit of the first offset ([`HAS_METADATA`]) says that the chunk
+//! was written with a metadata zip, so a zip that goes missing is damage,
+//! not "no metadata" (GC marks the zips it drops, see
+//! [`super::metadata::dropped_name`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,8 @@ use crate::io::{FileSystem, Mapped, OpenMode};
 
 /// Bytes of one offset-table entry.
 pub const OFFSET_SIZE: usize = 8;
+/// Flag in the first offset: the chunk has a metadata zip.
+pub const HAS_METADATA: u64 = 1 << 63;
 
 /// The levels of one chunk, inclusive on both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,28 +128,38 @@ impl Chunk {
 
     /// Checks the offset table's shape (first offset right after the table,
     /// offsets increasing, the last record ending at the end of the file),
-    /// without reading the records: enough to detect a truncated file.
+    /// without reading the records: enough to detect a truncated file. The
+    /// range is first bounded by the file's size (each level takes an
+    /// offset and a record of at least [`min_level_bytes`] bytes), so a
+    /// damaged or planted name never drives a long loop.
     pub fn check_shape(&self) -> Result<()> {
         let n = self.range.len();
         let bytes = self.bytes()?;
-        let table = n
-            .checked_mul(OFFSET_SIZE)
-            .filter(|&t| t <= bytes.len())
-            .ok_or_else(|| {
-                self.corrupted(format!("{} bytes cannot hold {n} offsets", bytes.len()))
-            })?;
+        let len = bytes.len();
+        let need = (n as u64).saturating_mul(min_level_bytes() as u64);
+        if need > len as u64 {
+            return Err(self.corrupted(format!(
+                "{n} levels need at least {need} bytes, the file ends at byte {len}"
+            )));
+        }
+        let table = n * OFFSET_SIZE;
         let mut prev = table as u64;
         for i in 0..n {
             let off = offset_at(bytes, i);
             let in_order = if i == 0 { off == prev } else { off > prev };
-            if !in_order || off > bytes.len() as u64 {
-                return Err(self.corrupted(format!("offset {i} is {off}")));
+            if !in_order || off > len as u64 {
+                return Err(self.corrupted(format!(
+                    "offset entry {i} at byte {} is {off} (previous {prev}, file of {len} bytes)",
+                    i * OFFSET_SIZE
+                )));
             }
             prev = off;
         }
         let last = prev as usize;
-        if last + 4 > bytes.len() {
-            return Err(self.corrupted("last record is truncated"));
+        if last + 4 > len {
+            return Err(self.corrupted(format!(
+                "last record at byte {last} is truncated (file of {len} bytes)"
+            )));
         }
         let want = record::record_len([
             bytes[last],
@@ -150,24 +167,40 @@ impl Chunk {
             bytes[last + 2],
             bytes[last + 3],
         ]);
-        if last + want != bytes.len() {
+        if last.checked_add(want) != Some(len) {
             return Err(self.corrupted(format!(
-                "last record ends at {} but the file has {} bytes",
-                last + want,
-                bytes.len()
+                "last record at byte {last} is {want} bytes long but the file ends at byte {len}"
             )));
         }
         Ok(())
     }
 
+    /// Checks the shape, then every record (CRC, level): the whole chunk
+    /// read back. Returns the hash of each level, in order.
+    pub fn verify(&self) -> Result<Vec<Hash>> {
+        self.check_shape()?;
+        (self.range.start..=self.range.end)
+            .map(|l| self.hash(l))
+            .collect()
+    }
+
     /// The raw record of `level` (which must be in the chunk's range).
-    fn raw(&self, level: i32) -> Result<&[u8]> {
+    fn raw(&self, level: i32) -> Result<(u64, &[u8])> {
+        if !self.range.contains(level) {
+            return Err(Error::invalid(format!(
+                "level {level} is not in chunk {}",
+                self.range
+            )));
+        }
         let n = self.range.len();
         let i = (i64::from(level) - i64::from(self.range.start)) as usize;
         let bytes = self.bytes()?;
         let table = n * OFFSET_SIZE;
         if bytes.len() < table {
-            return Err(self.corrupted("file shorter than its offset table"));
+            return Err(self.corrupted(format!(
+                "the file ends at byte {} inside its offset table of {table} bytes",
+                bytes.len()
+            )));
         }
         let from = offset_at(bytes, i);
         let to = if i + 1 < n {
@@ -177,21 +210,69 @@ impl Chunk {
         };
         if from < table as u64 || from > to || to > bytes.len() as u64 {
             return Err(self.corrupted(format!(
-                "offsets {from}..{to} of level {level} are out of bounds"
+                "offset entry {i} at byte {} gives {from}..{to} for level {level}, outside {table}..{}",
+                i * OFFSET_SIZE,
+                bytes.len()
             )));
         }
-        Ok(&bytes[from as usize..to as usize])
+        Ok((from, &bytes[from as usize..to as usize]))
     }
 
     /// Parses the record of `level`, checking its CRC and its level.
     pub fn parse(&self, level: i32) -> Result<BlockRef<'_>> {
-        let raw = self.raw(level)?;
-        let b =
-            record::parse(raw, false).map_err(|e| self.corrupted(format!("level {level}: {e}")))?;
+        let (at, raw) = self.raw(level)?;
+        let b = record::parse(raw, false)
+            .map_err(|e| self.corrupted(format!("record of level {level} at byte {at}: {e}")))?;
         if b.level != level {
-            return Err(self.corrupted(format!("record at level {level} holds level {}", b.level)));
+            return Err(self.corrupted(format!(
+                "record of level {level} at byte {at} holds level {}",
+                b.level
+            )));
         }
         Ok(b)
+    }
+
+    /// True if the chunk was written with a metadata zip (the flag of its
+    /// first offset). `Corrupted` if the file is shorter than one offset.
+    pub fn has_metadata(&self) -> Result<bool> {
+        let bytes = self.bytes()?;
+        if bytes.len() < OFFSET_SIZE {
+            return Err(self.corrupted(format!(
+                "the file ends at byte {} inside its first offset",
+                bytes.len()
+            )));
+        }
+        Ok(raw_offset_at(bytes, 0) & HAS_METADATA != 0)
+    }
+
+    /// True if the file is readable and holds the whole offset table (so
+    /// a loop over the range's levels is bounded by its size).
+    pub fn table_fits(&self) -> bool {
+        let need = (self.range.len() as u64).saturating_mul(OFFSET_SIZE as u64);
+        self.bytes().is_ok_and(|b| need <= b.len() as u64)
+    }
+
+    /// For a repair: the record of `level` if it is intact, even when the
+    /// file around it is not (a damaged neighbour, bytes appended after
+    /// it): the bytes its offset points to must start with a whole record
+    /// that passes its checksum and holds `level`. `None` when the offset
+    /// table does not fit in the file (nothing is read).
+    pub fn intact_record(&self, level: i32) -> Option<&[u8]> {
+        if !self.table_fits() || !self.range.contains(level) {
+            return None;
+        }
+        let bytes = self.bytes().ok()?;
+        let i = (i64::from(level) - i64::from(self.range.start)) as usize;
+        let from = usize::try_from(offset_at(bytes, i)).ok()?;
+        let rest = bytes.get(from..)?;
+        match record::scan(rest) {
+            record::Scan::Record(len) => {
+                let raw = &rest[..len];
+                let b = record::parse(raw, false).ok()?;
+                (b.level == level && from >= self.range.len() * OFFSET_SIZE).then_some(raw)
+            }
+            _ => None,
+        }
     }
 
     /// The block at `level`, without metadata.
@@ -209,11 +290,29 @@ impl Chunk {
     }
 }
 
-fn offset_at(bytes: &[u8], i: usize) -> u64 {
+/// The fewest bytes one level takes in a chunk file: its offset and the
+/// record of a block with empty contents.
+pub fn min_level_bytes() -> usize {
+    let h = [0u8; crate::block::HASH_SIZE];
+    let empty = BlockRef {
+        hash: &h,
+        level: 0,
+        predecessor: &h,
+        contents: &[],
+        metadata: None,
+    };
+    OFFSET_SIZE + empty.encoded_len(false)
+}
+
+fn raw_offset_at(bytes: &[u8], i: usize) -> u64 {
     let at = i * OFFSET_SIZE;
     let mut b = [0u8; OFFSET_SIZE];
     b.copy_from_slice(&bytes[at..at + OFFSET_SIZE]);
     u64::from_be_bytes(b)
+}
+
+fn offset_at(bytes: &[u8], i: usize) -> u64 {
+    raw_offset_at(bytes, i) & !HAS_METADATA
 }
 
 #[cfg(test)]

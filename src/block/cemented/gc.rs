@@ -1,5 +1,9 @@
 //! History-mode garbage collection.
 //!
+//! Before changing anything, GC reads back every chunk it drops (shape,
+//! records, both index bindings) and the lowest chunk it keeps; damage
+//! aborts it with `Corrupted`, the store as it was.
+//!
 //! Rolling GC: (1) the new table, without the dropped chunks, is swapped in,
 //! so readers stop seeing them at once; (2) their entries are removed from
 //! both indexes (tombstones, no rewrite: the cost grows with what is
@@ -14,11 +18,14 @@
 use std::sync::Arc;
 
 use super::chunk::Chunk;
-use super::metadata::MetaChunk;
+use super::chunk::ChunkRange;
+use super::metadata::{self, MetaChunk};
 use super::table::Tables;
+use super::writer::hex;
 use super::{Cemented, HistoryMode};
-use crate::block::Hash;
+use crate::block::{HASH_SIZE, Hash};
 use crate::error::{Error, Result};
+use crate::io::OpenMode;
 use crate::io::reclaim::{self, trash_path};
 
 pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<()> {
@@ -41,14 +48,51 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
         HistoryMode::Rolling => t.chunks[..n - offset].to_vec(),
         _ => Vec::new(),
     };
-    store.publish(Tables {
-        chunks: t.chunks[dropped.len()..].to_vec(),
-        meta: kept_meta,
-    });
+    // Verify before anything changes: a damaged chunk or index aborts the
+    // GC with `Corrupted` and the store keeps its state.
+    let mut hashes = Vec::with_capacity(dropped.len());
+    for c in &dropped {
+        hashes.push(verify_dropped(store, c)?);
+    }
+    if let Some(first_kept) = t.chunks.get(n - offset) {
+        first_kept.verify()?;
+    }
     let fs = store.fs.as_ref();
+    let kept_chunks = t.chunks[dropped.len()..].to_vec();
+    let is_kept = |r: ChunkRange| kept_chunks.iter().any(|c| c.range() == r);
+    // A kept chunk written with a zip gets a durable marker before its zip
+    // goes, so that a missing zip stays distinguishable from a dropped one.
+    let mut dropped_meta: Vec<ChunkRange> = t
+        .dropped_meta
+        .iter()
+        .copied()
+        .filter(|r| is_kept(*r))
+        .collect();
+    let mut marked = false;
+    for m in &old_meta {
+        let r = m.range();
+        if is_kept(r) && !t.meta_dropped(r) {
+            fs.open(
+                &store.meta_dir.join(metadata::dropped_name(r)),
+                OpenMode::Truncate,
+            )?
+            .sync()?;
+            dropped_meta.push(r);
+            marked = true;
+        }
+    }
+    if marked {
+        fs.sync_dir(&store.meta_dir)?;
+    }
+    dropped_meta.sort();
+    store.publish(Tables {
+        chunks: kept_chunks.clone(),
+        meta: kept_meta,
+        dropped_meta,
+    });
     if !dropped.is_empty() {
-        for c in &dropped {
-            unindex(store, c)?;
+        for (c, h) in dropped.iter().zip(&hashes) {
+            unindex(store, c, h)?;
         }
         store.h2l.flush()?;
         store.l2h.flush()?;
@@ -73,24 +117,54 @@ pub(super) fn run(store: &Cemented, mode: HistoryMode, offset: usize) -> Result<
     for t in &trash {
         reclaim::remove_file_gradually(fs, t)?;
     }
+    // Markers of dropped chunks (the open also removes those left behind).
+    for c in &dropped {
+        if t.meta_dropped(c.range()) {
+            fs.remove_file(&store.meta_dir.join(metadata::dropped_name(c.range())))?;
+        }
+    }
     Ok(())
 }
 
-fn unindex(store: &Cemented, c: &Chunk) -> Result<()> {
+/// Reads back every record of a chunk GC drops and checks that both
+/// indexes bind exactly its blocks, so that GC removes the right entries;
+/// returns the chunk's hashes in level order.
+fn verify_dropped(store: &Cemented, c: &Chunk) -> Result<Vec<Hash>> {
+    let hashes = c.verify()?;
     let r = c.range();
-    for level in r.start..=r.end {
+    for (level, hash) in (r.start..=r.end).zip(&hashes) {
         let lv = level.to_be_bytes();
-        // The index is the authority on what to remove (the chunk's record
-        // could be damaged).
-        let Some(h) = store.l2h.find(&lv)? else {
-            continue;
-        };
-        let hash: Hash = h
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::corrupted(&store.dir, "level_to_hash value size"))?;
-        store.h2l.remove(&hash, false)?;
-        store.l2h.remove(&lv, false)?;
+        let mut h = [0u8; HASH_SIZE];
+        if !store.l2h.find_into(&lv, &mut h)? || &h != hash {
+            return Err(Error::corrupted(
+                &store.dir.join(super::LEVEL_TO_HASH),
+                format!(
+                    "level {level} of {} is not bound to its block {}",
+                    c.path().display(),
+                    hex(hash)
+                ),
+            ));
+        }
+        let mut l = [0u8; 4];
+        if !store.h2l.find_into(hash, &mut l)? || l != lv {
+            return Err(Error::corrupted(
+                &store.dir.join(super::HASH_TO_LEVEL),
+                format!(
+                    "block {} of {} is not bound to its level {level}",
+                    hex(hash),
+                    c.path().display()
+                ),
+            ));
+        }
+    }
+    Ok(hashes)
+}
+
+fn unindex(store: &Cemented, c: &Chunk, hashes: &[Hash]) -> Result<()> {
+    let r = c.range();
+    for (level, hash) in (r.start..=r.end).zip(hashes) {
+        store.h2l.remove(hash, false)?;
+        store.l2h.remove(&level.to_be_bytes(), false)?;
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use once_cell::sync::OnceCell;
-use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::chunk::ChunkRange;
@@ -21,15 +20,37 @@ use crate::io::{FileSystem, Mapped, OpenMode};
 pub const DIR: &str = "metadata";
 /// Suffix of metadata files.
 pub const SUFFIX: &str = ".zip";
-/// Largest metadata entry accepted when reading (a damaged size field
-/// must not cause a huge allocation); Octez caps metadata at 10 MB.
-const MAX_ENTRY: u64 = 1 << 32;
+/// Largest metadata entry accepted when reading: the writer refuses 4 GiB
+/// and more (the zip fields are 32 bits).
+const MAX_ENTRY: u64 = u32::MAX as u64 - 1;
+/// The most a zstd frame can expand: every block (at least 4 bytes with its
+/// header, an RLE block) yields at most 128 KiB. A damaged size field above
+/// this bound is rejected before anything is allocated.
+const ZSTD_BYTES_PER_4: u64 = 128 << 10;
+/// Output buffer reserved up front for entries of other methods; the
+/// buffer then grows with what the entry really yields.
+const GENERIC_RESERVE: u64 = 1 << 20;
+/// Signature of a zip local file header (APPNOTE 4.3.7), little-endian.
+const LOCAL_HEADER_SIG: [u8; 4] = [0x50, 0x4b, 0x03, 0x04];
 /// Default zstd level (zstd's own default: fast, and smaller than deflate).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// The file name of a chunk's metadata zip.
 pub fn file_name(range: ChunkRange) -> String {
     format!("{}{SUFFIX}", range.file_name())
+}
+
+/// Suffix of the marker GC leaves for a zip it dropped (empty file).
+pub const DROPPED_SUFFIX: &str = ".dropped";
+
+/// The name of the marker saying that GC dropped the zip of `range`.
+pub fn dropped_name(range: ChunkRange) -> String {
+    format!("{}{DROPPED_SUFFIX}", range.file_name())
+}
+
+/// Parses a dropped-zip marker's name; other names give `None`.
+pub fn parse_dropped(name: &str) -> Option<ChunkRange> {
+    ChunkRange::parse(name.strip_suffix(DROPPED_SUFFIX)?)
 }
 
 /// Parses a metadata file name; other names give `None`.
@@ -55,6 +76,10 @@ pub struct MetaChunk {
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
     loaded: OnceCell<(Archive, MapBytes)>,
+    /// The entries' levels, once checked (see [`MetaChunk::levels`]).
+    levels: OnceCell<Vec<i32>>,
+    /// Set once every local header was found to carry its entry's name.
+    names_agree: OnceCell<()>,
 }
 
 impl fmt::Debug for MetaChunk {
@@ -71,6 +96,8 @@ impl MetaChunk {
             path: meta_dir.join(file_name(range)),
             fs,
             loaded: OnceCell::new(),
+            levels: OnceCell::new(),
+            names_agree: OnceCell::new(),
         }
     }
 
@@ -100,16 +127,51 @@ impl MetaChunk {
     }
 
     /// The metadata of `level`, or `None` if the block had none.
-    /// A damaged entry is `Corrupted`.
+    /// A damaged entry is `Corrupted`, and so is every read of a zip whose
+    /// directory names an entry twice or outside the chunk; an entry whose
+    /// local header does not carry the level it is looked up by (a renamed
+    /// entry) is never returned for it.
     pub fn read(&self, level: i32) -> Result<Option<Vec<u8>>> {
+        self.levels_checked()?;
         let mut a = self.archive()?;
-        let Some(i) = a.index_for_name(&level.to_string()) else {
-            return Ok(None);
-        };
+        match a.index_for_name(&level.to_string()) {
+            Some(i) => self.read_index(&mut a, i, level).map(Some),
+            None => {
+                // "No metadata" only if no entry was renamed away from this
+                // level: every local header must carry its entry's name.
+                // Checked once per zip, and only on a miss (rare: blocks
+                // nearly always have metadata).
+                self.names_agree
+                    .get_or_try_init(|| self.check_all_names(&a))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn check_all_names(&self, a: &Archive) -> Result<()> {
+        let mut a = a.clone();
+        for i in 0..a.len() {
+            let (level, at) = {
+                let e = a
+                    .by_index_raw(i)
+                    .map_err(|e| Error::corrupted(&self.path, format!("entry {i}: {e}")))?;
+                let level = e.name().ok().and_then(|n| n.parse::<i32>().ok());
+                (level, e.header_start())
+            };
+            let level = level.ok_or_else(|| {
+                Error::corrupted(&self.path, format!("entry {i} is not named by a level"))
+            })?;
+            self.check_local_name(at, level)?;
+        }
+        Ok(())
+    }
+
+    /// Reads entry `i`, which must hold `level`.
+    fn read_index(&self, a: &mut Archive, i: usize, level: i32) -> Result<Vec<u8>> {
+        let bad = |what: String| Error::corrupted(&self.path, format!("level {level}: {what}"));
         let raw = {
-            let e = a
-                .by_index_raw(i)
-                .map_err(|e| Error::corrupted(&self.path, format!("level {level}: {e}")))?;
+            let e = a.by_index_raw(i).map_err(|e| bad(e.to_string()))?;
+            self.check_local_name(e.header_start(), level)?;
             match (e.compression(), e.data_start()) {
                 (CompressionMethod::Zstd, Some(start)) => {
                     Some((start, e.compressed_size(), e.size(), e.crc32()))
@@ -118,11 +180,37 @@ impl MetaChunk {
             }
         };
         match raw {
-            Some((start, len, size, crc)) => self.read_zstd(level, start, len, size, crc).map(Some),
+            Some((start, len, size, crc)) => self.read_zstd(level, start, len, size, crc),
             // Other methods (zips written by other tools) go through the
             // zip crate's decoders.
-            None => self.read_generic(&mut a, level),
+            None => self.read_generic(a, i, level),
         }
+    }
+
+    /// Checks that the local header at `at` names `level`: the central
+    /// directory and the local header each carry the name, so a damaged
+    /// one cannot pass another level's entry off as this one's.
+    fn check_local_name(&self, at: u64, level: i32) -> Result<()> {
+        let data = self.load()?.1.as_ref();
+        let want = level.to_string();
+        let name = usize::try_from(at).ok().and_then(|h| {
+            let hdr = data.get(h..h.checked_add(30)?)?;
+            if hdr[..4] != LOCAL_HEADER_SIG {
+                return None;
+            }
+            let n = usize::from(u16::from_le_bytes([hdr[26], hdr[27]]));
+            data.get(h + 30..h + 30 + n)
+        });
+        if name != Some(want.as_bytes()) {
+            return Err(Error::corrupted(
+                &self.path,
+                format!(
+                    "the local header at byte {at} does not name level {level}: {:?}",
+                    name.map(String::from_utf8_lossy)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Decompresses a zstd entry straight from the mapping with a reusable
@@ -139,8 +227,11 @@ impl MetaChunk {
             .checked_add(len)
             .filter(|&e| e <= data.len() as u64)
             .ok_or_else(|| bad(format!("entry data {start}+{len} is outside the file")))?;
-        if size > MAX_ENTRY {
-            return Err(bad(format!("entry size {size} is implausible")));
+        let bound = (len / 4 + 1).saturating_mul(ZSTD_BYTES_PER_4);
+        if size > MAX_ENTRY || size > bound {
+            return Err(bad(format!(
+                "entry size {size} is implausible for {len} compressed bytes at byte {start}"
+            )));
         }
         let src = &data[start as usize..end as usize];
         let out = DCTX.with(|cell| {
@@ -164,22 +255,102 @@ impl MetaChunk {
         Ok(out)
     }
 
-    fn read_generic(&self, a: &mut Archive, level: i32) -> Result<Option<Vec<u8>>> {
-        let mut entry = match a.by_name(&level.to_string()) {
-            Ok(e) => e,
-            Err(ZipError::FileNotFound) => return Ok(None),
-            Err(e) => return Err(Error::corrupted(&self.path, format!("level {level}: {e}"))),
-        };
-        let mut out = Vec::with_capacity(entry.size().min(1 << 30) as usize);
+    fn read_generic(&self, a: &mut Archive, i: usize, level: i32) -> Result<Vec<u8>> {
+        let file_len = self.load()?.1.as_ref().len() as u64;
+        let bad = |what: String| Error::corrupted(&self.path, format!("level {level}: {what}"));
+        let entry = a.by_index(i).map_err(|e| bad(e.to_string()))?;
+        let (size, csize) = (entry.size(), entry.compressed_size());
+        let stored = entry.compression() == CompressionMethod::Stored;
+        if size > MAX_ENTRY || csize > file_len || (stored && size != csize) {
+            return Err(bad(format!(
+                "entry of {size} bytes ({csize} stored) is implausible in a file of {file_len} bytes"
+            )));
+        }
+        // Reserve no more than the file could hold; a damaged size of a
+        // compressed entry then costs only what the data really yields.
+        let mut out = Vec::with_capacity(size.min(file_len).min(GENERIC_RESERVE) as usize);
         entry
+            .take(size + 1)
             .read_to_end(&mut out)
-            .map_err(|e| Error::corrupted(&self.path, format!("level {level}: {e}")))?;
-        Ok(Some(out))
+            .map_err(|e| bad(e.to_string()))?;
+        if out.len() as u64 != size {
+            return Err(bad(format!(
+                "entry holds {} bytes, its header says {size}",
+                out.len()
+            )));
+        }
+        Ok(out)
     }
 
-    /// The levels that have an entry, checked to be in the chunk's range.
+    /// Reads back every entry (names in both headers, sizes, checksums);
+    /// returns the number of entries. The first damaged entry is
+    /// `Corrupted`.
+    pub fn verify(&self) -> Result<u64> {
+        let levels = self.levels_checked()?;
+        let mut a = self.archive()?;
+        for i in 0..a.len() {
+            let level = a
+                .name_for_index(i)
+                .and_then(|n| n.ok()?.parse::<i32>().ok())
+                .ok_or_else(|| Error::corrupted(&self.path, format!("entry {i} has no level")))?;
+            self.read_index(&mut a, i, level)?;
+        }
+        Ok(levels.len() as u64)
+    }
+
+    /// Every entry that reads back intact and whose two names agree, for
+    /// a repair that keeps them (the first, if two claim one level); and
+    /// the number of entries the zip lists (0 if its directory is
+    /// unreadable).
+    pub fn salvage(&self) -> (Vec<(i32, Vec<u8>)>, usize) {
+        let Ok(mut a) = self.archive() else {
+            return (Vec::new(), 0);
+        };
+        let total = a.len();
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 0..total {
+            let Some(level) = a
+                .name_for_index(i)
+                .and_then(|n| n.ok()?.parse::<i32>().ok())
+                .filter(|l| self.range.contains(*l))
+            else {
+                continue;
+            };
+            if seen.contains_key(&level) {
+                continue;
+            }
+            if let Ok(v) = self.read_index(&mut a, i, level) {
+                seen.insert(level, v);
+            }
+        }
+        (seen.into_iter().collect(), total)
+    }
+
+    /// The levels that have an entry, checked to be in the chunk's range
+    /// and unique (checked once, then remembered).
     pub fn levels(&self) -> Result<Vec<i32>> {
+        self.levels_checked().cloned()
+    }
+
+    fn levels_checked(&self) -> Result<&Vec<i32>> {
+        self.levels.get_or_try_init(|| self.scan_levels())
+    }
+
+    fn scan_levels(&self) -> Result<Vec<i32>> {
         let a = self.archive()?;
+        // The zip crate keeps one entry per name: an entry renamed to
+        // another's name would vanish unnoticed.
+        let listed = directory_count(self.load()?.1.as_ref());
+        if listed.is_some_and(|n| n != a.len() as u64) {
+            return Err(Error::corrupted(
+                &self.path,
+                format!(
+                    "the directory lists {} entries but only {} distinct names",
+                    listed.unwrap_or_default(),
+                    a.len()
+                ),
+            ));
+        }
         let mut out = Vec::with_capacity(a.len());
         for name in a.file_names() {
             let name = name.map_err(|e| Error::corrupted(&self.path, e))?;
@@ -196,6 +367,50 @@ impl MetaChunk {
             out.push(level);
         }
         out.sort_unstable();
+        if let Some(w) = out.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::corrupted(
+                &self.path,
+                format!("entry {} appears twice", w[0]),
+            ));
+        }
         Ok(out)
     }
+}
+
+const END_OF_CENTRAL_SIG: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+const ZIP64_LOCATOR_SIG: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+const ZIP64_END_SIG: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+
+fn le_u16(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+
+fn le_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The number of entries the end-of-central-directory record (or its
+/// Zip64 form) announces, if it can be found (APPNOTE 4.3.14-16).
+pub(super) fn directory_count(data: &[u8]) -> Option<u64> {
+    let last = data.len().checked_sub(22)?;
+    let first = last.saturating_sub(usize::from(u16::MAX));
+    let eocd = (first..=last).rev().find(|&p| {
+        data[p..p + 4] == END_OF_CENTRAL_SIG
+            && le_u16(data, p + 20).is_some_and(|c| p as u64 + 22 + c == data.len() as u64)
+    })?;
+    let count = le_u16(data, eocd + 10)?;
+    if count != u64::from(u16::MAX) {
+        return Some(count);
+    }
+    let loc = eocd.checked_sub(20)?;
+    if data[loc..loc + 4] != ZIP64_LOCATOR_SIG {
+        return None;
+    }
+    let at = usize::try_from(le_u64(data, loc + 8)?).ok()?;
+    if data.get(at..at + 4)? != ZIP64_END_SIG {
+        return None;
+    }
+    le_u64(data, at + 32)
 }

@@ -9,6 +9,12 @@
 //!   that GC drops entries without rewriting them whole);
 //! * `lock`: held by the read-write instance.
 //!
+//! * `metadata/<start>_<end>.dropped`: an empty marker left by GC for a
+//!   zip it dropped from a chunk it keeps (a chunk written with a zip
+//!   says so, so a zip that is missing without a marker is damage);
+//! * `.tzs-quarantine/`: what a repair ([`Cemented::check`]) or an open
+//!   set aside; never read.
+//!
 //! Writes are ordered so that a crash leaves at most one chunk that is on
 //! disk but not (fully) indexed, which recovery completes at open: chunk
 //! file (temporary name, fsync, rename, fsync of the directory), then its
@@ -25,6 +31,8 @@ mod iter;
 mod meta_writer;
 pub mod metadata;
 mod recover;
+mod repair;
+mod salvage;
 mod table;
 mod writer;
 mod zip_format;
@@ -40,6 +48,7 @@ pub use iter::ChunkIter;
 pub use writer::ChunkWriter;
 
 use super::{Block, BlockRef, HASH_SIZE, Hash};
+use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
 use crate::io::{FileSystem, LockFile};
@@ -108,11 +117,19 @@ impl Cemented {
     /// Opens (read-write: creating if needed) the store in `dir`, with
     /// `log_size` entries per index log (0 = default). A read-write open
     /// takes `dir/lock` (a second one gets `Locked`), removes temporary
-    /// files and completes a chunk left unindexed by a crash.
+    /// files, re-indexes a chunk left unindexed by a crash, and moves an
+    /// incomplete last chunk that no index covers (never acknowledged)
+    /// into `dir/.tzs-quarantine/`.
+    ///
+    /// Damage is never repaired here: a chunk file the indexes cover whose
+    /// shape is wrong, a chunk file missing while the indexes or its zip
+    /// hold its levels, a directory in place of a chunk or zip, overlapping
+    /// chunks, or a damaged index give `Corrupted` naming the file and the
+    /// offset, with nothing changed; [`Cemented::check`] with repair
+    /// salvages such a store.
     ///
     /// Errors: `NotFound` (read-only open of a missing store), `Locked`,
-    /// `Corrupted` (a damaged chunk other than the last, a damaged index),
-    /// `Io`, `NoSpace`.
+    /// `Corrupted`, `Io`, `NoSpace`.
     pub fn open(dir: impl AsRef<Path>, opts: &OpenOptions, log_size: u64) -> Result<Cemented> {
         Cemented::open_with(
             dir,
@@ -247,7 +264,11 @@ impl Cemented {
                 _ => m,
             })
             .collect();
-        self.publish(Tables { chunks, meta });
+        self.publish(Tables {
+            chunks,
+            meta,
+            dropped_meta: fresh.dropped_meta,
+        });
         Ok(())
     }
 
@@ -269,7 +290,24 @@ impl Cemented {
         }
         let level = i32::from_be_bytes(v);
         // A chunk being dropped by GC leaves the table before the index.
-        Ok(self.snapshot().chunk(level).is_some().then_some(level))
+        let Some(c) = self.snapshot().chunk(level).cloned() else {
+            return Ok(None);
+        };
+        // The index entry is trusted only if the chunk's record agrees: a
+        // damaged index must not hand out another block.
+        match absent_if_gone(c.hash(level).map(Some))? {
+            Some(h) if &h == hash => Ok(Some(level)),
+            Some(h) => Err(Error::corrupted(
+                &self.dir.join(HASH_TO_LEVEL),
+                format!(
+                    "maps block {} to level {level}, whose record in {} holds block {}",
+                    writer::hex(hash),
+                    c.path().display(),
+                    writer::hex(&h)
+                ),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// True if `hash` is cemented.
@@ -300,9 +338,7 @@ impl Cemented {
             r => r?,
         };
         if read_metadata {
-            if let Some(m) = t.meta(level) {
-                b.metadata = absent_if_gone(m.read(level))?;
-            }
+            b.metadata = metadata_of(&t, c, level)?;
         }
         Ok(Some(b))
     }
@@ -318,8 +354,9 @@ impl Cemented {
     /// The metadata of the block at `level`; `None` if it has none (or it
     /// was dropped by GC). Only that level's zip entry is decompressed.
     pub fn read_metadata(&self, level: i32) -> Result<Option<Vec<u8>>> {
-        match self.snapshot().meta(level) {
-            Some(m) => absent_if_gone(m.read(level)),
+        let t = self.snapshot();
+        match t.chunk(level) {
+            Some(c) => absent_if_gone(metadata_of(&t, c, level)),
             None => Ok(None),
         }
     }
@@ -397,12 +434,17 @@ impl Cemented {
             .ok_or_else(|| {
                 Error::NotFound(format!("no chunk {chunk} in {}", self.dir.display()))
             })?;
-        let meta = if read_metadata {
-            t.meta(chunk.start).filter(|m| m.range() == chunk).cloned()
+        let (meta, missing) = if read_metadata {
+            let m = t.meta(chunk.start).filter(|m| m.range() == chunk).cloned();
+            let missing = m.is_none() && missing_zip(&t, c).is_err();
+            (
+                m,
+                missing.then(|| self.meta_dir.join(metadata::file_name(chunk))),
+            )
         } else {
-            None
+            (None, None)
         };
-        Ok(ChunkIter::new(c.clone(), meta))
+        Ok(ChunkIter::new(c.clone(), meta, missing))
     }
 
     /// Drops what `mode` does not keep: see [`HistoryMode`]. Readers keep
@@ -414,11 +456,33 @@ impl Cemented {
         gc::run(self, mode, offset as usize)
     }
 
-    /// Checks every chunk, block and index entry (hashes, levels,
-    /// predecessor links, both indexes, zips); the first
-    /// problem is returned as `Inconsistent` or `Corrupted`.
+    /// Checks every chunk, block, metadata entry and index entry (hashes,
+    /// levels, predecessor links, both indexes, every zip entry decompressed
+    /// and checksummed); the first problem is returned as `Inconsistent` or
+    /// `Corrupted`.
     pub fn check_consistency(&self, genesis: Option<&Hash>) -> Result<()> {
         check::run(self, genesis)
+    }
+
+    /// Verifies the store in `dir` without opening it (so it works on a
+    /// store that refuses to open): every chunk file read back (shape,
+    /// records' checksums and levels), every metadata entry decompressed
+    /// and checksummed, both indexes against the chunks. Changes nothing
+    /// without `repair`. With `repair` (takes `dir/lock`: no read-write
+    /// handle may be open) it moves damaged or overlapping chunk files, and
+    /// the zips of chunks it moves, into `dir/.tzs-quarantine/<time>/`,
+    /// rewrites a damaged zip with its intact entries (the original to the
+    /// quarantine), and rebuilds both indexes from the intact chunks when
+    /// they disagree with them or a chunk was moved (the old indexes to the
+    /// quarantine). Nothing is deleted. The report's problems are those
+    /// that remain after the repair; the store then opens. Without repair
+    /// it may run beside a writer, but a chunk cemented or dropped
+    /// meanwhile may then show as a problem.
+    ///
+    /// Errors: `NotFound` (no such directory), `Locked` (with `repair`, a
+    /// read-write handle is open), `Io`, `NoSpace`.
+    pub fn check(dir: impl AsRef<Path>, opts: &OpenOptions, repair: bool) -> Result<CheckReport> {
+        repair::run(dir.as_ref(), opts, repair)
     }
 
     fn check_writable(&self, what: &str) -> Result<()> {
@@ -429,6 +493,34 @@ impl Cemented {
             )));
         }
         Ok(())
+    }
+}
+
+/// The metadata of `level` in chunk `c`: its zip's entry, or none if the
+/// chunk has no zip. `Corrupted` if the chunk was written with a zip that
+/// is neither there nor dropped by GC.
+fn metadata_of(t: &Tables, c: &chunk::Chunk, level: i32) -> Result<Option<Vec<u8>>> {
+    match t.meta(level) {
+        Some(m) => absent_if_gone(m.read(level)),
+        None => missing_zip(t, c).map(|()| None),
+    }
+}
+
+/// `Ok` unless chunk `c`, which has no zip in `t`, was written with one
+/// that GC did not drop.
+fn missing_zip(t: &Tables, c: &chunk::Chunk) -> Result<()> {
+    match c.has_metadata() {
+        Ok(true) if !t.meta_dropped(c.range()) => Err(Error::corrupted(
+            c.path(),
+            format!(
+                "written with a metadata zip, but {}/{} is missing",
+                metadata::DIR,
+                metadata::file_name(c.range())
+            ),
+        )),
+        // A chunk unlinked by GC since the snapshot reads as absent.
+        Err(Error::NotFound(_)) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -6,9 +6,10 @@ use super::Cemented;
 use super::chunk::{Chunk, ChunkRange};
 use super::metadata::{self, MetaChunk};
 use super::table::Tables;
-use crate::block::{HASH_SIZE, Hash};
+use crate::block::HASH_SIZE;
 use crate::error::{Error, Result};
 use crate::io::atomic::TMP_SUFFIX;
+use crate::io::quarantine::Quarantine;
 use crate::io::reclaim::TRASH_SUFFIX;
 
 struct Listing {
@@ -17,6 +18,8 @@ struct Listing {
     /// Temporaries and trash (both removed at a read-write open).
     tmps: Vec<String>,
     meta_tmps: Vec<String>,
+    /// Markers of zips dropped by GC.
+    dropped: Vec<ChunkRange>,
 }
 
 /// A temporary or trash name: never loaded, removed at a read-write open.
@@ -31,9 +34,13 @@ fn list(store: &Cemented) -> Result<Listing> {
         metas: Vec::new(),
         tmps: Vec::new(),
         meta_tmps: Vec::new(),
+        dropped: Vec::new(),
     };
     for e in fs.read_dir(&store.dir)? {
         if e.is_dir {
+            if ChunkRange::parse(&e.name).is_some() {
+                return Err(not_regular(&store.dir.join(&e.name)));
+            }
             continue;
         }
         if let Some(r) = ChunkRange::parse(&e.name) {
@@ -44,7 +51,15 @@ fn list(store: &Cemented) -> Result<Listing> {
     }
     if fs.is_dir(&store.meta_dir)? {
         for e in fs.read_dir(&store.meta_dir)? {
-            if let Some(r) = metadata::parse_name(&e.name) {
+            if e.is_dir {
+                if metadata::parse_name(&e.name).is_some() {
+                    return Err(not_regular(&store.meta_dir.join(&e.name)));
+                }
+                continue;
+            }
+            if let Some(r) = metadata::parse_dropped(&e.name) {
+                l.dropped.push(r);
+            } else if let Some(r) = metadata::parse_name(&e.name) {
                 l.metas.push(r);
             } else if is_leftover(&e.name) {
                 l.meta_tmps.push(e.name);
@@ -53,6 +68,7 @@ fn list(store: &Cemented) -> Result<Listing> {
     }
     l.chunks.sort();
     l.metas.sort();
+    l.dropped.sort();
     for w in l.chunks.windows(2) {
         if w[1].start <= w[0].end {
             return Err(Error::corrupted(
@@ -62,6 +78,10 @@ fn list(store: &Cemented) -> Result<Listing> {
         }
     }
     Ok(l)
+}
+
+fn not_regular(path: &std::path::Path) -> Error {
+    Error::corrupted(path, "not a regular file (a directory)")
 }
 
 fn tables(store: &Cemented, l: &Listing) -> Tables {
@@ -78,12 +98,31 @@ fn tables(store: &Cemented, l: &Listing) -> Tables {
             .filter(|r| l.chunks.binary_search(r).is_ok())
             .map(|&r| Arc::new(MetaChunk::new(store.fs.clone(), &store.meta_dir, r)))
             .collect(),
+        dropped_meta: l.dropped.clone(),
     }
 }
 
-/// Read-only open: the tables as the directory holds them, no repair.
+/// Read-only open: the tables as the directory holds them, no repair. A
+/// writer may have renamed a chunk it has not indexed yet, so the indexes
+/// may cover fewer levels than the chunks, never more.
 pub(super) fn load(store: &Cemented) -> Result<Tables> {
-    Ok(tables(store, &list(store)?))
+    let mut tries = 0;
+    loop {
+        let t = tables(store, &list(store)?);
+        match check_counts(store, &t, false) {
+            Ok(()) => return Ok(t),
+            // A rolling GC unindexes chunks, then renames them away: the
+            // indexes, loaded before the listing, may predate both steps.
+            // Reloaded after the listing, they cannot hold more levels
+            // than it unless a chunk file is really missing.
+            Err(e) if tries >= 4 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                store.h2l.sync()?;
+                store.l2h.sync()?;
+            }
+        }
+    }
 }
 
 /// Read-write open: finishes or removes what a crash left, then loads.
@@ -107,22 +146,51 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
         fs.remove_file(&store.dir.join(name))?;
     }
     let l = list(store)?;
-    // Zips of chunks dropped by an interrupted GC.
+    // Zips of chunks dropped by an interrupted GC, which unindexed them
+    // before renaming the chunk: a zip whose levels are still indexed lost
+    // its chunk file to damage.
     for r in &l.metas {
         if l.chunks.binary_search(r).is_err() {
-            fs.remove_file(&store.meta_dir.join(metadata::file_name(*r)))?;
+            let zip = store.meta_dir.join(metadata::file_name(*r));
+            if covered(store, *r)? {
+                return Err(Error::corrupted(
+                    &store.dir.join(r.file_name()),
+                    format!(
+                        "the chunk file is missing while the index and {} hold its levels",
+                        zip.display()
+                    ),
+                ));
+            }
+            fs.remove_file(&zip)?;
+        }
+    }
+    // Markers of zips dropped by GC, left by a rolling GC that dropped
+    // their chunk.
+    for r in &l.dropped {
+        if l.chunks.binary_search(r).is_err() {
+            fs.remove_file(&store.meta_dir.join(metadata::dropped_name(*r)))?;
         }
     }
     fs.sync_dir(&store.meta_dir)?;
     let mut t = tables(store, &l);
-    // Only the last chunk can be torn (without fsync, at a power cut):
-    // chunk files are renamed into place only once complete.
+    // A chunk is renamed into place only once complete and fsynced, and
+    // indexed after: a damaged last chunk that the indexes cover is damage
+    // (reported, nothing changed). One they do not cover was never
+    // acknowledged (torn by a power cut without fsync, or planted): it is
+    // moved into the quarantine, not deleted.
     if let Some(last) = t.chunks.last().cloned() {
         if let Err(e) = last.check_shape() {
-            if !matches!(e, Error::Corrupted(_)) {
+            let others: u64 = t.chunks[..t.chunks.len() - 1]
+                .iter()
+                .map(|c| c.range().len() as u64)
+                .sum();
+            // Either index binding more levels than the other chunks hold
+            // also covers it (the other index may have lost its entries).
+            let counted = store.l2h.len() > others || store.h2l.len() > others;
+            if !matches!(e, Error::Corrupted(_)) || counted || covered(store, last.range())? {
                 return Err(e);
             }
-            drop_torn(store, last.range())?;
+            set_aside(store, last.range())?;
             t.chunks.pop();
             t.meta.retain(|m| m.range() != last.range());
         }
@@ -138,7 +206,37 @@ pub(super) fn recover(store: &Cemented) -> Result<Tables> {
         store.h2l.flush()?;
         store.l2h.flush()?;
     }
+    check_counts(store, &t, true)?;
     Ok(t)
+}
+
+/// True if the level -> hash index holds an end of `r`: the chunk was
+/// complete when its indexing began.
+fn covered(store: &Cemented, r: ChunkRange) -> Result<bool> {
+    Ok(store.l2h.mem(&r.start.to_be_bytes())? || store.l2h.mem(&r.end.to_be_bytes())?)
+}
+
+/// Compares the levels the chunks hold with the bindings of both indexes:
+/// more bindings than levels means a chunk file the indexes know of is
+/// missing. After a read-write recovery they must be equal.
+fn check_counts(store: &Cemented, t: &Tables, exact: bool) -> Result<()> {
+    let levels: u64 = t.chunks.iter().map(|c| c.range().len() as u64).sum();
+    for (name, index) in [
+        (super::LEVEL_TO_HASH, &store.l2h),
+        (super::HASH_TO_LEVEL, &store.h2l),
+    ] {
+        let n = index.len();
+        if n > levels || (exact && n != levels) {
+            return Err(Error::corrupted(
+                &store.dir.join(name),
+                format!(
+                    "the index binds {n} levels but the chunk files hold {levels}: \
+                     a chunk file is missing or the index is damaged"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// True if the first and last blocks of `c` are in both indexes. Chunks are
@@ -166,7 +264,10 @@ fn indexed(store: &Cemented, c: &Chunk) -> Result<bool> {
     Ok(true)
 }
 
+/// Re-indexes a chunk left unindexed by a crash; its shape is checked
+/// first, which bounds the loop by the file's size.
 fn reindex(store: &Cemented, c: &Chunk) -> Result<()> {
+    c.check_shape()?;
     let r = c.range();
     for level in r.start..=r.end {
         let hash = c.hash(level)?;
@@ -177,24 +278,15 @@ fn reindex(store: &Cemented, c: &Chunk) -> Result<()> {
     Ok(())
 }
 
-/// Removes a torn last chunk, its zip and whatever index entries it got.
-fn drop_torn(store: &Cemented, r: ChunkRange) -> Result<()> {
-    for level in r.start..=r.end {
-        let lv = level.to_be_bytes();
-        if let Some(h) = store.l2h.find(&lv)? {
-            let hash: Hash = h
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::corrupted(&store.dir, "level_to_hash value size"))?;
-            store.h2l.remove(&hash, false)?;
-            store.l2h.remove(&lv, false)?;
-        }
-    }
-    store.h2l.flush()?;
-    store.l2h.flush()?;
+/// Moves an unacknowledged, incomplete last chunk and its zip into the
+/// quarantine.
+fn set_aside(store: &Cemented, r: ChunkRange) -> Result<()> {
     let fs = store.fs.as_ref();
-    fs.remove_file(&store.dir.join(r.file_name()))?;
-    fs.sync_dir(&store.dir)?;
-    fs.remove_file(&store.meta_dir.join(metadata::file_name(r)))?;
-    fs.sync_dir(&store.meta_dir)
+    let mut q = Quarantine::new(fs, &store.dir);
+    q.move_in(&store.dir.join(r.file_name()))?;
+    let zip = store.meta_dir.join(metadata::file_name(r));
+    if fs.exists(&zip)? {
+        q.move_in(&zip)?;
+    }
+    Ok(())
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use super::chunk::{Chunk, ChunkRange};
 use super::metadata::MetaChunk;
 
-/// Chunks and metadata zips, each sorted by start level.
+/// Chunks and metadata zips, each sorted by start level, and the chunks
+/// whose zip GC dropped (sorted).
 #[derive(Debug, Default, Clone)]
 pub struct Tables {
     pub(crate) chunks: Vec<Arc<Chunk>>,
     pub(crate) meta: Vec<Arc<MetaChunk>>,
+    pub(crate) dropped_meta: Vec<ChunkRange>,
 }
 
 /// Index of the entry whose range contains `level`, in a list sorted by start.
@@ -31,6 +33,11 @@ impl Tables {
     /// The metadata zip covering `level`.
     pub fn meta(&self, level: i32) -> Option<&Arc<MetaChunk>> {
         find_in(&self.meta, |m| m.range(), level).map(|i| &self.meta[i])
+    }
+
+    /// True if GC dropped the zip of chunk `r`.
+    pub fn meta_dropped(&self, r: ChunkRange) -> bool {
+        self.dropped_meta.binary_search(&r).is_ok()
     }
 
     /// Chunk ranges, ascending.

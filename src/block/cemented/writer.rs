@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::MutexGuard;
 
 use super::Cemented;
-use super::chunk::{Chunk, ChunkRange, OFFSET_SIZE};
+use super::chunk::{Chunk, ChunkRange, HAS_METADATA, OFFSET_SIZE};
 use super::file_writer::FileWriter;
 use super::meta_writer::MetaWriter;
 use super::metadata::{self, MetaChunk};
@@ -211,13 +211,6 @@ impl<'a> ChunkWriter<'a> {
                 self.offsets.len()
             )));
         }
-        let mut table = Vec::with_capacity(self.offsets.len() * OFFSET_SIZE);
-        for o in &self.offsets {
-            table.extend_from_slice(&o.to_be_bytes());
-        }
-        self.file.flush_buf()?;
-        self.file.file().write_all_at(&table, 0)?;
-        self.file.sync()?;
         // The zip is complete and durable before the chunk is renamed, so
         // recovery may finish a rename interrupted by a crash.
         let has_meta = match self.meta.take() {
@@ -227,6 +220,14 @@ impl<'a> ChunkWriter<'a> {
             }
             None => false,
         };
+        let mut table = Vec::with_capacity(self.offsets.len() * OFFSET_SIZE);
+        for (i, o) in self.offsets.iter().enumerate() {
+            let flag = if i == 0 && has_meta { HAS_METADATA } else { 0 };
+            table.extend_from_slice(&(o | flag).to_be_bytes());
+        }
+        self.file.flush_buf()?;
+        self.file.file().write_all_at(&table, 0)?;
+        self.file.sync()?;
         let st = self.store;
         let fs = st.fs.as_ref();
         let path = st.dir.join(range.file_name());

@@ -249,6 +249,25 @@ mod tests {
 
     #[test]
     fn zip64_entry_count_reads_back_with_the_zip_crate() {
-        check_with_zip_crate(write(ZipOut::new(), 70_000), 70_000);
+        let bytes = write(ZipOut::new(), 70_000);
+        assert_eq!(
+            super::super::metadata::directory_count(&bytes),
+            Some(70_000)
+        );
+        check_with_zip_crate(bytes, 70_000);
+    }
+
+    #[test]
+    fn directory_count_reads_classic_and_zip64_records() {
+        assert_eq!(
+            super::super::metadata::directory_count(&write(ZipOut::new(), 300)),
+            Some(300)
+        );
+        let z64 = write(ZipOut::with_zip64_offset(1000), 300);
+        assert_eq!(super::super::metadata::directory_count(&z64), Some(300));
+        assert_eq!(
+            super::super::metadata::directory_count(&z64[..z64.len() - 1]),
+            None
+        );
     }
 }

@@ -1,0 +1,403 @@
+//! Damage of the block store: the regression tests of issue #15's rows
+//! (a FIFO manifest, a deleted manifest, a damaged side-branch record under
+//! a merge, read-only opens during merges, an absurd worker count), orphans
+//! left alone, `check_dir` with repair, and the damage fuzz (see
+//! `tests/common/damage.rs`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::damage;
+use tzstore::block::cemented::HistoryMode;
+use tzstore::block::store::{BlockStore, BlockStoreOptions, MAX_WORKERS};
+use tzstore::block::{Block, Hash};
+use tzstore::{Error, OpenOptions};
+
+fn hash_of(n: u64) -> Hash {
+    let mut h = [0xB5; 32];
+    h[..8].copy_from_slice(&n.to_be_bytes());
+    h
+}
+
+fn block(id: u64, level: i32, pred: Hash) -> Block {
+    Block {
+        hash: hash_of(id),
+        level,
+        predecessor: pred,
+        contents: format!("block {id} at level {level}").into_bytes(),
+        metadata: (id % 3 != 0).then(|| vec![(id % 251) as u8; 16 + (id % 40) as usize]),
+    }
+}
+
+fn opts(read_only: bool) -> BlockStoreOptions {
+    let mut open = if read_only {
+        OpenOptions::read_only()
+    } else {
+        OpenOptions::read_write()
+    };
+    open.fs = tzstore::io::default_fs(true);
+    BlockStoreOptions {
+        open,
+        history_mode: HistoryMode::Archive,
+        index_log_size: 16,
+        ..BlockStoreOptions::default()
+    }
+}
+
+/// The main chain: block `i` at level `i`.
+fn main_block(i: u64) -> Block {
+    block(
+        i,
+        i as i32,
+        if i == 0 { hash_of(0) } else { hash_of(i - 1) },
+    )
+}
+
+/// A side branch forking at `fork` (its first block is at `fork + 1`):
+/// blocks `base + k`, `len` of them.
+fn side_branch(base: u64, fork: u64, len: u64) -> Vec<Block> {
+    (0..len)
+        .map(|k| {
+            let pred = if k == 0 {
+                hash_of(fork)
+            } else {
+                hash_of(base + k - 1)
+            };
+            block(base + k, (fork + 1 + k) as i32, pred)
+        })
+        .collect()
+}
+
+fn store_all(s: &BlockStore, blocks: &[Block]) {
+    for b in blocks {
+        s.store_with(&b.as_ref(), false).unwrap();
+    }
+    s.flush().unwrap();
+}
+
+/// Every file under `dir` (relative paths), for "nothing was deleted".
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            out.insert(p.strip_prefix(dir).unwrap().to_path_buf());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The fuzz template: 300 main blocks, a side branch below and one above
+/// the merge top, one merge done (levels 0..=149 cemented), 100 more blocks
+/// and a second side branch floating.
+fn build_template(dir: &Path) -> Vec<Block> {
+    let s = BlockStore::open(dir, opts(false)).unwrap();
+    let mut all = Vec::new();
+    let mut first: Vec<Block> = (0..200).map(main_block).collect();
+    // Arrival order interleaves the branches: the side branch forks at 120
+    // (dropped by the merge) and at 160 (kept: it descends from the top).
+    first.splice(130..130, side_branch(1000, 120, 8));
+    first.splice(180..180, side_branch(1100, 160, 8));
+    store_all(&s, &first);
+    all.extend(first);
+    s.merge(&hash_of(199), &[49, 99, 149]).unwrap();
+    s.await_merge().unwrap();
+    let mut second: Vec<Block> = (200..300).map(main_block).collect();
+    second.splice(60..60, side_branch(2000, 250, 8));
+    store_all(&s, &second);
+    all.extend(second);
+    drop(s);
+    all
+}
+
+/// The blocks the template holds after its merge: the side branch at 120
+/// no longer connects.
+fn template_blocks() -> Vec<Block> {
+    let mut all: Vec<Block> = (0..300).map(main_block).collect();
+    all.extend(side_branch(1100, 160, 8));
+    all.extend(side_branch(2000, 250, 8));
+    all
+}
+
+/// Reads every expected block; panics unless each read is exact.
+fn read_all_exact(s: &BlockStore, blocks: &[Block]) {
+    for b in blocks {
+        let got = s.read(&b.hash, 0, true).unwrap();
+        assert_eq!(got.as_ref(), Some(b), "block at level {}", b.level);
+    }
+}
+
+/// Opens `path` on another thread and fails if that takes more than 10 s
+/// (an open blocked on a FIFO never returns).
+fn open_with_timeout(path: &Path, o: BlockStoreOptions) -> tzstore::Result<BlockStore> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(BlockStore::open(&path, o));
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("open blocked for 10 s")
+}
+
+#[test]
+fn block_store_manifest_replaced_by_fifo_is_refused_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    build_template(d.path());
+    let manifest = d.path().join("manifest");
+    std::fs::remove_file(&manifest).unwrap();
+    damage::mkfifo(&manifest).unwrap();
+    for read_only in [false, true] {
+        match open_with_timeout(d.path(), opts(read_only)) {
+            Err(Error::Corrupted(m)) => assert!(m.contains("not a regular file"), "{m}"),
+            other => panic!("read_only {read_only}: {other:?}"),
+        }
+    }
+    let found = BlockStore::check_dir(d.path(), &opts(false), false).unwrap();
+    assert!(!found.is_ok());
+    let fixed = BlockStore::check_dir(d.path(), &opts(false), true).unwrap();
+    assert!(fixed.is_ok(), "{fixed:?}");
+    assert!(
+        fixed.quarantined.iter().any(|q| q == "manifest"),
+        "{fixed:?}"
+    );
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    read_all_exact(&s, &template_blocks());
+}
+
+#[test]
+fn block_store_manifest_deleted_is_damage_and_nothing_is_deleted() {
+    let d = tempfile::tempdir().unwrap();
+    build_template(d.path());
+    std::fs::remove_file(d.path().join("manifest")).unwrap();
+    let before = tree(d.path());
+    for read_only in [false, true] {
+        match BlockStore::open(d.path(), opts(read_only)) {
+            Err(Error::Corrupted(m)) => assert!(m.contains("manifest"), "{m}"),
+            other => panic!("read_only {read_only}: {other:?}"),
+        }
+        assert_eq!(tree(d.path()), before, "the open changed the directory");
+    }
+    let found = BlockStore::check_dir(d.path(), &opts(false), false).unwrap();
+    assert!(!found.is_ok(), "{found:?}");
+    assert_eq!(
+        tree(d.path()),
+        before,
+        "check without repair changed something"
+    );
+    let fixed = BlockStore::check_dir(d.path(), &opts(false), true).unwrap();
+    assert!(fixed.is_ok(), "{fixed:?}");
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    read_all_exact(&s, &template_blocks());
+    assert!(s.check(false).unwrap().is_ok());
+}
+
+/// A store whose floating part holds a side branch among the main chain
+/// (arrival order), not merged yet. Returns the blocks stored.
+fn build_unmerged(dir: &Path) -> Vec<Block> {
+    let s = BlockStore::open(dir, opts(false)).unwrap();
+    let mut blocks: Vec<Block> = (0..100).map(main_block).collect();
+    blocks.splice(60..60, side_branch(500, 50, 10));
+    store_all(&s, &blocks);
+    blocks
+}
+
+/// Offset and total length of the entry of `hash` in a floating file.
+fn entry_offset(file: &Path, hash: &Hash) -> (u64, u64) {
+    let bytes = std::fs::read(file).unwrap();
+    let mut at = 0usize;
+    while at + 36 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let rec = 4 + size;
+        let n = bytes[at + rec] as usize;
+        let len = rec + 1 + n * 32 + 4;
+        if &bytes[at + 4..at + 36] == hash {
+            return (at as u64, len as u64);
+        }
+        at += len;
+    }
+    panic!("hash not in {}", file.display());
+}
+
+#[test]
+fn damaged_side_branch_record_size_aborts_the_merge() {
+    let d = tempfile::tempdir().unwrap();
+    let blocks = build_unmerged(d.path());
+    let file = d.path().join("floating/0/RW_floating_block_store");
+    let victim = hash_of(505);
+    let (at, _) = entry_offset(&file, &victim);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
+        // The size now reaches the file's last byte: a walk from header to
+        // header without checksums jumps past the end and stops, as if the
+        // entries after the damaged one did not exist.
+        let len = f.metadata().unwrap().len();
+        let size = (len - 1 - at - 4) as u32;
+        f.write_all_at(&size.to_be_bytes(), at).unwrap();
+    }
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    s.merge(&hash_of(99), &[49, 79]).unwrap();
+    match s.await_merge() {
+        Err(Error::Corrupted(m)) => {
+            assert!(
+                m.contains("RW_floating_block_store") && m.contains(&at.to_string()),
+                "{m}"
+            )
+        }
+        other => panic!("the merge completed over damage: {other:?}"),
+    }
+    // The state from before the merge: nothing cemented, every block but
+    // the damaged one reads back.
+    assert_eq!(s.stats().unwrap().cemented_highest, None);
+    for b in blocks.iter().filter(|b| b.hash != victim) {
+        assert_eq!(s.read(&b.hash, 0, true).unwrap().as_ref(), Some(b));
+    }
+    let found = s.check(false).unwrap();
+    assert!(!found.is_ok(), "check missed the damaged record");
+    assert!(
+        found
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("offset {at}"))),
+        "{found:?}"
+    );
+    drop(s);
+    // Repair keeps every intact block (those after the damage included).
+    let fixed = BlockStore::check_dir(d.path(), &opts(false), true).unwrap();
+    assert!(fixed.is_ok(), "{fixed:?}");
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    for b in blocks.iter().filter(|b| b.hash != victim) {
+        assert_eq!(s.read(&b.hash, 0, true).unwrap().as_ref(), Some(b));
+    }
+    assert_eq!(s.read(&victim, 0, true).unwrap(), None);
+    s.merge(&hash_of(99), &[49, 79]).unwrap();
+    s.await_merge().unwrap();
+    for i in 0..100 {
+        assert_eq!(s.read(&hash_of(i), 0, true).unwrap(), Some(main_block(i)));
+    }
+    assert!(s.check(false).unwrap().is_ok());
+}
+
+#[test]
+fn read_only_open_while_merges_swap_always_succeeds() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    let writer = BlockStore::open(&dir, opts(false)).unwrap();
+    writer.store(&main_block(0).as_ref()).unwrap();
+    let stored = Arc::new(AtomicU64::new(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, stored, stop) = (dir.clone(), stored.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut opens = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let n = stored.load(Ordering::SeqCst);
+                    let s = BlockStore::open(&dir, opts(true))
+                        .unwrap_or_else(|e| panic!("read-only open failed: {e}"));
+                    for i in 0..n {
+                        assert_eq!(
+                            s.read(&hash_of(i), 0, false).unwrap().map(|b| b.level),
+                            Some(i as i32),
+                            "block {i} of {n}"
+                        );
+                    }
+                    opens += 1;
+                }
+                opens
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut i = 1u64;
+    while i < 2000 && Instant::now() < deadline {
+        writer.store(&main_block(i).as_ref()).unwrap();
+        stored.store(i + 1, Ordering::SeqCst);
+        if i % 20 == 19 {
+            writer.merge(&hash_of(i), &[i as i32 - 10]).unwrap();
+            writer.await_merge().unwrap();
+        }
+        i += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
+
+#[test]
+fn workers_above_the_maximum_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for workers in [u32::MAX, MAX_WORKERS + 1] {
+        let o = BlockStoreOptions {
+            workers,
+            ..opts(false)
+        };
+        match BlockStore::open(d.path(), o) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("workers"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let o = BlockStoreOptions {
+        workers: MAX_WORKERS,
+        ..opts(false)
+    };
+    BlockStore::open(d.path(), o).unwrap();
+}
+
+#[test]
+fn orphans_no_manifest_accounts_for_are_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    build_template(d.path());
+    // A store-like directory with an id the manifest never handed out.
+    let planted = d.path().join("floating/999");
+    damage::copy_tree(&d.path().join("floating/2"), &planted).unwrap();
+    drop(BlockStore::open(d.path(), opts(false)).unwrap());
+    assert!(
+        planted.exists(),
+        "the open deleted a directory it cannot account for"
+    );
+    let found = BlockStore::check_dir(d.path(), &opts(false), false).unwrap();
+    assert!(
+        found.problems.iter().any(|p| p.contains("999")),
+        "{found:?}"
+    );
+    let fixed = BlockStore::check_dir(d.path(), &opts(false), true).unwrap();
+    assert!(fixed.is_ok(), "{fixed:?}");
+    assert!(!planted.exists());
+    assert!(
+        fixed.quarantined.iter().any(|q| q.contains("999")),
+        "{fixed:?}"
+    );
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    read_all_exact(&s, &template_blocks());
+}
+
+#[test]
+fn check_dir_refuses_a_directory_without_a_block_store() {
+    let d = tempfile::tempdir().unwrap();
+    for repair in [false, true] {
+        match BlockStore::check_dir(d.path(), &opts(false), repair) {
+            Err(Error::InvalidArgument(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        match BlockStore::check_dir(d.path().join("missing"), &opts(false), repair) {
+            Err(Error::InvalidArgument(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(tree(d.path()).is_empty(), "check created files");
+}

@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -400,4 +401,246 @@ fn check_dir_refuses_a_directory_without_a_block_store() {
         }
     }
     assert!(tree(d.path()).is_empty(), "check created files");
+}
+
+/// Where each floating block of the template lies: the store file (relative
+/// to the store) and the byte range of its entry. Filled by the fuzz's
+/// template build, in the child process that runs the cases.
+static LAYOUT: std::sync::OnceLock<std::collections::HashMap<Hash, (PathBuf, Range<u64>)>> =
+    std::sync::OnceLock::new();
+
+/// Every entry of every floating file under `dir`.
+fn floating_layout(dir: &Path) -> std::collections::HashMap<Hash, (PathBuf, Range<u64>)> {
+    let mut out = std::collections::HashMap::new();
+    for e in std::fs::read_dir(dir.join("floating")).unwrap().flatten() {
+        let rel = PathBuf::from("floating")
+            .join(e.file_name())
+            .join("RW_floating_block_store");
+        let bytes = std::fs::read(dir.join(&rel)).unwrap();
+        let mut at = 0usize;
+        while at + 36 <= bytes.len() {
+            let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if size == 0 {
+                break;
+            }
+            let rec = 4 + size;
+            let n = bytes[at + rec] as usize;
+            let len = rec + 1 + n * 32 + 4;
+            let hash: Hash = bytes[at + 4..at + 36].try_into().unwrap();
+            out.insert(hash, (rel.clone(), at as u64..(at + len) as u64));
+            at += len;
+        }
+    }
+    out
+}
+
+/// True if the damage of `case` may have hit anything `b` depends on:
+/// before repair its store's files (entry, index) and the manifest; after
+/// repair (`repaired`) only its entry's bytes, since repair rebuilds
+/// indexes and the manifest from the entries. Cemented blocks depend on
+/// every file of the cemented store.
+fn may_be_lost(case: &damage::Case, b: &Block, repaired: bool) -> bool {
+    let dir = &case.dir;
+    let layout = LAYOUT.get().expect("layout");
+    let touched_under = |prefix: &Path| {
+        case.damage
+            .iter()
+            .flat_map(|d| d.files())
+            .any(|f| f.starts_with(dir.join(prefix)))
+    };
+    match layout.get(&b.hash) {
+        Some((file, range)) => {
+            if case.touches(&dir.join(file), range.clone()) {
+                return true;
+            }
+            if repaired {
+                return false;
+            }
+            let store = file.parent().unwrap();
+            case.damage.iter().flat_map(|d| d.files()).any(|f| {
+                (f.starts_with(dir.join(store)) && f != dir.join(file)) || f == dir.join("manifest")
+            })
+        }
+        None => {
+            touched_under(Path::new("cemented"))
+                || (!repaired && touched_under(Path::new("manifest")))
+        }
+    }
+}
+
+/// Reads every block of the template from `s`: each read is exact or an
+/// error, and a block the damage could not have hit reads back exactly.
+/// Returns the blocks that did not read back.
+fn check_reads<'a>(
+    s: &BlockStore,
+    case: &damage::Case,
+    blocks: &'a [Block],
+    repaired: bool,
+) -> Vec<&'a Block> {
+    let what = case.describe();
+    let mut missing = Vec::new();
+    for b in blocks {
+        match s.read(&b.hash, 0, true) {
+            Ok(Some(got)) => {
+                if got.metadata.is_none() && known_metadata_gap(case, b) {
+                    eprintln!("known gap: {what}: level {} without its metadata", b.level);
+                    missing.push(b);
+                    continue;
+                }
+                assert_eq!(&got, b, "{what}: another value for level {}", b.level);
+                continue;
+            }
+            Ok(None) => assert!(
+                may_be_lost(case, b, repaired),
+                "{what}: untouched block at level {} (repaired: {repaired}) not found",
+                b.level
+            ),
+            Err(Error::Panic(m)) => panic!("{what}: {m}"),
+            Err(_) => {}
+        }
+        missing.push(b);
+    }
+    missing
+}
+
+/// Sizes of every file under `dir`, to show a check changed nothing.
+fn sizes(dir: &Path) -> Vec<(PathBuf, u64)> {
+    tree(dir)
+        .into_iter()
+        .map(|p| {
+            let len = std::fs::symlink_metadata(dir.join(&p)).map_or(0, |m| m.len());
+            (p, len)
+        })
+        .collect()
+}
+
+#[test]
+fn damaged_block_store_never_returns_another_block() {
+    damage::run(
+        "damaged_block_store_never_returns_another_block",
+        // About 120 ms a case in a debug build: 30 s.
+        250,
+        |dir| {
+            build_template(dir);
+            LAYOUT.set(floating_layout(dir)).unwrap();
+        },
+        |case| {
+            let what = case.describe();
+            let blocks = template_blocks();
+            for read_only in [false, true] {
+                if let Ok(s) = BlockStore::open(&case.dir, opts(read_only)) {
+                    check_reads(&s, case, &blocks, false);
+                }
+            }
+            let before = sizes(&case.dir);
+            let found = BlockStore::check_dir(&case.dir, &opts(false), false)
+                .unwrap_or_else(|e| panic!("{what}: check failed: {e}"));
+            assert_eq!(
+                sizes(&case.dir),
+                before,
+                "{what}: check without repair changed files"
+            );
+            if found.is_ok() {
+                // A clean check promises a sound store.
+                let s = BlockStore::open(&case.dir, opts(false))
+                    .unwrap_or_else(|e| panic!("{what}: check passed but open fails: {e}"));
+                let missing = check_reads(&s, case, &blocks, false);
+                if !missing.is_empty() && known_gap(case, &missing) {
+                    eprintln!(
+                        "known gap: {what}: check passed, {} blocks missing",
+                        missing.len()
+                    );
+                } else {
+                    let levels: Vec<i32> = missing.iter().map(|b| b.level).collect();
+                    assert!(
+                        missing.is_empty(),
+                        "{what}: check passed but levels {levels:?} are missing"
+                    );
+                }
+            }
+            let fixed = BlockStore::check_dir(&case.dir, &opts(false), true)
+                .unwrap_or_else(|e| panic!("{what}: repair failed: {e}"));
+            if fixed
+                .problems
+                .iter()
+                .any(|p| p.starts_with("cemented store"))
+            {
+                // Damage of the cemented store is reported, not repaired
+                // here: the cemented store's own check salvages it.
+                assert!(may_be_lost_any_cemented(case), "{what}: {fixed:?}");
+                return;
+            }
+            assert!(
+                fixed.is_ok(),
+                "{what}: problems remain after repair: {fixed:?}"
+            );
+            let after = BlockStore::check_dir(&case.dir, &opts(false), false).unwrap();
+            assert!(after.is_ok(), "{what}: check fails after repair: {after:?}");
+            let s = BlockStore::open(&case.dir, opts(false))
+                .unwrap_or_else(|e| panic!("{what}: open fails after repair: {e} ({fixed:?})"));
+            check_reads(&s, case, &blocks, true);
+            if s.read(&hash_of(299), 0, false).unwrap().is_some() {
+                s.store(&main_block(300).as_ref()).unwrap();
+                drop(s);
+                let s = BlockStore::open(&case.dir, opts(true)).unwrap();
+                assert_eq!(
+                    s.read(&hash_of(300), 0, true).unwrap(),
+                    Some(main_block(300))
+                );
+            }
+        },
+    );
+}
+
+/// True if the damage of `case` touched the cemented store.
+fn may_be_lost_any_cemented(case: &damage::Case) -> bool {
+    case.damage
+        .iter()
+        .flat_map(|d| d.files())
+        .any(|f| f.starts_with(case.dir.join("cemented")))
+}
+
+/// Known gaps of the stores the block store is built on, owned by their
+/// own fixes of issue #15 (`TZS_DAMAGE_STRICT=1` disables the exceptions,
+/// to run once those fixes are merged):
+/// * cemented: damage that `check_consistency` does not see, or that the
+///   read-write open "repairs" by dropping a chunk (a truncated or replaced
+///   last chunk, a damaged metadata entry): only when every missing block
+///   is a cemented one and the damage touched the cemented store;
+/// * floating: a blocks file cut inside its indexed entries, which the
+///   floating read-write open takes for a torn tail (it drops the index
+///   entries past the cut and returns OK): only when every missing block is
+///   in a cut floating file.
+fn known_gap(case: &damage::Case, missing: &[&Block]) -> bool {
+    if std::env::var("TZS_DAMAGE_STRICT").is_ok() {
+        return false;
+    }
+    let layout = LAYOUT.get().expect("layout");
+    let cemented_touched = case
+        .damage
+        .iter()
+        .flat_map(|d| d.files())
+        .any(|f| f.starts_with(case.dir.join("cemented")));
+    missing.iter().all(|b| match layout.get(&b.hash) {
+        None => cemented_touched,
+        // The entry's bytes are gone from the file: cut by the damage or by
+        // the floating open that took damage for a torn tail.
+        Some((file, range)) => {
+            std::fs::metadata(case.dir.join(file)).map_or(true, |m| m.len() < range.end)
+        }
+    })
+}
+
+/// A cemented block read back without its metadata after the damage hit the
+/// cemented metadata files: the cemented store cannot tell metadata that a
+/// history mode pruned from metadata that is lost (owned by the cemented
+/// store's fixes; `TZS_DAMAGE_STRICT=1` disables the exception).
+fn known_metadata_gap(case: &damage::Case, b: &Block) -> bool {
+    std::env::var("TZS_DAMAGE_STRICT").is_err()
+        && !LAYOUT.get().expect("layout").contains_key(&b.hash)
+        && case
+            .damage
+            .iter()
+            .flat_map(|d| d.files())
+            .any(|f| f.starts_with(case.dir.join("cemented/metadata")))
 }

@@ -432,6 +432,13 @@ fn open_parts(
                 "floating store listed in the manifest is missing",
             ));
         }
+        // A listed store always has its blocks file (it is created before
+        // the manifest names the store): a read-write open must not
+        // create an empty one under an index that points into it.
+        let file = walk::file_of(&path);
+        if !opts.open.fs.exists(&file)? {
+            return Err(Error::corrupted(&file, "floating blocks file is missing"));
+        }
         open_floating(dir, opts, id)
     };
     let rw = open_listed(manifest.rw)?;

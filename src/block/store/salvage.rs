@@ -168,7 +168,15 @@ pub(super) fn check_floating(
 /// Copies every intact entry of the floating store in `from` into a new
 /// store `to`; returns how many blocks it holds.
 fn copy_intact(fs: &dyn FileSystem, from: &Path, to: &Floating) -> Result<u64> {
-    let file = walk::open(fs, from)?;
+    let file = match walk::open(fs, from) {
+        Ok(f) => f,
+        // Missing, or something else in its place: nothing to keep.
+        Err(Error::NotFound(_) | Error::Corrupted(_)) => {
+            to.flush()?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
     let end = file.len()?;
     walk::walk(file.as_ref(), end, true, |_, e| {
         to.append(&e.block.as_ref(), &e.preds, false)
@@ -398,7 +406,14 @@ fn check_cemented(
         Ok(c.chunks().iter().map(|c| c.len() as u64).sum::<u64>())
     }) {
         Ok(n) => report.records_checked += n,
-        Err(e @ (Error::Corrupted(_) | Error::Inconsistent(_) | Error::NotFound(_))) => {
+        // The configuration is the block store's own, so an index that
+        // disagrees with it (`InvalidArgument`) is damage too.
+        Err(
+            e @ (Error::Corrupted(_)
+            | Error::Inconsistent(_)
+            | Error::NotFound(_)
+            | Error::InvalidArgument(_)),
+        ) => {
             report.problem(format!("cemented store: {e}"));
         }
         Err(e) => return Err(e),

@@ -644,3 +644,57 @@ fn known_metadata_gap(case: &damage::Case, b: &Block) -> bool {
             .flat_map(|d| d.files())
             .any(|f| f.starts_with(case.dir.join("cemented/metadata")))
 }
+
+mod manifest_decoder {
+    use proptest::prelude::*;
+    use tzstore::block::store::manifest::Manifest;
+    use tzstore::io::frame;
+
+    /// Loads `bytes` as a block store manifest.
+    fn load(bytes: &[u8]) -> tzstore::Result<Option<Manifest>> {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("manifest"), bytes).unwrap();
+        Manifest::load(tzstore::io::default_fs(true).as_ref(), d.path())
+    }
+
+    /// A frame with a valid checksum around `payload`, so the decoder's
+    /// field parsing is reached.
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut out = b"TZSBSM01".to_vec();
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&frame::crc(&[payload]).to_be_bytes());
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            match load(&bytes) {
+                Ok(_) | Err(tzstore::Error::Corrupted(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        #[test]
+        fn checksummed_payloads_are_decoded_or_corrupted(
+            payload in proptest::collection::vec(any::<u8>(), 0..128),
+            huge in any::<u32>(),
+        ) {
+            // Also a store count claiming far more stores than bytes.
+            let mut claimed = payload.clone();
+            if claimed.len() >= 20 {
+                claimed[16..20].copy_from_slice(&huge.to_be_bytes());
+            }
+            for p in [payload, claimed] {
+                match load(&framed(&p)) {
+                    Ok(Some(m)) => prop_assert!(m.ros.len() * 8 <= p.len()),
+                    Ok(None) => prop_assert!(false, "a manifest file reads as absent"),
+                    Err(tzstore::Error::Corrupted(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    }
+}

@@ -96,8 +96,11 @@ pub(super) struct Findings {
 
 /// Walks the floating store in `store_dir` (every entry verified) and,
 /// when `index` is given, compares each entry with what the index returns.
-/// `end` bounds the walk (an open store's end of entries); `None` walks the
-/// whole file, where a torn tail is no problem (a read-write open cuts it).
+/// `end` bounds the walk of an open, recovered store (its end of entries):
+/// every entry must then be indexed. `None` walks the whole file of a
+/// closed store, where what a crash leaves and a read-write open repairs is
+/// no problem: a torn tail, and entries after the last indexed one (their
+/// index entries were not written yet).
 pub(super) fn check_floating(
     fs: &dyn FileSystem,
     store_dir: &Path,
@@ -117,11 +120,16 @@ pub(super) fn check_floating(
         }
         Err(e) => return Err(e),
     };
+    let closed = end.is_none();
     let end = match end {
         Some(e) => e,
         None => file.len()?,
     };
     let mut entries = 0u64;
+    let mut indexed = 0u64;
+    // Unindexed entries since the last indexed one: a crash leftover if
+    // nothing indexed follows them.
+    let mut unindexed: Vec<String> = Vec::new();
     let ended = walk::walk(file.as_ref(), end, true, |offset, e| {
         entries += 1;
         let Some(index) = index else {
@@ -129,12 +137,15 @@ pub(super) fn check_floating(
         };
         let hash = super::hex(&e.block.hash);
         match index.read_block(&e.block.hash) {
-            Ok(Some(b)) if b == e.block => {}
+            Ok(Some(b)) if b == e.block => {
+                indexed += 1;
+                problems.append(&mut unindexed);
+            }
             Ok(Some(_)) => problems.push(format!(
                 "{}: block {hash} at offset {offset} reads back different from the file",
                 path.display()
             )),
-            Ok(None) => problems.push(format!(
+            Ok(None) => unindexed.push(format!(
                 "{}: block {hash} at offset {offset} is not indexed",
                 path.display()
             )),
@@ -142,9 +153,12 @@ pub(super) fn check_floating(
         }
         Ok(())
     })?;
+    if !closed {
+        problems.append(&mut unindexed);
+    }
     match ended {
         Ended::Clean => {}
-        Ended::TornAt(_) if index.is_none() => {}
+        Ended::TornAt(_) if closed => {}
         Ended::TornAt(o) => problems.push(format!(
             "{}: entry at offset {o} is cut short",
             path.display()
@@ -154,10 +168,10 @@ pub(super) fn check_floating(
         }
     }
     if let Some(index) = index
-        && index.len() != entries
+        && index.len() != indexed
     {
         problems.push(format!(
-            "{}: {} blocks indexed but {entries} valid entries in the file",
+            "{}: {} blocks indexed but {indexed} of the {entries} valid entries in the file",
             path.display(),
             index.len()
         ));

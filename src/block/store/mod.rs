@@ -371,10 +371,12 @@ impl BlockStore {
         })
     }
 
-    /// Checks every invariant of the store: each floating store's file and
-    /// index agree, every block reads back, the cemented chain is consistent
-    /// and the manifest's stores exist. With `repair`, removes orphan stores
-    /// and temporary files. Problems that remain are in the report.
+    /// Checks every invariant of the open store: each floating store's
+    /// entries pass their checksums and agree with its index, the cemented
+    /// chain is consistent, and no directory of `floating/` is unaccounted
+    /// for. With `repair` (read-write handles), moves such orphans into the
+    /// quarantine; damaged stores stay problems, since they are in use:
+    /// close the store and use [`BlockStore::check_dir`] to salvage them.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
         // Stores being deleted would look like orphans.
         self.inner.reap_retired();

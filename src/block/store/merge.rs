@@ -18,7 +18,7 @@
 //!    The old stores are deleted once no reader holds them.
 //! 5. (worker) the history mode's GC runs on the cemented store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -30,7 +30,7 @@ use crate::block::cemented::HistoryMode;
 use crate::block::floating::Floating;
 use crate::block::{Block, Hash};
 use crate::error::{Error, Result};
-use crate::io::foreground;
+use crate::io::{FileHandle, foreground};
 use crate::worker::WorkerPool;
 
 /// Takes the next id whose directory does not exist: a directory no
@@ -149,36 +149,6 @@ fn run(
     ro_tmp_id: u64,
     started: Instant,
 ) -> Result<()> {
-    // The chain to cement, top down to the current cemented top.
-    let floor = inner.cemented.highest_level();
-    let mut chain: Vec<Hash> = Vec::new();
-    let mut current = *top;
-    let mut level = top_level;
-    loop {
-        if floor.is_some_and(|f| level <= f) {
-            break;
-        }
-        if level < 0 {
-            return Err(Error::Corrupted(format!(
-                "the chain below {} runs under level 0 without reaching genesis",
-                hex(top)
-            )));
-        }
-        chain.push(current);
-        let preds = find_preds(&old, &current)?.ok_or_else(|| {
-            Error::Inconsistent(format!(
-                "block {} at level {level} to cement is not in the floating stores",
-                hex(&current)
-            ))
-        })?;
-        let Some(pred) = preds.first() else {
-            break; // genesis
-        };
-        current = *pred;
-        level -= 1;
-    }
-    chain.reverse();
-    let first_level = top_level - (chain.len() as i32 - 1);
     let (mode, offset) = {
         let m = inner.manifest.lock();
         (m.history_mode, m.history_offset)
@@ -189,10 +159,14 @@ fn run(
     };
     // Steps 2 and 3. Copying first walks and verifies every entry of the
     // old stores, so damage aborts the merge before anything is cemented
-    // (RO_TMP is seen by nobody before the swap).
+    // (RO_TMP is seen by nobody before the swap); the chain to cement is
+    // then found and read through what that walk verified, never through
+    // a floating index.
     let ro_tmp = open_floating(&inner.dir, &inner.opts, ro_tmp_id)?;
-    copy_descendants(inner, &old, &ro_tmp, top, top_level)?;
-    cement_chain(inner, &old, &chain, first_level, ends, write_metadata)?;
+    let walked = copy_descendants(inner, &old, &ro_tmp, top, top_level)?;
+    let chain = chain_below(inner, &walked, top, top_level)?;
+    let first_level = top_level - (chain.len() as i32 - 1);
+    cement_chain(inner, &walked, &chain, first_level, ends, write_metadata)?;
 
     // Step 4: the atomic swap, under the lock `store` waits for: its
     // fsyncs must not wait for a burst of background traffic.
@@ -227,7 +201,7 @@ fn run(
 /// cannot cement a wrong chain.
 fn cement_chain(
     inner: &Inner,
-    old: &[Arc<Floating>],
+    walked: &Walked,
     chain: &[Hash],
     first_level: i32,
     ends: &[i32],
@@ -247,13 +221,10 @@ fn cement_chain(
             .begin_chunk(start, end, write_metadata, true)?;
         for l in start..=end {
             let h = &chain[(l - first_level) as usize];
-            let b = read_from(old, h)?.ok_or_else(|| {
-                Error::Inconsistent(format!("block {} vanished during the merge", hex(h)))
-            })?;
+            let b = walked.read(h)?;
             if b.level != l || below.is_some_and(|p| p != b.predecessor) {
-                return Err(Error::Corrupted(format!(
-                    "block {} read for level {l} has level {} and does not link to the block \
-                     below it: a floating index is damaged",
+                return Err(Error::Inconsistent(format!(
+                    "block {} at level {} does not link to the cemented block below it",
                     hex(h),
                     b.level
                 )));
@@ -278,15 +249,24 @@ fn copy_descendants(
     ro_tmp: &Floating,
     top: &Hash,
     top_level: i32,
-) -> Result<()> {
+) -> Result<Walked> {
     let mut visited: HashSet<Hash> = HashSet::from([*top]);
+    let mut walked = Walked::default();
     for store in old.iter().rev() {
         let path = walk::file_of(store.dir());
         let file = walk::open(inner.fs.as_ref(), store.dir())?;
+        let end = store.size_bytes();
+        let n = walked.files.len();
         let mut count = 0u64;
-        let ended = walk::walk(file.as_ref(), store.size_bytes(), false, |_, e| {
+        let ended = walk::walk(file.as_ref(), end, false, |offset, e| {
             count += 1;
             let b = &e.block;
+            walked.at.entry(b.hash).or_insert(Seen {
+                file: n,
+                offset,
+                level: b.level,
+                pred: (!e.preds.is_empty()).then_some(b.predecessor),
+            });
             if b.level > top_level && visited.contains(&b.predecessor) && visited.insert(b.hash) {
                 ro_tmp.append(&b.as_ref(), &e.preds, false)?;
             }
@@ -305,8 +285,78 @@ fn copy_descendants(
                 format!("{count} entries in the file but {} indexed", store.len()),
             ));
         }
+        walked.files.push((file, end));
     }
-    ro_tmp.flush()
+    ro_tmp.flush()?;
+    Ok(walked)
+}
+
+/// Where the merge's walk found each block of the old stores.
+#[derive(Default)]
+struct Walked {
+    /// The stores' blocks files and their ends of entries.
+    files: Vec<(Arc<dyn FileHandle>, u64)>,
+    at: HashMap<Hash, Seen>,
+}
+
+/// A verified entry of the old stores.
+struct Seen {
+    file: usize,
+    offset: u64,
+    level: i32,
+    /// `None` for genesis (stored without predecessors).
+    pred: Option<Hash>,
+}
+
+impl Walked {
+    /// The block `h`, read again and verified (the files are read-only
+    /// stores by now, so it is the entry the walk verified).
+    fn read(&self, h: &Hash) -> Result<Block> {
+        let seen = self.at.get(h).ok_or_else(|| {
+            Error::Inconsistent(format!("block {} is not in the floating stores", hex(h)))
+        })?;
+        let (file, end) = &self.files[seen.file];
+        match walk::entry_at(file.as_ref(), seen.offset, *end)? {
+            walk::At::Entry(e) if e.block.hash == *h => Ok(e.block),
+            _ => Err(walk::damage_error(
+                file.path(),
+                seen.offset,
+                "entry changed during the merge",
+            )),
+        }
+    }
+}
+
+/// The hashes to cement, from the current cemented top (exclusive) up to
+/// `top`, oldest first, following the predecessors of verified entries.
+fn chain_below(inner: &Inner, walked: &Walked, top: &Hash, top_level: i32) -> Result<Vec<Hash>> {
+    let floor = inner.cemented.highest_level();
+    let mut chain: Vec<Hash> = Vec::new();
+    let mut current = *top;
+    let mut level = top_level;
+    while floor.is_none_or(|f| level > f) {
+        let seen = walked.at.get(&current).ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "block {} at level {level} to cement is not in the floating stores",
+                hex(&current)
+            ))
+        })?;
+        if seen.level != level {
+            return Err(Error::Inconsistent(format!(
+                "block {} has level {} where level {level} was expected",
+                hex(&current),
+                seen.level
+            )));
+        }
+        chain.push(current);
+        let Some(pred) = seen.pred else {
+            break; // genesis
+        };
+        current = pred;
+        level -= 1;
+    }
+    chain.reverse();
+    Ok(chain)
 }
 
 /// Undoes a failed merge: the RO_TMP store is forgotten and deleted; the
@@ -323,22 +373,4 @@ fn roll_back(inner: &Inner, ro_tmp_id: u64) -> Result<()> {
     inner
         .fs
         .remove_dir_all(&floating_dir(&inner.dir, ro_tmp_id))
-}
-
-fn find_preds(stores: &[Arc<Floating>], h: &Hash) -> Result<Option<Vec<Hash>>> {
-    for s in stores {
-        if let Some(p) = s.find_predecessors(h)? {
-            return Ok(Some(p));
-        }
-    }
-    Ok(None)
-}
-
-fn read_from(stores: &[Arc<Floating>], h: &Hash) -> Result<Option<Block>> {
-    for s in stores {
-        if let Some(b) = s.read_block(h)? {
-            return Ok(Some(b));
-        }
-    }
-    Ok(None)
 }

@@ -421,6 +421,33 @@ fn deleted_floating_blocks_file_is_corrupted_not_recreated() {
 }
 
 #[test]
+fn missing_listed_floating_store_is_corrupted_and_repair_names_an_empty_one() {
+    let d = tempfile::tempdir().unwrap();
+    build_template(d.path());
+    let layout = floating_layout(d.path());
+    std::fs::remove_dir_all(d.path().join("floating/2")).unwrap();
+    match BlockStore::open(d.path(), opts(false)) {
+        Err(Error::Corrupted(m)) => assert!(m.contains("floating/2"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let fixed = BlockStore::check_dir(d.path(), &opts(false), true).unwrap();
+    assert!(fixed.is_ok() && !fixed.repaired.is_empty(), "{fixed:?}");
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    for b in template_blocks() {
+        let lost = layout
+            .get(&b.hash)
+            .is_some_and(|(f, _)| f.starts_with("floating/2"));
+        let got = s.read(&b.hash, 0, true).unwrap();
+        assert_eq!(got, (!lost).then_some(b));
+    }
+    assert!(
+        BlockStore::check_dir(d.path(), &opts(false), false)
+            .unwrap()
+            .is_ok()
+    );
+}
+
+#[test]
 fn check_dir_refuses_a_directory_without_a_block_store() {
     let d = tempfile::tempdir().unwrap();
     for repair in [false, true] {

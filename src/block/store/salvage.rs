@@ -311,10 +311,14 @@ pub(super) fn check_dir(dir: &Path, opts: &BlockStoreOptions, repair: bool) -> R
                 "{}: floating store listed in the manifest is missing",
                 store_dir.display()
             );
-            note(&mut report, repair, what);
             if repair {
                 replace_store(fs, dir, opts, &mut m, id, None)?;
                 dirty = true;
+                report
+                    .repaired
+                    .push(format!("{what}; the manifest names an empty store instead"));
+            } else {
+                report.problem(what);
             }
             continue;
         }

@@ -45,8 +45,9 @@ pub(super) fn open(
 pub(super) enum At {
     /// A whole entry that passed both checksums, of `Entry::len` bytes.
     Entry(Box<Entry>),
-    /// The file ends inside an entry, or only zeros follow (space written
-    /// ahead of appends): the end of the entries.
+    /// The file ends inside an entry, or a zero size field starts here
+    /// (space written ahead of appends): the end of the entries, if no
+    /// valid entry follows (see [`walk`]).
     End,
     /// Damage: the bytes here are no valid entry.
     Damaged(String),

@@ -817,10 +817,11 @@ fn merge_keeps_what_reads(case: &damage::Case, blocks: &[Block]) {
 /// disables the exception).
 fn known_index_gap(case: &damage::Case, e: &Error) -> bool {
     std::env::var("TZS_DAMAGE_STRICT").is_err()
-        && matches!(e, Error::Corrupted(m) if m.contains("not a regular file"))
-        && case.damage.iter().all(|d| {
+        && case.damage.iter().any(|d| {
             matches!(d,
                 damage::Damage::ReplaceWithDir { file } | damage::Damage::ReplaceWithFifo { file }
-                    if file.parent().is_some_and(|p| p.ends_with("RW_floating_block_index")))
+                    if file.parent().is_some_and(|p| p.ends_with("RW_floating_block_index"))
+                        && matches!(e, Error::Corrupted(m)
+                            if m.contains(&format!("{}: not a regular file", file.display()))))
         })
 }

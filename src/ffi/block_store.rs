@@ -20,6 +20,14 @@ pub struct tzs_block_store {
     inner: BlockStore,
 }
 
+/// The most merge threads `tzs_block_store_options.workers` may ask for; a
+/// larger value makes `tzs_block_store_open` fail with
+/// `TZS_INVALID_ARGUMENT` (one merge runs at a time, so a few threads are
+/// all it can use).
+pub const TZS_BLOCK_STORE_MAX_WORKERS: u32 = 64;
+
+const _: () = assert!(TZS_BLOCK_STORE_MAX_WORKERS == crate::block::store::MAX_WORKERS);
+
 /// The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset
 /// 1, one merge thread, default index log size, the default zstd level.
 #[unsafe(no_mangle)]
@@ -58,13 +66,24 @@ fn options_of(o: &tzs_block_store_options) -> crate::Result<BlockStoreOptions> {
 /// Opens (read-write: creating) the block store in `dir` with `opts` (NULL =
 /// the defaults). A read-write open locks `dir/lock` and repairs what a crash
 /// left (a merge in progress is rolled back without losing any block, torn
-/// tails are cut, unindexed blocks re-indexed).
+/// tails are cut, unindexed blocks re-indexed, floating stores that a
+/// manifest generation proves abandoned are deleted). A read-only open may
+/// run while the writer merges: it retries when a merge swaps stores under
+/// it.
+///
+/// A damaged store (a damaged or missing `manifest` while the directory
+/// holds blocks, a FIFO or directory in place of a file, a listed floating
+/// store missing, a damaged index or file) returns `TZS_CORRUPTED` with an
+/// error naming the file (and the offset, for damaged records); nothing is
+/// deleted or truncated but a torn tail. Use `tzs_block_store_check_path`
+/// with `repair` to salvage it.
 ///
 /// On success `*out` receives a handle owned by the caller
 /// (`tzs_block_store_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL/non-UTF-8
 /// `dir`, NULL `out`, unknown flags or history mode, zstd level outside
-/// 1..=22), `TZS_NOT_FOUND` (read-only open of a missing store),
-/// `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+/// 1..=22, `workers` above `TZS_BLOCK_STORE_MAX_WORKERS`), `TZS_NOT_FOUND`
+/// (read-only open of a missing store), `TZS_LOCKED`, `TZS_CORRUPTED`,
+/// `TZS_NO_SPACE`, `TZS_IO`.
 ///
 /// # Safety
 /// `dir` NULL or NUL-terminated; `opts` NULL or valid; `out`/`err` NULL or
@@ -293,12 +312,15 @@ pub unsafe extern "C" fn tzs_block_store_read_stats(
     })
 }
 
-/// Checks every invariant (each floating store's file and index agree,
-/// every block reads back, the cemented chain is consistent, no orphan
-/// stores). With `repair` (read-write handles), removes orphan stores.
-/// Returns `TZS_OK` when no problem remains, else `TZS_CORRUPTED` with a
-/// message listing the problems. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`.
-/// Blocks stores while it runs. Thread-safe.
+/// Checks every invariant of an open store (each floating store's entries
+/// verified and compared with its index, the cemented chain consistent, no
+/// orphan directories). With `repair` (read-write handles), moves orphan
+/// directories no manifest generation accounts for into
+/// `dir/.tzs-quarantine/<UTC time>-<n>/`; damaged stores are repaired only
+/// without a handle (`tzs_block_store_check_path`). Returns `TZS_OK` when no
+/// problem remains, else `TZS_CORRUPTED` with a message listing the
+/// problems. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Blocks stores while
+/// it runs. Thread-safe.
 ///
 /// # Safety
 /// `s` NULL or live.
@@ -312,6 +334,65 @@ pub unsafe extern "C" fn tzs_block_store_check(
         // SAFETY: per the function's contract.
         let s = unsafe { args::handle(s, "block store") }?;
         s.inner.check(repair)?.into_result().map(|_| ())
+    })
+}
+
+/// Checks the block store in directory `path` without a handle, so it works
+/// on a store that refuses to open: the manifest, every floating store
+/// (each entry verified, file and index compared), directories no manifest
+/// generation accounts for, and the cemented store. Changes nothing unless
+/// `repair`.
+///
+/// With `repair` it takes the store's lock and salvages: a missing or
+/// damaged manifest is rebuilt from the floating stores found (the damaged
+/// one moved out; history mode and offset come from `opts`); the intact
+/// entries of a damaged floating store (those behind the damage included)
+/// are copied into a new store and the damaged store is moved out; orphan
+/// directories are moved out. "Moved out" means into
+/// `path/.tzs-quarantine/<UTC time>-<n>/`; nothing is deleted but what a
+/// read-write open deletes anyway (a merge's rolled-back or retired stores).
+/// Damage of the cemented store is reported, not repaired (see
+/// `tzs_cemented_check`). After a repair the store opens.
+///
+/// `opts` (NULL = the defaults): `flags` takes `TZS_NO_FSYNC` (and
+/// `TZS_READONLY`, only without `repair`); `history_mode`/`history_offset`
+/// are used only to rebuild a manifest; `index_log_size` as at open.
+///
+/// When `report` is not NULL it receives the report as text (free it with
+/// `tzs_bytes_free`): `checked N records`, then one `problem:`,
+/// `repaired:` or `quarantined:` line per item. Returns `TZS_OK` when no
+/// problem remains, `TZS_CORRUPTED` (naming the problems) otherwise.
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8 path, bad options,
+/// `TZS_READONLY` with `repair`, or `path` holds no block store: nothing is
+/// created), `TZS_LOCKED` (with `repair`, a read-write handle is open),
+/// `TZS_NO_SPACE`, `TZS_IO`. Thread-safe; without `repair` it may run
+/// beside a writer but then sees a moving store.
+///
+/// # Safety
+/// `path` NULL or NUL-terminated; `opts` NULL or valid; `report` NULL or
+/// writable; `err` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_check_path(
+    path: *const c_char,
+    opts: *const tzs_block_store_options,
+    repair: bool,
+    report: *mut tzs_bytes,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let path = unsafe { args::path(path, "path") }?;
+        // SAFETY: per the function's contract.
+        let o = unsafe { opts.as_ref() }
+            .copied()
+            .unwrap_or_else(|| tzs_block_store_options_default());
+        let o = options_of(&o)?;
+        if repair && o.open.read_only {
+            return Err(Error::invalid("TZS_READONLY cannot repair"));
+        }
+        let found = BlockStore::check_dir(path, &o, repair)?;
+        // SAFETY: per the function's contract.
+        unsafe { args::report_out(found, report) }
     })
 }
 

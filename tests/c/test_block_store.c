@@ -1,7 +1,29 @@
 /* C API of the block store: every function and every status. */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
+
+/* Flips one bit of the byte at `offset` of `path`; 0 on success. */
+static int flip_byte(const char *path, off_t offset) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0) return -1;
+  unsigned char c;
+  int ok = pread(fd, &c, 1, offset) == 1;
+  c ^= 0x10;
+  ok = ok && pwrite(fd, &c, 1, offset) == 1;
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+static int contains(const tzs_bytes *b, const char *needle) {
+  char text[8192];
+  size_t n = b->len < sizeof text - 1 ? b->len : sizeof text - 1;
+  memcpy(text, b->ptr, n);
+  text[n] = 0;
+  return strstr(text, needle) != NULL;
+}
 
 static void make_hash(uint8_t h[32], int n) {
   memset(h, 0x3C, 32);
@@ -148,6 +170,64 @@ int main(int argc, char **argv) {
   /* Default options (NULL) reopen the same store read-write. */
   CHECK_STATUS(tzs_block_store_open(dir, NULL, &s, &err), TZS_OK);
   CHECK_STATUS(tzs_block_store_mem(s, h, &err), TZS_OK);
+  tzs_block_store_close(s);
+
+  /* Worker counts are bounded. */
+  bad = o;
+  bad.workers = UINT32_MAX;
+  CHECK_ERROR_MENTIONS(tzs_block_store_open(dir, &bad, &s, &err), TZS_INVALID_ARGUMENT, "workers");
+  bad.workers = TZS_BLOCK_STORE_MAX_WORKERS + 1;
+  CHECK_STATUS(tzs_block_store_open(dir, &bad, &s, &err), TZS_INVALID_ARGUMENT);
+
+  /* Check without a handle: a sound store, then no store at all. */
+  tzs_bytes report = {0};
+  CHECK_STATUS(tzs_block_store_check_path(dir, &o, false, &report, &err), TZS_OK);
+  CHECK(contains(&report, "checked 120 records"));
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_block_store_check_path(missing, &o, false, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_block_store_check_path(NULL, &o, false, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_block_store_check_path(dir, &ro, true, NULL, &err), TZS_INVALID_ARGUMENT);
+
+  /* The manifest deleted: the open refuses, repair rebuilds it. */
+  char path[800];
+  snprintf(path, sizeof path, "%s/manifest", dir);
+  CHECK(unlink(path) == 0);
+  CHECK_ERROR_MENTIONS(tzs_block_store_open(dir, &o, &s, &err), TZS_CORRUPTED, "manifest");
+  CHECK_STATUS(tzs_block_store_check_path(dir, &o, false, &report, &err), TZS_CORRUPTED);
+  CHECK(contains(&report, "problem:"));
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_block_store_check_path(dir, &o, true, &report, &err), TZS_OK);
+  CHECK(contains(&report, "repaired:"));
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_block_store_open(dir, &o, &s, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_read(s, h, 0, true, &out, &err), TZS_OK);
+  tzs_block_free(&out);
+  tzs_block_store_close(s);
+
+  /* A byte of block 100 (first in floating store 1, the RW store of the
+   * merge) damaged: its read is CORRUPTED, repair keeps the others. */
+  snprintf(path, sizeof path, "%s/floating/1/RW_floating_block_store", dir);
+  CHECK(flip_byte(path, 40) == 0);
+  uint8_t h100[32];
+  make_hash(h100, 100);
+  CHECK_STATUS(tzs_block_store_open(dir, &o, &s, &err), TZS_OK);
+  CHECK_ERROR_MENTIONS(tzs_block_store_read(s, h100, 0, false, &out, &err), TZS_CORRUPTED,
+                       "RW_floating_block_store");
+  CHECK_STATUS(tzs_block_store_check(s, false, &err), TZS_CORRUPTED);
+  tzs_block_store_close(s);
+  CHECK_STATUS(tzs_block_store_check_path(dir, &o, false, &report, &err), TZS_CORRUPTED);
+  CHECK(contains(&report, "offset 0"));
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_block_store_check_path(dir, &o, true, &report, &err), TZS_OK);
+  CHECK(contains(&report, "quarantined: floating/1"));
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_block_store_check_path(dir, &o, false, NULL, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_open(dir, &o, &s, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_read(s, h100, 0, false, &out, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_block_store_read(s, h, 0, false, &out, &err), TZS_OK);
+  CHECK(out.level == 119);
+  tzs_block_free(&out);
+  CHECK_STATUS(tzs_block_store_check(s, false, &err), TZS_OK);
   tzs_block_store_close(s);
 
   char cmd[800];

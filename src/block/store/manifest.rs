@@ -116,8 +116,9 @@ impl Manifest {
         let next_id = r.u64().ok_or_else(|| bad("truncated"))?;
         let rw = r.u64().ok_or_else(|| bad("truncated"))?;
         let n = r.u32().ok_or_else(|| bad("truncated"))? as usize;
-        if n > 1 << 20 {
-            return Err(bad("absurd number of stores"));
+        // Bounded by the bytes that are there before anything is reserved.
+        if n > (p.len() - r.at) / 8 {
+            return Err(bad(&format!("{n} stores do not fit in the manifest")));
         }
         let mut ros = Vec::with_capacity(n);
         for _ in 0..n {

@@ -3,29 +3,46 @@
 //!
 //! Steps, and what a crash at each leaves (repaired at open by rolling the
 //! merge back; no flushed block is ever only in a deleted store):
-//! 1. (caller's thread) a fresh RW store is created, the old RW is flushed,
-//!    and the manifest switches roles: old RW joins the read-only stores, the
-//!    fresh one receives new blocks, and the RO_TMP id is recorded.
-//! 2. (worker) the chain from the new cemented top down to the old one is
-//!    cemented, chunk by chunk (each chunk is crash-safe on its own).
-//! 3. (worker) blocks above the new top that descend from it are copied,
-//!    oldest first, into RO_TMP, which is then flushed.
+//! 1. (caller's thread) the new ids are reserved in the manifest, a fresh RW
+//!    store is created, the old RW is flushed, and the manifest switches
+//!    roles: old RW joins the read-only stores, the fresh one receives new
+//!    blocks, and the RO_TMP id is recorded.
+//! 2. (worker) every entry of the old stores is walked and verified; blocks
+//!    above the new top that descend from it are copied, oldest first, into
+//!    RO_TMP, which is then flushed. Damage aborts the merge here, before
+//!    anything is cemented.
+//! 3. (worker) the chain from the new cemented top down to the old one is
+//!    cemented, chunk by chunk (each chunk is crash-safe on its own), each
+//!    block checked to link to the one below.
 //! 4. (worker) the manifest swaps: RO_TMP becomes the only read-only store.
 //!    The old stores are deleted once no reader holds them.
 //! 5. (worker) the history mode's GC runs on the cemented store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::manifest::Manifest;
+use super::walk::{self, Ended};
 use super::{Inner, Parts, floating_dir, hex, open_floating};
 use crate::block::cemented::HistoryMode;
 use crate::block::floating::Floating;
 use crate::block::{Block, Hash};
 use crate::error::{Error, Result};
-use crate::io::foreground;
+use crate::io::{FileHandle, foreground};
 use crate::worker::WorkerPool;
+
+/// Takes the next id whose directory does not exist: a directory no
+/// manifest generation accounts for is left alone, never reused.
+fn take_free_id(inner: &Inner, m: &mut Manifest) -> Result<u64> {
+    loop {
+        let id = m.take_id();
+        if !inner.fs.exists(&floating_dir(&inner.dir, id))? {
+            return Ok(id);
+        }
+    }
+}
 
 /// Validates the request, switches roles, and submits the merge job.
 pub(super) fn start(
@@ -76,9 +93,14 @@ pub(super) fn start(
     let (old, ro_tmp_id) = {
         let mut m = inner.manifest.lock();
         let parts = inner.parts.read().clone();
+        // The new ids are recorded durably before anything is created
+        // under them: a crash in between leaves directories that a manifest
+        // generation proves abandoned, which the next open may delete.
         let mut next = m.clone();
-        let rw_id = next.take_id();
-        let ro_tmp_id = next.take_id();
+        let rw_id = take_free_id(inner, &mut next)?;
+        let ro_tmp_id = take_free_id(inner, &mut next)?;
+        next.store(inner.fs.as_ref(), &inner.dir)?;
+        *m = next.clone();
         let fresh = open_floating(&inner.dir, &inner.opts, rw_id)?;
         parts.rw.flush()?;
         next.ros.insert(0, next.rw);
@@ -127,30 +149,6 @@ fn run(
     ro_tmp_id: u64,
     started: Instant,
 ) -> Result<()> {
-    // Step 2: the chain to cement, top down to the current cemented top.
-    let floor = inner.cemented.highest_level();
-    let mut chain: Vec<Hash> = Vec::new();
-    let mut current = *top;
-    let mut level = top_level;
-    loop {
-        if floor.is_some_and(|f| level <= f) {
-            break;
-        }
-        chain.push(current);
-        let preds = find_preds(&old, &current)?.ok_or_else(|| {
-            Error::Inconsistent(format!(
-                "block {} at level {level} to cement is not in the floating stores",
-                hex(&current)
-            ))
-        })?;
-        let Some(pred) = preds.first() else {
-            break; // genesis
-        };
-        current = *pred;
-        level -= 1;
-    }
-    chain.reverse();
-    let first_level = top_level - (chain.len() as i32 - 1);
     let (mode, offset) = {
         let m = inner.manifest.lock();
         (m.history_mode, m.history_offset)
@@ -159,18 +157,16 @@ fn run(
         HistoryMode::Archive => true,
         HistoryMode::Full | HistoryMode::Rolling => offset > 0,
     };
-    // Step 3 runs beside step 2 (it reads only the old stores and writes a
-    // store nobody sees before the swap), so their writes and fsyncs
-    // overlap.
+    // Steps 2 and 3. Copying first walks and verifies every entry of the
+    // old stores, so damage aborts the merge before anything is cemented
+    // (RO_TMP is seen by nobody before the swap); the chain to cement is
+    // then found and read through what that walk verified, never through
+    // a floating index.
     let ro_tmp = open_floating(&inner.dir, &inner.opts, ro_tmp_id)?;
-    let copy = {
-        let (old, ro_tmp, top) = (old.clone(), ro_tmp.clone(), *top);
-        WorkerPool::global().submit(move || copy_descendants(&old, &ro_tmp, &top, top_level))
-    };
-    let cemented = cement_chain(inner, &old, &chain, first_level, ends, write_metadata);
-    let copied = copy.wait();
-    cemented?;
-    copied?;
+    let walked = copy_descendants(inner, &old, &ro_tmp, top, top_level)?;
+    let chain = chain_below(inner, &walked, top, top_level)?;
+    let first_level = top_level - (chain.len() as i32 - 1);
+    cement_chain(inner, &walked, &chain, first_level, ends, write_metadata)?;
 
     // Step 4: the atomic swap, under the lock `store` waits for: its
     // fsyncs must not wait for a burst of background traffic.
@@ -198,16 +194,23 @@ fn run(
     inner.cemented.gc(mode, offset)
 }
 
-/// Step 2: cements `chain` (the hashes of levels `first_level..`) in the
-/// chunks that `ends` delimit, one block in memory at a time.
+/// Step 3: cements `chain` (the hashes of levels `first_level..`) in the
+/// chunks that `ends` delimit, one block in memory at a time. Each block is
+/// checked to be the one the chain names (the read checks hash and CRC) and
+/// to link to the block below it, so a damaged predecessor list in an index
+/// cannot cement a wrong chain.
 fn cement_chain(
     inner: &Inner,
-    old: &[Arc<Floating>],
+    walked: &Walked,
     chain: &[Hash],
     first_level: i32,
     ends: &[i32],
     write_metadata: bool,
 ) -> Result<()> {
+    let mut below = match inner.cemented.highest_level() {
+        Some(h) if h + 1 == first_level => inner.cemented.hash_of(h)?,
+        _ => None,
+    };
     let mut start = first_level;
     for &end in ends {
         if end < start {
@@ -218,10 +221,16 @@ fn cement_chain(
             .begin_chunk(start, end, write_metadata, true)?;
         for l in start..=end {
             let h = &chain[(l - first_level) as usize];
-            let b = read_from(old, h)?.ok_or_else(|| {
-                Error::Inconsistent(format!("block {} vanished during the merge", hex(h)))
-            })?;
+            let b = walked.read(h)?;
+            if b.level != l || below.is_some_and(|p| p != b.predecessor) {
+                return Err(Error::Inconsistent(format!(
+                    "block {} at level {} does not link to the cemented block below it",
+                    hex(h),
+                    b.level
+                )));
+            }
             w.push(&b.as_ref())?;
+            below = Some(b.hash);
         }
         w.commit()?;
         start = end + 1;
@@ -229,25 +238,125 @@ fn cement_chain(
     Ok(())
 }
 
-/// Step 3: copies the blocks above `top_level` that descend from `top`
-/// into `ro_tmp`, oldest store first (so a block's predecessor is copied
-/// before it), and makes them durable.
+/// Step 2: walks every entry of the old stores, oldest store first (so a
+/// block's predecessor is seen before it), verifying each, and copies those
+/// above `top_level` that descend from `top` into `ro_tmp`, made durable.
+/// Any damaged entry, or a file that disagrees with its index's count,
+/// aborts the merge: dropping what follows it would lose blocks.
 fn copy_descendants(
+    inner: &Inner,
     old: &[Arc<Floating>],
     ro_tmp: &Floating,
     top: &Hash,
     top_level: i32,
-) -> Result<()> {
+) -> Result<Walked> {
     let mut visited: HashSet<Hash> = HashSet::from([*top]);
+    let mut walked = Walked::default();
     for store in old.iter().rev() {
-        for (offset, hash, level, pred) in store.headers()? {
-            if level > top_level && visited.contains(&pred) && visited.insert(hash) {
-                let e = store.entry_at_offset(offset)?;
-                ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
+        let path = walk::file_of(store.dir());
+        let file = walk::open(inner.fs.as_ref(), store.dir())?;
+        let end = store.size_bytes();
+        let n = walked.files.len();
+        let mut count = 0u64;
+        let ended = walk::walk(file.as_ref(), end, false, |offset, e| {
+            count += 1;
+            let b = &e.block;
+            walked.at.entry(b.hash).or_insert(Seen {
+                file: n,
+                offset,
+                level: b.level,
+                pred: (!e.preds.is_empty()).then_some(b.predecessor),
+            });
+            if b.level > top_level && visited.contains(&b.predecessor) && visited.insert(b.hash) {
+                ro_tmp.append(&b.as_ref(), &e.preds, false)?;
             }
+            Ok(())
+        })?;
+        match ended {
+            Ended::Clean => {}
+            Ended::TornAt(o) => {
+                return Err(walk::damage_error(&path, o, "entry cut short"));
+            }
+            Ended::DamagedAt(o, why) => return Err(walk::damage_error(&path, o, &why)),
+        }
+        if count != store.len() {
+            return Err(Error::corrupted(
+                &path,
+                format!("{count} entries in the file but {} indexed", store.len()),
+            ));
+        }
+        walked.files.push((file, end));
+    }
+    ro_tmp.flush()?;
+    Ok(walked)
+}
+
+/// Where the merge's walk found each block of the old stores.
+#[derive(Default)]
+struct Walked {
+    /// The stores' blocks files and their ends of entries.
+    files: Vec<(Arc<dyn FileHandle>, u64)>,
+    at: HashMap<Hash, Seen>,
+}
+
+/// A verified entry of the old stores.
+struct Seen {
+    file: usize,
+    offset: u64,
+    level: i32,
+    /// `None` for genesis (stored without predecessors).
+    pred: Option<Hash>,
+}
+
+impl Walked {
+    /// The block `h`, read again and verified (the files are read-only
+    /// stores by now, so it is the entry the walk verified).
+    fn read(&self, h: &Hash) -> Result<Block> {
+        let seen = self.at.get(h).ok_or_else(|| {
+            Error::Inconsistent(format!("block {} is not in the floating stores", hex(h)))
+        })?;
+        let (file, end) = &self.files[seen.file];
+        match walk::entry_at(file.as_ref(), seen.offset, *end)? {
+            walk::At::Entry(e) if e.block.hash == *h => Ok(e.block),
+            _ => Err(walk::damage_error(
+                file.path(),
+                seen.offset,
+                "entry changed during the merge",
+            )),
         }
     }
-    ro_tmp.flush()
+}
+
+/// The hashes to cement, from the current cemented top (exclusive) up to
+/// `top`, oldest first, following the predecessors of verified entries.
+fn chain_below(inner: &Inner, walked: &Walked, top: &Hash, top_level: i32) -> Result<Vec<Hash>> {
+    let floor = inner.cemented.highest_level();
+    let mut chain: Vec<Hash> = Vec::new();
+    let mut current = *top;
+    let mut level = top_level;
+    while floor.is_none_or(|f| level > f) {
+        let seen = walked.at.get(&current).ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "block {} at level {level} to cement is not in the floating stores",
+                hex(&current)
+            ))
+        })?;
+        if seen.level != level {
+            return Err(Error::Inconsistent(format!(
+                "block {} has level {} where level {level} was expected",
+                hex(&current),
+                seen.level
+            )));
+        }
+        chain.push(current);
+        let Some(pred) = seen.pred else {
+            break; // genesis
+        };
+        current = pred;
+        level -= 1;
+    }
+    chain.reverse();
+    Ok(chain)
 }
 
 /// Undoes a failed merge: the RO_TMP store is forgotten and deleted; the
@@ -264,22 +373,4 @@ fn roll_back(inner: &Inner, ro_tmp_id: u64) -> Result<()> {
     inner
         .fs
         .remove_dir_all(&floating_dir(&inner.dir, ro_tmp_id))
-}
-
-fn find_preds(stores: &[Arc<Floating>], h: &Hash) -> Result<Option<Vec<Hash>>> {
-    for s in stores {
-        if let Some(p) = s.find_predecessors(h)? {
-            return Ok(Some(p));
-        }
-    }
-    Ok(None)
-}
-
-fn read_from(stores: &[Arc<Floating>], h: &Hash) -> Result<Option<Block>> {
-    for s in stores {
-        if let Some(b) = s.read_block(h)? {
-            return Ok(Some(b));
-        }
-    }
-    Ok(None)
 }

@@ -13,6 +13,8 @@
 pub mod manifest;
 mod merge;
 mod repair;
+mod salvage;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,8 +43,9 @@ pub struct BlockStoreOptions {
     pub history_mode: HistoryMode,
     /// Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
     pub history_offset: u32,
-    /// Threads for background merges (0 = 1). Compression of metadata runs
-    /// on the shared pool.
+    /// Threads for background merges (0 = 1, at most [`MAX_WORKERS`]; more
+    /// is `InvalidArgument`). Compression of metadata runs on the shared
+    /// pool.
     pub workers: u32,
     /// Index log size of every index (0 = default).
     pub index_log_size: u64,
@@ -62,6 +65,16 @@ impl Default for BlockStoreOptions {
         }
     }
 }
+
+/// The most merge threads a store accepts. One merge runs at a time, so a
+/// few threads are all it can use; the bound keeps a wrong value from
+/// spawning threads until the system refuses.
+pub const MAX_WORKERS: u32 = 64;
+
+/// Read-only opens retried when the manifest changed under them: a merge
+/// swaps stores twice, so losing this many races in a row means a merge
+/// loop far faster than any real node runs.
+const READ_ONLY_OPEN_TRIES: usize = 100;
 
 /// Counters and levels reported by [`BlockStore::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,10 +151,22 @@ impl BlockStore {
     /// Opens (read-write: creating) the block store in `dir`. A read-write
     /// open takes `dir/lock` and repairs what a crash left: a merge that was
     /// running is rolled back (its half-filled store deleted; the blocks it
-    /// was copying are still in the stores it read), floating stores no
-    /// longer referenced are deleted, torn tails are cut and unindexed blocks
-    /// re-indexed.
+    /// was copying are still in the stores it read), floating stores that a
+    /// manifest generation proves abandoned are deleted, torn tails are cut
+    /// and unindexed blocks re-indexed. Nothing else is deleted: a
+    /// directory that holds floating or cemented data but no manifest, or a
+    /// damaged manifest, is `Corrupted` (see [`BlockStore::check_dir`]).
+    ///
+    /// A read-only open runs beside the writer's merges: when a store it
+    /// opens vanishes because a merge swapped the manifest meanwhile, it
+    /// starts again from the new manifest.
     pub fn open(dir: impl AsRef<Path>, opts: BlockStoreOptions) -> Result<BlockStore> {
+        if opts.workers > MAX_WORKERS {
+            return Err(Error::invalid(format!(
+                "workers {} is above the maximum {MAX_WORKERS}",
+                opts.workers
+            )));
+        }
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.open.fs.clone();
         let read_only = opts.open.read_only;
@@ -157,39 +182,42 @@ impl BlockStore {
             crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
             Some(fs.lock(&dir.join("lock"))?)
         };
-        let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
-            Some(m) => m,
-            None if read_only => {
-                return Err(Error::NotFound(format!(
-                    "{} holds no block store (no manifest)",
-                    dir.display()
-                )));
+        let mut tries = 0;
+        let (manifest, cemented, parts) = loop {
+            let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
+                Some(m) => m,
+                None => {
+                    salvage::refuse_without_manifest(fs.as_ref(), &dir)?;
+                    if read_only {
+                        return Err(Error::NotFound(format!(
+                            "{} holds no block store (no manifest)",
+                            dir.display()
+                        )));
+                    }
+                    // The first RW store exists before the manifest names
+                    // it, so a listed store is never legitimately missing;
+                    // a crash in between leaves only an empty store.
+                    let m = Manifest::new(opts.history_mode, opts.history_offset);
+                    drop(open_floating(&dir, &opts, m.rw)?);
+                    m.store(fs.as_ref(), &dir)?;
+                    m
+                }
+            };
+            if !read_only {
+                repair::recover_at_open(fs.as_ref(), &dir, &mut manifest)?;
             }
-            None => {
-                let m = Manifest::new(opts.history_mode, opts.history_offset);
-                crate::io::atomic::create_dir_durably(fs.as_ref(), &dir.join("floating"))?;
-                m.store(fs.as_ref(), &dir)?;
-                m
+            match open_parts(&dir, &opts, &manifest) {
+                Ok((cemented, parts)) => break (manifest, cemented, parts),
+                Err(e) if read_only && tries < READ_ONLY_OPEN_TRIES => {
+                    tries += 1;
+                    // Unchanged manifest: the error is the store's own.
+                    if Manifest::load(fs.as_ref(), &dir)?.as_ref() == Some(&manifest) {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         };
-        if !read_only {
-            repair::recover_at_open(fs.as_ref(), &dir, &mut manifest)?;
-        }
-        let cemented = Cemented::open_with(
-            dir.join("cemented"),
-            &opts.open,
-            CementedConfig {
-                log_size: opts.index_log_size,
-                zstd_level: opts.zstd_level,
-            },
-        )?;
-        let open_floating = |id: u64| open_floating(&dir, &opts, id);
-        let rw = open_floating(manifest.rw)?;
-        let ros = manifest
-            .ros
-            .iter()
-            .map(|&id| open_floating(id))
-            .collect::<Result<Vec<_>>>()?;
         // Merges get threads of their own: a merge waits on compression jobs
         // of the shared pool, so it must never occupy one of its threads.
         let pool = if read_only {
@@ -203,7 +231,7 @@ impl BlockStore {
                 dir,
                 fs,
                 cemented,
-                parts: RwLock::new(Arc::new(Parts { rw, ros })),
+                parts: RwLock::new(Arc::new(parts)),
                 manifest: Mutex::new(manifest),
                 merge_job: Mutex::new(None),
                 merging: AtomicBool::new(false),
@@ -213,6 +241,29 @@ impl BlockStore {
                 _lock: lock,
             }),
         })
+    }
+
+    /// Checks the block store in `dir` without a handle (it works on a store
+    /// that refuses to open): the manifest, every floating store (each entry
+    /// verified, file and index compared), orphan directories, and the
+    /// cemented store. Changes nothing without `repair`. With `repair` it
+    /// takes the store's lock, rebuilds a missing or damaged manifest from
+    /// the floating stores found, copies the intact entries of a damaged
+    /// floating store into a new one and moves the damaged one (and any
+    /// orphan no manifest generation accounts for) into
+    /// `dir/.tzs-quarantine/<UTC time>-<n>/`; nothing is deleted but what
+    /// a read-write open would delete. The report lists what was checked,
+    /// kept and moved; damage of the cemented store is reported, not
+    /// repaired (see the cemented store's own check).
+    ///
+    /// `InvalidArgument` when `dir` holds no block store (nothing is
+    /// created); `Locked` when repairing while a read-write handle is open.
+    pub fn check_dir(
+        dir: impl AsRef<Path>,
+        opts: &BlockStoreOptions,
+        repair: bool,
+    ) -> Result<CheckReport> {
+        salvage::check_dir(dir.as_ref(), opts, repair)
     }
 
     /// Stores `block`, durable on return. Computes its predecessor list. A
@@ -320,10 +371,12 @@ impl BlockStore {
         })
     }
 
-    /// Checks every invariant of the store: each floating store's file and
-    /// index agree, every block reads back, the cemented chain is consistent
-    /// and the manifest's stores exist. With `repair`, removes orphan stores
-    /// and temporary files. Problems that remain are in the report.
+    /// Checks every invariant of the open store: each floating store's
+    /// entries pass their checksums and agree with its index, the cemented
+    /// chain is consistent, and no directory of `floating/` is unaccounted
+    /// for. With `repair` (read-write handles), moves such orphans into the
+    /// quarantine; damaged stores stay problems, since they are in use:
+    /// close the store and use [`BlockStore::check_dir`] to salvage them.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
         // Stores being deleted would look like orphans.
         self.inner.reap_retired();
@@ -357,6 +410,46 @@ impl Drop for BlockStore {
         self.inner.reap_retired();
         self.inner.await_reaping();
     }
+}
+
+/// Opens the cemented store and the floating stores `manifest` lists.
+fn open_parts(
+    dir: &Path,
+    opts: &BlockStoreOptions,
+    manifest: &Manifest,
+) -> Result<(Cemented, Parts)> {
+    let cemented = Cemented::open_with(
+        dir.join("cemented"),
+        &opts.open,
+        CementedConfig {
+            log_size: opts.index_log_size,
+            zstd_level: opts.zstd_level,
+        },
+    )?;
+    let open_listed = |id: u64| {
+        let path = floating_dir(dir, id);
+        if !opts.open.fs.is_dir(&path)? {
+            return Err(Error::corrupted(
+                &path,
+                "floating store listed in the manifest is missing",
+            ));
+        }
+        // A listed store always has its blocks file (it is created before
+        // the manifest names the store): a read-write open must not
+        // create an empty one under an index that points into it.
+        let file = walk::file_of(&path);
+        if !opts.open.fs.exists(&file)? {
+            return Err(Error::corrupted(&file, "floating blocks file is missing"));
+        }
+        open_floating(dir, opts, id)
+    };
+    let rw = open_listed(manifest.rw)?;
+    let ros = manifest
+        .ros
+        .iter()
+        .map(|&id| open_listed(id))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((cemented, Parts { rw, ros }))
 }
 
 /// Opens (read-write: creates) floating store `id` of the block store in

@@ -3,13 +3,15 @@
 use std::path::Path;
 
 use super::manifest::Manifest;
-use super::{Inner, floating_dir};
+use super::{Inner, floating_dir, salvage};
 pub use crate::check::CheckReport;
 use crate::error::{Error, Result};
+use crate::io::quarantine::Quarantine;
 use crate::io::{FileSystem, OpenMode};
 
-/// Rolls back a merge that was running at the crash and removes floating
-/// stores the manifest no longer refers to.
+/// Rolls back a merge that was running at the crash and removes the
+/// floating stores that a manifest generation proves abandoned (see
+/// [`orphans`]); other directories are left alone.
 pub(super) fn recover_at_open(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -23,15 +25,30 @@ pub(super) fn recover_at_open(
         manifest.merging = None;
         manifest.store(fs, dir)?;
     }
-    for orphan in orphans(fs, dir, manifest)? {
-        fs.remove_dir_all(&dir.join("floating").join(&orphan))?;
+    let mut removed = false;
+    for (name, abandoned) in orphans(fs, dir, manifest)? {
+        if abandoned {
+            fs.remove_dir_all(&dir.join("floating").join(&name))?;
+            removed = true;
+        }
     }
-    fs.sync_dir(&dir.join("floating"))
+    if removed {
+        fs.sync_dir(&dir.join("floating"))?;
+    }
+    Ok(())
 }
 
-/// Entries of `dir/floating` that are not live stores.
-fn orphans(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
-    let live: Vec<String> = manifest.live_ids().iter().map(u64::to_string).collect();
+/// Entries of `dir/floating` that are not live stores, each with whether a
+/// manifest generation proves it abandoned: ids below `next_id` were handed
+/// out by a manifest (a merge's stores, retired or rolled back) and are no
+/// longer named. Anything else (a larger id, another name) is not the
+/// store's to delete.
+pub(super) fn orphans(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<Vec<(String, bool)>> {
+    let live = manifest.live_ids();
     let entries = match fs.read_dir(&dir.join("floating")) {
         Ok(e) => e,
         Err(Error::NotFound(_)) => return Ok(Vec::new()),
@@ -39,8 +56,18 @@ fn orphans(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Result<Vec<S
     };
     Ok(entries
         .into_iter()
-        .map(|e| e.name)
-        .filter(|n| !live.contains(n))
+        .filter_map(|e| {
+            let id = e
+                .name
+                .parse::<u64>()
+                .ok()
+                .filter(|id| id.to_string() == e.name);
+            if id.is_some_and(|id| live.contains(&id)) {
+                return None;
+            }
+            let abandoned = e.is_dir && id.is_some_and(|id| id < manifest.next_id);
+            Some((e.name, abandoned))
+        })
         .collect())
 }
 
@@ -73,64 +100,33 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     // Hold the manifest so no store or role switch runs meanwhile.
     let manifest = inner.manifest.lock();
     let parts = inner.parts.read().clone();
-    // Stores a merge retired are deleted once no reader holds them.
-    let retired: Vec<std::path::PathBuf> = inner
-        .retired
-        .lock()
-        .iter()
-        .map(|f| f.dir().to_path_buf())
-        .collect();
-    for orphan in orphans(inner.fs.as_ref(), &inner.dir, &manifest)? {
-        let path = inner.dir.join("floating").join(&orphan);
-        if manifest.merging.is_some() || retired.contains(&path) {
-            continue; // a running merge's stores, or retired ones, are not orphans
+    let fs = inner.fs.as_ref();
+    let mut quarantine = Quarantine::new(fs, &inner.dir);
+    for (name, abandoned) in orphans(fs, &inner.dir, &manifest)? {
+        // A running merge's store, or stores a merge retired (deleted in the
+        // background), are the store's own.
+        if abandoned || manifest.merging.is_some() {
+            continue;
         }
+        let path = inner.dir.join("floating").join(&name);
         if repair && !inner.opts.open.read_only {
-            inner.fs.remove_dir_all(&path)?;
-            report
-                .repaired
-                .push(format!("removed orphan floating store {}", path.display()));
+            quarantine.move_in(&path)?;
+            report.repaired.push(format!(
+                "{}: not a store of the manifest, moved to the quarantine",
+                path.display()
+            ));
         } else {
-            report
-                .problems
-                .push(format!("orphan floating store {}", path.display()));
+            report.problem(format!(
+                "{}: not a store of the manifest (an orphan)",
+                path.display()
+            ));
         }
     }
     for store in parts.all() {
-        let mut in_file = 0u64;
-        for entry in store.iter(true) {
-            match entry {
-                Ok(e) => {
-                    in_file += 1;
-                    match store.read_block(&e.block.hash) {
-                        Ok(Some(b)) if b == e.block => report.records_checked += 1,
-                        Ok(Some(_)) => report.problems.push(format!(
-                            "{}: block {} reads back different from the file",
-                            store.dir().display(),
-                            super::hex(&e.block.hash)
-                        )),
-                        Ok(None) => report.problems.push(format!(
-                            "{}: block {} is in the file but not indexed",
-                            store.dir().display(),
-                            super::hex(&e.block.hash)
-                        )),
-                        Err(err) => report
-                            .problems
-                            .push(format!("{}: {err}", store.dir().display())),
-                    }
-                }
-                Err(err) => report
-                    .problems
-                    .push(format!("{}: {err}", store.dir().display())),
-            }
-        }
-        if in_file != store.len() {
-            report.problems.push(format!(
-                "{}: {} blocks indexed but {in_file} in the file",
-                store.dir().display(),
-                store.len()
-            ));
-        }
+        let found =
+            salvage::check_floating(fs, store.dir(), Some(store), Some(store.size_bytes()))?;
+        report.records_checked += found.entries;
+        report.problems.extend(found.problems);
     }
     if let Err(e) = inner.cemented.check_consistency(None) {
         report.problems.push(format!("cemented store: {e}"));
@@ -142,5 +138,14 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
             .map(|c| c.len() as u64)
             .sum::<u64>();
     }
+    if !report.problems.is_empty() && repair {
+        report.problem(
+            "damaged stores are repaired only without a handle: close the store and \
+             run BlockStore::check_dir with repair",
+        );
+    }
+    let (qdir, moved) = quarantine.into_parts();
+    report.quarantine_dir = qdir;
+    report.quarantined = moved;
     Ok(report)
 }

@@ -97,13 +97,52 @@ impl IndexedFile {
         } else {
             None
         };
-        let found = inspect(fs, dir, opts)?;
+        let mut found = inspect(fs, dir, opts)?;
+        if repair && found.report.is_ok() {
+            refuses_read_write(fs, dir, opts, &mut found)?;
+        }
         if !repair || (found.report.is_ok() && found.torn.is_none()) {
             return Ok(found.report);
         }
         let mut report = salvage(fs, dir, opts, found)?;
         report.problems = inspect(fs, dir, opts)?.report.problems;
         Ok(report)
+    }
+}
+
+/// Under the repair's lock: opens the index read-write, as the store's open
+/// will, and reports the damage that only a read-write open refuses.
+fn refuses_read_write(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    opts: &OpenOptions,
+    found: &mut Inspection,
+) -> Result<()> {
+    let Some((n, layout)) = found.source else {
+        return Ok(());
+    };
+    let idir = gen_dir(dir, n).join(INDEX);
+    if !fs.is_dir(&idir)? {
+        return Ok(());
+    }
+    let cfg = IndexConfig {
+        key_size: layout.key_size,
+        value_size: OFFSET + layout.header_size,
+        removable: false,
+        log_size: 0,
+        open: OpenOptions {
+            read_only: false,
+            ..opts.clone()
+        },
+    };
+    match Index::open(&idir, cfg) {
+        Ok(_) => Ok(()),
+        Err(Error::Corrupted(m)) => {
+            found.report.problem(m);
+            found.torn = None;
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -299,6 +338,30 @@ fn check_index(idir: &Path, layout: &Layout, opts: &OpenOptions, out: &mut Inspe
         }
     }
     problems.finish("index entries without their record");
+    // Entries reach the index in the order of their records, and the index
+    // keeps a prefix of what it was given: a record older than the newest
+    // one the index points to was indexed too. A key whose entry is older
+    // than such a record, or missing, was lost by the index.
+    let indexed_up_to = map.values().map(|(o, _)| *o).max().unwrap_or(0);
+    let mut newest: HashMap<&[u8], u64> = HashMap::new();
+    for r in out.records.iter().filter(|r| r.offset < indexed_up_to) {
+        newest.insert(&r.key, r.offset);
+    }
+    let mut problems = Problems {
+        report: &mut out.report,
+        kind_count: 0,
+    };
+    for (k, p) in newest {
+        let o = map.get(k).map(|(o, _)| *o);
+        if o.is_none_or(|o| o < p) {
+            problems.add(format!(
+                "{}: the index lost the entry of key {} for its record at offset {p}",
+                idir.display(),
+                hex(k)
+            ));
+        }
+    }
+    problems.finish("keys the index lost");
     out.index = Some(map);
 }
 
@@ -381,18 +444,30 @@ fn rebuild(
     }
     let mut dropped = 0u64;
     if let Some(index) = index {
-        for (k, (o, _)) in index {
-            let kept = newest.get(k.as_slice()).map(|&i| records[i].offset);
-            // The index proves a newer record was acknowledged: an older
-            // value would be a silent rollback.
-            if kept.is_none_or(|off| off < *o) {
-                newest.remove(k.as_slice());
-                dropped += 1;
-                if dropped <= LISTED as u64 {
-                    report.repaired.push(format!(
-                        "key {}: its acknowledged record at offset {o} is damaged; the key is dropped",
-                        hex(k)
-                    ));
+        // Records after the newest one the index points to were appended
+        // after the last flush: the newest of them wins. Below, the index
+        // says which record was acknowledged last; if that record is
+        // damaged, an older one of the key would be a silent rollback.
+        let indexed_up_to = index.values().map(|(o, _)| *o).max().unwrap_or(0);
+        for (k, (o, h)) in index {
+            let latest = newest.get(k.as_slice()).copied();
+            if latest.is_some_and(|i| records[i].offset > indexed_up_to) {
+                continue;
+            }
+            let at = records.binary_search_by_key(o, |r| r.offset).ok();
+            match at.filter(|&i| records[i].key == *k && records[i].header == *h) {
+                Some(i) => {
+                    newest.insert(k, i);
+                }
+                None => {
+                    newest.remove(k.as_slice());
+                    dropped += 1;
+                    if dropped <= LISTED as u64 {
+                        report.repaired.push(format!(
+                            "key {}: its acknowledged record at offset {o} is damaged; the key is dropped",
+                            hex(k)
+                        ));
+                    }
                 }
             }
         }
@@ -410,21 +485,24 @@ fn rebuild(
             ..opts.clone()
         },
     };
-    let old = fs.open(&gen_dir(dir, n).join(VALUES), OpenMode::Read)?;
-    let len = old.len()?;
     let new = create_gen(fs, dir, m, &cfg, layout)?;
-    let mut r = Reader::new(old.as_ref(), len, *layout);
-    for &i in &chosen {
-        let f = &records[i];
-        match r.record_at(f.offset)? {
-            Decoded::Record(rec, _) if rec.key == f.key.as_slice() => {
-                append_to(&new, rec.key, &f.header, rec.value)?;
-            }
-            _ => {
-                return Err(Error::Inconsistent(format!(
-                    "gen.{n}/values changed during the repair at offset {}",
-                    f.offset
-                )));
+    if !chosen.is_empty() {
+        // Records were read from it, so it is there (unless it vanished
+        // under the repair's lock, which is an error).
+        let old = fs.open(&gen_dir(dir, n).join(VALUES), OpenMode::Read)?;
+        let mut r = Reader::new(old.as_ref(), old.len()?, *layout);
+        for &i in &chosen {
+            let f = &records[i];
+            match r.record_at(f.offset)? {
+                Decoded::Record(rec, _) if rec.key == f.key.as_slice() => {
+                    append_to(&new, rec.key, &f.header, rec.value)?;
+                }
+                _ => {
+                    return Err(Error::Inconsistent(format!(
+                        "gen.{n}/values changed during the repair at offset {}",
+                        f.offset
+                    )));
+                }
             }
         }
     }

@@ -190,6 +190,8 @@ fn gen_is_empty(fs: &dyn FileSystem, dir: &Path, n: u64) -> Result<bool> {
     match fs.open(&gen_dir(dir, n).join(VALUES), OpenMode::Read) {
         Ok(f) => Ok(f.len()? <= VALUES_HEADER),
         Err(Error::NotFound(_)) => Ok(true),
+        // Not a regular file: something is there, and it is damage.
+        Err(Error::Corrupted(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -448,6 +448,47 @@ mod tests {
             let _ = decode_values_header(&buf);
         }
 
+        /// A scan of a file of arbitrary bytes (with records planted in
+        /// it) ends, never reads past the file, and finds every planted
+        /// record that no garbage overlaps.
+        #[test]
+        fn scans_of_any_file_end(garbage in proptest::collection::vec(any::<u8>(), 0..400),
+                                 at in 0usize..400) {
+            use crate::io::{FileSystem, OpenMode, StdFs};
+            let d = tempfile::tempdir().unwrap();
+            let path = d.path().join("values");
+            let rec = encode_record(&L, b"kkkk", b"hh", b"planted").unwrap();
+            let at = at.min(garbage.len());
+            let mut bytes = garbage[..at].to_vec();
+            bytes.extend_from_slice(&rec);
+            bytes.extend_from_slice(&garbage[at..]);
+            let fs = StdFs::new(false);
+            let f = fs.open(&path, OpenMode::Truncate).unwrap();
+            f.write_all_at(&bytes, 0).unwrap();
+            let len = bytes.len() as u64;
+            let mut r = Reader::new(f.as_ref(), len, L);
+            let mut pos = 0u64;
+            let mut found = Vec::new();
+            while pos < len {
+                match r.record_at(pos).unwrap() {
+                    Decoded::Record(_, n) => {
+                        found.push(pos..pos + n as u64);
+                        pos += n as u64;
+                    }
+                    _ => match r.next_record(pos + 1).unwrap() {
+                        Some(q) => { prop_assert!(q > pos); pos = q; }
+                        None => break,
+                    },
+                }
+            }
+            // Unless a record made of garbage straddles it, the scan finds
+            // the planted record.
+            let at = at as u64;
+            if !found.iter().any(|f| f.start < at && f.end > at) {
+                prop_assert!(found.iter().any(|f| f.start == at), "{found:?}");
+            }
+        }
+
         /// A record with a huge length field is refused before anything is
         /// allocated for it.
         #[test]

@@ -1474,14 +1474,14 @@ tzs_status tzs_indexed_file_read(struct tzs_indexed_file *f,
                                  struct tzs_error **err);
 
 /**
- * Appends `value` (any length, NULL allowed when 0) for `key`, with
+ * Appends `value` (up to 256 MiB, NULL allowed when 0) for `key`, with
  * `header` (`header_size` bytes; must be NULL with length 0 for a store
  * opened with `TZS_HEADER_IN_VALUE`, whose values must be at least
  * `header_size` bytes). A key appended again is replaced. With `flush` the
  * value and its index entry are durable on return. Errors:
- * `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, header given or
- * missing wrongly), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe
- * (appends are serialised).
+ * `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, a value over
+ * 256 MiB, header given or missing wrongly), `TZS_READ_ONLY`,
+ * `TZS_NO_SPACE`, `TZS_IO`. Thread-safe (appends are serialised).
  *
  * # Safety
  * `f` is NULL or a live handle; `key`, `header`, `value` are NULL or

@@ -228,7 +228,7 @@ fn check_case(case: &mut Case) {
 fn damaged_indexed_file_never_returns_another_keys_value() {
     damage::run(
         "damaged_indexed_file_never_returns_another_keys_value",
-        800,
+        600,
         build,
         check_case,
     );

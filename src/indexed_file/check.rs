@@ -338,30 +338,6 @@ fn check_index(idir: &Path, layout: &Layout, opts: &OpenOptions, out: &mut Inspe
         }
     }
     problems.finish("index entries without their record");
-    // Entries reach the index in the order of their records, and the index
-    // keeps a prefix of what it was given: a record older than the newest
-    // one the index points to was indexed too. A key whose entry is older
-    // than such a record, or missing, was lost by the index.
-    let indexed_up_to = map.values().map(|(o, _)| *o).max().unwrap_or(0);
-    let mut newest: HashMap<&[u8], u64> = HashMap::new();
-    for r in out.records.iter().filter(|r| r.offset < indexed_up_to) {
-        newest.insert(&r.key, r.offset);
-    }
-    let mut problems = Problems {
-        report: &mut out.report,
-        kind_count: 0,
-    };
-    for (k, p) in newest {
-        let o = map.get(k).map(|(o, _)| *o);
-        if o.is_none_or(|o| o < p) {
-            problems.add(format!(
-                "{}: the index lost the entry of key {} for its record at offset {p}",
-                idir.display(),
-                hex(k)
-            ));
-        }
-    }
-    problems.finish("keys the index lost");
     out.index = Some(map);
 }
 

@@ -29,9 +29,9 @@ const VALUES_MAGIC: &[u8; 8] = b"TZSIFV02";
 pub(crate) const VALUES_HEADER: u64 = 24;
 /// Magic at the start of every record.
 pub(crate) const RECORD_MAGIC: [u8; 4] = [0xD7, b'I', b'F', b'R'];
-/// Largest value the store accepts; a longer length read from disk is
-/// damage, never an allocation.
-pub const MAX_VALUE: usize = 1 << 30;
+/// Largest value the store accepts (256 MiB); a longer length read from
+/// disk is damage, never an allocation.
+pub const MAX_VALUE: usize = 1 << 28;
 /// Largest key, and largest header plus the 8-byte offset, the index takes.
 const MAX_SIZE: usize = crate::index::MAX_SIZE;
 /// Bit of `flags`: the header is the start of the value.

@@ -363,6 +363,7 @@ impl IndexedFile {
     /// `header_size` bytes unless the store keeps the header in the value
     /// (then `None`, and the value must be at least `header_size` bytes).
     /// With `flush` the value and its index entry are durable on return.
+    /// Values longer than [`MAX_VALUE`] are `InvalidArgument`.
     pub fn append(
         &self,
         key: &[u8],

@@ -398,3 +398,45 @@ fn torn_tail_of_an_unacknowledged_append_is_still_cut() {
     assert_eq!(fs::metadata(&path).unwrap().len(), good as u64);
     assert_eq!(f.read(&key(9)).unwrap().unwrap().0, value(9));
 }
+
+#[test]
+fn header_in_value_store_checks_and_repairs_alike() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(false);
+    c.header_in_value = true;
+    let f = IndexedFile::open(d.path(), c.clone()).unwrap();
+    for i in 0..30 {
+        f.append(&key(i), None, &value(i), false).unwrap();
+    }
+    drop(f);
+    assert!(
+        IndexedFile::check(d.path(), &opts(), false)
+            .unwrap()
+            .is_ok()
+    );
+    let path = values_path(d.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let at = payload_at(&bytes, 7) + 1;
+    bytes[at] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    assert_corrupted_at(IndexedFile::open(d.path(), c.clone()), "values");
+    let repaired = IndexedFile::check(d.path(), &opts(), true).unwrap();
+    assert!(repaired.is_ok(), "{repaired:?}");
+    let f = IndexedFile::open(d.path(), c).unwrap();
+    for i in 0..30 {
+        let got = f.read(&key(i)).unwrap();
+        if i == 7 {
+            assert_eq!(got, None);
+        } else {
+            let (v, h) = got.unwrap();
+            assert_eq!(h, value(i)[..HEADER].to_vec());
+            assert_eq!(v, value(i));
+        }
+    }
+    drop(f);
+    // Opening it as a store with the header outside the value is refused.
+    assert!(matches!(
+        IndexedFile::open(d.path(), cfg(false)),
+        Err(Error::InvalidArgument(_))
+    ));
+}

@@ -248,3 +248,28 @@ fn fifo_in_place_of_the_values_file_is_refused_at_once() {
         }
     }
 }
+
+/// Fuzz seed 41785: two ranges of the values file exchanged moved the last
+/// indexed record away and an older record of key 1 past its offset; the
+/// repair took that older record for an unflushed append and served it.
+#[test]
+fn repair_never_takes_a_moved_older_record_for_an_unflushed_append() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    std::fs::create_dir(&dir).unwrap();
+    build(&dir);
+    let values = dir.join(&MODEL.get().unwrap().values);
+    let d = damage::Damage::Reorder {
+        file: values,
+        a: 3913,
+        b: 6749,
+        len: 2718,
+    };
+    d.apply().unwrap();
+    check_case(&mut Case {
+        seed: 41785,
+        rng: common::Rng::new(41785),
+        dir,
+        damage: vec![d],
+    });
+}

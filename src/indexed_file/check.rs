@@ -23,6 +23,8 @@ type Entries = HashMap<Vec<u8>, (u64, Vec<u8>)>;
 /// An intact record found by the scan.
 struct Found {
     offset: u64,
+    /// Offset just past the record.
+    end: u64,
     key: Vec<u8>,
     header: Vec<u8>,
 }
@@ -253,6 +255,7 @@ fn scan_values(
                 match header {
                     Some(header) => out.records.push(Found {
                         offset: pos,
+                        end: pos + total as u64,
                         key: rec.key.to_vec(),
                         header,
                     }),
@@ -420,18 +423,28 @@ fn rebuild(
     }
     let mut dropped = 0u64;
     if let Some(index) = index {
-        // Records after the newest one the index points to were appended
-        // after the last flush: the newest of them wins. Below, the index
-        // says which record was acknowledged last; if that record is
-        // damaged, an older one of the key would be a silent rollback.
-        let indexed_up_to = index.values().map(|(o, _)| *o).max().unwrap_or(0);
+        // Records after the last one the index points to were appended
+        // after the last flush: the newest of them wins. That last record
+        // must be intact where the index says, else (records moved) no
+        // record counts as unflushed. Below that point the index says which
+        // record was acknowledged last; if that record is damaged, an older
+        // one of the key would be a silent rollback.
+        let intact_at = |k: &[u8], o: u64, h: &[u8]| {
+            records
+                .binary_search_by_key(&o, |r| r.offset)
+                .ok()
+                .filter(|&i| records[i].key == k && records[i].header == h)
+        };
+        let unflushed_from = match index.iter().max_by_key(|(_, (o, _))| *o) {
+            None => 0,
+            Some((k, (o, h))) => intact_at(k, *o, h).map_or(u64::MAX, |i| records[i].end),
+        };
         for (k, (o, h)) in index {
             let latest = newest.get(k.as_slice()).copied();
-            if latest.is_some_and(|i| records[i].offset > indexed_up_to) {
+            if latest.is_some_and(|i| records[i].offset >= unflushed_from) {
                 continue;
             }
-            let at = records.binary_search_by_key(o, |r| r.offset).ok();
-            match at.filter(|&i| records[i].key == *k && records[i].header == *h) {
+            match intact_at(k, *o, h) {
                 Some(i) => {
                     newest.insert(k, i);
                 }

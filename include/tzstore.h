@@ -1571,6 +1571,15 @@ void tzs_index_close(struct tzs_index *ix);
  * different from the store's), `TZS_NOT_FOUND` (read-only open of a missing
  * store), `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
  *
+ * A damaged store returns `TZS_CORRUPTED` with an error naming the file
+ * and the offset (a record that fails its checksum or length bound while
+ * intact records or index entries follow it, a truncated acknowledged
+ * record, a missing or garbled `current`, `values` or index file, a FIFO
+ * or directory in place of one), and nothing is changed: only a torn tail
+ * (the incomplete last record of an append no index entry points to) is
+ * cut by a read-write open. Use `tzs_indexed_file_check` with `repair` to
+ * salvage the intact values.
+ *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `out` and `err` are NULL or
  * writable.
@@ -1582,6 +1591,39 @@ tzs_status tzs_indexed_file_open(const char *dir,
                                  uint64_t log_size,
                                  struct tzs_indexed_file **out,
                                  struct tzs_error **err);
+
+/**
+ * Checks the indexed file in directory `dir` without a handle (so it
+ * works on a store that refuses to open): the generation file, every
+ * record of the values file (checksum, length bound, key, header) and
+ * every index entry against the record it points to. Changes nothing
+ * unless `repair`. With `repair` (takes the store's lock: no read-write
+ * handle may be open, in this or another process), a torn tail is moved
+ * into the quarantine; on damage the store is rebuilt into a new
+ * generation from the newest intact record of each key (a key whose
+ * acknowledged newest record is damaged is dropped, never rolled back to an
+ * older value), and the damaged generation is moved whole into
+ * `DIR/.tzs-quarantine/<UTC time>-<n>/`; nothing is deleted. Afterwards
+ * the store opens and checks clean.
+ *
+ * When `report` is not NULL it receives the report as text (free it with
+ * `tzs_bytes_free`): `checked N records`, then one `problem:`,
+ * `repaired:` or `quarantined:` line per item. Returns `TZS_OK` when no
+ * problem remains, `TZS_CORRUPTED` (naming the problems) otherwise. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL, empty or non-UTF-8 `dir`, unknown flags),
+ * `TZS_NOT_FOUND` (no such directory), `TZS_LOCKED` (with `repair`, a
+ * read-write handle is open), `TZS_NO_SPACE`, `TZS_IO`. `flags`:
+ * `TZS_NO_FSYNC` only. Thread-safe; the sizes are read from the store.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report` is NULL or
+ * writable; `err` is NULL or writable.
+ */
+tzs_status tzs_indexed_file_check(const char *dir,
+                                  uint32_t flags,
+                                  bool repair,
+                                  struct tzs_bytes *report,
+                                  struct tzs_error **err);
 
 /**
  * `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).
@@ -1618,8 +1660,11 @@ tzs_status tzs_indexed_file_header(struct tzs_indexed_file *f,
  * with `tzs_bytes_free`) and, when `header_out` is not NULL, its header
  * (`header_len` must then be `header_size`). `TZS_NOT_FOUND` if the key is
  * not stored (outputs untouched). Errors: `TZS_INVALID_ARGUMENT` (NULL
- * handle/key/`value_out`, wrong lengths), `TZS_CORRUPTED` (the stored value
- * fails its checksum), `TZS_IO`. Thread-safe.
+ * handle/key/`value_out`, wrong lengths), `TZS_CORRUPTED` (the record the
+ * index points to is damaged: out of the file, a length over its bound, a
+ * bad checksum, another key or header; the error names the file and
+ * offset, and another key's value is never returned), `TZS_IO`.
+ * Thread-safe.
  *
  * # Safety
  * `f` is NULL or a live handle; `key` is NULL or `key_len` readable bytes;
@@ -1635,14 +1680,14 @@ tzs_status tzs_indexed_file_read(struct tzs_indexed_file *f,
                                  struct tzs_error **err);
 
 /**
- * Appends `value` (any length, NULL allowed when 0) for `key`, with
+ * Appends `value` (up to 256 MiB, NULL allowed when 0) for `key`, with
  * `header` (`header_size` bytes; must be NULL with length 0 for a store
  * opened with `TZS_HEADER_IN_VALUE`, whose values must be at least
  * `header_size` bytes). A key appended again is replaced. With `flush` the
  * value and its index entry are durable on return. Errors:
- * `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, header given or
- * missing wrongly), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe
- * (appends are serialised).
+ * `TZS_INVALID_ARGUMENT` (NULL handle/key, wrong lengths, a value over
+ * 256 MiB, header given or missing wrongly), `TZS_READ_ONLY`,
+ * `TZS_NO_SPACE`, `TZS_IO`. Thread-safe (appends are serialised).
  *
  * # Safety
  * `f` is NULL or a live handle; `key`, `header`, `value` are NULL or
@@ -1704,6 +1749,8 @@ tzs_status tzs_indexed_file_gc(struct tzs_indexed_file *f,
  * Waits for the running compaction, if any, and returns its outcome:
  * `TZS_OK`, or its error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`,
  * `TZS_PANIC`), reported once. `TZS_INVALID_ARGUMENT` for a NULL handle.
+ * Every record a compaction copies is verified: on `TZS_CORRUPTED` it
+ * stopped, and the old generation stays current with all its values.
  * Thread-safe.
  *
  * # Safety

@@ -2,26 +2,42 @@
 //! `header_in_value`, `SIMPLE_INDEXED_FILE`): an append-only file of
 //! variable-size values plus an index from key to `offset u64 | header`.
 //!
-//! Layout of `dir`:
-//! * `current`: the live generation `n` (`n u64 | crc32 u32`, big-endian,
-//!   replaced atomically);
-//! * `gen.<n>/values`: records `len u32 | bytes | crc32(len | bytes) u32`
-//!   (big-endian, [`crate::io::frame`]);
+//! Layout of `dir` (format version 2, see [`format`]):
+//! * `current`: the live generation `n` and the store's sizes, replaced
+//!   atomically;
+//! * `gen.<n>/values`: a header, then records `magic | len | key | header |
+//!   value | crc32`; each record carries its key, so a read proves it got
+//!   the record of the key it asked for;
 //! * `gen.<n>/index/`: the index engine, key -> `offset u64 BE | header`;
 //! * `lock`: held by the read-write instance.
 //!
 //! Order of writes: a value is written to `values` before its index entry
 //! is added, and `flush` fsyncs `values` before it flushes the index, so a
-//! flushed entry never points to missing bytes. At a read-write open the
-//! values file is scanned and a torn tail cut. Reads check the record's
-//! CRC: a damaged value is `Corrupted`, never wrong bytes.
+//! flushed entry never points to missing bytes.
+//!
+//! Damage: at a read-write open the values file is scanned. The first
+//! record that is not intact ends the scan; it is a torn tail, cut, only
+//! when no index entry points at or after it and no intact record follows
+//! it (the append that wrote it was never acknowledged). Anything else is
+//! damage: the open returns `Corrupted` naming the file and offset and
+//! changes nothing. Reads check every length against the file and
+//! [`MAX_VALUE`] before allocating, then the record's CRC, key and header:
+//! a damaged value is `Corrupted`, never wrong bytes or another key's value.
+//! [`IndexedFile::check`] reports damage and, with repair, rebuilds the
+//! store from its intact records, moving the damaged generation into the
+//! quarantine.
 //!
 //! Compaction ([`IndexedFile::gc`]) decides which keys stay on the calling
 //! thread, then copies them into generation `n + 1` on the worker pool while
 //! appends continue; the values appended meanwhile are copied at the end,
 //! under the writer lock, then `current` is switched atomically and the old
-//! generation deleted. A crash at any point leaves `current` naming a
-//! complete generation; other `gen.*` directories are removed at open.
+//! generation deleted. Every copied record is verified: on damage the
+//! compaction stops with `Corrupted` and the old generation stays current.
+//! A crash at any point leaves `current` naming a complete generation;
+//! other `gen.*` directories are removed at open.
+
+mod check;
+mod format;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,9 +46,12 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
-use crate::io::{FileHandle, FileSystem, LockFile, OpenMode, atomic, frame};
+use crate::io::{FileHandle, FileSystem, LockFile, OpenMode, atomic};
 use crate::options::OpenOptions;
 use crate::worker::{JobHandle, WorkerPool};
+use format::{Decoded, Layout, Reader, VALUES_HEADER};
+
+pub use format::MAX_VALUE;
 
 /// How to open an indexed file.
 #[derive(Debug, Clone)]
@@ -50,18 +69,45 @@ pub struct IndexedFileConfig {
     pub open: OpenOptions,
 }
 
+impl IndexedFileConfig {
+    fn layout(&self) -> Layout {
+        Layout {
+            key_size: self.key_size,
+            header_size: self.header_size,
+            header_in_value: self.header_in_value,
+        }
+    }
+}
+
 /// Bytes of the value-file offset at the start of each index value.
 const OFFSET: usize = 8;
-/// Bytes read at once when scanning the values file at open.
-const SCAN_CHUNK: usize = 1 << 20;
+/// Name of the generation file.
+const CURRENT: &str = "current";
+/// Name of the values file in a generation.
+const VALUES: &str = "values";
+/// Name of the index directory in a generation.
+const INDEX: &str = "index";
 
 /// One generation: a values file and its index.
 struct Gen {
     n: u64,
+    layout: Layout,
     values: Arc<dyn FileHandle>,
     /// End of the values file (next append offset); RW only.
     end: Mutex<u64>,
+    read_only: bool,
     index: Index,
+}
+
+impl Gen {
+    /// Bytes of the values file that hold records.
+    fn bound(&self) -> Result<u64> {
+        if self.read_only {
+            self.values.len()
+        } else {
+            Ok(*self.end.lock())
+        }
+    }
 }
 
 /// A running compaction.
@@ -98,74 +144,84 @@ fn gen_dir(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("gen.{n}"))
 }
 
-fn read_current(fs: &dyn FileSystem, path: &Path) -> Result<Option<u64>> {
+/// The generation numbers of the `gen.<n>` directories in `dir`.
+fn gen_dirs(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+    let mut out: Vec<u64> = fs
+        .read_dir(dir)?
+        .into_iter()
+        .filter(|e| e.is_dir)
+        .filter_map(|e| e.name.strip_prefix("gen.")?.parse().ok())
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The generation and sizes named by `current`, `None` if it is missing.
+fn read_current(fs: &dyn FileSystem, path: &Path) -> Result<Option<(u64, Layout)>> {
     let file = match fs.open(path, OpenMode::Read) {
         Ok(f) => f,
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut b = [0u8; 12];
-    if file.len()? != 12 {
+    let len = file.len()?;
+    if len != format::CURRENT_LEN as u64 {
         return Err(Error::corrupted(
             path,
-            "generation file has the wrong length",
+            format!(
+                "generation file of {len} bytes, expected {}",
+                format::CURRENT_LEN
+            ),
         ));
     }
+    let mut b = [0u8; format::CURRENT_LEN];
     file.read_exact_at(&mut b, 0)?;
-    if frame::crc(&[&b[..8]]).to_be_bytes() != b[8..12] {
-        return Err(Error::corrupted(path, "generation file fails its checksum"));
-    }
-    let mut n = [0u8; 8];
-    n.copy_from_slice(&b[..8]);
-    Ok(Some(u64::from_be_bytes(n)))
+    format::decode_current(&b)
+        .map(Some)
+        .map_err(|why| Error::corrupted(path, why))
 }
 
-fn write_current(fs: &dyn FileSystem, path: &Path, n: u64) -> Result<()> {
-    let mut b = Vec::with_capacity(12);
-    b.extend_from_slice(&n.to_be_bytes());
-    b.extend_from_slice(&frame::crc(&[&n.to_be_bytes()]).to_be_bytes());
-    atomic::replace(fs, path, &b)
+fn write_current(fs: &dyn FileSystem, path: &Path, n: u64, layout: &Layout) -> Result<()> {
+    atomic::replace(fs, path, &format::encode_current(n, layout))
 }
 
-/// Length of the valid prefix of a values file (whole records with good
-/// CRCs); anything after is a torn tail.
-fn valid_len(file: &dyn FileHandle) -> Result<u64> {
-    let len = file.len()?;
-    let mut pos = 0u64;
-    // `buf` holds the file's bytes from `buf_at`; `buf_at <= pos`.
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_at = 0u64;
-    while pos < len {
-        let rel = (pos - buf_at) as usize;
-        match frame::decode(buf.get(rel..).unwrap_or(&[])) {
-            frame::Decoded::Record(_, n) => {
-                pos += n as u64;
-                continue;
-            }
-            frame::Decoded::BadChecksum => return Ok(pos),
-            frame::Decoded::Incomplete => {
-                if buf_at + buf.len() as u64 >= len && buf_at == pos {
-                    return Ok(pos); // the file ends inside this record
-                }
-            }
-        }
-        // Refill from `pos`, large enough for the record's declared length.
-        let mut need = SCAN_CHUNK;
-        let mut head = [0u8; 4];
-        if file.read_at(&mut head, pos)? == 4 {
-            need = need.max(u32::from_be_bytes(head) as usize + frame::OVERHEAD);
-        }
-        let want = need.min((len - pos) as usize);
-        buf.resize(want, 0);
-        let got = file.read_at(&mut buf, pos)?;
-        buf.truncate(got);
-        buf_at = pos;
+/// True when generation `n` holds no record (a creation that crashed before
+/// it wrote `current`).
+fn gen_is_empty(fs: &dyn FileSystem, dir: &Path, n: u64) -> Result<bool> {
+    match fs.open(&gen_dir(dir, n).join(VALUES), OpenMode::Read) {
+        Ok(f) => Ok(f.len()? <= VALUES_HEADER),
+        Err(Error::NotFound(_)) => Ok(true),
+        // Not a regular file: something is there, and it is damage.
+        Err(Error::Corrupted(_)) => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(pos)
+}
+
+fn index_config(cfg: &IndexedFileConfig, layout: &Layout, open: OpenOptions) -> IndexConfig {
+    IndexConfig {
+        key_size: layout.key_size,
+        value_size: OFFSET + layout.header_size,
+        removable: false,
+        log_size: cfg.log_size,
+        open,
+    }
+}
+
+/// The offset an index entry points to.
+fn entry_offset(entry: &[u8]) -> u64 {
+    let mut off = [0u8; OFFSET];
+    off.copy_from_slice(&entry[..OFFSET]);
+    u64::from_be_bytes(off)
 }
 
 impl IndexedFile {
     /// Opens (read-write: creating if needed) the indexed file in `dir`.
+    ///
+    /// A damaged store (a record that fails its checksum with intact
+    /// records or index entries after it, a missing or garbled file the
+    /// generation file names) is `Corrupted`, naming the file and offset,
+    /// and nothing is changed; only a torn tail (the incomplete last record
+    /// of an append no index entry points to) is cut. Use
+    /// [`check`](Self::check) with repair to salvage a damaged store.
     ///
     /// Errors: `InvalidArgument` (sizes, or sizes different from the
     /// creation's), `Locked`, `NotFound` (read-only open of a missing store),
@@ -174,40 +230,67 @@ impl IndexedFile {
         let dir = dir.as_ref().to_path_buf();
         let fs = cfg.open.fs.clone();
         let ro = cfg.open.read_only;
-        let current = dir.join("current");
+        let layout = cfg.layout();
+        layout.validate()?;
+        let current = dir.join(CURRENT);
         let lock = if ro {
             None
         } else {
             fs.create_dir_all(&dir)?;
             Some(fs.lock(&dir.join("lock"))?)
         };
-        let n = match read_current(fs.as_ref(), &current)? {
-            Some(n) => n,
-            None if ro => {
-                return Err(Error::NotFound(format!(
-                    "indexed file {} does not exist",
-                    dir.display()
-                )));
-            }
-            None => {
-                fs.create_dir_all(&gen_dir(&dir, 0))?;
-                write_current(fs.as_ref(), &current, 0)?;
-                0
-            }
-        };
-        if !ro {
-            // Half-written compactions and generations left by a crash.
-            let keep = format!("gen.{n}");
-            for e in fs.read_dir(&dir)? {
-                if e.is_dir && e.name.starts_with("gen.") && e.name != keep {
-                    fs.remove_dir_all(&dir.join(&e.name))?;
+        let generation = match read_current(fs.as_ref(), &current)? {
+            Some((n, created)) => {
+                if created != layout {
+                    return Err(Error::invalid(format!(
+                        "indexed file {} was created with {created:?}, opened with {layout:?}",
+                        dir.display()
+                    )));
+                }
+                if !ro {
+                    // Half-written compactions and generations left by a
+                    // crash: `current` proves them abandoned.
+                    for g in gen_dirs(fs.as_ref(), &dir)? {
+                        if g != n {
+                            fs.remove_dir_all(&gen_dir(&dir, g))?;
+                        }
+                    }
+                }
+                if ro {
+                    open_current_ro(fs.as_ref(), &dir, n, &cfg, &layout)?
+                } else {
+                    open_gen(fs.as_ref(), &dir, n, &cfg, &layout)?
                 }
             }
-        }
-        let generation = if ro {
-            open_current_ro(fs.as_ref(), &dir, n, &cfg)?
-        } else {
-            open_gen(fs.as_ref(), &dir, n, &cfg)?
+            None => {
+                let gens = if fs.is_dir(&dir)? {
+                    gen_dirs(fs.as_ref(), &dir)?
+                } else {
+                    Vec::new()
+                };
+                // Only a creation that crashed before writing `current`
+                // leaves generations without it, and they hold no record.
+                for &g in &gens {
+                    if !gen_is_empty(fs.as_ref(), &dir, g)? {
+                        return Err(Error::corrupted(
+                            &current,
+                            format!("the generation file is missing, but gen.{g} holds records"),
+                        ));
+                    }
+                }
+                if ro {
+                    return Err(Error::NotFound(format!(
+                        "indexed file {} does not exist",
+                        dir.display()
+                    )));
+                }
+                for g in gens {
+                    fs.remove_dir_all(&gen_dir(&dir, g))?;
+                }
+                let g = create_gen(fs.as_ref(), &dir, 0, &cfg, &layout)?;
+                write_current(fs.as_ref(), &current, 0, &layout)?;
+                g
+            }
         };
         Ok(IndexedFile {
             inner: Arc::new(Inner {
@@ -272,7 +355,7 @@ impl IndexedFile {
     /// The value and header of `key`, or `None`.
     pub fn read(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.check_key(key)?;
-        read_from(&self.current(), key, self.inner.cfg.header_size)
+        read_from(&self.current(), key)
     }
 
     /// Appends `value` for `key` (replacing an earlier one, whose bytes stay
@@ -280,6 +363,7 @@ impl IndexedFile {
     /// `header_size` bytes unless the store keeps the header in the value
     /// (then `None`, and the value must be at least `header_size` bytes).
     /// With `flush` the value and its index entry are durable on return.
+    /// Values longer than [`MAX_VALUE`] are `InvalidArgument`.
     pub fn append(
         &self,
         key: &[u8],
@@ -349,12 +433,12 @@ impl IndexedFile {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let n = read_current(fs, &self.inner.dir.join("current"))?.unwrap_or(0);
+            let n = read_current(fs, &self.inner.dir.join(CURRENT))?.map_or(0, |(n, _)| n);
             let cur = self.current();
             if n == cur.n {
                 return cur.index.sync();
             }
-            match open_current_ro(fs, &self.inner.dir, n, &self.inner.cfg) {
+            match open_current_ro(fs, &self.inner.dir, n, &self.inner.cfg, &cur.layout) {
                 Ok(g) => {
                     *self.inner.generation.write() = Arc::new(g);
                     return Ok(());
@@ -449,10 +533,11 @@ impl Inner {
         fs.remove_dir_all(&dir)?;
         fs.create_dir_all(&dir)?;
         let result = (|| {
-            let new = open_gen(fs, &self.dir, n, &self.cfg)?;
-            let hs = self.cfg.header_size;
+            let new = create_gen(fs, &self.dir, n, &self.cfg, &old.layout)?;
+            // `read_from` verifies each record (CRC, key, header): damage
+            // stops the compaction and the old generation stays current.
             let copy = |key: &[u8]| -> Result<()> {
-                if let Some((v, h)) = read_from(old, key, hs)? {
+                if let Some((v, h)) = read_from(old, key)? {
                     append_to(&new, key, &h, &v)?;
                 }
                 Ok(())
@@ -473,7 +558,7 @@ impl Inner {
                 copy(k)?;
             }
             flush_gen(&new)?;
-            write_current(fs, &self.dir.join("current"), n)?;
+            write_current(fs, &self.dir.join(CURRENT), n, &old.layout)?;
             *self.generation.write() = Arc::new(new);
             Ok(())
         })();
@@ -500,14 +585,15 @@ fn open_current_ro(
     dir: &Path,
     mut n: u64,
     cfg: &IndexedFileConfig,
+    layout: &Layout,
 ) -> Result<Gen> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match open_gen(fs, dir, n, cfg) {
+        match open_gen(fs, dir, n, cfg, layout) {
             Ok(g) => return Ok(g),
             Err(e) => {
-                let now = read_current(fs, &dir.join("current"))?.unwrap_or(n);
+                let now = read_current(fs, &dir.join(CURRENT))?.map_or(n, |(m, _)| m);
                 if now == n || attempts >= 10 {
                     return Err(e);
                 }
@@ -517,20 +603,61 @@ fn open_current_ro(
     }
 }
 
-fn open_gen(fs: &dyn FileSystem, dir: &Path, n: u64, cfg: &IndexedFileConfig) -> Result<Gen> {
+/// Creates generation `n` (empty) for writing.
+fn create_gen(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    n: u64,
+    cfg: &IndexedFileConfig,
+    layout: &Layout,
+) -> Result<Gen> {
+    let gdir = gen_dir(dir, n);
+    fs.create_dir_all(&gdir)?;
+    let mut open = cfg.open.clone();
+    open.read_only = false;
+    let index = Index::open(gdir.join(INDEX), index_config(cfg, layout, open))?;
+    let values = fs.open(&gdir.join(VALUES), OpenMode::Truncate)?;
+    values.write_all_at(&format::encode_values_header(layout), 0)?;
+    values.sync()?;
+    fs.sync_dir(&gdir)?;
+    Ok(Gen {
+        n,
+        layout: *layout,
+        values,
+        end: Mutex::new(VALUES_HEADER),
+        read_only: false,
+        index,
+    })
+}
+
+/// Opens generation `n`, which `current` names: every part of it must be
+/// there.
+fn open_gen(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    n: u64,
+    cfg: &IndexedFileConfig,
+    layout: &Layout,
+) -> Result<Gen> {
     let gdir = gen_dir(dir, n);
     let ro = cfg.open.read_only;
-    let index = Index::open(
-        gdir.join("index"),
-        IndexConfig {
-            key_size: cfg.key_size,
-            value_size: OFFSET + cfg.header_size,
-            removable: false,
-            log_size: cfg.log_size,
-            open: cfg.open.clone(),
-        },
-    )?;
-    let path = gdir.join("values");
+    let path = gdir.join(VALUES);
+    let idir = gdir.join(INDEX);
+    for (p, is_dir) in [
+        (&gdir, true),
+        (&idir, true),
+        (&idir.join("meta"), false),
+        (&path, false),
+    ] {
+        let there = if is_dir { fs.is_dir(p)? } else { fs.exists(p)? };
+        if !there {
+            return Err(Error::corrupted(
+                p,
+                format!("missing, but the generation file names generation {n}"),
+            ));
+        }
+    }
+    let index = Index::open(&idir, index_config(cfg, layout, cfg.open.clone()))?;
     let values = fs.open(
         &path,
         if ro {
@@ -539,26 +666,67 @@ fn open_gen(fs: &dyn FileSystem, dir: &Path, n: u64, cfg: &IndexedFileConfig) ->
             OpenMode::ReadWrite
         },
     )?;
+    format::check_values_header(values.as_ref(), layout)?;
     let end = if ro {
         values.len()?
     } else {
-        let valid = valid_len(values.as_ref())?;
-        if valid != values.len()? {
-            values.set_len(valid)?;
-            values.sync()?;
-        }
-        valid
+        recover_end(values.as_ref(), layout, &index)?
     };
     Ok(Gen {
         n,
+        layout: *layout,
         values,
         end: Mutex::new(end),
+        read_only: ro,
         index,
     })
 }
 
+/// Read-write open: the end of the intact records of `values`, after
+/// cutting a torn tail. The first record that is not intact is a torn tail
+/// only if no index entry points at or after it (its append was never
+/// acknowledged) and no intact record follows it; otherwise it is damage.
+fn recover_end(values: &dyn FileHandle, layout: &Layout, index: &Index) -> Result<u64> {
+    let len = values.len()?;
+    let mut r = Reader::new(values, len, *layout);
+    let mut pos = VALUES_HEADER;
+    let why = loop {
+        if pos >= len {
+            return Ok(len);
+        }
+        match r.record_at(pos)? {
+            Decoded::Record(_, total) => pos += total as u64,
+            Decoded::Incomplete(_) => break "the file ends inside it".to_string(),
+            Decoded::Bad(why) => break why,
+        }
+    };
+    for e in index.iter()? {
+        let (_, entry) = e?;
+        let o = entry_offset(&entry);
+        if o >= pos {
+            return Err(Error::corrupted(
+                values.path(),
+                format!(
+                    "record at offset {pos} is damaged ({why}), but the index points to offset {o}: it was acknowledged"
+                ),
+            ));
+        }
+    }
+    if let Some(q) = r.next_record(pos + 1)? {
+        return Err(Error::corrupted(
+            values.path(),
+            format!(
+                "record at offset {pos} is damaged ({why}), and an intact record follows at offset {q}"
+            ),
+        ));
+    }
+    values.set_len(pos)?;
+    values.sync()?;
+    Ok(pos)
+}
+
 fn append_to(generation: &Gen, key: &[u8], header: &[u8], value: &[u8]) -> Result<()> {
-    let rec = frame::encode(value)?;
+    let rec = format::encode_record(&generation.layout, key, header, value)?;
     let mut end = generation.end.lock();
     let offset = *end;
     if let Err(e) = generation.values.write_all_at(&rec, offset) {
@@ -577,26 +745,67 @@ fn flush_gen(generation: &Gen) -> Result<()> {
     generation.index.flush()
 }
 
-fn read_from(generation: &Gen, key: &[u8], hs: usize) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+/// At most the first 32 bytes of `key`, in hex, for error messages.
+fn hex(key: &[u8]) -> String {
+    let mut s: String = key.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    if key.len() > 32 {
+        s.push_str("...");
+    }
+    s
+}
+
+/// The value and header of `key` in `generation`, verified: the record the
+/// index points to must lie inside the file, pass its CRC, and carry `key`
+/// and the header of the index entry.
+fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
     let Some(entry) = generation.index.find(key)? else {
         return Ok(None);
     };
-    let mut off = [0u8; OFFSET];
-    off.copy_from_slice(&entry[..OFFSET]);
-    let offset = u64::from_be_bytes(off);
-    let mut len = [0u8; 4];
-    generation.values.read_exact_at(&mut len, offset)?;
-    let n = u32::from_be_bytes(len) as usize;
-    let mut rec = vec![0u8; n + frame::OVERHEAD];
-    generation.values.read_exact_at(&mut rec, offset)?;
-    match frame::decode(&rec) {
-        frame::Decoded::Record(v, _) => {
-            let header = entry[OFFSET..OFFSET + hs].to_vec();
-            Ok(Some((v.to_vec(), header)))
+    let offset = entry_offset(&entry);
+    let bound = generation.bound()?;
+    let path = generation.values.path();
+    if offset < VALUES_HEADER || offset >= bound {
+        return Err(Error::corrupted(
+            path,
+            format!(
+                "the index entry of key {} points to offset {offset}, outside the records ({VALUES_HEADER}..{bound})",
+                hex(key)
+            ),
+        ));
+    }
+    let layout = generation.layout;
+    let mut r = Reader::exact(generation.values.as_ref(), bound, layout);
+    match r.record_at(offset)? {
+        Decoded::Record(rec, _) => {
+            if rec.key != key {
+                return Err(Error::corrupted(
+                    path,
+                    format!(
+                        "record at offset {offset} holds key {}, not {}",
+                        hex(rec.key),
+                        hex(key)
+                    ),
+                ));
+            }
+            let header = &entry[OFFSET..];
+            if rec.header_of(&layout) != Some(header) {
+                return Err(Error::corrupted(
+                    path,
+                    format!(
+                        "record at offset {offset} has another header than the index entry of key {}",
+                        hex(key)
+                    ),
+                ));
+            }
+            Ok(Some((rec.value.to_vec(), header.to_vec())))
         }
-        _ => Err(Error::corrupted(
-            generation.values.path(),
-            format!("value record at offset {offset} fails its checksum"),
+        Decoded::Incomplete(_) => Err(Error::corrupted(
+            path,
+            format!("record at offset {offset} runs past the end of the values ({bound} bytes)"),
+        )),
+        Decoded::Bad(why) => Err(Error::corrupted(
+            path,
+            format!("record at offset {offset}: {why}"),
         )),
     }
 }

@@ -4,8 +4,10 @@
 //! u64 generation | u64 journal end | crc32(the 16 bytes before)   (big-endian)
 //! ```
 //!
-//! An empty file (a store never written) is generation 0 with an empty
-//! journal. The file is rewritten whole, in one 20-byte write at offset 0,
+//! An empty file is a store never written: generation 0, and no journal
+//! record can exist yet (a read-write open writes this file before any
+//! commit), so an empty or missing file beside a non-empty journal is
+//! damage. The file is rewritten whole, in one 20-byte write at offset 0,
 //! by every writer under the store lock (see `mod.rs`). It is not synced
 //! on each write: the counter only orders live writers and batches, and the
 //! journal's end only says which records a live writer must roll forward
@@ -48,10 +50,11 @@ pub fn encode(s: State) -> [u8; SIZE] {
     b
 }
 
-/// Decodes the whole file; `Err` says what is wrong (at which offset).
-pub fn decode(bytes: &[u8]) -> std::result::Result<State, String> {
+/// Decodes the whole file (`None` when empty); `Err` says what is wrong
+/// (at which offset).
+pub fn decode(bytes: &[u8]) -> std::result::Result<Option<State>, String> {
     if bytes.is_empty() {
-        return Ok(State::default());
+        return Ok(None);
     }
     if bytes.len() != SIZE {
         return Err(format!(
@@ -69,15 +72,16 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<State, String> {
     if frame::crc(&[&bytes[..16]]) != stored {
         return Err("checksum mismatch at offset 16".into());
     }
-    Ok(State {
+    Ok(Some(State {
         generation,
         journal_end,
-    })
+    }))
 }
 
-/// Reads and decodes the file open as `file` (at `path`). A file that does
-/// not decode is read again a few times first (a concurrent rewrite).
-pub fn read(file: &File, path: &Path) -> Result<State> {
+/// Reads and decodes the file open as `file` (at `path`); `None` when it is
+/// empty. A file that does not decode is read again a few times first (a
+/// concurrent rewrite).
+pub fn read(file: &File, path: &Path) -> Result<Option<State>> {
     let mut tries = 0;
     loop {
         // One byte more than a valid file, to see a longer one.
@@ -115,8 +119,8 @@ mod tests {
             journal_end: 1234,
         };
         let b = encode(s);
-        assert_eq!(decode(&b), Ok(s));
-        assert_eq!(decode(&[]), Ok(State::default()));
+        assert_eq!(decode(&b), Ok(Some(s)));
+        assert_eq!(decode(&[]), Ok(None));
         for i in 0..SIZE * 8 {
             let mut d = b;
             d[i / 8] ^= 1 << (i % 8);

@@ -38,7 +38,8 @@
 //! extension whose data never reached the disk). Anything else (a checksum
 //! failure followed by more data, a length of 0 or above
 //! [`MAX_RECORD`] that is not followed by zeros only, a record with a valid
-//! checksum that does not parse, a journal shorter than the recorded end)
+//! checksum that does not parse, a journal shorter than the recorded end,
+//! a non-empty journal beside a missing or empty `.tzs-generation`)
 //! is damage: `Corrupted`, naming the file and the offset, and nothing is
 //! applied, truncated or deleted.
 //!
@@ -362,8 +363,15 @@ impl<'a> Records<'a> {
     }
 
     /// Whether the bad record at `at` is a torn tail (see the module doc);
-    /// otherwise the damage, described with the file and offset.
-    fn judge(&self, at: u64, bad: &Bad, applied: u64) -> Result<std::result::Result<(), Error>> {
+    /// otherwise the damage, described with the file and offset. `applied`
+    /// is `None` when the store never recorded it (nothing is known to be
+    /// acknowledged, so nothing can be judged torn).
+    fn judge(
+        &self,
+        at: u64,
+        bad: &Bad,
+        applied: Option<u64>,
+    ) -> Result<std::result::Result<(), Error>> {
         let damage = |what: String| {
             Ok(Err(Error::corrupted(
                 self.path,
@@ -376,6 +384,9 @@ impl<'a> Records<'a> {
             Bad::Incomplete(n) => format!("length {n} reaches past the end of the file"),
             Bad::Checksum(_) => "checksum mismatch".to_string(),
             Bad::Malformed(why) => return damage(why.clone()),
+        };
+        let Some(applied) = applied else {
+            return damage(format!("{what}, and the store recorded no applied end"));
         };
         if at < applied {
             return damage(format!(
@@ -403,19 +414,63 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// The records a repair keeps, as (offset, size): the whole records
+    /// after the last damaged stretch (a torn tail is not damage). Never
+    /// those before it: replaying them without the damaged record could
+    /// put back values that it, or a lost record, had replaced, whereas
+    /// records after the damage only say again what the tree holds (or
+    /// roll forward what it lacks). `applied` as in [`Records::scan`].
+    pub(crate) fn salvage(&self, applied: Option<u64>) -> Result<Vec<(u64, u64)>> {
+        let mut kept = Vec::new();
+        if applied.is_some_and(|a| a > self.len) {
+            // Records the store applied are gone from the end.
+            return Ok(kept);
+        }
+        let mut at = 0;
+        while at < self.len {
+            match self.step(at)? {
+                Step::Record(_, size) => {
+                    kept.push((at, size));
+                    at += size;
+                }
+                Step::Bad(bad) => {
+                    if self.judge(at, &bad, applied)?.is_ok() {
+                        break;
+                    }
+                    kept.clear();
+                    match self.record_after(at)? {
+                        Some(next) => at = next,
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(kept)
+    }
+
     /// Verifies the records from `from` on, passing each to `visit`;
     /// `applied` is the end recorded as applied. `Corrupted` on damage.
     pub(crate) fn scan(
         &self,
         from: u64,
-        applied: u64,
+        applied: Option<u64>,
         mut visit: impl FnMut(Vec<Op>, u64) -> Result<()>,
     ) -> Result<Scan> {
-        if applied > self.len {
+        if applied.is_none() && self.len > 0 {
             return Err(Error::corrupted(
                 self.path,
                 format!(
-                    "the journal is {} bytes but records were applied up to offset {applied}",
+                    "the journal holds {} bytes but .tzs-generation, written before any commit, is missing or empty",
+                    self.len
+                ),
+            ));
+        }
+        let applied_end = applied.unwrap_or(0);
+        if applied_end > self.len {
+            return Err(Error::corrupted(
+                self.path,
+                format!(
+                    "the journal is {} bytes but records were applied up to offset {applied_end}",
                     self.len
                 ),
             ));
@@ -499,7 +554,7 @@ impl Journal {
 
     /// Verifies the records from offset `from` on (see [`Records::scan`]);
     /// `Corrupted` on damage, with nothing changed.
-    pub(crate) fn verify(&self, from: u64, applied: u64) -> Result<Scan> {
+    pub(crate) fn verify(&self, from: u64, applied: Option<u64>) -> Result<Scan> {
         Records::new(self.file.file(), &self.path)?.scan(from, applied, |_, _| Ok(()))
     }
 
@@ -537,7 +592,7 @@ mod tests {
 
     fn scan(j: &Journal, from: u64, applied: u64) -> Result<(Vec<Vec<Op>>, u64, u64)> {
         let mut out = Vec::new();
-        let s = Records::new(j.file.file(), &j.path)?.scan(from, applied, |ops, _| {
+        let s = Records::new(j.file.file(), &j.path)?.scan(from, Some(applied), |ops, _| {
             out.push(ops);
             Ok(())
         })?;

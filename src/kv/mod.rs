@@ -61,6 +61,7 @@
 //! lists.
 
 mod batch;
+mod check;
 mod digest;
 pub mod generation;
 pub mod journal;
@@ -89,7 +90,7 @@ use write::{Durability, TMP_DIR};
 /// Retries of [`Kv::batch`] by default (as Mirage_kv 2..5).
 pub const DEFAULT_RETRIES: u32 = 13;
 
-const LOCK: &str = ".tzs-lock";
+pub(crate) const LOCK: &str = ".tzs-lock";
 
 /// What a key is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -172,9 +173,11 @@ impl Inner {
         beneath::lock_exclusive(w.lock.file())
             .map_err(|e| Error::io("lock", &self.tree.path.join(LOCK), e))?;
         let mut guard = WriteGuard { w, end: 0 };
+        // `None` before the first write ever (then the journal must be
+        // empty: see `generation.rs`).
+        let applied = self.state_opt()?.map(|s| s.journal_end);
         self.bump_generation()?;
-        let applied = self.journal_end()?;
-        let from = if all { 0 } else { applied };
+        let from = if all { 0 } else { applied.unwrap_or(0) };
         // Every record is verified before the first is applied: on damage
         // the open fails with nothing changed.
         let scan = guard.w.journal.verify(from, applied)?;
@@ -256,11 +259,17 @@ impl Inner {
         Ok(self.state()?.generation)
     }
 
-    /// What `.tzs-generation` holds (all 0 without one: read-only).
+    /// What `.tzs-generation` holds (all 0 without one: read-only, or
+    /// never written).
     fn state(&self) -> Result<State> {
+        Ok(self.state_opt()?.unwrap_or_default())
+    }
+
+    /// What `.tzs-generation` holds; `None` when it is empty or absent.
+    fn state_opt(&self) -> Result<Option<State>> {
         match &self.generation {
             Some(f) => generation::read(f.file(), &self.tree.path.join(GENERATION)),
-            None => Ok(State::default()),
+            None => Ok(None),
         }
     }
 
@@ -286,12 +295,6 @@ impl Inner {
 
     pub(crate) fn journal<'g>(&self, guard: &'g WriteGuard<'_>) -> &'g Journal {
         &guard.w.journal
-    }
-
-    /// The journal's end as last applied (kept after the generation in
-    /// `.tzs-generation`; 0 when absent).
-    fn journal_end(&self) -> Result<u64> {
-        Ok(self.state()?.journal_end)
     }
 
     /// Records the journal's end once its records are applied. Not synced:
@@ -324,7 +327,7 @@ fn own_file_error(root: &Path, name: &str, e: std::io::Error) -> Error {
     open_error(root, e)
 }
 
-fn open_error(root: &Path, e: std::io::Error) -> Error {
+pub(crate) fn open_error(root: &Path, e: std::io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ENOENT) => Error::NotFound(format!("kv root {}: {e}", root.display())),
         Some(libc::ENOTDIR) => {

@@ -316,3 +316,58 @@ fn kv_15000_segment_key_is_refused_and_a_deep_tree_does_not_overflow_the_stack()
             .is_none()
     );
 }
+
+// Without `.tzs-generation` nothing says which journal records were
+// acknowledged, so no bad record could be judged torn: a non-empty
+// journal beside a missing generation file is damage; repair keeps the
+// journal when every record is whole.
+#[test]
+fn kv_journal_beside_a_missing_generation_file_is_corrupted_and_repair_keeps_whole_records() {
+    let d = tempfile::tempdir().unwrap();
+    store_with_journal(d.path());
+    std::fs::remove_file(d.path().join(".tzs-generation")).unwrap();
+    assert_corrupted_at(Kv::open(d.path(), &opts()), ".tzs-journal", None);
+    let before = Kv::check(d.path(), &opts(), false).unwrap();
+    assert!(!before.is_ok());
+    let repaired = Kv::check(d.path(), &opts(), true).unwrap();
+    assert!(repaired.is_ok(), "{}", repaired.to_text());
+    assert!(
+        repaired.to_text().contains("3 whole record(s)"),
+        "{}",
+        repaired.to_text()
+    );
+    let kv = Kv::open(d.path(), &opts()).unwrap();
+    for i in 0..3u8 {
+        assert_eq!(kv.get(&format!("b{i}")).unwrap(), [i; 40]);
+    }
+}
+
+// Repair of a journal damaged in its middle record keeps the records after
+// it, never those before (replaying them without the damaged one could put
+// back a value it replaced), and quarantines the damaged file.
+#[test]
+fn kv_check_repair_keeps_the_records_after_the_damage_and_quarantines_the_journal() {
+    let d = tempfile::tempdir().unwrap();
+    let kv = Kv::open(d.path(), &opts()).unwrap();
+    let journal = d.path().join(".tzs-journal");
+    let mut starts = Vec::new();
+    for v in [b"1", b"2", b"3"] {
+        starts.push(std::fs::metadata(&journal).unwrap().len());
+        kv.batch(0, |b| b.set("k", v)).unwrap();
+    }
+    drop(kv);
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes[starts[1] as usize + 14] ^= 4;
+    std::fs::write(&journal, &bytes).unwrap();
+    let r = Kv::check(d.path(), &opts(), true).unwrap();
+    assert!(r.is_ok(), "{}", r.to_text());
+    let q = r.quarantine_dir.clone().unwrap();
+    assert_eq!(std::fs::read(q.join(".tzs-journal")).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        bytes[starts[2] as usize..].to_vec()
+    );
+    let kv = Kv::open(d.path(), &opts()).unwrap();
+    assert_eq!(kv.get("k").unwrap(), b"3");
+    assert!(kv.list("").unwrap().iter().all(|(n, _)| n == "k"));
+}

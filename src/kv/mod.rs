@@ -176,11 +176,11 @@ impl Inner {
         // `None` before the first write ever (then the journal must be
         // empty: see `generation.rs`).
         let applied = self.state_opt()?.map(|s| s.journal_end);
-        self.bump_generation()?;
         let from = if all { 0 } else { applied.unwrap_or(0) };
-        // Every record is verified before the first is applied: on damage
-        // the open fails with nothing changed.
+        // Every record is verified before the first is applied (and before
+        // the generation is bumped): on damage nothing is changed.
         let scan = guard.w.journal.verify(from, applied)?;
+        self.bump_generation()?;
         let end = scan.end;
         if scan.records > 0 {
             let _a = self.apply.write();

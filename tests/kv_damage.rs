@@ -371,3 +371,40 @@ fn kv_check_repair_keeps_the_records_after_the_damage_and_quarantines_the_journa
     assert_eq!(kv.get("k").unwrap(), b"3");
     assert!(kv.list("").unwrap().iter().all(|(n, _)| n == "k"));
 }
+
+const SPARSE_VALUE_CHILD: &str = "kv_sparse_6_gib_value_is_an_error_under_an_address_space_limit";
+
+// Rule 4 for values: a value file grown to a sparse 6 GiB made `get`
+// allocate 6 GiB at once (an abort under an address-space limit); now the
+// allocation is tried first and fails with NO_SPACE.
+#[test]
+fn kv_sparse_6_gib_value_is_an_error_under_an_address_space_limit() {
+    if !common::is_child(SPARSE_VALUE_CHILD) {
+        let mut child = common::spawn_child(SPARSE_VALUE_CHILD, &[]);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "child failed: {status:?}");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    store_with_journal(d.path());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path().join("plain/x"))
+        .unwrap()
+        .set_len(6 << 30)
+        .unwrap();
+    let limit = libc::rlimit {
+        rlim_cur: 1 << 30,
+        rlim_max: 1 << 30,
+    };
+    // SAFETY: setrlimit with a valid struct; it only lowers this process's limit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+    let kv = Kv::open(d.path(), &OpenOptions::read_only()).unwrap();
+    assert!(matches!(kv.get("plain/x"), Err(Error::NoSpace(_))));
+    assert!(matches!(
+        kv.get_partial("plain/x", 0, u64::MAX),
+        Err(Error::NoSpace(_))
+    ));
+    assert_eq!(kv.get_partial("plain/x", 1 << 32, 3).unwrap(), [0, 0, 0]);
+    assert_eq!(kv.size("plain/x").unwrap(), 6 << 30);
+}

@@ -24,6 +24,14 @@
 #include <stddef.h>
 
 /**
+ * Most segments in a kv key: a longer key is `TZS_INVALID_ARGUMENT` in
+ * every call (set, rename, batches, reads). It bounds every walk of the
+ * tree; `tzs_kv_digest` of a dictionary with a deeper tree below it (made
+ * by renaming a dictionary, or by hand) is `TZS_INVALID_ARGUMENT` too.
+ */
+#define TZS_KV_MAX_KEY_DEPTH 256
+
+/**
  * Open flag: read-only instance (never writes, takes no lock).
  */
 #define TZS_READONLY 1
@@ -1517,6 +1525,12 @@ void tzs_indexed_file_close(struct tzs_indexed_file *f);
 /**
  * Opens the store rooted at the existing directory `root`; files and
  * directories already there are served as values and dictionaries.
+ *
+ * Keys, in every kv call, are NUL-terminated UTF-8 strings of `/`-separated
+ * segments (a leading `/` optional, `""` or `"/"` the root); a segment is
+ * 1..255 bytes, not `.` or `..`, not starting with `.tzs`; a key has at
+ * most `TZS_KV_MAX_KEY_DEPTH` (256) segments. Anything else is
+ * `TZS_INVALID_ARGUMENT`.
  *
  * `flags`: `TZS_READONLY` (no writes, no batches) and/or `TZS_NO_FSYNC`
  * (tests only). Several read-write handles, in this or other processes, may

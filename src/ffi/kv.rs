@@ -18,6 +18,13 @@ use super::types::*;
 use crate::error::{Error, Result};
 use crate::kv::{Batch, DEFAULT_RETRIES, Kind, Kv};
 
+/// Most segments in a kv key: a longer key is `TZS_INVALID_ARGUMENT` in
+/// every call (set, rename, batches, reads). It bounds every walk of the
+/// tree; `tzs_kv_digest` of a dictionary with a deeper tree below it (made
+/// by renaming a dictionary, or by hand) is `TZS_INVALID_ARGUMENT` too.
+pub const TZS_KV_MAX_KEY_DEPTH: usize = 256;
+const _: () = assert!(TZS_KV_MAX_KEY_DEPTH == crate::kv::key::MAX_DEPTH);
+
 /// An open key/value store. Thread-safe: any thread may call any function on
 /// it concurrently, except `tzs_kv_close`, which must be the last call.
 pub struct tzs_kv {
@@ -106,6 +113,12 @@ fn status_error(st: tzs_status) -> Error {
 
 /// Opens the store rooted at the existing directory `root`; files and
 /// directories already there are served as values and dictionaries.
+///
+/// Keys, in every kv call, are NUL-terminated UTF-8 strings of `/`-separated
+/// segments (a leading `/` optional, `""` or `"/"` the root); a segment is
+/// 1..255 bytes, not `.` or `..`, not starting with `.tzs`; a key has at
+/// most `TZS_KV_MAX_KEY_DEPTH` (256) segments. Anything else is
+/// `TZS_INVALID_ARGUMENT`.
 ///
 /// `flags`: `TZS_READONLY` (no writes, no batches) and/or `TZS_NO_FSYNC`
 /// (tests only). Several read-write handles, in this or other processes, may

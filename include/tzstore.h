@@ -32,6 +32,14 @@
 #define TZS_BLOCK_STORE_MAX_WORKERS 64
 
 /**
+ * Most segments in a kv key: a longer key is `TZS_INVALID_ARGUMENT` in
+ * every call (set, rename, batches, reads). It bounds every walk of the
+ * tree; `tzs_kv_digest` of a dictionary with a deeper tree below it (made
+ * by renaming a dictionary, or by hand) is `TZS_INVALID_ARGUMENT` too.
+ */
+#define TZS_KV_MAX_KEY_DEPTH 256
+
+/**
  * Open flag: read-only instance (never writes, takes no lock).
  */
 #define TZS_READONLY 1
@@ -1771,6 +1779,12 @@ void tzs_indexed_file_close(struct tzs_indexed_file *f);
  * Opens the store rooted at the existing directory `root`; files and
  * directories already there are served as values and dictionaries.
  *
+ * Keys, in every kv call, are NUL-terminated UTF-8 strings of `/`-separated
+ * segments (a leading `/` optional, `""` or `"/"` the root); a segment is
+ * 1..255 bytes, not `.` or `..`, not starting with `.tzs`; a key has at
+ * most `TZS_KV_MAX_KEY_DEPTH` (256) segments. Anything else is
+ * `TZS_INVALID_ARGUMENT`.
+ *
  * `flags`: `TZS_READONLY` (no writes, no batches) and/or `TZS_NO_FSYNC`
  * (tests only). Several read-write handles, in this or other processes, may
  * share a root: writes are serialised by a lock held only while writing. A
@@ -1780,8 +1794,22 @@ void tzs_indexed_file_close(struct tzs_indexed_file *f);
  * On success `*out` receives a handle owned by the caller (free it with
  * `tzs_kv_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL, empty or
  * non-UTF-8 `root`, `root` not a directory, NULL `out`, unknown flags),
- * `TZS_NOT_FOUND` (no such directory), `TZS_CORRUPTED` (malformed journal),
- * `TZS_NO_SPACE`, `TZS_IO`.
+ * `TZS_NOT_FOUND` (no such directory), `TZS_CORRUPTED`, `TZS_NO_SPACE`,
+ * `TZS_IO`.
+ *
+ * A damaged store: the read-write open verifies the whole journal before
+ * replaying it and cuts only the torn last record of a commit that never
+ * returned. Any other damage to `.tzs-journal` or `.tzs-generation` (a
+ * record failing its checksum with data after it, a garbled header, a
+ * length beyond the 1 GiB record limit, a journal shorter than what was
+ * applied), or a directory, FIFO or device in place of `.tzs-lock`,
+ * `.tzs-journal`, `.tzs-generation` (or a non-directory in place of
+ * `.tzs-tmp`), returns `TZS_CORRUPTED` with a message naming the file and
+ * the offset, at once, and changes nothing. A read-only open reads none of
+ * these files. Values are plain files without checksums: their bytes are
+ * served as they are; a FIFO, socket, device or link in place of a value
+ * is never opened (`TZS_INVALID_ARGUMENT` for its key). Use
+ * `tzs_kv_check` with `repair` to salvage a damaged store.
  *
  * # Safety
  * `root` is NULL or a NUL-terminated string; `out` and `err` are NULL or
@@ -1791,6 +1819,47 @@ tzs_status tzs_kv_open(const char *root,
                        uint32_t flags,
                        struct tzs_kv **out,
                        struct tzs_error **err);
+
+/**
+ * Checks the store rooted at `root` without opening it (so it works on a
+ * store that `tzs_kv_open` refuses): `.tzs-lock`, `.tzs-journal` and
+ * `.tzs-generation` must be regular files (when present) and `.tzs-tmp` a
+ * directory; the generation file must decode; every journal record must
+ * read back whole, as a read-write open requires; every entry of the tree
+ * must be a regular file (a value) or a directory (a dictionary) no deeper
+ * than 256 levels. Values themselves carry no checksum and are not
+ * verified. Changes nothing unless `repair`.
+ *
+ * With `repair` (which holds the store's lock while it runs; other
+ * processes' writes wait for it; do not call it while a handle of this
+ * process is writing), whatever is dropped or rewritten is moved into
+ * `ROOT/.tzs-quarantine/<UTC time>-<n>/`, never deleted: a non-regular
+ * store file; a damaged journal, rewritten with the whole records after
+ * its last damaged stretch (those before are already in the tree); the
+ * generation file, rewritten when the journal was; the torn tail of the
+ * journal; and tree entries that are neither files nor directories or lie
+ * too deep. The store then opens, and a second check passes. The store
+ * never lists or serves the quarantine.
+ *
+ * When `report` is not NULL it receives the report as text (free it with
+ * `tzs_bytes_free`): `checked N records` (journal records and values),
+ * then one `problem:`, `repaired:` or `quarantined:` line per item.
+ * Returns `TZS_OK` when no problem remains, `TZS_CORRUPTED` (naming the
+ * problems, each with its file and offset) otherwise. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL, empty or non-UTF-8 `root`, `root` not a
+ * directory, unknown flags), `TZS_NOT_FOUND` (no such directory), `TZS_IO`
+ * (including a failed move into the quarantine). `flags`: `TZS_NO_FSYNC`
+ * only. Thread-safe (no handle involved).
+ *
+ * # Safety
+ * `root` is NULL or a NUL-terminated string; `report` is NULL or
+ * writable; `err` is NULL or writable.
+ */
+tzs_status tzs_kv_check(const char *root,
+                        uint32_t flags,
+                        bool repair,
+                        struct tzs_bytes *report,
+                        struct tzs_error **err);
 
 /**
  * Writes what `key` is bound to (`TZS_KV_VALUE` or `TZS_KV_DICTIONARY`) to
@@ -2101,9 +2170,10 @@ tzs_status tzs_kv_batch_remove(struct tzs_kv_batch *b, const char *key, struct t
  * Commits the batch and frees it (whatever the status): all its writes are
  * applied atomically and durably, or none. Errors: `TZS_CONFLICT` (a key
  * the batch read or wrote was changed by someone else since; nothing
- * written), `TZS_NO_SPACE`, `TZS_IO`, `TZS_INVALID_ARGUMENT` (NULL, or the
- * batch of a running `tzs_kv_batch_run`, which that call commits; it is
- * then not freed). An error after the commit point (rare: I/O failing while
+ * written), `TZS_NO_SPACE`, `TZS_IO`, `TZS_INVALID_ARGUMENT` (NULL, the
+ * batch's keys and values together exceed the 1 GiB journal record limit,
+ * or the batch of a running `tzs_kv_batch_run`, which that call commits; it
+ * is then not freed). An error after the commit point (rare: I/O failing while
  * applying) leaves the batch to be rolled forward by the next write or open.
  *
  * # Safety

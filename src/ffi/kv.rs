@@ -3,7 +3,8 @@
 //! Keys are NUL-terminated UTF-8 strings: `/`-separated segments, a leading
 //! `/` optional, `""` or `"/"` the root. A segment is 1..255 bytes, not `.`
 //! or `..`, not starting with `.tzs`; anything else (or invalid UTF-8) is
-//! `TZS_INVALID_ARGUMENT`, and no key reaches outside the root.
+//! `TZS_INVALID_ARGUMENT`, and no key reaches outside the root. A key has at
+//! most 256 segments (`TZS_INVALID_ARGUMENT` beyond, in every call).
 
 use std::ffi::{CString, c_char, c_void};
 
@@ -16,6 +17,13 @@ use super::open_options;
 use super::types::*;
 use crate::error::{Error, Result};
 use crate::kv::{Batch, DEFAULT_RETRIES, Kind, Kv};
+
+/// Most segments in a kv key: a longer key is `TZS_INVALID_ARGUMENT` in
+/// every call (set, rename, batches, reads). It bounds every walk of the
+/// tree; `tzs_kv_digest` of a dictionary with a deeper tree below it (made
+/// by renaming a dictionary, or by hand) is `TZS_INVALID_ARGUMENT` too.
+pub const TZS_KV_MAX_KEY_DEPTH: usize = 256;
+const _: () = assert!(TZS_KV_MAX_KEY_DEPTH == crate::kv::key::MAX_DEPTH);
 
 /// An open key/value store. Thread-safe: any thread may call any function on
 /// it concurrently, except `tzs_kv_close`, which must be the last call.
@@ -106,6 +114,12 @@ fn status_error(st: tzs_status) -> Error {
 /// Opens the store rooted at the existing directory `root`; files and
 /// directories already there are served as values and dictionaries.
 ///
+/// Keys, in every kv call, are NUL-terminated UTF-8 strings of `/`-separated
+/// segments (a leading `/` optional, `""` or `"/"` the root); a segment is
+/// 1..255 bytes, not `.` or `..`, not starting with `.tzs`; a key has at
+/// most `TZS_KV_MAX_KEY_DEPTH` (256) segments. Anything else is
+/// `TZS_INVALID_ARGUMENT`.
+///
 /// `flags`: `TZS_READONLY` (no writes, no batches) and/or `TZS_NO_FSYNC`
 /// (tests only). Several read-write handles, in this or other processes, may
 /// share a root: writes are serialised by a lock held only while writing. A
@@ -115,8 +129,22 @@ fn status_error(st: tzs_status) -> Error {
 /// On success `*out` receives a handle owned by the caller (free it with
 /// `tzs_kv_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL, empty or
 /// non-UTF-8 `root`, `root` not a directory, NULL `out`, unknown flags),
-/// `TZS_NOT_FOUND` (no such directory), `TZS_CORRUPTED` (malformed journal),
-/// `TZS_NO_SPACE`, `TZS_IO`.
+/// `TZS_NOT_FOUND` (no such directory), `TZS_CORRUPTED`, `TZS_NO_SPACE`,
+/// `TZS_IO`.
+///
+/// A damaged store: the read-write open verifies the whole journal before
+/// replaying it and cuts only the torn last record of a commit that never
+/// returned. Any other damage to `.tzs-journal` or `.tzs-generation` (a
+/// record failing its checksum with data after it, a garbled header, a
+/// length beyond the 1 GiB record limit, a journal shorter than what was
+/// applied), or a directory, FIFO or device in place of `.tzs-lock`,
+/// `.tzs-journal`, `.tzs-generation` (or a non-directory in place of
+/// `.tzs-tmp`), returns `TZS_CORRUPTED` with a message naming the file and
+/// the offset, at once, and changes nothing. A read-only open reads none of
+/// these files. Values are plain files without checksums: their bytes are
+/// served as they are; a FIFO, socket, device or link in place of a value
+/// is never opened (`TZS_INVALID_ARGUMENT` for its key). Use
+/// `tzs_kv_check` with `repair` to salvage a damaged store.
 ///
 /// # Safety
 /// `root` is NULL or a NUL-terminated string; `out` and `err` are NULL or
@@ -137,6 +165,57 @@ pub unsafe extern "C" fn tzs_kv_open(
         let inner = Kv::open(root, &opts)?;
         *out = args::into_handle(tzs_kv { inner });
         Ok(())
+    })
+}
+
+/// Checks the store rooted at `root` without opening it (so it works on a
+/// store that `tzs_kv_open` refuses): `.tzs-lock`, `.tzs-journal` and
+/// `.tzs-generation` must be regular files (when present) and `.tzs-tmp` a
+/// directory; the generation file must decode; every journal record must
+/// read back whole, as a read-write open requires; every entry of the tree
+/// must be a regular file (a value) or a directory (a dictionary) no deeper
+/// than 256 levels. Values themselves carry no checksum and are not
+/// verified. Changes nothing unless `repair`.
+///
+/// With `repair` (which holds the store's lock while it runs; other
+/// processes' writes wait for it; do not call it while a handle of this
+/// process is writing), whatever is dropped or rewritten is moved into
+/// `ROOT/.tzs-quarantine/<UTC time>-<n>/`, never deleted: a non-regular
+/// store file; a damaged journal, rewritten with the whole records after
+/// its last damaged stretch (those before are already in the tree); the
+/// generation file, rewritten when the journal was; the torn tail of the
+/// journal; and tree entries that are neither files nor directories or lie
+/// too deep. The store then opens, and a second check passes. The store
+/// never lists or serves the quarantine.
+///
+/// When `report` is not NULL it receives the report as text (free it with
+/// `tzs_bytes_free`): `checked N records` (journal records and values),
+/// then one `problem:`, `repaired:` or `quarantined:` line per item.
+/// Returns `TZS_OK` when no problem remains, `TZS_CORRUPTED` (naming the
+/// problems, each with its file and offset) otherwise. Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL, empty or non-UTF-8 `root`, `root` not a
+/// directory, unknown flags), `TZS_NOT_FOUND` (no such directory), `TZS_IO`
+/// (including a failed move into the quarantine). `flags`: `TZS_NO_FSYNC`
+/// only. Thread-safe (no handle involved).
+///
+/// # Safety
+/// `root` is NULL or a NUL-terminated string; `report` is NULL or
+/// writable; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_kv_check(
+    root: *const c_char,
+    flags: u32,
+    repair: bool,
+    report: *mut tzs_bytes,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let root = unsafe { args::path(root, "root") }?;
+        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_kv_check")?;
+        let found = Kv::check(root, &opts, repair)?;
+        // SAFETY: per the function's contract.
+        unsafe { args::report_out(found, report) }
     })
 }
 
@@ -660,9 +739,10 @@ pub unsafe extern "C" fn tzs_kv_batch_remove(
 /// Commits the batch and frees it (whatever the status): all its writes are
 /// applied atomically and durably, or none. Errors: `TZS_CONFLICT` (a key
 /// the batch read or wrote was changed by someone else since; nothing
-/// written), `TZS_NO_SPACE`, `TZS_IO`, `TZS_INVALID_ARGUMENT` (NULL, or the
-/// batch of a running `tzs_kv_batch_run`, which that call commits; it is
-/// then not freed). An error after the commit point (rare: I/O failing while
+/// written), `TZS_NO_SPACE`, `TZS_IO`, `TZS_INVALID_ARGUMENT` (NULL, the
+/// batch's keys and values together exceed the 1 GiB journal record limit,
+/// or the batch of a running `tzs_kv_batch_run`, which that call commits; it
+/// is then not freed). An error after the commit point (rare: I/O failing while
 /// applying) leaves the batch to be rolled forward by the next write or open.
 ///
 /// # Safety

@@ -335,11 +335,26 @@ impl Dir {
         Ok(self.file_at(fd))
     }
 
-    /// Opens `name` read-write, creating it if missing (store metadata files).
+    /// Opens `name` read-write, creating it if missing (store metadata
+    /// files). Only a regular file is accepted: anything else put in its
+    /// place (a directory, a FIFO, a device) fails at once with an error
+    /// that [`is_not_regular`] recognises; `O_NONBLOCK` keeps the open
+    /// itself from waiting on a FIFO.
     pub fn open_rw(&self, name: impl AsRef<[u8]>) -> io::Result<FileAt> {
         let c = cname(name)?;
         self.before(FaultOp::Create)?;
-        let fd = self.openat(&c, libc::O_RDWR | libc::O_CREAT, 0o644)?;
+        let fd = self
+            .openat(&c, libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK, 0o644)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EISDIR) => not_regular(Kind::Dir),
+                // A socket (or a FIFO opened without a reader).
+                Some(libc::ENXIO) => not_regular(Kind::Other),
+                _ => e,
+            })?;
+        let st = fstat(fd.as_raw_fd())?;
+        if st.kind != Kind::File {
+            return Err(not_regular(st.kind));
+        }
         Ok(self.file_at(fd))
     }
 
@@ -469,6 +484,32 @@ fn fstat(fd: RawFd) -> io::Result<Stat> {
     Ok(stat_of(&st))
 }
 
+/// What [`Dir::open_rw`] found in place of a regular file.
+#[derive(Debug)]
+pub struct NotRegular(Kind);
+
+impl std::fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.0 {
+            Kind::Dir => "a directory",
+            _ => "a FIFO, socket, device or link",
+        };
+        write!(f, "not a regular file ({what})")
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
+fn not_regular(kind: Kind) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, NotRegular(kind))
+}
+
+/// True for the error of [`Dir::open_rw`] on something other than a
+/// regular file (the caller reports it as damage, naming the file).
+pub fn is_not_regular(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<NotRegular>())
+}
+
 /// `fstat` of an open file.
 pub fn file_stat(file: &File) -> io::Result<Stat> {
     fstat(file.as_raw_fd())
@@ -516,5 +557,21 @@ mod tests {
         );
         // A second listing of the same handle starts from the beginning.
         assert_eq!(d.entries().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn open_rw_refuses_anything_but_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dir::open(dir.path()).unwrap();
+        d.mkdir("sub").unwrap();
+        let fifo = CString::new(dir.path().join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        for name in ["sub", "fifo"] {
+            let e = d.open_rw(name).unwrap_err();
+            assert!(is_not_regular(&e), "{name}: {e}");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        assert!(d.open_rw("new").is_ok());
     }
 }

@@ -27,10 +27,10 @@ use std::io::Read;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::io::beneath::Dir;
+use crate::io::beneath::{self, Dir};
 use crate::kv::Kind;
 use crate::kv::key::Key;
-use crate::kv::tree::{Tree, kind_of};
+use crate::kv::tree::{At, Tree, kind_of};
 
 const DIR_TAG: &[u8; 8] = b"TZSKVDIR";
 const PS_PER_NS: u64 = 1_000;
@@ -88,7 +88,7 @@ impl Tree {
             }
             Some(Kind::Dictionary) => {
                 let dir = self.open_dict(key, "digest")?;
-                self.dict_digest(&dir, key)
+                self.dict_digest(dir, key)
             }
         }
     }
@@ -97,6 +97,14 @@ impl Tree {
         let mut file = parent
             .open_read(key.basename())
             .map_err(|e| self.err("digest", key, e))?;
+        // Opened non-blocking; only a regular file is read (the entry may
+        // have been replaced since it was listed).
+        let st = beneath::file_stat(&file).map_err(|e| self.err("digest", key, e))?;
+        if kind_of(&st, key)? != Kind::Value {
+            return Err(crate::Error::ValueExpected(format!(
+                "digest {key}: a dictionary, not a value"
+            )));
+        }
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -111,27 +119,77 @@ impl Tree {
         Ok(h.finalize().into())
     }
 
-    fn dict_digest(&self, dir: &Dir, key: &Key) -> Result<[u8; 32]> {
-        let mut h = Sha256::new();
-        h.update(DIR_TAG);
-        for (name, kind) in self.entries(dir, key, "digest")? {
-            let child = key.child(&name)?;
-            let d = match kind {
-                Kind::Value => self.value_digest(dir, &child)?,
-                Kind::Dictionary => {
-                    let sub = dir
+    /// The digest of the dictionary `dir` at `key`, walked depth first with
+    /// an explicit stack (one open descriptor per level): a deep tree costs
+    /// no call stack, and one deeper than
+    /// [`MAX_DEPTH`](crate::kv::key::MAX_DEPTH) below the root is
+    /// `InvalidArgument`.
+    fn dict_digest(&self, dir: At<'_>, key: &Key) -> Result<[u8; 32]> {
+        struct Level<'a> {
+            dir: At<'a>,
+            key: Key,
+            entries: std::vec::IntoIter<(String, Kind)>,
+            h: Sha256,
+        }
+        fn level<'a>(tree: &Tree, dir: At<'a>, key: Key) -> Result<Level<'a>> {
+            let entries = tree.entries(&dir, &key, "digest")?.into_iter();
+            let mut h = Sha256::new();
+            h.update(DIR_TAG);
+            Ok(Level {
+                dir,
+                key,
+                entries,
+                h,
+            })
+        }
+        let mut stack = vec![level(self, dir, key.clone())?];
+        while let Some(top) = stack.last_mut() {
+            match top.entries.next() {
+                Some((name, Kind::Value)) => {
+                    let child = top.key.child(&name).map_err(|e| too_deep(key, e))?;
+                    let d = self.value_digest(&top.dir, &child)?;
+                    feed(&mut top.h, &name, Kind::Value, &d);
+                }
+                Some((name, Kind::Dictionary)) => {
+                    let child = top.key.child(&name).map_err(|e| too_deep(key, e))?;
+                    let sub = top
+                        .dir
                         .open_dir(&name)
                         .map_err(|e| self.err("digest", &child, e))?;
-                    self.dict_digest(&sub, &child)?
+                    let next = level(self, At::Sub(sub), child)?;
+                    stack.push(next);
                 }
-            };
-            h.update((name.len() as u32).to_be_bytes());
-            h.update(name.as_bytes());
-            h.update([kind as u8]);
-            h.update(d);
+                None => {
+                    let Some(done) = stack.pop() else { break };
+                    let d: [u8; 32] = done.h.finalize().into();
+                    match stack.last_mut() {
+                        Some(parent) => {
+                            feed(&mut parent.h, done.key.basename(), Kind::Dictionary, &d)
+                        }
+                        None => return Ok(d),
+                    }
+                }
+            }
         }
-        Ok(h.finalize().into())
+        Err(crate::Error::Inconsistent(format!(
+            "digest {key}: walk ended without a result"
+        )))
     }
+}
+
+/// Adds one entry to a dictionary's hash (see the module doc).
+fn feed(h: &mut Sha256, name: &str, kind: Kind, digest: &[u8; 32]) {
+    h.update((name.len() as u32).to_be_bytes());
+    h.update(name.as_bytes());
+    h.update([kind as u8]);
+    h.update(digest);
+}
+
+fn too_deep(key: &Key, e: crate::Error) -> crate::Error {
+    crate::Error::invalid(format!(
+        "digest {key}: the tree below is deeper than keys may be ({})",
+        e.message()
+    ))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! segment must be 1..=255 bytes of UTF-8 without NUL, must not be `.` or
 //! `..`, and must not start with `.tzs` (reserved for the store's own files).
 //! Anything else is `InvalidArgument`, so a valid key only ever names a
-//! path strictly below the root, one plain name per level.
+//! path strictly below the root, one plain name per level. A key has at
+//! most [`MAX_DEPTH`] segments.
 
 use std::fmt;
 
@@ -13,6 +14,10 @@ use crate::error::{Error, Result};
 
 /// Longest segment in bytes (`NAME_MAX` on Linux).
 pub const MAX_SEGMENT: usize = 255;
+
+/// Most segments in a key: bounds every walk down the tree (one descriptor
+/// per level), far above what a key/value layout needs.
+pub const MAX_DEPTH: usize = 256;
 
 /// Prefix of the names the store keeps for itself (journal, lock, temporary
 /// files). Such entries are never listed and never accepted in a key.
@@ -84,6 +89,12 @@ impl Key {
         for seg in s.split('/').filter(|s| !s.is_empty()) {
             check_segment(seg)
                 .map_err(|e| Error::invalid(format!("key {s:?}: {}", e.message())))?;
+            if segs.len() == MAX_DEPTH {
+                return Err(Error::invalid(format!(
+                    "key of more than {MAX_DEPTH} segments (starting {:?})",
+                    s.chars().take(64).collect::<String>()
+                )));
+            }
             segs.push(seg.to_string());
         }
         Ok(Key::from_segs(segs))
@@ -144,9 +155,15 @@ impl Key {
         self.segs.last().map(String::as_str).unwrap_or("")
     }
 
-    /// `self/seg`; `seg` must be a valid segment.
+    /// `self/seg`; `seg` must be a valid segment and `self` shallower than
+    /// [`MAX_DEPTH`].
     pub fn child(&self, seg: &str) -> Result<Key> {
         check_segment(seg)?;
+        if self.segs.len() >= MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "{self}/{seg}: more than {MAX_DEPTH} segments"
+            )));
+        }
         let mut segs = self.segs.clone();
         segs.push(seg.to_string());
         Ok(Key::from_segs(segs))
@@ -213,6 +230,14 @@ mod tests {
         assert!(Key::parse(&"x".repeat(255)).is_ok());
         assert!(Key::parse(&"x".repeat(256)).is_err());
         assert!(Key::parse(".tz").is_ok());
+        let deepest = vec!["a"; MAX_DEPTH].join("/");
+        let k = Key::parse(&deepest).unwrap();
+        assert_eq!(k.depth(), MAX_DEPTH);
+        assert!(matches!(k.child("b"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            Key::parse(&format!("{deepest}/b")),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -37,10 +37,33 @@
 //! read-write open, whichever comes first; before that point the batch never
 //! happened. (A read-only handle never writes, so until then it may see such
 //! a batch half-applied.) A batch's values are held in memory until commit
-//! and the journal record is limited to 4 GiB.
+//! and the journal record is limited to [`journal::MAX_RECORD`] (1 GiB).
+//!
+//! **Depth.** A key has at most [`key::MAX_DEPTH`] segments (256); a longer
+//! one is `InvalidArgument` in every call. Walks of the tree (`digest`,
+//! removal, `check`) are iterative and keep one descriptor per level, so a
+//! deeper tree made by other means (a `rename` of a dictionary, files put
+//! there by hand) costs no stack: `digest` refuses it with
+//! `InvalidArgument`, removal flattens it first.
+//!
+//! **Damage.** Values are plain files without checksums, so the store cannot
+//! tell a damaged value from a written one; what it can verify is its own
+//! files. A read-write open verifies the whole journal before replaying it
+//! and cuts only a torn tail (see `journal.rs`); any other damage to the
+//! journal or to `.tzs-generation`, or something other than a regular file
+//! (a directory, a FIFO) in place of `.tzs-lock`, `.tzs-journal` or
+//! `.tzs-generation`, or other than a directory in place of `.tzs-tmp`, is
+//! `Corrupted` naming the file (and the offset), with nothing changed. A
+//! FIFO, socket, device or link where a value would be is never opened
+//! (`InvalidArgument` for its key, omitted by `list`). [`Kv::check`]
+//! reports all of this without opening the store and, with repair, moves
+//! the damaged files aside into `.tzs-quarantine/`, which the store never
+//! lists.
 
 mod batch;
+mod check;
 mod digest;
+pub mod generation;
 pub mod journal;
 pub mod key;
 mod tree;
@@ -59,6 +82,7 @@ pub use key::Key;
 use crate::error::{Error, Result};
 use crate::io::beneath::{self, Dir};
 use crate::options::OpenOptions;
+use generation::{GENERATION, State};
 use journal::{JOURNAL, Journal};
 use tree::{DirCache, Tree};
 use write::{Durability, TMP_DIR};
@@ -66,8 +90,7 @@ use write::{Durability, TMP_DIR};
 /// Retries of [`Kv::batch`] by default (as Mirage_kv 2..5).
 pub const DEFAULT_RETRIES: u32 = 13;
 
-const LOCK: &str = ".tzs-lock";
-const GENERATION: &str = ".tzs-generation";
+pub(crate) const LOCK: &str = ".tzs-lock";
 
 /// What a key is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,17 +173,25 @@ impl Inner {
         beneath::lock_exclusive(w.lock.file())
             .map_err(|e| Error::io("lock", &self.tree.path.join(LOCK), e))?;
         let mut guard = WriteGuard { w, end: 0 };
+        // `None` before the first write ever (then the journal must be
+        // empty: see `generation.rs`).
+        let applied = self.state_opt()?.map(|s| s.journal_end);
+        let from = if all { 0 } else { applied.unwrap_or(0) };
+        // Every record is verified before the first is applied (and before
+        // the generation is bumped): on damage nothing is changed.
+        let scan = guard.w.journal.verify(from, applied)?;
         self.bump_generation()?;
-        let from = if all { 0 } else { self.journal_end()? };
-        let (records, end, len) = guard.w.journal.scan(from)?;
-        if !records.is_empty() {
+        let end = scan.end;
+        if scan.records > 0 {
             let _a = self.apply.write();
             let mut cache = DirCache::default();
-            for ops in &records {
-                self.apply_ops(ops, None, &mut cache)?;
-            }
+            guard
+                .w
+                .journal
+                .replay(from, end, |ops| self.apply_ops(&ops, None, &mut cache))?;
         }
-        if len != end {
+        if scan.len != end {
+            // A torn tail: the append of a commit that never returned.
             guard.w.journal.truncate(end)?;
         }
         if end != from || all {
@@ -178,9 +209,14 @@ impl Inner {
                 .syncfs()
                 .map_err(|e| Error::io("syncfs", &self.tree.path, e))?;
         }
-        // Recorded first: a crash between the two then only replays
-        // records again, never skips any.
+        // Recorded (durably) first: a crash between the two then only
+        // replays records again, never skips any, and the recorded end
+        // never claims records the emptied journal no longer holds.
         self.set_journal_end(0)?;
+        if let (Some(f), true) = (&self.generation, self.tree.fsync) {
+            f.sync_data()
+                .map_err(|e| Error::io("fsync", &self.tree.path.join(GENERATION), e))?;
+        }
         guard.end = 0;
         guard.w.journal.reset()
     }
@@ -220,24 +256,27 @@ impl Inner {
 
     /// The store's write generation (0 before the first write).
     pub(crate) fn generation(&self) -> Result<u64> {
-        self.read_slot(0)
+        Ok(self.state()?.generation)
     }
 
-    /// The big-endian u64 at `at` in `.tzs-generation` (0 when absent).
-    fn read_slot(&self, at: u64) -> Result<u64> {
-        let Some(f) = &self.generation else {
-            return Ok(0);
-        };
-        let mut b = [0u8; 8];
-        let n = std::os::unix::fs::FileExt::read_at(f.file(), &mut b, at)
-            .map_err(|e| Error::io("read", &self.tree.path.join(GENERATION), e))?;
-        Ok(if n == 8 { u64::from_be_bytes(b) } else { 0 })
+    /// What `.tzs-generation` holds (all 0 without one: read-only, or
+    /// never written).
+    fn state(&self) -> Result<State> {
+        Ok(self.state_opt()?.unwrap_or_default())
     }
 
-    /// Writes `v` at `at` in `.tzs-generation`, if the store has one.
-    fn write_slot(&self, at: u64, v: u64) -> Result<()> {
+    /// What `.tzs-generation` holds; `None` when it is empty or absent.
+    fn state_opt(&self) -> Result<Option<State>> {
+        match &self.generation {
+            Some(f) => generation::read(f.file(), &self.tree.path.join(GENERATION)),
+            None => Ok(None),
+        }
+    }
+
+    /// Rewrites `.tzs-generation`, if the store has one (under the lock).
+    fn set_state(&self, s: State) -> Result<()> {
         if let Some(f) = &self.generation {
-            f.write_all_at(&v.to_be_bytes(), at)
+            f.write_all_at(&generation::encode(s), 0)
                 .map_err(|e| Error::io("write", &self.tree.path.join(GENERATION), e))?;
         }
         Ok(())
@@ -247,7 +286,9 @@ impl Inner {
     /// Not synced: it only orders writers and batches that are alive.
     fn bump_generation(&self) -> Result<()> {
         if self.generation.is_some() {
-            self.write_slot(0, self.generation()?.wrapping_add(1))?;
+            let mut s = self.state()?;
+            s.generation = s.generation.wrapping_add(1);
+            self.set_state(s)?;
         }
         Ok(())
     }
@@ -256,16 +297,15 @@ impl Inner {
         &guard.w.journal
     }
 
-    /// The journal's end as last applied (kept after the generation in
-    /// `.tzs-generation`; 0 when absent).
-    fn journal_end(&self) -> Result<u64> {
-        self.read_slot(8)
-    }
-
     /// Records the journal's end once its records are applied. Not synced:
     /// at open every record is replayed anyway.
     pub(crate) fn set_journal_end(&self, end: u64) -> Result<()> {
-        self.write_slot(8, end)
+        if self.generation.is_some() {
+            let mut s = self.state()?;
+            s.journal_end = end;
+            self.set_state(s)?;
+        }
+        Ok(())
     }
 }
 
@@ -276,7 +316,18 @@ pub struct Kv {
     inner: Arc<Inner>,
 }
 
-fn open_error(root: &Path, e: std::io::Error) -> Error {
+/// The error of opening the store's own file or directory `name`: damage
+/// when something else stands in its place.
+fn own_file_error(root: &Path, name: &str, e: std::io::Error) -> Error {
+    if beneath::is_not_regular(&e)
+        || matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP))
+    {
+        return Error::corrupted(&root.join(name), e);
+    }
+    open_error(root, e)
+}
+
+pub(crate) fn open_error(root: &Path, e: std::io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ENOENT) => Error::NotFound(format!("kv root {}: {e}", root.display())),
         Some(libc::ENOTDIR) => {
@@ -293,7 +344,10 @@ impl Kv {
     /// batch interrupted by a crash and deletes staged leftovers.
     ///
     /// Errors: `InvalidArgument` (empty path, not a directory), `NotFound`,
-    /// `Io`, and those of the roll-forward.
+    /// `Corrupted` (read-write: a damaged journal or generation file, or
+    /// something other than a regular file in place of one of the store's
+    /// files, named with the offset; nothing is changed: see
+    /// [`Kv::check`]), `Io`, and those of the roll-forward.
     pub fn open(root: impl AsRef<Path>, opts: &OpenOptions) -> Result<Kv> {
         let root = root.as_ref();
         if root.as_os_str().is_empty() {
@@ -305,15 +359,19 @@ impl Kv {
         let mut tmp = None;
         let mut generation = None;
         if !opts.read_only {
-            let lock = dir.open_rw(LOCK).map_err(|e| open_error(root, e))?;
-            let journal = dir.open_rw(JOURNAL).map_err(|e| open_error(root, e))?;
-            generation = Some(dir.open_rw(GENERATION).map_err(|e| open_error(root, e))?);
+            let own = |name| dir.open_rw(name).map_err(|e| own_file_error(root, name, e));
+            let lock = own(LOCK)?;
+            let journal = own(JOURNAL)?;
+            generation = Some(own(GENERATION)?);
             match dir.mkdir(TMP_DIR) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(open_error(root, e)),
             }
-            tmp = Some(dir.open_dir(TMP_DIR).map_err(|e| open_error(root, e))?);
+            tmp = Some(
+                dir.open_dir(TMP_DIR)
+                    .map_err(|e| own_file_error(root, TMP_DIR, e))?,
+            );
             if fsync {
                 dir.sync().map_err(|e| Error::io("fsync", root, e))?;
             }

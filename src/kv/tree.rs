@@ -274,8 +274,13 @@ impl Tree {
         let size = usize::try_from(size)
             .map_err(|_| Error::invalid(format!("get {key}: value too large")))?;
         // Values are replaced by rename, never grown in place, so `size`
-        // bytes is the whole value: no extra read to find the end.
-        let mut out = vec![0u8; size];
+        // bytes is the whole value: no extra read to find the end. A value
+        // too large for memory (a sparse file) is an error, not an abort.
+        let mut out = Vec::new();
+        out.try_reserve_exact(size).map_err(|_| {
+            Error::NoSpace(format!("get {key}: no memory for a value of {size} bytes"))
+        })?;
+        out.resize(size, 0);
         let mut done = 0;
         while done < size {
             match file.read_at(&mut out[done..], done as u64) {
@@ -294,7 +299,11 @@ impl Tree {
     pub(crate) fn get_partial(&self, key: &Key, offset: u64, length: u64) -> Result<Vec<u8>> {
         let (file, size) = self.open_value(key, "get_partial")?;
         let want = length.min(size.saturating_sub(offset));
-        let mut out = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        let mut out = Vec::new();
+        out.try_reserve_exact(usize::try_from(want).unwrap_or(usize::MAX))
+            .map_err(|_| {
+                Error::NoSpace(format!("get_partial {key}: no memory for {want} bytes"))
+            })?;
         if want > 0 {
             use std::io::{Seek, SeekFrom};
             let mut file = file;

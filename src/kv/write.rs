@@ -342,7 +342,7 @@ impl Tree {
         })();
         if let Err(e) = built {
             // Best effort: leftovers are deleted at the next open.
-            let _ = delete_tree(tmp, &build);
+            let _ = self.delete_tree(tmp, &build);
             return Err(e);
         }
         self.sync_dir(parent, key)
@@ -397,7 +397,7 @@ impl Tree {
             .map_err(|e| self.err("remove", key, e))?;
         // Already gone from the tree; a failure here only leaves garbage in
         // `.tzs-tmp`, deleted at the next open.
-        let _ = delete_tree(tmp, &trash);
+        let _ = self.delete_tree(tmp, &trash);
         Ok(())
     }
 
@@ -410,7 +410,7 @@ impl Tree {
             .map_err(|e| self.err("clean", &Key::root(), e))?;
         for (name, kind) in entries {
             let r = if kind == beneath::Kind::Dir {
-                delete_tree(tmp, &name)
+                self.delete_tree(tmp, &name)
             } else {
                 tmp.unlink(&name)
             };
@@ -498,16 +498,67 @@ impl Tree {
     }
 }
 
-/// Deletes the directory `name` of `dir` and everything below it, never
-/// following links (a link is unlinked like a file).
-fn delete_tree(dir: &Dir, name: impl AsRef<[u8]>) -> io::Result<()> {
-    let sub = dir.open_dir(&name)?;
-    for (child, kind) in sub.entries()? {
-        if kind == beneath::Kind::Dir {
-            delete_tree(&sub, &child)?;
-        } else {
-            sub.unlink(&child)?;
+/// Levels a deletion descends with open descriptors; a dictionary deeper
+/// than that is first moved to the top of `.tzs-tmp` (see
+/// [`Tree::delete_tree`]).
+const DELETE_LEVELS: usize = 64;
+
+impl Tree {
+    /// Deletes the directory `name` of `tmp` (the staging directory) and
+    /// everything below it, never following links (a link is unlinked like
+    /// a file). Iterative: a tree of any depth costs no call stack, and at
+    /// most [`DELETE_LEVELS`] descriptors, because a dictionary met that
+    /// deep is renamed to the top of `tmp` and deleted from there.
+    fn delete_tree(&self, tmp: &Dir, name: impl AsRef<[u8]>) -> io::Result<()> {
+        enum Next {
+            Descend(Vec<u8>),
+            Flatten(Vec<u8>),
+            Unlink(Vec<u8>),
+            Finish,
         }
+        let mut tops = vec![name.as_ref().to_vec()];
+        while let Some(top) = tops.pop() {
+            let dir = tmp.open_dir(&top)?;
+            let entries = dir.entries()?.into_iter();
+            let mut stack = vec![(dir, entries, top)];
+            loop {
+                let depth = stack.len();
+                let Some((dir, entries, _)) = stack.last_mut() else {
+                    break;
+                };
+                let next = match entries.next() {
+                    Some((child, beneath::Kind::Dir)) if depth < DELETE_LEVELS => {
+                        Next::Descend(child)
+                    }
+                    Some((child, beneath::Kind::Dir)) => Next::Flatten(child),
+                    Some((child, _)) => Next::Unlink(child),
+                    None => Next::Finish,
+                };
+                match next {
+                    Next::Descend(child) => {
+                        let sub = dir.open_dir(&child)?;
+                        let entries = sub.entries()?.into_iter();
+                        stack.push((sub, entries, child));
+                    }
+                    Next::Flatten(child) => {
+                        let flat = self.tmp_name();
+                        dir.rename(&child, tmp, &flat)?;
+                        tops.push(flat.into_bytes());
+                    }
+                    Next::Unlink(child) => dir.unlink(&child)?,
+                    Next::Finish => {
+                        let Some((done, _, done_name)) = stack.pop() else {
+                            break;
+                        };
+                        drop(done);
+                        match stack.last() {
+                            Some((parent, _, _)) => parent.rmdir(&done_name)?,
+                            None => tmp.rmdir(&done_name)?,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
-    dir.rmdir(name)
 }

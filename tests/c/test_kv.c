@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -321,6 +322,78 @@ static void test_read_only(void) {
   tzs_kv_close(ro);
 }
 
+/* A damaged journal: the read-write open refuses it naming the file; check
+ * reports it, repair moves it aside, then the store opens and checks clean. */
+static void test_check(void) {
+  char dir[64], path[128];
+  strcpy(dir, "/tmp/tzs_kv_c_check_XXXXXX");
+  if (mkdtemp(dir) == NULL) {
+    CHECK(0);
+    return;
+  }
+  tzs_kv *kv = NULL;
+  tzs_kv_batch *b = NULL;
+  tzs_bytes v = {NULL, 0};
+  tzs_bytes report = {NULL, 0};
+  CHECK_STATUS(tzs_kv_check(dir, TZS_NO_FSYNC, false, &report, &err), TZS_OK);
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_kv_open(dir, TZS_NO_FSYNC, &kv, &err), TZS_OK);
+  CHECK_STATUS(tzs_kv_set(kv, "plain", (const uint8_t *)"p", 1, &err), TZS_OK);
+  for (int i = 0; i < 3; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "b%d", i);
+    CHECK_STATUS(tzs_kv_batch_begin(kv, &b, &err), TZS_OK);
+    CHECK_STATUS(tzs_kv_batch_set(b, key, (const uint8_t *)"batched", 7, &err), TZS_OK);
+    CHECK_STATUS(tzs_kv_batch_commit(b, &err), TZS_OK);
+  }
+  tzs_kv_close(kv);
+  kv = NULL;
+
+  /* One byte inside the first record's key flipped. */
+  snprintf(path, sizeof path, "%s/.tzs-journal", dir);
+  FILE *f = fopen(path, "r+b");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fseek(f, 22, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 22, SEEK_SET);
+    fputc(c ^ 0x20, f);
+    fclose(f);
+  }
+  CHECK_ERROR_MENTIONS(tzs_kv_open(dir, TZS_NO_FSYNC, &kv, &err), TZS_CORRUPTED, ".tzs-journal");
+  CHECK_ERROR_MENTIONS(tzs_kv_open(dir, TZS_NO_FSYNC, &kv, &err), TZS_CORRUPTED, "offset 0");
+  CHECK_STATUS(tzs_kv_check(dir, TZS_NO_FSYNC, false, &report, &err), TZS_CORRUPTED);
+  CHECK(report.len > 0 && strstr((const char *)report.ptr, "problem:") != NULL);
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_kv_check(dir, TZS_NO_FSYNC, true, &report, &err), TZS_OK);
+  CHECK(report.len > 0 && strstr((const char *)report.ptr, "quarantined: .tzs-journal") != NULL);
+  tzs_bytes_free(&report);
+  CHECK_STATUS(tzs_kv_check(dir, TZS_NO_FSYNC, false, NULL, &err), TZS_OK);
+  CHECK_STATUS(tzs_kv_open(dir, TZS_NO_FSYNC, &kv, &err), TZS_OK);
+  CHECK_STATUS(tzs_kv_get(kv, "b2", &v, &err), TZS_OK);
+  CHECK_BYTES(v, "batched");
+  tzs_bytes_free(&v);
+  CHECK_STATUS(tzs_kv_get(kv, "plain", &v, &err), TZS_OK);
+  CHECK_BYTES(v, "p");
+  tzs_bytes_free(&v);
+  tzs_kv_close(kv);
+  kv = NULL;
+
+  /* A FIFO in place of the generation file: refused at once, then moved. */
+  snprintf(path, sizeof path, "%s/.tzs-generation", dir);
+  unlink(path);
+  CHECK(mkfifo(path, 0644) == 0);
+  CHECK_ERROR_MENTIONS(tzs_kv_open(dir, TZS_NO_FSYNC, &kv, &err), TZS_CORRUPTED, "not a regular file");
+  CHECK_STATUS(tzs_kv_check(dir, TZS_NO_FSYNC, true, NULL, &err), TZS_OK);
+  CHECK_STATUS(tzs_kv_open(dir, TZS_NO_FSYNC, &kv, &err), TZS_OK);
+  CHECK_STATUS(tzs_kv_get(kv, "b0", &v, &err), TZS_OK);
+  tzs_bytes_free(&v);
+  tzs_kv_close(kv);
+  CHECK_STATUS(tzs_kv_check(NULL, 0, false, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_kv_check(dir, TZS_READONLY, false, NULL, &err), TZS_INVALID_ARGUMENT);
+  rm_rf(dir);
+}
+
 int main(void) {
   strcpy(root, "/tmp/tzs_kv_c_XXXXXX");
   if (mkdtemp(root) == NULL) return 2;
@@ -338,6 +411,7 @@ int main(void) {
   test_list_remove_rename(kv);
   test_batches(kv);
   test_read_only();
+  test_check();
   /* Removing the root empties it; the store stays usable. */
   tzs_kv_entries *e = NULL;
   CHECK_STATUS(tzs_kv_remove(kv, "/", &err), TZS_OK);

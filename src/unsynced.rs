@@ -79,6 +79,11 @@ impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
         self.0.read().at.contains_key(key)
     }
 
+    /// The distinct keys, for counting those the index does not hold yet.
+    pub(crate) fn keys(&self) -> Vec<K> {
+        self.0.read().at.keys().cloned().collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.0.read().order.len()
     }

@@ -177,3 +177,23 @@ fn gc_keeps_selected_keys_and_concurrent_appends() {
     drop(f);
     check(&IndexedFile::open(dir.path(), cfg(false, false)).unwrap());
 }
+
+/// Appends made without a flush are held back from the index until their
+/// bytes are fsynced; a clean close still keeps them.
+#[test]
+fn unflushed_appends_survive_a_clean_close() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = || IndexedFileConfig {
+        key_size: 4,
+        header_size: 2,
+        header_in_value: false,
+        log_size: 0,
+        open: OpenOptions::read_write(),
+    };
+    let f = IndexedFile::open(d.path(), cfg()).unwrap();
+    f.append(b"abcd", Some(b"hh"), b"value", false).unwrap();
+    assert_eq!(f.len(), 1);
+    drop(f);
+    let f = IndexedFile::open(d.path(), cfg()).unwrap();
+    assert_eq!(f.read(b"abcd").unwrap().unwrap().0, b"value");
+}

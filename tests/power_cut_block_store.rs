@@ -123,8 +123,12 @@ fn durable_blocks_survive_a_power_cut_at_every_sync() {
             .iter()
             .rposition(|op| matches!(op, Op::Flush | Op::Store(_, true) | Op::Merge(..)))
             .map_or(0, |i| i + 1);
-        let bs = BlockStore::open("/node/blocks", options(after))
-            .unwrap_or_else(|e| panic!("{}", at(&format!("open: {e}"))));
+        let bs = power_common::open_or_repair(
+            mode,
+            &at(""),
+            || BlockStore::open("/node/blocks", options(after)),
+            |repair| BlockStore::check_dir("/node/blocks", &options(after), repair),
+        );
         for op in &ops {
             let Op::Store(id, _) = *op else { continue };
             let want = block(id);

@@ -72,8 +72,12 @@ fn acknowledged_blocks_survive_a_power_cut_at_every_sync() {
             .rev()
             .find(|&id| flushed(id))
             .map_or(0, |id| id + 1);
-        let f = Floating::open("/node/floating", FloatingKind::Rw, &opts(after))
-            .unwrap_or_else(|e| panic!("{}", at(format!("open: {e}\n{}", after.tree()))));
+        let f = power_common::open_or_repair(
+            mode,
+            &at(after.tree()),
+            || Floating::open("/node/floating", FloatingKind::Rw, &opts(after)),
+            |repair| Floating::check("/node/floating", &opts(after), repair),
+        );
         for id in 0..BLOCKS {
             match f.read_block(&hash_of(id)) {
                 Ok(Some(got)) => assert_eq!(got, block(id), "{}", at(format!("block {id}"))),
@@ -85,21 +89,20 @@ fn acknowledged_blocks_survive_a_power_cut_at_every_sync() {
                 Err(e) => panic!("{}", at(format!("read block {id}: {e}"))),
             }
         }
-        let mut seen = 0u64;
+        // Iteration yields whole blocks, each exactly as appended, and
+        // every acknowledged one. (After the repair of an out-of-order cut
+        // an unacknowledged block may be kept without an earlier one.)
+        let mut seen = std::collections::HashSet::new();
         for e in f.iter(true) {
             let e = e.unwrap_or_else(|e| panic!("{}", at(format!("iterate: {e}"))));
-            assert_eq!(
-                e.block.hash,
-                hash_of(seen),
-                "{}",
-                at(format!("entry {seen}"))
-            );
-            seen += 1;
+            let id = u64::from_be_bytes(e.block.hash[..8].try_into().unwrap());
+            assert_eq!(e.block, block(id), "{}", at(format!("entry of block {id}")));
+            seen.insert(id);
         }
         assert!(
-            seen >= durable_upto,
+            (0..durable_upto).all(|id| seen.contains(&id)),
             "{}",
-            at(format!("iteration saw {seen} blocks"))
+            at(format!("iteration saw {seen:?}"))
         );
         let next = Block {
             hash: hash_of(9999),

@@ -101,8 +101,12 @@ fn flushed_bindings_survive_a_power_cut_at_every_sync() {
                 Op::Flush => {}
             }
         }
-        let idx = Index::open("/node/index", cfg(after))
-            .unwrap_or_else(|e| panic!("cut before sync {k} ({mode:?}): open: {e}"));
+        let idx = power_common::open_or_repair(
+            mode,
+            &format!("cut before sync {k} ({mode:?})"),
+            || Index::open("/node/index", cfg(after)),
+            |repair| Index::check("/node/index", &cfg(after).open, repair),
+        );
         for (kk, ok) in &allowed {
             let got = idx
                 .find(&key(*kk))

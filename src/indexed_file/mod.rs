@@ -48,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
 use crate::io::{FileHandle, FileSystem, LockFile, OpenMode, atomic};
 use crate::options::OpenOptions;
+use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::{JobHandle, WorkerPool};
 use format::{Decoded, Layout, Reader, VALUES_HEADER};
 
@@ -97,15 +98,61 @@ struct Gen {
     end: Mutex<u64>,
     read_only: bool,
     index: Index,
+    /// Appended records whose bytes are not fsynced yet: their index
+    /// entries reach `index` only after the values file's fsync, so no
+    /// index entry on disk ever points to bytes a power cut can lose (the
+    /// index logs and merges, and fsyncs, at any moment). RW only.
+    unsynced: Unsynced<Vec<u8>, Vec<u8>>,
 }
 
 impl Gen {
+    /// The index entry of `key`: unsynced appends first, then the index.
+    fn find(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.unsynced.get(key) {
+            Some(e) => Ok(Some(e)),
+            None => self.index.find(key),
+        }
+    }
+
+    fn mem(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.unsynced.contains(key) || self.index.mem(key)?)
+    }
+
+    /// Keys stored: the index's, and appended keys it does not hold yet.
+    fn len(&self) -> Result<u64> {
+        let mut n = self.index.len();
+        for k in self.unsynced.keys() {
+            if !self.index.mem(&k)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Hands the entries whose records the last fsync made durable to the
+    /// index. Called under the writer lock, right after that fsync.
+    fn publish(&self) -> Result<()> {
+        self.unsynced.publish(|k, e| self.index.add(k, e, false))
+    }
+
     /// Bytes of the values file that hold records.
     fn bound(&self) -> Result<u64> {
         if self.read_only {
             self.values.len()
         } else {
             Ok(*self.end.lock())
+        }
+    }
+}
+
+impl Drop for Gen {
+    /// A clean close keeps appends made without a flush, as before they
+    /// were held back from the index: they are made durable and indexed.
+    /// Best effort: after a failure they are unindexed bytes, as a crash
+    /// leaves them.
+    fn drop(&mut self) {
+        if !self.read_only && self.unsynced.len() > 0 {
+            let _ = flush_gen(self);
         }
     }
 }
@@ -236,7 +283,7 @@ impl IndexedFile {
         let lock = if ro {
             None
         } else {
-            fs.create_dir_all(&dir)?;
+            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
             Some(fs.lock(&dir.join("lock"))?)
         };
         let generation = match read_current(fs.as_ref(), &current)? {
@@ -323,7 +370,7 @@ impl IndexedFile {
     /// Whether `key` is stored.
     pub fn mem(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
-        self.current().index.mem(key)
+        self.current().mem(key)
     }
 
     /// Copies the header of `key` into `out` (`header_size` bytes) from the
@@ -345,7 +392,10 @@ impl IndexedFile {
             big.resize(OFFSET + hs, 0);
             &mut big
         };
-        if !self.current().index.find_into(key, e)? {
+        let generation = self.current();
+        if let Some(u) = generation.unsynced.get(key) {
+            e.copy_from_slice(&u);
+        } else if !generation.index.find_into(key, e)? {
             return Ok(false);
         }
         out.copy_from_slice(&e[OFFSET..]);
@@ -452,7 +502,12 @@ impl IndexedFile {
 
     /// Number of keys stored.
     pub fn len(&self) -> u64 {
-        self.current().index.len()
+        // Counting appends not yet handed to the index reads the index:
+        // an error there (damage) is not a count, so it counts them all.
+        let generation = self.current();
+        generation
+            .len()
+            .unwrap_or_else(|_| generation.index.len() + generation.unsynced.len() as u64)
     }
 
     /// True when no key is stored.
@@ -487,6 +542,9 @@ impl IndexedFile {
             previous?;
         }
         let generation = self.current();
+        // Every stored key is offered to `keep`: appends not yet in the
+        // index are made durable and handed to it first.
+        flush_gen(&generation)?;
         let mut kept = Vec::new();
         for r in generation.index.iter()? {
             let (k, _) = r?;
@@ -612,7 +670,7 @@ fn create_gen(
     layout: &Layout,
 ) -> Result<Gen> {
     let gdir = gen_dir(dir, n);
-    fs.create_dir_all(&gdir)?;
+    crate::io::atomic::create_dir_durably(fs, &gdir)?;
     let mut open = cfg.open.clone();
     open.read_only = false;
     let index = Index::open(gdir.join(INDEX), index_config(cfg, layout, open))?;
@@ -627,6 +685,7 @@ fn create_gen(
         end: Mutex::new(VALUES_HEADER),
         read_only: false,
         index,
+        unsynced: Unsynced::default(),
     })
 }
 
@@ -679,6 +738,7 @@ fn open_gen(
         end: Mutex::new(end),
         read_only: ro,
         index,
+        unsynced: Unsynced::default(),
     })
 }
 
@@ -737,11 +797,19 @@ fn append_to(generation: &Gen, key: &[u8], header: &[u8], value: &[u8]) -> Resul
     let mut entry = Vec::with_capacity(OFFSET + header.len());
     entry.extend_from_slice(&offset.to_be_bytes());
     entry.extend_from_slice(header);
-    generation.index.add(key, &entry, false)
+    generation.unsynced.insert(key.to_vec(), entry);
+    if generation.unsynced.len() >= MAX_UNSYNCED {
+        generation.values.sync()?;
+        generation.publish()?;
+    }
+    Ok(())
 }
 
+/// Values fsynced first, then their entries handed to the index, then the
+/// index fsynced: a durable index entry never points to bytes that are not.
 fn flush_gen(generation: &Gen) -> Result<()> {
     generation.values.sync()?;
+    generation.publish()?;
     generation.index.flush()
 }
 
@@ -758,7 +826,7 @@ fn hex(key: &[u8]) -> String {
 /// index points to must lie inside the file, pass its CRC, and carry `key`
 /// and the header of the index entry.
 fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let Some(entry) = generation.index.find(key)? else {
+    let Some(entry) = generation.find(key)? else {
         return Ok(None);
     };
     let offset = entry_offset(&entry);

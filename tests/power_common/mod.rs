@@ -59,3 +59,43 @@ pub fn at_every_sync<R>(
     eprintln!("{states} crash states verified ({total} syncs in the workload)");
     states
 }
+
+/// Opens the store after a cut: `open` must succeed, except after a cut
+/// that persisted data out of order (`CutMode::Subset`). There, bytes
+/// written after the last fsync can leave an invalid record before intact
+/// ones, or an index entry of an unacknowledged append without its bytes,
+/// which the store cannot tell from damage: the open or `check` reports it
+/// as `Corrupted`, and the documented repair (`check` with repair) must
+/// salvage the store, after which `open` succeeds and `check` is clean.
+pub fn open_or_repair<T>(
+    mode: CutMode,
+    what: &str,
+    open: impl Fn() -> tzstore::Result<T>,
+    check: impl Fn(bool) -> tzstore::Result<tzstore::check::CheckReport>,
+) -> T {
+    let repair = |why: String| {
+        let report = check(true).unwrap_or_else(|e| panic!("{what}: repair after {why}: {e}"));
+        assert!(report.is_ok(), "{what}: repair after {why}: {report:?}");
+        let t = open().unwrap_or_else(|e| panic!("{what}: open after the repair of {why}: {e}"));
+        let again = check(false).unwrap_or_else(|e| panic!("{what}: check after repair: {e}"));
+        assert!(
+            again.is_ok(),
+            "{what}: check after the repair of {why}: {again:?}"
+        );
+        t
+    };
+    match open() {
+        Ok(t) if mode == CutMode::Subset => {
+            let report = check(false).unwrap_or_else(|e| panic!("{what}: check: {e}"));
+            if report.is_ok() {
+                t
+            } else {
+                drop(t);
+                repair(format!("{:?}", report.problems))
+            }
+        }
+        Ok(t) => t,
+        Err(tzstore::Error::Corrupted(m)) if mode == CutMode::Subset => repair(m),
+        Err(e) => panic!("{what}: open: {e}"),
+    }
+}

@@ -1,11 +1,21 @@
-//! `tzstore info DIR` and `tzstore check DIR [--repair]`.
+//! `tzstore info DIR` (a block store) and `tzstore check PATH [--repair]`
+//! (any store).
 
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use tzstore::block::cemented::Cemented;
+use tzstore::block::floating::Floating;
 use tzstore::block::store::{BlockStore, BlockStoreOptions};
+use tzstore::check::CheckReport;
+use tzstore::index::Index;
+use tzstore::indexed_file::IndexedFile;
+use tzstore::kv::Kv;
+use tzstore::singleton::Singleton;
 use tzstore::{Error, OpenOptions, Result};
+
+use crate::detect::{StoreKind, detect};
 
 fn open(dir: &Path, read_only: bool) -> Result<BlockStore> {
     if !dir.is_dir() {
@@ -72,34 +82,71 @@ pub fn info(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the consistency check with a spinner and prints the report.
-pub fn check(dir: &Path, repair: bool) -> Result<()> {
-    let store = open(dir, !repair)?;
+/// Checks the store at `path`, whatever its kind (told from its files),
+/// with a spinner while it runs, and prints the report: what was checked,
+/// each problem (file and offset), and with `--repair` what was kept,
+/// rewritten and moved into the store's quarantine folder. A path that
+/// holds no store is refused, never turned into a new one.
+pub fn check(path: &Path, repair: bool) -> Result<()> {
+    let kind = detect(path)?;
+    println!("{kind} at {}", path.display());
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(
         ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    spinner.set_message(format!("checking {}", dir.display()));
+    spinner.set_message(format!(
+        "{} {}",
+        if repair {
+            "checking and repairing"
+        } else {
+            "checking"
+        },
+        path.display()
+    ));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let report = store.check(repair);
+    let report = run_check(kind, path, repair);
     spinner.finish_and_clear();
-    let report = report?;
-    for r in &report.repaired {
-        println!("repaired: {r}");
-    }
-    println!("{} blocks checked", report.records_checked);
+    let report = report.map_err(|e| match e {
+        Error::Locked(m) => Error::Locked(format!(
+            "{m}; close the node using it, or run without --repair"
+        )),
+        other => other,
+    })?;
+    print!("{}", report.to_text());
     if report.is_ok() {
         println!("ok: no problem found");
         Ok(())
     } else {
-        for p in &report.problems {
-            println!("problem: {p}");
-        }
         Err(Error::Corrupted(format!(
-            "{} problem(s) found",
-            report.problems.len()
+            "{} problem(s) found{}",
+            report.problems.len(),
+            if repair {
+                ""
+            } else {
+                "; run with --repair to salvage what is intact"
+            }
         )))
+    }
+}
+
+fn run_check(kind: StoreKind, path: &Path, repair: bool) -> Result<CheckReport> {
+    let opts = OpenOptions::read_write();
+    match kind {
+        StoreKind::BlockStore => BlockStore::check_dir(
+            path,
+            &BlockStoreOptions {
+                open: opts,
+                ..BlockStoreOptions::default()
+            },
+            repair,
+        ),
+        StoreKind::Cemented => Cemented::check(path, &opts, repair),
+        StoreKind::Floating => Floating::check(path, &opts, repair),
+        StoreKind::Index => Index::check(path, &opts, repair),
+        StoreKind::IndexedFile => IndexedFile::check(path, &opts, repair),
+        StoreKind::Kv => Kv::check(path, &opts, repair),
+        StoreKind::Singleton => Singleton::check(path, &opts, repair),
     }
 }
 

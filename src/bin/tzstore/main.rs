@@ -1,7 +1,9 @@
 //! The tzstore command-line tool: `demo` exercises every store in a fresh
-//! directory and prints what it did; `info` and `check` inspect a block store.
+//! directory and prints what it did; `info` inspects a block store and
+//! `check` verifies (and with `--repair` salvages) a store of any kind.
 
 mod demo;
+mod detect;
 mod inspect;
 
 use std::path::PathBuf;
@@ -37,11 +39,15 @@ enum Command {
         /// The block store's directory.
         dir: PathBuf,
     },
-    /// Check every invariant of a block store.
+    /// Check a store of any kind (block store, cemented or floating store,
+    /// index, indexed file, key/value store, singleton file): every record
+    /// is read and verified; damage is reported with its file and offset.
     Check {
-        /// The block store's directory.
+        /// The store's directory (or the singleton's file).
         dir: PathBuf,
-        /// Fix what can be fixed (needs the store not to be open elsewhere).
+        /// Salvage a damaged store: keep every intact record and move what
+        /// is dropped into the store's `.tzs-quarantine/<time>/` folder
+        /// (needs the store not to be open read-write elsewhere).
         #[arg(long)]
         repair: bool,
     },

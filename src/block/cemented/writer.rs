@@ -216,6 +216,9 @@ impl<'a> ChunkWriter<'a> {
         let has_meta = match self.meta.take() {
             Some(m) => {
                 m.finish()?;
+                // The temporary zip's entry too: a power cut after the
+                // chunk's rename must find it to finish the zip's rename.
+                self.store.fs.sync_dir(&self.store.meta_dir)?;
                 true
             }
             None => false,

@@ -242,7 +242,8 @@ typedef struct tzs_block_store_options {
    */
   uint32_t history_offset;
   /**
-   * Threads for background merges (0 = 1).
+   * Threads for background merges (0 = 1; at most
+   * `TZS_BLOCK_STORE_MAX_WORKERS`, more is `TZS_INVALID_ARGUMENT`).
    */
   uint32_t workers;
   /**

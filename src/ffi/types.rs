@@ -117,7 +117,8 @@ pub struct tzs_block_store_options {
     pub history_mode: tzs_history_mode,
     /// Chunks kept by FULL (metadata) and ROLLING (blocks) modes.
     pub history_offset: u32,
-    /// Threads for background merges (0 = 1).
+    /// Threads for background merges (0 = 1; at most
+    /// `TZS_BLOCK_STORE_MAX_WORKERS`, more is `TZS_INVALID_ARGUMENT`).
     pub workers: u32,
     /// Log size of every index (0 = default).
     pub index_log_size: u64,

@@ -124,14 +124,18 @@ pub unsafe extern "C" fn tzs_cemented_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_cemented_check")?;
-        let found = Cemented::check(dir, &opts, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+    // SAFETY: this function's contract is check_export's.
+    unsafe {
+        super::check_export(
+            "tzs_cemented_check",
+            dir,
+            flags,
+            repair,
+            report,
+            err,
+            |p, o, r| Cemented::check(p, o, r),
+        )
+    }
 }
 
 /// Writes the lowest cemented level to `*out`. Returns `TZS_NOT_FOUND` when

@@ -116,14 +116,18 @@ pub unsafe extern "C" fn tzs_floating_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_floating_check")?;
-        let found = Floating::check(dir, &opts, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+    // SAFETY: this function's contract is check_export's.
+    unsafe {
+        super::check_export(
+            "tzs_floating_check",
+            dir,
+            flags,
+            repair,
+            report,
+            err,
+            |p, o, r| Floating::check(p, o, r),
+        )
+    }
 }
 
 /// Appends `block` with its predecessor list: `n_preds` (at most 12) hashes

@@ -121,14 +121,18 @@ pub unsafe extern "C" fn tzs_index_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_index_check")?;
-        let found = Index::check(dir, &opts, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+    // SAFETY: this function's contract is check_export's.
+    unsafe {
+        super::check_export(
+            "tzs_index_check",
+            dir,
+            flags,
+            repair,
+            report,
+            err,
+            |p, o, r| Index::check(p, o, r),
+        )
+    }
 }
 
 /// Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if

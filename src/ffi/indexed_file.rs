@@ -121,14 +121,18 @@ pub unsafe extern "C" fn tzs_indexed_file_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_indexed_file_check")?;
-        let found = IndexedFile::check(dir, &opts, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+    // SAFETY: this function's contract is check_export's.
+    unsafe {
+        super::check_export(
+            "tzs_indexed_file_check",
+            dir,
+            flags,
+            repair,
+            report,
+            err,
+            |p, o, r| IndexedFile::check(p, o, r),
+        )
+    }
 }
 
 /// `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).

@@ -209,14 +209,18 @@ pub unsafe extern "C" fn tzs_kv_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let root = unsafe { args::path(root, "root") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_kv_check")?;
-        let found = Kv::check(root, &opts, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+    // SAFETY: this function's contract is check_export's.
+    unsafe {
+        super::check_export(
+            "tzs_kv_check",
+            root,
+            flags,
+            repair,
+            report,
+            err,
+            |p, o, r| Kv::check(p, o, r),
+        )
+    }
 }
 
 /// Writes what `key` is bound to (`TZS_KV_VALUE` or `TZS_KV_DICTIONARY`) to

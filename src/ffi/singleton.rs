@@ -77,14 +77,18 @@ pub unsafe extern "C" fn tzs_singleton_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let path = unsafe { args::path(path, "path") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, "tzs_singleton_check")?;
-        let found = Singleton::check(path, &opts, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+    // SAFETY: this function's contract is check_export's.
+    unsafe {
+        super::check_export(
+            "tzs_singleton_check",
+            path,
+            flags,
+            repair,
+            report,
+            err,
+            |p, o, r| Singleton::check(p, o, r),
+        )
+    }
 }
 
 /// Copies the current value into `*out` (library-allocated; free it with

@@ -95,6 +95,29 @@ pub(super) fn dir_size(fs: &dyn FileSystem, path: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// A floating store no manifest names: moved into the quarantine with
+/// `repair`, else reported.
+pub(super) fn orphan(
+    report: &mut CheckReport,
+    quarantine: &mut Quarantine<'_>,
+    path: &Path,
+    repair: bool,
+) -> Result<()> {
+    if repair {
+        quarantine.move_in(path)?;
+        report.repaired.push(format!(
+            "{}: not a store of the manifest, moved to the quarantine",
+            path.display()
+        ));
+    } else {
+        report.problem(format!(
+            "{}: not a store of the manifest (an orphan)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     // Hold the manifest so no store or role switch runs meanwhile.
@@ -109,18 +132,12 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
             continue;
         }
         let path = inner.dir.join("floating").join(&name);
-        if repair && !inner.opts.open.read_only {
-            quarantine.move_in(&path)?;
-            report.repaired.push(format!(
-                "{}: not a store of the manifest, moved to the quarantine",
-                path.display()
-            ));
-        } else {
-            report.problem(format!(
-                "{}: not a store of the manifest (an orphan)",
-                path.display()
-            ));
-        }
+        orphan(
+            &mut report,
+            &mut quarantine,
+            &path,
+            repair && !inner.opts.open.read_only,
+        )?;
     }
     for store in parts.all() {
         let found =

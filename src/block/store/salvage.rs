@@ -279,18 +279,7 @@ pub(super) fn check_dir(dir: &Path, opts: &BlockStoreOptions, repair: bool) -> R
             continue; // removed by the next read-write open
         }
         let path = dir.join("floating").join(&name);
-        if repair {
-            quarantine.move_in(&path)?;
-            report.repaired.push(format!(
-                "{}: not a store of the manifest, moved to the quarantine",
-                path.display()
-            ));
-        } else {
-            report.problem(format!(
-                "{}: not a store of the manifest (an orphan)",
-                path.display()
-            ));
-        }
+        super::repair::orphan(&mut report, &mut quarantine, &path, repair)?;
     }
 
     // Every live floating store.

@@ -27,7 +27,10 @@ pub struct tzs_singleton {
 /// `tzs_singleton_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL or non-UTF-8
 /// path, NULL `out`, unknown flags, `path` is a directory), `TZS_NOT_FOUND`
 /// (the directory does not exist), `TZS_LOCKED` (another read-write instance
-/// is open), `TZS_CORRUPTED` (the file fails its checksum), `TZS_IO`.
+/// is open), `TZS_CORRUPTED` (the file fails its checksum, its header is
+/// garbled, or a FIFO or device stands in its place; the message names the
+/// file, and nothing is changed: `tzs_singleton_check` with `repair` moves
+/// the damaged file into the quarantine), `TZS_IO`.
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `out` is NULL or writable;

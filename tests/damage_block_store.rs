@@ -542,11 +542,6 @@ fn check_reads<'a>(
     for b in blocks {
         match s.read(&b.hash, 0, true) {
             Ok(Some(got)) => {
-                if got.metadata.is_none() && known_metadata_gap(case, b) {
-                    eprintln!("known gap: {what}: level {} without its metadata", b.level);
-                    missing.push(b);
-                    continue;
-                }
                 assert_eq!(&got, b, "{what}: another value for level {}", b.level);
                 continue;
             }
@@ -604,27 +599,14 @@ fn damaged_block_store_never_returns_another_block() {
             );
             if found.is_ok() {
                 // A clean check promises a sound store.
-                let s = match BlockStore::open(&case.dir, opts(false)) {
-                    Ok(s) => s,
-                    Err(e) if known_index_gap(case, &e) => {
-                        eprintln!("known gap: {what}: check passed but open fails: {e}");
-                        return;
-                    }
-                    Err(e) => panic!("{what}: check passed but open fails: {e}"),
-                };
+                let s = BlockStore::open(&case.dir, opts(false))
+                    .unwrap_or_else(|e| panic!("{what}: check passed but open fails: {e}"));
                 let missing = check_reads(&s, case, &blocks, false);
-                if !missing.is_empty() && known_gap(case, &missing) {
-                    eprintln!(
-                        "known gap: {what}: check passed, {} blocks missing",
-                        missing.len()
-                    );
-                } else {
-                    let levels: Vec<i32> = missing.iter().map(|b| b.level).collect();
-                    assert!(
-                        missing.is_empty(),
-                        "{what}: check passed but levels {levels:?} are missing"
-                    );
-                }
+                let levels: Vec<i32> = missing.iter().map(|b| b.level).collect();
+                assert!(
+                    missing.is_empty(),
+                    "{what}: check passed but levels {levels:?} are missing"
+                );
             }
             let fixed = BlockStore::check_dir(&case.dir, &opts(false), true)
                 .unwrap_or_else(|e| panic!("{what}: repair failed: {e}"));
@@ -666,51 +648,6 @@ fn may_be_lost_any_cemented(case: &damage::Case) -> bool {
         .iter()
         .flat_map(|d| d.files())
         .any(|f| f.starts_with(case.dir.join("cemented")))
-}
-
-/// Known gaps of the stores the block store is built on, owned by their
-/// own fixes of issue #15 (`TZS_DAMAGE_STRICT=1` disables the exceptions,
-/// to run once those fixes are merged):
-/// * cemented: damage that `check_consistency` does not see, or that the
-///   read-write open "repairs" by dropping a chunk (a truncated or replaced
-///   last chunk, a damaged metadata entry): only when every missing block
-///   is a cemented one and the damage touched the cemented store;
-/// * floating: a blocks file cut inside its indexed entries, which the
-///   floating read-write open takes for a torn tail (it drops the index
-///   entries past the cut and returns OK): only when every missing block is
-///   in a cut floating file.
-fn known_gap(case: &damage::Case, missing: &[&Block]) -> bool {
-    if std::env::var("TZS_DAMAGE_STRICT").is_ok() {
-        return false;
-    }
-    let layout = LAYOUT.get().expect("layout");
-    let cemented_touched = case
-        .damage
-        .iter()
-        .flat_map(|d| d.files())
-        .any(|f| f.starts_with(case.dir.join("cemented")));
-    missing.iter().all(|b| match layout.get(&b.hash) {
-        None => cemented_touched,
-        // The entry's bytes are gone from the file: cut by the damage or by
-        // the floating open that took damage for a torn tail.
-        Some((file, range)) => {
-            std::fs::metadata(case.dir.join(file)).map_or(true, |m| m.len() < range.end)
-        }
-    })
-}
-
-/// A cemented block read back without its metadata after the damage hit the
-/// cemented metadata files: the cemented store cannot tell metadata that a
-/// history mode pruned from metadata that is lost (owned by the cemented
-/// store's fixes; `TZS_DAMAGE_STRICT=1` disables the exception).
-fn known_metadata_gap(case: &damage::Case, b: &Block) -> bool {
-    std::env::var("TZS_DAMAGE_STRICT").is_err()
-        && !LAYOUT.get().expect("layout").contains_key(&b.hash)
-        && case
-            .damage
-            .iter()
-            .flat_map(|d| d.files())
-            .any(|f| f.starts_with(case.dir.join("cemented/metadata")))
 }
 
 mod manifest_decoder {
@@ -808,20 +745,4 @@ fn merge_keeps_what_reads(case: &damage::Case, blocks: &[Block]) {
     }
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A file of a floating index that the index's read-only open never looks
-/// at (an older log generation) replaced by a directory or FIFO: the
-/// read-only open, and so `check`, succeeds while the read-write open
-/// refuses the file (owned by the index store's fixes; `TZS_DAMAGE_STRICT=1`
-/// disables the exception).
-fn known_index_gap(case: &damage::Case, e: &Error) -> bool {
-    std::env::var("TZS_DAMAGE_STRICT").is_err()
-        && case.damage.iter().any(|d| {
-            matches!(d,
-                damage::Damage::ReplaceWithDir { file } | damage::Damage::ReplaceWithFifo { file }
-                    if file.parent().is_some_and(|p| p.ends_with("RW_floating_block_index"))
-                        && matches!(e, Error::Corrupted(m)
-                            if m.contains(&format!("{}: not a regular file", file.display()))))
-        })
 }

@@ -78,9 +78,11 @@ impl Model {
 
 static MODEL: OnceLock<Model> = OnceLock::new();
 
-/// The index files are another store's: until the index reports every
-/// damage of its own (issue #15, index rows), a damaged index may silently
-/// serve an older entry of a key, whose older record is intact. Set
+/// A damaged index may serve an older entry of a key (whose older record
+/// is intact): an index log cut inside its entries looks exactly like the
+/// torn tail of appends that were never flushed, which the index drops, so
+/// the key's older binding shows. Only a record of the log's synced end
+/// could tell the two apart (RELIABILITY.md, known limits). Set
 /// `TZS_DAMAGE_STRICT_INDEX=1` to fail on that too.
 fn strict_index() -> bool {
     std::env::var("TZS_DAMAGE_STRICT_INDEX").is_ok_and(|v| v == "1")

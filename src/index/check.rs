@@ -335,8 +335,6 @@ impl Checker<'_> {
         let mut damaged = false;
         match s.header {
             HeaderState::Valid => {}
-            // Torn at its creation: nothing was written after it.
-            HeaderState::Garbled if len <= log::HEADER => {}
             HeaderState::Garbled | HeaderState::Foreign => {
                 damaged = true;
                 self.report.problem(format!(

@@ -13,8 +13,10 @@
 //! entry (a torn tail: cut off by the read-write open, ignored by read-only
 //! instances, which may also be reading a write in progress). A whole entry
 //! that fails its CRC, or a garbled header in front of entries, is damage:
-//! `Corrupted` naming the file and the offset, and nothing is cut. A header
-//! with no entry after it is a log torn at its creation and holds nothing.
+//! `Corrupted` naming the file and the offset, and nothing is cut. A log is
+//! created whole (its header written and fsynced under a temporary name,
+//! then renamed), so a log shorter than its header, or with a garbled one,
+//! is damage too: a crash can never leave one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,9 +92,11 @@ impl LogWriter {
         flags: u32,
     ) -> Result<LogWriter> {
         let path = dir.join(name(generation));
-        let file = fs.open(&path, OpenMode::Truncate)?;
+        let tmp = crate::io::atomic::tmp_path(&path)?;
+        let file = fs.open(&tmp, OpenMode::Truncate)?;
         file.write_all_at(&header(generation, ksize, vsize, flags), 0)?;
         file.sync()?;
+        fs.rename(&tmp, &path)?;
         fs.sync_dir(dir)?;
         Ok(LogWriter {
             file,
@@ -308,10 +312,10 @@ pub(crate) fn replay(
     let mut pos = from;
     if pos < HEADER {
         if len < HEADER {
-            return Ok(Replayed {
-                end: 0,
-                torn: len > 0,
-            });
+            return Err(Error::corrupted(
+                file.path(),
+                format!("log of {len} bytes at offset 0 is shorter than its {HEADER}-byte header"),
+            ));
         }
         let mut h = [0u8; HEADER as usize];
         file.read_exact_at(&mut h, 0)?;
@@ -323,9 +327,6 @@ pub(crate) fn replay(
                     "log header at offset 0 does not match the index (generation or sizes)",
                 ));
             }
-            // Created, then torn by a crash before the header was durable:
-            // no entry was ever written after it.
-            HeaderState::Garbled if len == HEADER => return Ok(Replayed { end: 0, torn: true }),
             HeaderState::Garbled => {
                 return Err(Error::corrupted(
                     file.path(),

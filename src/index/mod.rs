@@ -763,6 +763,12 @@ impl Inner {
         // Everything read back whole: from here on, only what a crash
         // left behind is changed.
         fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+        // A log whose creation a crash interrupted, before its rename.
+        for e in fs.read_dir(&self.dir)? {
+            if e.name.starts_with("log.") && e.name.ends_with(atomic::TMP_SUFFIX) {
+                fs.remove_file(&self.dir.join(&e.name))?;
+            }
+        }
         if meta.is_none() || g > recorded {
             self.write_meta(g)?;
         }

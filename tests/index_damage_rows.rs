@@ -166,6 +166,25 @@ fn zeroed_log_header_is_corrupted() {
     assert_refused(d.path(), &["log.1", "offset 0", "header"]);
 }
 
+/// Logs are created whole (under a temporary name, then renamed), so a log
+/// cut inside its header, or a header alone that is garbled, cannot be a
+/// crash at its creation: it is damage, and its entries are not dropped.
+#[test]
+fn log_cut_inside_its_header_or_a_garbled_header_alone_is_corrupted() {
+    for keep in [0usize, 17, LOG_HEADER as usize] {
+        let d = tempfile::tempdir().unwrap();
+        store_903_97(d.path());
+        let log = d.path().join("log.1");
+        let mut b = std::fs::read(&log).unwrap();
+        b.truncate(keep);
+        if keep == LOG_HEADER as usize {
+            b[3] ^= 0xFF;
+        }
+        std::fs::write(&log, b).unwrap();
+        assert_refused(d.path(), &["log.1", "offset 0"]);
+    }
+}
+
 #[test]
 fn deleted_data_while_meta_records_it_is_corrupted() {
     let d = tempfile::tempdir().unwrap();

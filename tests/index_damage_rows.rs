@@ -185,6 +185,25 @@ fn log_cut_inside_its_header_or_a_garbled_header_alone_is_corrupted() {
     }
 }
 
+/// A read-only open of an index whose meta file is gone while its logs
+/// remain reports damage, not an absent index (the cemented store's damage
+/// fuzz, seeds 1,300 and 51,637, met NOT_FOUND for its hash index).
+#[test]
+fn read_only_open_without_meta_beside_logs_is_corrupted() {
+    let d = tempfile::tempdir().unwrap();
+    store_903_97(d.path());
+    std::fs::remove_file(d.path().join("meta")).unwrap();
+    match Index::open(d.path(), cfg(true, 200)) {
+        Err(Error::Corrupted(m)) => assert!(m.contains("meta"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Index::open(empty.path(), cfg(true, 200)),
+        Err(Error::NotFound(_))
+    ));
+}
+
 #[test]
 fn deleted_data_while_meta_records_it_is_corrupted() {
     let d = tempfile::tempdir().unwrap();

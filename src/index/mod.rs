@@ -296,6 +296,19 @@ impl Index {
                 )));
             }
             None if read_only => {
+                // Logs or a data file without meta: the meta file is lost
+                // (the read-write open writes it before anything else is
+                // written), which is damage, not an absent index.
+                let held = fs
+                    .read_dir(&dir)?
+                    .iter()
+                    .any(|e| e.name == DATA || log::parse_name(&e.name).is_some());
+                if held {
+                    return Err(Error::corrupted(
+                        &dir.join(META),
+                        "missing (offset 0) while the index holds logs or a data file",
+                    ));
+                }
                 return Err(Error::NotFound(format!(
                     "index {} does not exist (no meta file)",
                     dir.display()

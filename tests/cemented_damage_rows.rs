@@ -3,11 +3,11 @@
 //! deleted, planted chunk names bounded by the file size, metadata read by
 //! `check_consistency`, GC verifying what it drops and keeps.
 
+mod alloc_probe;
 mod cemented_util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cemented_util::{block, chain, pruned, refs};
@@ -15,32 +15,8 @@ use tzstore::block::Block;
 use tzstore::block::cemented::{Cemented, ChunkRange, HistoryMode};
 use tzstore::{Error, OpenOptions};
 
-/// Records the largest single allocation, so a test can tell that a
-/// damaged length field did not drive one.
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` was allocated by `System` with `l`.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LARGEST.fetch_max(new, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Largest = Largest;
+static ALLOC: alloc_probe::Largest = alloc_probe::Largest;
 
 /// Other tests of this binary allocate at most a few MiB at once.
 const HUGE: usize = 64 << 20;
@@ -113,9 +89,9 @@ fn set_entry_size(zip: &Path, name: &[u8], size: u32) {
 
 fn read_metadata_bounded(dir: &Path, level: i32) -> Result<Option<Vec<u8>>, Error> {
     let s = Cemented::open(dir, &opts(), 0).unwrap();
-    LARGEST.store(0, Ordering::Relaxed);
+    alloc_probe::reset();
     let r = s.read_metadata(level);
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = alloc_probe::largest();
     assert!(largest < HUGE, "an allocation of {largest} bytes");
     r
 }

@@ -2,11 +2,10 @@
 //! chunk file, as a metadata zip, and over the index files never panic,
 //! never allocate more than a bound, and give values or errors.
 
+mod alloc_probe;
 mod cemented_util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use tzstore::OpenOptions;
@@ -14,30 +13,8 @@ use tzstore::block::cemented::Cemented;
 use tzstore::block::cemented::chunk::{Chunk, ChunkRange};
 use tzstore::block::cemented::metadata::MetaChunk;
 
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` was allocated by `System` with `l`.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LARGEST.fetch_max(new, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Largest = Largest;
+static ALLOC: alloc_probe::Largest = alloc_probe::Largest;
 
 /// No decoder input here may cost more than this in one allocation.
 const BOUND: usize = 64 << 20;
@@ -87,13 +64,13 @@ proptest! {
         let r = ChunkRange::new(start, start.saturating_add(len - 1)).unwrap();
         std::fs::write(dir.path().join(r.file_name()), &bytes).unwrap();
         let c = Chunk::new(fs(), dir.path(), r);
-        LARGEST.store(0, Ordering::Relaxed);
+        alloc_probe::reset();
         let shape = c.check_shape();
         let verified = c.verify();
         for level in r.start..=r.end.min(r.start + 40) {
             let _ = c.read(level);
         }
-        prop_assert!(LARGEST.load(Ordering::Relaxed) < BOUND);
+        prop_assert!(alloc_probe::largest() < BOUND);
         prop_assert!(verified.is_err() || shape.is_ok());
     }
 
@@ -109,7 +86,7 @@ proptest! {
         let bytes = if use_valid { mutate(valid_zip(), &edits, cut) } else { random };
         std::fs::write(dir.path().join("0_3.zip"), &bytes).unwrap();
         let m = MetaChunk::new(fs(), dir.path(), r);
-        LARGEST.store(0, Ordering::Relaxed);
+        alloc_probe::reset();
         let verified = m.verify();
         for level in -1..5 {
             if let Ok(Some(v)) = m.read(level) {
@@ -118,7 +95,7 @@ proptest! {
             }
         }
         let (kept, _) = m.salvage();
-        prop_assert!(LARGEST.load(Ordering::Relaxed) < BOUND);
+        prop_assert!(alloc_probe::largest() < BOUND);
         if verified.is_ok() {
             prop_assert_eq!(kept.len() as u64, verified.unwrap());
         }
@@ -150,7 +127,7 @@ proptest! {
         let victim = which.get(&files).clone();
         let bytes = mutate(std::fs::read(&victim).unwrap(), &edits, cut);
         std::fs::write(&victim, bytes).unwrap();
-        LARGEST.store(0, Ordering::Relaxed);
+        alloc_probe::reset();
         if let Ok(s) = Cemented::open(dir.path(), &opts, 4) {
             for l in 0..10 {
                 if let Ok(Some(b)) = s.read_by_hash(&cemented_util::hash(1, l), false) {
@@ -159,6 +136,6 @@ proptest! {
             }
         }
         let _ = Cemented::check(dir.path(), &opts, false);
-        prop_assert!(LARGEST.load(Ordering::Relaxed) < BOUND);
+        prop_assert!(alloc_probe::largest() < BOUND);
     }
 }

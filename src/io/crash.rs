@@ -345,15 +345,6 @@ impl Snapshot {
     pub fn pending(&self) -> usize {
         self.state.pending.len()
     }
-
-    /// The pending operations, one a line, for failure messages.
-    pub fn describe_pending(&self) -> String {
-        self.state
-            .pending
-            .iter()
-            .map(|p| format!("{p:?}\n"))
-            .collect()
-    }
 }
 
 /// The crash-model file system. Paths must be absolute; the tree starts

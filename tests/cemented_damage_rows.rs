@@ -267,6 +267,34 @@ fn damaged_metadata_entry_fails_check_consistency() {
     );
 }
 
+/// Found by the cemented and block store damage fuzzers' long runs (seeds
+/// 54,971 and 19,051): zeros over the end-of-central-directory record's
+/// entry counts parsed as an empty archive, and every level of the chunk
+/// read back with no metadata and OK.
+#[test]
+fn zip_directory_whose_entry_count_is_zeroed_is_corrupted_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = three_chunks(dir.path());
+    let zip = dir.path().join("metadata/10_19.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let eocd = bytes.len() - 22;
+    assert_eq!(bytes[eocd..eocd + 4], *b"PK\x05\x06");
+    // Entries on this disk and in all: 0.
+    bytes[eocd + 8..eocd + 12].fill(0);
+    std::fs::write(&zip, &bytes).unwrap();
+    let s = Cemented::open(dir.path(), &opts(), 0).unwrap();
+    for level in 10..20 {
+        let m = corrupted(s.read_by_level(level, true));
+        assert!(m.contains("10_19.zip"), "{m}");
+    }
+    assert_eq!(
+        s.read_by_level(14, false).unwrap(),
+        Some(pruned(&blocks[14]))
+    );
+    assert_eq!(s.read_by_level(24, true).unwrap(), Some(blocks[24].clone()));
+    corrupted(s.check_consistency(None));
+}
+
 /// Flips a byte inside the record of `level` of the chunk file `name`
 /// (whose first level is `start`).
 fn damage_record(dir: &Path, name: &str, start: i32, level: i32) {

@@ -138,7 +138,11 @@ fn same(b: &Block, level: i32, may_vanish: bool, gc: bool, what: &str) {
     if b.metadata != want.metadata {
         assert!(
             may_vanish && b.metadata.is_none(),
-            "{what}: metadata of level {level}"
+            "{what}: metadata of level {level}: got {:?} bytes, want {:?}",
+            b.metadata
+                .as_ref()
+                .map(|m| (m.len(), &m[..m.len().min(40)])),
+            want.metadata.as_ref().map(|m| m.len())
         );
     }
 }

@@ -351,6 +351,7 @@ impl MetaChunk {
                 ),
             ));
         }
+        self.check_tiling(&a)?;
         let mut out = Vec::with_capacity(a.len());
         for name in a.file_names() {
             let name = name.map_err(|e| Error::corrupted(&self.path, e))?;
@@ -374,6 +375,54 @@ impl MetaChunk {
             ));
         }
         Ok(out)
+    }
+}
+
+impl MetaChunk {
+    /// The entries, as the writer lays them out, tile the file from byte 0
+    /// to the central directory, back to back. A directory whose count or
+    /// offset was damaged can otherwise parse as a smaller (even empty)
+    /// archive, and a level it lost would read as "no metadata".
+    fn check_tiling(&self, a: &Archive) -> Result<()> {
+        let data = self.load()?.1.as_ref();
+        let mut a = a.clone();
+        let mut spans = Vec::with_capacity(a.len());
+        for i in 0..a.len() {
+            let e = a
+                .by_index_raw(i)
+                .map_err(|e| Error::corrupted(&self.path, format!("entry {i}: {e}")))?;
+            spans.push((e.header_start(), e.compressed_size()));
+        }
+        spans.sort_unstable();
+        let mut at = 0u64;
+        for (start, compressed) in spans {
+            let next = usize::try_from(start)
+                .ok()
+                .filter(|_| start == at)
+                .and_then(|h| data.get(h..h.checked_add(30)?))
+                .filter(|hdr| hdr[..4] == LOCAL_HEADER_SIG)
+                .and_then(|hdr| {
+                    let names = u64::from(u16::from_le_bytes([hdr[26], hdr[27]]))
+                        + u64::from(u16::from_le_bytes([hdr[28], hdr[29]]));
+                    start.checked_add(30 + names)?.checked_add(compressed)
+                });
+            at = next.ok_or_else(|| {
+                Error::corrupted(
+                    &self.path,
+                    format!("the directory's entries do not lie back to back from byte {at}"),
+                )
+            })?;
+        }
+        if a.offset() != 0 || a.central_directory_start() != at {
+            return Err(Error::corrupted(
+                &self.path,
+                format!(
+                    "the entries end at byte {at}, but the central directory starts at {}",
+                    a.central_directory_start()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

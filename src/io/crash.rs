@@ -20,16 +20,23 @@
 //! within files, or all with the last write torn), the model of LazyFS and
 //! of ALICE's crash states. Nothing here assumes ext4's ordering.
 //!
+//! The kv store's directory handles ([`FileSystem::open_root_dir`]) work on
+//! the same inodes (see `crash/beneath.rs`): their creates, renames and
+//! removals become durable at the fsync of the directory, file data at
+//! `sync_data`, and `syncfs` makes everything durable.
+//!
 //! Cuts at every sync boundary: [`CrashFs::cut_before_sync`] records the
-//! state just before the k-th sync (file or directory) starts, while the
-//! workload runs on; the test then cuts power on that record.
+//! state just before the k-th sync (file, directory or `syncfs`) starts,
+//! while the workload runs on; the test then cuts power on that record.
+
+mod beneath;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
 use crate::error::{Error, Result};
@@ -301,6 +308,19 @@ impl State {
                 dir_op => dir_op.apply_to_dirs(&mut dirs),
             }
         }
+        // A directory whose entry survived but whose own entries never
+        // became durable is there, empty.
+        let subdirs: Vec<Ino> = dirs
+            .values()
+            .flat_map(|e| e.values())
+            .filter_map(|n| match n {
+                Node::Dir(d) => Some(*d),
+                Node::File(_) => None,
+            })
+            .collect();
+        for d in subdirs {
+            dirs.entry(d).or_default();
+        }
         State {
             durable_dirs: dirs.clone(),
             durable_files: files.clone(),
@@ -355,6 +375,9 @@ pub struct CrashFs {
     cut: Arc<Mutex<Cut>>,
     /// Real directory holding the lock files (flock needs real files).
     locks: Arc<tempfile::TempDir>,
+    /// The `flock`s of directory handles' files: inode to the open file
+    /// that holds it, and the waiters' wake-up.
+    flocks: Arc<(Mutex<HashMap<Ino, u64>>, Condvar)>,
 }
 
 #[derive(Debug, Default)]
@@ -376,11 +399,12 @@ impl CrashFs {
             state: Arc::new(Mutex::new(state)),
             cut: Arc::new(Mutex::new(Cut::default())),
             locks: Arc::new(locks),
+            flocks: Arc::default(),
         })
     }
 
-    /// Records the state just before the `k`-th sync (0-based, file or
-    /// directory) starts; see [`CrashFs::taken`].
+    /// Records the state just before the `k`-th sync (0-based: file,
+    /// directory or `syncfs`) starts; see [`CrashFs::taken`].
     pub fn cut_before_sync(&self, k: u64) {
         let mut c = self.cut.lock();
         c.at_sync = Some(k);
@@ -748,6 +772,10 @@ impl FileSystem for CrashFs {
 
     fn fsync_enabled(&self) -> bool {
         true
+    }
+
+    fn open_root_dir(&self, path: &Path) -> std::io::Result<super::beneath::Dir> {
+        self.dir_at(path)
     }
 }
 

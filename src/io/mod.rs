@@ -6,6 +6,7 @@
 pub(crate) mod anon;
 pub mod atomic;
 pub mod beneath;
+mod beneath_fd;
 #[cfg(any(test, feature = "testing"))]
 pub mod crash;
 pub mod exit;
@@ -133,11 +134,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn lock(&self, path: &Path) -> Result<LockFile>;
     /// Whether `sync`/`sync_dir` really reach the disk.
     fn fsync_enabled(&self) -> bool;
-    /// The fault plan of a fault-injecting file system, for stores that do
-    /// part of their I/O outside this trait (kv); `None` for real ones.
-    fn faults(&self) -> Option<Arc<fault::Faults>> {
-        None
-    }
+    /// Opens the directory at `path` (a store's root, trusted: it may
+    /// contain links) as a handle for operations on the names below it,
+    /// never following a link there (see [`beneath`]). Errors keep the OS's
+    /// errno (ENOENT, ENOTDIR, ...) for the caller to map.
+    fn open_root_dir(&self, path: &Path) -> std::io::Result<beneath::Dir>;
 }
 
 /// The file system used by default: the real one, fsyncing unless `no_fsync`.

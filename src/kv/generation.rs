@@ -16,11 +16,10 @@
 //! the journal is emptied, so that it never claims more than the journal
 //! holds after a crash. Any other size, or a checksum mismatch, is damage.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::beneath::FileAt;
 use crate::io::frame;
 
 /// File name in the root.
@@ -81,7 +80,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Option<State>, String> {
 /// Reads and decodes the file open as `file` (at `path`); `None` when it is
 /// empty. A file that does not decode is read again a few times first (a
 /// concurrent rewrite).
-pub fn read(file: &File, path: &Path) -> Result<Option<State>> {
+pub fn read(file: &FileAt, path: &Path) -> Result<Option<State>> {
     let mut tries = 0;
     loop {
         // One byte more than a valid file, to see a longer one.

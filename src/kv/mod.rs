@@ -80,7 +80,7 @@ pub use journal::Op;
 pub use key::Key;
 
 use crate::error::{Error, Result};
-use crate::io::beneath::{self, Dir};
+use crate::io::beneath;
 use crate::options::OpenOptions;
 use generation::{GENERATION, State};
 use journal::{JOURNAL, Journal};
@@ -134,7 +134,7 @@ pub(crate) struct WriteGuard<'a> {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // Closing the handle or process releases it too.
-        let _ = beneath::unlock(self.w.lock.file());
+        let _ = self.w.lock.unlock();
     }
 }
 
@@ -170,7 +170,8 @@ impl Inner {
     /// the end last applied.
     fn lock_replaying(&self, op: &str, all: bool) -> Result<WriteGuard<'_>> {
         let w = self.check_writable(op)?.lock();
-        beneath::lock_exclusive(w.lock.file())
+        w.lock
+            .lock_exclusive()
             .map_err(|e| Error::io("lock", &self.tree.path.join(LOCK), e))?;
         let mut guard = WriteGuard { w, end: 0 };
         // `None` before the first write ever (then the journal must be
@@ -268,7 +269,7 @@ impl Inner {
     /// What `.tzs-generation` holds; `None` when it is empty or absent.
     fn state_opt(&self) -> Result<Option<State>> {
         match &self.generation {
-            Some(f) => generation::read(f.file(), &self.tree.path.join(GENERATION)),
+            Some(f) => generation::read(f, &self.tree.path.join(GENERATION)),
             None => Ok(None),
         }
     }
@@ -353,7 +354,10 @@ impl Kv {
         if root.as_os_str().is_empty() {
             return Err(Error::invalid("kv root path is empty"));
         }
-        let dir = Dir::open_with_faults(root, opts.fs.faults()).map_err(|e| open_error(root, e))?;
+        let dir = opts
+            .fs
+            .open_root_dir(root)
+            .map_err(|e| open_error(root, e))?;
         let fsync = opts.fs.fsync_enabled();
         let mut writer = None;
         let mut tmp = None;

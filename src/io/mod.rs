@@ -1,7 +1,15 @@
 //! The file layer. Every store does all of its file I/O through the
 //! [`FileSystem`] trait so that tests can substitute implementations that
-//! inject faults (see [`fault`]), and so that `TZS_NO_FSYNC` is honoured in one
-//! place. No store calls `std::fs` directly.
+//! inject faults ([`fault`]) or model power cuts (`crash`, feature
+//! `testing`), and so that `TZS_NO_FSYNC` is honoured in one place.
+//! Path-based stores use [`FileSystem::open`] and its siblings; the kv store,
+//! whose keys name paths, uses directory handles ([`beneath::Dir`], opened by
+//! [`FileSystem::open_root_dir`]) that never follow a link below the root.
+//!
+//! Outside `src/io/`, no code calls `std::fs` or a raw `libc` file function
+//! (errno and flag constants are fine); only test modules and the
+//! command-line tool (`src/bin/`, no store) do. `tests/io_layering.rs`
+//! checks this.
 
 pub(crate) mod anon;
 pub mod atomic;

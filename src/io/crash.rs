@@ -89,6 +89,14 @@ impl Pending {
         }
     }
 
+    /// The node a directory operation links or moves.
+    fn node(&self) -> Option<Node> {
+        match self {
+            Pending::Link { node, .. } | Pending::Rename { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
+
     /// True if the operation changes directory `d`.
     fn changes_dir(&self, d: Ino) -> bool {
         match self {
@@ -269,11 +277,29 @@ impl State {
     /// fsync of a directory: its entries become durable, and so does every
     /// rename into or out of it, on both sides (a rename is one journal
     /// transaction), in the order they were made.
+    ///
+    /// An operation made durable takes the earlier pending operations on
+    /// the same node with it (its creation, earlier renames): a file system
+    /// commits its journal in order, so a node never ends up durable under
+    /// its new name and, from a lost earlier step, under an old one too.
     fn sync_dir(&mut self, dir: Ino) {
-        let (done, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+        let pending = std::mem::take(&mut self.pending);
+        let mut take = vec![false; pending.len()];
+        let mut nodes: Vec<Node> = Vec::new();
+        for (i, p) in pending.iter().enumerate().rev() {
+            if p.changes_dir(dir) || p.node().is_some_and(|n| nodes.contains(&n)) {
+                take[i] = true;
+                if let Some(n) = p.node() {
+                    nodes.push(n);
+                }
+            }
+        }
+        let (done, rest): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .partition(|p| p.changes_dir(dir));
-        self.pending = rest;
+            .zip(take)
+            .partition(|(_, t)| *t);
+        let done: Vec<Pending> = done.into_iter().map(|(p, _)| p).collect();
+        self.pending = rest.into_iter().map(|(p, _)| p).collect();
         for p in &done {
             p.apply_to_dirs(&mut self.durable_dirs);
         }

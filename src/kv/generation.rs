@@ -14,7 +14,10 @@
 //! and which were acknowledged (a record before it that fails to read back
 //! is damage, not a torn tail; see `journal.rs`). The end is synced before
 //! the journal is emptied, so that it never claims more than the journal
-//! holds after a crash. Any other size, or a checksum mismatch, is damage.
+//! holds after a crash. Any other size, or a checksum mismatch, is damage,
+//! except at a read-write open beside a journal whose records all read back
+//! whole: a power cut can tear the unsynced rewrite, and then the file is
+//! rewritten (see `Inner::recover_generation` in `mod.rs`).
 
 use std::path::Path;
 

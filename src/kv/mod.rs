@@ -249,12 +249,18 @@ impl Inner {
         // replays records again, never skips any, and the recorded end
         // never claims records the emptied journal no longer holds.
         self.set_journal_end(0)?;
+        self.sync_generation()?;
+        guard.end = 0;
+        guard.w.journal.reset()
+    }
+
+    /// fdatasyncs `.tzs-generation` (read-write handles).
+    fn sync_generation(&self) -> Result<()> {
         if let (Some(f), true) = (&self.generation, self.tree.fsync) {
             f.sync_data()
                 .map_err(|e| Error::io("fsync", &self.tree.path.join(GENERATION), e))?;
         }
-        guard.end = 0;
-        guard.w.journal.reset()
+        Ok(())
     }
 
     /// Applies `ops` in order with forced semantics (journal apply/replay),
@@ -430,6 +436,11 @@ impl Kv {
             let mut g = inner.lock_replaying("open", true)?;
             if g.end > 0 {
                 inner.checkpoint(&mut g)?;
+            } else {
+                // Durable before any commit can put a record in the journal:
+                // a power cut must never find records beside an empty
+                // generation file, which is damage (see `generation.rs`).
+                inner.sync_generation()?;
             }
             inner.tree.clear_tmp()?;
         }

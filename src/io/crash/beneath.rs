@@ -498,3 +498,205 @@ impl Drop for CrashFileAt {
         let _ = self.unlock();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::io::FileSystem;
+    use crate::io::beneath::is_not_regular;
+    use crate::io::crash::CutMode;
+
+    fn root(fs: &CrashFs) -> Dir {
+        fs.create_dir_all(Path::new("/r")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        fs.open_root_dir(Path::new("/r")).unwrap()
+    }
+
+    fn cut(fs: &CrashFs, mode: CutMode) -> Dir {
+        let after = CrashFs::power_cut(&fs.snapshot(), mode, 3).unwrap();
+        after.open_root_dir(Path::new("/r")).unwrap()
+    }
+
+    fn read(d: &Dir, name: &str) -> Option<Vec<u8>> {
+        let f = d.open_read(name).ok()?;
+        let mut b = vec![0u8; f.stat().ok()?.size as usize];
+        f.read_exact_at(&mut b, 0).ok()?;
+        Some(b)
+    }
+
+    fn errno_of(r: io::Result<impl std::fmt::Debug>) -> Option<i32> {
+        r.unwrap_err().raw_os_error()
+    }
+
+    #[test]
+    fn entries_are_durable_at_the_directory_fsync_and_data_at_sync_data() {
+        let fs = CrashFs::new().unwrap();
+        let r = root(&fs);
+        let mut f = r.create_new("a").unwrap();
+        f.write_all(b"hello").unwrap();
+        f.sync_data().unwrap();
+        // Data durable, entry not.
+        assert_eq!(read(&cut(&fs, CutMode::Nothing), "a"), None);
+        r.sync().unwrap();
+        assert_eq!(read(&cut(&fs, CutMode::Nothing), "a").unwrap(), b"hello");
+        // Entry durable, data not: the file is there, empty.
+        let g = r.create_new("b").unwrap();
+        g.write_all_at(b"data", 0).unwrap();
+        r.sync().unwrap();
+        assert_eq!(read(&cut(&fs, CutMode::Nothing), "b").unwrap(), b"");
+        assert_eq!(read(&cut(&fs, CutMode::Everything), "b").unwrap(), b"data");
+        // mkdir, rename, unlink: only with the fsync.
+        r.mkdir("sub").unwrap();
+        let sub = r.open_dir("sub").unwrap();
+        r.rename("a", &sub, "a2").unwrap();
+        r.unlink("b").unwrap();
+        let before = cut(&fs, CutMode::Nothing);
+        assert!(before.open_dir("sub").is_err());
+        assert_eq!(read(&before, "a").unwrap(), b"hello");
+        assert!(read(&before, "b").is_some());
+        r.sync().unwrap();
+        let after = cut(&fs, CutMode::Nothing);
+        assert_eq!(
+            read(&after.open_dir("sub").unwrap(), "a2").unwrap(),
+            b"hello"
+        );
+        assert_eq!(read(&after, "a"), None);
+        assert_eq!(read(&after, "b"), None);
+    }
+
+    #[test]
+    fn syncfs_makes_everything_durable_and_every_sync_is_counted() {
+        let fs = CrashFs::new().unwrap();
+        let r = root(&fs);
+        let before = fs.syncs();
+        fs.cut_before_sync(before + 2);
+        r.mkdir("d").unwrap();
+        let d = r.open_dir("d").unwrap();
+        let f = d.create_new("v").unwrap();
+        f.write_all_at(b"v1", 0).unwrap();
+        f.sync_data().unwrap(); // before + 0
+        d.sync().unwrap(); // before + 1
+        f.write_all_at(b"v2", 0).unwrap();
+        r.syncfs().unwrap(); // before + 2: recorded just before it
+        assert_eq!(fs.syncs(), before + 3);
+        let after = cut(&fs, CutMode::Nothing);
+        assert_eq!(read(&after.open_dir("d").unwrap(), "v").unwrap(), b"v2");
+        let snap = fs.taken().unwrap();
+        let at = CrashFs::power_cut(&snap, CutMode::Nothing, 1).unwrap();
+        // The root's fsync never happened: `d` is not there.
+        let at = at.open_root_dir(Path::new("/r")).unwrap();
+        assert!(at.open_dir("d").is_err());
+    }
+
+    #[test]
+    fn errors_are_those_of_the_real_calls() {
+        let fs = CrashFs::new().unwrap();
+        let r = root(&fs);
+        r.create_new("f").unwrap();
+        r.mkdir("d").unwrap();
+        r.open_dir("d").unwrap().create_new("x").unwrap();
+        assert_eq!(errno_of(r.open_dir("missing")), Some(libc::ENOENT));
+        assert_eq!(errno_of(r.open_dir("f")), Some(libc::ENOTDIR));
+        assert_eq!(errno_of(r.create_new("f")), Some(libc::EEXIST));
+        assert_eq!(errno_of(r.mkdir("d")), Some(libc::EEXIST));
+        assert_eq!(errno_of(r.unlink("d")), Some(libc::EISDIR));
+        assert_eq!(errno_of(r.rmdir("d")), Some(libc::ENOTEMPTY));
+        assert_eq!(errno_of(r.rmdir("f")), Some(libc::ENOTDIR));
+        assert_eq!(errno_of(r.rename("f", &r, "d")), Some(libc::EISDIR));
+        assert_eq!(errno_of(r.rename("d", &r, "f")), Some(libc::ENOTDIR));
+        let d = r.open_dir("d").unwrap();
+        assert_eq!(errno_of(r.rename("d", &d, "inside")), Some(libc::EINVAL));
+        assert!(is_not_regular(&r.open_rw("d").unwrap_err()));
+        for bad in ["", ".", "..", "a/b"] {
+            assert!(r.stat_at(bad).is_err(), "{bad:?}");
+        }
+        assert!(r.stat_at("a\0b").is_err());
+        assert_eq!(errno_of(r.open_dir_beneath("../r")), Some(libc::EXDEV));
+        assert_eq!(errno_of(r.open_dir_beneath("/r")), Some(libc::EXDEV));
+        assert_eq!(errno_of(r.open_dir_beneath("f/x")), Some(libc::ENOTDIR));
+        assert_eq!(
+            r.open_dir_beneath("d").unwrap().stat().unwrap().kind,
+            Kind::Dir
+        );
+        assert_eq!(
+            r.open_read_beneath("d/x").unwrap().stat().unwrap().kind,
+            Kind::File
+        );
+        // A directory opened for reading is one; reading it is EISDIR.
+        let dir_file = r.open_read("d").unwrap();
+        assert_eq!(dir_file.stat().unwrap().kind, Kind::Dir);
+        assert_eq!(
+            errno_of(dir_file.read_at(&mut [0u8; 1], 0)),
+            Some(libc::EISDIR)
+        );
+        // Read-only handles do not write.
+        assert_eq!(
+            errno_of(r.open_read("f").unwrap().write_all_at(b"x", 0)),
+            Some(libc::EBADF)
+        );
+    }
+
+    #[test]
+    fn a_directory_built_aside_and_renamed_in_is_durable_under_one_name_only() {
+        let fs = CrashFs::new().unwrap();
+        let r = root(&fs);
+        r.mkdir("tmp").unwrap();
+        r.sync().unwrap();
+        let tmp = r.open_dir("tmp").unwrap();
+        tmp.mkdir("build").unwrap();
+        let build = tmp.open_dir("build").unwrap();
+        build.create_new("v").unwrap().sync_data().unwrap();
+        build.sync().unwrap();
+        tmp.rename("build", &r, "dict").unwrap();
+        r.sync().unwrap();
+        // The creation in `tmp` (never fsynced) went with the rename.
+        for mode in CutMode::ALL {
+            let after = cut(&fs, mode);
+            assert_eq!(after.open_dir("dict").unwrap().entries().unwrap().len(), 1);
+            let tmp = after.open_dir("tmp").unwrap();
+            assert!(tmp.entries().unwrap().is_empty(), "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn a_handle_follows_its_directory_and_dies_with_it() {
+        let fs = CrashFs::new().unwrap();
+        let r = root(&fs);
+        r.mkdir("a").unwrap();
+        let a = r.open_dir("a").unwrap();
+        r.rename("a", &r, "b").unwrap();
+        a.create_new("v").unwrap();
+        assert_eq!(r.open_dir("b").unwrap().entries().unwrap().len(), 1);
+        a.unlink("v").unwrap();
+        r.rmdir("b").unwrap();
+        assert_eq!(errno_of(a.create_new("w")), Some(libc::ENOENT));
+        assert_eq!(errno_of(a.entries()), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn flock_excludes_other_handles_until_unlocked() {
+        let fs = CrashFs::new().unwrap();
+        let r = root(&fs);
+        let one = r.open_rw("lock").unwrap();
+        let two = r.open_rw("lock").unwrap();
+        one.lock_exclusive().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            two.lock_exclusive().unwrap();
+            tx.send(()).unwrap();
+            two
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(100))
+                .is_err(),
+            "a second handle took a held lock"
+        );
+        one.unlock().unwrap();
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let two = t.join().unwrap();
+        drop(two); // closing releases it
+        one.lock_exclusive().unwrap();
+    }
+}

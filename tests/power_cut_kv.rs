@@ -86,6 +86,27 @@ fn apply(m: &mut Values, op: &Op) {
     }
 }
 
+/// `op` with its values' lengths instead of their bytes, for messages.
+fn brief(op: &Op) -> String {
+    match op {
+        Op::Set(k, v) => format!("set {k} ({} bytes)", v.len()),
+        Op::SetPartial(k, off, d) => format!("set_partial {k} at {off} ({} bytes)", d.len()),
+        Op::Remove(k) => format!("remove {k}"),
+        Op::Rename(a, b) => format!("rename {a} to {b}"),
+        Op::Allocate(k, n) => format!("allocate {k} ({n} bytes)"),
+        Op::Batch(ops) => format!(
+            "batch [{}]",
+            ops.iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("set {k} ({} bytes)", v.len()),
+                    None => format!("remove {k}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 fn run(kv: &Kv, op: &Op) -> tzstore::Result<()> {
     match op {
         Op::Set(k, v) => kv.set(k, v),
@@ -210,7 +231,7 @@ fn workload(fs: &CrashFs, ops: &[Op]) -> Vec<u64> {
     let kv = Kv::open(ROOT, &opts(fs)).unwrap();
     ops.iter()
         .map(|op| {
-            run(&kv, op).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            run(&kv, op).unwrap_or_else(|e| panic!("{}: {e}", brief(op)));
             fs.syncs()
         })
         .collect()
@@ -270,10 +291,10 @@ fn verify(after: &CrashFs, ops: &[Op], acked_at: &[u64], k: u64, mode: CutMode) 
     let got = contents(&kv);
     assert!(
         got == acked || Some(&got) == with_in_flight.as_ref(),
-        "{what}: the store holds\n  {}\nacknowledged:\n  {}\nwith the call in flight ({:?}):\n  {}\nfiles before the open:\n{before_open}",
+        "{what}: the store holds\n  {}\nacknowledged:\n  {}\nwith the call in flight ({}):\n  {}\nfiles before the open:\n{before_open}",
         describe(&got),
         describe(&acked),
-        ops.get(done),
+        ops.get(done).map(brief).unwrap_or_default(),
         with_in_flight.as_ref().map(describe).unwrap_or_default(),
     );
     drop(kv);

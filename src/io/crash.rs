@@ -294,10 +294,7 @@ impl State {
                 }
             }
         }
-        let (done, rest): (Vec<_>, Vec<_>) = pending
-            .into_iter()
-            .zip(take)
-            .partition(|(_, t)| *t);
+        let (done, rest): (Vec<_>, Vec<_>) = pending.into_iter().zip(take).partition(|(_, t)| *t);
         let done: Vec<Pending> = done.into_iter().map(|(p, _)| p).collect();
         self.pending = rest.into_iter().map(|(p, _)| p).collect();
         for p in &done {

@@ -358,3 +358,27 @@ fn kv_calls_survive_a_power_cut_at_random_syncs_of_a_longer_run() {
     eprintln!("{states} crash states verified at random syncs of longer runs");
     assert!(states >= 100, "only {states} crash states");
 }
+
+/// A batch whose journal record outgrows the checkpoint threshold (8 MiB)
+/// checkpoints at its commit (`syncfs`, the applied end synced, the journal
+/// emptied); a cut at each of those syncs keeps it and what follows.
+#[test]
+fn a_batch_that_checkpoints_at_commit_survives_a_power_cut_at_every_sync() {
+    let ops = vec![
+        Op::Set(s("before"), v("b", 100)),
+        Op::Batch(vec![
+            (s("huge"), Some(v("H", (8 << 20) + 1))),
+            (s("d/small"), Some(v("s", 10))),
+        ]),
+        Op::Batch(vec![(s("later"), Some(v("a", 10)))]),
+        Op::Set(s("d/small"), v("t", 20)),
+    ];
+    let states = power_common::at_every_sync(
+        1,
+        1_000,
+        1,
+        |fs| workload(fs, &ops),
+        |after, acked_at, k, mode| verify(after, &ops, acked_at, k, mode),
+    );
+    assert!(states >= 50, "only {states} crash states");
+}

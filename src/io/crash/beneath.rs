@@ -469,6 +469,9 @@ impl FileBackend for CrashFileAt {
     }
 
     fn lock_exclusive(&self) -> io::Result<()> {
+        // Waits, as the real backend's blocking `flock(LOCK_EX)` does (kv
+        // holds it only for one write); held by this open file, keyed by
+        // inode, so a renamed file keeps its lock.
         let key = ino(self.node);
         let (held, freed) = &*self.fs.flocks;
         let mut held = held.lock();

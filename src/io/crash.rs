@@ -20,16 +20,23 @@
 //! within files, or all with the last write torn), the model of LazyFS and
 //! of ALICE's crash states. Nothing here assumes ext4's ordering.
 //!
+//! The kv store's directory handles ([`FileSystem::open_root_dir`]) work on
+//! the same inodes (see `crash/beneath.rs`): their creates, renames and
+//! removals become durable at the fsync of the directory, file data at
+//! `sync_data`, and `syncfs` makes everything durable.
+//!
 //! Cuts at every sync boundary: [`CrashFs::cut_before_sync`] records the
-//! state just before the k-th sync (file or directory) starts, while the
-//! workload runs on; the test then cuts power on that record.
+//! state just before the k-th sync (file, directory or `syncfs`) starts,
+//! while the workload runs on; the test then cuts power on that record.
+
+mod beneath;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
 use crate::error::{Error, Result};
@@ -78,6 +85,14 @@ impl Pending {
     fn file(&self) -> Option<Ino> {
         match self {
             Pending::Write { ino, .. } | Pending::SetLen { ino, .. } => Some(*ino),
+            _ => None,
+        }
+    }
+
+    /// The node a directory operation links or moves.
+    fn node(&self) -> Option<Node> {
+        match self {
+            Pending::Link { node, .. } | Pending::Rename { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -262,11 +277,26 @@ impl State {
     /// fsync of a directory: its entries become durable, and so does every
     /// rename into or out of it, on both sides (a rename is one journal
     /// transaction), in the order they were made.
+    ///
+    /// An operation made durable takes the earlier pending operations on
+    /// the same node with it (its creation, earlier renames): a file system
+    /// commits its journal in order, so a node never ends up durable under
+    /// its new name and, from a lost earlier step, under an old one too.
     fn sync_dir(&mut self, dir: Ino) {
-        let (done, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| p.changes_dir(dir));
-        self.pending = rest;
+        let pending = std::mem::take(&mut self.pending);
+        let mut take = vec![false; pending.len()];
+        let mut nodes: Vec<Node> = Vec::new();
+        for (i, p) in pending.iter().enumerate().rev() {
+            if p.changes_dir(dir) || p.node().is_some_and(|n| nodes.contains(&n)) {
+                take[i] = true;
+                if let Some(n) = p.node() {
+                    nodes.push(n);
+                }
+            }
+        }
+        let (done, rest): (Vec<_>, Vec<_>) = pending.into_iter().zip(take).partition(|(_, t)| *t);
+        let done: Vec<Pending> = done.into_iter().map(|(p, _)| p).collect();
+        self.pending = rest.into_iter().map(|(p, _)| p).collect();
         for p in &done {
             p.apply_to_dirs(&mut self.durable_dirs);
         }
@@ -300,6 +330,19 @@ impl State {
                 }
                 dir_op => dir_op.apply_to_dirs(&mut dirs),
             }
+        }
+        // A directory whose entry survived but whose own entries never
+        // became durable is there, empty.
+        let subdirs: Vec<Ino> = dirs
+            .values()
+            .flat_map(|e| e.values())
+            .filter_map(|n| match n {
+                Node::Dir(d) => Some(*d),
+                Node::File(_) => None,
+            })
+            .collect();
+        for d in subdirs {
+            dirs.entry(d).or_default();
         }
         State {
             durable_dirs: dirs.clone(),
@@ -355,6 +398,9 @@ pub struct CrashFs {
     cut: Arc<Mutex<Cut>>,
     /// Real directory holding the lock files (flock needs real files).
     locks: Arc<tempfile::TempDir>,
+    /// The `flock`s of directory handles' files: inode to the open file
+    /// that holds it, and the waiters' wake-up.
+    flocks: Arc<(Mutex<HashMap<Ino, u64>>, Condvar)>,
 }
 
 #[derive(Debug, Default)]
@@ -376,11 +422,12 @@ impl CrashFs {
             state: Arc::new(Mutex::new(state)),
             cut: Arc::new(Mutex::new(Cut::default())),
             locks: Arc::new(locks),
+            flocks: Arc::default(),
         })
     }
 
-    /// Records the state just before the `k`-th sync (0-based, file or
-    /// directory) starts; see [`CrashFs::taken`].
+    /// Records the state just before the `k`-th sync (0-based: file,
+    /// directory or `syncfs`) starts; see [`CrashFs::taken`].
     pub fn cut_before_sync(&self, k: u64) {
         let mut c = self.cut.lock();
         c.at_sync = Some(k);
@@ -748,6 +795,10 @@ impl FileSystem for CrashFs {
 
     fn fsync_enabled(&self) -> bool {
         true
+    }
+
+    fn open_root_dir(&self, path: &Path) -> std::io::Result<super::beneath::Dir> {
+        self.dir_at(path)
     }
 }
 

@@ -5,9 +5,9 @@
 //! data.
 //!
 //! The same [`Faults`] plan drives every store: the path-based stores see it
-//! through [`FaultFs`], and the kv store, whose I/O goes through directory
-//! descriptors (`io::beneath`), takes it from [`FileSystem::faults`] at open
-//! and consults it before each create, write, fsync, rename, mkdir and
+//! through [`FaultFs`]'s files, and the kv store through the directory
+//! handles of [`FileSystem::open_root_dir`] (`io::beneath`), which consult
+//! it before each create, write, allocation, fsync, rename, mkdir and
 //! removal. A plan belongs to the handles opened with it: no global state.
 
 use std::path::Path;
@@ -281,7 +281,7 @@ impl FileSystem for FaultFs {
     fn fsync_enabled(&self) -> bool {
         true
     }
-    fn faults(&self) -> Option<Arc<Faults>> {
-        Some(self.faults.clone())
+    fn open_root_dir(&self, path: &Path) -> std::io::Result<super::beneath::Dir> {
+        super::beneath::Dir::open_with_faults(path, Some(self.faults.clone()))
     }
 }

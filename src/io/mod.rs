@@ -1,11 +1,20 @@
 //! The file layer. Every store does all of its file I/O through the
 //! [`FileSystem`] trait so that tests can substitute implementations that
-//! inject faults (see [`fault`]), and so that `TZS_NO_FSYNC` is honoured in one
-//! place. No store calls `std::fs` directly.
+//! inject faults ([`fault`]) or model power cuts (`crash`, feature
+//! `testing`), and so that `TZS_NO_FSYNC` is honoured in one place.
+//! Path-based stores use [`FileSystem::open`] and its siblings; the kv store,
+//! whose keys name paths, uses directory handles ([`beneath::Dir`], opened by
+//! [`FileSystem::open_root_dir`]) that never follow a link below the root.
+//!
+//! Outside `src/io/`, no code calls `std::fs` or a raw `libc` file function
+//! (errno and flag constants are fine); only test modules and the
+//! command-line tool (`src/bin/`, no store) do. `tests/io_layering.rs`
+//! checks this.
 
 pub(crate) mod anon;
 pub mod atomic;
 pub mod beneath;
+mod beneath_fd;
 #[cfg(any(test, feature = "testing"))]
 pub mod crash;
 pub mod exit;
@@ -133,11 +142,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn lock(&self, path: &Path) -> Result<LockFile>;
     /// Whether `sync`/`sync_dir` really reach the disk.
     fn fsync_enabled(&self) -> bool;
-    /// The fault plan of a fault-injecting file system, for stores that do
-    /// part of their I/O outside this trait (kv); `None` for real ones.
-    fn faults(&self) -> Option<Arc<fault::Faults>> {
-        None
-    }
+    /// Opens the directory at `path` (a store's root, trusted: it may
+    /// contain links) as a handle for operations on the names below it,
+    /// never following a link there (see [`beneath`]). Errors keep the OS's
+    /// errno (ENOENT, ENOTDIR, ...) for the caller to map.
+    fn open_root_dir(&self, path: &Path) -> std::io::Result<beneath::Dir>;
 }
 
 /// The file system used by default: the real one, fsyncing unless `no_fsync`.

@@ -330,6 +330,10 @@ impl FileSystem for StdFs {
     fn fsync_enabled(&self) -> bool {
         self.fsync
     }
+
+    fn open_root_dir(&self, path: &Path) -> std::io::Result<super::beneath::Dir> {
+        super::beneath::Dir::open(path)
+    }
 }
 
 #[cfg(test)]

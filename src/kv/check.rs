@@ -19,13 +19,11 @@
 //! nor directories or lie too deep. It then checks again: what remains is
 //! in the report's problems.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
-use crate::io::beneath::{self, Dir};
+use crate::io::beneath::{self, Dir, FileAt};
 use crate::io::quarantine::{QUARANTINE_DIR, Quarantine};
 use crate::kv::generation::{self, GENERATION, State};
 use crate::kv::journal::{JOURNAL, Records};
@@ -37,7 +35,7 @@ use crate::options::OpenOptions;
 /// What was found about one of the store's own files.
 enum Own {
     Absent,
-    Regular(File),
+    Regular(FileAt),
     /// Something else in its place (the kind, for the report).
     Other(&'static str),
 }
@@ -63,7 +61,9 @@ fn own_file(dir: &Dir, root: &Path, name: &str) -> Result<Own> {
     let file = dir
         .open_read(name)
         .map_err(|e| Error::io("open", &root.join(name), e))?;
-    let st = beneath::file_stat(&file).map_err(|e| Error::io("stat", &root.join(name), e))?;
+    let st = file
+        .stat()
+        .map_err(|e| Error::io("stat", &root.join(name), e))?;
     if st.kind != beneath::Kind::File {
         return Ok(Own::Other(kind_name(st.kind)));
     }
@@ -102,7 +102,10 @@ impl Kv {
         if root.as_os_str().is_empty() {
             return Err(Error::invalid("kv root path is empty"));
         }
-        let dir = Dir::open(root).map_err(|e| open_error(root, e))?;
+        let dir = opts
+            .fs
+            .open_root_dir(root)
+            .map_err(|e| open_error(root, e))?;
         let mut report = CheckReport::default();
         if !repair {
             inspect(&dir, root, &mut report)?;
@@ -126,7 +129,8 @@ impl Kv {
         let lock = dir
             .open_rw(LOCK)
             .map_err(|e| Error::io("open", &root.join(LOCK), e))?;
-        beneath::lock_exclusive(lock.file()).map_err(|e| Error::io("lock", &root.join(LOCK), e))?;
+        lock.lock_exclusive()
+            .map_err(|e| Error::io("lock", &root.join(LOCK), e))?;
         let found = inspect(&dir, root, &mut report)?;
         repair_findings(&dir, root, &found, &mut q, &mut report, fs.fsync_enabled())?;
         let (qdir, moved) = q.into_parts();

@@ -22,12 +22,10 @@
 //! precision); a dictionary's is the latest mtime of its direct entries (one
 //! level deep), or its directory's own mtime when it is empty.
 
-use std::io::Read;
-
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::io::beneath::{self, Dir};
+use crate::io::beneath::Dir;
 use crate::kv::Kind;
 use crate::kv::key::Key;
 use crate::kv::tree::{At, Tree, kind_of};
@@ -94,12 +92,12 @@ impl Tree {
     }
 
     fn value_digest(&self, parent: &Dir, key: &Key) -> Result<[u8; 32]> {
-        let mut file = parent
+        let file = parent
             .open_read(key.basename())
             .map_err(|e| self.err("digest", key, e))?;
         // Opened non-blocking; only a regular file is read (the entry may
         // have been replaced since it was listed).
-        let st = beneath::file_stat(&file).map_err(|e| self.err("digest", key, e))?;
+        let st = file.stat().map_err(|e| self.err("digest", key, e))?;
         if kind_of(&st, key)? != Kind::Value {
             return Err(crate::Error::ValueExpected(format!(
                 "digest {key}: a dictionary, not a value"
@@ -107,14 +105,18 @@ impl Tree {
         }
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut at = 0u64;
         loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| self.err("digest", key, e))?;
+            let n = match file.read_at(&mut buf, at) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.err("digest", key, e)),
+            };
             if n == 0 {
                 break;
             }
             h.update(&buf[..n]);
+            at += n as u64;
         }
         Ok(h.finalize().into())
     }

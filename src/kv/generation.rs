@@ -14,13 +14,15 @@
 //! and which were acknowledged (a record before it that fails to read back
 //! is damage, not a torn tail; see `journal.rs`). The end is synced before
 //! the journal is emptied, so that it never claims more than the journal
-//! holds after a crash. Any other size, or a checksum mismatch, is damage.
+//! holds after a crash. Any other size, or a checksum mismatch, is damage,
+//! except at a read-write open beside a journal whose records all read back
+//! whole: a power cut can tear the unsynced rewrite, and then the file is
+//! rewritten (see `Inner::recover_generation` in `mod.rs`).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::beneath::FileAt;
 use crate::io::frame;
 
 /// File name in the root.
@@ -81,7 +83,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Option<State>, String> {
 /// Reads and decodes the file open as `file` (at `path`); `None` when it is
 /// empty. A file that does not decode is read again a few times first (a
 /// concurrent rewrite).
-pub fn read(file: &File, path: &Path) -> Result<Option<State>> {
+pub fn read(file: &FileAt, path: &Path) -> Result<Option<State>> {
     let mut tries = 0;
     loop {
         // One byte more than a valid file, to see a longer one.

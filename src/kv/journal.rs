@@ -51,8 +51,6 @@
 //! a large allocation nor a read of the whole file. Replay verifies every
 //! record from where it starts before applying the first one.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -248,7 +246,7 @@ pub struct Scan {
     pub len: u64,
 }
 
-fn read_exact(file: &File, path: &Path, buf: &mut [u8], at: u64) -> Result<()> {
+fn read_exact(file: &FileAt, path: &Path, buf: &mut [u8], at: u64) -> Result<()> {
     file.read_exact_at(buf, at)
         .map_err(|e| Error::io("read journal", path, e))
 }
@@ -257,17 +255,17 @@ fn read_exact(file: &File, path: &Path, buf: &mut [u8], at: u64) -> Result<()> {
 /// offset. Works on any open descriptor, so that `check` can read a
 /// journal without opening the store.
 pub(crate) struct Records<'a> {
-    file: &'a File,
+    file: &'a FileAt,
     path: &'a Path,
     len: u64,
 }
 
 impl<'a> Records<'a> {
-    pub(crate) fn new(file: &'a File, path: &'a Path) -> Result<Records<'a>> {
+    pub(crate) fn new(file: &'a FileAt, path: &'a Path) -> Result<Records<'a>> {
         let len = file
-            .metadata()
+            .stat()
             .map_err(|e| Error::io("stat journal", path, e))?
-            .len();
+            .size;
         Ok(Records { file, path, len })
     }
 
@@ -555,7 +553,7 @@ impl Journal {
     /// Verifies the records from offset `from` on (see [`Records::scan`]);
     /// `Corrupted` on damage, with nothing changed.
     pub(crate) fn verify(&self, from: u64, applied: Option<u64>) -> Result<Scan> {
-        Records::new(self.file.file(), &self.path)?.scan(from, applied, |_, _| Ok(()))
+        Records::new(&self.file, &self.path)?.scan(from, applied, |_, _| Ok(()))
     }
 
     /// Passes the records from `from` up to `end` (a verified end) to
@@ -566,7 +564,7 @@ impl Journal {
         end: u64,
         mut apply: impl FnMut(Vec<Op>) -> Result<()>,
     ) -> Result<()> {
-        let records = Records::new(self.file.file(), &self.path)?;
+        let records = Records::new(&self.file, &self.path)?;
         let mut at = from;
         while at < end {
             match records.step(at)? {
@@ -592,7 +590,7 @@ mod tests {
 
     fn scan(j: &Journal, from: u64, applied: u64) -> Result<(Vec<Vec<Op>>, u64, u64)> {
         let mut out = Vec::new();
-        let s = Records::new(j.file.file(), &j.path)?.scan(from, Some(applied), |ops, _| {
+        let s = Records::new(&j.file, &j.path)?.scan(from, Some(applied), |ops, _| {
             out.push(ops);
             Ok(())
         })?;

@@ -9,12 +9,11 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::beneath::{self, Dir, Stat};
+use crate::io::beneath::{self, Dir, FileAt, Stat};
 use crate::kv::Kind;
 use crate::kv::key::{Key, is_reserved};
 
@@ -244,7 +243,7 @@ impl Tree {
     }
 
     /// Opens the value at `key` for reading, with its size.
-    fn open_value(&self, key: &Key, op: &str) -> Result<(std::fs::File, u64)> {
+    fn open_value(&self, key: &Key, op: &str) -> Result<(FileAt, u64)> {
         if key.is_root() {
             return Err(Error::ValueExpected(format!(
                 "{op} /: the root is a dictionary"
@@ -259,7 +258,7 @@ impl Tree {
                     .map_err(|e| self.err(op, key, e))?
             }
         };
-        let st = beneath::file_stat(&file).map_err(|e| self.err(op, key, e))?;
+        let st = file.stat().map_err(|e| self.err(op, key, e))?;
         match kind_of(&st, key)? {
             Kind::Value => Ok((file, st.size)),
             Kind::Dictionary => Err(Error::ValueExpected(format!(
@@ -304,15 +303,19 @@ impl Tree {
             .map_err(|_| {
                 Error::NoSpace(format!("get_partial {key}: no memory for {want} bytes"))
             })?;
-        if want > 0 {
-            use std::io::{Seek, SeekFrom};
-            let mut file = file;
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| self.err("get_partial", key, e))?;
-            file.take(want)
-                .read_to_end(&mut out)
-                .map_err(|e| self.err("get_partial", key, e))?;
+        // Bounded by `want` (what the file held at open), then read until
+        // the end, like a read of `want` bytes from `offset`.
+        out.resize(want as usize, 0);
+        let mut done = 0;
+        while done < out.len() {
+            match file.read_at(&mut out[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.err("get_partial", key, e)),
+            }
         }
+        out.truncate(done);
         Ok(out)
     }
 

@@ -1105,6 +1105,9 @@ tzs_status tzs_error_code(const struct tzs_error *e);
 /**
  * The error's message: a NUL-terminated UTF-8 string owned by `e`, valid
  * until `tzs_error_free(e)`. Returns an empty string for NULL.
+ * Every front end (C++, OCaml, Go, the CLI) shows an error as
+ * `TZS_<STATUS>: <message>`: in C, `tzs_status_name(tzs_error_code(e))`,
+ * `": "`, then this message.
  *
  * Thread-safe; `e` is borrowed.
  *

@@ -62,6 +62,7 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --features testing -- -D warnings
 step rust-tests cargo test --workspace --features testing
 step ctest2-layout cargo run -q -p tzstore-systest
+step status-lists python3 scripts/check-status-lists.py
 if [ -n "${CI:-}" ] && git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
   step header-drift git diff --exit-code -- include/tzstore.h
 fi

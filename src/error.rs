@@ -7,42 +7,138 @@ use std::path::Path;
 /// Result alias used by every fallible core function.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Every failure the core can report. Variants carry a human-readable message
-/// that names the path or key concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
+/// The one status table: every status's number, its name (the C constant
+/// without `TZS_`) and, for failures, the [`Error`] variant and its
+/// description. From it come the enum, `code`, `kind_name`, `message`,
+/// `from_code` and [`STATUSES`], which the C layer (`tzs_status_name`,
+/// `status_of`) and the tests of the header and of the bindings' status
+/// lists (`tests/status_table.rs`, `scripts/check-status-lists.py`) use.
+/// Numbers are stable and append-only. The C constants themselves are
+/// written out in `src/ffi/types.rs` for cbindgen (which cannot expand
+/// macros); `tests/status_table.rs` checks that they match this table.
+macro_rules! status_table {
+    (
+        $ok_code:literal $ok_name:literal;
+        $( $(#[doc = $doc:literal])* $code:literal $name:literal
+            $variant:ident $( ($payload:ty) )? $( = $fixed:literal )?; )*
+    ) => {
+        /// Every failure the core can report. Variants carry a
+        /// human-readable message that names the path or key concerned.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Error {
+            $( $(#[doc = $doc])* $variant $( ($payload) )?, )*
+        }
+
+        /// Every status as `(number, name without TZS_)`, in number order.
+        pub const STATUSES: &[(u32, &str)] = &[($ok_code, $ok_name), $( ($code, $name), )*];
+
+        /// `"TZS_<NAME>"` of a status number, as a static C string.
+        pub fn status_c_name(code: u32) -> Option<&'static std::ffi::CStr> {
+            const fn c(s: &'static str) -> &'static std::ffi::CStr {
+                match std::ffi::CStr::from_bytes_with_nul(s.as_bytes()) {
+                    Ok(c) => c,
+                    Err(_) => panic!("a status name holds a NUL"),
+                }
+            }
+            match code {
+                $ok_code => Some(const { c(concat!("TZS_", $ok_name, "\0")) }),
+                $( $code => Some(const { c(concat!("TZS_", $name, "\0")) }), )*
+                _ => None,
+            }
+        }
+
+        impl Error {
+            /// The C status number of this error (`tzs_status`).
+            pub fn code(&self) -> u32 {
+                match self {
+                    $( Error::$variant { .. } => $code, )*
+                }
+            }
+
+            /// The variant's name, as the C status name without the `TZS_`
+            /// prefix.
+            pub fn kind_name(&self) -> &'static str {
+                match self {
+                    $( Error::$variant { .. } => $name, )*
+                }
+            }
+
+            /// The message without the kind.
+            pub fn message(&self) -> &str {
+                match self {
+                    $( Error::$variant { .. } =>
+                        status_row!(message self, $variant $( ($payload) )? $( = $fixed )?), )*
+                }
+            }
+
+            /// The error a status number stands for, with `message`; `None`
+            /// for success and for numbers that are not statuses.
+            pub fn from_code(code: u32, message: String) -> Option<Error> {
+                match code {
+                    $( $code => Some(status_row!(make message, $variant $( ($payload) )?)), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+/// One row's part of [`status_table`]: a variant with a message payload or
+/// a unit variant with a fixed message.
+macro_rules! status_row {
+    (message $e:ident, $variant:ident ($payload:ty)) => {
+        if let Error::$variant(m) = $e {
+            m.as_str()
+        } else {
+            ""
+        }
+    };
+    (message $e:ident, $variant:ident = $fixed:literal) => {
+        $fixed
+    };
+    (make $m:ident, $variant:ident ($payload:ty)) => {
+        Error::$variant($m)
+    };
+    (make $m:ident, $variant:ident) => {{
+        drop($m);
+        Error::$variant
+    }};
+}
+
+status_table! {
+    0 "OK";
     /// The key, value or file asked for does not exist.
-    NotFound(String),
+    1 "NOT_FOUND" NotFound(String);
     /// An iterator reached its end (used by the C layer's iterators).
-    Done,
+    2 "DONE" Done = "iteration finished";
     /// The caller passed an argument the operation cannot accept.
-    InvalidArgument(String),
+    3 "INVALID_ARGUMENT" InvalidArgument(String);
     /// An operating-system I/O error, with the path and the OS error text.
-    Io(String),
+    4 "IO" Io(String);
     /// On-disk data failed a checksum or structural check.
-    Corrupted(String),
+    5 "CORRUPTED" Corrupted(String);
     /// A write was attempted through a read-only handle.
-    ReadOnly(String),
+    6 "READ_ONLY" ReadOnly(String);
     /// Another read-write instance holds the store's lock file.
-    Locked(String),
+    7 "LOCKED" Locked(String);
     /// A batch conflicts with changes made since it began.
-    Conflict(String),
+    8 "CONFLICT" Conflict(String);
     /// A batch conflicted more often than its retry budget allows.
-    TooManyRetries(String),
+    9 "TOO_MANY_RETRIES" TooManyRetries(String);
     /// A value was expected but a dictionary was found (kv).
-    ValueExpected(String),
+    10 "VALUE_EXPECTED" ValueExpected(String);
     /// A dictionary was expected but a value was found (kv).
-    DictionaryExpected(String),
+    11 "DICTIONARY_EXPECTED" DictionaryExpected(String);
     /// The destination key already exists (kv).
-    KeyExists(String),
+    12 "KEY_EXISTS" KeyExists(String);
     /// The device is full (ENOSPC, EDQUOT).
-    NoSpace(String),
+    13 "NO_SPACE" NoSpace(String);
     /// Data handed to the store breaks one of its invariants.
-    Inconsistent(String),
+    14 "INCONSISTENT" Inconsistent(String);
     /// The handle was closed.
-    Closed(String),
+    15 "CLOSED" Closed(String);
     /// A panic was caught at the C boundary.
-    Panic(String),
+    16 "PANIC" Panic(String);
 }
 
 impl Error {
@@ -66,55 +162,13 @@ impl Error {
     pub fn invalid(detail: impl Into<String>) -> Error {
         Error::InvalidArgument(detail.into())
     }
-
-    /// The variant's name, as the C status name without the `TZS_` prefix.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            Error::NotFound(_) => "NOT_FOUND",
-            Error::Done => "DONE",
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::Io(_) => "IO",
-            Error::Corrupted(_) => "CORRUPTED",
-            Error::ReadOnly(_) => "READ_ONLY",
-            Error::Locked(_) => "LOCKED",
-            Error::Conflict(_) => "CONFLICT",
-            Error::TooManyRetries(_) => "TOO_MANY_RETRIES",
-            Error::ValueExpected(_) => "VALUE_EXPECTED",
-            Error::DictionaryExpected(_) => "DICTIONARY_EXPECTED",
-            Error::KeyExists(_) => "KEY_EXISTS",
-            Error::NoSpace(_) => "NO_SPACE",
-            Error::Inconsistent(_) => "INCONSISTENT",
-            Error::Closed(_) => "CLOSED",
-            Error::Panic(_) => "PANIC",
-        }
-    }
-
-    /// The message without the kind.
-    pub fn message(&self) -> &str {
-        match self {
-            Error::Done => "iteration finished",
-            Error::NotFound(m)
-            | Error::InvalidArgument(m)
-            | Error::Io(m)
-            | Error::Corrupted(m)
-            | Error::ReadOnly(m)
-            | Error::Locked(m)
-            | Error::Conflict(m)
-            | Error::TooManyRetries(m)
-            | Error::ValueExpected(m)
-            | Error::DictionaryExpected(m)
-            | Error::KeyExists(m)
-            | Error::NoSpace(m)
-            | Error::Inconsistent(m)
-            | Error::Closed(m)
-            | Error::Panic(m) => m,
-        }
-    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind_name(), self.message())
+        // The one error text of every front end (C++, OCaml, Go, the CLI):
+        // the C status name, then the message.
+        write!(f, "TZS_{}: {}", self.kind_name(), self.message())
     }
 }
 

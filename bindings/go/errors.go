@@ -48,9 +48,11 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Message == "" {
-		return "tzstore: " + e.Status.String()
+		return e.Status.String()
 	}
-	return "tzstore: " + e.Status.String() + ": " + e.Message
+	// The one error text of every front end: the C status name, then the
+	// message.
+	return e.Status.String() + ": " + e.Message
 }
 
 // Is reports whether target is the sentinel of e's status.

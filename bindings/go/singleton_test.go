@@ -72,7 +72,7 @@ func TestSingletonErrors(t *testing.T) {
 	if !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("write through a read-only handle: %v", err)
 	}
-	if !strings.HasPrefix(err.Error(), "tzstore: TZS_READ_ONLY: ") {
+	if !strings.HasPrefix(err.Error(), "TZS_READ_ONLY: ") {
 		t.Fatalf("error text %q", err.Error())
 	}
 	if err := ro.Delete(); !errors.Is(err, ErrReadOnly) {

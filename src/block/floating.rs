@@ -753,7 +753,7 @@ pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue
 
 /// The first 8 bytes of a hash in hex, to name a block in messages.
 fn hex(h: &Hash) -> String {
-    h[..8].iter().map(|b| format!("{b:02x}")).collect()
+    crate::block::hex(h)
 }
 
 fn index_config(opts: &OpenOptions, log_size: u64) -> IndexConfig {

@@ -19,3 +19,8 @@ pub type Hash = [u8; HASH_SIZE];
 
 /// The maximum length of a predecessor list (ancestors at 1, 2, 4, …, 2048).
 pub const MAX_PREDECESSORS: usize = 12;
+
+/// A hash in full hex, for messages (a shortened one need not be unique).
+pub(crate) fn hex(h: &Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -11,27 +11,9 @@ use super::types::*;
 /// Never free it. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn tzs_status_name(status: tzs_status) -> *const c_char {
-    let name: &'static std::ffi::CStr = match status {
-        TZS_OK => c"TZS_OK",
-        TZS_NOT_FOUND => c"TZS_NOT_FOUND",
-        TZS_DONE => c"TZS_DONE",
-        TZS_INVALID_ARGUMENT => c"TZS_INVALID_ARGUMENT",
-        TZS_IO => c"TZS_IO",
-        TZS_CORRUPTED => c"TZS_CORRUPTED",
-        TZS_READ_ONLY => c"TZS_READ_ONLY",
-        TZS_LOCKED => c"TZS_LOCKED",
-        TZS_CONFLICT => c"TZS_CONFLICT",
-        TZS_TOO_MANY_RETRIES => c"TZS_TOO_MANY_RETRIES",
-        TZS_VALUE_EXPECTED => c"TZS_VALUE_EXPECTED",
-        TZS_DICTIONARY_EXPECTED => c"TZS_DICTIONARY_EXPECTED",
-        TZS_KEY_EXISTS => c"TZS_KEY_EXISTS",
-        TZS_NO_SPACE => c"TZS_NO_SPACE",
-        TZS_INCONSISTENT => c"TZS_INCONSISTENT",
-        TZS_CLOSED => c"TZS_CLOSED",
-        TZS_PANIC => c"TZS_PANIC",
-        _ => c"TZS_UNKNOWN",
-    };
-    name.as_ptr()
+    crate::error::status_c_name(status)
+        .unwrap_or(c"TZS_UNKNOWN")
+        .as_ptr()
 }
 
 /// The library version, e.g. `"0.1.0"`, as a static string. Never free it.

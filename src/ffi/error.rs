@@ -23,26 +23,10 @@ impl tzs_error {
     }
 }
 
-/// The status that represents `e` (1:1 with the variants).
+/// The status that represents `e` (1:1 with the variants, from the status
+/// table in `src/error.rs`).
 pub(crate) fn status_of(e: &Error) -> tzs_status {
-    match e {
-        Error::NotFound(_) => TZS_NOT_FOUND,
-        Error::Done => TZS_DONE,
-        Error::InvalidArgument(_) => TZS_INVALID_ARGUMENT,
-        Error::Io(_) => TZS_IO,
-        Error::Corrupted(_) => TZS_CORRUPTED,
-        Error::ReadOnly(_) => TZS_READ_ONLY,
-        Error::Locked(_) => TZS_LOCKED,
-        Error::Conflict(_) => TZS_CONFLICT,
-        Error::TooManyRetries(_) => TZS_TOO_MANY_RETRIES,
-        Error::ValueExpected(_) => TZS_VALUE_EXPECTED,
-        Error::DictionaryExpected(_) => TZS_DICTIONARY_EXPECTED,
-        Error::KeyExists(_) => TZS_KEY_EXISTS,
-        Error::NoSpace(_) => TZS_NO_SPACE,
-        Error::Inconsistent(_) => TZS_INCONSISTENT,
-        Error::Closed(_) => TZS_CLOSED,
-        Error::Panic(_) => TZS_PANIC,
-    }
+    e.code()
 }
 
 /// The status of an error object, or `TZS_INVALID_ARGUMENT` for NULL.
@@ -62,6 +46,9 @@ pub unsafe extern "C" fn tzs_error_code(e: *const tzs_error) -> tzs_status {
 
 /// The error's message: a NUL-terminated UTF-8 string owned by `e`, valid
 /// until `tzs_error_free(e)`. Returns an empty string for NULL.
+/// Every front end (C++, OCaml, Go, the CLI) shows an error as
+/// `TZS_<STATUS>: <message>`: in C, `tzs_status_name(tzs_error_code(e))`,
+/// `": "`, then this message.
 ///
 /// Thread-safe; `e` is borrowed.
 ///

@@ -91,24 +91,9 @@ fn status_error(st: tzs_status) -> Error {
         // SAFETY: tzs_status_name returns a static NUL-terminated string.
         unsafe { std::ffi::CStr::from_ptr(super::common::tzs_status_name(st)) }.to_string_lossy()
     );
-    match st {
-        TZS_NOT_FOUND => Error::NotFound(msg),
-        TZS_DONE => Error::Done,
-        TZS_INVALID_ARGUMENT => Error::InvalidArgument(msg),
-        TZS_CORRUPTED => Error::Corrupted(msg),
-        TZS_READ_ONLY => Error::ReadOnly(msg),
-        TZS_LOCKED => Error::Locked(msg),
-        TZS_CONFLICT => Error::Conflict(msg),
-        TZS_TOO_MANY_RETRIES => Error::TooManyRetries(msg),
-        TZS_VALUE_EXPECTED => Error::ValueExpected(msg),
-        TZS_DICTIONARY_EXPECTED => Error::DictionaryExpected(msg),
-        TZS_KEY_EXISTS => Error::KeyExists(msg),
-        TZS_NO_SPACE => Error::NoSpace(msg),
-        TZS_INCONSISTENT => Error::Inconsistent(msg),
-        TZS_CLOSED => Error::Closed(msg),
-        TZS_PANIC => Error::Panic(msg),
-        _ => Error::Io(msg),
-    }
+    // A number that is no failure status (TZS_OK cannot reach here) is
+    // the batch function's own failure.
+    Error::from_code(st, msg.clone()).unwrap_or(Error::Io(msg))
 }
 
 /// Opens the store rooted at the existing directory `root`; files and

@@ -269,5 +269,5 @@ impl Drop for ChunkWriter<'_> {
 
 /// A hash in hex, for messages.
 pub(crate) fn hex(h: &Hash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    crate::block::hex(h)
 }

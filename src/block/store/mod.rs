@@ -666,11 +666,7 @@ fn largest_step(left: u64, len: usize) -> Option<usize> {
     Some((63 - left.leading_zeros() as usize).min(len - 1))
 }
 
-/// Short hex of a hash for messages.
+/// A hash in full hex for messages (a shortened one need not be unique).
 pub(crate) fn hex(h: &Hash) -> String {
-    h.iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        + "…"
+    crate::block::hex(h)
 }

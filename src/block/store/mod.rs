@@ -399,6 +399,36 @@ impl BlockStore {
     pub fn cemented_chunks(&self) -> Vec<super::cemented::ChunkRange> {
         self.inner.cemented.chunks()
     }
+
+    /// Chunks of the cemented store that keep their blocks' metadata,
+    /// ascending (FULL mode drops the metadata of older chunks).
+    pub fn cemented_metadata_chunks(&self) -> Vec<super::cemented::ChunkRange> {
+        self.inner.cemented.metadata_chunks()
+    }
+
+    /// Iterates the blocks of cemented `chunk` (one of
+    /// [`BlockStore::cemented_chunks`]) in level order, with metadata if
+    /// asked; the chunk stays readable even if GC drops it meanwhile.
+    pub fn iter_cemented_chunk(
+        &self,
+        chunk: super::cemented::ChunkRange,
+        read_metadata: bool,
+    ) -> Result<super::cemented::ChunkIter> {
+        self.inner.cemented.iter_chunk(chunk, read_metadata)
+    }
+
+    /// Hash, level and predecessor of every floating block (every live
+    /// floating store, as this handle sees them), in arrival order per
+    /// store, the RW store first. Entries are verified as read: damage is
+    /// `Corrupted` naming the offset.
+    pub fn floating_blocks(&self) -> Result<Vec<(Hash, i32, Hash)>> {
+        let parts = self.inner.parts.read().clone();
+        let mut out = Vec::new();
+        for f in parts.all() {
+            out.extend(f.headers()?.into_iter().map(|(_, h, l, p)| (h, l, p)));
+        }
+        Ok(out)
+    }
 }
 
 impl Drop for BlockStore {
@@ -673,4 +703,52 @@ pub(crate) fn hex(h: &Hash) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<String>()
         + "…"
+}
+
+#[cfg(test)]
+mod accessor_tests {
+    use super::*;
+
+    fn block(level: i32, pred: Hash) -> Block {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&level.to_be_bytes());
+        hash[31] = 1;
+        Block {
+            hash,
+            level,
+            predecessor: pred,
+            contents: vec![level as u8; 10],
+            metadata: Some(vec![7; 5]),
+        }
+    }
+
+    #[test]
+    fn floating_blocks_and_cemented_chunks_are_listed() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
+        let store = BlockStore::open(dir.path(), BlockStoreOptions::default())?;
+        let mut pred = [0u8; 32];
+        let mut chain = Vec::new();
+        for level in 0..10 {
+            let b = block(level, pred);
+            store.store(&b.as_ref())?;
+            pred = b.hash;
+            chain.push(b);
+        }
+        store.merge(&chain[9].hash, &[4])?;
+        store.await_merge()?;
+        assert_eq!(store.cemented_chunks().len(), 1);
+        assert_eq!(store.cemented_metadata_chunks(), store.cemented_chunks());
+        let cemented: Vec<Block> = store
+            .iter_cemented_chunk(store.cemented_chunks()[0], true)?
+            .collect::<Result<_>>()?;
+        assert_eq!(cemented, chain[..5].to_vec());
+        let mut floating = store.floating_blocks()?;
+        floating.sort_by_key(|b| b.1);
+        let want: Vec<_> = chain[5..]
+            .iter()
+            .map(|b| (b.hash, b.level, b.predecessor))
+            .collect();
+        assert_eq!(floating, want);
+        Ok(())
+    }
 }

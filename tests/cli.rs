@@ -44,7 +44,7 @@ fn bad_directories_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let (ok, out) = tzstore(&["info", missing.to_str().unwrap()]);
-    assert!(!ok && out.contains("is not a directory"), "{out}");
+    assert!(!ok && out.contains("does not exist"), "{out}");
     let (ok, out) = tzstore(&["check", dir.path().to_str().unwrap()]);
     assert!(!ok && out.contains("no block store"), "{out}");
 }

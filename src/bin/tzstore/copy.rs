@@ -1,0 +1,374 @@
+//! `tzstore copy SRC DST`: a consistent copy of a store while its writer
+//! runs. The source is opened read-only (never locked, never changed); the
+//! copy is written into a fresh directory beside DST through the library
+//! (so it is a valid store by construction), verified with the store's
+//! check and its record count, then renamed to DST. A failed copy leaves no
+//! DST. What "consistent" means, per store:
+//!
+//! * block store: the cemented chunks and floating blocks of the one
+//!   manifest state the read-only open saw (every block stored before the
+//!   copy started is there; later ones are not), with the same chunk
+//!   boundaries, history mode and metadata;
+//! * cemented / floating store: the chunks / blocks as of the read-only
+//!   open;
+//! * index: the entries the read-only open replayed from `data` and the
+//!   logs, i.e. every entry flushed before the copy started;
+//! * indexed file: the keys of the generation the read-only open saw, each
+//!   with the value it holds when read (a key replaced during the copy may
+//!   carry its newer value);
+//! * key/value store: a state the store had: the root digest of the copy
+//!   must equal the source's digest taken just before copying (values are
+//!   plain files, so this is the only snapshot proof); on a mismatch the
+//!   copy is redone, up to 5 times;
+//! * singleton: the value as read (a write replaces the file atomically).
+
+use std::path::{Path, PathBuf};
+
+use tzstore::block::cemented::{Cemented, DEFAULT_LOG_SIZE};
+use tzstore::block::floating::Floating;
+use tzstore::block::store::{BlockStore, BlockStoreOptions};
+use tzstore::check::CheckReport;
+use tzstore::index::Index;
+use tzstore::indexed_file::IndexedFile;
+use tzstore::kv::{Kind, Kv};
+use tzstore::singleton::Singleton;
+use tzstore::{Error, OpenOptions, Result};
+
+use crate::detect::{StoreKind, detect};
+use crate::fmt::{hex, thousands};
+use crate::progress::{Unit, bar};
+use crate::{open, walk};
+
+/// Copies of a kv store redone when it changed during the copy.
+const KV_TRIES: usize = 5;
+
+pub fn run(src: &Path, dst: &Path) -> Result<()> {
+    let kind = detect(src)?;
+    match std::fs::symlink_metadata(dst) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("stat", dst, e)),
+        Ok(_) => {
+            return Err(Error::invalid(format!(
+                "{} already exists: copy writes a new store and never overwrites",
+                dst.display()
+            )));
+        }
+    }
+    let name = dst
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{} names no file", dst.display())))?;
+    let parent = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
+    let tmp = parent.join(format!(
+        ".{}.tzstore-copy-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = copy_into(kind, src, &tmp).and_then(|summary| {
+        std::fs::rename(&tmp, dst).map_err(|e| Error::io("rename", &tmp, e))?;
+        Ok(summary)
+    });
+    match result {
+        Ok(summary) => {
+            println!(
+                "copied {kind} {} -> {}: {summary}; the copy checks clean",
+                src.display(),
+                dst.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            // The half-written copy is ours alone (a fresh name): drop it.
+            let _ = if tmp.is_dir() {
+                std::fs::remove_dir_all(&tmp)
+            } else {
+                std::fs::remove_file(&tmp)
+            };
+            Err(e)
+        }
+    }
+}
+
+fn rw() -> OpenOptions {
+    OpenOptions::read_write()
+}
+
+/// Copies into `dst` (absent), verifies, and returns what was copied.
+fn copy_into(kind: StoreKind, src: &Path, dst: &Path) -> Result<String> {
+    let (summary, report) = match kind {
+        StoreKind::BlockStore => block_store(src, dst)?,
+        StoreKind::Cemented => {
+            let from = open::cemented(src)?;
+            let to = Cemented::open(dst, &rw(), DEFAULT_LOG_SIZE)?;
+            let n = chunks(
+                &from.chunks(),
+                &from.metadata_chunks(),
+                |c, m| from.iter_chunk(c, m),
+                &to,
+            )?;
+            drop(to);
+            (
+                format!("{} blocks in {} chunks", thousands(n), from.chunks().len()),
+                Cemented::check(dst, &open::ro(), false)?,
+            )
+        }
+        StoreKind::Floating => {
+            let stores = open::floating(src)?;
+            let total: u64 = stores.iter().map(|s| s.len()).sum();
+            let pb = bar(total, Unit::Records("blocks"), "copying");
+            let mut n = 0u64;
+            for s in &stores {
+                let to = Floating::open(dst, s.kind(), &rw())?;
+                for e in s.iter(true) {
+                    let e = e?;
+                    to.append(&e.block.as_ref(), &e.preds, false)?;
+                    n += 1;
+                    pb.inc(1);
+                }
+                to.flush()?;
+            }
+            pb.finish_and_clear();
+            expect_count(
+                "blocks",
+                n,
+                open::floating(dst)?.iter().map(|f| f.len()).sum(),
+            )?;
+            (
+                format!("{} blocks", thousands(n)),
+                Floating::check(dst, &open::ro(), false)?,
+            )
+        }
+        StoreKind::Index => {
+            let from = open::index(src)?;
+            let mut cfg = Index::config_of(src, &rw())?;
+            cfg.open = rw();
+            let to = Index::open(dst, cfg)?;
+            let pb = bar(from.len(), Unit::Records("entries"), "copying");
+            let mut n = 0u64;
+            for e in from.iter()? {
+                let (k, v) = e?;
+                to.add(&k, &v, false)?;
+                n += 1;
+                pb.inc(1);
+            }
+            to.close()?;
+            pb.finish_and_clear();
+            expect_count("entries", n, open::index(dst)?.len())?;
+            (
+                format!("{} entries", thousands(n)),
+                Index::check(dst, &open::ro(), false)?,
+            )
+        }
+        StoreKind::IndexedFile => {
+            let from = open::indexed_file(src)?;
+            let mut cfg = IndexedFile::config_of(src, &rw())?;
+            cfg.open = rw();
+            let in_value = cfg.header_in_value;
+            let to = IndexedFile::open(dst, cfg)?;
+            let keys = from.keys()?;
+            let pb = bar(keys.len() as u64, Unit::Records("keys"), "copying");
+            let mut n = 0u64;
+            for k in &keys {
+                if let Some((value, header)) = from.read(k)? {
+                    let h = if in_value {
+                        None
+                    } else {
+                        Some(header.as_slice())
+                    };
+                    to.append(k, h, &value, false)?;
+                    n += 1;
+                }
+                pb.inc(1);
+            }
+            to.flush()?;
+            drop(to);
+            pb.finish_and_clear();
+            expect_count("keys", n, open::indexed_file(dst)?.len())?;
+            (
+                format!("{} keys", thousands(n)),
+                IndexedFile::check(dst, &open::ro(), false)?,
+            )
+        }
+        StoreKind::Kv => kv(src, dst)?,
+        StoreKind::Singleton => {
+            let v = open::singleton(src)?.read();
+            let to = Singleton::open(dst, &rw())?;
+            if let Some(v) = &v {
+                to.write(v)?;
+            }
+            drop(to);
+            (
+                match &v {
+                    Some(v) => format!("a value of {} bytes", thousands(v.len() as u64)),
+                    None => "no value (unset)".into(),
+                },
+                Singleton::check(dst, &open::ro(), false)?,
+            )
+        }
+    };
+    if !report.is_ok() {
+        return Err(Error::Corrupted(format!(
+            "the copy in {} fails its check: {}",
+            dst.display(),
+            report.problems.join("; ")
+        )));
+    }
+    Ok(summary)
+}
+
+fn expect_count(what: &str, copied: u64, found: u64) -> Result<()> {
+    if copied != found {
+        return Err(Error::Inconsistent(format!(
+            "copied {copied} {what} but the copy holds {found}"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes each chunk of the source into `to`, with metadata where the
+/// source keeps it; returns the blocks written.
+fn chunks(
+    ranges: &[tzstore::block::cemented::ChunkRange],
+    with_meta: &[tzstore::block::cemented::ChunkRange],
+    iter: impl Fn(
+        tzstore::block::cemented::ChunkRange,
+        bool,
+    ) -> Result<tzstore::block::cemented::ChunkIter>,
+    to: &Cemented,
+) -> Result<u64> {
+    let total: u64 = ranges.iter().map(|c| c.len() as u64).sum();
+    let pb = bar(total, Unit::Records("cemented blocks"), "copying");
+    let mut n = 0u64;
+    for (i, &c) in ranges.iter().enumerate() {
+        let meta = with_meta.contains(&c);
+        // The first chunk of a pruned (rolling) store has no predecessor
+        // in the copy: only later ones are linked to the previous chunk.
+        let mut w = to.begin_chunk(c.start, c.end, meta, i > 0)?;
+        for b in iter(c, meta)? {
+            w.push(&b?.as_ref())?;
+            n += 1;
+            pb.inc(1);
+        }
+        w.commit()?;
+    }
+    pb.finish_and_clear();
+    Ok(n)
+}
+
+fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
+    let from = open::block_store(src)?;
+    let (mode, offset) = from.history();
+    let opts = BlockStoreOptions {
+        open: rw(),
+        history_mode: mode,
+        history_offset: offset,
+        ..BlockStoreOptions::default()
+    };
+    // Created empty first (the manifest), so that the cemented store
+    // written next belongs to a block store.
+    drop(BlockStore::open(dst, opts.clone())?);
+    let ranges = from.cemented_chunks();
+    {
+        let to = Cemented::open(dst.join("cemented"), &rw(), DEFAULT_LOG_SIZE)?;
+        chunks(
+            &ranges,
+            &from.cemented_metadata_chunks(),
+            |c, m| from.iter_cemented_chunk(c, m),
+            &to,
+        )?;
+    }
+    let mut floating = from.floating_blocks()?;
+    // Level order puts every predecessor first; duplicates (a block in
+    // two floating stores) are stored once.
+    floating.sort_by_key(|b| b.1);
+    floating.dedup_by_key(|b| b.0);
+    let to = BlockStore::open(dst, opts)?;
+    let pb = bar(
+        floating.len() as u64,
+        Unit::Records("floating blocks"),
+        "copying",
+    );
+    for (h, _, _) in &floating {
+        let b = from.read(h, 0, true)?.ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "floating block {} vanished from the read-only view of {}",
+                hex(h),
+                src.display()
+            ))
+        })?;
+        to.store_with(&b.as_ref(), false)?;
+        pb.inc(1);
+    }
+    to.flush()?;
+    pb.finish_and_clear();
+    let (a, b) = (from.stats()?, to.stats()?);
+    expect_count("cemented blocks", a.cemented_blocks, b.cemented_blocks)?;
+    expect_count("floating blocks", floating.len() as u64, b.floating_blocks)?;
+    drop(to);
+    let report = BlockStore::check_dir(
+        dst,
+        &BlockStoreOptions {
+            open: open::ro(),
+            ..BlockStoreOptions::default()
+        },
+        false,
+    )?;
+    Ok((
+        format!(
+            "{} cemented blocks in {} chunks, {} floating blocks",
+            thousands(a.cemented_blocks),
+            ranges.len(),
+            thousands(floating.len() as u64)
+        ),
+        report,
+    ))
+}
+
+fn kv(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
+    let from = open::kv(src)?;
+    for attempt in 1..=KV_TRIES {
+        let before = from.digest("")?;
+        if dst.exists() {
+            std::fs::remove_dir_all(dst).map_err(|e| Error::io("remove", dst, e))?;
+        }
+        std::fs::create_dir_all(dst).map_err(|e| Error::io("create directory", dst, e))?;
+        let to = Kv::open(dst, &rw())?;
+        let tree = walk::kv_tree(&from)?;
+        let pb = bar(tree.len() as u64, Unit::Records("keys"), "copying");
+        let mut values = 0u64;
+        for (key, kind) in &tree {
+            if *kind == Kind::Value {
+                match from.get(key) {
+                    Ok(v) => {
+                        to.set(key, &v)?;
+                        values += 1;
+                    }
+                    // Removed since the listing: the digests will differ.
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let copied = to.digest("")?;
+        drop(to);
+        if copied == before {
+            return Ok((
+                format!(
+                    "{} values (root digest {}, attempt {attempt})",
+                    thousands(values),
+                    hex(&copied)
+                ),
+                Kv::check(dst, &open::ro(), false)?,
+            ));
+        }
+    }
+    Err(Error::Conflict(format!(
+        "{} changed during each of {KV_TRIES} copies: no consistent state was copied",
+        src.display()
+    )))
+}

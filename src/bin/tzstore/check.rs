@@ -88,7 +88,10 @@ pub fn run(path: &Path, repair: bool) -> Result<()> {
 /// that stopped early says where it stopped and of how much.
 fn print_report(r: &CheckReport, expected: Option<u64>, read: u64, total: u64, repair: bool) {
     println!("checked {} records", thousands(r.records_checked));
-    if r.stopped_early {
+    // Fewer records verified than the store holds, with damage found: the
+    // check stopped at the damage even if the store did not flag it.
+    let short = !r.is_ok() && expected.is_some_and(|n| r.records_checked < n);
+    if r.stopped_early || short {
         let of = match expected {
             Some(n) => format!(
                 "record {} of {}",

@@ -22,11 +22,13 @@
 //!   copy is redone, up to 5 times;
 //! * singleton: the value as read (a write replaces the file atomically).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use tzstore::block::cemented::{Cemented, DEFAULT_LOG_SIZE};
 use tzstore::block::floating::Floating;
 use tzstore::block::store::{BlockStore, BlockStoreOptions};
+use tzstore::block::{Block, Hash};
 use tzstore::check::CheckReport;
 use tzstore::index::Index;
 use tzstore::indexed_file::IndexedFile;
@@ -71,6 +73,11 @@ pub fn run(src: &Path, dst: &Path) -> Result<()> {
         std::fs::rename(&tmp, dst).map_err(|e| Error::io("rename", &tmp, e))?;
         Ok(summary)
     });
+    // A singleton's writer locks `<file>.lock` beside the file: the copy's
+    // lock file, under our fresh name, is ours to remove.
+    let mut lock = tmp.clone().into_os_string();
+    lock.push(".lock");
+    let _ = std::fs::remove_file(PathBuf::from(lock));
     match result {
         Ok(summary) => {
             println!(
@@ -280,33 +287,64 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
             &to,
         )?;
     }
-    let mut floating = from.floating_blocks()?;
-    // Level order puts every predecessor first; duplicates (a block in
-    // two floating stores) are stored once.
-    floating.sort_by_key(|b| b.1);
-    floating.dedup_by_key(|b| b.0);
     let to = BlockStore::open(dst, opts)?;
-    let pb = bar(
-        floating.len() as u64,
-        Unit::Records("floating blocks"),
-        "copying",
-    );
-    for (h, _, _) in &floating {
-        let b = from.read(h, 0, true)?.ok_or_else(|| {
-            Error::Inconsistent(format!(
-                "floating block {} vanished from the read-only view of {}",
-                hex(h),
-                src.display()
-            ))
-        })?;
-        to.store_with(&b.as_ref(), false)?;
-        pb.inc(1);
+    let total = from.stats()?.floating_blocks;
+    let pb = bar(total, Unit::Records("floating blocks"), "copying");
+    // Oldest store first, arrival order within: predecessors come first.
+    // A block whose predecessor is still unknown (stores of a merge in
+    // flight seen in another order) waits for a second round.
+    let mut waiting: Vec<Block> = Vec::new();
+    let mut stored: HashSet<Hash> = HashSet::new();
+    for it in from.floating_iters(true) {
+        for e in it {
+            let b = e?.block;
+            match to.store_with(&b.as_ref(), false) {
+                Ok(()) => {
+                    stored.insert(b.hash);
+                }
+                Err(Error::Inconsistent(_)) => waiting.push(b),
+                Err(e) => return Err(e),
+            }
+            pb.inc(1);
+        }
+    }
+    while !waiting.is_empty() {
+        let before = waiting.len();
+        let mut still = Vec::new();
+        for b in waiting {
+            match to.store_with(&b.as_ref(), false) {
+                Ok(()) => {
+                    stored.insert(b.hash);
+                }
+                Err(Error::Inconsistent(_)) => still.push(b),
+                Err(e) => return Err(e),
+            }
+        }
+        if still.len() == before {
+            return Err(Error::Inconsistent(format!(
+                "{} floating blocks of {} connect to no stored block (first: {} at level {})",
+                still.len(),
+                src.display(),
+                hex(&still[0].hash),
+                still[0].level
+            )));
+        }
+        waiting = still;
     }
     to.flush()?;
     pb.finish_and_clear();
     let (a, b) = (from.stats()?, to.stats()?);
     expect_count("cemented blocks", a.cemented_blocks, b.cemented_blocks)?;
-    expect_count("floating blocks", floating.len() as u64, b.floating_blocks)?;
+    // A block seen both cemented and floating is stored once: the copy must
+    // hold every block copied, not one floating entry per block read.
+    for h in &stored {
+        if !to.mem(h)? {
+            return Err(Error::Inconsistent(format!(
+                "block {} was copied but the copy does not hold it",
+                hex(h)
+            )));
+        }
+    }
     drop(to);
     let report = BlockStore::check_dir(
         dst,
@@ -321,7 +359,7 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
             "{} cemented blocks in {} chunks, {} floating blocks",
             thousands(a.cemented_blocks),
             ranges.len(),
-            thousands(floating.len() as u64)
+            thousands(b.floating_blocks)
         ),
         report,
     ))

@@ -180,8 +180,7 @@ fn dump(
             let s = tri!(open::block_store(path));
             out.begin(head)?;
             chunks(&s.cemented_chunks(), &s.cemented_metadata_chunks(), out)?;
-            let mut blocks = tri!(s.floating_blocks());
-            blocks.sort_by_key(|b| b.1);
+            let blocks = tri!(walk::floating_headers(&s));
             floating(blocks.into_iter().map(|(h, l, p)| (None, h, l, p)), out)?;
         }
         StoreKind::Cemented => {
@@ -194,8 +193,11 @@ fn dump(
             out.begin(head)?;
             let mut all = Vec::new();
             for s in &stores {
-                for (_, h, l, p) in tri!(s.headers()) {
-                    all.push((Some(s.kind().name()), h, l, p));
+                // The iterator, unlike `headers`, ends quietly at an entry
+                // a writer is still appending.
+                for e in s.iter(false) {
+                    let b = tri!(e).block;
+                    all.push((Some(s.kind().name()), b.hash, b.level, b.predecessor));
                 }
             }
             all.sort_by_key(|b| b.2);

@@ -178,10 +178,13 @@ fn blocks(kind: StoreKind, path: &Path, q: &Query) -> Result<Vec<Block>> {
                 (None, Some(l)) => match s.read_by_level(l, m)? {
                     Some(b) => vec![b],
                     None => {
-                        let mut v = Vec::new();
-                        for (h, level, _) in s.floating_blocks()? {
-                            if level == l {
-                                v.extend(s.read(&h, 0, m)?);
+                        let mut v: Vec<Block> = Vec::new();
+                        for it in s.floating_iters(m) {
+                            for e in it {
+                                let b = e?.block;
+                                if b.level == l && !v.iter().any(|x| x.hash == b.hash) {
+                                    v.push(b);
+                                }
                             }
                         }
                         v
@@ -212,9 +215,10 @@ fn blocks(kind: StoreKind, path: &Path, q: &Query) -> Result<Vec<Block>> {
                 (None, Some(l)) => {
                     let mut v = Vec::new();
                     for s in &stores {
-                        for (_, h, level, _) in s.headers()? {
-                            if level == l {
-                                v.extend(read_floating(&stores, &h, m)?);
+                        for e in s.iter(m) {
+                            let b = e?.block;
+                            if b.level == l {
+                                v.push(b);
                             }
                         }
                     }

@@ -417,17 +417,22 @@ impl BlockStore {
         self.inner.cemented.iter_chunk(chunk, read_metadata)
     }
 
-    /// Hash, level and predecessor of every floating block (every live
-    /// floating store, as this handle sees them), in arrival order per
-    /// store, the RW store first. Entries are verified as read: damage is
-    /// `Corrupted` naming the offset.
-    pub fn floating_blocks(&self) -> Result<Vec<(Hash, i32, Hash)>> {
+    /// Iterators over the blocks of every live floating store as this
+    /// handle sees them, oldest store first (the read-only ones, then the
+    /// RW one), each in arrival order: a block's predecessor, if floating,
+    /// comes before it, so storing the blocks in this order into another
+    /// store succeeds. A read-only handle's iterator ends at an entry the
+    /// writer is still appending.
+    pub fn floating_iters(&self, with_metadata: bool) -> Vec<super::floating::FloatingIter> {
         let parts = self.inner.parts.read().clone();
-        let mut out = Vec::new();
-        for f in parts.all() {
-            out.extend(f.headers()?.into_iter().map(|(_, h, l, p)| (h, l, p)));
-        }
-        Ok(out)
+        let mut out: Vec<_> = parts
+            .ros
+            .iter()
+            .rev()
+            .map(|f| f.iter(with_metadata))
+            .collect();
+        out.push(parts.rw.iter(with_metadata));
+        out
     }
 }
 
@@ -723,7 +728,7 @@ mod accessor_tests {
     }
 
     #[test]
-    fn floating_blocks_and_cemented_chunks_are_listed() -> Result<()> {
+    fn floating_iters_and_cemented_chunks_read_every_block() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
         let store = BlockStore::open(dir.path(), BlockStoreOptions::default())?;
         let mut pred = [0u8; 32];
@@ -742,13 +747,13 @@ mod accessor_tests {
             .iter_cemented_chunk(store.cemented_chunks()[0], true)?
             .collect::<Result<_>>()?;
         assert_eq!(cemented, chain[..5].to_vec());
-        let mut floating = store.floating_blocks()?;
-        floating.sort_by_key(|b| b.1);
-        let want: Vec<_> = chain[5..]
-            .iter()
-            .map(|b| (b.hash, b.level, b.predecessor))
-            .collect();
-        assert_eq!(floating, want);
+        let mut floating = Vec::new();
+        for it in store.floating_iters(true) {
+            for e in it {
+                floating.push(e?.block);
+            }
+        }
+        assert_eq!(floating, chain[5..].to_vec());
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use tzstore::kv::Kv;
 use tzstore::singleton::Singleton;
 use tzstore::{Error, OpenOptions, Result};
 
-use crate::fmt::{disk_usage, hex, human_bytes, rate, thousands};
+use crate::fmt::{bytes_rate, disk_usage, hex, human_bytes, rate, thousands};
 use crate::progress::{Unit, bar};
 
 /// Blocks per cycle (one cemented chunk per cycle).
@@ -339,11 +339,11 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
     bar.finish_and_clear();
     let elapsed = t0.elapsed();
     println!(
-        "stored {} blocks ({forks} short forks) and ran {merges} background merges in {:.2?}: {} blocks/s, {}/s of input",
+        "stored {} blocks ({forks} short forks) and ran {merges} background merges in {:.2?}: {} blocks/s, {} of input",
         thousands(main_chain.len() as u64),
         elapsed,
         rate(main_chain.len() as u64, elapsed.as_secs_f64()),
-        human_bytes((input_bytes as f64 / elapsed.as_secs_f64()) as u64)
+        bytes_rate((input_bytes as f64 / elapsed.as_secs_f64()) as u64)
     );
 
     // Reads: by hash, by distance, by level.
@@ -419,13 +419,18 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
     println!(
         "  {:<28}{:>16}",
         "blocks stored",
-        main_chain.len() as u64 + 3 * forks as u64
+        thousands(main_chain.len() as u64 + 3 * forks as u64)
     );
     println!(
         "  {:<28}{:>16}",
-        "cemented blocks (kept)", st.cemented_blocks
+        "cemented blocks (kept)",
+        thousands(st.cemented_blocks)
     );
-    println!("  {:<28}{:>16}", "floating blocks", st.floating_blocks);
+    println!(
+        "  {:<28}{:>16}",
+        "floating blocks",
+        thousands(st.floating_blocks)
+    );
     println!("  {:<28}{:>16}", "cemented chunks", chunks);
     println!("  {:<28}{:>16}", "merges done", st.merges_done);
     println!(

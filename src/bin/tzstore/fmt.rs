@@ -86,6 +86,18 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// A bytes-per-second rate as a whole number of its unit (`166 MiB/s`).
+pub fn bytes_rate(per_sec: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = per_sec as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{} {}/s", thousands(v.round() as u64), UNITS[u])
+}
+
 /// What a store occupies: the sum of its files' sizes and the space the
 /// file system allocated for them (what `du` shows; less than the sizes
 /// for sparse files, more for preallocated ones).
@@ -153,6 +165,8 @@ mod tests {
         assert_eq!(thousands(54_172), "54,172");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(rate(541_727, 10.0), "54,173");
+        assert_eq!(bytes_rate(174_168_473), "166 MiB/s");
+        assert_eq!(bytes_rate(512), "512 B/s");
     }
 
     #[test]

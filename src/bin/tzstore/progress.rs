@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tzstore::Result;
 use tzstore::io::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
 
-use crate::fmt::{human_bytes, thousands};
+use crate::fmt::{bytes_rate, human_bytes, thousands};
 
 /// What a bar counts.
 #[derive(Clone, Copy)]
@@ -64,7 +64,7 @@ pub fn bar(len: u64, unit: Unit, msg: &str) -> ProgressBar {
             };
             let _ = match unit {
                 Unit::Records(_) => write!(w, "{}/s", thousands(per)),
-                Unit::Bytes => write!(w, "{}/s", human_bytes(per)),
+                Unit::Bytes => write!(w, "{}", bytes_rate(per)),
             };
         },
     );

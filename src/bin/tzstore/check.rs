@@ -87,24 +87,30 @@ pub fn run(path: &Path, repair: bool) -> Result<()> {
 /// Prints the report; the repair lines list every change, and a check
 /// that stopped early says where it stopped and of how much.
 fn print_report(r: &CheckReport, expected: Option<u64>, read: u64, total: u64, repair: bool) {
-    println!("checked {} records", thousands(r.records_checked));
-    // Fewer records verified than the store holds, with damage found: the
-    // check stopped at the damage even if the store did not flag it.
-    let short = !r.is_ok() && expected.is_some_and(|n| r.records_checked < n);
-    if r.stopped_early || short {
-        let of = match expected {
+    // "of N" only where the check counts what the store counts (blocks).
+    let of = expected
+        .filter(|&n| n != r.records_checked)
+        .map(|n| format!(" of {}", thousands(n)))
+        .unwrap_or_default();
+    println!("checked {} records{of}", thousands(r.records_checked));
+    if r.stopped_early {
+        // Where it stopped: the record count when the store's total is
+        // known, else how far into the files (mapped files count whole, so
+        // bytes are only the fallback).
+        let at = match expected {
             Some(n) => format!(
                 "record {} of {}",
                 thousands(r.records_checked),
                 thousands(n)
             ),
-            None => format!("record {}", thousands(r.records_checked)),
+            None => format!(
+                "record {} (after reading {} of {})",
+                thousands(r.records_checked),
+                human_bytes(read.min(total)),
+                human_bytes(total)
+            ),
         };
-        println!(
-            "stopped early at {of} (after reading {} of {}): the rest was not checked",
-            human_bytes(read.min(total)),
-            human_bytes(total)
-        );
+        println!("stopped early at {at}: the rest was not checked");
     }
     for p in &r.problems {
         println!("problem: {p}");
@@ -125,27 +131,17 @@ fn print_report(r: &CheckReport, expected: Option<u64>, read: u64, total: u64, r
     }
 }
 
-/// Records the store holds as a read-only open counts them; `None` when
-/// it does not open (damage) or counting would mean reading it all.
+/// Blocks the store holds as a read-only open counts them, for the stores
+/// whose check counts blocks too; `None` when it does not open (damage) or
+/// the check counts other records (index log entries, metadata entries).
 fn expected_records(kind: StoreKind, path: &Path) -> Option<u64> {
     match kind {
         StoreKind::BlockStore => {
             let st = open::block_store(path).ok()?.stats().ok()?;
             Some(st.cemented_blocks + st.floating_blocks)
         }
-        StoreKind::Cemented => Some(
-            open::cemented(path)
-                .ok()?
-                .chunks()
-                .iter()
-                .map(|c| c.len() as u64)
-                .sum(),
-        ),
         StoreKind::Floating => Some(open::floating(path).ok()?.iter().map(|f| f.len()).sum()),
-        StoreKind::Index => Some(open::index(path).ok()?.len()),
-        StoreKind::IndexedFile => Some(open::indexed_file(path).ok()?.len()),
-        StoreKind::Kv => None,
-        StoreKind::Singleton => Some(1),
+        _ => None,
     }
 }
 

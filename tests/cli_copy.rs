@@ -160,6 +160,56 @@ fn index_copy_under_a_writer_with_merges() {
 }
 
 #[test]
+fn kv_copy_under_a_writer_is_a_state_the_store_had() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let dst = tmp.path().join("dst");
+    std::fs::create_dir(&src).unwrap();
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (src, acked, stop) = (src.clone(), acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let kv = Kv::open(&src, &OpenOptions::read_write().no_fsync()).unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                // Each write sets a new key and moves a counter: a copy
+                // mixing two states would pair a counter with the wrong keys.
+                kv.batch(10, |b| {
+                    b.set(&format!("keys/{i}"), &i.to_be_bytes())?;
+                    b.set("counter", (i + 1).to_string().as_bytes())
+                })
+                .unwrap();
+                i += 1;
+                acked.store(i, Ordering::SeqCst);
+                // Bursts with pauses: a copy fits between two writes.
+                if i % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            }
+        })
+    };
+    wait_for(&acked, 100);
+    let before = acked.load(Ordering::SeqCst);
+    let out = ok(&["copy", p(&src), p(&dst)]);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(out.stdout.contains("root digest"), "{}", out.stdout);
+    ok(&["check", p(&dst)]);
+    let copy = Kv::open(&dst, &OpenOptions::read_only()).unwrap();
+    let n: u64 = String::from_utf8(copy.get("counter").unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n >= before, "counter {n} < {before} acknowledged");
+    let keys = copy.list("keys").unwrap();
+    assert_eq!(keys.len() as u64, n, "the keys of exactly one state");
+    for i in 0..n {
+        assert_eq!(copy.get(&format!("keys/{i}")).unwrap(), i.to_be_bytes());
+    }
+}
+
+#[test]
 fn other_stores_copy_whole_and_dst_is_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

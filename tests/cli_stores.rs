@@ -207,6 +207,12 @@ fn cemented_and_floating_stores_alone() {
     assert_eq!(dump["chunks"][1]["metadata"], false);
     let got = json(&ok(&["get", c, &hex(&blocks[8].hash), "--distance", "3", "--json"]).stdout);
     assert_eq!(got["hash"], hex(&blocks[5].hash));
+    expect(1, &["get", c, &hex(&blocks[8].hash), "--distance", "9"]);
+    expect(
+        1,
+        &["get", c, &hex(&blocks[8].hash), "--distance", "4294967295"],
+    );
+    expect(1, &["get", c, "--level", "12"]);
     let out = ok(&["check", c]);
     // 12 blocks and the 6 metadata entries of the first chunk.
     assert!(out.stdout.contains("checked 18 records"), "{}", out.stdout);

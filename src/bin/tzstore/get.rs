@@ -198,7 +198,9 @@ fn blocks(kind: StoreKind, path: &Path, q: &Query) -> Result<Vec<Block>> {
             let level = match (hash, q.level) {
                 (Some(h), _) => c
                     .level_of(&h)?
-                    .map(|l| l - i32::try_from(q.distance).unwrap_or(i32::MAX)),
+                    // A distance past level 0 names no block.
+                    .and_then(|l| l.checked_sub(i32::try_from(q.distance).ok()?))
+                    .filter(|l| *l >= 0),
                 (None, l) => l,
             };
             match level {

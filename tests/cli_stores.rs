@@ -331,6 +331,17 @@ fn index_plain_and_removable() {
         flip(&dir.join(&log), len - 20);
         let out = expect(1, &["check", d]);
         assert!(out.stdout.contains(&log), "{}", out.stdout);
+        let report = json(&expect(1, &["check", "--json", d]).stdout);
+        assert_eq!(report["ok"], false);
+        assert!(
+            report["problems"][0].as_str().unwrap().contains(&log),
+            "{report}"
+        );
+        assert_eq!(
+            report["quarantined"].as_array().unwrap().len(),
+            0,
+            "nothing moved"
+        );
         let out = ok(&["check", "--repair", d]);
         assert!(
             out.stdout.contains(&format!("quarantined: {log}")),
@@ -482,6 +493,13 @@ fn singleton() {
     flip(&path, 20);
     let out = expect(1, &["check", s]);
     assert!(out.stdout.contains("problem: "), "{}", out.stdout);
-    let out = ok(&["check", "--repair", s]);
-    assert!(out.stdout.contains("quarantined: "), "{}", out.stdout);
+    let report = json(&ok(&["check", "--repair", "--json", s]).stdout);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["repair"], true);
+    let moved = report["quarantined"].as_array().unwrap();
+    assert!(
+        moved.iter().any(|q| q.as_str().unwrap().contains("head")),
+        "{report}"
+    );
+    assert!(report["quarantine_dir"].is_string(), "{report}");
 }

@@ -24,11 +24,13 @@ use crate::fmt::{disk_usage, human_bytes, thousands};
 use crate::open;
 use crate::progress::{CountingFs, Unit, bar};
 
-pub fn run(path: &Path, repair: bool) -> Result<()> {
+pub fn run(path: &Path, repair: bool, json: bool) -> Result<()> {
     // Detection refuses a missing path or one that holds no store before
     // anything is opened, so `--repair` never creates a store.
     let kind = detect(path)?;
-    println!("{kind} at {}", path.display());
+    if !json {
+        println!("{kind} at {}", path.display());
+    }
     let total_bytes = disk_usage(path)?.bytes;
     // Counted before the check, when the store still opens: the total a
     // check that stops early is measured against.
@@ -61,15 +63,21 @@ pub fn run(path: &Path, repair: bool) -> Result<()> {
     });
     pb.finish_and_clear();
     let report = report.map_err(open::explain_locked)?;
-    print_report(
-        &report,
-        expected,
-        read.load(Ordering::Relaxed),
-        total_bytes,
-        repair,
-    );
+    if json {
+        print_json(kind, path, &report, expected, repair);
+    } else {
+        print_report(
+            &report,
+            expected,
+            read.load(Ordering::Relaxed),
+            total_bytes,
+            repair,
+        );
+    }
     if report.is_ok() {
-        println!("ok: no problem found");
+        if !json {
+            println!("ok: no problem found");
+        }
         Ok(())
     } else {
         Err(Error::Corrupted(format!(
@@ -129,6 +137,24 @@ fn print_report(r: &CheckReport, expected: Option<u64>, read: u64, total: u64, r
             println!("quarantined: {q}");
         }
     }
+}
+
+/// The report as one JSON object (the same lists as the text).
+fn print_json(kind: StoreKind, path: &Path, r: &CheckReport, expected: Option<u64>, repair: bool) {
+    let v = serde_json::json!({
+        "kind": kind.to_string(),
+        "path": path.display().to_string(),
+        "ok": r.is_ok(),
+        "records_checked": r.records_checked,
+        "records_expected": expected,
+        "stopped_early": r.stopped_early,
+        "problems": r.problems,
+        "repair": repair,
+        "repaired": r.repaired,
+        "quarantine_dir": r.quarantine_dir.as_ref().map(|d| d.display().to_string()),
+        "quarantined": r.quarantined,
+    });
+    println!("{v}");
 }
 
 /// Blocks the store holds as a read-only open counts them, for the stores

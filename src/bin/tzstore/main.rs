@@ -66,6 +66,10 @@ enum Command {
         /// read-write elsewhere.
         #[arg(long)]
         repair: bool,
+        /// One JSON object (ok, records_checked, stopped_early, problems,
+        /// repaired, quarantined) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print one record: a block (by hash, hash and distance, or level), an
     /// index or indexed-file key (hex), a key/value key (path), a
@@ -129,7 +133,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { path, json } => info::run(&path, json),
-        Command::Check { path, repair } => check::run(&path, repair),
+        Command::Check { path, repair, json } => check::run(&path, repair, json),
         Command::Get {
             path,
             key,

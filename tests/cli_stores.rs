@@ -421,11 +421,13 @@ fn kv_store() {
     kv.set("config/network", b"mainnet").unwrap();
     kv.set("config/peers/count", b"42").unwrap();
     kv.set("quote\"and\\slash", b"\x00\xff").unwrap();
+    // Names other stores use for their files do not make it another kind.
+    kv.set("manifest", b"m").unwrap();
     drop(kv);
     let d = p(&dir);
     let info = json(&ok(&["info", "--json", d]).stdout);
     assert_eq!(info["kind"], "key/value store");
-    assert_eq!(info["values"], 3);
+    assert_eq!(info["values"], 4);
     assert_eq!(info["dictionaries"], 2);
     let got = json(&ok(&["get", d, "config/network", "--json"]).stdout);
     assert_eq!(got["value"], hex(b"mainnet"));
@@ -446,6 +448,7 @@ fn kv_store() {
             "config/network",
             "config/peers",
             "config/peers/count",
+            "manifest",
             "quote\"and\\slash"
         ],
         "a JSON string with quotes and backslashes parses back"

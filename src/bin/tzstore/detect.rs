@@ -66,10 +66,13 @@ pub fn detect(path: &Path) -> Result<StoreKind> {
         return Err(no_store(path));
     }
     let has = |name: &str| path.join(name).exists();
-    let kind = if has("manifest") || (has("floating") && has("cemented")) {
-        StoreKind::BlockStore
-    } else if has(".tzs-generation") || has(".tzs-journal") {
+    // The kv store first: its own files are `.tzs-` names no key can take,
+    // while its keys may be any name another store uses (`manifest`,
+    // `current`, `data`).
+    let kind = if has(".tzs-generation") || has(".tzs-journal") {
         StoreKind::Kv
+    } else if has("manifest") || (has("floating") && has("cemented")) {
+        StoreKind::BlockStore
     } else if has("current") {
         StoreKind::IndexedFile
     } else if has("level_to_hash") || has("hash_to_level") {

@@ -278,3 +278,63 @@ fn other_stores_copy_whole_and_dst_is_never_overwritten() {
             .contains("tzstore-copy")
     }),);
 }
+
+#[test]
+fn a_pruned_rolling_block_store_copies_with_its_chunks_and_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let dst = tmp.path().join("dst");
+    let blocks = chain(80);
+    {
+        let store = BlockStore::open(
+            &src,
+            BlockStoreOptions {
+                history_mode: HistoryMode::Rolling,
+                history_offset: 2,
+                ..BlockStoreOptions::default()
+            },
+        )
+        .unwrap();
+        for (i, b) in blocks.iter().enumerate() {
+            store.store(&b.as_ref()).unwrap();
+            if i % 10 == 9 && i >= 19 {
+                store.merge(&b.hash, &[(i - 10) as i32]).unwrap();
+                store.await_merge().unwrap();
+            }
+        }
+        let lowest = store.stats().unwrap().cemented_lowest.unwrap();
+        assert!(lowest > 0, "GC pruned the first chunks");
+    }
+    ok(&["copy", p(&src), p(&dst)]);
+    let a = json(&ok(&["dump", "--json", p(&src)]).stdout);
+    let b = json(&ok(&["dump", "--json", p(&dst)]).stdout);
+    assert_eq!(a["chunks"], b["chunks"]);
+    assert_eq!(a["floating"], b["floating"]);
+    let a = json(&ok(&["info", "--json", p(&src)]).stdout);
+    let b = json(&ok(&["info", "--json", p(&dst)]).stdout);
+    assert_eq!(a["history_mode"], b["history_mode"]);
+    assert_eq!(a["cemented"], b["cemented"]);
+    let head = hex(&blocks[79].hash);
+    assert_eq!(
+        ok(&[
+            "get",
+            p(&src),
+            &head,
+            "--distance",
+            "20",
+            "--json",
+            "--metadata"
+        ])
+        .stdout,
+        ok(&[
+            "get",
+            p(&dst),
+            &head,
+            "--distance",
+            "20",
+            "--json",
+            "--metadata"
+        ])
+        .stdout
+    );
+}

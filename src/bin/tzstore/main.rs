@@ -110,6 +110,16 @@ enum Command {
     /// Copy a store consistently while its writer runs (the source is
     /// opened read-only), check the copy, then move it to DST (which must
     /// not exist).
+    ///
+    /// What the copy holds: block, cemented and floating stores: the chunks
+    /// and blocks of the state the read-only open saw (every block stored
+    /// before the copy started), with the same chunk boundaries, history
+    /// mode and metadata; index: every entry flushed before the copy
+    /// started; indexed file: the keys of the generation it opened, each
+    /// with its value when read; key/value store: one state the store had
+    /// (the copy's root digest equals the source's just before or just after
+    /// copying; retried 5 times, then exit 1); singleton: its value. A
+    /// failed copy leaves no DST.
     Copy {
         /// The store to copy.
         src: PathBuf,

@@ -353,6 +353,26 @@ impl Index {
         })
     }
 
+    /// The configuration an existing index in `dir` was created with (key
+    /// and value sizes, removable), read from its `meta` file, with `open`
+    /// and the default log size: what a tool that was not told the sizes
+    /// opens it with.
+    ///
+    /// Errors: `NotFound` (no `meta` file), `Corrupted` (a damaged `meta`),
+    /// `Io`.
+    pub fn config_of(dir: impl AsRef<Path>, open: &OpenOptions) -> Result<IndexConfig> {
+        let dir = dir.as_ref();
+        let m = meta::read(open.fs.as_ref(), &dir.join(META))?
+            .ok_or_else(|| Error::NotFound(format!("index {} has no meta file", dir.display())))?;
+        Ok(IndexConfig {
+            key_size: m.key_size as usize,
+            value_size: m.value_size as usize,
+            removable: m.flags & data::FLAG_REMOVABLE != 0,
+            log_size: 0,
+            open: open.clone(),
+        })
+    }
+
     /// Key size in bytes.
     pub fn key_size(&self) -> usize {
         self.inner.ksize
@@ -964,5 +984,34 @@ impl Inner {
             }
         }
         fs.sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod config_of_tests {
+    use super::*;
+
+    #[test]
+    fn config_of_reads_the_sizes_an_index_was_created_with() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
+        let idx = Index::open(
+            dir.path(),
+            IndexConfig {
+                removable: true,
+                ..IndexConfig::new(5, 3)
+            },
+        )?;
+        idx.add(b"abcde", b"xyz", true)?;
+        drop(idx);
+        let cfg = Index::config_of(dir.path(), &OpenOptions::read_only())?;
+        assert_eq!((cfg.key_size, cfg.value_size, cfg.removable), (5, 3, true));
+        assert!(cfg.open.read_only);
+        let ro = Index::open(dir.path(), cfg)?;
+        assert_eq!(ro.find(b"abcde")?, Some(b"xyz".to_vec()));
+        assert!(matches!(
+            Index::config_of(dir.path().join("none"), &OpenOptions::read_only()),
+            Err(Error::NotFound(_))
+        ));
+        Ok(())
     }
 }

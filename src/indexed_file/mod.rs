@@ -352,6 +352,46 @@ impl IndexedFile {
         })
     }
 
+    /// The configuration the indexed file in `dir` was created with (key
+    /// and header sizes, `header_in_value`), read from its `current` file,
+    /// with `open` and the default log size.
+    ///
+    /// Errors: `NotFound` (no `current` file), `Corrupted`, `Io`.
+    pub fn config_of(dir: impl AsRef<Path>, open: &OpenOptions) -> Result<IndexedFileConfig> {
+        let dir = dir.as_ref();
+        let (_, layout) = read_current(open.fs.as_ref(), &dir.join(CURRENT))?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "indexed file {} has no generation file",
+                dir.display()
+            ))
+        })?;
+        Ok(IndexedFileConfig {
+            key_size: layout.key_size,
+            header_size: layout.header_size,
+            header_in_value: layout.header_in_value,
+            log_size: 0,
+            open: open.clone(),
+        })
+    }
+
+    /// Every stored key, as of now (order unspecified): the keys of the
+    /// current generation's index and the appends not handed to it yet.
+    /// Read each with [`read`](Self::read); a key replaced meanwhile reads
+    /// its newer value.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        let generation = self.current();
+        let mut keys = Vec::new();
+        for kv in generation.index.iter()? {
+            keys.push(kv?.0);
+        }
+        for k in generation.unsynced.keys() {
+            if !generation.index.mem(&k)? {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
     fn check_key(&self, key: &[u8]) -> Result<()> {
         if key.len() != self.inner.cfg.key_size {
             return Err(Error::invalid(format!(
@@ -875,5 +915,39 @@ fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>
             path,
             format!("record at offset {offset}: {why}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod accessor_tests {
+    use super::*;
+
+    #[test]
+    fn config_of_and_keys_read_an_existing_store() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
+        let cfg = IndexedFileConfig {
+            key_size: 4,
+            header_size: 2,
+            header_in_value: true,
+            log_size: 0,
+            open: OpenOptions::read_write(),
+        };
+        let f = IndexedFile::open(dir.path(), cfg)?;
+        f.append(b"key1", None, b"hhvalue", true)?;
+        f.append(b"key2", None, b"hhother", false)?;
+        let got = IndexedFile::config_of(dir.path(), &OpenOptions::read_only())?;
+        assert_eq!(
+            (got.key_size, got.header_size, got.header_in_value),
+            (4, 2, true)
+        );
+        let mut keys = f.keys()?;
+        keys.sort();
+        assert_eq!(keys, vec![b"key1".to_vec(), b"key2".to_vec()]);
+        let missing = dir.path().join("none");
+        assert!(matches!(
+            IndexedFile::config_of(&missing, &OpenOptions::read_only()),
+            Err(Error::NotFound(_))
+        ));
+        Ok(())
     }
 }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use tzstore::block::cemented::HistoryMode;
 use tzstore::block::store::{BlockStore, BlockStoreOptions};
 use tzstore::block::{Block, Hash};
@@ -13,7 +12,8 @@ use tzstore::kv::Kv;
 use tzstore::singleton::Singleton;
 use tzstore::{Error, OpenOptions, Result};
 
-use crate::inspect::human_bytes;
+use crate::fmt::{bytes_rate, disk_usage, hex, human_bytes, rate, thousands};
+use crate::progress::{Unit, bar};
 
 /// Blocks per cycle (one cemented chunk per cycle).
 const CYCLE: u32 = 4096;
@@ -23,6 +23,7 @@ const KEEP_CYCLES: u32 = 5;
 pub fn run(dir: Option<PathBuf>, blocks: u32) -> Result<()> {
     let (root, _tmp) = match dir {
         Some(d) => {
+            refuse_data(&d)?;
             std::fs::create_dir_all(&d).map_err(|e| Error::io("create directory", &d, e))?;
             (d, None)
         }
@@ -43,6 +44,25 @@ pub fn run(dir: Option<PathBuf>, blocks: u32) -> Result<()> {
     block_store(&root.join("blocks"), blocks)?;
     println!("\ndemo finished in {:.2?}", started.elapsed());
     Ok(())
+}
+
+/// `--dir` must be new or empty: the demo creates its stores there, and
+/// reusing a directory with data would fail late (or mix old and new).
+fn refuse_data(d: &Path) -> Result<()> {
+    match std::fs::read_dir(d) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::invalid(format!(
+            "--dir {}: {e}; give a new or empty directory",
+            d.display()
+        ))),
+        Ok(mut rd) => match rd.next() {
+            None => Ok(()),
+            Some(_) => Err(Error::invalid(format!(
+                "--dir {} already holds data; give a new or empty directory",
+                d.display()
+            ))),
+        },
+    }
 }
 
 fn section(title: &str) {
@@ -93,9 +113,10 @@ fn index(dir: &Path) -> Result<()> {
     }
     idx.flush()?;
     println!(
-        "added {n} 32-byte keys -> 8-byte values, one flush at the end: {:.2?} ({:.0}/s; merges ran in the background)",
+        "added {} 32-byte keys -> 8-byte values, one flush at the end: {:.2?} ({}/s; merges ran in the background)",
+        thousands(n),
         t.elapsed(),
-        n as f64 / t.elapsed().as_secs_f64()
+        rate(n, t.elapsed().as_secs_f64())
     );
     idx.await_merge()?;
     let t = Instant::now();
@@ -107,9 +128,11 @@ fn index(dir: &Path) -> Result<()> {
         }
     }
     println!(
-        "found {hits}/{n} in {:.2?} ({:.0}/s, no allocation per lookup)",
+        "found {}/{} in {:.2?} ({}/s, no allocation per lookup)",
+        thousands(hits),
+        thousands(n),
         t.elapsed(),
-        n as f64 / t.elapsed().as_secs_f64()
+        rate(n, t.elapsed().as_secs_f64())
     );
     idx.remove(&hash_of(7), true)?;
     println!("removed one key durably; mem = {}", idx.mem(&hash_of(7))?);
@@ -265,11 +288,7 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
         "opened {} in rolling mode keeping {KEEP_CYCLES} cycles of {CYCLE} blocks",
         dir.display()
     );
-    let bar = ProgressBar::new(blocks as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} blocks {per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = bar(blocks as u64, Unit::Records("blocks"), "storing");
     let t0 = Instant::now();
     let mut main_chain: Vec<Hash> = Vec::with_capacity(blocks as usize);
     let mut input_bytes = 0u64;
@@ -310,7 +329,7 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
             if !ends.is_empty() {
                 store.merge(&b.hash, &ends)?;
                 merges += 1;
-                bar.set_message(format!("merges started: {merges}"));
+                bar.set_message(format!("storing (merges started: {merges})"));
             }
         }
         bar.inc(1);
@@ -320,11 +339,11 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
     bar.finish_and_clear();
     let elapsed = t0.elapsed();
     println!(
-        "stored {} blocks ({forks} short forks) and ran {merges} background merges in {:.2?}: {:.0} blocks/s, {}/s of input",
-        main_chain.len(),
+        "stored {} blocks ({forks} short forks) and ran {merges} background merges in {:.2?}: {} blocks/s, {} of input",
+        thousands(main_chain.len() as u64),
         elapsed,
-        main_chain.len() as f64 / elapsed.as_secs_f64(),
-        human_bytes((input_bytes as f64 / elapsed.as_secs_f64()) as u64)
+        rate(main_chain.len() as u64, elapsed.as_secs_f64()),
+        bytes_rate((input_bytes as f64 / elapsed.as_secs_f64()) as u64)
     );
 
     // Reads: by hash, by distance, by level.
@@ -377,33 +396,42 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
         }
     }
     println!(
-        "{found}/{sample} random reads of kept blocks by hash in {:.2?} ({:.0}/s)",
+        "{}/{} random reads of kept blocks by hash in {:.2?} ({}/s)",
+        thousands(found),
+        thousands(sample as u64),
         started.elapsed(),
-        sample as f64 / started.elapsed().as_secs_f64()
+        rate(sample as u64, started.elapsed().as_secs_f64())
     );
     let report = store.check(false)?;
     println!(
         "check: {} blocks verified, {} problems",
-        report.records_checked,
+        thousands(report.records_checked),
         report.problems.len()
     );
+    let chunks = store.cemented_chunks().len();
+    // Closed first: closing waits for the floating stores a merge retired
+    // to be deleted, so the size measured is the one `tzstore info` reports
+    // on the same store (measured before, it still counted them).
+    drop(store);
+    let usage = disk_usage(dir)?;
 
     println!("\n  {:<28}{:>16}", "summary", "");
     println!(
         "  {:<28}{:>16}",
         "blocks stored",
-        main_chain.len() as u64 + 3 * forks as u64
+        thousands(main_chain.len() as u64 + 3 * forks as u64)
     );
     println!(
         "  {:<28}{:>16}",
-        "cemented blocks (kept)", st.cemented_blocks
+        "cemented blocks (kept)",
+        thousands(st.cemented_blocks)
     );
-    println!("  {:<28}{:>16}", "floating blocks", st.floating_blocks);
     println!(
         "  {:<28}{:>16}",
-        "cemented chunks",
-        store.cemented_chunks().len()
+        "floating blocks",
+        thousands(st.floating_blocks)
     );
+    println!("  {:<28}{:>16}", "cemented chunks", chunks);
     println!("  {:<28}{:>16}", "merges done", st.merges_done);
     println!(
         "  {:<28}{:>16}",
@@ -411,11 +439,7 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
         format!("{} ms", st.last_merge_ms)
     );
     println!("  {:<28}{:>16}", "input bytes", human_bytes(input_bytes));
-    println!(
-        "  {:<28}{:>16}",
-        "bytes on disk",
-        human_bytes(st.bytes_on_disk)
-    );
+    println!("  {:<28}{:>16}", "on disk", usage.line());
     let meta_raw = st.cemented_blocks
         * sample_block(0, 0, [0; 32])
             .metadata
@@ -435,19 +459,11 @@ fn block_store(dir: &Path, blocks: u32) -> Result<()> {
         "  {:<28}{:>16}",
         "throughput",
         format!(
-            "{:.0} blocks/s",
-            main_chain.len() as f64 / elapsed.as_secs_f64()
+            "{} blocks/s",
+            rate(main_chain.len() as u64, elapsed.as_secs_f64())
         )
     );
     Ok(())
-}
-
-fn hex(h: &Hash) -> String {
-    h.iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        + "…"
 }
 
 /// Bytes of the files directly in `dir` (0 if it does not exist).

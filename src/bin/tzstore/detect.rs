@@ -44,12 +44,12 @@ impl fmt::Display for StoreKind {
 const SINGLETON_MAGIC: &[u8; 8] = b"TZSSGL01";
 
 /// Tells which store `path` holds. A path that holds none is an
-/// `InvalidArgument` (so `check --repair` never turns a mistyped path into
-/// a new store); a missing path is `NotFound`.
+/// `InvalidArgument`, and so is a missing path (both are usage errors: a
+/// mistyped path must never become a new store under `check --repair`).
 pub fn detect(path: &Path) -> Result<StoreKind> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound(format!("{} does not exist", path.display()))
+            Error::invalid(format!("{} does not exist", path.display()))
         } else {
             Error::io("stat", path, e)
         }
@@ -66,10 +66,13 @@ pub fn detect(path: &Path) -> Result<StoreKind> {
         return Err(no_store(path));
     }
     let has = |name: &str| path.join(name).exists();
-    let kind = if has("manifest") || (has("floating") && has("cemented")) {
-        StoreKind::BlockStore
-    } else if has(".tzs-generation") || has(".tzs-journal") {
+    // The kv store first: its own files are `.tzs-` names no key can take,
+    // while its keys may be any name another store uses (`manifest`,
+    // `current`, `data`).
+    let kind = if has(".tzs-generation") || has(".tzs-journal") {
         StoreKind::Kv
+    } else if has("manifest") || (has("floating") && has("cemented")) {
+        StoreKind::BlockStore
     } else if has("current") {
         StoreKind::IndexedFile
     } else if has("level_to_hash") || has("hash_to_level") {

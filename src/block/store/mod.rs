@@ -399,6 +399,41 @@ impl BlockStore {
     pub fn cemented_chunks(&self) -> Vec<super::cemented::ChunkRange> {
         self.inner.cemented.chunks()
     }
+
+    /// Chunks of the cemented store that keep their blocks' metadata,
+    /// ascending (FULL mode drops the metadata of older chunks).
+    pub fn cemented_metadata_chunks(&self) -> Vec<super::cemented::ChunkRange> {
+        self.inner.cemented.metadata_chunks()
+    }
+
+    /// Iterates the blocks of cemented `chunk` (one of
+    /// [`BlockStore::cemented_chunks`]) in level order, with metadata if
+    /// asked; the chunk stays readable even if GC drops it meanwhile.
+    pub fn iter_cemented_chunk(
+        &self,
+        chunk: super::cemented::ChunkRange,
+        read_metadata: bool,
+    ) -> Result<super::cemented::ChunkIter> {
+        self.inner.cemented.iter_chunk(chunk, read_metadata)
+    }
+
+    /// Iterators over the blocks of every live floating store as this
+    /// handle sees them, oldest store first (the read-only ones, then the
+    /// RW one), each in arrival order: a block's predecessor, if floating,
+    /// comes before it, so storing the blocks in this order into another
+    /// store succeeds. A read-only handle's iterator ends at an entry the
+    /// writer is still appending.
+    pub fn floating_iters(&self, with_metadata: bool) -> Vec<super::floating::FloatingIter> {
+        let parts = self.inner.parts.read().clone();
+        let mut out: Vec<_> = parts
+            .ros
+            .iter()
+            .rev()
+            .map(|f| f.iter(with_metadata))
+            .collect();
+        out.push(parts.rw.iter(with_metadata));
+        out
+    }
 }
 
 impl Drop for BlockStore {
@@ -669,4 +704,52 @@ fn largest_step(left: u64, len: usize) -> Option<usize> {
 /// A hash in full hex for messages (a shortened one need not be unique).
 pub(crate) fn hex(h: &Hash) -> String {
     crate::block::hex(h)
+}
+
+#[cfg(test)]
+mod accessor_tests {
+    use super::*;
+
+    fn block(level: i32, pred: Hash) -> Block {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&level.to_be_bytes());
+        hash[31] = 1;
+        Block {
+            hash,
+            level,
+            predecessor: pred,
+            contents: vec![level as u8; 10],
+            metadata: Some(vec![7; 5]),
+        }
+    }
+
+    #[test]
+    fn floating_iters_and_cemented_chunks_read_every_block() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
+        let store = BlockStore::open(dir.path(), BlockStoreOptions::default())?;
+        let mut pred = [0u8; 32];
+        let mut chain = Vec::new();
+        for level in 0..10 {
+            let b = block(level, pred);
+            store.store(&b.as_ref())?;
+            pred = b.hash;
+            chain.push(b);
+        }
+        store.merge(&chain[9].hash, &[4])?;
+        store.await_merge()?;
+        assert_eq!(store.cemented_chunks().len(), 1);
+        assert_eq!(store.cemented_metadata_chunks(), store.cemented_chunks());
+        let cemented: Vec<Block> = store
+            .iter_cemented_chunk(store.cemented_chunks()[0], true)?
+            .collect::<Result<_>>()?;
+        assert_eq!(cemented, chain[..5].to_vec());
+        let mut floating = Vec::new();
+        for it in store.floating_iters(true) {
+            for e in it {
+                floating.push(e?.block);
+            }
+        }
+        assert_eq!(floating, chain[5..].to_vec());
+        Ok(())
+    }
 }

@@ -147,6 +147,8 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     }
     if let Err(e) = inner.cemented.check_consistency(None) {
         report.problems.push(format!("cemented store: {e}"));
+        // It stops at the first damage: no cemented block counts as checked.
+        report.stopped_early = true;
     } else {
         report.records_checked += inner
             .cemented

@@ -421,7 +421,10 @@ fn check_cemented(
             | Error::NotFound(_)
             | Error::InvalidArgument(_)),
         ) => {
+            // The consistency check stops at the first damage: none of
+            // the cemented blocks is counted as checked.
             report.problem(format!("cemented store: {e}"));
+            report.stopped_early = true;
         }
         Err(e) => return Err(e),
     }

@@ -544,6 +544,34 @@ tzs_status tzs_block_store_store(struct tzs_block_store *s,
                                  struct tzs_error **err);
 
 /**
+ * Stores `block` like `tzs_block_store_store`, but durable on return only
+ * when `flush` is true (Octez's `store_block ?flush`): without it the block
+ * is readable at once and survives a crash of the process, and a power cut
+ * keeps it only once a later flushed store or `tzs_block_store_flush` has
+ * returned. A node that stores a burst of blocks pays one fsync for the
+ * burst this way. Errors as `tzs_block_store_store`. Thread-safe; works
+ * during a merge.
+ *
+ * # Safety
+ * `s` NULL or live; `block` NULL or valid.
+ */
+tzs_status tzs_block_store_store_with(struct tzs_block_store *s,
+                                      const struct tzs_block *block,
+                                      bool flush,
+                                      struct tzs_error **err);
+
+/**
+ * Makes every block stored so far durable (one fsync of the floating
+ * store receiving blocks). Errors: `TZS_INVALID_ARGUMENT` (NULL),
+ * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe; works during a
+ * merge.
+ *
+ * # Safety
+ * `s` NULL or live.
+ */
+tzs_status tzs_block_store_flush(struct tzs_block_store *s, struct tzs_error **err);
+
+/**
  * `TZS_OK` if the block is stored (floating or cemented), `TZS_NOT_FOUND`
  * if not. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
  *

@@ -95,15 +95,26 @@ class BlockStore {
     h_.reset(p);
   }
 
-  /// Stores `block` (durable on return unless opened with NO_FSYNC); the
-  /// library computes its predecessor list. Storing a stored block is a
+  /// Stores `block`, durable on return unless opened with NO_FSYNC or
+  /// `flush` is false (Octez's `store_block ?flush`): without flush the block
+  /// is readable at once and survives a crash of the process, and a power
+  /// cut keeps it only once a later flushed store or flush() has returned.
+  /// The library computes its predecessor list. Storing a stored block is a
   /// no-op. Throws Error (TZS_INCONSISTENT if the predecessor is unknown,
   /// except for the first block of an empty store, or the level is not the
   /// predecessor's plus one; TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
-  void store(const Block& block) {
+  void store(const Block& block, bool flush = true) {
     tzs_block c = detail::block_view(block);
     detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_store(h_.get("block store"), &c, err.out());
+    tzs_status st = tzs_block_store_store_with(h_.get("block store"), &c, flush, err.out());
+    err.check(st);
+  }
+
+  /// Makes every block stored so far durable (one fsync). Throws Error
+  /// (TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
+  void flush() {
+    detail::ErrorSlot err;
+    tzs_status st = tzs_block_store_flush(h_.get("block store"), err.out());
     err.check(st);
   }
 

@@ -9,7 +9,7 @@ package tzstore
 // plain arguments (cgo forbids passing Go memory that holds Go pointers).
 static tzs_status tzs_go_block_store_store(tzs_block_store *s, const uint8_t *hash, int32_t level,
     const uint8_t *pred, uint8_t *contents, size_t contents_len, bool has_metadata,
-    uint8_t *metadata, size_t metadata_len, tzs_error **err) {
+    uint8_t *metadata, size_t metadata_len, bool flush, tzs_error **err) {
   tzs_block b;
   memset(&b, 0, sizeof b);
   memcpy(b.hash, hash, 32);
@@ -20,7 +20,7 @@ static tzs_status tzs_go_block_store_store(tzs_block_store *s, const uint8_t *ha
   b.has_metadata = has_metadata;
   b.metadata.ptr = metadata;
   b.metadata.len = metadata_len;
-  return tzs_block_store_store(s, &b, err);
+  return tzs_block_store_store_with(s, &b, flush, err);
 }
 */
 import "C"
@@ -130,6 +130,15 @@ func OpenBlockStore(dir string, opts BlockStoreOptions) (*BlockStore, error) {
 // block of an empty store, or the level is not the predecessor's plus
 // one), ErrReadOnly, ErrNoSpace, ErrIO.
 func (s *BlockStore) Store(b *Block) error {
+	return s.StoreWith(b, true)
+}
+
+// StoreWith stores b like Store, durable on return only when flush is true
+// (Octez's store_block ?flush): without it the block is readable at once
+// and survives a crash of the process, and a power cut keeps it only once a
+// later flushed store or Flush has returned, so a burst of blocks costs one
+// fsync.
+func (s *BlockStore) StoreWith(b *Block, flush bool) error {
 	p, err := s.h.acquire()
 	if err != nil {
 		return err
@@ -140,9 +149,23 @@ func (s *BlockStore) Store(b *Block) error {
 	var e *C.tzs_error
 	st := C.tzs_go_block_store_store(p, (*C.uint8_t)(unsafe.Pointer(&b.Hash[0])), C.int32_t(b.Level),
 		(*C.uint8_t)(unsafe.Pointer(&b.Predecessor[0])), contents, contentsLen,
-		C.bool(b.Metadata != nil), metadata, metadataLen, &e)
+		C.bool(b.Metadata != nil), metadata, metadataLen, C.bool(flush), &e)
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(b)
+	return check(st, e)
+}
+
+// Flush makes every block stored so far durable (one fsync). ErrReadOnly
+// on a read-only handle.
+func (s *BlockStore) Flush() error {
+	p, err := s.h.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.h.done()
+	var e *C.tzs_error
+	st := C.tzs_block_store_flush(p, &e)
+	runtime.KeepAlive(s)
 	return check(st, e)
 }
 

@@ -316,3 +316,36 @@ func TestBlockStoreConcurrentDuringMerges(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBlockStoreUnflushedStoresThenFlush(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	s := openBlockStoreT(t, dir, testBlockStoreOptions(HistoryArchive, 1))
+	for i := 0; i < 50; i++ {
+		if err := s.StoreWith(blockOf(i), false); err != nil {
+			t.Fatalf("store %d without flush: %v", i, err)
+		}
+	}
+	// Readable at once, before any flush.
+	b, err := s.Read(hashOf(49), 0, true)
+	bsWantBlock(t, "read before the flush", b, err, blockOf(49))
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	ro := testBlockStoreOptions(HistoryArchive, 1)
+	ro.Flags |= ReadOnly
+	r := openBlockStoreT(t, dir, ro)
+	defer r.Close()
+	for i := 0; i < 50; i++ {
+		b, err := r.Read(hashOf(i), 0, true)
+		bsWantBlock(t, fmt.Sprintf("read %d after reopen", i), b, err, blockOf(i))
+	}
+	if err := r.Flush(); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("flush of a read-only handle = %v, want ErrReadOnly", err)
+	}
+	if err := r.StoreWith(blockOf(50), false); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("store on a read-only handle = %v, want ErrReadOnly", err)
+	}
+}

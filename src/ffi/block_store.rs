@@ -134,6 +134,51 @@ pub unsafe extern "C" fn tzs_block_store_store(
     })
 }
 
+/// Stores `block` like `tzs_block_store_store`, but durable on return only
+/// when `flush` is true (Octez's `store_block ?flush`): without it the block
+/// is readable at once and survives a crash of the process, and a power cut
+/// keeps it only once a later flushed store or `tzs_block_store_flush` has
+/// returned. A node that stores a burst of blocks pays one fsync for the
+/// burst this way. Errors as `tzs_block_store_store`. Thread-safe; works
+/// during a merge.
+///
+/// # Safety
+/// `s` NULL or live; `block` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_store_with(
+    s: *mut tzs_block_store,
+    block: *const tzs_block,
+    flush: bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        // SAFETY: per the function's contract.
+        let block = unsafe { block_in(block) }?;
+        s.inner.store_with(&block, flush)
+    })
+}
+
+/// Makes every block stored so far durable (one fsync of the floating
+/// store receiving blocks). Errors: `TZS_INVALID_ARGUMENT` (NULL),
+/// `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe; works during a
+/// merge.
+///
+/// # Safety
+/// `s` NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_flush(
+    s: *mut tzs_block_store,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        s.inner.flush()
+    })
+}
+
 /// `TZS_OK` if the block is stored (floating or cemented), `TZS_NOT_FOUND`
 /// if not. Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
 ///

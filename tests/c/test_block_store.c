@@ -230,6 +230,32 @@ int main(int argc, char **argv) {
   CHECK_STATUS(tzs_block_store_check(s, false, &err), TZS_OK);
   tzs_block_store_close(s);
 
+  /* Stores without flush: readable at once, durable after the flush. */
+  char unflushed[600];
+  snprintf(unflushed, sizeof unflushed, "%s/unflushed", dir);
+  CHECK_STATUS(tzs_block_store_open(unflushed, &o, &s, &err), TZS_OK);
+  for (int i = 0; i < 30; i++) {
+    tzs_block b = chain_block(i);
+    CHECK_STATUS(tzs_block_store_store_with(s, &b, false, &err), TZS_OK);
+  }
+  uint8_t h29[32];
+  make_hash(h29, 29);
+  CHECK_STATUS(tzs_block_store_read(s, h29, 0, true, &out, &err), TZS_OK);
+  CHECK_BYTES(out.metadata, "metadata 29");
+  tzs_block_free(&out);
+  CHECK_STATUS(tzs_block_store_flush(s, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_flush(NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_block_store_store_with(s, NULL, true, &err), TZS_INVALID_ARGUMENT);
+  tzs_block_store_close(s);
+  CHECK_STATUS(tzs_block_store_open(unflushed, &ro, &s, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_read(s, h29, 29, false, &out, &err), TZS_OK);
+  CHECK(out.level == 0);
+  tzs_block_free(&out);
+  tzs_block b30 = chain_block(30);
+  CHECK_STATUS(tzs_block_store_store_with(s, &b30, false, &err), TZS_READ_ONLY);
+  CHECK_STATUS(tzs_block_store_flush(s, &err), TZS_READ_ONLY);
+  tzs_block_store_close(s);
+
   char cmd[800];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 2;

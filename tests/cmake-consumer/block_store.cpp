@@ -118,6 +118,23 @@ static void test_rolling(const std::string& dir) {
   s.check();
 }
 
+// Stores without flush are readable at once and durable after flush(); a
+// read-only handle refuses both.
+static void test_unflushed_then_flush(const std::string& dir) {
+  {
+    tzstore::BlockStore s(dir, options(tzstore::HistoryMode::ARCHIVE, 1));
+    for (int i = 0; i < 50; ++i) s.store(block_of(i), false);
+    CHECK(s.read(hash_of(49)) == std::optional<tzstore::Block>(block_of(49)));
+    s.flush();
+  }
+  tzstore::BlockStoreOptions ro;
+  ro.flags = tzstore::READONLY;
+  tzstore::BlockStore r(dir, ro);
+  for (int i = 0; i < 50; ++i) CHECK(r.read(hash_of(i)) == std::optional<tzstore::Block>(block_of(i)));
+  expect_error(TZS_READ_ONLY, [&] { r.flush(); });
+  expect_error(TZS_READ_ONLY, [&] { r.store(block_of(50), false); });
+}
+
 // One thread stores a growing chain, three read, and the main thread runs
 // merges meanwhile: every block stored before a read is found, identical.
 static void test_threads_during_merges(const std::string& dir) {
@@ -188,6 +205,7 @@ int main(int argc, char** argv) {
   const std::string work = argv[1];
   test_basics(work + "/archive");
   test_rolling(work + "/rolling");
+  test_unflushed_then_flush(work + "/unflushed");
   test_threads_during_merges(work + "/threads");
   fs::remove_all(argv[1]);
   std::printf("%d passed, %d failed\n", passed, failures);

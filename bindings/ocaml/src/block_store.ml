@@ -37,8 +37,12 @@ let c_open =
     (string @-> ptr tzs_options @-> ptr handle @-> err @-> returning Ffi.status)
 
 let c_store =
-  Ffi.foreign ~release_runtime_lock:true "tzs_block_store_store"
-    (handle @-> block @-> err @-> returning Ffi.status)
+  Ffi.foreign ~release_runtime_lock:true "tzs_block_store_store_with"
+    (handle @-> block @-> bool @-> err @-> returning Ffi.status)
+
+let c_flush =
+  Ffi.foreign ~release_runtime_lock:true "tzs_block_store_flush"
+    (handle @-> err @-> returning Ffi.status)
 
 let c_mem =
   Ffi.foreign ~release_runtime_lock:true "tzs_block_store_mem"
@@ -94,7 +98,10 @@ let open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_
   | Ok () -> Ok (Handle.create ~what:("block store " ^ dir) ~close:c_close !@out)
   | Error e -> Error e
 
-let store t b = Block_c.with_block b @@ fun cb -> Handle.use t (fun h -> Ffi.call (c_store h cb))
+let store ?(flush = true) t b =
+  Block_c.with_block b @@ fun cb -> Handle.use t (fun h -> Ffi.call (c_store h cb flush))
+
+let flush t = Handle.use t (fun h -> Ffi.call (c_flush h))
 
 let mem t hash =
   Block_c.with_hash "hash" hash @@ fun hash ->

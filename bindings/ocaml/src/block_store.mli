@@ -33,13 +33,21 @@ val open_ :
     (read-only open of a missing store), [Invalid_argument] (unknown zstd
     level, ...), [Corrupted], [Io]. *)
 
-val store : t -> Block.t -> (unit, Error.t) result
-(** Stores a block (durable on return unless opened with [no_fsync]); the
+val store : ?flush:bool -> t -> Block.t -> (unit, Error.t) result
+(** Stores a block, durable on return unless opened with [no_fsync] or
+    given [~flush:false] (Octez's [store_block ?flush]; default [true]):
+    without flush the block is readable at once and survives a crash of the
+    process, and a power cut keeps it only once a later flushed store or
+    {!flush} has returned, so a burst of blocks costs one fsync. The
     library computes its predecessor list. Storing a stored block is a
     no-op. Errors: [Inconsistent] (the predecessor is unknown, except for
     the first block of an empty store, or the level is not the
     predecessor's plus one), [Read_only], [Invalid_argument] (a hash that is
     not 32 bytes), [No_space], [Io]. *)
+
+val flush : t -> (unit, Error.t) result
+(** Makes every block stored so far durable (one fsync). Errors:
+    [Read_only], [No_space], [Io]. *)
 
 val mem : t -> Block.hash -> (bool, Error.t) result
 

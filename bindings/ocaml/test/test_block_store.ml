@@ -191,7 +191,27 @@ let test_threads_during_merges () =
   ok "check" (Block_store.check s);
   Block_store.close s
 
+(* Stores without flush are readable at once and durable after [flush];
+   a read-only handle refuses both. *)
+let test_unflushed_then_flush () =
+  let d = Filename.concat (dir ()) "unflushed" in
+  let s = open_rw d in
+  for i = 0 to 49 do
+    ok "store without flush" (Block_store.store ~flush:false s (block_of i))
+  done;
+  check "readable before the flush" (Block_store.read s (hash_of 49) = Ok (Some (block_of 49)));
+  ok "flush" (Block_store.flush s);
+  Block_store.close s;
+  let ro = ok "open ro" (Block_store.open_ ~readonly:true d) in
+  for i = 0 to 49 do
+    check (Printf.sprintf "block %d after reopen" i) (Block_store.read ro (hash_of i) = Ok (Some (block_of i)))
+  done;
+  ignore (expect_error "flush read-only" Error.Read_only (Block_store.flush ro));
+  ignore (expect_error "store read-only" Error.Read_only (Block_store.store ~flush:false ro (block_of 50)));
+  Block_store.close ro
+
 let run () =
   test_basics ();
+  test_unflushed_then_flush ();
   test_rolling ();
   test_threads_during_merges ()

@@ -2,7 +2,8 @@
 # Installs, from the distribution's packages (Debian 12), the toolchains the
 # binding tests need when they are missing: C/C++ (gcc, g++, make, cmake,
 # pkg-config, valgrind), Go (golang-go), OCaml (ocaml-nox, ocaml-findlib,
-# ocaml-dune, libctypes-ocaml-dev for ctypes.foreign). Rust (cargo) is not a
+# ocaml-dune, libctypes-ocaml-dev for ctypes.foreign, liblwt-ocaml-dev for
+# tzstore.lwt). Rust (cargo) is not a
 # Debian package here: it must already be installed (rustup).
 # Runs `apt-get update` at most once, only when something is missing.
 set -euo pipefail
@@ -23,6 +24,10 @@ need_cmd ocamlopt ocaml-nox
 need_cmd dune ocaml-dune
 if ! command -v ocamlfind >/dev/null 2>&1 || ! ocamlfind query ctypes.foreign >/dev/null 2>&1; then
   missing+=(libctypes-ocaml-dev libffi-dev)
+fi
+# tzstore.lwt (bindings/ocaml/lwt) and its test.
+if ! command -v ocamlfind >/dev/null 2>&1 || ! ocamlfind query lwt.unix >/dev/null 2>&1; then
+  missing+=(liblwt-ocaml-dev)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,0 +1,190 @@
+(** The tzstore stores for Lwt programs (Octez runs in Lwt, where a blocking
+    fsync would freeze the scheduler).
+
+    Each module mirrors the synchronous one of {!Tzstore} with the same
+    handle type and the same arguments; every call that may block (file
+    I/O, fsync, waiting for a merge or a GC, close) returns its result as an
+    [('a, Tzstore.Error.t) result Lwt.t] and runs in {!Lwt_preemptive}'s
+    pool of system threads, off the scheduler's thread. The C library
+    releases the OCaml runtime lock around each call, so the pool's threads
+    and the scheduler run at the same time. Size the pool with
+    {!init} (Lwt's default is at most 4 threads).
+
+    Functions that take a callback ([fold], [iter], [Indexed_file.gc]'s
+    [keep], [Kv.batch]'s body) run it on the pool's thread: it must not use
+    Lwt, only the synchronous {!Tzstore} API (for [Kv.batch], the
+    [Tzstore.Kv.Batch] functions).
+
+    Pure accessors that never block ([Index.key_size], ...) are the
+    synchronous ones, re-exported. *)
+
+module Error = Tzstore.Error
+module Block = Tzstore.Block
+
+(** [init ~min ~max] sizes the thread pool that runs the blocking calls
+    ({!Lwt_preemptive.init}). Calls beyond [max] wait for a free thread. *)
+let init ~min ~max = Lwt_preemptive.init min max ignore
+
+let detach f = Lwt_preemptive.detach f ()
+
+module Singleton = struct
+  module S = Tzstore.Singleton
+
+  type t = S.t
+
+  let open_ ?readonly ?no_fsync dir = detach (fun () -> S.open_ ?readonly ?no_fsync dir)
+  let read t = detach (fun () -> S.read t)
+  let write t v = detach (fun () -> S.write t v)
+  let delete t = detach (fun () -> S.delete t)
+  let sync t = detach (fun () -> S.sync t)
+  let close t = detach (fun () -> S.close t)
+end
+
+module Index = struct
+  module S = Tzstore.Index
+
+  type t = S.t
+
+  let open_ ?readonly ?no_fsync ?removable ?log_size ~key_size ~value_size dir =
+    detach (fun () -> S.open_ ?readonly ?no_fsync ?removable ?log_size ~key_size ~value_size dir)
+
+  let key_size = S.key_size
+  let value_size = S.value_size
+  let mem t k = detach (fun () -> S.mem t k)
+  let find t k = detach (fun () -> S.find t k)
+  let add ?flush t k v = detach (fun () -> S.add ?flush t k v)
+  let remove ?flush t k = detach (fun () -> S.remove ?flush t k)
+  let flush t = detach (fun () -> S.flush t)
+  let sync t = detach (fun () -> S.sync t)
+  let await_merge t = detach (fun () -> S.await_merge t)
+  let length t = detach (fun () -> S.length t)
+  let fold t ~init ~f = detach (fun () -> S.fold t ~init ~f)
+  let iter t f = detach (fun () -> S.iter t f)
+  let close t = detach (fun () -> S.close t)
+end
+
+module Floating = struct
+  module S = Tzstore.Floating
+
+  type t = S.t
+  type kind = S.kind = Ro | Rw | Ro_tmp | Rw_tmp | Restore
+
+  let open_ ?readonly ?no_fsync ~kind dir = detach (fun () -> S.open_ ?readonly ?no_fsync ~kind dir)
+  let append ?flush t b preds = detach (fun () -> S.append ?flush t b preds)
+  let flush t = detach (fun () -> S.flush t)
+  let sync t = detach (fun () -> S.sync t)
+  let mem t h = detach (fun () -> S.mem t h)
+  let find_predecessors t h = detach (fun () -> S.find_predecessors t h)
+  let read_block t h = detach (fun () -> S.read_block t h)
+  let read_block_and_predecessors t h = detach (fun () -> S.read_block_and_predecessors t h)
+  let length t = detach (fun () -> S.length t)
+  let fold t ~init ~f = detach (fun () -> S.fold t ~init ~f)
+  let iter t f = detach (fun () -> S.iter t f)
+  let close t = detach (fun () -> S.close t)
+end
+
+module Block_store = struct
+  module S = Tzstore.Block_store
+
+  type t = S.t
+  type history_mode = S.history_mode = Archive | Full | Rolling
+
+  let open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size
+      ?zstd_level dir =
+    detach (fun () ->
+        S.open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size
+          ?zstd_level dir)
+
+  let store ?flush t b = detach (fun () -> S.store ?flush t b)
+  let flush t = detach (fun () -> S.flush t)
+  let mem t h = detach (fun () -> S.mem t h)
+  let read ?distance ?metadata t h = detach (fun () -> S.read ?distance ?metadata t h)
+  let read_by_level ?metadata t l = detach (fun () -> S.read_by_level ?metadata t l)
+  let merge t ~head ~chunk_ends = detach (fun () -> S.merge t ~head ~chunk_ends)
+  let await_merge t = detach (fun () -> S.await_merge t)
+  let stats t = detach (fun () -> S.stats t)
+  let check ?repair t = detach (fun () -> S.check ?repair t)
+  let close t = detach (fun () -> S.close t)
+end
+
+module Cemented = struct
+  module S = Tzstore.Cemented
+
+  type t = S.t
+  type chunk = S.chunk = { start_level : int32; end_level : int32 }
+
+  let open_ ?readonly ?no_fsync ?log_size dir =
+    detach (fun () -> S.open_ ?readonly ?no_fsync ?log_size dir)
+
+  let lowest_level t = detach (fun () -> S.lowest_level t)
+  let highest_level t = detach (fun () -> S.highest_level t)
+  let level_of t h = detach (fun () -> S.level_of t h)
+  let hash_of t l = detach (fun () -> S.hash_of t l)
+  let read_by_level ?metadata t l = detach (fun () -> S.read_by_level ?metadata t l)
+  let read_by_hash ?metadata t h = detach (fun () -> S.read_by_hash ?metadata t h)
+  let read_metadata t l = detach (fun () -> S.read_metadata t l)
+
+  let cement ?write_metadata ?check_consistency t blocks =
+    detach (fun () -> S.cement ?write_metadata ?check_consistency t blocks)
+
+  let chunks t = detach (fun () -> S.chunks t)
+  let metadata_chunks t = detach (fun () -> S.metadata_chunks t)
+  let find_chunk t l = detach (fun () -> S.find_chunk t l)
+  let gc t ~mode ~offset = detach (fun () -> S.gc t ~mode ~offset)
+  let check_consistency ?genesis t = detach (fun () -> S.check_consistency ?genesis t)
+  let fold ?metadata t c ~init ~f = detach (fun () -> S.fold ?metadata t c ~init ~f)
+  let iter ?metadata t c f = detach (fun () -> S.iter ?metadata t c f)
+  let set_zstd_level t l = detach (fun () -> S.set_zstd_level t l)
+  let sync t = detach (fun () -> S.sync t)
+  let close t = detach (fun () -> S.close t)
+end
+
+module Indexed_file = struct
+  module S = Tzstore.Indexed_file
+
+  type t = S.t
+
+  let open_ ?readonly ?no_fsync ?header_in_value ?log_size ~key_size ~header_size dir =
+    detach (fun () ->
+        S.open_ ?readonly ?no_fsync ?header_in_value ?log_size ~key_size ~header_size dir)
+
+  let header_size = S.header_size
+  let mem t k = detach (fun () -> S.mem t k)
+  let header t k = detach (fun () -> S.header t k)
+  let read t k = detach (fun () -> S.read t k)
+  let read_with_header t k = detach (fun () -> S.read_with_header t k)
+  let append ?flush t k ~header v = detach (fun () -> S.append ?flush t k ~header v)
+  let append_value ?flush t k v = detach (fun () -> S.append_value ?flush t k v)
+  let flush t = detach (fun () -> S.flush t)
+  let sync t = detach (fun () -> S.sync t)
+  let gc t ~keep = detach (fun () -> S.gc t ~keep)
+  let await_gc t = detach (fun () -> S.await_gc t)
+  let close t = detach (fun () -> S.close t)
+end
+
+module Kv = struct
+  module S = Tzstore.Kv
+
+  type t = S.t
+  type kind = S.kind
+
+  let open_ ?readonly ?no_fsync dir = detach (fun () -> S.open_ ?readonly ?no_fsync dir)
+  let exists t k = detach (fun () -> S.exists t k)
+  let get t k = detach (fun () -> S.get t k)
+  let get_partial t k ~offset ~length = detach (fun () -> S.get_partial t k ~offset ~length)
+  let size t k = detach (fun () -> S.size t k)
+  let list t k = detach (fun () -> S.list t k)
+  let last_modified t k = detach (fun () -> S.last_modified t k)
+  let digest t k = detach (fun () -> S.digest t k)
+  let set t k v = detach (fun () -> S.set t k v)
+  let set_partial t k ~offset v = detach (fun () -> S.set_partial t k ~offset v)
+  let remove t k = detach (fun () -> S.remove t k)
+  let rename t ~source ~dest = detach (fun () -> S.rename t ~source ~dest)
+  let allocate t k n = detach (fun () -> S.allocate t k n)
+
+  (** [batch t f] runs [f] on a pool thread inside a batch (see
+      {!Tzstore.Kv.batch}): [f] uses [Tzstore.Kv.Batch], not Lwt. *)
+  let batch ?retries t f = detach (fun () -> S.batch ?retries t f)
+
+  let close t = detach (fun () -> S.close t)
+end

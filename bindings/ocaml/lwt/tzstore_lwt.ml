@@ -23,9 +23,12 @@ module Block = Tzstore.Block
 
 (** [init ~min ~max] sizes the thread pool that runs the blocking calls
     ({!Lwt_preemptive.init}). Calls beyond [max] wait for a free thread. *)
-let init ~min ~max = Lwt_preemptive.init min max ignore
+let init = Pool.init
 
-let detach f = Lwt_preemptive.detach f ()
+let detach = Pool.detach
+
+(** Octez's layer-2 store functors ([src/lib_layer2_store/indexed_store.mli]). *)
+module Indexed_store = Indexed_store
 
 module Singleton = struct
   module S = Tzstore.Singleton

@@ -30,6 +30,9 @@ let detach = Pool.detach
 (** Octez's layer-2 store functors ([src/lib_layer2_store/indexed_store.mli]). *)
 module Indexed_store = Indexed_store
 
+(** The kv store with mirage-kv's [Mirage_kv.RW] shape. *)
+module Kv_rw = Kv_rw
+
 module Singleton = struct
   module S = Tzstore.Singleton
 

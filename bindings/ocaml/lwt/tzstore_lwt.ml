@@ -33,6 +33,21 @@ module Indexed_store = Indexed_store
 (** The kv store with mirage-kv's [Mirage_kv.RW] shape. *)
 module Kv_rw = Kv_rw
 
+(** [open Tzstore_lwt.Octez]: the block stores with the names, labels and
+    result shapes of Octez's
+    [Floating_block_store], [Cemented_block_store] and [Block_store]
+    ([src/lib_store/unix/]), covering what the C API offers (no resulting
+    context hashes, savepoint or caboose yet). [fold_left_s], [iter_s] and
+    [iter_cemented_file] take Lwt functions, called on the scheduler's
+    thread one block at a time while the store is walked on a pool thread.
+    A block is addressed as in Octez, [Block (hash, distance)]. *)
+module Octez = struct
+  module Floating_block_store = Octez_block_store.Floating_block_store
+  module Cemented_block_store = Octez_block_store.Cemented_block_store
+  module Block_store = Octez_block_store.Block_store
+  module Indexed_store = Indexed_store
+end
+
 module Singleton = struct
   module S = Tzstore.Singleton
 

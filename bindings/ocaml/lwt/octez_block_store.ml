@@ -1,0 +1,131 @@
+(* The block stores with the names, labels and result shapes of Octez's
+   src/lib_store/unix/{floating,cemented}_block_store.mli and block_store.mli,
+   on tzstore.lwt, covering what the C API offers (see tzstore_lwt.ml's
+   documentation of these modules). Folds and iterations take Lwt
+   functions: the store is walked on a pool thread, and each block is
+   handed to [f] on the scheduler's thread (Lwt_preemptive.run_in_main), one
+   at a time, so memory stays bounded and [f] may use Lwt. *)
+
+open Lwt.Syntax
+module T = Tzstore
+module E = Tzstore.Error
+
+type error = E.t
+
+let detach = Pool.detach
+
+(* Runs the synchronous fold [fold f_sync] on a pool thread, where
+   [f_sync acc x] waits for the Lwt function [f acc x] on the main thread.
+   The first error [f] returns stops the walk (raised through the fold, as
+   the synchronous folds re-raise their callback's exceptions). *)
+exception Stop of error
+
+let fold_lwt fold f init =
+  let step acc x =
+    match Lwt_preemptive.run_in_main (fun () -> f acc x) with Ok acc -> acc | Error e -> raise (Stop e)
+  in
+  detach (fun () -> try fold ~init ~f:step with Stop e -> Error e)
+
+module Floating_block_store = struct
+  type t = T.Floating.t
+  type floating_kind = RO | RW | RW_TMP | RO_TMP | Restore
+
+  let to_kind = function
+    | RO -> T.Floating.Ro
+    | RW -> T.Floating.Rw
+    | RW_TMP -> T.Floating.Rw_tmp
+    | RO_TMP -> T.Floating.Ro_tmp
+    | Restore -> T.Floating.Restore
+
+  let init ~chain_dir ~readonly kind =
+    detach (fun () -> T.Floating.open_ ~readonly ~kind:(to_kind kind) chain_dir)
+
+  let mem t h = detach (fun () -> T.Floating.mem t h)
+  let find_predecessors t h = detach (fun () -> T.Floating.find_predecessors t h)
+  let read_block t h = detach (fun () -> T.Floating.read_block t h)
+  let read_block_and_predecessors t h = detach (fun () -> T.Floating.read_block_and_predecessors t h)
+
+  let append_block ?(flush = true) t predecessors block =
+    detach (fun () -> T.Floating.append ~flush t block predecessors)
+
+  let fold_left_s f e t = fold_lwt (fun ~init ~f -> T.Floating.fold t ~init ~f:(fun a b _ -> f a b)) f e
+
+  let fold_left_with_pred_s f e t =
+    fold_lwt (fun ~init ~f -> T.Floating.fold t ~init ~f:(fun a b p -> f a (b, p))) f e
+
+  let iter_s f t = fold_left_s (fun () b -> f b) () t
+  let iter_with_pred_s f t = fold_left_with_pred_s (fun () bp -> f bp) () t
+  let close t = detach (fun () -> T.Floating.close t)
+end
+
+module Cemented_block_store = struct
+  type t = T.Cemented.t
+  type cemented_blocks_file = T.Cemented.chunk = { start_level : int32; end_level : int32 }
+
+  let init ?(readonly = false) ?log_size cemented_blocks_dir =
+    detach (fun () -> T.Cemented.open_ ~readonly ?log_size cemented_blocks_dir)
+
+  let cemented_blocks_files t = detach (fun () -> T.Cemented.chunks t)
+  let find_block_file t level = detach (fun () -> T.Cemented.find_chunk t level)
+  let get_lowest_cemented_level t = detach (fun () -> T.Cemented.lowest_level t)
+  let get_highest_cemented_level t = detach (fun () -> T.Cemented.highest_level t)
+  let get_cemented_block_level t h = detach (fun () -> T.Cemented.level_of t h)
+  let get_cemented_block_hash t l = detach (fun () -> T.Cemented.hash_of t l)
+  let is_cemented t h = Lwt.map (Result.map Option.is_some) (get_cemented_block_level t h)
+
+  let get_cemented_block_by_level t ~read_metadata l =
+    detach (fun () -> T.Cemented.read_by_level ~metadata:read_metadata t l)
+
+  let get_cemented_block_by_hash ~read_metadata t h =
+    detach (fun () -> T.Cemented.read_by_hash ~metadata:read_metadata t h)
+
+  let read_block_metadata t l = detach (fun () -> T.Cemented.read_metadata t l)
+
+  let cement_blocks ?(check_consistency = true) t ~write_metadata blocks =
+    detach (fun () -> T.Cemented.cement ~write_metadata ~check_consistency t blocks)
+
+  let trigger_gc t history_mode ~offset = detach (fun () -> T.Cemented.gc t ~mode:history_mode ~offset)
+
+  let iter_cemented_file f ?(read_metadata = false) t file =
+    let+ r =
+      fold_lwt (fun ~init ~f -> T.Cemented.fold ~metadata:read_metadata t file ~init ~f) (fun () b -> f b) ()
+    in
+    (* The synchronous fold says [None] when the store has no such chunk. *)
+    match r with
+    | Ok (Some ()) -> Ok ()
+    | Ok None ->
+        Error
+          {
+            E.status = E.Not_found;
+            message = Printf.sprintf "no cemented chunk %ld_%ld" file.start_level file.end_level;
+          }
+    | Error e -> Error e
+
+  let check_indexes_consistency ?genesis t = detach (fun () -> T.Cemented.check_consistency ?genesis t)
+  let close t = detach (fun () -> T.Cemented.close t)
+end
+
+module Block_store = struct
+  type t = T.Block_store.t
+  type key = Block of (T.Block.hash * int)
+
+  let load ?(readonly = false) ?history_mode ?history_offset chain_dir =
+    detach (fun () -> T.Block_store.open_ ~readonly ?history_mode ?history_offset chain_dir)
+
+  let mem t (Block (h, offset)) =
+    if offset = 0 then detach (fun () -> T.Block_store.mem t h)
+    else Lwt.map (Result.map Option.is_some) (detach (fun () -> T.Block_store.read ~distance:offset ~metadata:false t h))
+
+  let read_block ~read_metadata t (Block (h, offset)) =
+    detach (fun () -> T.Block_store.read ~distance:offset ~metadata:read_metadata t h)
+
+  let read_block_metadata t key =
+    Lwt.map (Result.map (fun b -> Option.bind b (fun b -> b.T.Block.metadata))) (read_block ~read_metadata:true t key)
+
+  let store_block ?flush t block = detach (fun () -> T.Block_store.store ?flush t block)
+  let flush t = detach (fun () -> T.Block_store.flush t)
+
+  let merge_stores t ~head ~chunk_ends = detach (fun () -> T.Block_store.merge t ~head ~chunk_ends)
+  let await_merging t = detach (fun () -> T.Block_store.await_merge t)
+  let close t = detach (fun () -> T.Block_store.close t)
+end

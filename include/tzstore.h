@@ -265,6 +265,15 @@ typedef struct tzs_block_store_options {
 typedef uint32_t tzs_status;
 
 /**
+ * Told of each merge's end by `tzs_block_store_set_merge_hook`: `ctx` as
+ * given there; `status` is `TZS_OK` once the merge swapped the stores and
+ * ran its GC, or the status of the error it failed with (the store then
+ * holds what it held before); `message` is that error's NUL-terminated
+ * message (`""` for `TZS_OK`), valid only during the call.
+ */
+typedef void (*tzs_merge_hook)(void *ctx, tzs_status status, const char *message);
+
+/**
  * Counters reported by `tzs_block_store_read_stats`.
  */
 typedef struct tzs_block_store_stats {
@@ -570,6 +579,29 @@ tzs_status tzs_block_store_store_with(struct tzs_block_store *s,
  * `s` NULL or live.
  */
 tzs_status tzs_block_store_flush(struct tzs_block_store *s, struct tzs_error **err);
+
+/**
+ * Sets the function told of each merge's end (`tzs_merge_hook`), so that a
+ * caller learns of it without polling `tzs_block_store_read_stats` or
+ * blocking in `tzs_block_store_await_merge`; NULL removes it. The hook runs
+ * once per merge that ends while it is set, on the merge's worker thread
+ * after the merge stopped running (or, for a `tzs_block_store_merge` with
+ * nothing left to cement, on the calling thread before that call returns).
+ * It must return quickly and must not call `tzs_block_store_merge`,
+ * `tzs_block_store_await_merge` or `tzs_block_store_close` on this store
+ * (the worker would wait for itself); other calls, on any store, are
+ * fine. `tzs_block_store_await_merge` still returns the merge's result.
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL store). Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live. `hook` NULL, or a function that may be called from any
+ * thread with `ctx`, which must stay valid until the hook is replaced or
+ * removed, or the store closed.
+ */
+tzs_status tzs_block_store_set_merge_hook(struct tzs_block_store *s,
+                                          tzs_merge_hook hook,
+                                          void *ctx,
+                                          struct tzs_error **err);
 
 /**
  * `TZS_OK` if the block is stored (floating or cemented), `TZS_NOT_FOUND`

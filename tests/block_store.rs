@@ -484,3 +484,50 @@ fn sigkill_during_store_and_merge_loses_no_flushed_block() {
     }
     assert!(max_seen > 100, "children stored only {max_seen} blocks");
 }
+
+/// The merge hook hears of each merge's end: `Ok` after a merge, at once
+/// for a merge with nothing to cement, and the error of a merge that found
+/// damage (which `await_merge` returns too).
+#[test]
+fn merge_hook_reports_each_merge_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockStore::open(dir.path(), options(HistoryMode::Archive, 1)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), Error>>();
+    let tx = std::sync::Mutex::new(tx);
+    store.set_merge_hook(Some(Arc::new(move |r: &Result<(), Error>| {
+        let _ = tx.lock().unwrap().send(r.clone());
+    })));
+    for i in 0..60 {
+        store.store(&chain_block(i).as_ref()).unwrap();
+    }
+    let wait = || {
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("the hook was called")
+    };
+    store.merge(&hash_of(59), &[19, 39]).unwrap();
+    assert_eq!(wait(), Ok(()));
+    assert!(!store.merging(), "the hook runs once the merge is over");
+    store.await_merge().unwrap();
+    // Nothing left to cement: the hook is told at once.
+    store.merge(&hash_of(59), &[39]).unwrap();
+    assert_eq!(wait(), Ok(()));
+    // A byte in the middle of the floating store the first merge kept
+    // (blocks 40-59, which the next merge walks) is damaged on disk.
+    let file = std::fs::read_dir(dir.path().join("floating"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("RW_floating_block_store"))
+        .filter(|f| f.exists())
+        .max_by_key(|f| std::fs::metadata(f).unwrap().len())
+        .expect("a floating store");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    store.merge(&hash_of(59), &[49]).unwrap();
+    let got = wait();
+    assert!(matches!(got, Err(Error::Corrupted(_))), "{got:?}");
+    assert_eq!(store.await_merge(), got);
+    // Removed: no more calls.
+    store.set_merge_hook(None);
+    assert!(rx.try_recv().is_err());
+}

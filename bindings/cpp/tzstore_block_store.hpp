@@ -6,6 +6,7 @@
 #define TZSTORE_BLOCK_STORE_HPP
 
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <string>
 #include <vector>
@@ -168,6 +169,16 @@ class BlockStore {
     detail::ErrorSlot err;
     tzs_status st = tzs_block_store_await_merge(h_.get("block store"), err.out());
     err.check(st);
+  }
+
+  /// Starts a merge as merge() does and returns a future that becomes
+  /// ready when it ends: get() returns, or throws the error the merge
+  /// failed with (the store then holds what it held before). An error
+  /// starting the merge is thrown here. The wait runs on another thread
+  /// (std::async); the store must outlive the future.
+  std::future<void> merge_async(const Hash& head, const std::vector<std::int32_t>& chunk_ends) {
+    merge(head, chunk_ends);
+    return std::async(std::launch::async, [this] { await_merge(); });
   }
 
   /// Levels, counts, bytes on disk and merge counters.

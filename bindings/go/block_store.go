@@ -264,6 +264,25 @@ func (s *BlockStore) AwaitMerge() error {
 	return check(st, e)
 }
 
+// MergeAsync starts a merge as Merge does and returns a channel that
+// receives its result once the merge ends (nil, or the error it failed
+// with; the store then holds what it held before), then is closed. An
+// error starting the merge is received at once. Waiting runs on a
+// goroutine, so a caller selects on the channel instead of polling Stats.
+func (s *BlockStore) MergeAsync(head Hash, chunkEnds []int32) <-chan error {
+	done := make(chan error, 1)
+	if err := s.Merge(head, chunkEnds); err != nil {
+		done <- err
+		close(done)
+		return done
+	}
+	go func() {
+		done <- s.AwaitMerge()
+		close(done)
+	}()
+	return done
+}
+
 // Stats returns levels, counts, bytes on disk and merge counters.
 func (s *BlockStore) Stats() (BlockStoreStats, error) {
 	p, err := s.h.acquire()

@@ -349,3 +349,24 @@ func TestBlockStoreUnflushedStoresThenFlush(t *testing.T) {
 		t.Fatalf("store on a read-only handle = %v, want ErrReadOnly", err)
 	}
 }
+
+func TestBlockStoreMergeAsync(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	s := openBlockStoreT(t, dir, testBlockStoreOptions(HistoryArchive, 1))
+	defer s.Close()
+	for i := 0; i < 60; i++ {
+		if err := s.Store(blockOf(i)); err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	if err := <-s.MergeAsync(hashOf(59), []int32{19, 39}); err != nil {
+		t.Fatalf("merge: %v", err)
+	}
+	if st, err := s.Stats(); err != nil || st.CementedHighest != 39 || st.Merging {
+		t.Fatalf("after the merge: %+v, %v", st, err)
+	}
+	// An error starting the merge arrives at once.
+	if err := <-s.MergeAsync(hashOf(4000), []int32{49}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("merge of an unknown head = %v, want ErrNotFound", err)
+	}
+}

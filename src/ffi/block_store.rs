@@ -1,6 +1,6 @@
 //! C API of the block store (SPEC §3.4 "block_store").
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 
 use super::args;
 use super::block::{block_in, block_out};
@@ -176,6 +176,79 @@ pub unsafe extern "C" fn tzs_block_store_flush(
         // SAFETY: per the function's contract.
         let s = unsafe { args::handle(s, "block store") }?;
         s.inner.flush()
+    })
+}
+
+/// Told of each merge's end by `tzs_block_store_set_merge_hook`: `ctx` as
+/// given there; `status` is `TZS_OK` once the merge swapped the stores and
+/// ran its GC, or the status of the error it failed with (the store then
+/// holds what it held before); `message` is that error's NUL-terminated
+/// message (`""` for `TZS_OK`), valid only during the call.
+pub type tzs_merge_hook =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, status: tzs_status, message: *const c_char)>;
+
+/// The hook and its context, moved to the merge's worker thread.
+struct MergeHookCall {
+    hook: unsafe extern "C" fn(*mut c_void, tzs_status, *const c_char),
+    ctx: *mut c_void,
+}
+
+// SAFETY: `tzs_block_store_set_merge_hook`'s contract makes the caller
+// promise that the hook may be called with `ctx` from any thread, until the
+// hook is replaced or removed or the store closed.
+unsafe impl Send for MergeHookCall {}
+// SAFETY: as for `Send`; the library only reads the two pointers.
+unsafe impl Sync for MergeHookCall {}
+
+impl MergeHookCall {
+    fn call(&self, result: &crate::error::Result<()>) {
+        let (status, message) = match result {
+            Ok(()) => (TZS_OK, std::ffi::CString::default()),
+            Err(e) => (
+                super::error::status_of(e),
+                std::ffi::CString::new(e.message().replace('\0', "\\0")).unwrap_or_default(),
+            ),
+        };
+        // SAFETY: the caller of `tzs_block_store_set_merge_hook` gave a
+        // function that takes this context from any thread; the message
+        // outlives the call.
+        unsafe { (self.hook)(self.ctx, status, message.as_ptr()) };
+    }
+}
+
+/// Sets the function told of each merge's end (`tzs_merge_hook`), so that a
+/// caller learns of it without polling `tzs_block_store_read_stats` or
+/// blocking in `tzs_block_store_await_merge`; NULL removes it. The hook runs
+/// once per merge that ends while it is set, on the merge's worker thread
+/// after the merge stopped running (or, for a `tzs_block_store_merge` with
+/// nothing left to cement, on the calling thread before that call returns).
+/// It must return quickly and must not call `tzs_block_store_merge`,
+/// `tzs_block_store_await_merge` or `tzs_block_store_close` on this store
+/// (the worker would wait for itself); other calls, on any store, are
+/// fine. `tzs_block_store_await_merge` still returns the merge's result.
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL store). Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live. `hook` NULL, or a function that may be called from any
+/// thread with `ctx`, which must stay valid until the hook is replaced or
+/// removed, or the store closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_set_merge_hook(
+    s: *mut tzs_block_store,
+    hook: tzs_merge_hook,
+    ctx: *mut c_void,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        // SAFETY: per the function's contract.
+        let s = unsafe { args::handle(s, "block store") }?;
+        let hook = hook.map(|hook| {
+            let call = MergeHookCall { hook, ctx };
+            std::sync::Arc::new(move |r: &crate::error::Result<()>| call.call(r))
+                as crate::block::store::MergeHook
+        });
+        s.inner.set_merge_hook(hook);
+        Ok(())
     })
 }
 

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "check.h"
 
@@ -33,6 +34,24 @@ static void make_hash(uint8_t h[32], int n) {
 
 static char contents[64];
 static char meta[64];
+
+/* What the merge hook saw: set on the merge's worker thread. */
+static _Atomic int hook_calls = 0;
+static _Atomic unsigned hook_status = 999;
+static char hook_message[256];
+
+static void merge_hook(void *ctx, tzs_status status, const char *message) {
+  snprintf(hook_message, sizeof hook_message, "%s%s", (const char *)ctx, message);
+  hook_status = status;
+  hook_calls++;
+}
+
+/* Waits (at most two minutes) for the hook's `n`-th call. */
+static int wait_hook(int n) {
+  struct timespec ms = {0, 1000000};
+  for (int i = 0; i < 120000 && hook_calls < n; i++) nanosleep(&ms, NULL);
+  return hook_calls >= n;
+}
 
 static tzs_block chain_block(int n) {
   tzs_block b;
@@ -254,6 +273,25 @@ int main(int argc, char **argv) {
   tzs_block b30 = chain_block(30);
   CHECK_STATUS(tzs_block_store_store_with(s, &b30, false, &err), TZS_READ_ONLY);
   CHECK_STATUS(tzs_block_store_flush(s, &err), TZS_READ_ONLY);
+  tzs_block_store_close(s);
+
+  /* The merge hook hears of the end of a merge, and of one with nothing
+   * left to cement, on any thread; NULL removes it. */
+  CHECK_STATUS(tzs_block_store_open(unflushed, &o, &s, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_set_merge_hook(NULL, merge_hook, "ctx:", &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_block_store_set_merge_hook(s, merge_hook, "ctx:", &err), TZS_OK);
+  int32_t hook_ends[2] = {9, 19};
+  CHECK_STATUS(tzs_block_store_merge(s, h29, hook_ends, 2, &err), TZS_OK);
+  CHECK(wait_hook(1));
+  CHECK(hook_status == TZS_OK && strcmp(hook_message, "ctx:") == 0);
+  CHECK_STATUS(tzs_block_store_await_merge(s, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_merge(s, h29, hook_ends, 2, &err), TZS_OK);
+  CHECK(wait_hook(2) && hook_status == TZS_OK);
+  CHECK_STATUS(tzs_block_store_set_merge_hook(s, NULL, NULL, &err), TZS_OK);
+  int32_t more_ends[1] = {24};
+  CHECK_STATUS(tzs_block_store_merge(s, h29, more_ends, 1, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_await_merge(s, &err), TZS_OK);
+  CHECK(hook_calls == 2);
   tzs_block_store_close(s);
 
   char cmd[800];

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <tzstore_block_store.hpp>
@@ -135,6 +136,18 @@ static void test_unflushed_then_flush(const std::string& dir) {
   expect_error(TZS_READ_ONLY, [&] { r.store(block_of(50), false); });
 }
 
+// merge_async: the future is ready when the merge ends; a merge that
+// cannot start throws at once.
+static void test_merge_async(const std::string& dir) {
+  tzstore::BlockStore s(dir, options(tzstore::HistoryMode::ARCHIVE, 1));
+  for (int i = 0; i < 60; ++i) s.store(block_of(i));
+  std::future<void> done = s.merge_async(hash_of(59), {19, 39});
+  done.get();
+  tzstore::BlockStoreStats st = s.stats();
+  CHECK(st.cemented_highest == 39 && !st.merging);
+  expect_error(TZS_NOT_FOUND, [&] { s.merge_async(hash_of(4000), {49}); });
+}
+
 // One thread stores a growing chain, three read, and the main thread runs
 // merges meanwhile: every block stored before a read is found, identical.
 static void test_threads_during_merges(const std::string& dir) {
@@ -206,6 +219,7 @@ int main(int argc, char** argv) {
   test_basics(work + "/archive");
   test_rolling(work + "/rolling");
   test_unflushed_then_flush(work + "/unflushed");
+  test_merge_async(work + "/merge_async");
   test_threads_during_merges(work + "/threads");
   fs::remove_all(argv[1]);
   std::printf("%d passed, %d failed\n", passed, failures);

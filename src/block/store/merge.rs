@@ -68,7 +68,13 @@ pub(super) fn start(
         .filter(|&e| highest.is_none_or(|h| e > h))
         .collect();
     let Some(&last_end) = ends.last() else {
-        return Ok(()); // everything asked for is already cemented
+        // Everything asked for is already cemented: a merge with nothing
+        // to do, which ends at once.
+        let hook = inner.merge_hook.lock().clone();
+        if let Some(hook) = hook {
+            hook(&Ok(()));
+        }
+        return Ok(());
     };
     let parts = inner.parts.read().clone();
     let Some(head_level) = inner.level_of_stored(&parts, head)? else {
@@ -134,6 +140,10 @@ pub(super) fn start(
             }
         };
         job_inner.merging.store(false, Ordering::SeqCst);
+        let hook = job_inner.merge_hook.lock().clone();
+        if let Some(hook) = hook {
+            hook(&result);
+        }
         result
     });
     *inner.merge_job.lock() = Some(handle);

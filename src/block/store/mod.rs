@@ -110,6 +110,9 @@ impl Parts {
     }
 }
 
+/// What [`BlockStore::set_merge_hook`] calls when a merge ends.
+pub type MergeHook = Arc<dyn Fn(&Result<()>) + Send + Sync>;
+
 pub(crate) struct Inner {
     dir: PathBuf,
     opts: BlockStoreOptions,
@@ -121,6 +124,8 @@ pub(crate) struct Inner {
     /// The running (or last) merge job.
     merge_job: Mutex<Option<JobHandle>>,
     merging: AtomicBool,
+    /// Called on the merge's worker thread when a merge ends.
+    merge_hook: Mutex<Option<MergeHook>>,
     /// Floating stores replaced by a merge, deleted once no reader holds them.
     retired: Mutex<Vec<Arc<Floating>>>,
     /// The background deletion of retired stores, if one was started.
@@ -235,6 +240,7 @@ impl BlockStore {
                 manifest: Mutex::new(manifest),
                 merge_job: Mutex::new(None),
                 merging: AtomicBool::new(false),
+                merge_hook: Mutex::new(None),
                 retired: Mutex::new(Vec::new()),
                 reaping: Mutex::new(None),
                 opts,
@@ -333,6 +339,20 @@ impl BlockStore {
     /// Waits for the running merge, if any, and returns its error.
     pub fn await_merge(&self) -> Result<()> {
         self.inner.await_merge()
+    }
+
+    /// Sets (or, with `None`, removes) the function told of each merge's
+    /// end: `Ok` once the merge has swapped the stores and run its GC, or
+    /// the error it failed with (the store then holds what it held before
+    /// the merge). It runs once per merge that ends while it is set, on the
+    /// merge's worker thread after [`BlockStore::merging`] turned false (or,
+    /// for a `merge` with nothing left to cement, on the caller's thread
+    /// before `merge` returns). It must return quickly and must not call
+    /// `merge`, `await_merge` or close this store from the worker (it would
+    /// wait for itself). [`BlockStore::await_merge`] still returns the
+    /// merge's result.
+    pub fn set_merge_hook(&self, hook: Option<MergeHook>) {
+        *self.inner.merge_hook.lock() = hook;
     }
 
     /// True while a merge runs: a cheap poll, unlike [`BlockStore::stats`]

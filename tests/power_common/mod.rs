@@ -67,6 +67,8 @@ pub fn at_every_sync<R>(
 /// which the store cannot tell from damage: the open or `check` reports it
 /// as `Corrupted`, and the documented repair (`check` with repair) must
 /// salvage the store, after which `open` succeeds and `check` is clean.
+/// With `TZS_POWER_STRICT` set, each repair prints `STRICT-REPAIR` and the
+/// reason, to count the crash states that needed one.
 pub fn open_or_repair<T>(
     mode: CutMode,
     what: &str,
@@ -74,6 +76,9 @@ pub fn open_or_repair<T>(
     check: impl Fn(bool) -> tzstore::Result<tzstore::check::CheckReport>,
 ) -> T {
     let repair = |why: String| {
+        if std::env::var_os("TZS_POWER_STRICT").is_some() {
+            eprintln!("STRICT-REPAIR {what}: {why}");
+        }
         let report = check(true).unwrap_or_else(|e| panic!("{what}: repair after {why}: {e}"));
         assert!(report.is_ok(), "{what}: repair after {why}: {report:?}");
         let t = open().unwrap_or_else(|e| panic!("{what}: open after the repair of {why}: {e}"));

@@ -511,18 +511,29 @@ fn merge_hook_reports_each_merge_end() {
     // Nothing left to cement: the hook is told at once.
     store.merge(&hash_of(59), &[39]).unwrap();
     assert_eq!(wait(), Ok(()));
-    // A byte in the middle of the floating store the first merge kept
-    // (blocks 40-59, which the next merge walks) is damaged on disk.
-    let file = std::fs::read_dir(dir.path().join("floating"))
+    // A byte in the middle of each floating store file (one of them holds
+    // blocks 40-59, which the next merge walks; stores the first merge
+    // replaced may still be waiting for deletion) is damaged on disk.
+    store.await_merge().unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("floating"))
         .unwrap()
-        .map(|e| e.unwrap().path().join("RW_floating_block_store"))
-        .filter(|f| f.exists())
-        .max_by_key(|f| std::fs::metadata(f).unwrap().len())
-        .expect("a floating store");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x55;
-    std::fs::write(&file, &bytes).unwrap();
+        .filter_map(|e| Some(e.ok()?.path().join("RW_floating_block_store")))
+        .collect();
+    let mut damaged = 0;
+    for file in files {
+        let Ok(mut bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        if bytes.is_empty() {
+            continue;
+        }
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x55;
+        if std::fs::write(&file, &bytes).is_ok() {
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
     store.merge(&hash_of(59), &[49]).unwrap();
     let got = wait();
     assert!(matches!(got, Err(Error::Corrupted(_))), "{got:?}");

@@ -19,7 +19,7 @@ use tzstore::{Error, OpenOptions};
 
 const KEYS: u64 = 320;
 const LOG_SIZE: u64 = 64;
-const LOG_HEADER: u64 = 32;
+const LOG_HEADER: u64 = 64;
 
 fn cfg(read_only: bool, removable: bool) -> IndexConfig {
     let mut open = if read_only {

@@ -363,6 +363,20 @@ impl Checker<'_> {
                 s.bad - s.first_bad.len() as u64
             ));
         }
+        if let Some(end) = s.past_close {
+            damaged = true;
+            self.report.problem(format!(
+                "{}: log continues past offset {end}, where it was closed cleanly ({len} bytes)",
+                path.display()
+            ));
+        }
+        if let Some(end) = s.short_of {
+            damaged = true;
+            self.report.problem(format!(
+                "{}: log of {len} bytes is shorter than the {end} bytes it had fsynced",
+                path.display()
+            ));
+        }
         damaged |= s.bad > 0;
         if !damaged || !self.repair {
             return Ok(());

@@ -2,18 +2,32 @@
 //!
 //! Layout: a 32-byte header `magic[8] | generation u64 | key_size u32 |
 //! value_size u32 | flags u32 | crc32(bytes 0..28) u32` (the value size on
-//! disk and the index's flags: a log alone says how to read it), then entries
+//! disk and the index's flags: a log alone says how to read it), two 16-byte
+//! *synced-end slots* `synced_end u64 | closed bit 31, seq bits 0..31 u32 |
+//! crc32(bytes 0..12) u32`,
+//! then entries
 //! `key | value | crc32(generation u64 | offset u64 | key | value) u32`,
 //! little-endian. The checksum binds each entry to its place: an entry
 //! moved, duplicated or copied from another log fails it, so a damaged log
 //! never replays its entries in another order (a tombstone before the
 //! binding it removed).
 //!
-//! Entries are fixed-size, so a crash can only leave an *incomplete* last
-//! entry (a torn tail: cut off by the read-write open, ignored by read-only
-//! instances, which may also be reading a write in progress). A whole entry
-//! that fails its CRC, or a garbled header in front of entries, is damage:
-//! `Corrupted` naming the file and the offset, and nothing is cut. A log is
+//! The slots tell an unsynced tail from damage. After each fsync of the log
+//! returns, the end it covered is written into the slot with the older
+//! sequence number (not fsynced: the next fsync, or the one a clean close
+//! adds, makes it durable; a torn slot write leaves the other slot). At
+//! open, the valid slot with the higher sequence number gives the synced
+//! end `S`: an invalid entry at or past `S` is a tail a crash or power cut
+//! left (entries written after the last fsync may reach the disk in any
+//! order), cut off by the read-write open and ignored by read-only
+//! instances (which may also be reading a write in progress); an invalid
+//! or incomplete entry before `S`, or a log shorter than `S`, is damage:
+//! `Corrupted` naming the file and the offset, and nothing is cut. A slot
+//! that fails its checksum is damage evidence too: the log is then read
+//! strictly (only an incomplete last entry may be a tail). A clean close
+//! marks the slot *closed*: bytes past a closed log's end are damage too,
+//! since no writer appended after it. A garbled header
+//! in front of entries is damage. A log is
 //! created whole (its header written and fsynced under a temporary name,
 //! then renamed), so a log shorter than its header, or with a garbled one,
 //! is damage too: a crash can never leave one.
@@ -24,8 +38,13 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
-const MAGIC: &[u8; 8] = b"TZSIDXL2";
-pub(crate) const HEADER: u64 = 32;
+const MAGIC: &[u8; 8] = b"TZSIDXL3";
+/// Bytes of the checksummed header.
+const HEAD: usize = 32;
+/// Bytes of one synced-end slot.
+const SLOT: usize = 16;
+/// Where entries start: the header and the two slots.
+pub(crate) const HEADER: u64 = (HEAD + 2 * SLOT) as u64;
 /// Unflushed entries are written out once this many bytes are buffered.
 const BUFFER: usize = 1 << 20;
 /// Bytes read per `pread` when replaying.
@@ -58,8 +77,8 @@ pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
     Ok(gens)
 }
 
-fn header(generation: u64, ksize: usize, vsize: usize, flags: u32) -> [u8; HEADER as usize] {
-    let mut h = [0u8; HEADER as usize];
+fn header(generation: u64, ksize: usize, vsize: usize, flags: u32) -> [u8; HEAD] {
+    let mut h = [0u8; HEAD];
     h[..8].copy_from_slice(MAGIC);
     h[8..16].copy_from_slice(&generation.to_le_bytes());
     h[16..20].copy_from_slice(&(ksize as u32).to_le_bytes());
@@ -70,6 +89,66 @@ fn header(generation: u64, ksize: usize, vsize: usize, flags: u32) -> [u8; HEADE
     h
 }
 
+/// The top bit of a slot's sequence word: the log was closed cleanly.
+const CLOSED: u32 = 1 << 31;
+
+fn slot(synced: u64, seq: u32, closed: bool) -> [u8; SLOT] {
+    let mut b = [0u8; SLOT];
+    b[..8].copy_from_slice(&synced.to_le_bytes());
+    let word = (seq & !CLOSED) | if closed { CLOSED } else { 0 };
+    b[8..12].copy_from_slice(&word.to_le_bytes());
+    let crc = crc32fast::hash(&b[..12]);
+    b[12..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The header and the slots of a new log whose entries are synced up to
+/// `synced`: sequence number 1, in slot 1 (sequence `q` goes to slot
+/// `q % 2`, so each write replaces the older slot).
+fn prefix(generation: u64, ksize: usize, vsize: usize, flags: u32, synced: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER as usize);
+    b.extend_from_slice(&header(generation, ksize, vsize, flags));
+    b.extend_from_slice(&[0u8; SLOT]);
+    b.extend_from_slice(&slot(synced, 1, false));
+    b
+}
+
+/// What the two slots of a log say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Synced {
+    /// The synced end of the newer valid slot, that slot's sequence, and
+    /// whether it was written by a clean close.
+    Up(u64, u32, bool),
+    /// A slot fails its checksum, or none was ever written: read strictly.
+    Unknown,
+}
+
+/// Decodes the slots (bytes `HEAD..HEADER` of a log).
+pub(crate) fn synced_of(slots: &[u8]) -> Synced {
+    let mut best: Option<(u64, u32, bool)> = None;
+    for b in slots.chunks_exact(SLOT).take(2) {
+        if b.iter().all(|&x| x == 0) {
+            continue;
+        }
+        if crc32fast::hash(&b[..12]).to_le_bytes() != b[12..16] {
+            return Synced::Unknown;
+        }
+        let mut e = [0u8; 8];
+        e.copy_from_slice(&b[..8]);
+        let mut q = [0u8; 4];
+        q.copy_from_slice(&b[8..12]);
+        let word = u32::from_le_bytes(q);
+        let (end, seq, closed) = (u64::from_le_bytes(e), word & !CLOSED, word & CLOSED != 0);
+        if best.is_none_or(|(_, s, _)| seq > s) {
+            best = Some((end, seq, closed));
+        }
+    }
+    match best {
+        Some((end, seq, closed)) if end >= HEADER => Synced::Up(end, seq, closed),
+        _ => Synced::Unknown,
+    }
+}
+
 /// Appends entries to one log, buffering until `write_out`/`sync`.
 #[derive(Debug)]
 pub(crate) struct LogWriter {
@@ -77,6 +156,8 @@ pub(crate) struct LogWriter {
     generation: u64,
     /// Bytes of the file written so far (the next write goes there).
     end: u64,
+    /// The sequence number of the last slot written.
+    seq: u32,
     buf: Vec<u8>,
 }
 
@@ -94,7 +175,7 @@ impl LogWriter {
         let path = dir.join(name(generation));
         let tmp = crate::io::atomic::tmp_path(&path)?;
         let file = fs.open(&tmp, OpenMode::Truncate)?;
-        file.write_all_at(&header(generation, ksize, vsize, flags), 0)?;
+        file.write_all_at(&prefix(generation, ksize, vsize, flags, HEADER), 0)?;
         file.sync()?;
         fs.rename(&tmp, &path)?;
         fs.sync_dir(dir)?;
@@ -102,27 +183,34 @@ impl LogWriter {
             file,
             generation,
             end: HEADER,
+            seq: 1,
             buf: Vec::new(),
         })
     }
 
     /// Continues an existing log whose valid entries end at `end`, cutting
-    /// off anything after (a torn tail).
+    /// off anything after (a tail a crash left), fsyncing what is kept (it
+    /// may have survived only a process crash) and recording that end in a
+    /// slot. `seq` is the sequence number of the log's newer slot.
     pub(crate) fn resume(
         file: Arc<dyn FileHandle>,
         generation: u64,
         end: u64,
+        seq: u32,
     ) -> Result<LogWriter> {
         if file.len()? != end {
             file.set_len(end)?;
-            file.sync()?;
         }
-        Ok(LogWriter {
+        file.sync()?;
+        let mut w = LogWriter {
             file,
             generation,
             end,
+            seq,
             buf: Vec::new(),
-        })
+        };
+        w.write_slot(false)?;
+        Ok(w)
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -167,10 +255,60 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes out and fsyncs: everything appended so far is durable.
+    /// Writes out and fsyncs: everything appended so far is durable. The
+    /// synced end is then recorded in a slot (durable at the next fsync).
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_out()?;
+        self.file.sync()?;
+        self.write_slot(false)
+    }
+
+    /// [`LogWriter::sync`], then the slot made durable too: for a log that
+    /// receives no more entries (frozen, or at a clean close), so that its
+    /// slot names its whole length and any damage to it is detected.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.write_out()?;
+        self.file.sync()?;
+        self.write_slot(true)?;
         self.file.sync()
+    }
+
+    /// Records `end` (synced) in the slot with the older sequence number.
+    fn write_slot(&mut self, closed: bool) -> Result<()> {
+        let seq = next_seq(self.seq);
+        let at = HEAD as u64 + u64::from(seq % 2) * SLOT as u64;
+        self.file.write_all_at(&slot(self.end, seq, closed), at)?;
+        self.seq = seq;
+        Ok(())
+    }
+}
+
+/// Seals a log that receives no more entries (a frozen log, at a clean
+/// close): fsyncs it, names its whole length in a slot, and fsyncs the slot.
+pub(crate) fn seal_file(file: &dyn FileHandle) -> Result<()> {
+    let len = file.len()?;
+    if len < HEADER {
+        return Ok(());
+    }
+    let mut h = [0u8; HEADER as usize];
+    file.read_exact_at(&mut h, 0)?;
+    let seq = match synced_of(&h[HEAD..]) {
+        Synced::Up(end, _, true) if end == len => return file.sync(),
+        Synced::Up(_, seq, _) => seq,
+        Synced::Unknown => 0,
+    };
+    file.sync()?;
+    let seq = next_seq(seq);
+    let at = HEAD as u64 + u64::from(seq % 2) * SLOT as u64;
+    file.write_all_at(&slot(len, seq, true), at)?;
+    file.sync()
+}
+
+/// The sequence number after `seq` (never 0, never the closed bit).
+fn next_seq(seq: u32) -> u32 {
+    match (seq + 1) & !CLOSED {
+        0 => 1,
+        s => s,
     }
 }
 
@@ -203,8 +341,10 @@ pub(crate) struct Replayed {
     /// Offset just past the last whole, valid entry (or 0 if the header is
     /// not whole yet).
     pub end: u64,
-    /// True if bytes after `end` were ignored (torn or damaged tail).
+    /// True if bytes after `end` were ignored (a tail a crash left).
     pub torn: bool,
+    /// The sequence number of the log's newer slot (0 if none is valid).
+    pub seq: u32,
 }
 
 /// Opens `log.<generation>` in `dir` for reading.
@@ -309,17 +449,16 @@ pub(crate) fn replay(
     mut apply: impl FnMut(&[u8], &[u8]),
 ) -> Result<Replayed> {
     let len = file.len()?;
-    let mut pos = from;
-    if pos < HEADER {
-        if len < HEADER {
-            return Err(Error::corrupted(
-                file.path(),
-                format!("log of {len} bytes at offset 0 is shorter than its {HEADER}-byte header"),
-            ));
-        }
-        let mut h = [0u8; HEADER as usize];
-        file.read_exact_at(&mut h, 0)?;
-        match header_state(&h, generation, ksize, vsize, flags) {
+    if len < HEADER {
+        return Err(Error::corrupted(
+            file.path(),
+            format!("log of {len} bytes at offset 0 is shorter than its {HEADER}-byte header"),
+        ));
+    }
+    let mut h = [0u8; HEADER as usize];
+    file.read_exact_at(&mut h, 0)?;
+    if from < HEADER {
+        match header_state(&h[..HEAD], generation, ksize, vsize, flags) {
             HeaderState::Valid => {}
             HeaderState::Foreign => {
                 return Err(Error::corrupted(
@@ -337,25 +476,67 @@ pub(crate) fn replay(
                 ));
             }
         }
-        pos = HEADER;
     }
+    let synced = synced_of(&h[HEAD..]);
+    let seq = match synced {
+        Synced::Up(end, seq, closed) => {
+            if len < end {
+                return Err(Error::corrupted(
+                    file.path(),
+                    format!("log of {len} bytes is shorter than the {end} bytes it had fsynced"),
+                ));
+            }
+            if closed && len > end {
+                return Err(Error::corrupted(
+                    file.path(),
+                    format!(
+                        "log continues past offset {end}, where it was closed cleanly ({len} bytes)"
+                    ),
+                ));
+            }
+            seq
+        }
+        Synced::Unknown => 0,
+    };
     let esize = entry_size(ksize, vsize);
-    let end = for_each_entry(file, pos, len, esize, |at, e| {
-        let Some(kv) = checked_entry(e, ksize + vsize, generation, at) else {
-            return Err(Error::corrupted(
-                file.path(),
-                format!(
-                    "log entry {} at offset {at} fails its checksum",
-                    (at - HEADER) / esize as u64
-                ),
-            ));
-        };
-        apply(&kv[..ksize], &kv[ksize..]);
+    let pos = from.max(HEADER);
+    let mut invalid = None;
+    let whole_end = for_each_entry(file, pos, len, esize, |at, e| {
+        if invalid.is_some() {
+            return Ok(());
+        }
+        match checked_entry(e, ksize + vsize, generation, at) {
+            Some(kv) => apply(&kv[..ksize], &kv[ksize..]),
+            None => invalid = Some(at),
+        }
         Ok(())
     })?;
+    let end = invalid.unwrap_or(whole_end);
+    // Everything from `end` on is a tail if it starts at or past the synced
+    // end: bytes no fsync had covered.
+    let tail_allowed = match synced {
+        Synced::Up(s, _, _) => end >= s,
+        // Strict: only an incomplete last entry.
+        Synced::Unknown => invalid.is_none(),
+    };
+    if end < len && !tail_allowed {
+        let what = match invalid {
+            Some(at) => format!(
+                "log entry {} at offset {at} fails its checksum",
+                (at - HEADER) / esize as u64
+            ),
+            None => format!("log ends inside the entry at offset {end}"),
+        };
+        let why = match synced {
+            Synced::Up(s, _, _) => format!("{what}, before the {s} bytes the log had fsynced"),
+            Synced::Unknown => format!("{what} (the log's synced-end slots are damaged)"),
+        };
+        return Err(Error::corrupted(file.path(), why));
+    }
     Ok(Replayed {
         end,
         torn: end < len,
+        seq,
     })
 }
 
@@ -373,8 +554,14 @@ pub(crate) struct Scanned {
     /// The offsets of the first few of them (memory stays bounded
     /// whatever the file's size).
     pub first_bad: Vec<u64>,
-    /// Bytes of an incomplete last entry (or of a header shorter than whole).
+    /// Bytes of the tail a read-write open cuts: an incomplete last entry,
+    /// or what follows an invalid entry at or past the synced end (or a
+    /// header shorter than whole).
     pub tail: u64,
+    /// The synced end the slots name, when the log is shorter than it.
+    pub short_of: Option<u64>,
+    /// The end of a log closed cleanly, when bytes follow it.
+    pub past_close: Option<u64>,
 }
 
 /// Reads a whole log without stopping at damage: `keep(key, value)` for
@@ -395,23 +582,43 @@ pub(crate) fn scan(
             bad: 0,
             first_bad: Vec::new(),
             tail: len,
+            short_of: None,
+            past_close: None,
         });
     }
     let mut h = [0u8; HEADER as usize];
     file.read_exact_at(&mut h, 0)?;
+    let synced = synced_of(&h[HEAD..]);
     let mut s = Scanned {
-        header: header_state(&h, generation, ksize, vsize, flags),
+        header: header_state(&h[..HEAD], generation, ksize, vsize, flags),
         good: 0,
         bad: 0,
         first_bad: Vec::new(),
         tail: 0,
+        short_of: match synced {
+            Synced::Up(end, _, _) if len < end => Some(end),
+            _ => None,
+        },
+        past_close: match synced {
+            Synced::Up(end, _, true) if len > end => Some(end),
+            _ => None,
+        },
     };
     let esize = entry_size(ksize, vsize);
+    // An invalid entry at or past the synced end starts the tail the open
+    // cuts (as `replay` does): nothing from there on counts.
+    let mut tail_from = None;
     let end = for_each_entry(file, HEADER, len, esize, |at, e| {
+        if tail_from.is_some() {
+            return Ok(());
+        }
         match checked_entry(e, ksize + vsize, generation, at) {
             Some(kv) => {
                 s.good += 1;
                 keep(&kv[..ksize], &kv[ksize..])?;
+            }
+            None if matches!(synced, Synced::Up(end, _, false) if at >= end) => {
+                tail_from = Some(at)
             }
             None => {
                 s.bad += 1;
@@ -422,7 +629,7 @@ pub(crate) fn scan(
         }
         Ok(())
     })?;
-    s.tail = len - end;
+    s.tail = len - tail_from.unwrap_or(end);
     Ok(s)
 }
 
@@ -447,7 +654,7 @@ impl LogCopy {
     ) -> Result<LogCopy> {
         let file = fs.open(path, OpenMode::Truncate)?;
         let mut buf = Vec::with_capacity(BUFFER);
-        buf.extend_from_slice(&header(generation, ksize, vsize, flags));
+        buf.extend_from_slice(&prefix(generation, ksize, vsize, flags, HEADER));
         Ok(LogCopy {
             file,
             generation,
@@ -476,9 +683,12 @@ impl LogCopy {
         Ok(())
     }
 
-    /// Writes the rest and fsyncs.
+    /// Writes the rest, names the whole copy as synced in a slot (the copy
+    /// is used only once this fsync returned), and fsyncs.
     pub(crate) fn finish(mut self) -> Result<()> {
         self.write_out()?;
+        self.file
+            .write_all_at(&slot(self.end, 2, true), HEAD as u64)?;
         self.file.sync()
     }
 }
@@ -500,17 +710,82 @@ mod tests {
         let f = open(&fs, dir.path(), 3, true).unwrap();
         let mut n = 0;
         let r = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| n += 1).unwrap();
-        assert_eq!((n, r.torn), (100, false));
-        // A torn final entry is ignored.
-        f.set_len(r.end - 3).unwrap();
+        assert_eq!((n, r.torn, r.seq), (100, false, 2));
+        let synced = r.end;
+        let esize = entry_size(4, 2) as u64;
+        // Entries written after the fsync: a torn one is a tail, and so is
+        // a lost (zeroed) one before intact ones, as a power cut leaves them.
+        for i in 100u32..103 {
+            w.append(&i.to_le_bytes(), &[i as u8, 1]).unwrap();
+        }
+        w.write_out().unwrap();
+        f.set_len(synced + 3 * esize - 3).unwrap();
         let mut n = 0;
         let r2 = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| n += 1).unwrap();
-        assert_eq!((n, r2.torn), (99, true));
-        // Incremental replay from an offset.
+        assert_eq!((n, r2.end, r2.torn), (102, synced + 2 * esize, true));
+        f.write_all_at(&vec![0u8; esize as usize], synced).unwrap();
         let mut n = 0;
-        replay(f.as_ref(), 3, 4, 2, 0, HEADER + 10 * 10, |_, _| n += 1).unwrap();
-        assert_eq!(n, 89);
+        let r3 = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| n += 1).unwrap();
+        assert_eq!((n, r3.end, r3.torn), (100, synced, true));
+        // Before the synced end, the same is damage.
+        f.write_all_at(&vec![0u8; esize as usize], synced - esize)
+            .unwrap();
+        let e = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| ()).unwrap_err();
+        assert!(e.to_string().contains("fsynced"), "{e}");
+        f.set_len(synced - 3).unwrap();
+        let e = replay(f.as_ref(), 3, 4, 2, 0, 0, |_, _| ()).unwrap_err();
+        assert!(e.to_string().contains("shorter than the"), "{e}");
+        // Incremental replay from an offset.
+        w.sync().unwrap();
+        let mut n = 0;
+        f.set_len(synced - esize).unwrap();
+        let mut w = LogWriter::resume(f.clone(), 3, synced - esize, 2).unwrap();
+        w.append(&99u32.to_le_bytes(), &[99, 1]).unwrap();
+        w.sync().unwrap();
+        replay(f.as_ref(), 3, 4, 2, 0, HEADER + 10 * esize, |_, _| n += 1).unwrap();
+        assert_eq!(n, 90);
         assert_eq!(parse_name("log.12"), Some(12));
         assert_eq!(parse_name("log.x"), None);
+    }
+
+    #[test]
+    fn slots_alternate_and_a_damaged_slot_makes_the_log_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let mut w = LogWriter::create(&fs, dir.path(), 1, 4, 2, 0).unwrap();
+        let f = w.file().clone();
+        let mut prev = None;
+        for i in 0u32..5 {
+            w.append(&i.to_le_bytes(), &[1, 1]).unwrap();
+            w.sync().unwrap();
+            let mut h = [0u8; HEADER as usize];
+            f.read_exact_at(&mut h, 0).unwrap();
+            let now = synced_of(&h[HEAD..]);
+            assert_eq!(
+                now,
+                Synced::Up(
+                    HEADER + u64::from(i + 1) * entry_size(4, 2) as u64,
+                    i + 2,
+                    false
+                )
+            );
+            assert_ne!(Some(now), prev);
+            prev = Some(now);
+        }
+        // One garbled slot: an invalid whole entry is damage even past the
+        // other slot's end (only an incomplete last entry is a tail).
+        f.write_all_at(&[0xAB], HEAD as u64 + 3).unwrap();
+        let mut h = [0u8; HEADER as usize];
+        f.read_exact_at(&mut h, 0).unwrap();
+        assert_eq!(synced_of(&h[HEAD..]), Synced::Unknown);
+        w.append(&9u32.to_le_bytes(), &[1, 1]).unwrap();
+        w.write_out().unwrap();
+        let esize = entry_size(4, 2) as u64;
+        let end = f.len().unwrap();
+        f.write_all_at(&[0u8; 4], end - 4).unwrap();
+        assert!(replay(f.as_ref(), 1, 4, 2, 0, 0, |_, _| ()).is_err());
+        f.set_len(end - 3).unwrap();
+        let r = replay(f.as_ref(), 1, 4, 2, 0, 0, |_, _| ()).unwrap();
+        assert_eq!((r.end, r.torn, r.seq), (end - esize, true, 0));
     }
 }

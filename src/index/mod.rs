@@ -591,7 +591,7 @@ impl Index {
         let flushed = if self.inner.read_only {
             Ok(())
         } else {
-            Inner::flush_state(&mut self.inner.state.write())
+            Inner::seal_state(&mut self.inner.state.write())
         };
         merged.and(flushed)
     }
@@ -669,7 +669,7 @@ impl Drop for Index {
             let _ = h.wait();
         }
         if !self.inner.read_only {
-            let _ = Inner::flush_state(&mut self.inner.state.write());
+            let _ = Inner::seal_state(&mut self.inner.state.write());
         }
     }
 }
@@ -705,6 +705,23 @@ impl Inner {
             data::FLAG_REMOVABLE
         } else {
             0
+        }
+    }
+
+    /// At a clean close: everything durable, and every log's slots naming
+    /// its whole length, so that any later damage to a log is detected.
+    fn seal_state(st: &mut State) -> Result<()> {
+        if let Some(f) = &st.frozen {
+            for log in &f.logs {
+                log::seal_file(log.as_ref())?;
+            }
+        }
+        for log in &st.sealed {
+            log::seal_file(log.as_ref())?;
+        }
+        match st.writer.as_mut() {
+            Some(w) => w.seal(),
+            None => Ok(()),
         }
     }
 
@@ -816,7 +833,7 @@ impl Inner {
                     drop(file);
                     LogWriter::create(fs, &self.dir, lg, self.ksize, self.dsize, self.flags())?
                 } else {
-                    LogWriter::resume(file, lg, r.end)?
+                    LogWriter::resume(file, lg, r.end, r.seq)?
                 });
             } else if r.end == 0 {
                 fs.remove_file(&log::path(&self.dir, lg))?;
@@ -955,6 +972,11 @@ impl Inner {
         // From here on, reads of frozen bindings go to the log files and the
         // frozen table's memory is free for the table filling meanwhile.
         let sorted = Arc::new(FrozenLogs::build(logs, self.ksize, self.dsize)?);
+        // Verified whole: named so by their slots, so that damage to a
+        // frozen log is told from a tail from now on.
+        for log in logs {
+            log::seal_file(log.as_ref())?;
+        }
         if let Some(f) = self.state.write().frozen.as_mut() {
             if f.generation == generation {
                 f.view = FrozenView::Logs(sorted.clone());

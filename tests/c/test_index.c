@@ -174,17 +174,22 @@ int main(int argc, char **argv) {
   CHECK_STATUS(tzs_index_check(dir, TZS_READONLY, false, NULL, &err), TZS_INVALID_ARGUMENT);
   snprintf(path, sizeof path, "%s/no-such-index", dir);
   CHECK_STATUS(tzs_index_check(path, 0, false, NULL, &err), TZS_NOT_FOUND);
+  /* The longest log (a merge may have left the newest one empty). */
   char log_path[800];
   long log_len = 0;
-  for (int g = 0; g < 64 && log_len <= 32; g++) {
+  for (int g = 0; g < 64; g++) {
     struct stat st;
-    snprintf(log_path, sizeof log_path, "%s/log.%d", dir, g);
-    if (stat(log_path, &st) == 0) log_len = (long)st.st_size;
+    char p[800];
+    snprintf(p, sizeof p, "%s/log.%d", dir, g);
+    if (stat(p, &st) == 0 && (long)st.st_size > log_len) {
+      log_len = (long)st.st_size;
+      memcpy(log_path, p, sizeof p);
+    }
   }
-  CHECK(log_len > 32 + 44);
-  /* An entry in the middle of the log (44-byte entries after a 32-byte
-   * header): not a torn tail. */
-  flip_byte(log_path, log_len - (32 + ((log_len - 32) / 44 / 2) * 44 + 3));
+  CHECK(log_len > 64 + 44);
+  /* An entry in the middle of the log (44-byte entries after a 64-byte
+   * header and synced-end slots): not a torn tail. */
+  flip_byte(log_path, log_len - (64 + ((log_len - 64) / 44 / 2) * 44 + 3));
   CHECK_ERROR_MENTIONS(tzs_index_open(dir, 32, 8, 0, 0, &ix, &err), TZS_CORRUPTED, "offset");
   CHECK_ERROR_MENTIONS(tzs_index_open(dir, 32, 8, TZS_READONLY, 0, &ix, &err), TZS_CORRUPTED,
                        "log.");

@@ -289,14 +289,15 @@ impl Dir {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
-    /// The directory at the relative path `rel` (see [`Dir::openat2_beneath`]).
+    /// The directory at the relative path `rel` (resolved by `openat2` with
+    /// `RESOLVE_BENEATH`, like every `*_beneath` method).
     pub fn open_dir_beneath(&self, rel: &str) -> io::Result<Dir> {
         let fd = self.openat2_beneath(rel, libc::O_RDONLY | libc::O_DIRECTORY)?;
         Ok(self.sub(fd))
     }
 
     /// The entry at the relative path `rel`, opened for reading, non-blocking
-    /// (see [`Dir::openat2_beneath`]).
+    /// (resolved by `openat2` with `RESOLVE_BENEATH`).
     pub fn open_read_beneath(&self, rel: &str) -> io::Result<File> {
         let fd = self.openat2_beneath(rel, libc::O_RDONLY | libc::O_NONBLOCK)?;
         Ok(File::from(fd))

@@ -3,7 +3,7 @@
 //!
 //! A value is a regular file below the root directory, a dictionary a
 //! directory; keys are validated ([`key`]) and resolved beneath the root's
-//! directory fd without following links ([`tree`]), so no key reaches outside
+//! directory fd without following links (the private `tree` module), so no key reaches outside
 //! the root. Names starting with `.tzs` are the store's own: `.tzs-lock`
 //! (commit lock), `.tzs-journal` (batch redo log), `.tzs-generation`
 //! (write counter, and the journal's end as applied), `.tzs-tmp/` (staged

@@ -9,6 +9,29 @@
 //! (write counter, and the journal's end as applied), `.tzs-tmp/` (staged
 //! values and removed dictionaries).
 //!
+//! ```
+//! use tzstore::OpenOptions;
+//! use tzstore::kv::{Kind, Kv};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let kv = Kv::open(dir.path(), &OpenOptions::read_write())?;
+//! kv.set("/config/network", b"mainnet")?; // durable; creates /config
+//! assert_eq!(kv.get("/config/network")?, b"mainnet");
+//! assert_eq!(kv.exists("/config")?, Some(Kind::Dictionary));
+//! assert_eq!(kv.list("/config")?, vec![("network".to_string(), Kind::Value)]);
+//! // A batch: an optimistic transaction, rerun on a conflict.
+//! kv.batch(13, |b| {
+//!     let old = b.get("/config/network")?;
+//!     b.set("/config/previous", &old)?;
+//!     b.set("/config/network", b"ghostnet")
+//! })?;
+//! assert_eq!(kv.get("/config/previous")?, b"mainnet");
+//! assert!(kv.get("/missing").is_err()); // NotFound
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! **Durability.** `set`, `set_partial`, `allocate`, `remove` and `rename`
 //! are durable on return: a value is written to a staged file, fsynced,
 //! renamed over its key, and the directory is fsynced (`TZS_NO_FSYNC`

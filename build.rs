@@ -31,13 +31,15 @@ fn main() {
     };
     let (major, minor, patch) = (version("MAJOR"), version("MINOR"), version("PATCH"));
     config.after_includes = Some(format!(
-        "\n/* The version of this header (Cargo.toml); tzs_version() returns the\n \
-         * library's at run time. */\n\
+        "\n/**\n \
+         * The version of this header, from Cargo.toml; tzs_version() returns the\n \
+         * library's at run time. TZS_VERSION_NUMBER >= TZS_MAKE_VERSION(0, 1, 0)\n \
+         * tests for a minimum version at compile time.\n \
+         */\n\
          #define TZS_VERSION_MAJOR {major}\n\
          #define TZS_VERSION_MINOR {minor}\n\
          #define TZS_VERSION_PATCH {patch}\n\
          #define TZS_VERSION_STRING \"{major}.{minor}.{patch}\"\n\
-         /* TZS_VERSION_NUMBER >= TZS_MAKE_VERSION(0, 1, 0) tests for a minimum version. */\n\
          #define TZS_MAKE_VERSION(major, minor, patch) (((major) * 1000000L) + ((minor) * 1000L) + (patch))\n\
          #define TZS_VERSION_NUMBER TZS_MAKE_VERSION(TZS_VERSION_MAJOR, TZS_VERSION_MINOR, TZS_VERSION_PATCH)"
     ));

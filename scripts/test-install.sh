@@ -129,6 +129,9 @@ no_source_tree() {
 c_example() {
   mkdir -p "$work/c" && cp "$root/examples/c/chain.c" "$work/c/" &&
     run_example c "$work/c" || return 1
+  # The header's TZS_VERSION_STRING and the library's tzs_version() agree.
+  (cd "$work/c" && ./chain "$work/tmp/c-version") | grep -Fx "tzstore $version (header $version)" ||
+    { echo "the C example does not print 'tzstore $version (header $version)'"; return 1; }
   no_source_tree "$work/c/chain" || return 1
   echo "== readelf -d / ldd of the C example:"
   readelf -d "$work/c/chain" | grep -E 'NEEDED|RUNPATH|RPATH'

@@ -5,6 +5,7 @@
 #   c      examples/c/chain.c with pkg-config (+ rpath to the prefix)
 #   cpp    examples/cpp/chain.cpp with CMake find_package(tzstore)
 #   ocaml  examples/ocaml/ with dune, the library found by findlib in the prefix
+#   ocamlfind  the same chain.ml with ocamlfind alone
 #   go     examples/go/ through a `replace` to a copy of bindings/go alone
 #   rust   examples/chain.rs (cargo run --example, in the checkout)
 # Each example is copied into a directory outside the repository, the
@@ -161,6 +162,11 @@ ocaml_example() {
     { echo "the OCaml example did not load $prefix/lib/libtzstore.so.$major"; return 1; }
 }
 
+ocamlfind_example() {
+  mkdir -p "$work/ocamlfind" && cp "$root/examples/ocaml/chain.ml" "$work/ocamlfind/" &&
+    run_example ocamlfind "$work/ocamlfind"
+}
+
 # The README's go.mod replaces the module with ../tzstore/bindings/go: a
 # checkout beside the program. Here that checkout holds bindings/go alone.
 go_example() {
@@ -182,6 +188,7 @@ if [ "$failed" -eq 0 ] && env_for_examples; then
   check c c_example
   check cpp cpp_example
   check ocaml ocaml_example
+  check ocamlfind ocamlfind_example
   check go go_example
   check rust rust_example
 else

@@ -1,5 +1,5 @@
 //! The key/value store (Mirage_kv RO/RW as mirage-kv-unix implements it,
-//! with Mirage_kv 6's edge semantics and real atomic batches). SPEC §3.5.
+//! with Mirage_kv 6's edge semantics and real atomic batches). See docs/design.md.
 //!
 //! A value is a regular file below the root directory, a dictionary a
 //! directory; keys are validated ([`key`]) and resolved beneath the root's

@@ -24,6 +24,18 @@
 #include <stddef.h>
 
 /**
+ * The version of this header, from Cargo.toml; tzs_version() returns the
+ * library's at run time. TZS_VERSION_NUMBER >= TZS_MAKE_VERSION(0, 1, 0)
+ * tests for a minimum version at compile time.
+ */
+#define TZS_VERSION_MAJOR 0
+#define TZS_VERSION_MINOR 1
+#define TZS_VERSION_PATCH 0
+#define TZS_VERSION_STRING "0.1.0"
+#define TZS_MAKE_VERSION(major, minor, patch) (((major) * 1000000L) + ((minor) * 1000L) + (patch))
+#define TZS_VERSION_NUMBER TZS_MAKE_VERSION(TZS_VERSION_MAJOR, TZS_VERSION_MINOR, TZS_VERSION_PATCH)
+
+/**
  * The most merge threads `tzs_block_store_options.workers` may ask for; a
  * larger value makes `tzs_block_store_open` fail with
  * `TZS_INVALID_ARGUMENT` (one merge runs at a time, so a few threads are

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from the distribution's packages (Debian 12), the toolchains the
-# binding tests need when they are missing: C/C++ (gcc, g++, make, cmake,
-# pkg-config, valgrind), Go (golang-go), OCaml (ocaml-nox, ocaml-findlib,
-# ocaml-dune, libctypes-ocaml-dev for ctypes.foreign, liblwt-ocaml-dev for
-# tzstore.lwt). Rust (cargo) is not a
+# binding and install tests need when they are missing: C/C++ (gcc, g++,
+# make, cmake, pkg-config, valgrind, binutils for readelf), Go (golang-go),
+# OCaml (ocaml-nox, ocaml-findlib, ocaml-dune, libctypes-ocaml-dev for
+# ctypes.foreign, liblwt-ocaml-dev for tzstore.lwt). Rust (cargo) is not a
 # Debian package here: it must already be installed (rustup).
 # Runs `apt-get update` at most once, only when something is missing.
 set -euo pipefail
@@ -17,6 +17,7 @@ need_cmd g++ g++
 need_cmd make make
 need_cmd cmake cmake
 need_cmd pkg-config pkg-config
+need_cmd readelf binutils
 need_cmd valgrind valgrind
 need_cmd go golang-go
 need_cmd ocamlfind ocaml-findlib

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Tests the packaging and every language binding, from a fresh clone:
 #   deps        scripts/ensure-deps.sh (apt-installs missing toolchains)
-#   build       cargo build --release --lib (once)
+#   build       cargo build --release: the CLI, then the library (once)
 #   install     scripts/install.sh into a temporary prefix
 #   cmake       tests/cmake-consumer: find_package(tzstore) in a moved copy of
 #               the prefix, shared + static, ctest
 #   pkgconfig   tests/pkgconfig-consumer: C built with pkg-config, shared + static
 #   valgrind    the C and C++ consumers under valgrind (no leaks, no errors)
-#   ocaml       dune test in bindings/ocaml (default library path), then the
-#               test binary again with TZSTORE_LIB set to the installed library
-#   go          go vet + go test in bindings/go (+ -race with TZS_GO_RACE=1)
+#   ocaml       dune test in bindings/ocaml on target/release (TZSTORE_LIB),
+#               then the test binary again on the installed library
+#   go          go vet + go test in bindings/go against the installed prefix
+#               (pkg-config) (+ -race with TZS_GO_RACE=1)
 #   readme      bindings/README.md shows the tested example files
 # Prints one PASS/FAIL line per suite and exits non-zero if any failed.
 # Everything is built under target/bindings-test/run-<pid> (removed on
@@ -78,26 +79,40 @@ valgrind_consumers() {
   done
 }
 
-# dune test finds target/release through the default path; the test binary
-# is then run again on the installed library through TZSTORE_LIB.
+# dune test runs on the fresh build through TZSTORE_LIB (the binding itself
+# never looks into a build tree); the test binary then runs again on the
+# installed library.
 ocaml_tests() {
   (cd bindings/ocaml && dune build --build-dir "$run/dune" 2>&1 &&
-    dune test --force --build-dir "$run/dune") || return 1
-  if [ -f "$prefix/lib/libtzstore.so" ]; then
-    echo "== with TZSTORE_LIB=$prefix/lib/libtzstore.so"
-    TZSTORE_LIB=$prefix/lib/libtzstore.so "$run/dune/default/test/test_tzstore.exe"
+    TZSTORE_LIB=$root/target/release/libtzstore.so dune test --force --build-dir "$run/dune") ||
+    return 1
+  if [ -f "$prefix/lib/libtzstore.so.0" ]; then
+    echo "== with TZSTORE_LIB=$prefix/lib/libtzstore.so.0"
+    TZSTORE_LIB=$prefix/lib/libtzstore.so.0 "$run/dune/default/test/test_tzstore.exe"
   fi
 }
 
+# The Go package takes its flags from pkg-config (#cgo pkg-config: tzstore),
+# so it builds against the installed prefix; the rpath lets the test binary
+# find libtzstore.so.0 there.
 go_tests() {
+  [ -f "$prefix/lib/pkgconfig/tzstore.pc" ] || { echo "install failed: no tzstore.pc"; return 1; }
+  export PKG_CONFIG_PATH=$prefix/lib/pkgconfig CGO_LDFLAGS="-Wl,-rpath,$prefix/lib"
   (cd bindings/go && go vet ./... && go test -count=1 ./...) || return 1
   if [ "${TZS_GO_RACE:-0}" = 1 ]; then
     (cd bindings/go && go test -race -count=1 ./...)
   fi
 }
 
+# The library and the CLI, in the order scripts/install.sh builds them.
+build_release() {
+  local features=()
+  if grep -Eq '^cli *=' Cargo.toml; then features=(--features cli); fi
+  cargo build --release --bin tzstore "${features[@]}" && cargo build --release --lib
+}
+
 total_start=$SECONDS
-if ! suite deps scripts/ensure-deps.sh || ! suite build cargo build --release --lib; then
+if ! suite deps scripts/ensure-deps.sh || ! suite build build_release; then
   echo "FAILED: ${failed_suites[*]} (toolchain or build; other suites skipped)"
   exit 1
 fi

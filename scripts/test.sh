@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of tzstore: formatting, clippy, Rust tests (unit, property,
-# crash, header drift), the ctest2 layout check, the C tests (with valgrind),
-# and the bindings' tests. Installs missing system packages itself.
+# crash, doc tests, header drift), rustdoc without warnings, the ctest2
+# layout check, the C tests (with valgrind), the bindings' tests, and the
+# install test (every README example built against a temporary install).
+# Installs missing system packages itself.
 # Ends with one line "N passed, N failed" (test cases, counted over suites).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +63,9 @@ bash scripts/ensure-deps.sh || { echo "could not install system dependencies"; e
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --features testing -- -D warnings
 step rust-tests cargo test --workspace --features testing
+# Broken intra-doc links and malformed docs fail; the doc examples run in
+# rust-tests above (cargo test runs doc tests).
+step rustdoc env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps
 step ctest2-layout cargo run -q -p tzstore-systest
 step status-lists python3 scripts/check-status-lists.py
 if [ -n "${CI:-}" ] && git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
@@ -78,6 +83,7 @@ step c-tests c_tests
 if [ -x scripts/test-bindings.sh ]; then
   step bindings bash scripts/test-bindings.sh
 fi
+step install bash scripts/test-install.sh
 
 echo
 if [ ${#failed_steps[@]} -gt 0 ]; then

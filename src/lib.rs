@@ -3,6 +3,13 @@
 //! The Rust core (this crate's public modules other than [`ffi`]) is a set of
 //! synchronous stores returning [`Result`]. The C layer in [`ffi`] converts
 //! arguments and results and adds no logic.
+//!
+//! Each store's type documents its use with an example:
+//! [`singleton::Singleton`], [`index::Index`], [`indexed_file::IndexedFile`],
+//! [`block::floating::Floating`], [`block::cemented::Cemented`],
+//! [`block::store::BlockStore`] (the store a node uses) and [`kv`] (the
+//! key/value store, [`kv::Kv`]). The design and the on-disk formats are
+//! described in `docs/design.md` and `docs/formats.md` in the repository.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -25,6 +25,26 @@ const HEADER: usize = 16;
 pub type Value = Option<Arc<[u8]>>;
 
 /// One value in one file.
+///
+/// ```
+/// use tzstore::OpenOptions;
+/// use tzstore::singleton::Singleton;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("head");
+/// let s = Singleton::open(&path, &OpenOptions::read_write())?;
+/// assert_eq!(s.read(), None); // no value yet
+/// s.write(b"block 42")?; // durable on return
+/// assert_eq!(s.read().as_deref(), Some(&b"block 42"[..]));
+/// drop(s);
+/// // Read-only instances (in any process) see the value; `sync` picks up
+/// // later writes.
+/// let ro = Singleton::open(&path, &OpenOptions::read_only())?;
+/// assert_eq!(ro.read().as_deref(), Some(&b"block 42"[..]));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Singleton {
     path: PathBuf,

@@ -1,9 +1,16 @@
 // Package tzstore is the Go binding of the tzstore C library (cgo).
 //
-// By default it links against the repository's target/release/libtzstore.so
-// (built by `cargo build --release`) with an rpath to it. To use an
-// installed copy instead, add its flags, e.g.
-// CGO_CFLAGS="$(pkg-config --cflags tzstore)" CGO_LDFLAGS="$(pkg-config --libs tzstore)".
+// Module path github.com/tzstore/tzstore/bindings/go (the directory
+// bindings/go of the tzstore repository); import it as
+//
+//	import tzstore "github.com/tzstore/tzstore/bindings/go"
+//
+// It compiles and links against an installed libtzstore through pkg-config
+// (`scripts/install.sh PREFIX`, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig
+// unless PREFIX is /usr or /usr/local), so binaries record
+// libtzstore.so.0 and find it the way the dynamic loader finds any library:
+// the system paths, LD_LIBRARY_PATH, or an rpath given with
+// CGO_LDFLAGS=-Wl,-rpath,PREFIX/lib. Nothing points into a source tree.
 //
 // Every handle type is safe for concurrent use by several goroutines,
 // Close included; Close must still be called (a finalizer closes forgotten
@@ -13,8 +20,7 @@
 package tzstore
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -ltzstore -Wl,-rpath,${SRCDIR}/../../target/release
+#cgo pkg-config: tzstore
 #include "tzstore.h"
 */
 import "C"

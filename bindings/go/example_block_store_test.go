@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tzstore/tzstore-go"
+	tzstore "github.com/tzstore/tzstore/bindings/go"
 )
 
 func ExampleBlockStore() {

@@ -1,3 +1,3 @@
-module github.com/tzstore/tzstore-go
+module github.com/tzstore/tzstore/bindings/go
 
 go 1.19

@@ -102,6 +102,33 @@ impl FloatingKind {
 }
 
 /// One floating block store.
+///
+/// A node uses floating stores through [`BlockStore`](super::store::BlockStore);
+/// alone, a floating store is an append-only file of blocks with an index
+/// from hash to offset, level, predecessor and predecessor list.
+///
+/// ```
+/// use tzstore::OpenOptions;
+/// use tzstore::block::BlockRef;
+/// use tzstore::block::floating::{Floating, FloatingKind};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let f = Floating::open(dir.path(), FloatingKind::Rw, &OpenOptions::read_write())?;
+/// let (genesis, b1) = ([1u8; 32], [2u8; 32]);
+/// let block = |hash, level, predecessor, contents| BlockRef {
+///     hash, level, predecessor, contents, metadata: None,
+/// };
+/// f.append(&block(&genesis, 0, &genesis, b"genesis"), &[], true)?;
+/// // The predecessor list: the 2^i-th ancestors (here only the parent).
+/// f.append(&block(&b1, 1, &genesis, b"block 1"), &[genesis], true)?;
+/// let b = f.read_block(&b1)?.expect("appended above");
+/// assert_eq!((b.level, b.predecessor, &b.contents[..]), (1, genesis, &b"block 1"[..]));
+/// assert_eq!(f.find_predecessors(&b1)?, Some(vec![genesis]));
+/// assert!(f.read_block(&[9u8; 32])?.is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Floating {
     dir: PathBuf,

@@ -1,4 +1,4 @@
-//! C API of the block store (SPEC §3.4 "block_store").
+//! C API of the block store.
 
 use std::ffi::{c_char, c_void};
 

@@ -1,4 +1,4 @@
-//! C API of the cemented block store (SPEC §3.4 "cemented").
+//! C API of the cemented block store.
 
 use std::ffi::c_char;
 

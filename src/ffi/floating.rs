@@ -1,4 +1,4 @@
-//! C API of the floating block store (SPEC §3.4 "floating").
+//! C API of the floating block store.
 
 use std::ffi::c_char;
 

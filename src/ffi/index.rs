@@ -1,4 +1,4 @@
-//! C API of the index engine (SPEC §3.1).
+//! C API of the index engine.
 
 use std::ffi::c_char;
 

@@ -1,4 +1,4 @@
-//! C API of the indexed file store (SPEC §3.3).
+//! C API of the indexed file store.
 
 use std::ffi::{c_char, c_void};
 

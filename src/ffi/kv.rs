@@ -1,4 +1,4 @@
-//! C API of the key/value store (SPEC §3.5).
+//! C API of the key/value store.
 //!
 //! Keys are NUL-terminated UTF-8 strings: `/`-separated segments, a leading
 //! `/` optional, `""` or `"/"` the root. A segment is 1..255 bytes, not `.`

@@ -1,4 +1,4 @@
-//! C API of the singleton store (SPEC §3.2).
+//! C API of the singleton store.
 
 use std::ffi::c_char;
 

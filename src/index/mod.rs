@@ -105,6 +105,27 @@ impl IndexConfig {
 
 /// A persistent hash index. `Send + Sync`: share it between threads (e.g.
 /// in an `Arc`); readers never wait for each other nor for a merge.
+///
+/// ```
+/// use tzstore::index::{Index, IndexConfig};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// // 32-byte keys (block hashes) to 8-byte values; `remove` allowed.
+/// let cfg = IndexConfig { removable: true, ..IndexConfig::new(32, 8) };
+/// let idx = Index::open(dir.path().join("index"), cfg)?;
+/// idx.add(&[7u8; 32], &42u64.to_be_bytes(), true)?; // durable on return
+/// let mut v = [0u8; 8];
+/// assert!(idx.find_into(&[7u8; 32], &mut v)?); // no allocation
+/// assert_eq!(u64::from_be_bytes(v), 42);
+/// assert_eq!(idx.find(&[9u8; 32])?, None);
+/// assert!(idx.add(&[1u8; 4], &v, true).is_err()); // wrong key size
+/// idx.remove(&[7u8; 32], true)?;
+/// assert!(!idx.mem(&[7u8; 32])?);
+/// idx.close()?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Index {
     inner: Arc<Inner>,
 }

@@ -177,6 +177,34 @@ struct Inner {
 
 /// Variable-size values with fixed-size headers, indexed by fixed-size keys.
 /// `Send + Sync`.
+///
+/// ```
+/// use tzstore::OpenOptions;
+/// use tzstore::indexed_file::{IndexedFile, IndexedFileConfig};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let cfg = IndexedFileConfig {
+///     key_size: 32,
+///     header_size: 4, // kept in the index: read without touching the values file
+///     header_in_value: false,
+///     log_size: 0,
+///     open: OpenOptions::read_write(),
+/// };
+/// let f = IndexedFile::open(dir.path().join("operations"), cfg)?;
+/// f.append(&[1u8; 32], Some(&[0, 0, 0, 5]), b"a value of any size", true)?;
+/// let mut header = [0u8; 4];
+/// assert!(f.header(&[1u8; 32], &mut header)?);
+/// assert_eq!(header, [0, 0, 0, 5]);
+/// let (value, header) = f.read(&[1u8; 32])?.expect("appended above");
+/// assert_eq!((&value[..], &header[..]), (&b"a value of any size"[..], &[0, 0, 0, 5][..]));
+/// // Compaction: keep the keys the predicate accepts.
+/// f.gc(|key| key[0] != 1)?;
+/// f.await_gc()?;
+/// assert_eq!(f.read(&[1u8; 32])?, None);
+/// # Ok(())
+/// # }
+/// ```
 pub struct IndexedFile {
     inner: Arc<Inner>,
 }

@@ -15,7 +15,7 @@
 //! from then on the batch is committed, its values durable in the journal.
 //! The tree is then changed without any sync. The journal is emptied (a
 //! *checkpoint*: `syncfs` of the tree, then truncation, fdatasynced) when it
-//! outgrows [`CHECKPOINT_BYTES`], before any write that is not a batch (such
+//! outgrows `CHECKPOINT_BYTES`, before any write that is not a batch (such
 //! a write is not in the journal, so no older record may be replayed over
 //! it), and at open. Replay applies the records again in order with
 //! "forced" semantics (a set replaces whatever is at its key or in the

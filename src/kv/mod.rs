@@ -1,13 +1,36 @@
 //! The key/value store (Mirage_kv RO/RW as mirage-kv-unix implements it,
-//! with Mirage_kv 6's edge semantics and real atomic batches). SPEC §3.5.
+//! with Mirage_kv 6's edge semantics and real atomic batches). See docs/design.md.
 //!
 //! A value is a regular file below the root directory, a dictionary a
 //! directory; keys are validated ([`key`]) and resolved beneath the root's
-//! directory fd without following links ([`tree`]), so no key reaches outside
+//! directory fd without following links (the private `tree` module), so no key reaches outside
 //! the root. Names starting with `.tzs` are the store's own: `.tzs-lock`
 //! (commit lock), `.tzs-journal` (batch redo log), `.tzs-generation`
 //! (write counter, and the journal's end as applied), `.tzs-tmp/` (staged
 //! values and removed dictionaries).
+//!
+//! ```
+//! use tzstore::OpenOptions;
+//! use tzstore::kv::{Kind, Kv};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let kv = Kv::open(dir.path(), &OpenOptions::read_write())?;
+//! kv.set("/config/network", b"mainnet")?; // durable; creates /config
+//! assert_eq!(kv.get("/config/network")?, b"mainnet");
+//! assert_eq!(kv.exists("/config")?, Some(Kind::Dictionary));
+//! assert_eq!(kv.list("/config")?, vec![("network".to_string(), Kind::Value)]);
+//! // A batch: an optimistic transaction, rerun on a conflict.
+//! kv.batch(13, |b| {
+//!     let old = b.get("/config/network")?;
+//!     b.set("/config/previous", &old)?;
+//!     b.set("/config/network", b"ghostnet")
+//! })?;
+//! assert_eq!(kv.get("/config/previous")?, b"mainnet");
+//! assert!(kv.get("/missing").is_err()); // NotFound
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! **Durability.** `set`, `set_partial`, `allocate`, `remove` and `rename`
 //! are durable on return: a value is written to a staged file, fsynced,

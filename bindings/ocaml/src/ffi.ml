@@ -3,18 +3,35 @@
 
 open Ctypes
 
-let lib_file () =
+(* The SONAME: the library's ABI version, which any compatible release
+   installed under that name provides. *)
+let soname = "libtzstore.so.0"
+
+(* Where to look, in order: $TZSTORE_LIB, the libdir recorded at build
+   time (when the file is there), then the loader's search by name. *)
+let candidates () =
   match Sys.getenv_opt "TZSTORE_LIB" with
-  | Some p when p <> "" -> p
-  | _ -> if Sys.file_exists Lib_path.default then Lib_path.default else "libtzstore.so"
+  | Some p when p <> "" -> [ p ]
+  | _ -> (
+      let by_name = [ soname ] in
+      match Lib_path.libdir with
+      | Some d when Sys.file_exists (Filename.concat d soname) -> Filename.concat d soname :: by_name
+      | _ -> by_name)
 
 let lib =
-  let file = lib_file () in
-  try Dl.dlopen ~filename:file ~flags:[ Dl.RTLD_NOW; Dl.RTLD_LOCAL ]
-  with Dl.DL_error msg ->
-    failwith
-      (Printf.sprintf
-         "tzstore: cannot load %s (set TZSTORE_LIB to the path of libtzstore.so): %s" file msg)
+  let rec load errors = function
+    | [] ->
+        failwith
+          (Printf.sprintf
+             "tzstore: cannot load the C library (install it with scripts/install.sh PREFIX and \
+              add PREFIX/lib to LD_LIBRARY_PATH, or set TZSTORE_LIB to the path of \
+              libtzstore.so.0): %s"
+             (String.concat "; " (List.rev errors)))
+    | file :: rest -> (
+        try Dl.dlopen ~filename:file ~flags:[ Dl.RTLD_NOW; Dl.RTLD_LOCAL ]
+        with Dl.DL_error msg -> load (msg :: errors) rest)
+  in
+  load [] (candidates ())
 
 (* Blocking calls pass ~release_runtime_lock:true so other OCaml threads
    run meanwhile; their arguments must then live outside the OCaml heap

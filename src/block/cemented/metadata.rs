@@ -2,7 +2,7 @@
 //! the chunk that has metadata, named by the decimal level and compressed
 //! with zstd (zip method 93). Each entry is compressed on its own, so one
 //! level's metadata is read without decompressing the others. The writer is
-//! [`super::meta_writer`].
+//! `meta_writer` (a private sibling module).
 
 use std::fmt;
 use std::io::{Cursor, Read};

@@ -94,6 +94,41 @@ impl Default for CementedConfig {
 /// A cemented block store. `Send + Sync`: reads run concurrently with each
 /// other and with a writer; writers (`cement`, a `ChunkWriter`, `gc`) are
 /// serialised.
+///
+/// A node uses it through [`BlockStore`](super::store::BlockStore), whose
+/// merges cement chunks; alone, it stores chunks of consecutive levels:
+///
+/// ```
+/// use tzstore::OpenOptions;
+/// use tzstore::block::cemented::{Cemented, HistoryMode};
+/// use tzstore::block::BlockRef;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let c = Cemented::open(dir.path(), &OpenOptions::read_write(), 0)?;
+/// // Block n: hash 32 bytes of n + 1, predecessor block n - 1, genesis its own.
+/// let hashes: Vec<[u8; 32]> = (0..8u8).map(|n| [n + 1; 32]).collect();
+/// let blocks: Vec<BlockRef> = (0..8)
+///     .map(|n| BlockRef {
+///         hash: &hashes[n],
+///         level: n as i32,
+///         predecessor: &hashes[n.saturating_sub(1)],
+///         contents: b"contents",
+///         metadata: Some(b"metadata"),
+///     })
+///     .collect();
+/// let first = c.cement(&blocks[..4], true, true)?; // levels 0..=3, with metadata
+/// c.cement(&blocks[4..], true, true)?; // levels 4..=7
+/// assert_eq!((first.start, first.end), (0, 3));
+/// assert_eq!(c.hash_of(5)?, Some(hashes[5]));
+/// let b = c.read_by_level(2, true)?.expect("cemented above");
+/// assert_eq!(b.metadata.as_deref(), Some(&b"metadata"[..]));
+/// // Rolling history keeping the last chunk drops levels 0..=3.
+/// c.gc(HistoryMode::Rolling, 1)?;
+/// assert_eq!(c.lowest_level(), Some(4));
+/// # Ok(())
+/// # }
+/// ```
 pub struct Cemented {
     dir: PathBuf,
     meta_dir: PathBuf,

@@ -135,6 +135,43 @@ pub(crate) struct Inner {
 
 /// One node's block store. `Send + Sync`: stores, reads and a background
 /// merge run concurrently; every read sees the state before or after a merge.
+///
+/// ```
+/// use tzstore::block::BlockRef;
+/// use tzstore::block::cemented::HistoryMode;
+/// use tzstore::block::store::{BlockStore, BlockStoreOptions};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let opts = BlockStoreOptions {
+///     history_mode: HistoryMode::Rolling,
+///     history_offset: 2, // keep the last 2 cemented chunks
+///     ..BlockStoreOptions::default()
+/// };
+/// let store = BlockStore::open(dir.path(), opts)?;
+/// // Block n: level n, hash 32 bytes of n + 1, predecessor block n - 1
+/// // (genesis is its own predecessor).
+/// let hash = |n: u8| [n + 1; 32];
+/// for n in 0..30u8 {
+///     let contents = format!("block {n}");
+///     store.store(&BlockRef {
+///         hash: &hash(n),
+///         level: n.into(),
+///         predecessor: &hash(n.saturating_sub(1)),
+///         contents: contents.as_bytes(),
+///         metadata: None,
+///     })?; // durable on return
+/// }
+/// let ancestor = store.read(&hash(29), 10, false)?.expect("stored above");
+/// assert_eq!(ancestor.contents, b"block 19");
+/// // Cement levels 0..=9 and 10..=19 in the background; reads go on.
+/// store.merge(&hash(29), &[9, 19])?;
+/// store.await_merge()?;
+/// assert_eq!(store.read_by_level(15, false)?.map(|b| b.level), Some(15));
+/// assert_eq!(store.stats()?.cemented_highest, Some(19));
+/// # Ok(())
+/// # }
+/// ```
 pub struct BlockStore {
     inner: Arc<Inner>,
     /// Kept outside `Inner`: a merge job holds an `Arc<Inner>`, and the

@@ -6,6 +6,7 @@
 #   cpp    examples/cpp/chain.cpp with CMake find_package(tzstore)
 #   ocaml  examples/ocaml/ with dune, the library found by findlib in the prefix
 #   ocamlfind  the same chain.ml with ocamlfind alone
+#   ocaml-lwt  examples/ocaml-lwt/ (tzstore.lwt, Octez's shapes) with dune
 #   go     examples/go/ through a `replace` to a copy of bindings/go alone
 #   rust   examples/chain.rs (cargo run --example, in the checkout)
 # Each example is copied into a directory outside the repository, the
@@ -162,6 +163,14 @@ ocaml_example() {
     { echo "the OCaml example did not load $prefix/lib/libtzstore.so.$major"; return 1; }
 }
 
+ocaml_lwt_example() {
+  mkdir -p "$work/ocaml-lwt" &&
+    cp "$root/examples/ocaml-lwt/dune-project" "$root/examples/ocaml-lwt/dune" \
+      "$root/examples/ocaml-lwt/chain_lwt.ml" "$work/ocaml-lwt/" &&
+    ocamlfind query tzstore.lwt | grep -Fx "$prefix/lib/ocaml/tzstore/lwt" || return 1
+  run_example ocaml-lwt "$work/ocaml-lwt"
+}
+
 ocamlfind_example() {
   mkdir -p "$work/ocamlfind" && cp "$root/examples/ocaml/chain.ml" "$work/ocamlfind/" &&
     run_example ocamlfind "$work/ocamlfind"
@@ -188,6 +197,7 @@ if [ "$failed" -eq 0 ] && env_for_examples; then
   check c c_example
   check cpp cpp_example
   check ocaml ocaml_example
+  check ocaml-lwt ocaml_lwt_example
   check ocamlfind ocamlfind_example
   check go go_example
   check rust rust_example

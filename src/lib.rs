@@ -16,6 +16,7 @@ pub mod io;
 pub mod kv;
 pub mod options;
 pub mod singleton;
+mod store_dir;
 mod unsynced;
 pub mod worker;
 

@@ -5,6 +5,8 @@
 //! arguments and results and adds no logic.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod block;
 pub mod check;

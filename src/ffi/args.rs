@@ -3,6 +3,7 @@
 
 use std::ffi::{CStr, c_char};
 
+pub(crate) use super::block::{block_in, preds_in};
 use super::types::tzs_bytes;
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
@@ -90,6 +91,27 @@ pub(crate) unsafe fn hash<'a>(ptr: *const u8, what: &str) -> Result<&'a [u8; 32]
     }
     // SAFETY: non-NULL and 32 readable bytes per the caller's contract.
     Ok(unsafe { &*(ptr as *const [u8; 32]) })
+}
+
+/// Borrows a handle for an accessor, which answers NULL with its fallback
+/// rather than an error.
+///
+/// # Safety
+/// A non-NULL `p` must point to a live `T` created by this library.
+pub(crate) unsafe fn live<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { p.as_ref() }
+}
+
+/// Borrows a caller-owned struct the library fills or frees in place
+/// (`tzs_bytes`, `tzs_block`); NULL is `None`, a no-op for the caller.
+///
+/// # Safety
+/// A non-NULL `p` must point to a writable `T`, used by no one else for
+/// the call's duration.
+pub(crate) unsafe fn live_mut<'a, T>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { p.as_mut() }
 }
 
 /// Borrows an out-parameter; NULL is `InvalidArgument`.
@@ -202,7 +224,7 @@ pub(crate) fn into_handle<T>(value: T) -> *mut T {
 /// A non-NULL `p` must come from [`into_handle`] and be freed once.
 pub(crate) unsafe fn free_handle<T>(p: *mut T) {
     if !p.is_null() {
-        // SAFETY: per the function's contract.
+        // SAFETY: a non-NULL `p` came from `Box::into_raw` in `into_handle` and is freed once (this function's contract).
         drop(unsafe { Box::from_raw(p) });
     }
 }

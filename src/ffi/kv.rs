@@ -11,7 +11,7 @@ use std::ffi::{CString, c_char, c_void};
 use parking_lot::Mutex;
 
 use super::args;
-use super::boundary::{call, call_value, call_void};
+use super::boundary::{arg, call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -142,10 +142,8 @@ pub unsafe extern "C" fn tzs_kv_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let root = unsafe { args::path(root, "root") }?;
+        let out = arg!(out(out, "out"))?;
+        let root = arg!(path(root, "root"))?;
         let opts = open_options(flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_kv_open")?;
         let inner = Kv::open(root, &opts)?;
         *out = args::into_handle(tzs_kv { inner });
@@ -225,10 +223,8 @@ pub unsafe extern "C" fn tzs_kv_exists(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let kind_out = unsafe { args::out(kind_out, "kind_out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let kind_out = arg!(out(kind_out, "kind_out"))?;
         match kv.inner.exists(key)? {
             Some(k) => {
                 *kind_out = kind_code(k);
@@ -255,10 +251,8 @@ pub unsafe extern "C" fn tzs_kv_get(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         args::set_bytes(out, kv.inner.get(key)?);
         Ok(())
     })
@@ -281,10 +275,8 @@ pub unsafe extern "C" fn tzs_kv_get_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         args::set_bytes(out, kv.inner.get_partial(key, offset, length)?);
         Ok(())
     })
@@ -304,10 +296,8 @@ pub unsafe extern "C" fn tzs_kv_size(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         *out = kv.inner.size(key)?;
         Ok(())
     })
@@ -331,10 +321,8 @@ pub unsafe extern "C" fn tzs_kv_list(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         *out = entries_out(kv.inner.list(key)?)?;
         Ok(())
     })
@@ -346,8 +334,7 @@ pub unsafe extern "C" fn tzs_kv_list(
 /// `e` is NULL or a live `tzs_kv_entries`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_len(e: *const tzs_kv_entries) -> usize {
-    // SAFETY: per the function's contract.
-    call_value(0, || unsafe { e.as_ref() }.map_or(0, |e| e.items.len()))
+    call_value(|| arg!(live(e)).map_or(0, |e| e.items.len()))
 }
 
 /// The name of entry `i` (a NUL-terminated UTF-8 string owned by `e`, valid
@@ -358,9 +345,8 @@ pub unsafe extern "C" fn tzs_kv_entries_len(e: *const tzs_kv_entries) -> usize {
 /// `e` is NULL or a live `tzs_kv_entries`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_name(e: *const tzs_kv_entries, i: usize) -> *const c_char {
-    call_value(std::ptr::null(), || {
-        // SAFETY: per the function's contract.
-        unsafe { e.as_ref() }
+    call_value(|| {
+        arg!(live(e))
             .and_then(|e| e.items.get(i))
             .map_or(std::ptr::null(), |(n, _)| n.as_ptr())
     })
@@ -373,9 +359,8 @@ pub unsafe extern "C" fn tzs_kv_entries_name(e: *const tzs_kv_entries, i: usize)
 /// `e` is NULL or a live `tzs_kv_entries`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_kind(e: *const tzs_kv_entries, i: usize) -> tzs_kv_kind {
-    call_value(0, || {
-        // SAFETY: per the function's contract.
-        unsafe { e.as_ref() }
+    call_value(|| {
+        arg!(live(e))
             .and_then(|e| e.items.get(i))
             .map_or(0, |(_, k)| *k)
     })
@@ -387,8 +372,7 @@ pub unsafe extern "C" fn tzs_kv_entries_kind(e: *const tzs_kv_entries, i: usize)
 /// `e` is NULL or a live `tzs_kv_entries`, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_free(e: *mut tzs_kv_entries) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(e) })
+    call_void(|| arg!(free_handle(e)))
 }
 
 /// Writes the modification time of `key` as `(*days, *picoseconds)` since
@@ -410,12 +394,9 @@ pub unsafe extern "C" fn tzs_kv_last_modified(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let days = unsafe { args::out(days, "days") }?;
-        // SAFETY: per the function's contract.
-        let ps = unsafe { args::out(picoseconds, "picoseconds") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let days = arg!(out(days, "days"))?;
+        let ps = arg!(out(picoseconds, "picoseconds"))?;
         let (d, p) = kv.inner.last_modified(key)?;
         *days = d;
         *ps = p;
@@ -440,10 +421,13 @@ pub unsafe extern "C" fn tzs_kv_digest(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract (32 writable bytes).
-        let out = unsafe { args::out_exact(out, TZS_KV_DIGEST_SIZE, TZS_KV_DIGEST_SIZE, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out_exact(
+            out,
+            TZS_KV_DIGEST_SIZE,
+            TZS_KV_DIGEST_SIZE,
+            "out"
+        ))?;
         out.copy_from_slice(&kv.inner.digest(key)?);
         Ok(())
     })
@@ -470,10 +454,8 @@ pub unsafe extern "C" fn tzs_kv_set(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let v = arg!(bytes(v, len, "value"))?;
         kv.inner.set(key, v)
     })
 }
@@ -495,10 +477,8 @@ pub unsafe extern "C" fn tzs_kv_set_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let v = arg!(bytes(v, len, "value"))?;
         kv.inner.set_partial(key, offset, v)
     })
 }
@@ -518,8 +498,7 @@ pub unsafe extern "C" fn tzs_kv_remove(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         kv.inner.remove(key)
     })
 }
@@ -546,10 +525,8 @@ pub unsafe extern "C" fn tzs_kv_rename(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let kv = unsafe { args::handle(kv, "kv") }?;
-        // SAFETY: per the function's contract.
-        let (from, to) = unsafe { (args::utf8(from, "from")?, args::utf8(to, "to")?) };
+        let kv = arg!(handle(kv, "kv"))?;
+        let (from, to) = (arg!(utf8(from, "from"))?, arg!(utf8(to, "to"))?);
         kv.inner.rename(from, to)
     })
 }
@@ -570,8 +547,7 @@ pub unsafe extern "C" fn tzs_kv_allocate(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         kv.inner.allocate(key, size)
     })
 }
@@ -593,10 +569,8 @@ pub unsafe extern "C" fn tzs_kv_batch_begin(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let kv = unsafe { args::handle(kv, "kv") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let kv = arg!(handle(kv, "kv"))?;
+        let out = arg!(out(out, "out"))?;
         let b = kv.inner.batch_begin()?;
         *out = args::into_handle(tzs_kv_batch {
             slot: Mutex::new(Slot::Owned(b)),
@@ -620,10 +594,8 @@ pub unsafe extern "C" fn tzs_kv_batch_exists(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let kind_out = unsafe { args::out(kind_out, "kind_out") }?;
+        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
+        let kind_out = arg!(out(kind_out, "kind_out"))?;
         match b.with(|b| b.exists(key))? {
             Some(k) => {
                 *kind_out = kind_code(k);
@@ -648,10 +620,8 @@ pub unsafe extern "C" fn tzs_kv_batch_get(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         args::set_bytes(out, b.with(|b| b.get(key))?);
         Ok(())
     })
@@ -671,10 +641,8 @@ pub unsafe extern "C" fn tzs_kv_batch_list(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         *out = entries_out(b.with(|b| b.list(key))?)?;
         Ok(())
     })
@@ -697,10 +665,8 @@ pub unsafe extern "C" fn tzs_kv_batch_set(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
+        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
+        let v = arg!(bytes(v, len, "value"))?;
         b.with(|b| b.set(key, v))
     })
 }
@@ -719,8 +685,7 @@ pub unsafe extern "C" fn tzs_kv_batch_remove(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
+        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
         b.with(|b| b.remove(key))
     })
 }
@@ -743,8 +708,7 @@ pub unsafe extern "C" fn tzs_kv_batch_commit(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let h = unsafe { args::handle(b, "batch") }?;
+        let h = arg!(handle(b, "batch"))?;
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
             return Err(Error::invalid(
                 "the batch of tzs_kv_batch_run is committed by tzs_kv_batch_run",
@@ -767,8 +731,7 @@ pub unsafe extern "C" fn tzs_kv_batch_commit(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_batch_abort(b: *mut tzs_kv_batch) {
     call_void(|| {
-        // SAFETY: per the function's contract.
-        let Some(h) = (unsafe { b.as_ref() }) else {
+        let Some(h) = arg!(live(b)) else {
             return;
         };
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
@@ -800,8 +763,7 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let kv = unsafe { args::handle(kv, "kv") }?;
+        let kv = arg!(handle(kv, "kv"))?;
         let f = f.ok_or_else(|| Error::invalid("batch function is NULL"))?;
         let retries = if retries == 0 {
             DEFAULT_RETRIES
@@ -831,6 +793,5 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
 /// `kv` is NULL or a live handle, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_close(kv: *mut tzs_kv) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(kv) })
+    call_void(|| arg!(free_handle(kv)))
 }

@@ -95,7 +95,7 @@ impl Fallback for tzs_chunk {
 /// its arguments goes through the one argument below.
 macro_rules! arg {
     ($conv:ident ( $($a:expr),* $(,)? )) => {
-        // SAFETY: every export's `# Safety` section asks of its caller, for each pointer argument, what this conversion's `# Safety` section asks (NULL, or valid for the reads or writes it names for the call's duration; a handle live and made by this library; a string NUL-terminated), and exports pass their arguments to `arg!` unchanged.
+        // SAFETY: every export's `# Safety` section (and that of each body shared by exports, e.g. `ffi::kv::view`) asks of its caller, for each pointer argument, what this conversion's `# Safety` section asks (NULL, or valid for the reads or writes it names for the call's duration; a handle live and made by this library; a string NUL-terminated), and exports pass their arguments to `arg!` unchanged.
         unsafe { $crate::ffi::args::$conv($($a),*) }
     };
 }

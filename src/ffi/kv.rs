@@ -96,6 +96,169 @@ fn status_error(st: tzs_status) -> Error {
     Error::from_code(st, msg.clone()).unwrap_or(Error::Io(msg))
 }
 
+/// One body for each operation a store handle and a batch handle share
+/// (`tzs_kv_X` and `tzs_kv_batch_X`): the store reads and writes itself, a
+/// batch its own view (reads recorded for conflict detection, writes
+/// buffered until the commit).
+mod view {
+    use std::ffi::c_char;
+
+    use super::super::args;
+    use super::super::boundary::{arg, call};
+    use super::super::error::tzs_error;
+    use super::super::types::*;
+    use super::{entries_out, kind_code, tzs_kv, tzs_kv_batch, tzs_kv_entries};
+    use crate::error::{Error, Result};
+    use crate::kv::Kind;
+
+    /// What `tzs_kv` and `tzs_kv_batch` both answer.
+    pub(super) trait View {
+        /// The handle's name in the NULL-handle error.
+        const WHAT: &'static str;
+        fn exists(&self, key: &str) -> Result<Option<Kind>>;
+        fn get(&self, key: &str) -> Result<Vec<u8>>;
+        fn list(&self, key: &str) -> Result<Vec<(String, Kind)>>;
+        fn set(&self, key: &str, v: &[u8]) -> Result<()>;
+        fn remove(&self, key: &str) -> Result<()>;
+    }
+
+    impl View for tzs_kv {
+        const WHAT: &'static str = "kv";
+        fn exists(&self, key: &str) -> Result<Option<Kind>> {
+            self.inner.exists(key)
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.inner.get(key)
+        }
+        fn list(&self, key: &str) -> Result<Vec<(String, Kind)>> {
+            self.inner.list(key)
+        }
+        fn set(&self, key: &str, v: &[u8]) -> Result<()> {
+            self.inner.set(key, v)
+        }
+        fn remove(&self, key: &str) -> Result<()> {
+            self.inner.remove(key)
+        }
+    }
+
+    impl View for tzs_kv_batch {
+        const WHAT: &'static str = "batch";
+        fn exists(&self, key: &str) -> Result<Option<Kind>> {
+            self.with(|b| b.exists(key))
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.with(|b| b.get(key))
+        }
+        fn list(&self, key: &str) -> Result<Vec<(String, Kind)>> {
+            self.with(|b| b.list(key))
+        }
+        fn set(&self, key: &str, v: &[u8]) -> Result<()> {
+            self.with(|b| b.set(key, v))
+        }
+        fn remove(&self, key: &str) -> Result<()> {
+            self.with(|b| b.remove(key))
+        }
+    }
+
+    /// `tzs_kv_exists` and `tzs_kv_batch_exists`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `kind_out` and `err` are NULL or writable.
+    pub(super) unsafe fn exists<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        kind_out: *mut tzs_kv_kind,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let kind_out = arg!(out(kind_out, "kind_out"))?;
+            match h.exists(key)? {
+                Some(k) => {
+                    *kind_out = kind_code(k);
+                    Ok(())
+                }
+                None => Err(Error::NotFound(format!("{key} is not bound"))),
+            }
+        })
+    }
+
+    /// `tzs_kv_get` and `tzs_kv_batch_get`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `out` and `err` are NULL or writable.
+    pub(super) unsafe fn get<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        out: *mut tzs_bytes,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let out = arg!(out(out, "out"))?;
+            args::set_bytes(out, h.get(key)?);
+            Ok(())
+        })
+    }
+
+    /// `tzs_kv_list` and `tzs_kv_batch_list`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `out` and `err` are NULL or writable.
+    pub(super) unsafe fn list<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        out: *mut *mut tzs_kv_entries,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let out = arg!(out(out, "out"))?;
+            *out = entries_out(h.list(key)?)?;
+            Ok(())
+        })
+    }
+
+    /// `tzs_kv_set` and `tzs_kv_batch_set`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `v` is NULL or `len` readable bytes; `err` is NULL or
+    /// writable.
+    pub(super) unsafe fn set<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        v: *const u8,
+        len: usize,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let v = arg!(bytes(v, len, "value"))?;
+            h.set(key, v)
+        })
+    }
+
+    /// `tzs_kv_remove` and `tzs_kv_batch_remove`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `err` is NULL or writable.
+    pub(super) unsafe fn remove<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            h.remove(key)
+        })
+    }
+}
+
 /// Opens the store rooted at the existing directory `root`; files and
 /// directories already there are served as values and dictionaries.
 ///
@@ -222,17 +385,8 @@ pub unsafe extern "C" fn tzs_kv_exists(
     kind_out: *mut tzs_kv_kind,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
-        let kind_out = arg!(out(kind_out, "kind_out"))?;
-        match kv.inner.exists(key)? {
-            Some(k) => {
-                *kind_out = kind_code(k);
-                Ok(())
-            }
-            None => Err(Error::NotFound(format!("{key} is not bound"))),
-        }
-    })
+    // SAFETY: this function's contract is `view::exists`'s.
+    unsafe { view::exists(kv, key, kind_out, err) }
 }
 
 /// Copies the value at `key` into `*out` (library-allocated; free it with
@@ -250,12 +404,8 @@ pub unsafe extern "C" fn tzs_kv_get(
     out: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
-        let out = arg!(out(out, "out"))?;
-        args::set_bytes(out, kv.inner.get(key)?);
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::get`'s.
+    unsafe { view::get(kv, key, out, err) }
 }
 
 /// Copies up to `length` bytes of the value at `key` from `offset` into
@@ -320,12 +470,8 @@ pub unsafe extern "C" fn tzs_kv_list(
     out: *mut *mut tzs_kv_entries,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
-        let out = arg!(out(out, "out"))?;
-        *out = entries_out(kv.inner.list(key)?)?;
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::list`'s.
+    unsafe { view::list(kv, key, out, err) }
 }
 
 /// Number of entries; 0 for NULL. Thread-safe.
@@ -453,11 +599,8 @@ pub unsafe extern "C" fn tzs_kv_set(
     len: usize,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
-        let v = arg!(bytes(v, len, "value"))?;
-        kv.inner.set(key, v)
-    })
+    // SAFETY: this function's contract is `view::set`'s.
+    unsafe { view::set(kv, key, v, len, err) }
 }
 
 /// Writes the `len` bytes at `v` at `offset` of the value at `key`, keeping
@@ -497,10 +640,8 @@ pub unsafe extern "C" fn tzs_kv_remove(
     key: *const c_char,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
-        kv.inner.remove(key)
-    })
+    // SAFETY: this function's contract is `view::remove`'s.
+    unsafe { view::remove(kv, key, err) }
 }
 
 /// Renames `from` to `to`, durably: a value onto a value replaces it; onto
@@ -593,17 +734,8 @@ pub unsafe extern "C" fn tzs_kv_batch_exists(
     kind_out: *mut tzs_kv_kind,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
-        let kind_out = arg!(out(kind_out, "kind_out"))?;
-        match b.with(|b| b.exists(key))? {
-            Some(k) => {
-                *kind_out = kind_code(k);
-                Ok(())
-            }
-            None => Err(Error::NotFound(format!("{key} is not bound"))),
-        }
-    })
+    // SAFETY: this function's contract is `view::exists`'s.
+    unsafe { view::exists(b, key, kind_out, err) }
 }
 
 /// `tzs_kv_get` in the batch's view; the outcome is recorded for conflict
@@ -619,12 +751,8 @@ pub unsafe extern "C" fn tzs_kv_batch_get(
     out: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
-        let out = arg!(out(out, "out"))?;
-        args::set_bytes(out, b.with(|b| b.get(key))?);
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::get`'s.
+    unsafe { view::get(b, key, out, err) }
 }
 
 /// `tzs_kv_list` in the batch's view; the outcome is recorded for conflict
@@ -640,12 +768,8 @@ pub unsafe extern "C" fn tzs_kv_batch_list(
     out: *mut *mut tzs_kv_entries,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
-        let out = arg!(out(out, "out"))?;
-        *out = entries_out(b.with(|b| b.list(key))?)?;
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::list`'s.
+    unsafe { view::list(b, key, out, err) }
 }
 
 /// Buffers `key := v` (copied) in the batch, checked against its view:
@@ -664,11 +788,8 @@ pub unsafe extern "C" fn tzs_kv_batch_set(
     len: usize,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
-        let v = arg!(bytes(v, len, "value"))?;
-        b.with(|b| b.set(key, v))
-    })
+    // SAFETY: this function's contract is `view::set`'s.
+    unsafe { view::set(b, key, v, len, err) }
 }
 
 /// Buffers the removal of `key` (a value or a whole dictionary; unbound is
@@ -684,10 +805,8 @@ pub unsafe extern "C" fn tzs_kv_batch_remove(
     key: *const c_char,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        let (b, key) = (arg!(handle(b, "batch"))?, arg!(utf8(key, "key"))?);
-        b.with(|b| b.remove(key))
-    })
+    // SAFETY: this function's contract is `view::remove`'s.
+    unsafe { view::remove(b, key, err) }
 }
 
 /// Commits the batch and frees it (whatever the status): all its writes are

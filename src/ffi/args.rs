@@ -188,12 +188,8 @@ pub(crate) fn set_bytes(out: &mut tzs_bytes, data: Vec<u8>) {
 /// Hands a check report to C: its text (see [`CheckReport::to_text`]) goes
 /// to `*out` when `out` is not NULL, and a report with problems left becomes
 /// `Corrupted` naming them. Every `tzs_*_check` export ends with this.
-///
-/// # Safety
-/// A non-NULL `out` must point to a writable `tzs_bytes`.
-pub(crate) unsafe fn report_out(report: CheckReport, out: *mut tzs_bytes) -> Result<()> {
-    // SAFETY: forwarded to the caller's contract.
-    if let Some(out) = unsafe { out.as_mut() } {
+pub(crate) fn report_out(report: CheckReport, out: Option<&mut tzs_bytes>) -> Result<()> {
+    if let Some(out) = out {
         set_bytes(out, report.to_text().into_bytes());
     }
     report.into_result().map(|_| ())

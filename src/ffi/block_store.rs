@@ -409,7 +409,7 @@ pub unsafe extern "C" fn tzs_block_store_check_path(
             return Err(Error::invalid("TZS_READONLY cannot repair"));
         }
         let found = BlockStore::check_dir(path, &o, repair)?;
-        arg!(report_out(found, report))
+        args::report_out(found, arg!(live_mut(report)))
     })
 }
 

@@ -122,18 +122,17 @@ pub unsafe extern "C" fn tzs_cemented_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_cemented_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Cemented::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Writes the lowest cemented level to `*out`. Returns `TZS_NOT_FOUND` when

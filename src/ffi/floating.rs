@@ -114,18 +114,17 @@ pub unsafe extern "C" fn tzs_floating_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_floating_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Floating::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Appends `block` with its predecessor list: `n_preds` (at most 12) hashes

@@ -119,18 +119,17 @@ pub unsafe extern "C" fn tzs_index_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_index_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Index::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if

@@ -119,18 +119,17 @@ pub unsafe extern "C" fn tzs_indexed_file_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_indexed_file_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| IndexedFile::check(p, o, r),
         )
-    }
+    })
 }
 
 /// `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).

@@ -355,18 +355,17 @@ pub unsafe extern "C" fn tzs_kv_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(root, "path"))?;
         super::check_export(
             "tzs_kv_check",
-            root,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Kv::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Writes what `key` is bound to (`TZS_KV_VALUE` or `TZS_KV_DICTIONARY`) to

@@ -78,18 +78,17 @@ pub unsafe extern "C" fn tzs_singleton_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(path, "path"))?;
         super::check_export(
             "tzs_singleton_check",
             path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Singleton::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Copies the current value into `*out` (library-allocated; free it with

@@ -34,6 +34,23 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Borrows an input array of `n` values. NULL is accepted only with `n == 0`
+/// (then the pointer is not looked at).
+///
+/// # Safety
+/// With `n > 0`, a non-NULL `ptr` must point to `n` readable, initialised
+/// `T` for the call's duration.
+pub(crate) unsafe fn array<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and `n` readable values, per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
 /// Borrows an input buffer that must be exactly `expected` bytes long.
 ///
 /// # Safety

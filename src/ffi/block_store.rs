@@ -278,14 +278,7 @@ pub unsafe extern "C" fn tzs_block_store_merge(
     call(err, || {
         let s = arg!(handle(s, "block store"))?;
         let head = arg!(hash(head, "head"))?;
-        let ends: &[i32] = if n_chunk_ends == 0 {
-            &[]
-        } else if chunk_ends.is_null() {
-            return Err(Error::invalid("chunk_ends is NULL"));
-        } else {
-            // SAFETY: non-NULL and `n_chunk_ends` readable values per contract.
-            unsafe { std::slice::from_raw_parts(chunk_ends, n_chunk_ends) }
-        };
+        let ends = arg!(array(chunk_ends, n_chunk_ends, "chunk_ends"))?;
         s.inner.merge(head, ends)
     })
 }

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::args;
-use super::block::{block_in, block_out};
+use super::block::block_out;
 use super::boundary::{Fallback, arg, call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
@@ -365,9 +365,9 @@ pub unsafe extern "C" fn tzs_cemented_cement(
         if blocks.is_null() {
             return Err(Error::invalid("tzs_cemented_cement: blocks is NULL"));
         }
-        let refs = (0..n)
-            // SAFETY: `blocks` holds `n` readable blocks per the contract.
-            .map(|i| unsafe { block_in(blocks.add(i)) })
+        let refs = arg!(array(blocks, n, "blocks"))?
+            .iter()
+            .map(|b| arg!(block_in(b)))
             .collect::<crate::Result<Vec<_>>>()?;
         c.inner.cement(&refs, write_metadata, check_consistency)?;
         Ok(())
@@ -532,8 +532,7 @@ pub unsafe extern "C" fn tzs_cemented_check_consistency(
         let genesis = if genesis_hash.is_null() {
             None
         } else {
-            // SAFETY: non-NULL, 32 readable bytes per the contract.
-            Some(unsafe { args::hash(genesis_hash, "genesis_hash") }?)
+            Some(arg!(hash(genesis_hash, "genesis_hash"))?)
         };
         c.inner.check_consistency(genesis)
     })

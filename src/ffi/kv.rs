@@ -855,8 +855,7 @@ pub unsafe extern "C" fn tzs_kv_batch_abort(b: *mut tzs_kv_batch) {
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
             return;
         }
-        // SAFETY: a live, owned batch handle from `tzs_kv_batch_begin`.
-        unsafe { args::free_handle(b) }
+        arg!(free_handle(b))
     })
 }
 

@@ -4,19 +4,20 @@
 //! signatures and doc comments; it does not expand macros), and its body is
 //! one of:
 //!
-//! * [`call`]`(err, || { ... })` for a function returning `tzs_status`:
+//! * `call(err, || { ... })` for a function returning `tzs_status`:
 //!   the panic boundary, `*err` cleared and filled, a `Result` turned into
 //!   its status;
-//! * [`call_value`]`(|| ...)` for an accessor returning a plain value: a
-//!   panic yields the value's [`Fallback`], chosen by the return type;
-//! * [`call_void`]`(|| ...)` for a free or a close: panics are dropped.
+//! * `call_value(|| ...)` for an accessor returning a plain value: a
+//!   panic yields the value's `Fallback`, chosen by the return type;
+//! * `call_void(|| ...)` for a free or a close: panics are dropped.
 //!
-//! Inside, every raw argument is converted by [`arg!`](crate::ffi::boundary::arg),
-//! which calls one conversion of [`super::args`] (NULL checks, lengths,
-//! UTF-8; handles borrowed, out-parameters borrowed, buffers borrowed) and
-//! states once why that is sound: each export's `# Safety` section asks of
-//! its caller what the conversion's `# Safety` section asks of its
-//! arguments.
+//! Inside, every raw argument is converted by `arg!`, which calls one
+//! conversion of [`super::args`] (NULL checks, lengths, UTF-8; handles,
+//! out-parameters and buffers borrowed for the call) and states once why
+//! that is sound: each export's `# Safety` section asks of its caller what
+//! the conversion's `# Safety` section asks of its arguments. Exports that
+//! differ only in their handle (`tzs_kv_X` and `tzs_kv_batch_X`) share one
+//! generic body (`ffi::kv::view`).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -93,8 +93,8 @@ impl fmt::Debug for Mapped {
 /// rewritten one changes bytes a `&[u8]` borrows), and the file layer
 /// cannot check it: it rests on how each store writes its files. So a
 /// promise is made only inside the library, by naming the rule of the
-/// store's file that keeps it ([`MapPromise::IMMUTABLE`] or
-/// [`MapPromise::APPEND_ONLY`]), and each call site says why that rule
+/// store's file that keeps it (`MapPromise::IMMUTABLE` or
+/// `MapPromise::APPEND_ONLY`), and each call site says why that rule
 /// holds there. Another program modifying the file is outside the
 /// library's contract.
 #[derive(Debug, Clone, Copy)]

@@ -18,6 +18,10 @@ pub struct tzs_cemented {
     inner: Cemented,
 }
 
+impl args::Handle for tzs_cemented {
+    const WHAT: &'static str = "cemented";
+}
+
 /// A list of chunks returned by `tzs_cemented_chunks` and
 /// `tzs_cemented_metadata_chunks`; free it with `tzs_chunk_list_free`.
 pub struct tzs_chunk_list {
@@ -148,7 +152,7 @@ pub unsafe extern "C" fn tzs_cemented_lowest_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         *out = c
             .inner
@@ -171,7 +175,7 @@ pub unsafe extern "C" fn tzs_cemented_highest_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         *out = c
             .inner
@@ -199,7 +203,7 @@ pub unsafe extern "C" fn tzs_cemented_level_of(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         *out = c
@@ -225,7 +229,7 @@ pub unsafe extern "C" fn tzs_cemented_hash_of(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out_exact(
             hash_out,
             TZS_HASH_SIZE,
@@ -261,7 +265,7 @@ pub unsafe extern "C" fn tzs_cemented_read_by_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         let b = c
             .inner
@@ -289,7 +293,7 @@ pub unsafe extern "C" fn tzs_cemented_read_by_hash(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         let b = c
@@ -319,7 +323,7 @@ pub unsafe extern "C" fn tzs_cemented_read_metadata(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         let m = c
             .inner
@@ -358,7 +362,7 @@ pub unsafe extern "C" fn tzs_cemented_cement(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         if n == 0 {
             return Err(Error::invalid("tzs_cemented_cement: n is 0"));
         }
@@ -387,7 +391,7 @@ pub unsafe extern "C" fn tzs_cemented_chunks(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         let items = c.inner.chunks().into_iter().map(chunk_of).collect();
         *out = args::into_handle(tzs_chunk_list { items });
@@ -408,7 +412,7 @@ pub unsafe extern "C" fn tzs_cemented_metadata_chunks(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         let items = c
             .inner
@@ -467,7 +471,7 @@ pub unsafe extern "C" fn tzs_cemented_find_chunk(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         let r = c
             .inner
@@ -500,7 +504,7 @@ pub unsafe extern "C" fn tzs_cemented_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let mode = match mode {
             TZS_HISTORY_ARCHIVE => HistoryMode::Archive,
             TZS_HISTORY_FULL => HistoryMode::Full,
@@ -528,7 +532,7 @@ pub unsafe extern "C" fn tzs_cemented_check_consistency(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let genesis = if genesis_hash.is_null() {
             None
         } else {
@@ -556,7 +560,7 @@ pub unsafe extern "C" fn tzs_cemented_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         let out = arg!(out(out, "out"))?;
         let r = ChunkRange::new(chunk.start_level, chunk.end_level)?;
         let inner = c.inner.iter_chunk(r, read_metadata)?;
@@ -614,7 +618,7 @@ pub unsafe extern "C" fn tzs_cemented_set_zstd_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         c.inner.set_zstd_level(level)
     })
 }
@@ -632,7 +636,7 @@ pub unsafe extern "C" fn tzs_cemented_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c, "cemented"))?;
+        let c = arg!(handle(c))?;
         c.inner.sync()
     })
 }

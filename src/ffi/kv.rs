@@ -31,6 +31,10 @@ pub struct tzs_kv {
     inner: Kv,
 }
 
+impl args::Handle for tzs_kv {
+    const WHAT: &'static str = "kv";
+}
+
 enum Slot {
     Owned(Batch),
     /// The batch of a running `tzs_kv_batch_run`, owned by that call.
@@ -42,6 +46,10 @@ enum Slot {
 /// used from any thread, one call at a time (calls are serialised).
 pub struct tzs_kv_batch {
     slot: Mutex<Slot>,
+}
+
+impl args::Handle for tzs_kv_batch {
+    const WHAT: &'static str = "batch";
 }
 
 impl tzs_kv_batch {
@@ -112,9 +120,7 @@ mod view {
     use crate::kv::Kind;
 
     /// What `tzs_kv` and `tzs_kv_batch` both answer.
-    pub(super) trait View {
-        /// The handle's name in the NULL-handle error.
-        const WHAT: &'static str;
+    pub(super) trait View: args::Handle {
         fn exists(&self, key: &str) -> Result<Option<Kind>>;
         fn get(&self, key: &str) -> Result<Vec<u8>>;
         fn list(&self, key: &str) -> Result<Vec<(String, Kind)>>;
@@ -123,7 +129,6 @@ mod view {
     }
 
     impl View for tzs_kv {
-        const WHAT: &'static str = "kv";
         fn exists(&self, key: &str) -> Result<Option<Kind>> {
             self.inner.exists(key)
         }
@@ -142,7 +147,6 @@ mod view {
     }
 
     impl View for tzs_kv_batch {
-        const WHAT: &'static str = "batch";
         fn exists(&self, key: &str) -> Result<Option<Kind>> {
             self.with(|b| b.exists(key))
         }
@@ -172,7 +176,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
             let kind_out = arg!(out(kind_out, "kind_out"))?;
             match h.exists(key)? {
                 Some(k) => {
@@ -196,7 +200,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
             let out = arg!(out(out, "out"))?;
             args::set_bytes(out, h.get(key)?);
             Ok(())
@@ -215,7 +219,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
             let out = arg!(out(out, "out"))?;
             *out = entries_out(h.list(key)?)?;
             Ok(())
@@ -236,7 +240,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
             let v = arg!(bytes(v, len, "value"))?;
             h.set(key, v)
         })
@@ -253,7 +257,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
             h.remove(key)
         })
     }
@@ -424,7 +428,7 @@ pub unsafe extern "C" fn tzs_kv_get_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
         let out = arg!(out(out, "out"))?;
         args::set_bytes(out, kv.inner.get_partial(key, offset, length)?);
         Ok(())
@@ -445,7 +449,7 @@ pub unsafe extern "C" fn tzs_kv_size(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
         let out = arg!(out(out, "out"))?;
         *out = kv.inner.size(key)?;
         Ok(())
@@ -539,7 +543,7 @@ pub unsafe extern "C" fn tzs_kv_last_modified(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
         let days = arg!(out(days, "days"))?;
         let ps = arg!(out(picoseconds, "picoseconds"))?;
         let (d, p) = kv.inner.last_modified(key)?;
@@ -566,7 +570,7 @@ pub unsafe extern "C" fn tzs_kv_digest(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
         let out = arg!(out_exact(
             out,
             TZS_KV_DIGEST_SIZE,
@@ -619,7 +623,7 @@ pub unsafe extern "C" fn tzs_kv_set_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
         let v = arg!(bytes(v, len, "value"))?;
         kv.inner.set_partial(key, offset, v)
     })
@@ -665,7 +669,7 @@ pub unsafe extern "C" fn tzs_kv_rename(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let kv = arg!(handle(kv, "kv"))?;
+        let kv = arg!(handle(kv))?;
         let (from, to) = (arg!(utf8(from, "from"))?, arg!(utf8(to, "to"))?);
         kv.inner.rename(from, to)
     })
@@ -687,7 +691,7 @@ pub unsafe extern "C" fn tzs_kv_allocate(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
         kv.inner.allocate(key, size)
     })
 }
@@ -709,7 +713,7 @@ pub unsafe extern "C" fn tzs_kv_batch_begin(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let kv = arg!(handle(kv, "kv"))?;
+        let kv = arg!(handle(kv))?;
         let out = arg!(out(out, "out"))?;
         let b = kv.inner.batch_begin()?;
         *out = args::into_handle(tzs_kv_batch {
@@ -826,7 +830,7 @@ pub unsafe extern "C" fn tzs_kv_batch_commit(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let h = arg!(handle(b, "batch"))?;
+        let h = arg!(handle(b))?;
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
             return Err(Error::invalid(
                 "the batch of tzs_kv_batch_run is committed by tzs_kv_batch_run",
@@ -880,7 +884,7 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let kv = arg!(handle(kv, "kv"))?;
+        let kv = arg!(handle(kv))?;
         let f = f.ok_or_else(|| Error::invalid("batch function is NULL"))?;
         let retries = if retries == 0 {
             DEFAULT_RETRIES

@@ -57,9 +57,9 @@ pub(crate) fn call_value<T: Fallback>(body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(T::FALLBACK)
 }
 
-/// What an accessor returns when it has no answer: a panic, a NULL handle,
-/// an index out of range. One value per C type, so every accessor
-/// returning that type answers the same way (documented on each export).
+/// What an accessor returns when a panic leaves it no answer: one value per
+/// C type, the same as its answer to a NULL handle or an index out of range
+/// (documented on each export).
 pub(crate) trait Fallback {
     /// The answer to give.
     const FALLBACK: Self;
@@ -96,7 +96,7 @@ impl Fallback for tzs_chunk {
 /// its arguments goes through the one argument below.
 macro_rules! arg {
     ($conv:ident ( $($a:expr),* $(,)? )) => {
-        // SAFETY: every export's `# Safety` section (and that of each body shared by exports, e.g. `ffi::kv::view`) asks of its caller, for each pointer argument, what this conversion's `# Safety` section asks (NULL, or valid for the reads or writes it names for the call's duration; a handle live and made by this library; a string NUL-terminated), and exports pass their arguments to `arg!` unchanged.
+        // SAFETY: every export's `# Safety` section (and that of each body shared by exports, e.g. `ffi::kv::view`) asks of its caller, for each pointer argument, what this conversion's `# Safety` section asks (NULL, or valid for the reads or writes it names for the call's duration; a handle live and made by this library; a string NUL-terminated), and exports pass their arguments to `arg!` unchanged (or, for an array of structs, pointers to the elements `arg!(array(..))` borrowed, which the export's contract covers too).
         unsafe { $crate::ffi::args::$conv($($a),*) }
     };
 }

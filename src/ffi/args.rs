@@ -8,21 +8,13 @@ use super::types::tzs_bytes;
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
 
-/// A type C holds by pointer and passes back to [`handle`]: its name in
-/// the NULL-handle error, stated once per type.
-pub(crate) trait Handle {
-    /// The name, as in "index handle is NULL".
-    const WHAT: &'static str;
-}
-
-/// Borrows a handle; NULL is `InvalidArgument` ("WHAT handle is NULL").
+/// Borrows a handle; NULL is `InvalidArgument`.
 ///
 /// # Safety
-/// A non-NULL `p` must point to a live `T` created by this library (or,
-/// for a caller-filled struct such as `tzs_block`, a valid `T`).
-pub(crate) unsafe fn handle<'a, T: Handle>(p: *const T) -> Result<&'a T> {
+/// A non-NULL `p` must point to a live `T` created by this library.
+pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
     // SAFETY: forwarded to the caller's contract.
-    unsafe { p.as_ref() }.ok_or_else(|| Error::invalid(format!("{} handle is NULL", T::WHAT)))
+    unsafe { p.as_ref() }.ok_or_else(|| Error::invalid(format!("{what} handle is NULL")))
 }
 
 /// Borrows an input buffer. NULL is accepted only with `len == 0`.

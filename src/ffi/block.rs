@@ -6,17 +6,13 @@ use super::types::*;
 use crate::block::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
 use crate::error::{Error, Result};
 
-impl args::Handle for tzs_block {
-    const WHAT: &'static str = "block";
-}
-
 /// Borrows a caller-filled block.
 ///
 /// # Safety
 /// `b` must be valid for reads; its buffers valid for their lengths.
 pub(crate) unsafe fn block_in<'a>(b: *const tzs_block) -> Result<BlockRef<'a>> {
     // SAFETY: a non-NULL `b` is valid for reads (this function's contract).
-    let b = unsafe { args::handle(b) }?;
+    let b = unsafe { args::handle(b, "block") }?;
     // SAFETY: the caller's buffers are valid for their lengths.
     let contents = unsafe { args::bytes(b.contents.ptr, b.contents.len, "block contents") }?;
     let metadata = if b.has_metadata {

@@ -20,10 +20,6 @@ pub struct tzs_block_store {
     inner: BlockStore,
 }
 
-impl args::Handle for tzs_block_store {
-    const WHAT: &'static str = "block store";
-}
-
 /// The most merge threads `tzs_block_store_options.workers` may ask for; a
 /// larger value makes `tzs_block_store_open` fail with
 /// `TZS_INVALID_ARGUMENT` (one merge runs at a time, so a few threads are
@@ -127,7 +123,7 @@ pub unsafe extern "C" fn tzs_block_store_store(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let block = arg!(block_in(block))?;
         s.inner.store(&block)
     })
@@ -151,7 +147,7 @@ pub unsafe extern "C" fn tzs_block_store_store_with(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let block = arg!(block_in(block))?;
         s.inner.store_with(&block, flush)
     })
@@ -170,7 +166,7 @@ pub unsafe extern "C" fn tzs_block_store_flush(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         s.inner.flush()
     })
 }
@@ -187,7 +183,7 @@ pub unsafe extern "C" fn tzs_block_store_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let hash = arg!(hash(hash, "hash"))?;
         if s.inner.mem(hash)? {
             Ok(())
@@ -216,7 +212,7 @@ pub unsafe extern "C" fn tzs_block_store_read(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         let b = s
@@ -244,7 +240,7 @@ pub unsafe extern "C" fn tzs_block_store_read_by_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let out = arg!(out(out, "out"))?;
         let b = s
             .inner
@@ -280,7 +276,7 @@ pub unsafe extern "C" fn tzs_block_store_merge(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let head = arg!(hash(head, "head"))?;
         let ends = arg!(array(chunk_ends, n_chunk_ends, "chunk_ends"))?;
         s.inner.merge(head, ends)
@@ -298,7 +294,7 @@ pub unsafe extern "C" fn tzs_block_store_await_merge(
     s: *mut tzs_block_store,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || arg!(handle(s))?.inner.await_merge())
+    call(err, || arg!(handle(s, "block store"))?.inner.await_merge())
 }
 
 /// Fills `*out` with levels, counts, bytes on disk and merge counters.
@@ -313,7 +309,7 @@ pub unsafe extern "C" fn tzs_block_store_read_stats(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         let out = arg!(out(out, "out"))?;
         let st = s.inner.stats()?;
         *out = tzs_block_store_stats {
@@ -349,7 +345,7 @@ pub unsafe extern "C" fn tzs_block_store_check(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "block store"))?;
         s.inner.check(repair)?.into_result().map(|_| ())
     })
 }

@@ -89,8 +89,8 @@ impl Fallback for tzs_chunk {
     };
 }
 
-/// Converts one raw argument of an export: `arg!(handle(ix))` is
-/// `args::handle(ix)`, a `Result` (or an `Option` for the
+/// Converts one raw argument of an export: `arg!(handle(ix, "index"))` is
+/// `args::handle(ix, "index")`, a `Result` (or an `Option` for the
 /// conversions that answer NULL with `None`). Only the conversions of
 /// [`super::args`] can be named, so every `unsafe` call an export makes on
 /// its arguments goes through the one argument below.

@@ -18,10 +18,6 @@ pub struct tzs_cemented {
     inner: Cemented,
 }
 
-impl args::Handle for tzs_cemented {
-    const WHAT: &'static str = "cemented";
-}
-
 /// A list of chunks returned by `tzs_cemented_chunks` and
 /// `tzs_cemented_metadata_chunks`; free it with `tzs_chunk_list_free`.
 pub struct tzs_chunk_list {
@@ -152,7 +148,7 @@ pub unsafe extern "C" fn tzs_cemented_lowest_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         *out = c
             .inner
@@ -175,7 +171,7 @@ pub unsafe extern "C" fn tzs_cemented_highest_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         *out = c
             .inner
@@ -203,7 +199,7 @@ pub unsafe extern "C" fn tzs_cemented_level_of(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         *out = c
@@ -229,7 +225,7 @@ pub unsafe extern "C" fn tzs_cemented_hash_of(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out_exact(
             hash_out,
             TZS_HASH_SIZE,
@@ -265,7 +261,7 @@ pub unsafe extern "C" fn tzs_cemented_read_by_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         let b = c
             .inner
@@ -293,7 +289,7 @@ pub unsafe extern "C" fn tzs_cemented_read_by_hash(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         let b = c
@@ -323,7 +319,7 @@ pub unsafe extern "C" fn tzs_cemented_read_metadata(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         let m = c
             .inner
@@ -362,7 +358,7 @@ pub unsafe extern "C" fn tzs_cemented_cement(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         if n == 0 {
             return Err(Error::invalid("tzs_cemented_cement: n is 0"));
         }
@@ -391,7 +387,7 @@ pub unsafe extern "C" fn tzs_cemented_chunks(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         let items = c.inner.chunks().into_iter().map(chunk_of).collect();
         *out = args::into_handle(tzs_chunk_list { items });
@@ -412,7 +408,7 @@ pub unsafe extern "C" fn tzs_cemented_metadata_chunks(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         let items = c
             .inner
@@ -471,7 +467,7 @@ pub unsafe extern "C" fn tzs_cemented_find_chunk(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         let r = c
             .inner
@@ -504,7 +500,7 @@ pub unsafe extern "C" fn tzs_cemented_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let mode = match mode {
             TZS_HISTORY_ARCHIVE => HistoryMode::Archive,
             TZS_HISTORY_FULL => HistoryMode::Full,
@@ -532,7 +528,7 @@ pub unsafe extern "C" fn tzs_cemented_check_consistency(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let genesis = if genesis_hash.is_null() {
             None
         } else {
@@ -560,7 +556,7 @@ pub unsafe extern "C" fn tzs_cemented_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         let out = arg!(out(out, "out"))?;
         let r = ChunkRange::new(chunk.start_level, chunk.end_level)?;
         let inner = c.inner.iter_chunk(r, read_metadata)?;
@@ -618,7 +614,7 @@ pub unsafe extern "C" fn tzs_cemented_set_zstd_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         c.inner.set_zstd_level(level)
     })
 }
@@ -636,7 +632,7 @@ pub unsafe extern "C" fn tzs_cemented_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let c = arg!(handle(c))?;
+        let c = arg!(handle(c, "cemented"))?;
         c.inner.sync()
     })
 }

@@ -20,18 +20,10 @@ pub struct tzs_floating {
     inner: Floating,
 }
 
-impl args::Handle for tzs_floating {
-    const WHAT: &'static str = "floating";
-}
-
 /// An iterator over a floating store's blocks in file (arrival) order. Use
 /// it from one thread at a time; it stays valid after the store is closed.
 pub struct tzs_floating_iter {
     inner: Mutex<FloatingIter>,
-}
-
-impl args::Handle for tzs_floating_iter {
-    const WHAT: &'static str = "floating iterator";
 }
 
 fn kind_of(kind: tzs_floating_kind) -> crate::Result<FloatingKind> {
@@ -156,7 +148,7 @@ pub unsafe extern "C" fn tzs_floating_append(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "floating"))?;
         let block = arg!(block_in(block))?;
         let preds = arg!(preds_in(preds, n_preds))?;
         f.inner.append(&block, &preds, flush)
@@ -173,7 +165,7 @@ pub unsafe extern "C" fn tzs_floating_flush(
     f: *mut tzs_floating,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || arg!(handle(f))?.inner.flush())
+    call(err, || arg!(handle(f, "floating"))?.inner.flush())
 }
 
 /// Read-only handles: loads the blocks appended by the read-write instance
@@ -187,7 +179,7 @@ pub unsafe extern "C" fn tzs_floating_sync(
     f: *mut tzs_floating,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || arg!(handle(f))?.inner.sync())
+    call(err, || arg!(handle(f, "floating"))?.inner.sync())
 }
 
 /// `TZS_OK` if the block with the 32-byte `hash` is stored, `TZS_NOT_FOUND`
@@ -203,7 +195,7 @@ pub unsafe extern "C" fn tzs_floating_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "floating"))?;
         let hash = arg!(hash(hash, "hash"))?;
         if f.inner.mem(hash)? {
             Ok(())
@@ -229,7 +221,7 @@ pub unsafe extern "C" fn tzs_floating_find_predecessors(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "floating"))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(preds_out, "preds_out"))?;
         let preds = f
@@ -256,7 +248,7 @@ pub unsafe extern "C" fn tzs_floating_read_block(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "floating"))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         let block = f
@@ -282,7 +274,7 @@ pub unsafe extern "C" fn tzs_floating_read_block_and_predecessors(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "floating"))?;
         let hash = arg!(hash(hash, "hash"))?;
         let out = arg!(out(out, "out"))?;
         let pout = arg!(out(preds_out, "preds_out"))?;
@@ -318,7 +310,7 @@ pub unsafe extern "C" fn tzs_floating_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "floating"))?;
         let out = arg!(out(out, "out"))?;
         *out = args::into_handle(tzs_floating_iter {
             inner: Mutex::new(f.inner.iter(true)),
@@ -345,7 +337,7 @@ pub unsafe extern "C" fn tzs_floating_iter_next(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let it = arg!(handle(it))?;
+        let it = arg!(handle(it, "floating iterator"))?;
         let out = arg!(out(out, "out"))?;
         let entry = it.inner.lock().next().ok_or(Error::Done)??;
         block_out(out, entry.block);

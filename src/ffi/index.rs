@@ -20,10 +20,6 @@ pub struct tzs_index {
     inner: Index,
 }
 
-impl args::Handle for tzs_index {
-    const WHAT: &'static str = "index";
-}
-
 /// A snapshot iterator over an index, from `tzs_index_iter_new`. It stays
 /// valid after later writes (which it does not see) and even after the
 /// index is closed. Calls on one iterator are serialised internally.
@@ -31,10 +27,6 @@ pub struct tzs_index_iter {
     iter: Mutex<IndexIter>,
     key_size: usize,
     value_size: usize,
-}
-
-impl args::Handle for tzs_index_iter {
-    const WHAT: &'static str = "index iterator";
 }
 
 /// Opens (read-write: creating if needed) the index in directory `dir`.
@@ -155,7 +147,7 @@ pub unsafe extern "C" fn tzs_index_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
         if ix.inner.mem(key)? {
             Ok(())
@@ -183,7 +175,7 @@ pub unsafe extern "C" fn tzs_index_find(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
         let out = arg!(out_exact(
             value_out,
@@ -224,7 +216,7 @@ pub unsafe extern "C" fn tzs_index_add(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
         let value = arg!(bytes_exact(
             value,
@@ -252,7 +244,7 @@ pub unsafe extern "C" fn tzs_index_remove(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
         ix.inner.remove(key, flush)
     })
@@ -271,7 +263,7 @@ pub unsafe extern "C" fn tzs_index_flush(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         ix.inner.flush()
     })
 }
@@ -291,7 +283,7 @@ pub unsafe extern "C" fn tzs_index_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         ix.inner.sync()
     })
 }
@@ -312,7 +304,7 @@ pub unsafe extern "C" fn tzs_index_await_merge(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         ix.inner.await_merge()
     })
 }
@@ -331,7 +323,7 @@ pub unsafe extern "C" fn tzs_index_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let ix = arg!(handle(ix))?;
+        let ix = arg!(handle(ix, "index"))?;
         let out = arg!(out(out, "out"))?;
         let iter = ix.inner.iter()?;
         *out = args::into_handle(tzs_index_iter {
@@ -361,7 +353,7 @@ pub unsafe extern "C" fn tzs_index_iter_next(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let it = arg!(handle(it))?;
+        let it = arg!(handle(it, "index iterator"))?;
         let k = arg!(out_exact(key_out, key_len, it.key_size, "key"))?;
         let v = arg!(out_exact(value_out, value_len, it.value_size, "value"))?;
         match it.iter.lock().next() {

@@ -20,10 +20,6 @@ pub struct tzs_indexed_file {
     header_size: usize,
 }
 
-impl args::Handle for tzs_indexed_file {
-    const WHAT: &'static str = "indexed file";
-}
-
 /// Decides whether a key survives a compaction: return true to keep it.
 /// Called with a borrowed key (valid only during the call) and the `ctx`
 /// given to `tzs_indexed_file_gc`.
@@ -150,7 +146,7 @@ pub unsafe extern "C" fn tzs_indexed_file_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
         if f.inner.mem(key)? {
             Ok(())
@@ -178,7 +174,7 @@ pub unsafe extern "C" fn tzs_indexed_file_header(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
         let out = arg!(out_exact(header_out, header_len, f.header_size, "header"))?;
         if f.inner.header(key, out)? {
@@ -214,7 +210,7 @@ pub unsafe extern "C" fn tzs_indexed_file_read(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
         let value_out = arg!(out(value_out, "value_out"))?;
         let header_out = if header_out.is_null() {
@@ -263,7 +259,7 @@ pub unsafe extern "C" fn tzs_indexed_file_append(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
         let header = if header.is_null() && header_len == 0 {
             None
@@ -287,7 +283,7 @@ pub unsafe extern "C" fn tzs_indexed_file_flush(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         f.inner.flush()
     })
 }
@@ -305,7 +301,7 @@ pub unsafe extern "C" fn tzs_indexed_file_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         f.inner.sync()
     })
 }
@@ -332,7 +328,7 @@ pub unsafe extern "C" fn tzs_indexed_file_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         let keep = keep_fn.ok_or_else(|| Error::invalid("keep_fn is NULL"))?;
         f.inner.gc(|k| {
             // SAFETY: `k` is valid for the call; the caller vouches for `keep` and `ctx` (function contract).
@@ -356,7 +352,7 @@ pub unsafe extern "C" fn tzs_indexed_file_await_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let f = arg!(handle(f))?;
+        let f = arg!(handle(f, "indexed file"))?;
         f.inner.await_gc()
     })
 }

@@ -31,10 +31,6 @@ pub struct tzs_kv {
     inner: Kv,
 }
 
-impl args::Handle for tzs_kv {
-    const WHAT: &'static str = "kv";
-}
-
 enum Slot {
     Owned(Batch),
     /// The batch of a running `tzs_kv_batch_run`, owned by that call.
@@ -46,10 +42,6 @@ enum Slot {
 /// used from any thread, one call at a time (calls are serialised).
 pub struct tzs_kv_batch {
     slot: Mutex<Slot>,
-}
-
-impl args::Handle for tzs_kv_batch {
-    const WHAT: &'static str = "batch";
 }
 
 impl tzs_kv_batch {
@@ -120,7 +112,9 @@ mod view {
     use crate::kv::Kind;
 
     /// What `tzs_kv` and `tzs_kv_batch` both answer.
-    pub(super) trait View: args::Handle {
+    pub(super) trait View {
+        /// The handle's name in the NULL-handle error.
+        const WHAT: &'static str;
         fn exists(&self, key: &str) -> Result<Option<Kind>>;
         fn get(&self, key: &str) -> Result<Vec<u8>>;
         fn list(&self, key: &str) -> Result<Vec<(String, Kind)>>;
@@ -129,6 +123,7 @@ mod view {
     }
 
     impl View for tzs_kv {
+        const WHAT: &'static str = "kv";
         fn exists(&self, key: &str) -> Result<Option<Kind>> {
             self.inner.exists(key)
         }
@@ -147,6 +142,7 @@ mod view {
     }
 
     impl View for tzs_kv_batch {
+        const WHAT: &'static str = "batch";
         fn exists(&self, key: &str) -> Result<Option<Kind>> {
             self.with(|b| b.exists(key))
         }
@@ -176,7 +172,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
             let kind_out = arg!(out(kind_out, "kind_out"))?;
             match h.exists(key)? {
                 Some(k) => {
@@ -200,7 +196,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
             let out = arg!(out(out, "out"))?;
             args::set_bytes(out, h.get(key)?);
             Ok(())
@@ -219,7 +215,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
             let out = arg!(out(out, "out"))?;
             *out = entries_out(h.list(key)?)?;
             Ok(())
@@ -240,7 +236,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
             let v = arg!(bytes(v, len, "value"))?;
             h.set(key, v)
         })
@@ -257,7 +253,7 @@ mod view {
         err: *mut *mut tzs_error,
     ) -> tzs_status {
         call(err, || {
-            let (h, key) = (arg!(handle(h))?, arg!(utf8(key, "key"))?);
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
             h.remove(key)
         })
     }
@@ -428,7 +424,7 @@ pub unsafe extern "C" fn tzs_kv_get_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         let out = arg!(out(out, "out"))?;
         args::set_bytes(out, kv.inner.get_partial(key, offset, length)?);
         Ok(())
@@ -449,7 +445,7 @@ pub unsafe extern "C" fn tzs_kv_size(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         let out = arg!(out(out, "out"))?;
         *out = kv.inner.size(key)?;
         Ok(())
@@ -543,7 +539,7 @@ pub unsafe extern "C" fn tzs_kv_last_modified(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         let days = arg!(out(days, "days"))?;
         let ps = arg!(out(picoseconds, "picoseconds"))?;
         let (d, p) = kv.inner.last_modified(key)?;
@@ -570,7 +566,7 @@ pub unsafe extern "C" fn tzs_kv_digest(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         let out = arg!(out_exact(
             out,
             TZS_KV_DIGEST_SIZE,
@@ -623,7 +619,7 @@ pub unsafe extern "C" fn tzs_kv_set_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         let v = arg!(bytes(v, len, "value"))?;
         kv.inner.set_partial(key, offset, v)
     })
@@ -669,7 +665,7 @@ pub unsafe extern "C" fn tzs_kv_rename(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let kv = arg!(handle(kv))?;
+        let kv = arg!(handle(kv, "kv"))?;
         let (from, to) = (arg!(utf8(from, "from"))?, arg!(utf8(to, "to"))?);
         kv.inner.rename(from, to)
     })
@@ -691,7 +687,7 @@ pub unsafe extern "C" fn tzs_kv_allocate(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let (kv, key) = (arg!(handle(kv))?, arg!(utf8(key, "key"))?);
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         kv.inner.allocate(key, size)
     })
 }
@@ -713,7 +709,7 @@ pub unsafe extern "C" fn tzs_kv_batch_begin(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let kv = arg!(handle(kv))?;
+        let kv = arg!(handle(kv, "kv"))?;
         let out = arg!(out(out, "out"))?;
         let b = kv.inner.batch_begin()?;
         *out = args::into_handle(tzs_kv_batch {
@@ -830,7 +826,7 @@ pub unsafe extern "C" fn tzs_kv_batch_commit(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let h = arg!(handle(b))?;
+        let h = arg!(handle(b, "batch"))?;
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
             return Err(Error::invalid(
                 "the batch of tzs_kv_batch_run is committed by tzs_kv_batch_run",
@@ -884,7 +880,7 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let kv = arg!(handle(kv))?;
+        let kv = arg!(handle(kv, "kv"))?;
         let f = f.ok_or_else(|| Error::invalid("batch function is NULL"))?;
         let retries = if retries == 0 {
             DEFAULT_RETRIES

@@ -16,10 +16,6 @@ pub struct tzs_singleton {
     inner: Singleton,
 }
 
-impl args::Handle for tzs_singleton {
-    const WHAT: &'static str = "singleton";
-}
-
 /// Opens the singleton stored in the file `path` (created by the first
 /// write; the directory must exist).
 ///
@@ -109,7 +105,7 @@ pub unsafe extern "C" fn tzs_singleton_read(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "singleton"))?;
         let out = arg!(out(out, "out"))?;
         match s.inner.read() {
             Some(v) => {
@@ -141,7 +137,7 @@ pub unsafe extern "C" fn tzs_singleton_write(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "singleton"))?;
         let v = arg!(bytes(v, len, "value"))?;
         s.inner.write(v)
     })
@@ -158,7 +154,7 @@ pub unsafe extern "C" fn tzs_singleton_delete(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "singleton"))?;
         s.inner.delete()
     })
 }
@@ -175,7 +171,7 @@ pub unsafe extern "C" fn tzs_singleton_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        let s = arg!(handle(s))?;
+        let s = arg!(handle(s, "singleton"))?;
         s.inner.sync()
     })
 }

@@ -12,6 +12,8 @@
 //! described in `docs/design.md` and `docs/formats.md` in the repository.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod block;
 pub mod check;
@@ -23,6 +25,7 @@ pub mod io;
 pub mod kv;
 pub mod options;
 pub mod singleton;
+mod store_dir;
 mod unsynced;
 pub mod worker;
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::io::quarantine::Quarantine;
 use crate::io::{FileSystem, LockFile, OpenMode, atomic, frame};
 use crate::options::OpenOptions;
+use crate::store_dir;
 
 const MAGIC: &[u8; 8] = b"TZSSGL01";
 const HEADER: usize = 16;
@@ -63,12 +64,8 @@ impl Singleton {
         let path = path.as_ref().to_path_buf();
         let fs = opts.fs.clone();
         let dir = atomic::parent_dir(&path);
-        if !fs.is_dir(dir)? {
-            return Err(Error::NotFound(format!(
-                "directory {} does not exist",
-                dir.display()
-            )));
-        }
+        // Never created: the singleton lives in a folder its caller owns.
+        store_dir::require(fs.as_ref(), dir, "directory")?;
         if fs.is_dir(&path)? {
             return Err(Error::invalid(format!(
                 "{} is a directory, not a singleton file",

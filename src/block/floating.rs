@@ -39,8 +39,9 @@ use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
 use crate::io::quarantine::Quarantine;
-use crate::io::{FileHandle, FileSystem, Mapped, OpenMode, foreground, frame};
+use crate::io::{FileHandle, FileSystem, MapPromise, Mapped, OpenMode, foreground, frame};
 use crate::options::OpenOptions;
+use crate::store_dir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::WorkerPool;
 
@@ -177,14 +178,15 @@ impl Floating {
     ) -> Result<Floating> {
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.fs.clone();
-        if !opts.read_only {
-            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
-        } else if !fs.is_dir(&dir)? {
-            return Err(Error::NotFound(format!(
-                "floating store directory {} does not exist",
-                dir.display()
-            )));
-        }
+        // No lock of its own: its index takes one, and the block store
+        // holding it takes the store's.
+        store_dir::prepare(
+            fs.as_ref(),
+            &dir,
+            &dir,
+            opts.read_only,
+            "floating store directory",
+        )?;
         let index = Index::open(dir.join(kind.index_name()), index_config(opts, log_size))?;
         let path = dir.join(kind.file_name());
         let mode = if opts.read_only {
@@ -229,7 +231,9 @@ impl Floating {
                 store.prealloc = Some(Arc::new(Prealloc::new(store.end.load(Ordering::SeqCst))));
             }
         }
-        *store.map.write() = Arc::new(store.file.map()?);
+        // Append-only: recovery above cut any torn tail before this map,
+        // and the file is cut again only at close, with no reader left.
+        *store.map.write() = Arc::new(store.file.map(MapPromise::APPEND_ONLY)?);
         Ok(store)
     }
 
@@ -517,7 +521,8 @@ impl Floating {
             .load(Ordering::SeqCst)
             .saturating_sub(map.len() as u64);
         if unmapped >= REMAP_BYTES {
-            let fresh = Arc::new(self.file.map()?);
+            // Append-only, as at open: a handle that reads never cuts.
+            let fresh = Arc::new(self.file.map(MapPromise::APPEND_ONLY)?);
             *self.map.write() = fresh.clone();
             if let Some(r) = from_map(&fresh, offset, with_metadata) {
                 return r.map_err(|e| {

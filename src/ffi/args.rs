@@ -3,6 +3,7 @@
 
 use std::ffi::{CStr, c_char};
 
+pub(crate) use super::block::{block_in, preds_in};
 use super::types::tzs_bytes;
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
@@ -31,6 +32,23 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result
     }
     // SAFETY: non-NULL and `len` readable bytes, per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows an input array of `n` values. NULL is accepted only with `n == 0`
+/// (then the pointer is not looked at).
+///
+/// # Safety
+/// With `n > 0`, a non-NULL `ptr` must point to `n` readable, initialised
+/// `T` for the call's duration.
+pub(crate) unsafe fn array<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and `n` readable values, per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
 /// Borrows an input buffer that must be exactly `expected` bytes long.
@@ -90,6 +108,27 @@ pub(crate) unsafe fn hash<'a>(ptr: *const u8, what: &str) -> Result<&'a [u8; 32]
     }
     // SAFETY: non-NULL and 32 readable bytes per the caller's contract.
     Ok(unsafe { &*(ptr as *const [u8; 32]) })
+}
+
+/// Borrows a handle for an accessor, which answers NULL with its fallback
+/// rather than an error.
+///
+/// # Safety
+/// A non-NULL `p` must point to a live `T` created by this library.
+pub(crate) unsafe fn live<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { p.as_ref() }
+}
+
+/// Borrows a caller-owned struct the library fills or frees in place
+/// (`tzs_bytes`, `tzs_block`); NULL is `None`, a no-op for the caller.
+///
+/// # Safety
+/// A non-NULL `p` must point to a writable `T`, used by no one else for
+/// the call's duration.
+pub(crate) unsafe fn live_mut<'a, T>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { p.as_mut() }
 }
 
 /// Borrows an out-parameter; NULL is `InvalidArgument`.
@@ -166,12 +205,8 @@ pub(crate) fn set_bytes(out: &mut tzs_bytes, data: Vec<u8>) {
 /// Hands a check report to C: its text (see [`CheckReport::to_text`]) goes
 /// to `*out` when `out` is not NULL, and a report with problems left becomes
 /// `Corrupted` naming them. Every `tzs_*_check` export ends with this.
-///
-/// # Safety
-/// A non-NULL `out` must point to a writable `tzs_bytes`.
-pub(crate) unsafe fn report_out(report: CheckReport, out: *mut tzs_bytes) -> Result<()> {
-    // SAFETY: forwarded to the caller's contract.
-    if let Some(out) = unsafe { out.as_mut() } {
+pub(crate) fn report_out(report: CheckReport, out: Option<&mut tzs_bytes>) -> Result<()> {
+    if let Some(out) = out {
         set_bytes(out, report.to_text().into_bytes());
     }
     report.into_result().map(|_| ())
@@ -202,7 +237,7 @@ pub(crate) fn into_handle<T>(value: T) -> *mut T {
 /// A non-NULL `p` must come from [`into_handle`] and be freed once.
 pub(crate) unsafe fn free_handle<T>(p: *mut T) {
     if !p.is_null() {
-        // SAFETY: per the function's contract.
+        // SAFETY: a non-NULL `p` came from `Box::into_raw` in `into_handle` and is freed once (this function's contract).
         drop(unsafe { Box::from_raw(p) });
     }
 }

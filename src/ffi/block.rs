@@ -1,7 +1,7 @@
 //! Conversions between `tzs_block` and the core's block types.
 
 use super::args;
-use super::boundary::call_void;
+use super::boundary::{arg, call_void};
 use super::types::*;
 use crate::block::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
 use crate::error::{Error, Result};
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// # Safety
 /// `b` must be valid for reads; its buffers valid for their lengths.
 pub(crate) unsafe fn block_in<'a>(b: *const tzs_block) -> Result<BlockRef<'a>> {
-    // SAFETY: per the function's contract.
+    // SAFETY: a non-NULL `b` is valid for reads (this function's contract).
     let b = unsafe { args::handle(b, "block") }?;
     // SAFETY: the caller's buffers are valid for their lengths.
     let contents = unsafe { args::bytes(b.contents.ptr, b.contents.len, "block contents") }?;
@@ -50,7 +50,7 @@ pub(crate) unsafe fn preds_in(p: *const u8, n: usize) -> Result<Vec<Hash>> {
             "a predecessor list holds at most {MAX_PREDECESSORS} hashes, got {n}"
         )));
     }
-    // SAFETY: per the function's contract.
+    // SAFETY: a non-NULL `p` holds `n * 32` readable bytes (this function's contract).
     let raw = unsafe { args::bytes(p, n * HASH_SIZE, "predecessors") }?;
     Ok(raw
         .chunks_exact(HASH_SIZE)
@@ -77,8 +77,7 @@ pub(crate) fn preds_out(preds: &[Hash]) -> tzs_bytes {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_block_free(b: *mut tzs_block) {
     call_void(|| {
-        // SAFETY: per the function's contract.
-        if let Some(b) = unsafe { b.as_mut() } {
+        if let Some(b) = arg!(live_mut(b)) {
             // SAFETY: the buffers were filled by `block_out` or are zeroed.
             unsafe {
                 args::free_bytes(&mut b.contents);

@@ -3,8 +3,8 @@
 use std::ffi::{c_char, c_void};
 
 use super::args;
-use super::block::{block_in, block_out};
-use super::boundary::{call, call_void};
+use super::block::block_out;
+use super::boundary::{arg, call, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -96,12 +96,9 @@ pub unsafe extern "C" fn tzs_block_store_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
-        // SAFETY: per the function's contract.
-        let o = unsafe { opts.as_ref() }
+        let out = arg!(out(out, "out"))?;
+        let dir = arg!(path(dir, "dir"))?;
+        let o = arg!(live(opts))
             .copied()
             .unwrap_or_else(|| tzs_block_store_options_default());
         let inner = BlockStore::open(dir, options_of(&o)?)?;
@@ -126,10 +123,8 @@ pub unsafe extern "C" fn tzs_block_store_store(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let block = unsafe { block_in(block) }?;
+        let s = arg!(handle(s, "block store"))?;
+        let block = arg!(block_in(block))?;
         s.inner.store(&block)
     })
 }
@@ -152,10 +147,8 @@ pub unsafe extern "C" fn tzs_block_store_store_with(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let block = unsafe { block_in(block) }?;
+        let s = arg!(handle(s, "block store"))?;
+        let block = arg!(block_in(block))?;
         s.inner.store_with(&block, flush)
     })
 }
@@ -173,8 +166,7 @@ pub unsafe extern "C" fn tzs_block_store_flush(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
+        let s = arg!(handle(s, "block store"))?;
         s.inner.flush()
     })
 }
@@ -264,10 +256,8 @@ pub unsafe extern "C" fn tzs_block_store_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
+        let s = arg!(handle(s, "block store"))?;
+        let hash = arg!(hash(hash, "hash"))?;
         if s.inner.mem(hash)? {
             Ok(())
         } else {
@@ -295,12 +285,9 @@ pub unsafe extern "C" fn tzs_block_store_read(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let s = arg!(handle(s, "block store"))?;
+        let hash = arg!(hash(hash, "hash"))?;
+        let out = arg!(out(out, "out"))?;
         let b = s
             .inner
             .read(hash, distance, read_metadata)?
@@ -326,10 +313,8 @@ pub unsafe extern "C" fn tzs_block_store_read_by_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let s = arg!(handle(s, "block store"))?;
+        let out = arg!(out(out, "out"))?;
         let b = s
             .inner
             .read_by_level(level, read_metadata)?
@@ -364,18 +349,9 @@ pub unsafe extern "C" fn tzs_block_store_merge(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let head = unsafe { args::hash(head, "head") }?;
-        let ends: &[i32] = if n_chunk_ends == 0 {
-            &[]
-        } else if chunk_ends.is_null() {
-            return Err(Error::invalid("chunk_ends is NULL"));
-        } else {
-            // SAFETY: non-NULL and `n_chunk_ends` readable values per contract.
-            unsafe { std::slice::from_raw_parts(chunk_ends, n_chunk_ends) }
-        };
+        let s = arg!(handle(s, "block store"))?;
+        let head = arg!(hash(head, "head"))?;
+        let ends = arg!(array(chunk_ends, n_chunk_ends, "chunk_ends"))?;
         s.inner.merge(head, ends)
     })
 }
@@ -391,12 +367,7 @@ pub unsafe extern "C" fn tzs_block_store_await_merge(
     s: *mut tzs_block_store,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        unsafe { args::handle(s, "block store") }?
-            .inner
-            .await_merge()
-    })
+    call(err, || arg!(handle(s, "block store"))?.inner.await_merge())
 }
 
 /// Fills `*out` with levels, counts, bytes on disk and merge counters.
@@ -411,10 +382,8 @@ pub unsafe extern "C" fn tzs_block_store_read_stats(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let s = arg!(handle(s, "block store"))?;
+        let out = arg!(out(out, "out"))?;
         let st = s.inner.stats()?;
         *out = tzs_block_store_stats {
             cemented_lowest: st.cemented_lowest.unwrap_or(-1),
@@ -449,8 +418,7 @@ pub unsafe extern "C" fn tzs_block_store_check(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
+        let s = arg!(handle(s, "block store"))?;
         s.inner.check(repair)?.into_result().map(|_| ())
     })
 }
@@ -498,10 +466,8 @@ pub unsafe extern "C" fn tzs_block_store_check_path(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let path = unsafe { args::path(path, "path") }?;
-        // SAFETY: per the function's contract.
-        let o = unsafe { opts.as_ref() }
+        let path = arg!(path(path, "path"))?;
+        let o = arg!(live(opts))
             .copied()
             .unwrap_or_else(|| tzs_block_store_options_default());
         let o = options_of(&o)?;
@@ -509,8 +475,7 @@ pub unsafe extern "C" fn tzs_block_store_check_path(
             return Err(Error::invalid("TZS_READONLY cannot repair"));
         }
         let found = BlockStore::check_dir(path, &o, repair)?;
-        // SAFETY: per the function's contract.
-        unsafe { args::report_out(found, report) }
+        args::report_out(found, arg!(live_mut(report)))
     })
 }
 
@@ -521,6 +486,5 @@ pub unsafe extern "C" fn tzs_block_store_check_path(
 /// `s` NULL or live, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_block_store_close(s: *mut tzs_block_store) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(s) })
+    call_void(|| arg!(free_handle(s)))
 }

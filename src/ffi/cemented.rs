@@ -3,8 +3,8 @@
 use std::ffi::c_char;
 
 use super::args;
-use super::block::{block_in, block_out};
-use super::boundary::{call, call_value, call_void};
+use super::block::block_out;
+use super::boundary::{Fallback, arg, call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -77,10 +77,8 @@ pub unsafe extern "C" fn tzs_cemented_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
+        let out = arg!(out(out, "out"))?;
+        let dir = arg!(path(dir, "dir"))?;
         let opts = open_options(flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_cemented_open")?;
         let inner = Cemented::open(dir, &opts, log_size)?;
         *out = args::into_handle(tzs_cemented { inner });
@@ -124,18 +122,17 @@ pub unsafe extern "C" fn tzs_cemented_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_cemented_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Cemented::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Writes the lowest cemented level to `*out`. Returns `TZS_NOT_FOUND` when
@@ -151,10 +148,8 @@ pub unsafe extern "C" fn tzs_cemented_lowest_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         *out = c
             .inner
             .lowest_level()
@@ -176,10 +171,8 @@ pub unsafe extern "C" fn tzs_cemented_highest_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         *out = c
             .inner
             .highest_level()
@@ -206,12 +199,9 @@ pub unsafe extern "C" fn tzs_cemented_level_of(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let hash = arg!(hash(hash, "hash"))?;
+        let out = arg!(out(out, "out"))?;
         *out = c
             .inner
             .level_of(hash)?
@@ -235,10 +225,13 @@ pub unsafe extern "C" fn tzs_cemented_hash_of(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out_exact(hash_out, TZS_HASH_SIZE, TZS_HASH_SIZE, "hash_out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out_exact(
+            hash_out,
+            TZS_HASH_SIZE,
+            TZS_HASH_SIZE,
+            "hash_out"
+        ))?;
         let h = c
             .inner
             .hash_of(level)?
@@ -268,10 +261,8 @@ pub unsafe extern "C" fn tzs_cemented_read_by_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         let b = c
             .inner
             .read_by_level(level, read_metadata)?
@@ -298,12 +289,9 @@ pub unsafe extern "C" fn tzs_cemented_read_by_hash(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let hash = arg!(hash(hash, "hash"))?;
+        let out = arg!(out(out, "out"))?;
         let b = c
             .inner
             .read_by_hash(hash, read_metadata)?
@@ -331,10 +319,8 @@ pub unsafe extern "C" fn tzs_cemented_read_metadata(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         let m = c
             .inner
             .read_metadata(level)?
@@ -372,17 +358,16 @@ pub unsafe extern "C" fn tzs_cemented_cement(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
+        let c = arg!(handle(c, "cemented"))?;
         if n == 0 {
             return Err(Error::invalid("tzs_cemented_cement: n is 0"));
         }
         if blocks.is_null() {
             return Err(Error::invalid("tzs_cemented_cement: blocks is NULL"));
         }
-        let refs = (0..n)
-            // SAFETY: `blocks` holds `n` readable blocks per the contract.
-            .map(|i| unsafe { block_in(blocks.add(i)) })
+        let refs = arg!(array(blocks, n, "blocks"))?
+            .iter()
+            .map(|b| arg!(block_in(b)))
             .collect::<crate::Result<Vec<_>>>()?;
         c.inner.cement(&refs, write_metadata, check_consistency)?;
         Ok(())
@@ -402,10 +387,8 @@ pub unsafe extern "C" fn tzs_cemented_chunks(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         let items = c.inner.chunks().into_iter().map(chunk_of).collect();
         *out = args::into_handle(tzs_chunk_list { items });
         Ok(())
@@ -425,10 +408,8 @@ pub unsafe extern "C" fn tzs_cemented_metadata_chunks(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         let items = c
             .inner
             .metadata_chunks()
@@ -446,8 +427,7 @@ pub unsafe extern "C" fn tzs_cemented_metadata_chunks(
 /// `list` is NULL or a live list.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_chunk_list_len(list: *const tzs_chunk_list) -> usize {
-    // SAFETY: per the function's contract.
-    call_value(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    call_value(|| arg!(live(list)).map_or(0, |l| l.items.len()))
 }
 
 /// The `i`-th chunk of `list`; `{0, -1}` (an empty range, which no chunk
@@ -457,15 +437,10 @@ pub unsafe extern "C" fn tzs_chunk_list_len(list: *const tzs_chunk_list) -> usiz
 /// `list` is NULL or a live list.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_chunk_list_get(list: *const tzs_chunk_list, i: usize) -> tzs_chunk {
-    let none = tzs_chunk {
-        start_level: 0,
-        end_level: -1,
-    };
-    call_value(none, || {
-        // SAFETY: per the function's contract.
-        unsafe { list.as_ref() }
+    call_value(|| {
+        arg!(live(list))
             .and_then(|l| l.items.get(i).copied())
-            .unwrap_or(none)
+            .unwrap_or(tzs_chunk::FALLBACK)
     })
 }
 
@@ -475,8 +450,7 @@ pub unsafe extern "C" fn tzs_chunk_list_get(list: *const tzs_chunk_list, i: usiz
 /// `list` is NULL or a live list, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_chunk_list_free(list: *mut tzs_chunk_list) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(list) })
+    call_void(|| arg!(free_handle(list)))
 }
 
 /// Writes the chunk holding `level` to `*out`. Returns `TZS_NOT_FOUND` if
@@ -493,10 +467,8 @@ pub unsafe extern "C" fn tzs_cemented_find_chunk(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         let r = c
             .inner
             .find_chunk(level)
@@ -528,8 +500,7 @@ pub unsafe extern "C" fn tzs_cemented_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
+        let c = arg!(handle(c, "cemented"))?;
         let mode = match mode {
             TZS_HISTORY_ARCHIVE => HistoryMode::Archive,
             TZS_HISTORY_FULL => HistoryMode::Full,
@@ -557,13 +528,11 @@ pub unsafe extern "C" fn tzs_cemented_check_consistency(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
+        let c = arg!(handle(c, "cemented"))?;
         let genesis = if genesis_hash.is_null() {
             None
         } else {
-            // SAFETY: non-NULL, 32 readable bytes per the contract.
-            Some(unsafe { args::hash(genesis_hash, "genesis_hash") }?)
+            Some(arg!(hash(genesis_hash, "genesis_hash"))?)
         };
         c.inner.check_consistency(genesis)
     })
@@ -587,10 +556,8 @@ pub unsafe extern "C" fn tzs_cemented_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let c = arg!(handle(c, "cemented"))?;
+        let out = arg!(out(out, "out"))?;
         let r = ChunkRange::new(chunk.start_level, chunk.end_level)?;
         let inner = c.inner.iter_chunk(r, read_metadata)?;
         *out = args::into_handle(tzs_cemented_iter { inner });
@@ -613,10 +580,8 @@ pub unsafe extern "C" fn tzs_cemented_iter_next(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract (exclusive use of `it`).
-        let it = unsafe { it.as_mut() }.ok_or_else(|| Error::invalid("iterator is NULL"))?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let it = arg!(live_mut(it)).ok_or_else(|| Error::invalid("iterator is NULL"))?;
+        let out = arg!(out(out, "out"))?;
         match it.inner.next() {
             Some(b) => {
                 block_out(out, b?);
@@ -633,8 +598,7 @@ pub unsafe extern "C" fn tzs_cemented_iter_next(
 /// `it` is NULL or a live iterator, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_cemented_iter_free(it: *mut tzs_cemented_iter) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(it) })
+    call_void(|| arg!(free_handle(it)))
 }
 
 /// Sets the zstd level (1..=22, default 3) of metadata written from now on.
@@ -650,8 +614,7 @@ pub unsafe extern "C" fn tzs_cemented_set_zstd_level(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
+        let c = arg!(handle(c, "cemented"))?;
         c.inner.set_zstd_level(level)
     })
 }
@@ -669,8 +632,7 @@ pub unsafe extern "C" fn tzs_cemented_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let c = unsafe { args::handle(c, "cemented") }?;
+        let c = arg!(handle(c, "cemented"))?;
         c.inner.sync()
     })
 }
@@ -683,6 +645,5 @@ pub unsafe extern "C" fn tzs_cemented_sync(
 /// `c` is NULL or a live handle, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_cemented_close(c: *mut tzs_cemented) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(c) })
+    call_void(|| arg!(free_handle(c)))
 }

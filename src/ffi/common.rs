@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::args;
-use super::boundary::call_void;
+use super::boundary::{arg, call_void};
 use super::types::*;
 
 /// The name of a status as a static NUL-terminated string (`"TZS_OK"`,
@@ -32,8 +32,7 @@ pub extern "C" fn tzs_version() -> *const c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_bytes_free(b: *mut tzs_bytes) {
     call_void(|| {
-        // SAFETY: per the function's contract.
-        if let Some(b) = unsafe { b.as_mut() } {
+        if let Some(b) = arg!(live_mut(b)) {
             // SAFETY: the buffer was filled by `args::bytes_out` or is zeroed.
             unsafe { args::free_bytes(b) };
         }

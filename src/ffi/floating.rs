@@ -5,8 +5,8 @@ use std::ffi::c_char;
 use parking_lot::Mutex;
 
 use super::args;
-use super::block::{self, block_in, block_out, preds_in};
-use super::boundary::{call, call_value, call_void};
+use super::block::{self, block_out};
+use super::boundary::{arg, call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -69,10 +69,8 @@ pub unsafe extern "C" fn tzs_floating_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
+        let out = arg!(out(out, "out"))?;
+        let dir = arg!(path(dir, "dir"))?;
         let kind = kind_of(kind)?;
         let opts = open_options(flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_floating_open")?;
         let inner = Floating::open(dir, kind, &opts)?;
@@ -116,18 +114,17 @@ pub unsafe extern "C" fn tzs_floating_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_floating_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Floating::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Appends `block` with its predecessor list: `n_preds` (at most 12) hashes
@@ -151,12 +148,9 @@ pub unsafe extern "C" fn tzs_floating_append(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "floating") }?;
-        // SAFETY: per the function's contract.
-        let block = unsafe { block_in(block) }?;
-        // SAFETY: per the function's contract.
-        let preds = unsafe { preds_in(preds, n_preds) }?;
+        let f = arg!(handle(f, "floating"))?;
+        let block = arg!(block_in(block))?;
+        let preds = arg!(preds_in(preds, n_preds))?;
         f.inner.append(&block, &preds, flush)
     })
 }
@@ -171,10 +165,7 @@ pub unsafe extern "C" fn tzs_floating_flush(
     f: *mut tzs_floating,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        unsafe { args::handle(f, "floating") }?.inner.flush()
-    })
+    call(err, || arg!(handle(f, "floating"))?.inner.flush())
 }
 
 /// Read-only handles: loads the blocks appended by the read-write instance
@@ -188,10 +179,7 @@ pub unsafe extern "C" fn tzs_floating_sync(
     f: *mut tzs_floating,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        unsafe { args::handle(f, "floating") }?.inner.sync()
-    })
+    call(err, || arg!(handle(f, "floating"))?.inner.sync())
 }
 
 /// `TZS_OK` if the block with the 32-byte `hash` is stored, `TZS_NOT_FOUND`
@@ -207,10 +195,8 @@ pub unsafe extern "C" fn tzs_floating_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "floating") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
+        let f = arg!(handle(f, "floating"))?;
+        let hash = arg!(hash(hash, "hash"))?;
         if f.inner.mem(hash)? {
             Ok(())
         } else {
@@ -235,12 +221,9 @@ pub unsafe extern "C" fn tzs_floating_find_predecessors(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "floating") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(preds_out, "preds_out") }?;
+        let f = arg!(handle(f, "floating"))?;
+        let hash = arg!(hash(hash, "hash"))?;
+        let out = arg!(out(preds_out, "preds_out"))?;
         let preds = f
             .inner
             .find_predecessors(hash)?
@@ -265,12 +248,9 @@ pub unsafe extern "C" fn tzs_floating_read_block(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "floating") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let f = arg!(handle(f, "floating"))?;
+        let hash = arg!(hash(hash, "hash"))?;
+        let out = arg!(out(out, "out"))?;
         let block = f
             .inner
             .read_block(hash)?
@@ -294,14 +274,10 @@ pub unsafe extern "C" fn tzs_floating_read_block_and_predecessors(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "floating") }?;
-        // SAFETY: per the function's contract.
-        let hash = unsafe { args::hash(hash, "hash") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let pout = unsafe { args::out(preds_out, "preds_out") }?;
+        let f = arg!(handle(f, "floating"))?;
+        let hash = arg!(hash(hash, "hash"))?;
+        let out = arg!(out(out, "out"))?;
+        let pout = arg!(out(preds_out, "preds_out"))?;
         let (block, preds) = f
             .inner
             .read_block_and_predecessors(hash)?
@@ -318,8 +294,7 @@ pub unsafe extern "C" fn tzs_floating_read_block_and_predecessors(
 /// `f` NULL or live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_floating_len(f: *mut tzs_floating) -> u64 {
-    // SAFETY: per the function's contract.
-    call_value(0, || unsafe { f.as_ref() }.map_or(0, |f| f.inner.len()))
+    call_value(|| arg!(live(f)).map_or(0, |f| f.inner.len()))
 }
 
 /// Creates an iterator over the blocks stored now, in file order (the
@@ -335,10 +310,8 @@ pub unsafe extern "C" fn tzs_floating_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "floating") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let f = arg!(handle(f, "floating"))?;
+        let out = arg!(out(out, "out"))?;
         *out = args::into_handle(tzs_floating_iter {
             inner: Mutex::new(f.inner.iter(true)),
         });
@@ -364,14 +337,11 @@ pub unsafe extern "C" fn tzs_floating_iter_next(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let it = unsafe { args::handle(it, "floating iterator") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let it = arg!(handle(it, "floating iterator"))?;
+        let out = arg!(out(out, "out"))?;
         let entry = it.inner.lock().next().ok_or(Error::Done)??;
         block_out(out, entry.block);
-        // SAFETY: per the function's contract (NULL allowed).
-        if let Some(p) = unsafe { preds_out.as_mut() } {
+        if let Some(p) = arg!(live_mut(preds_out)) {
             *p = block::preds_out(&entry.preds);
         }
         Ok(())
@@ -384,8 +354,7 @@ pub unsafe extern "C" fn tzs_floating_iter_next(
 /// `it` NULL or live, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_floating_iter_free(it: *mut tzs_floating_iter) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(it) })
+    call_void(|| arg!(free_handle(it)))
 }
 
 /// Closes the store (its index is flushed; unflushed appends are kept by
@@ -395,6 +364,5 @@ pub unsafe extern "C" fn tzs_floating_iter_free(it: *mut tzs_floating_iter) {
 /// `f` NULL or live, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_floating_close(f: *mut tzs_floating) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(f) })
+    call_void(|| arg!(free_handle(f)))
 }

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use parking_lot::Mutex;
 
 use super::args;
-use super::boundary::{call, call_value, call_void};
+use super::boundary::{arg, call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -68,10 +68,8 @@ pub unsafe extern "C" fn tzs_index_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
+        let out = arg!(out(out, "out"))?;
+        let dir = arg!(path(dir, "dir"))?;
         let opts = open_options(
             flags,
             TZS_READONLY | TZS_NO_FSYNC | TZS_REMOVABLE,
@@ -121,18 +119,17 @@ pub unsafe extern "C" fn tzs_index_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_index_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Index::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Reports whether `key` (exactly `key_size` bytes) is bound: `TZS_OK` if
@@ -150,10 +147,8 @@ pub unsafe extern "C" fn tzs_index_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
+        let ix = arg!(handle(ix, "index"))?;
+        let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
         if ix.inner.mem(key)? {
             Ok(())
         } else {
@@ -180,12 +175,14 @@ pub unsafe extern "C" fn tzs_index_find(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out_exact(value_out, value_len, ix.inner.value_size(), "value") }?;
+        let ix = arg!(handle(ix, "index"))?;
+        let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
+        let out = arg!(out_exact(
+            value_out,
+            value_len,
+            ix.inner.value_size(),
+            "value"
+        ))?;
         if ix.inner.find_into(key, out)? {
             Ok(())
         } else {
@@ -219,12 +216,14 @@ pub unsafe extern "C" fn tzs_index_add(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
-        // SAFETY: per the function's contract.
-        let value = unsafe { args::bytes_exact(value, value_len, ix.inner.value_size(), "value") }?;
+        let ix = arg!(handle(ix, "index"))?;
+        let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
+        let value = arg!(bytes_exact(
+            value,
+            value_len,
+            ix.inner.value_size(),
+            "value"
+        ))?;
         ix.inner.add(key, value, flush)
     })
 }
@@ -245,10 +244,8 @@ pub unsafe extern "C" fn tzs_index_remove(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, ix.inner.key_size(), "key") }?;
+        let ix = arg!(handle(ix, "index"))?;
+        let key = arg!(bytes_exact(key, key_len, ix.inner.key_size(), "key"))?;
         ix.inner.remove(key, flush)
     })
 }
@@ -266,8 +263,7 @@ pub unsafe extern "C" fn tzs_index_flush(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
+        let ix = arg!(handle(ix, "index"))?;
         ix.inner.flush()
     })
 }
@@ -287,8 +283,7 @@ pub unsafe extern "C" fn tzs_index_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
+        let ix = arg!(handle(ix, "index"))?;
         ix.inner.sync()
     })
 }
@@ -309,8 +304,7 @@ pub unsafe extern "C" fn tzs_index_await_merge(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
+        let ix = arg!(handle(ix, "index"))?;
         ix.inner.await_merge()
     })
 }
@@ -329,10 +323,8 @@ pub unsafe extern "C" fn tzs_index_iter_new(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let ix = unsafe { args::handle(ix, "index") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let ix = arg!(handle(ix, "index"))?;
+        let out = arg!(out(out, "out"))?;
         let iter = ix.inner.iter()?;
         *out = args::into_handle(tzs_index_iter {
             iter: Mutex::new(iter),
@@ -361,12 +353,9 @@ pub unsafe extern "C" fn tzs_index_iter_next(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let it = unsafe { args::handle(it, "index iterator") }?;
-        // SAFETY: per the function's contract.
-        let k = unsafe { args::out_exact(key_out, key_len, it.key_size, "key") }?;
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::out_exact(value_out, value_len, it.value_size, "value") }?;
+        let it = arg!(handle(it, "index iterator"))?;
+        let k = arg!(out_exact(key_out, key_len, it.key_size, "key"))?;
+        let v = arg!(out_exact(value_out, value_len, it.value_size, "value"))?;
         match it.iter.lock().next() {
             Some(Ok((key, value))) => {
                 k.copy_from_slice(&key);
@@ -385,8 +374,7 @@ pub unsafe extern "C" fn tzs_index_iter_next(
 /// `it` is NULL or a live iterator, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_index_iter_free(it: *mut tzs_index_iter) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(it) })
+    call_void(|| arg!(free_handle(it)))
 }
 
 /// Number of keys bound (0 for a NULL handle). Thread-safe.
@@ -395,13 +383,7 @@ pub unsafe extern "C" fn tzs_index_iter_free(it: *mut tzs_index_iter) {
 /// `ix` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_index_len(ix: *mut tzs_index) -> u64 {
-    call_value(0, || {
-        // SAFETY: per the function's contract.
-        match unsafe { args::handle(ix, "index") } {
-            Ok(ix) => ix.inner.len(),
-            Err(_) => 0,
-        }
-    })
+    call_value(|| arg!(live(ix)).map_or(0, |ix| ix.inner.len()))
 }
 
 /// Closes the index: waits for a running merge, makes the logs durable and
@@ -412,6 +394,5 @@ pub unsafe extern "C" fn tzs_index_len(ix: *mut tzs_index) -> u64 {
 /// `ix` is NULL or a live handle, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_index_close(ix: *mut tzs_index) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(ix) })
+    call_void(|| arg!(free_handle(ix)))
 }

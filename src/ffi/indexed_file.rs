@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 
 use super::args;
-use super::boundary::{call, call_void};
+use super::boundary::{arg, call, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -62,10 +62,8 @@ pub unsafe extern "C" fn tzs_indexed_file_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let dir = unsafe { args::path(dir, "dir") }?;
+        let out = arg!(out(out, "out"))?;
+        let dir = arg!(path(dir, "dir"))?;
         let opts = open_options(
             flags,
             TZS_READONLY | TZS_NO_FSYNC | TZS_HEADER_IN_VALUE,
@@ -121,18 +119,17 @@ pub unsafe extern "C" fn tzs_indexed_file_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(dir, "path"))?;
         super::check_export(
             "tzs_indexed_file_check",
-            dir,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| IndexedFile::check(p, o, r),
         )
-    }
+    })
 }
 
 /// `TZS_OK` if `key` is stored, `TZS_NOT_FOUND` if not (no error object).
@@ -149,10 +146,8 @@ pub unsafe extern "C" fn tzs_indexed_file_mem(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
+        let f = arg!(handle(f, "indexed file"))?;
+        let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
         if f.inner.mem(key)? {
             Ok(())
         } else {
@@ -179,12 +174,9 @@ pub unsafe extern "C" fn tzs_indexed_file_header(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out_exact(header_out, header_len, f.header_size, "header") }?;
+        let f = arg!(handle(f, "indexed file"))?;
+        let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
+        let out = arg!(out_exact(header_out, header_len, f.header_size, "header"))?;
         if f.inner.header(key, out)? {
             Ok(())
         } else {
@@ -218,17 +210,18 @@ pub unsafe extern "C" fn tzs_indexed_file_read(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
-        // SAFETY: per the function's contract.
-        let value_out = unsafe { args::out(value_out, "value_out") }?;
+        let f = arg!(handle(f, "indexed file"))?;
+        let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
+        let value_out = arg!(out(value_out, "value_out"))?;
         let header_out = if header_out.is_null() {
             None
         } else {
-            // SAFETY: per the function's contract.
-            Some(unsafe { args::out_exact(header_out, header_len, f.header_size, "header") }?)
+            Some(arg!(out_exact(
+                header_out,
+                header_len,
+                f.header_size,
+                "header"
+            ))?)
         };
         let Some((value, header)) = f.inner.read(key)? else {
             return Err(Error::NotFound(String::new()));
@@ -266,18 +259,14 @@ pub unsafe extern "C" fn tzs_indexed_file_append(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
-        // SAFETY: per the function's contract.
-        let key = unsafe { args::bytes_exact(key, key_len, f.key_size, "key") }?;
+        let f = arg!(handle(f, "indexed file"))?;
+        let key = arg!(bytes_exact(key, key_len, f.key_size, "key"))?;
         let header = if header.is_null() && header_len == 0 {
             None
         } else {
-            // SAFETY: per the function's contract.
-            Some(unsafe { args::bytes(header, header_len, "header") }?)
+            Some(arg!(bytes(header, header_len, "header"))?)
         };
-        // SAFETY: per the function's contract.
-        let value = unsafe { args::bytes(value, value_len, "value") }?;
+        let value = arg!(bytes(value, value_len, "value"))?;
         f.inner.append(key, header, value, flush)
     })
 }
@@ -294,8 +283,7 @@ pub unsafe extern "C" fn tzs_indexed_file_flush(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
+        let f = arg!(handle(f, "indexed file"))?;
         f.inner.flush()
     })
 }
@@ -313,8 +301,7 @@ pub unsafe extern "C" fn tzs_indexed_file_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
+        let f = arg!(handle(f, "indexed file"))?;
         f.inner.sync()
     })
 }
@@ -341,8 +328,7 @@ pub unsafe extern "C" fn tzs_indexed_file_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
+        let f = arg!(handle(f, "indexed file"))?;
         let keep = keep_fn.ok_or_else(|| Error::invalid("keep_fn is NULL"))?;
         f.inner.gc(|k| {
             // SAFETY: `k` is valid for the call; the caller vouches for `keep` and `ctx` (function contract).
@@ -366,8 +352,7 @@ pub unsafe extern "C" fn tzs_indexed_file_await_gc(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let f = unsafe { args::handle(f, "indexed file") }?;
+        let f = arg!(handle(f, "indexed file"))?;
         f.inner.await_gc()
     })
 }
@@ -379,6 +364,5 @@ pub unsafe extern "C" fn tzs_indexed_file_await_gc(
 /// `f` is NULL or a live handle, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_indexed_file_close(f: *mut tzs_indexed_file) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(f) })
+    call_void(|| arg!(free_handle(f)))
 }

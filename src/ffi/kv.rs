@@ -11,7 +11,7 @@ use std::ffi::{CString, c_char, c_void};
 use parking_lot::Mutex;
 
 use super::args;
-use super::boundary::{call, call_value, call_void};
+use super::boundary::{arg, call, call_value, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -96,6 +96,169 @@ fn status_error(st: tzs_status) -> Error {
     Error::from_code(st, msg.clone()).unwrap_or(Error::Io(msg))
 }
 
+/// One body for each operation a store handle and a batch handle share
+/// (`tzs_kv_X` and `tzs_kv_batch_X`): the store reads and writes itself, a
+/// batch its own view (reads recorded for conflict detection, writes
+/// buffered until the commit).
+mod view {
+    use std::ffi::c_char;
+
+    use super::super::args;
+    use super::super::boundary::{arg, call};
+    use super::super::error::tzs_error;
+    use super::super::types::*;
+    use super::{entries_out, kind_code, tzs_kv, tzs_kv_batch, tzs_kv_entries};
+    use crate::error::{Error, Result};
+    use crate::kv::Kind;
+
+    /// What `tzs_kv` and `tzs_kv_batch` both answer.
+    pub(super) trait View {
+        /// The handle's name in the NULL-handle error.
+        const WHAT: &'static str;
+        fn exists(&self, key: &str) -> Result<Option<Kind>>;
+        fn get(&self, key: &str) -> Result<Vec<u8>>;
+        fn list(&self, key: &str) -> Result<Vec<(String, Kind)>>;
+        fn set(&self, key: &str, v: &[u8]) -> Result<()>;
+        fn remove(&self, key: &str) -> Result<()>;
+    }
+
+    impl View for tzs_kv {
+        const WHAT: &'static str = "kv";
+        fn exists(&self, key: &str) -> Result<Option<Kind>> {
+            self.inner.exists(key)
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.inner.get(key)
+        }
+        fn list(&self, key: &str) -> Result<Vec<(String, Kind)>> {
+            self.inner.list(key)
+        }
+        fn set(&self, key: &str, v: &[u8]) -> Result<()> {
+            self.inner.set(key, v)
+        }
+        fn remove(&self, key: &str) -> Result<()> {
+            self.inner.remove(key)
+        }
+    }
+
+    impl View for tzs_kv_batch {
+        const WHAT: &'static str = "batch";
+        fn exists(&self, key: &str) -> Result<Option<Kind>> {
+            self.with(|b| b.exists(key))
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.with(|b| b.get(key))
+        }
+        fn list(&self, key: &str) -> Result<Vec<(String, Kind)>> {
+            self.with(|b| b.list(key))
+        }
+        fn set(&self, key: &str, v: &[u8]) -> Result<()> {
+            self.with(|b| b.set(key, v))
+        }
+        fn remove(&self, key: &str) -> Result<()> {
+            self.with(|b| b.remove(key))
+        }
+    }
+
+    /// `tzs_kv_exists` and `tzs_kv_batch_exists`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `kind_out` and `err` are NULL or writable.
+    pub(super) unsafe fn exists<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        kind_out: *mut tzs_kv_kind,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let kind_out = arg!(out(kind_out, "kind_out"))?;
+            match h.exists(key)? {
+                Some(k) => {
+                    *kind_out = kind_code(k);
+                    Ok(())
+                }
+                None => Err(Error::NotFound(format!("{key} is not bound"))),
+            }
+        })
+    }
+
+    /// `tzs_kv_get` and `tzs_kv_batch_get`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `out` and `err` are NULL or writable.
+    pub(super) unsafe fn get<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        out: *mut tzs_bytes,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let out = arg!(out(out, "out"))?;
+            args::set_bytes(out, h.get(key)?);
+            Ok(())
+        })
+    }
+
+    /// `tzs_kv_list` and `tzs_kv_batch_list`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `out` and `err` are NULL or writable.
+    pub(super) unsafe fn list<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        out: *mut *mut tzs_kv_entries,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let out = arg!(out(out, "out"))?;
+            *out = entries_out(h.list(key)?)?;
+            Ok(())
+        })
+    }
+
+    /// `tzs_kv_set` and `tzs_kv_batch_set`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `v` is NULL or `len` readable bytes; `err` is NULL or
+    /// writable.
+    pub(super) unsafe fn set<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        v: *const u8,
+        len: usize,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            let v = arg!(bytes(v, len, "value"))?;
+            h.set(key, v)
+        })
+    }
+
+    /// `tzs_kv_remove` and `tzs_kv_batch_remove`.
+    ///
+    /// # Safety
+    /// As those exports: `h` is NULL or a live handle; `key` is NULL or
+    /// NUL-terminated; `err` is NULL or writable.
+    pub(super) unsafe fn remove<H: View>(
+        h: *mut H,
+        key: *const c_char,
+        err: *mut *mut tzs_error,
+    ) -> tzs_status {
+        call(err, || {
+            let (h, key) = (arg!(handle(h, H::WHAT))?, arg!(utf8(key, "key"))?);
+            h.remove(key)
+        })
+    }
+}
+
 /// Opens the store rooted at the existing directory `root`; files and
 /// directories already there are served as values and dictionaries.
 ///
@@ -142,10 +305,8 @@ pub unsafe extern "C" fn tzs_kv_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let root = unsafe { args::path(root, "root") }?;
+        let out = arg!(out(out, "out"))?;
+        let root = arg!(path(root, "root"))?;
         let opts = open_options(flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_kv_open")?;
         let inner = Kv::open(root, &opts)?;
         *out = args::into_handle(tzs_kv { inner });
@@ -194,18 +355,17 @@ pub unsafe extern "C" fn tzs_kv_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(root, "path"))?;
         super::check_export(
             "tzs_kv_check",
-            root,
+            path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Kv::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Writes what `key` is bound to (`TZS_KV_VALUE` or `TZS_KV_DICTIONARY`) to
@@ -224,19 +384,8 @@ pub unsafe extern "C" fn tzs_kv_exists(
     kind_out: *mut tzs_kv_kind,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let kind_out = unsafe { args::out(kind_out, "kind_out") }?;
-        match kv.inner.exists(key)? {
-            Some(k) => {
-                *kind_out = kind_code(k);
-                Ok(())
-            }
-            None => Err(Error::NotFound(format!("{key} is not bound"))),
-        }
-    })
+    // SAFETY: this function's contract is `view::exists`'s.
+    unsafe { view::exists(kv, key, kind_out, err) }
 }
 
 /// Copies the value at `key` into `*out` (library-allocated; free it with
@@ -254,14 +403,8 @@ pub unsafe extern "C" fn tzs_kv_get(
     out: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        args::set_bytes(out, kv.inner.get(key)?);
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::get`'s.
+    unsafe { view::get(kv, key, out, err) }
 }
 
 /// Copies up to `length` bytes of the value at `key` from `offset` into
@@ -281,10 +424,8 @@ pub unsafe extern "C" fn tzs_kv_get_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         args::set_bytes(out, kv.inner.get_partial(key, offset, length)?);
         Ok(())
     })
@@ -304,10 +445,8 @@ pub unsafe extern "C" fn tzs_kv_size(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out(out, "out"))?;
         *out = kv.inner.size(key)?;
         Ok(())
     })
@@ -330,14 +469,8 @@ pub unsafe extern "C" fn tzs_kv_list(
     out: *mut *mut tzs_kv_entries,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        *out = entries_out(kv.inner.list(key)?)?;
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::list`'s.
+    unsafe { view::list(kv, key, out, err) }
 }
 
 /// Number of entries; 0 for NULL. Thread-safe.
@@ -346,8 +479,7 @@ pub unsafe extern "C" fn tzs_kv_list(
 /// `e` is NULL or a live `tzs_kv_entries`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_len(e: *const tzs_kv_entries) -> usize {
-    // SAFETY: per the function's contract.
-    call_value(0, || unsafe { e.as_ref() }.map_or(0, |e| e.items.len()))
+    call_value(|| arg!(live(e)).map_or(0, |e| e.items.len()))
 }
 
 /// The name of entry `i` (a NUL-terminated UTF-8 string owned by `e`, valid
@@ -358,9 +490,8 @@ pub unsafe extern "C" fn tzs_kv_entries_len(e: *const tzs_kv_entries) -> usize {
 /// `e` is NULL or a live `tzs_kv_entries`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_name(e: *const tzs_kv_entries, i: usize) -> *const c_char {
-    call_value(std::ptr::null(), || {
-        // SAFETY: per the function's contract.
-        unsafe { e.as_ref() }
+    call_value(|| {
+        arg!(live(e))
             .and_then(|e| e.items.get(i))
             .map_or(std::ptr::null(), |(n, _)| n.as_ptr())
     })
@@ -373,9 +504,8 @@ pub unsafe extern "C" fn tzs_kv_entries_name(e: *const tzs_kv_entries, i: usize)
 /// `e` is NULL or a live `tzs_kv_entries`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_kind(e: *const tzs_kv_entries, i: usize) -> tzs_kv_kind {
-    call_value(0, || {
-        // SAFETY: per the function's contract.
-        unsafe { e.as_ref() }
+    call_value(|| {
+        arg!(live(e))
             .and_then(|e| e.items.get(i))
             .map_or(0, |(_, k)| *k)
     })
@@ -387,8 +517,7 @@ pub unsafe extern "C" fn tzs_kv_entries_kind(e: *const tzs_kv_entries, i: usize)
 /// `e` is NULL or a live `tzs_kv_entries`, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_entries_free(e: *mut tzs_kv_entries) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(e) })
+    call_void(|| arg!(free_handle(e)))
 }
 
 /// Writes the modification time of `key` as `(*days, *picoseconds)` since
@@ -410,12 +539,9 @@ pub unsafe extern "C" fn tzs_kv_last_modified(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let days = unsafe { args::out(days, "days") }?;
-        // SAFETY: per the function's contract.
-        let ps = unsafe { args::out(picoseconds, "picoseconds") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let days = arg!(out(days, "days"))?;
+        let ps = arg!(out(picoseconds, "picoseconds"))?;
         let (d, p) = kv.inner.last_modified(key)?;
         *days = d;
         *ps = p;
@@ -440,10 +566,13 @@ pub unsafe extern "C" fn tzs_kv_digest(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract (32 writable bytes).
-        let out = unsafe { args::out_exact(out, TZS_KV_DIGEST_SIZE, TZS_KV_DIGEST_SIZE, "out") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let out = arg!(out_exact(
+            out,
+            TZS_KV_DIGEST_SIZE,
+            TZS_KV_DIGEST_SIZE,
+            "out"
+        ))?;
         out.copy_from_slice(&kv.inner.digest(key)?);
         Ok(())
     })
@@ -469,13 +598,8 @@ pub unsafe extern "C" fn tzs_kv_set(
     len: usize,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
-        kv.inner.set(key, v)
-    })
+    // SAFETY: this function's contract is `view::set`'s.
+    unsafe { view::set(kv, key, v, len, err) }
 }
 
 /// Writes the `len` bytes at `v` at `offset` of the value at `key`, keeping
@@ -495,10 +619,8 @@ pub unsafe extern "C" fn tzs_kv_set_partial(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
+        let v = arg!(bytes(v, len, "value"))?;
         kv.inner.set_partial(key, offset, v)
     })
 }
@@ -517,11 +639,8 @@ pub unsafe extern "C" fn tzs_kv_remove(
     key: *const c_char,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
-        kv.inner.remove(key)
-    })
+    // SAFETY: this function's contract is `view::remove`'s.
+    unsafe { view::remove(kv, key, err) }
 }
 
 /// Renames `from` to `to`, durably: a value onto a value replaces it; onto
@@ -546,10 +665,8 @@ pub unsafe extern "C" fn tzs_kv_rename(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let kv = unsafe { args::handle(kv, "kv") }?;
-        // SAFETY: per the function's contract.
-        let (from, to) = unsafe { (args::utf8(from, "from")?, args::utf8(to, "to")?) };
+        let kv = arg!(handle(kv, "kv"))?;
+        let (from, to) = (arg!(utf8(from, "from"))?, arg!(utf8(to, "to"))?);
         kv.inner.rename(from, to)
     })
 }
@@ -570,8 +687,7 @@ pub unsafe extern "C" fn tzs_kv_allocate(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let (kv, key) = unsafe { (args::handle(kv, "kv")?, args::utf8(key, "key")?) };
+        let (kv, key) = (arg!(handle(kv, "kv"))?, arg!(utf8(key, "key"))?);
         kv.inner.allocate(key, size)
     })
 }
@@ -593,10 +709,8 @@ pub unsafe extern "C" fn tzs_kv_batch_begin(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let kv = unsafe { args::handle(kv, "kv") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let kv = arg!(handle(kv, "kv"))?;
+        let out = arg!(out(out, "out"))?;
         let b = kv.inner.batch_begin()?;
         *out = args::into_handle(tzs_kv_batch {
             slot: Mutex::new(Slot::Owned(b)),
@@ -619,19 +733,8 @@ pub unsafe extern "C" fn tzs_kv_batch_exists(
     kind_out: *mut tzs_kv_kind,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let kind_out = unsafe { args::out(kind_out, "kind_out") }?;
-        match b.with(|b| b.exists(key))? {
-            Some(k) => {
-                *kind_out = kind_code(k);
-                Ok(())
-            }
-            None => Err(Error::NotFound(format!("{key} is not bound"))),
-        }
-    })
+    // SAFETY: this function's contract is `view::exists`'s.
+    unsafe { view::exists(b, key, kind_out, err) }
 }
 
 /// `tzs_kv_get` in the batch's view; the outcome is recorded for conflict
@@ -647,14 +750,8 @@ pub unsafe extern "C" fn tzs_kv_batch_get(
     out: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        args::set_bytes(out, b.with(|b| b.get(key))?);
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::get`'s.
+    unsafe { view::get(b, key, out, err) }
 }
 
 /// `tzs_kv_list` in the batch's view; the outcome is recorded for conflict
@@ -670,14 +767,8 @@ pub unsafe extern "C" fn tzs_kv_batch_list(
     out: *mut *mut tzs_kv_entries,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        *out = entries_out(b.with(|b| b.list(key))?)?;
-        Ok(())
-    })
+    // SAFETY: this function's contract is `view::list`'s.
+    unsafe { view::list(b, key, out, err) }
 }
 
 /// Buffers `key := v` (copied) in the batch, checked against its view:
@@ -696,13 +787,8 @@ pub unsafe extern "C" fn tzs_kv_batch_set(
     len: usize,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
-        b.with(|b| b.set(key, v))
-    })
+    // SAFETY: this function's contract is `view::set`'s.
+    unsafe { view::set(b, key, v, len, err) }
 }
 
 /// Buffers the removal of `key` (a value or a whole dictionary; unbound is
@@ -718,11 +804,8 @@ pub unsafe extern "C" fn tzs_kv_batch_remove(
     key: *const c_char,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    call(err, || {
-        // SAFETY: per the function's contract.
-        let (b, key) = unsafe { (args::handle(b, "batch")?, args::utf8(key, "key")?) };
-        b.with(|b| b.remove(key))
-    })
+    // SAFETY: this function's contract is `view::remove`'s.
+    unsafe { view::remove(b, key, err) }
 }
 
 /// Commits the batch and frees it (whatever the status): all its writes are
@@ -743,8 +826,7 @@ pub unsafe extern "C" fn tzs_kv_batch_commit(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let h = unsafe { args::handle(b, "batch") }?;
+        let h = arg!(handle(b, "batch"))?;
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
             return Err(Error::invalid(
                 "the batch of tzs_kv_batch_run is committed by tzs_kv_batch_run",
@@ -767,15 +849,13 @@ pub unsafe extern "C" fn tzs_kv_batch_commit(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_batch_abort(b: *mut tzs_kv_batch) {
     call_void(|| {
-        // SAFETY: per the function's contract.
-        let Some(h) = (unsafe { b.as_ref() }) else {
+        let Some(h) = arg!(live(b)) else {
             return;
         };
         if matches!(*h.slot.lock(), Slot::Lent(_)) {
             return;
         }
-        // SAFETY: a live, owned batch handle from `tzs_kv_batch_begin`.
-        unsafe { args::free_handle(b) }
+        arg!(free_handle(b))
     })
 }
 
@@ -800,8 +880,7 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let kv = unsafe { args::handle(kv, "kv") }?;
+        let kv = arg!(handle(kv, "kv"))?;
         let f = f.ok_or_else(|| Error::invalid("batch function is NULL"))?;
         let retries = if retries == 0 {
             DEFAULT_RETRIES
@@ -831,6 +910,5 @@ pub unsafe extern "C" fn tzs_kv_batch_run(
 /// `kv` is NULL or a live handle, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_kv_close(kv: *mut tzs_kv) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(kv) })
+    call_void(|| arg!(free_handle(kv)))
 }

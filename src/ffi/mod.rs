@@ -23,30 +23,20 @@ use crate::error::Result;
 use crate::options::OpenOptions;
 use types::{TZS_NO_FSYNC, TZS_READONLY};
 
-/// The body of every `tzs_<store>_check` export: borrows the path, allows
-/// only `TZS_NO_FSYNC`, runs the store's check without a handle, and hands
-/// the report to C (see [`args::report_out`]).
-///
-/// # Safety
-/// `path` is NULL or a NUL-terminated string; `report` is NULL or writable;
-/// `err` is NULL or writable (the contract of every check export).
-pub(crate) unsafe fn check_export(
+/// The rest of a `tzs_<store>_check` export once its path is borrowed:
+/// allows only `TZS_NO_FSYNC`, runs the store's check without a handle,
+/// and hands the report to C (see [`args::report_out`]).
+pub(crate) fn check_export(
     what: &str,
-    path: *const std::ffi::c_char,
+    path: &str,
     flags: u32,
     repair: bool,
-    report: *mut types::tzs_bytes,
-    err: *mut *mut error::tzs_error,
+    report: Option<&mut types::tzs_bytes>,
     check: impl FnOnce(&str, &OpenOptions, bool) -> Result<crate::check::CheckReport>,
-) -> types::tzs_status {
-    boundary::call(err, || {
-        // SAFETY: forwarded from this function's contract.
-        let path = unsafe { args::path(path, "path") }?;
-        let opts = open_options(flags, TZS_NO_FSYNC, what)?;
-        let found = check(path, &opts, repair)?;
-        // SAFETY: forwarded from this function's contract.
-        unsafe { args::report_out(found, report) }
-    })
+) -> Result<()> {
+    let opts = open_options(flags, TZS_NO_FSYNC, what)?;
+    let found = check(path, &opts, repair)?;
+    args::report_out(found, report)
 }
 
 /// Checks `flags` against `allowed` and builds the common open options.

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::args;
-use super::boundary::{call, call_void};
+use super::boundary::{arg, call, call_void};
 use super::error::tzs_error;
 use super::open_options;
 use super::types::*;
@@ -43,10 +43,8 @@ pub unsafe extern "C" fn tzs_singleton_open(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
-        // SAFETY: per the function's contract.
-        let path = unsafe { args::path(path, "path") }?;
+        let out = arg!(out(out, "out"))?;
+        let path = arg!(path(path, "path"))?;
         let opts = open_options(flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_singleton_open")?;
         let inner = Singleton::open(path, &opts)?;
         *out = args::into_handle(tzs_singleton { inner });
@@ -80,18 +78,17 @@ pub unsafe extern "C" fn tzs_singleton_check(
     report: *mut tzs_bytes,
     err: *mut *mut tzs_error,
 ) -> tzs_status {
-    // SAFETY: this function's contract is check_export's.
-    unsafe {
+    call(err, || {
+        let path = arg!(path(path, "path"))?;
         super::check_export(
             "tzs_singleton_check",
             path,
             flags,
             repair,
-            report,
-            err,
+            arg!(live_mut(report)),
             |p, o, r| Singleton::check(p, o, r),
         )
-    }
+    })
 }
 
 /// Copies the current value into `*out` (library-allocated; free it with
@@ -108,10 +105,8 @@ pub unsafe extern "C" fn tzs_singleton_read(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "singleton") }?;
-        // SAFETY: per the function's contract.
-        let out = unsafe { args::out(out, "out") }?;
+        let s = arg!(handle(s, "singleton"))?;
+        let out = arg!(out(out, "out"))?;
         match s.inner.read() {
             Some(v) => {
                 args::set_bytes(out, v.to_vec());
@@ -142,10 +137,8 @@ pub unsafe extern "C" fn tzs_singleton_write(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "singleton") }?;
-        // SAFETY: per the function's contract.
-        let v = unsafe { args::bytes(v, len, "value") }?;
+        let s = arg!(handle(s, "singleton"))?;
+        let v = arg!(bytes(v, len, "value"))?;
         s.inner.write(v)
     })
 }
@@ -161,8 +154,7 @@ pub unsafe extern "C" fn tzs_singleton_delete(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "singleton") }?;
+        let s = arg!(handle(s, "singleton"))?;
         s.inner.delete()
     })
 }
@@ -179,8 +171,7 @@ pub unsafe extern "C" fn tzs_singleton_sync(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "singleton") }?;
+        let s = arg!(handle(s, "singleton"))?;
         s.inner.sync()
     })
 }
@@ -192,6 +183,5 @@ pub unsafe extern "C" fn tzs_singleton_sync(
 /// `s` is NULL or a live handle, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tzs_singleton_close(s: *mut tzs_singleton) {
-    // SAFETY: per the function's contract.
-    call_void(|| unsafe { args::free_handle(s) })
+    call_void(|| arg!(free_handle(s)))
 }

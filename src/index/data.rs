@@ -27,7 +27,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::anon;
-use crate::io::{FileSystem, Mapped, OpenMode};
+use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
 
 const MAGIC: &[u8; 8] = b"TZSIDXD2";
 /// Format 1 (no hash section), written before the hashes moved apart.
@@ -220,7 +220,9 @@ impl DataFile {
             Err(Error::NotFound(_)) => return Ok(DataFile::empty(ksize, vsize)),
             Err(e) => return Err(e),
         };
-        let map = file.map()?;
+        // A data file is written under a temporary name and renamed in
+        // whole by a merge; the next merge replaces it by another rename.
+        let map = file.map(MapPromise::IMMUTABLE)?;
         let h = Header::decode(path, &map)?;
         if h.ksize as usize != ksize || h.vsize as usize != vsize || h.flags != flags {
             return Err(Error::corrupted(

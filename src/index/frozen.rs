@@ -17,7 +17,7 @@ use super::hash::key_hash;
 use super::log::{self, HEADER};
 use crate::error::{Error, Result};
 use crate::io::anon::AnonVec;
-use crate::io::{FileHandle, Mapped};
+use crate::io::{FileHandle, MapPromise, Mapped};
 
 /// The bindings of one or more frozen logs (later entries win), sorted by
 /// `(hash, key)`.
@@ -67,7 +67,9 @@ impl FrozenLogs {
         let mut gens = Vec::with_capacity(logs.len());
         let mut starts = vec![0u64];
         for log in logs {
-            let map = log.map()?;
+            // A frozen log is full and fsynced: nothing appends to it
+            // again, and a merge only removes it.
+            let map = log.map(MapPromise::IMMUTABLE)?;
             let body = (map.len() as u64).saturating_sub(HEADER);
             if (map.len() as u64) < HEADER || body % esize != 0 {
                 return Err(Error::corrupted(

@@ -57,8 +57,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::io::{FileHandle, FileSystem, LockFile, atomic};
+use crate::io::{FileHandle, FileSystem, atomic};
 use crate::options::OpenOptions;
+use crate::store_dir::StoreDir;
 use crate::worker::{JobHandle, WorkerPool};
 use data::DataFile;
 use frozen::FrozenLogs;
@@ -151,7 +152,7 @@ struct Inner {
     merge: Mutex<Option<JobHandle>>,
     /// A failure to start a merge, reported by the next call.
     start_error: Mutex<Option<Error>>,
-    _lock: Option<LockFile>,
+    _lock: StoreDir,
 }
 
 /// The frozen bindings while they are merged: first the log table itself,
@@ -278,18 +279,7 @@ impl Index {
         }
         let fs = cfg.open.fs.clone();
         let read_only = cfg.open.read_only;
-        let lock = if read_only {
-            if !fs.is_dir(&dir)? {
-                return Err(Error::NotFound(format!(
-                    "index {} does not exist",
-                    dir.display()
-                )));
-            }
-            None
-        } else {
-            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
-            Some(fs.lock(&dir.join(LOCK))?)
-        };
+        let lock = StoreDir::open(fs.as_ref(), &dir, read_only, "index")?;
         let flags = if cfg.removable {
             data::FLAG_REMOVABLE
         } else {

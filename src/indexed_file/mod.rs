@@ -46,8 +46,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
-use crate::io::{FileHandle, FileSystem, LockFile, OpenMode, atomic};
+use crate::io::{FileHandle, FileSystem, OpenMode, atomic};
 use crate::options::OpenOptions;
+use crate::store_dir::StoreDir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::{JobHandle, WorkerPool};
 use format::{Decoded, Layout, Reader, VALUES_HEADER};
@@ -172,7 +173,7 @@ struct Inner {
     /// Serialises appends, flushes and the switch of generations.
     writer: Mutex<()>,
     gc: Mutex<Option<Gc>>,
-    _lock: Option<LockFile>,
+    _lock: StoreDir,
 }
 
 /// Variable-size values with fixed-size headers, indexed by fixed-size keys.
@@ -308,12 +309,9 @@ impl IndexedFile {
         let layout = cfg.layout();
         layout.validate()?;
         let current = dir.join(CURRENT);
-        let lock = if ro {
-            None
-        } else {
-            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
-            Some(fs.lock(&dir.join("lock"))?)
-        };
+        // Read-only: absence is reported below, once the generation file
+        // and the generations left by a crashed creation are looked at.
+        let lock = StoreDir::open_unchecked(fs.as_ref(), &dir, ro, "indexed file")?;
         let generation = match read_current(fs.as_ref(), &current)? {
             Some((n, created)) => {
                 if created != layout {

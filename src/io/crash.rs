@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
+use super::{DirEntry, FileHandle, FileSystem, LockFile, MapPromise, Mapped, OpenMode};
 use crate::error::{Error, Result};
 
 type Ino = u64;
@@ -632,7 +632,7 @@ impl FileHandle for CrashFile {
         Ok(())
     }
 
-    fn map(&self) -> Result<Mapped> {
+    fn map(&self, _promise: MapPromise) -> Result<Mapped> {
         let s = self.fs.state.lock();
         Ok(Mapped::from_bytes(
             s.files.get(&self.ino).cloned().unwrap_or_default(),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode, StdFs};
+use super::{DirEntry, FileHandle, FileSystem, LockFile, MapPromise, Mapped, OpenMode, StdFs};
 use crate::error::{Error, Result};
 
 /// A mutating operation, as seen by the fault plan.
@@ -231,8 +231,8 @@ impl FileHandle for FaultFile {
         self.before(FaultOp::Sync)?;
         self.inner.sync()
     }
-    fn map(&self) -> Result<Mapped> {
-        self.inner.map()
+    fn map(&self, promise: MapPromise) -> Result<Mapped> {
+        self.inner.map(promise)
     }
     fn write_behind(&self, offset: u64, len: u64) {
         self.inner.write_behind(offset, len)

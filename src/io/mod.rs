@@ -85,6 +85,35 @@ impl fmt::Debug for Mapped {
     }
 }
 
+/// The promise [`FileHandle::map`] asks of its caller, as a value it must
+/// pass: while the mapping (or any clone of the bytes it hands out) lives,
+/// this process never truncates the file below the mapped length nor
+/// rewrites a mapped byte that a reader may look at. Memory-mapping is
+/// sound only under this promise (a truncated mapping raises `SIGBUS`, a
+/// rewritten one changes bytes a `&[u8]` borrows), and the file layer
+/// cannot check it: it rests on how each store writes its files. So a
+/// promise is made only inside the library, by naming the rule of the
+/// store's file that keeps it (`MapPromise::IMMUTABLE` or
+/// `MapPromise::APPEND_ONLY`), and each call site says why that rule
+/// holds there. Another program modifying the file is outside the
+/// library's contract.
+#[derive(Debug, Clone, Copy)]
+pub struct MapPromise(());
+
+impl MapPromise {
+    /// The file never changes once it has its final name: it was written in
+    /// full under a temporary name, made durable and renamed in, and is
+    /// only ever removed or replaced by a rename, which leaves a mapping of
+    /// the old file valid (index data files, frozen index logs, cemented
+    /// chunks and metadata archives).
+    pub(crate) const IMMUTABLE: MapPromise = MapPromise(());
+    /// The file changes only past the end of its published data (appends,
+    /// possibly over zeros written ahead of them, which no reader looks at
+    /// before the append is published) and is cut only before it is
+    /// mapped or once no reader is left (floating block files).
+    pub(crate) const APPEND_ONLY: MapPromise = MapPromise(());
+}
+
 /// An open file. All methods take `&self` and use positional I/O, so one
 /// handle may be shared by reader threads and a writer.
 pub trait FileHandle: Send + Sync + fmt::Debug {
@@ -106,8 +135,9 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> Result<()>;
     /// Makes written data durable (fdatasync), unless fsync is disabled.
     fn sync(&self) -> Result<()>;
-    /// Maps the whole file read-only.
-    fn map(&self) -> Result<Mapped>;
+    /// Maps the whole file read-only. `promise` is the caller's word that
+    /// the mapped bytes stay as they are while mapped (see [`MapPromise`]).
+    fn map(&self, promise: MapPromise) -> Result<Mapped>;
     /// Hints that `offset..offset + len` is complete: starts its writeback
     /// now and, on a background thread, waits for the writeback of what was
     /// hinted before, so a large write reaches the disk in small steps

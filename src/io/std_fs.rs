@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode, foreground};
+use super::{DirEntry, FileHandle, FileSystem, LockFile, MapPromise, Mapped, OpenMode, foreground};
 use crate::error::{Error, Result};
 
 /// The operating system's file system.
@@ -144,12 +144,12 @@ impl FileHandle for StdFile {
             .map_err(|e| Error::io("fsync", &self.path, e))
     }
 
-    fn map(&self) -> Result<Mapped> {
+    fn map(&self, _promise: MapPromise) -> Result<Mapped> {
         if self.len()? == 0 {
             // mmap of an empty file fails with EINVAL; an empty view is right.
             return Ok(Mapped::from_bytes(Vec::new()));
         }
-        // SAFETY: the stores never rewrite or truncate mapped bytes that anyone reads while mapped: index data and cemented chunks are immutable once renamed in; floating block files change only past their data end (appends, possibly over zeros written ahead of them, which no reader looks at before the append is published), and are cut only at open, before mapping, or at close, when no reader is left. Another program modifying the file is outside the contract.
+        // SAFETY: the caller passed a `MapPromise`: while the map lives this process neither truncates the file below the mapped length nor rewrites a mapped byte a reader may look at (the file is immutable once renamed in, or append-only past its published end; see `MapPromise`). Another program modifying the file is outside the library's contract.
         let map = unsafe { memmap2::Mmap::map(&self.file) }
             .map_err(|e| Error::io("mmap", &self.path, e))?;
         Ok(Mapped::new(Box::new(map)))

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tzstore::Result;
-use tzstore::io::{DirEntry, FileHandle, FileSystem, LockFile, Mapped, OpenMode};
+use tzstore::io::{DirEntry, FileHandle, FileSystem, LockFile, MapPromise, Mapped, OpenMode};
 
 use crate::fmt::{bytes_rate, human_bytes, thousands};
 
@@ -127,8 +127,8 @@ impl FileHandle for CountingHandle {
     fn sync(&self) -> Result<()> {
         self.inner.sync()
     }
-    fn map(&self) -> Result<Mapped> {
-        let m = self.inner.map()?;
+    fn map(&self, promise: MapPromise) -> Result<Mapped> {
+        let m = self.inner.map(promise)?;
         self.read.fetch_add(m.len() as u64, Ordering::Relaxed);
         Ok(m)
     }

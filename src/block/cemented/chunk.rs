@@ -18,7 +18,7 @@ use once_cell::sync::OnceCell;
 use crate::block::record;
 use crate::block::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
-use crate::io::{FileSystem, Mapped, OpenMode};
+use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
 
 /// Bytes of one offset-table entry.
 pub const OFFSET_SIZE: usize = 8;
@@ -123,7 +123,12 @@ impl Chunk {
     fn bytes(&self) -> Result<&[u8]> {
         Ok(self
             .map
-            .get_or_try_init(|| self.fs.open(&self.path, OpenMode::Read)?.map())?)
+            // A chunk file is renamed in whole and never written again.
+            .get_or_try_init(|| {
+                self.fs
+                    .open(&self.path, OpenMode::Read)?
+                    .map(MapPromise::IMMUTABLE)
+            })?)
     }
 
     /// Checks the offset table's shape (first offset right after the table,

@@ -14,7 +14,7 @@ use zip::{CompressionMethod, ZipArchive};
 
 use super::chunk::ChunkRange;
 use crate::error::{Error, Result};
-use crate::io::{FileSystem, Mapped, OpenMode};
+use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
 
 /// Name of the metadata directory inside the store.
 pub const DIR: &str = "metadata";
@@ -114,7 +114,9 @@ impl MetaChunk {
     fn load(&self) -> Result<&(Archive, MapBytes)> {
         self.loaded.get_or_try_init(|| {
             let file = self.fs.open(&self.path, OpenMode::Read)?;
-            let map = MapBytes(Arc::new(file.map()?));
+            // A metadata archive is renamed in whole and only ever
+            // replaced by another rename or removed.
+            let map = MapBytes(Arc::new(file.map(MapPromise::IMMUTABLE)?));
             let a = ZipArchive::new(Cursor::new(map.clone()))
                 .map_err(|e| Error::corrupted(&self.path, e))?;
             Ok((a, map))

@@ -51,8 +51,9 @@ use super::{Block, BlockRef, HASH_SIZE, Hash};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
-use crate::io::{FileSystem, LockFile};
+use crate::io::FileSystem;
 use crate::options::OpenOptions;
+use crate::store_dir::StoreDir;
 use table::Tables;
 
 /// Directory of the hash -> level index.
@@ -139,7 +140,7 @@ pub struct Cemented {
     h2l: Index,
     l2h: Index,
     zstd_level: AtomicI32,
-    _lock: Option<LockFile>,
+    _lock: StoreDir,
 }
 
 impl std::fmt::Debug for Cemented {
@@ -186,18 +187,14 @@ impl Cemented {
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.fs.clone();
         let meta_dir = dir.join(metadata::DIR);
-        let lock = if opts.read_only {
-            if !fs.is_dir(&dir)? {
-                return Err(Error::NotFound(format!(
-                    "cemented store {} does not exist",
-                    dir.display()
-                )));
-            }
-            None
-        } else {
-            crate::io::atomic::create_dir_durably(fs.as_ref(), &meta_dir)?;
-            Some(fs.lock(&dir.join("lock"))?)
-        };
+        // Creating the metadata folder creates `dir` with it.
+        let lock = StoreDir::open_creating(
+            fs.as_ref(),
+            &dir,
+            &meta_dir,
+            opts.read_only,
+            "cemented store",
+        )?;
         let log_size = if cfg.log_size == 0 {
             DEFAULT_LOG_SIZE
         } else {

@@ -27,8 +27,9 @@ use super::floating::{Floating, FloatingKind};
 use super::predecessors;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
-use crate::io::{FileSystem, LockFile, reclaim};
+use crate::io::{FileSystem, reclaim};
 use crate::options::OpenOptions;
+use crate::store_dir::StoreDir;
 use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
 
@@ -130,7 +131,7 @@ pub(crate) struct Inner {
     retired: Mutex<Vec<Arc<Floating>>>,
     /// The background deletion of retired stores, if one was started.
     reaping: Mutex<Option<JobHandle>>,
-    _lock: Option<LockFile>,
+    _lock: StoreDir,
 }
 
 /// One node's block store. `Send + Sync`: stores, reads and a background
@@ -212,18 +213,7 @@ impl BlockStore {
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.open.fs.clone();
         let read_only = opts.open.read_only;
-        let lock = if read_only {
-            if !fs.is_dir(&dir)? {
-                return Err(Error::NotFound(format!(
-                    "block store {} does not exist",
-                    dir.display()
-                )));
-            }
-            None
-        } else {
-            crate::io::atomic::create_dir_durably(fs.as_ref(), &dir)?;
-            Some(fs.lock(&dir.join("lock"))?)
-        };
+        let lock = StoreDir::open(fs.as_ref(), &dir, read_only, "block store")?;
         let mut tries = 0;
         let (manifest, cemented, parts) = loop {
             let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {

@@ -232,8 +232,7 @@ pub unsafe extern "C" fn tzs_block_store_set_merge_hook(
     err: *mut *mut tzs_error,
 ) -> tzs_status {
     call(err, || {
-        // SAFETY: per the function's contract.
-        let s = unsafe { args::handle(s, "block store") }?;
+        let s = arg!(handle(s, "block store"))?;
         let hook = hook.map(|hook| {
             let call = MergeHookCall { hook, ctx };
             std::sync::Arc::new(move |r: &crate::error::Result<()>| call.call(r))

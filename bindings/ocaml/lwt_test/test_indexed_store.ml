@@ -9,21 +9,7 @@ open Lwt.Syntax
 module S = Tzstore_lwt.Indexed_store
 module Error = Tzstore.Error
 
-let passed = ref 0
-let failed = ref 0
-
-let check name cond =
-  if cond then incr passed
-  else (
-    incr failed;
-    Printf.eprintf "FAIL: %s\n%!" name)
-
-let ok name = function Ok x -> x | Error e -> failwith (name ^ ": " ^ Error.to_string e)
-
-let expect_error name status r =
-  match r with
-  | Ok _ -> check (name ^ ": expected an error") false
-  | Error e -> check (name ^ ": " ^ Error.to_string e) (e.Error.status = status)
+open Util
 
 module Hash = struct
   type t = string
@@ -232,5 +218,4 @@ let () =
   Unix.mkdir root 0o755;
   Lwt_main.run (run root);
   ignore (Sys.command (Printf.sprintf "rm -rf %s" (Filename.quote root)));
-  Printf.printf "Indexed_store: %d passed, %d failed\n" !passed !failed;
-  exit (if !failed = 0 then 0 else 1)
+  finish "Indexed_store"

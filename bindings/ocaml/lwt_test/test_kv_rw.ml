@@ -4,14 +4,7 @@
 open Lwt.Syntax
 module Kv = Tzstore_lwt.Kv_rw
 
-let passed = ref 0
-let failed = ref 0
-
-let check name cond =
-  if cond then incr passed
-  else (
-    incr failed;
-    Printf.eprintf "FAIL: %s\n%!" name)
+open Util
 
 let run root =
   let* kv = Kv.connect root in
@@ -83,5 +76,4 @@ let () =
   Unix.mkdir root 0o755;
   Lwt_main.run (run root);
   ignore (Sys.command (Printf.sprintf "rm -rf %s" (Filename.quote root)));
-  Printf.printf "Kv_rw: %d passed, %d failed\n" !passed !failed;
-  exit (if !failed = 0 then 0 else 1)
+  finish "Kv_rw"

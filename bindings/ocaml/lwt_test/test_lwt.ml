@@ -8,16 +8,7 @@ open Lwt.Syntax
 module L = Tzstore_lwt
 module Error = Tzstore.Error
 
-let passed = ref 0
-let failed = ref 0
-
-let check name cond =
-  if cond then incr passed
-  else (
-    incr failed;
-    Printf.eprintf "FAIL: %s\n%!" name)
-
-let ok name = function Ok x -> x | Error e -> failwith (name ^ ": " ^ Error.to_string e)
+open Util
 
 let fresh_dir =
   let n = ref 0 in
@@ -168,5 +159,4 @@ let () =
      check "synchronous calls starve it (the test can tell)" (direct_ticks = 0);
      Lwt.return_unit);
   rm_rf root;
-  Printf.printf "tzstore.lwt: %d passed, %d failed\n" !passed !failed;
-  exit (if !failed = 0 then 0 else 1)
+  finish "tzstore.lwt"

@@ -6,16 +6,7 @@ open Lwt.Syntax
 open Tzstore_lwt.Octez
 module Error = Tzstore.Error
 
-let passed = ref 0
-let failed = ref 0
-
-let check name cond =
-  if cond then incr passed
-  else (
-    incr failed;
-    Printf.eprintf "FAIL: %s\n%!" name)
-
-let ok name = function Ok x -> x | Error e -> failwith (name ^ ": " ^ Error.to_string e)
+open Util
 let hash_of n = String.init 32 (fun i -> Char.chr (if i < 2 then (n lsr (8 * i)) land 255 else (n + i) land 255))
 
 let block_of n =
@@ -141,5 +132,4 @@ let () =
      let* () = cemented root in
      block_store root);
   ignore (Sys.command (Printf.sprintf "rm -rf %s" (Filename.quote root)));
-  Printf.printf "Octez block stores: %d passed, %d failed\n" !passed !failed;
-  exit (if !failed = 0 then 0 else 1)
+  finish "Octez block stores"

@@ -34,7 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
 use super::prealloc::Prealloc;
-use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS};
+use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexConfig};
@@ -784,10 +784,6 @@ pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue
 }
 
 /// The first 8 bytes of a hash in hex, to name a block in messages.
-fn hex(h: &Hash) -> String {
-    crate::block::hex(h)
-}
-
 fn index_config(opts: &OpenOptions, log_size: u64) -> IndexConfig {
     IndexConfig {
         key_size: HASH_SIZE,

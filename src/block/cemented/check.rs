@@ -2,7 +2,7 @@
 //! against each other (Octez `check_indexes_consistency`).
 
 use super::Cemented;
-use super::writer::hex;
+use crate::block::hex;
 use crate::block::{HASH_SIZE, Hash};
 use crate::error::{Error, Result};
 

@@ -333,9 +333,9 @@ impl Cemented {
                 &self.dir.join(HASH_TO_LEVEL),
                 format!(
                     "maps block {} to level {level}, whose record in {} holds block {}",
-                    writer::hex(hash),
+                    crate::block::hex(hash),
                     c.path().display(),
-                    writer::hex(&h)
+                    crate::block::hex(&h)
                 ),
             )),
             None => Ok(None),

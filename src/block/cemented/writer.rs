@@ -11,7 +11,7 @@ use super::chunk::{Chunk, ChunkRange, HAS_METADATA, OFFSET_SIZE};
 use super::file_writer::FileWriter;
 use super::meta_writer::MetaWriter;
 use super::metadata::{self, MetaChunk};
-use crate::block::{BlockRef, Hash, record};
+use crate::block::{BlockRef, Hash, hex, record};
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, atomic};
 
@@ -265,9 +265,4 @@ impl Drop for ChunkWriter<'_> {
         let _ = fs.remove_file(&self.tmp);
         let _ = fs.remove_file(&self.meta_tmp);
     }
-}
-
-/// A hash in hex, for messages.
-pub(crate) fn hex(h: &Hash) -> String {
-    crate::block::hex(h)
 }

@@ -24,6 +24,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::cemented::{Cemented, CementedConfig, HistoryMode};
 use super::floating::{Floating, FloatingKind};
+pub(crate) use super::hex;
 use super::predecessors;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
@@ -746,11 +747,6 @@ fn largest_step(left: u64, len: usize) -> Option<usize> {
         return None;
     }
     Some((63 - left.leading_zeros() as usize).min(len - 1))
-}
-
-/// A hash in full hex for messages (a shortened one need not be unique).
-pub(crate) fn hex(h: &Hash) -> String {
-    crate::block::hex(h)
 }
 
 #[cfg(test)]

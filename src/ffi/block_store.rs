@@ -198,12 +198,12 @@ impl MergeHookCall {
             Ok(()) => (TZS_OK, std::ffi::CString::default()),
             Err(e) => (
                 super::error::status_of(e),
-                std::ffi::CString::new(e.message().replace('\0', "\\0")).unwrap_or_default(),
+                super::error::c_message(e.message()),
             ),
         };
-        // SAFETY: the caller of `tzs_block_store_set_merge_hook` gave a
-        // function that takes this context from any thread; the message
-        // outlives the call.
+        // The caller of `tzs_block_store_set_merge_hook` gave a function that
+        // takes this context from any thread; the message outlives the call.
+        // SAFETY: per that contract, stated on the setter.
         unsafe { (self.hook)(self.ctx, status, message.as_ptr()) };
     }
 }

@@ -16,11 +16,17 @@ pub struct tzs_error {
 
 impl tzs_error {
     pub(crate) fn new(code: tzs_status, message: &str) -> tzs_error {
-        // Interior NULs cannot occur in C strings; replace them visibly.
-        let clean = message.replace('\0', "\\0");
-        let message = CString::new(clean).unwrap_or_default();
-        tzs_error { code, message }
+        tzs_error {
+            code,
+            message: c_message(message),
+        }
     }
+}
+
+/// `message` as a C string: interior NULs cannot occur in one, so they are
+/// replaced visibly.
+pub(crate) fn c_message(message: &str) -> CString {
+    CString::new(message.replace('\0', "\\0")).unwrap_or_default()
 }
 
 /// The status that represents `e` (1:1 with the variants, from the status

@@ -275,12 +275,18 @@ impl LogWriter {
 
     /// Records `end` (synced) in the slot with the older sequence number.
     fn write_slot(&mut self, closed: bool) -> Result<()> {
-        let seq = next_seq(self.seq);
-        let at = HEAD as u64 + u64::from(seq % 2) * SLOT as u64;
-        self.file.write_all_at(&slot(self.end, seq, closed), at)?;
-        self.seq = seq;
+        self.seq = put_slot(self.file.as_ref(), self.end, self.seq, closed)?;
         Ok(())
     }
+}
+
+/// Writes `synced` into the slot of the sequence number after `seq` (the
+/// older of the two slots); returns that sequence number.
+fn put_slot(file: &dyn FileHandle, synced: u64, seq: u32, closed: bool) -> Result<u32> {
+    let seq = next_seq(seq);
+    let at = HEAD as u64 + u64::from(seq % 2) * SLOT as u64;
+    file.write_all_at(&slot(synced, seq, closed), at)?;
+    Ok(seq)
 }
 
 /// Seals a log that receives no more entries (a frozen log, at a clean
@@ -298,9 +304,7 @@ pub(crate) fn seal_file(file: &dyn FileHandle) -> Result<()> {
         Synced::Unknown => 0,
     };
     file.sync()?;
-    let seq = next_seq(seq);
-    let at = HEAD as u64 + u64::from(seq % 2) * SLOT as u64;
-    file.write_all_at(&slot(len, seq, true), at)?;
+    put_slot(file, len, seq, true)?;
     file.sync()
 }
 
@@ -687,8 +691,8 @@ impl LogCopy {
     /// is used only once this fsync returned), and fsyncs.
     pub(crate) fn finish(mut self) -> Result<()> {
         self.write_out()?;
-        self.file
-            .write_all_at(&slot(self.end, 2, true), HEAD as u64)?;
+        // The prefix holds sequence number 1.
+        put_slot(self.file.as_ref(), self.end, 1, true)?;
         self.file.sync()
     }
 }

@@ -70,10 +70,7 @@ pub(super) fn start(
     let Some(&last_end) = ends.last() else {
         // Everything asked for is already cemented: a merge with nothing
         // to do, which ends at once.
-        let hook = inner.merge_hook.lock().clone();
-        if let Some(hook) = hook {
-            hook(&Ok(()));
-        }
+        inner.merge_ended(&Ok(()));
         return Ok(());
     };
     let parts = inner.parts.read().clone();
@@ -140,10 +137,7 @@ pub(super) fn start(
             }
         };
         job_inner.merging.store(false, Ordering::SeqCst);
-        let hook = job_inner.merge_hook.lock().clone();
-        if let Some(hook) = hook {
-            hook(&result);
-        }
+        job_inner.merge_ended(&result);
         result
     });
     *inner.merge_job.lock() = Some(handle);

@@ -678,6 +678,15 @@ impl Inner {
         parts.rw.append(block, &preds, flush)
     }
 
+    /// Tells the merge hook, if one is set, how a merge ended (the lock is
+    /// released first: the hook may set another).
+    fn merge_ended(&self, result: &Result<()>) {
+        let hook = self.merge_hook.lock().clone();
+        if let Some(hook) = hook {
+            hook(result);
+        }
+    }
+
     fn await_merge(&self) -> Result<()> {
         let job = self.merge_job.lock().take();
         match job {

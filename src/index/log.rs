@@ -461,6 +461,10 @@ pub(crate) fn replay(
     }
     let mut h = [0u8; HEADER as usize];
     file.read_exact_at(&mut h, 0)?;
+    // Measured after the slots were read: a writer fsyncs entries before
+    // it names them in a slot, so a read-only instance reading a live log
+    // sees at least the synced end its slots name.
+    let len = file.len()?;
     if from < HEADER {
         match header_state(&h[..HEAD], generation, ksize, vsize, flags) {
             HeaderState::Valid => {}
@@ -592,6 +596,8 @@ pub(crate) fn scan(
     }
     let mut h = [0u8; HEADER as usize];
     file.read_exact_at(&mut h, 0)?;
+    // After the slots, as in `replay`.
+    let len = file.len()?;
     let synced = synced_of(&h[HEAD..]);
     let mut s = Scanned {
         header: header_state(&h[..HEAD], generation, ksize, vsize, flags),

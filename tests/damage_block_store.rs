@@ -251,15 +251,21 @@ fn damaged_side_branch_record_size_aborts_the_merge() {
     }
     let s = BlockStore::open(d.path(), opts(false)).unwrap();
     s.merge(&hash_of(99), &[49, 79]).unwrap();
-    match s.await_merge() {
+    let failure = match s.await_merge() {
         Err(Error::Corrupted(m)) => {
             assert!(
                 m.contains("RW_floating_block_store") && m.contains(&at.to_string()),
                 "{m}"
-            )
+            );
+            Error::Corrupted(m)
         }
         other => panic!("the merge completed over damage: {other:?}"),
-    }
+    };
+    // The status tells the same without waiting, until the next merge.
+    assert_eq!(
+        s.merge_status(),
+        tzstore::block::store::MergeStatus::Failed(failure)
+    );
     // The state from before the merge: nothing cemented, every block but
     // the damaged one reads back.
     assert_eq!(s.stats().unwrap().cemented_highest, None);

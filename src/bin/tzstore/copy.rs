@@ -298,7 +298,7 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
     for it in from.floating_iters(true) {
         for e in it {
             let b = e?.block;
-            match to.store_with(&b.as_ref(), false) {
+            match to.store_floating(&b.as_ref(), false) {
                 Ok(()) => {
                     stored.insert(b.hash);
                 }
@@ -312,7 +312,7 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
         let before = waiting.len();
         let mut still = Vec::new();
         for b in waiting {
-            match to.store_with(&b.as_ref(), false) {
+            match to.store_floating(&b.as_ref(), false) {
                 Ok(()) => {
                     stored.insert(b.hash);
                 }
@@ -332,6 +332,7 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
         waiting = still;
     }
     to.flush()?;
+    to.restore_marks(&from.marks())?;
     pb.finish_and_clear();
     let (a, b) = (from.stats()?, to.stats()?);
     expect_count("cemented blocks", a.cemented_blocks, b.cemented_blocks)?;

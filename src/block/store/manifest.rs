@@ -7,18 +7,30 @@
 //!
 //! Format: `magic[8] | payload | crc32(payload) u32` with payload
 //! `next_id u64 | rw u64 | n_ros u32 | n x ro u64 | merging u8 [ro_tmp u64] |
-//! merges_done u64 | last_merge_ms u64 | history_mode u8 | history_offset u32`
-//! (big-endian).
+//! merges_done u64 | last_merge_ms u64 | history_mode u8 | history_offset u32 |
+//! genesis descr | savepoint descr | caboose descr | highwatermark opt_i32`
+//! (big-endian), where `descr` is `u8 tag [hash[32] level i32 when 1]` and
+//! `opt_i32` is `u8 tag [i32 when 1]`.
 
 use std::path::Path;
 
 use crate::block::cemented::HistoryMode;
+use crate::block::{HASH_SIZE, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, OpenMode, atomic, frame};
 
-const MAGIC: &[u8; 8] = b"TZSBSM01";
+const MAGIC: &[u8; 8] = b"TZSBSM02";
 /// File name of the manifest in the store's directory.
 pub const FILE: &str = "manifest";
+
+/// A block named by hash and level (Octez's block descriptor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockDescr {
+    /// The block's hash.
+    pub hash: Hash,
+    /// The block's level.
+    pub level: i32,
+}
 
 /// The persisted state of a block store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +51,16 @@ pub struct Manifest {
     pub history_mode: HistoryMode,
     /// History offset (chunks kept by FULL/ROLLING).
     pub history_offset: u32,
+    /// The chain's first block, recorded when it is stored (`None` for a
+    /// store that holds no block yet, or whose manifest was rebuilt).
+    pub genesis: Option<BlockDescr>,
+    /// The lowest block stored with its metadata.
+    pub savepoint: Option<BlockDescr>,
+    /// The lowest block stored.
+    pub caboose: Option<BlockDescr>,
+    /// The highest level merged so far (Octez's cementing highwatermark):
+    /// above the cemented top when ROLLING 0 cements nothing.
+    pub highwatermark: Option<i32>,
 }
 
 impl Manifest {
@@ -53,6 +75,10 @@ impl Manifest {
             last_merge_ms: 0,
             history_mode,
             history_offset,
+            genesis: None,
+            savepoint: None,
+            caboose: None,
+            highwatermark: None,
         }
     }
 
@@ -90,6 +116,23 @@ impl Manifest {
         p.extend_from_slice(&self.last_merge_ms.to_be_bytes());
         p.push(mode_tag(self.history_mode));
         p.extend_from_slice(&self.history_offset.to_be_bytes());
+        for d in [self.genesis, self.savepoint, self.caboose] {
+            match d {
+                Some(d) => {
+                    p.push(1);
+                    p.extend_from_slice(&d.hash);
+                    p.extend_from_slice(&d.level.to_be_bytes());
+                }
+                None => p.push(0),
+            }
+        }
+        match self.highwatermark {
+            Some(l) => {
+                p.push(1);
+                p.extend_from_slice(&l.to_be_bytes());
+            }
+            None => p.push(0),
+        }
         let mut out = Vec::with_capacity(p.len() + 12);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&p);
@@ -134,6 +177,25 @@ impl Manifest {
         let history_mode = mode_of(r.u8().ok_or_else(|| bad("truncated"))?)
             .ok_or_else(|| bad("bad history mode"))?;
         let history_offset = r.u32().ok_or_else(|| bad("truncated"))?;
+        let mut descr = || -> Result<Option<BlockDescr>> {
+            match r.u8().ok_or_else(|| bad("truncated"))? {
+                0 => Ok(None),
+                1 => {
+                    let hash = r.take::<HASH_SIZE>().ok_or_else(|| bad("truncated"))?;
+                    let level = r.i32().ok_or_else(|| bad("truncated"))?;
+                    Ok(Some(BlockDescr { hash, level }))
+                }
+                _ => Err(bad("bad block descriptor tag")),
+            }
+        };
+        let genesis = descr()?;
+        let savepoint = descr()?;
+        let caboose = descr()?;
+        let highwatermark = match r.u8().ok_or_else(|| bad("truncated"))? {
+            0 => None,
+            1 => Some(r.i32().ok_or_else(|| bad("truncated"))?),
+            _ => return Err(bad("bad highwatermark tag")),
+        };
         if r.at != p.len() {
             return Err(bad("trailing bytes"));
         }
@@ -146,6 +208,10 @@ impl Manifest {
             last_merge_ms,
             history_mode,
             history_offset,
+            genesis,
+            savepoint,
+            caboose,
+            highwatermark,
         })
     }
 
@@ -211,6 +277,9 @@ impl Reader<'_> {
     fn u64(&mut self) -> Option<u64> {
         self.take().map(u64::from_be_bytes)
     }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +292,15 @@ mod tests {
         m.ros = vec![5, 2];
         m.merging = Some(7);
         m.merges_done = 9;
+        m.genesis = Some(BlockDescr {
+            hash: [1; 32],
+            level: 0,
+        });
+        m.savepoint = Some(BlockDescr {
+            hash: [2; 32],
+            level: 178,
+        });
+        m.highwatermark = Some(179);
         let enc = m.encode();
         assert_eq!(Manifest::decode(&enc, Path::new("m")).unwrap(), m);
         for i in 0..enc.len() {

@@ -9,24 +9,33 @@
 //!    blocks, and the RO_TMP id is recorded.
 //! 2. (worker) every entry of the old stores is walked and verified; blocks
 //!    above the new top that descend from it are copied, oldest first, into
-//!    RO_TMP, which is then flushed. Damage aborts the merge here, before
-//!    anything is cemented.
+//!    RO_TMP; then the preserved blocks (the new top and up to `max_op_ttl`
+//!    of its ancestors that the old stores hold, Octez's blocks from the
+//!    LPBL down to `LPBL - max_op_ttl`) are copied there too, with their
+//!    metadata, although they are also cemented; RO_TMP is then flushed.
+//!    Damage aborts the merge here, before anything is cemented.
 //! 3. (worker) the chain from the new cemented top down to the old one is
 //!    cemented, chunk by chunk (each chunk is crash-safe on its own), each
-//!    block checked to link to the one below.
-//! 4. (worker) the manifest swaps: RO_TMP becomes the only read-only store.
-//!    The old stores are deleted once no reader holds them.
-//! 5. (worker) the history mode's GC runs on the cemented store.
+//!    block checked to link to the one below. ROLLING 0 cements nothing (as
+//!    in Octez): it keeps only the preserved blocks and what is above them.
+//! 4. (worker) the manifest swaps: RO_TMP becomes the only read-only store,
+//!    and the new savepoint, caboose and highwatermark are recorded in the
+//!    same atomic write. The old stores are deleted once no reader holds
+//!    them.
+//! 5. (worker) the history mode's GC runs on the cemented store (after the
+//!    savepoint and caboose were raised, so they never name a block GC
+//!    dropped).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::manifest::Manifest;
+use super::manifest::{BlockDescr, Manifest};
 use super::walk::{self, Ended};
 use super::{Inner, Parts, floating_dir, hex, open_floating};
 use crate::block::cemented::HistoryMode;
+use crate::block::entry::Entry;
 use crate::block::floating::Floating;
 use crate::block::{Block, Hash};
 use crate::error::{Error, Result};
@@ -50,6 +59,7 @@ pub(super) fn start(
     pool: &WorkerPool,
     head: &Hash,
     chunk_ends: &[i32],
+    max_op_ttl: u32,
 ) -> Result<()> {
     inner.check_writable()?;
     inner.await_merge()?;
@@ -61,7 +71,7 @@ pub(super) fn start(
             "chunk ends must be strictly increasing: {chunk_ends:?}"
         )));
     }
-    let highest = inner.cemented.highest_level();
+    let highest = inner.merged_floor();
     let ends: Vec<i32> = chunk_ends
         .iter()
         .copied()
@@ -127,7 +137,13 @@ pub(super) fn start(
     let job_inner = inner.clone();
     let started = Instant::now();
     let handle = pool.submit(move || {
-        let result = run(&job_inner, &top, last_end, &ends, old, ro_tmp_id, started);
+        let target = Target {
+            top,
+            top_level: last_end,
+            ends,
+            max_op_ttl,
+        };
+        let result = run(&job_inner, &target, old, ro_tmp_id, started);
         let result = match result {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -136,6 +152,7 @@ pub(super) fn start(
                 Err(e)
             }
         };
+        *job_inner.last_merge.lock() = Some(result.clone());
         job_inner.merging.store(false, Ordering::SeqCst);
         job_inner.merge_ended(&result);
         result
@@ -144,15 +161,25 @@ pub(super) fn start(
     Ok(())
 }
 
+/// What a merge was asked to do.
+struct Target {
+    /// The new cemented top (the head's last preserved block).
+    top: Hash,
+    top_level: i32,
+    /// The chunk ends above what is merged already, ascending.
+    ends: Vec<i32>,
+    /// Ancestors of `top` kept in the floating store with their metadata.
+    max_op_ttl: u32,
+}
+
 fn run(
     inner: &Inner,
-    top: &Hash,
-    top_level: i32,
-    ends: &[i32],
+    target: &Target,
     old: Vec<Arc<Floating>>,
     ro_tmp_id: u64,
     started: Instant,
 ) -> Result<()> {
+    let (top, top_level) = (&target.top, target.top_level);
     let (mode, offset) = {
         let m = inner.manifest.lock();
         (m.history_mode, m.history_offset)
@@ -161,16 +188,27 @@ fn run(
         HistoryMode::Archive => true,
         HistoryMode::Full | HistoryMode::Rolling => offset > 0,
     };
+    let cements = !(mode == HistoryMode::Rolling && offset == 0);
     // Steps 2 and 3. Copying first walks and verifies every entry of the
     // old stores, so damage aborts the merge before anything is cemented
     // (RO_TMP is seen by nobody before the swap); the chain to cement is
     // then found and read through what that walk verified, never through
     // a floating index.
     let ro_tmp = open_floating(&inner.dir, &inner.opts, ro_tmp_id)?;
-    let walked = copy_descendants(inner, &old, &ro_tmp, top, top_level)?;
+    let (walked, lowest_preserved) = copy_kept(inner, &old, &ro_tmp, target)?;
+    ro_tmp.flush()?;
     let chain = chain_below(inner, &walked, top, top_level)?;
-    let first_level = top_level - (chain.len() as i32 - 1);
-    cement_chain(inner, &walked, &chain, first_level, ends, write_metadata)?;
+    if cements {
+        let first_level = top_level - (chain.len() as i32 - 1);
+        cement_chain(
+            inner,
+            &walked,
+            &chain,
+            first_level,
+            &target.ends,
+            write_metadata,
+        )?;
+    }
 
     // Step 4: the atomic swap, under the lock `store` waits for: its
     // fsyncs must not wait for a burst of background traffic.
@@ -179,6 +217,10 @@ fn run(
         let mut m = inner.manifest.lock();
         let parts = inner.parts.read().clone();
         let mut next = m.clone();
+        let marks = new_marks(inner, &next, lowest_preserved)?;
+        next.savepoint = Some(marks.savepoint);
+        next.caboose = Some(marks.caboose);
+        next.highwatermark = Some(top_level);
         next.ros = vec![ro_tmp_id];
         next.merging = None;
         next.merges_done += 1;
@@ -243,24 +285,31 @@ fn cement_chain(
 }
 
 /// Step 2: walks every entry of the old stores, oldest store first (so a
-/// block's predecessor is seen before it), verifying each, and copies those
-/// above `top_level` that descend from `top` into `ro_tmp`, made durable.
-/// Any damaged entry, or a file that disagrees with its index's count,
-/// aborts the merge: dropping what follows it would lose blocks.
-fn copy_descendants(
+/// block's predecessor is seen before it), verifying each, and copies into
+/// `ro_tmp`, in an order where a predecessor comes before its successor:
+/// when the walk reaches the new top, the preserved blocks (see
+/// [`copy_preserved`]); then the blocks above the top that descend from
+/// it. Returns the walk and the lowest preserved block. Any damaged entry,
+/// or a file that disagrees with its index's count, aborts the merge:
+/// dropping what follows it would lose blocks.
+fn copy_kept(
     inner: &Inner,
     old: &[Arc<Floating>],
     ro_tmp: &Floating,
-    top: &Hash,
-    top_level: i32,
-) -> Result<Walked> {
+    target: &Target,
+) -> Result<(Walked, BlockDescr)> {
+    let (top, top_level) = (&target.top, target.top_level);
     let mut visited: HashSet<Hash> = HashSet::from([*top]);
     let mut walked = Walked::default();
+    let mut lowest_preserved = None;
     for store in old.iter().rev() {
         let path = walk::file_of(store.dir());
         let file = walk::open(inner.fs.as_ref(), store.dir())?;
         let end = store.size_bytes();
         let n = walked.files.len();
+        // Listed before the walk, so that the preserved blocks of this
+        // very store can be read back when the walk reaches the top.
+        walked.files.push((file.clone(), end));
         let mut count = 0u64;
         let ended = walk::walk(file.as_ref(), end, false, |offset, e| {
             count += 1;
@@ -271,7 +320,12 @@ fn copy_descendants(
                 level: b.level,
                 pred: (!e.preds.is_empty()).then_some(b.predecessor),
             });
-            if b.level > top_level && visited.contains(&b.predecessor) && visited.insert(b.hash) {
+            if b.hash == *top && lowest_preserved.is_none() {
+                lowest_preserved = Some(copy_preserved(&walked, ro_tmp, top, target.max_op_ttl)?);
+            } else if b.level > top_level
+                && visited.contains(&b.predecessor)
+                && visited.insert(b.hash)
+            {
                 ro_tmp.append(&b.as_ref(), &e.preds, false)?;
             }
             Ok(())
@@ -289,10 +343,101 @@ fn copy_descendants(
                 format!("{count} entries in the file but {} indexed", store.len()),
             ));
         }
-        walked.files.push((file, end));
     }
-    ro_tmp.flush()?;
-    Ok(walked)
+    let lowest = lowest_preserved.ok_or_else(|| {
+        Error::Inconsistent(format!(
+            "merge top {} is not in the floating stores",
+            hex(top)
+        ))
+    })?;
+    Ok((walked, lowest))
+}
+
+/// Copies `top` and up to `max_op_ttl` of its ancestors that the walk has
+/// seen (the longest available suffix), oldest first, into `ro_tmp` with
+/// their metadata; returns the lowest one. Ancestors come before `top` in
+/// the walk, so all that the old stores hold are seen by then.
+fn copy_preserved(
+    walked: &Walked,
+    ro_tmp: &Floating,
+    top: &Hash,
+    max_op_ttl: u32,
+) -> Result<BlockDescr> {
+    let mut hashes = vec![*top];
+    while hashes.len() <= max_op_ttl as usize {
+        let below = hashes
+            .last()
+            .and_then(|h| walked.at.get(h))
+            .and_then(|s| s.pred);
+        match below {
+            Some(p) if walked.at.contains_key(&p) && !hashes.contains(&p) => hashes.push(p),
+            _ => break,
+        }
+    }
+    let mut lowest = None;
+    for h in hashes.iter().rev() {
+        let e = walked.read_entry(h)?;
+        lowest.get_or_insert(BlockDescr {
+            hash: e.block.hash,
+            level: e.block.level,
+        });
+        ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
+    }
+    lowest.ok_or_else(|| Error::Inconsistent(format!("merge top {} is not stored", hex(top))))
+}
+
+/// The savepoint and caboose after a merge.
+struct Marks {
+    savepoint: BlockDescr,
+    caboose: BlockDescr,
+}
+
+/// The new savepoint and caboose, by Octez's rules (`compute_new_savepoint`
+/// and `compute_new_caboose`): ARCHIVE keeps both; FULL and ROLLING move
+/// the savepoint to the lowest preserved block (offset 0) or to the first
+/// block of the `offset`-th newest chunk, never above the lowest preserved
+/// block and never down; only ROLLING moves the caboose. Called after
+/// cementing, so the chunk list includes the new chunks.
+fn new_marks(inner: &Inner, m: &Manifest, lowest_preserved: BlockDescr) -> Result<Marks> {
+    let min = lowest_preserved;
+    let savepoint = m.savepoint.unwrap_or(min);
+    let caboose = m.caboose.unwrap_or(min);
+    let offset = m.history_offset as usize;
+    let savepoint = match m.history_mode {
+        HistoryMode::Archive => savepoint,
+        _ if savepoint.level >= min.level => savepoint,
+        _ if offset == 0 => min,
+        _ => {
+            let chunks = inner.cemented.chunks();
+            match chunks.len().checked_sub(offset).map(|i| chunks[i].start) {
+                None => savepoint,
+                Some(shifted) if savepoint.level >= shifted => savepoint,
+                Some(shifted) if shifted >= min.level => min,
+                Some(shifted) => {
+                    let hash = inner.cemented.hash_of(shifted)?.ok_or_else(|| {
+                        Error::Inconsistent(format!(
+                            "the new savepoint at level {shifted} is not cemented"
+                        ))
+                    })?;
+                    BlockDescr {
+                        hash,
+                        level: shifted,
+                    }
+                }
+            }
+        }
+    };
+    let caboose = match m.history_mode {
+        HistoryMode::Rolling if caboose.level < min.level => {
+            if min.level < savepoint.level || offset == 0 {
+                min
+            } else {
+                savepoint
+            }
+        }
+        _ => caboose,
+    };
+    Ok(Marks { savepoint, caboose })
 }
 
 /// Where the merge's walk found each block of the old stores.
@@ -316,12 +461,17 @@ impl Walked {
     /// The block `h`, read again and verified (the files are read-only
     /// stores by now, so it is the entry the walk verified).
     fn read(&self, h: &Hash) -> Result<Block> {
+        self.read_entry(h).map(|e| e.block)
+    }
+
+    /// The entry of block `h` (block and predecessor list), as [`Walked::read`].
+    fn read_entry(&self, h: &Hash) -> Result<Entry> {
         let seen = self.at.get(h).ok_or_else(|| {
             Error::Inconsistent(format!("block {} is not in the floating stores", hex(h)))
         })?;
         let (file, end) = &self.files[seen.file];
         match walk::entry_at(file.as_ref(), seen.offset, *end)? {
-            walk::At::Entry(e) if e.block.hash == *h => Ok(e.block),
+            walk::At::Entry(e) if e.block.hash == *h => Ok(*e),
             _ => Err(walk::damage_error(
                 file.path(),
                 seen.offset,
@@ -334,7 +484,7 @@ impl Walked {
 /// The hashes to cement, from the current cemented top (exclusive) up to
 /// `top`, oldest first, following the predecessors of verified entries.
 fn chain_below(inner: &Inner, walked: &Walked, top: &Hash, top_level: i32) -> Result<Vec<Hash>> {
-    let floor = inner.cemented.highest_level();
+    let floor = inner.merged_floor();
     let mut chain: Vec<Hash> = Vec::new();
     let mut current = *top;
     let mut level = top_level;

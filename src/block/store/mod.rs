@@ -10,6 +10,7 @@
 //! (Octez deletes the old floating directory before renaming the new one in;
 //! a crash in between loses blocks, which cannot happen here).
 
+mod chain;
 pub mod manifest;
 mod merge;
 mod repair;
@@ -34,6 +35,8 @@ use crate::store_dir::StoreDir;
 use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
 
+pub use chain::{ChainMarks, MergeStatus};
+pub use manifest::BlockDescr;
 pub use repair::CheckReport;
 
 /// Options of [`BlockStore::open`].
@@ -126,6 +129,8 @@ pub(crate) struct Inner {
     /// The running (or last) merge job.
     merge_job: Mutex<Option<JobHandle>>,
     merging: AtomicBool,
+    /// How the last merge of this handle ended (`None`: none ended yet).
+    last_merge: Mutex<Option<Result<()>>>,
     /// Called on the merge's worker thread when a merge ends.
     merge_hook: Mutex<Option<MergeHook>>,
     /// Floating stores replaced by a merge, deleted once no reader holds them.
@@ -268,6 +273,7 @@ impl BlockStore {
                 manifest: Mutex::new(manifest),
                 merge_job: Mutex::new(None),
                 merging: AtomicBool::new(false),
+                last_merge: Mutex::new(None),
                 merge_hook: Mutex::new(None),
                 retired: Mutex::new(Vec::new()),
                 reaping: Mutex::new(None),
@@ -311,7 +317,16 @@ impl BlockStore {
     /// block survives a process crash but not a power cut until the next
     /// flushed store or [`BlockStore::flush`].
     pub fn store_with(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
-        self.inner.store(block, flush)
+        self.inner.store(block, flush, false)
+    }
+
+    /// Stores `block` in the floating store even if it is cemented (the
+    /// copy a merge keeps of the blocks it preserves), so that a tool
+    /// copying a store reproduces its floating part exactly. A block
+    /// already floating is left as it is. Same errors as
+    /// [`BlockStore::store_with`].
+    pub fn store_floating(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
+        self.inner.store(block, flush, true)
     }
 
     /// Makes every stored block durable.
@@ -339,8 +354,22 @@ impl BlockStore {
     }
 
     /// The cemented block at `level`; `None` if that level is not cemented.
+    /// A block cemented without metadata that a merge preserved in the
+    /// floating store is read with the floating copy's metadata.
     pub fn read_by_level(&self, level: i32, read_metadata: bool) -> Result<Option<Block>> {
-        self.inner.cemented.read_by_level(level, read_metadata)
+        let block = self.inner.cemented.read_by_level(level, read_metadata)?;
+        match block {
+            Some(b) if read_metadata && b.metadata.is_none() => {
+                let parts = self.inner.parts.read().clone();
+                for f in parts.all() {
+                    if let Some(floating) = f.read_block(&b.hash)? {
+                        return Ok(Some(floating));
+                    }
+                }
+                Ok(Some(b))
+            }
+            other => Ok(other),
+        }
     }
 
     /// Starts a background merge: cements the ancestors of `head` up to the
@@ -354,14 +383,28 @@ impl BlockStore {
     /// interrupted by a crash can simply be asked again). A second `merge`
     /// while one runs first waits for it; if it failed, its error is
     /// returned and no new merge starts.
+    ///
+    /// The new cemented top stays in the floating store too, with its
+    /// metadata (Octez keeps the last preserved block there); see
+    /// [`BlockStore::merge_preserving`] to keep more of its ancestors.
     pub fn merge(&self, head: &Hash, chunk_ends: &[i32]) -> Result<()> {
+        self.merge_preserving(head, chunk_ends, 0)
+    }
+
+    /// [`BlockStore::merge`], keeping in the floating store, with their
+    /// metadata, the new cemented top (the head's last preserved block,
+    /// the last chunk end) and up to `max_op_ttl` of its ancestors (as many
+    /// as the floating stores hold), as Octez's `merge_stores` does with
+    /// the blocks from the LPBL down to `LPBL - max_op_ttl`. They are
+    /// then both cemented and floating; reads take the floating copy.
+    pub fn merge_preserving(&self, head: &Hash, chunk_ends: &[i32], max_op_ttl: u32) -> Result<()> {
         let pool = self.pool.as_ref().ok_or_else(|| {
             Error::ReadOnly(format!(
                 "block store {} was opened read-only",
                 self.inner.dir.display()
             ))
         })?;
-        merge::start(&self.inner, pool, head, chunk_ends)
+        merge::start(&self.inner, pool, head, chunk_ends, max_op_ttl)
     }
 
     /// Waits for the running merge, if any, and returns its error.
@@ -645,18 +688,24 @@ impl Inner {
         self.cemented.level_of(hash)
     }
 
-    fn store(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
+    fn store(&self, block: &BlockRef<'_>, flush: bool, even_if_cemented: bool) -> Result<()> {
         self.check_writable()?;
         self.reap_retired();
         // The manifest lock orders stores with a merge's role switches.
-        let _m = self.manifest.lock();
+        let mut m = self.manifest.lock();
         let parts = self.parts.read().clone();
-        if self.mem_in(&parts, block.hash)? {
+        let stored = if even_if_cemented {
+            self.floating_preds(&parts, block.hash)?.is_some()
+        } else {
+            self.mem_in(&parts, block.hash)?
+        };
+        if stored {
             return Ok(());
         }
         let empty = parts.all().all(|f| f.is_empty()) && self.cemented.highest_level().is_none();
         let preds = if empty {
-            Vec::new() // genesis
+            chain::record_genesis(self, &mut m, block)?;
+            Vec::new()
         } else {
             let Some(pred_level) = self.level_of_stored(&parts, block.predecessor)? else {
                 return Err(Error::Inconsistent(format!(
@@ -676,6 +725,13 @@ impl Inner {
             predecessors::compute(block.predecessor, |h, i| self.nth_predecessor(&parts, h, i))?
         };
         parts.rw.append(block, &preds, flush)
+    }
+
+    /// The highest level merged so far: the cemented top, or above it the
+    /// highwatermark of merges that cemented nothing (ROLLING 0).
+    fn merged_floor(&self) -> Option<i32> {
+        let watermark = self.manifest.lock().highwatermark;
+        self.cemented.highest_level().max(watermark)
     }
 
     /// Tells the merge hook, if one is set, how a merge ended (the lock is
@@ -801,7 +857,9 @@ mod accessor_tests {
                 floating.push(e?.block);
             }
         }
-        assert_eq!(floating, chain[5..].to_vec());
+        // The new cemented top stays floating too, with its metadata,
+        // before its descendants.
+        assert_eq!(floating, chain[4..].to_vec());
         Ok(())
     }
 }

@@ -232,6 +232,14 @@ typedef struct tzs_block {
 } tzs_block;
 
 /**
+ * Status returned by every fallible function. `TZS_OK` (0) is success;
+ * `TZS_NOT_FOUND` and `TZS_DONE` report absence and never allocate an error;
+ * every other value is a failure described by the `tzs_error` written to
+ * `*err` (when `err` is not NULL). Numbers are stable and append-only.
+ */
+typedef uint32_t tzs_status;
+
+/**
  * What `tzs_cemented_gc` keeps (`TZS_HISTORY_*`).
  */
 typedef uint32_t tzs_history_mode;
@@ -269,12 +277,25 @@ typedef struct tzs_block_store_options {
 } tzs_block_store_options;
 
 /**
- * Status returned by every fallible function. `TZS_OK` (0) is success;
- * `TZS_NOT_FOUND` and `TZS_DONE` report absence and never allocate an error;
- * every other value is a failure described by the `tzs_error` written to
- * `*err` (when `err` is not NULL). Numbers are stable and append-only.
+ * A block named by hash and level (Octez's block descriptor): the genesis,
+ * savepoint and caboose of a block store.
  */
-typedef uint32_t tzs_status;
+typedef struct tzs_block_descr {
+  /**
+   * The block's hash.
+   */
+  uint8_t hash[32];
+  /**
+   * The block's level.
+   */
+  int32_t level;
+} tzs_block_descr;
+
+/**
+ * Where a block store's background merge stands
+ * (`tzs_block_store_merge_status`).
+ */
+typedef uint32_t tzs_merge_state;
 
 /**
  * Told of each merge's end by `tzs_block_store_set_merge_hook`: `ctx` as
@@ -496,6 +517,22 @@ typedef tzs_status (*tzs_kv_batch_fn)(struct tzs_kv_batch *batch, void *ctx);
  */
 #define TZS_HISTORY_ROLLING 2
 
+/**
+ * No merge runs; the last one of this handle, if any, succeeded.
+ */
+#define TZS_MERGE_NOT_RUNNING 0
+
+/**
+ * A merge runs.
+ */
+#define TZS_MERGE_RUNNING 1
+
+/**
+ * The last merge of this handle failed; the store holds what it held
+ * before it.
+ */
+#define TZS_MERGE_FAILED 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -510,6 +547,156 @@ extern "C" {
  * this library.
  */
 void tzs_block_free(struct tzs_block *b);
+
+/**
+ * Creates a block store in `dir` holding `genesis` (its first block, stored
+ * durably), with `opts` (NULL = the defaults; must not ask for
+ * `TZS_READONLY`), as Octez's `Block_store.create ~genesis_block`. The
+ * genesis, savepoint and caboose are then `genesis`.
+ *
+ * On success `*out` receives a handle owned by the caller
+ * (`tzs_block_store_close`). Errors: `TZS_INVALID_ARGUMENT` (NULL or
+ * invalid arguments, `dir` already holds a block store, read-only
+ * options), `TZS_LOCKED`, `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`.
+ *
+ * # Safety
+ * `dir` NULL or NUL-terminated; `opts` NULL or valid; `genesis` NULL or
+ * valid with its buffers; `out`/`err` NULL or writable.
+ */
+tzs_status tzs_block_store_create(const char *dir,
+                                  const struct tzs_block_store_options *opts,
+                                  const struct tzs_block *genesis,
+                                  struct tzs_block_store **out,
+                                  struct tzs_error **err);
+
+/**
+ * Opens the existing block store in `dir` (as `tzs_block_store_open`) and
+ * checks that its genesis is the block whose 32-byte hash is at
+ * `genesis_hash` (Octez's `Block_store.load`).
+ *
+ * On success `*out` receives a handle owned by the caller
+ * (`tzs_block_store_close`). Errors: those of `tzs_block_store_open`;
+ * `TZS_NOT_FOUND` (`dir` holds no block store), `TZS_INCONSISTENT` (its
+ * genesis is another block).
+ *
+ * # Safety
+ * `dir` NULL or NUL-terminated; `opts` NULL or valid; `genesis_hash` NULL
+ * or 32 readable bytes; `out`/`err` NULL or writable.
+ */
+tzs_status tzs_block_store_load(const char *dir,
+                                const struct tzs_block_store_options *opts,
+                                const uint8_t *genesis_hash,
+                                struct tzs_block_store **out,
+                                struct tzs_error **err);
+
+/**
+ * Fills `*out` with the store's genesis block (recorded when its first
+ * block was stored). `TZS_NOT_FOUND` while the store holds no block (or
+ * after a repair rebuilt its manifest). Errors: `TZS_INVALID_ARGUMENT`
+ * (NULL). Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_genesis(struct tzs_block_store *s,
+                                   struct tzs_block_descr *out,
+                                   struct tzs_error **err);
+
+/**
+ * Fills `*out` with the savepoint: the lowest block stored with its
+ * metadata. Merges move it by the history mode (Octez's rules);
+ * `tzs_block_store_write_savepoint` sets it. `TZS_NOT_FOUND` while the
+ * store holds no block. Errors: `TZS_INVALID_ARGUMENT` (NULL).
+ * Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_savepoint(struct tzs_block_store *s,
+                                     struct tzs_block_descr *out,
+                                     struct tzs_error **err);
+
+/**
+ * Fills `*out` with the caboose: the lowest block stored. Only ROLLING
+ * merges move it; `tzs_block_store_write_caboose` sets it. `TZS_NOT_FOUND`
+ * while the store holds no block. Errors: `TZS_INVALID_ARGUMENT` (NULL).
+ * Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_caboose(struct tzs_block_store *s,
+                                   struct tzs_block_descr *out,
+                                   struct tzs_error **err);
+
+/**
+ * Sets the savepoint to `*savepoint`, durably on return (one atomic
+ * replacement of the manifest: a crash leaves the old or the new value).
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL, below the caboose or the genesis),
+ * `TZS_NOT_FOUND` (the block is not stored), `TZS_INCONSISTENT` (it is
+ * stored at another level), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `savepoint` NULL or valid.
+ */
+tzs_status tzs_block_store_write_savepoint(struct tzs_block_store *s,
+                                           const struct tzs_block_descr *savepoint,
+                                           struct tzs_error **err);
+
+/**
+ * Sets the caboose to `*caboose`, durably on return (as
+ * `tzs_block_store_write_savepoint`). Errors: `TZS_INVALID_ARGUMENT` (NULL,
+ * above the savepoint or below the genesis), `TZS_NOT_FOUND`,
+ * `TZS_INCONSISTENT`, `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `caboose` NULL or valid.
+ */
+tzs_status tzs_block_store_write_caboose(struct tzs_block_store *s,
+                                         const struct tzs_block_descr *caboose,
+                                         struct tzs_error **err);
+
+/**
+ * `tzs_block_store_merge`, keeping in the floating store, with their
+ * metadata, the new cemented top (the last chunk end: the head's last
+ * preserved block) and up to `max_op_ttl` of its ancestors (as many as the
+ * floating stores hold), as Octez's `merge_stores` keeps the blocks from
+ * the LPBL down to `LPBL - max_op_ttl`. Those blocks are then both
+ * cemented and floating; reads take the floating copy. The merge moves the
+ * savepoint and caboose by the history mode (FULL/ROLLING 0: to the lowest
+ * preserved block) in the same atomic write that swaps the stores, and
+ * ROLLING 0 cements nothing. Errors as `tzs_block_store_merge`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `head` NULL or 32 bytes; `chunk_ends` NULL or
+ * `n_chunk_ends` readable `int32_t`.
+ */
+tzs_status tzs_block_store_merge_preserving(struct tzs_block_store *s,
+                                            const uint8_t *head,
+                                            const int32_t *chunk_ends,
+                                            size_t n_chunk_ends,
+                                            uint32_t max_op_ttl,
+                                            struct tzs_error **err);
+
+/**
+ * Fills `*state` with where the background merge stands (Octez's
+ * `get_merge_status`): `TZS_MERGE_NOT_RUNNING`, `TZS_MERGE_RUNNING`, or
+ * `TZS_MERGE_FAILED` when the last merge of this handle failed (until the
+ * next merge starts). If `failure` is not NULL, `*failure` receives, for
+ * `TZS_MERGE_FAILED`, a new error holding the merge's status and message
+ * (owned by the caller: `tzs_error_free`), and NULL otherwise. Does not
+ * wait. Errors: `TZS_INVALID_ARGUMENT` (NULL `s` or `state`). Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `state` NULL or writable; `failure` NULL or writable.
+ */
+tzs_status tzs_block_store_merge_status(struct tzs_block_store *s,
+                                        tzs_merge_state *state,
+                                        struct tzs_error **failure,
+                                        struct tzs_error **err);
 
 /**
  * The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset

@@ -17,7 +17,7 @@ use crate::error::Error;
 /// may overlap from any threads; `tzs_block_store_close` must be the last
 /// call (it waits for a running merge).
 pub struct tzs_block_store {
-    inner: BlockStore,
+    pub(super) inner: BlockStore,
 }
 
 /// The most merge threads `tzs_block_store_options.workers` may ask for; a
@@ -45,6 +45,16 @@ pub extern "C" fn tzs_block_store_options_default() -> tzs_block_store_options {
 
 fn mode_tag(m: HistoryMode) -> u32 {
     crate::block::store::manifest::mode_tag(m) as u32
+}
+
+/// The options a caller passed, or the defaults for NULL.
+pub(super) fn options_or_default(
+    o: Option<&tzs_block_store_options>,
+) -> crate::Result<BlockStoreOptions> {
+    options_of(
+        &o.copied()
+            .unwrap_or_else(|| tzs_block_store_options_default()),
+    )
 }
 
 fn options_of(o: &tzs_block_store_options) -> crate::Result<BlockStoreOptions> {
@@ -98,10 +108,7 @@ pub unsafe extern "C" fn tzs_block_store_open(
     call(err, || {
         let out = arg!(out(out, "out"))?;
         let dir = arg!(path(dir, "dir"))?;
-        let o = arg!(live(opts))
-            .copied()
-            .unwrap_or_else(|| tzs_block_store_options_default());
-        let inner = BlockStore::open(dir, options_of(&o)?)?;
+        let inner = BlockStore::open(dir, options_or_default(arg!(live(opts)))?)?;
         *out = args::into_handle(tzs_block_store { inner });
         Ok(())
     })

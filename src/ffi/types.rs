@@ -176,3 +176,25 @@ pub const TZS_HISTORY_ARCHIVE: tzs_history_mode = 0;
 pub const TZS_HISTORY_FULL: tzs_history_mode = 1;
 /// Keep only the last `offset` chunks, blocks and metadata.
 pub const TZS_HISTORY_ROLLING: tzs_history_mode = 2;
+
+/// A block named by hash and level (Octez's block descriptor): the genesis,
+/// savepoint and caboose of a block store.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_block_descr {
+    /// The block's hash.
+    pub hash: [u8; 32],
+    /// The block's level.
+    pub level: i32,
+}
+
+/// Where a block store's background merge stands
+/// (`tzs_block_store_merge_status`).
+pub type tzs_merge_state = u32;
+/// No merge runs; the last one of this handle, if any, succeeded.
+pub const TZS_MERGE_NOT_RUNNING: tzs_merge_state = 0;
+/// A merge runs.
+pub const TZS_MERGE_RUNNING: tzs_merge_state = 1;
+/// The last merge of this handle failed; the store holds what it held
+/// before it.
+pub const TZS_MERGE_FAILED: tzs_merge_state = 2;

@@ -386,6 +386,37 @@ fn copy_preserved(
     lowest.ok_or_else(|| Error::Inconsistent(format!("merge top {} is not stored", hex(top))))
 }
 
+/// True if a cemented chunk holding `level` keeps its metadata.
+fn kept_with_metadata(inner: &Inner, level: i32) -> bool {
+    inner
+        .cemented
+        .metadata_chunks()
+        .iter()
+        .any(|c| c.start <= level && level <= c.end)
+}
+
+/// The first block of the lowest chunk with metadata above `level`, or
+/// `min` (the lowest preserved block) if there is none below it.
+fn lowest_with_metadata_above(inner: &Inner, level: i32, min: BlockDescr) -> Result<BlockDescr> {
+    let start = inner
+        .cemented
+        .metadata_chunks()
+        .iter()
+        .map(|c| c.start)
+        .find(|&s| s > level && s < min.level);
+    match start {
+        None => Ok(min),
+        Some(start) => {
+            let hash = inner.cemented.hash_of(start)?.ok_or_else(|| {
+                Error::Inconsistent(format!(
+                    "the new savepoint at level {start} is not cemented"
+                ))
+            })?;
+            Ok(BlockDescr { hash, level: start })
+        }
+    }
+}
+
 /// The savepoint and caboose after a merge.
 struct Marks {
     savepoint: BlockDescr,
@@ -410,7 +441,14 @@ fn new_marks(inner: &Inner, m: &Manifest, lowest_preserved: BlockDescr) -> Resul
         _ => {
             let chunks = inner.cemented.chunks();
             match chunks.len().checked_sub(offset).map(|i| chunks[i].start) {
-                None => savepoint,
+                // Too few chunks to shift it yet: it stays, unless neither
+                // a chunk with metadata nor the new floating store holds
+                // it any more (after a ROLLING 0 period, say). Octez then
+                // drags it to the lowest preserved block; it moves here to
+                // the lowest block that still has metadata, which is
+                // never above that.
+                None if kept_with_metadata(inner, savepoint.level) => savepoint,
+                None => lowest_with_metadata_above(inner, savepoint.level, min)?,
                 Some(shifted) if savepoint.level >= shifted => savepoint,
                 Some(shifted) if shifted >= min.level => min,
                 Some(shifted) => {

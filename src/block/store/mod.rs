@@ -11,6 +11,7 @@
 //! a crash in between loses blocks, which cannot happen here).
 
 mod chain;
+mod history;
 pub mod manifest;
 mod merge;
 mod repair;
@@ -36,6 +37,7 @@ use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
 
 pub use chain::{ChainMarks, MergeStatus};
+pub use history::MAX_HISTORY_OFFSET;
 pub use manifest::BlockDescr;
 pub use repair::CheckReport;
 

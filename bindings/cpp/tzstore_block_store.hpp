@@ -1,7 +1,8 @@
 // tzstore_block_store.hpp: tzstore::BlockStore, the C++17 wrapper of
 // tzs_block_store (a node's block store: floating and cemented stores under
 // one directory, merged in the background). Same error model and handle
-// rules as tzstore.hpp, which it includes.
+// rules as the whole binding (see tzstore_common.hpp); tzstore.hpp
+// includes it.
 #ifndef TZSTORE_BLOCK_STORE_HPP
 #define TZSTORE_BLOCK_STORE_HPP
 
@@ -11,19 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "tzstore.hpp"
+#include "tzstore_common.hpp"
 
 namespace tzstore {
-
-/// What GC keeps (tzs_history_mode): BlockStore after each merge, Cemented::gc.
-enum class HistoryMode : tzs_history_mode {
-  /// Everything.
-  ARCHIVE = TZS_HISTORY_ARCHIVE,
-  /// Every block, metadata of the last `history_offset` cemented chunks.
-  FULL = TZS_HISTORY_FULL,
-  /// Only the last `history_offset` cemented chunks, blocks and metadata.
-  ROLLING = TZS_HISTORY_ROLLING,
-};
 
 /// Options of BlockStore (tzs_block_store_options); the defaults are the
 /// library's (tzs_block_store_options_default()).
@@ -90,9 +81,7 @@ class BlockStore {
   explicit BlockStore(const std::string& dir, const BlockStoreOptions& opts = BlockStoreOptions()) {
     tzs_block_store_options o = opts.to_c();
     tzs_block_store* p = nullptr;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_open(detail::c_path(dir), &o, &p, err.out());
-    err.check(st);
+    detail::call(tzs_block_store_open, detail::c_path(dir), &o, &p);
     h_.reset(p);
   }
 
@@ -106,24 +95,16 @@ class BlockStore {
   /// predecessor's plus one; TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
   void store(const Block& block, bool flush = true) {
     tzs_block c = detail::block_view(block);
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_store_with(h_.get("block store"), &c, flush, err.out());
-    err.check(st);
+    detail::call(tzs_block_store_store_with, h_.get("block store"), &c, flush);
   }
 
   /// Makes every block stored so far durable (one fsync). Throws Error
   /// (TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
-  void flush() {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_flush(h_.get("block store"), err.out());
-    err.check(st);
-  }
+  void flush() { detail::call(tzs_block_store_flush, h_.get("block store")); }
 
   /// Whether the block is stored (floating or cemented).
   bool mem(const Hash& hash) const {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_mem(h_.get("block store"), hash.data(), err.out());
-    return err.check_found(st);
+    return detail::call_found(tzs_block_store_mem, h_.get("block store"), hash.data());
   }
 
   /// The block `distance` blocks below `hash` (0 = the block itself), with
@@ -133,10 +114,9 @@ class BlockStore {
   std::optional<Block> read(const Hash& hash, std::uint32_t distance = 0,
                             bool read_metadata = true) const {
     tzs_block out{};
-    detail::ErrorSlot err;
-    tzs_status st =
-        tzs_block_store_read(h_.get("block store"), hash.data(), distance, read_metadata, &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_block_store_read, h_.get("block store"), hash.data(), distance,
+                            read_metadata, &out))
+      return std::nullopt;
     return detail::take_block(out);
   }
 
@@ -144,10 +124,9 @@ class BlockStore {
   /// cemented (yet, or any more).
   std::optional<Block> read_by_level(std::int32_t level, bool read_metadata = true) const {
     tzs_block out{};
-    detail::ErrorSlot err;
-    tzs_status st =
-        tzs_block_store_read_by_level(h_.get("block store"), level, read_metadata, &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_block_store_read_by_level, h_.get("block store"), level,
+                            read_metadata, &out))
+      return std::nullopt;
     return detail::take_block(out);
   }
 
@@ -158,18 +137,12 @@ class BlockStore {
   /// (TZS_INVALID_ARGUMENT for bad ends, TZS_NOT_FOUND if `head` is not
   /// stored, TZS_INCONSISTENT, TZS_READ_ONLY, TZS_IO).
   void merge(const Hash& head, const std::vector<std::int32_t>& chunk_ends) {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_merge(h_.get("block store"), head.data(), chunk_ends.data(),
-                                          chunk_ends.size(), err.out());
-    err.check(st);
+    detail::call(tzs_block_store_merge, h_.get("block store"), head.data(), chunk_ends.data(),
+                 chunk_ends.size());
   }
 
   /// Waits for the running merge, if any; throws its error.
-  void await_merge() {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_await_merge(h_.get("block store"), err.out());
-    err.check(st);
-  }
+  void await_merge() { detail::call(tzs_block_store_await_merge, h_.get("block store")); }
 
   /// Starts a merge as merge() does and returns a future that becomes
   /// ready when it ends: get() returns, or throws the error the merge
@@ -184,9 +157,7 @@ class BlockStore {
   /// Levels, counts, bytes on disk and merge counters.
   BlockStoreStats stats() const {
     tzs_block_store_stats c{};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_read_stats(h_.get("block store"), &c, err.out());
-    err.check(st);
+    detail::call(tzs_block_store_read_stats, h_.get("block store"), &c);
     return BlockStoreStats{c.cemented_lowest, c.cemented_highest, c.cemented_blocks,
                            c.floating_blocks, c.bytes_on_disk,    c.merges_done,
                            c.last_merge_ms,   c.merging};
@@ -195,9 +166,7 @@ class BlockStore {
   /// Checks every invariant; with `repair` (read-write handles) removes
   /// orphan stores. Throws Error(TZS_CORRUPTED) listing the problems left.
   void check(bool repair = false) {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_block_store_check(h_.get("block store"), repair, err.out());
-    err.check(st);
+    detail::call(tzs_block_store_check, h_.get("block store"), repair);
   }
 
   /// Closes now, after a running merge (also done by the destructor); later

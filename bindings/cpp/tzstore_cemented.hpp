@@ -1,7 +1,7 @@
 // tzstore_cemented.hpp: tzstore::Cemented, the C++17 wrapper of
 // tzs_cemented (finalized blocks in chunk files by level, two indexes,
-// metadata in zstd zips). Same error model and handle rules as
-// tzstore.hpp; HistoryMode comes from tzstore_block_store.hpp.
+// metadata in zstd zips). Same error model and handle rules as the whole
+// binding (see tzstore_common.hpp); tzstore.hpp includes it.
 #ifndef TZSTORE_CEMENTED_HPP
 #define TZSTORE_CEMENTED_HPP
 
@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tzstore.hpp"
-#include "tzstore_block_store.hpp"
+#include "tzstore_common.hpp"
 
 namespace tzstore {
 
@@ -38,45 +37,39 @@ class Cemented {
   /// TZS_CORRUPTED, TZS_IO, ...).
   explicit Cemented(const std::string& dir, Flags flags = 0, std::uint64_t log_size = 0) {
     tzs_cemented* p = nullptr;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_open(detail::c_path(dir), flags, log_size, &p, err.out());
-    err.check(st);
+    detail::call(tzs_cemented_open, detail::c_path(dir), flags, log_size, &p);
     h_.reset(p);
   }
 
   /// The lowest cemented level, or std::nullopt when the store is empty.
   std::optional<std::int32_t> lowest_level() const {
     std::int32_t out = 0;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_lowest_level(h_.get("cemented store"), &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_lowest_level, h_.get("cemented store"), &out))
+      return std::nullopt;
     return out;
   }
 
   /// The highest cemented level, or std::nullopt when the store is empty.
   std::optional<std::int32_t> highest_level() const {
     std::int32_t out = 0;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_highest_level(h_.get("cemented store"), &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_highest_level, h_.get("cemented store"), &out))
+      return std::nullopt;
     return out;
   }
 
   /// The level of a cemented block, or std::nullopt.
   std::optional<std::int32_t> level_of(const Hash& hash) const {
     std::int32_t out = 0;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_level_of(h_.get("cemented store"), hash.data(), &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_level_of, h_.get("cemented store"), hash.data(), &out))
+      return std::nullopt;
     return out;
   }
 
   /// The hash of the cemented block at `level`, or std::nullopt.
   std::optional<Hash> hash_of(std::int32_t level) const {
     Hash out{};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_hash_of(h_.get("cemented store"), level, out.data(), err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_hash_of, h_.get("cemented store"), level, out.data()))
+      return std::nullopt;
     return out;
   }
 
@@ -85,20 +78,18 @@ class Cemented {
   /// metadata entry.
   std::optional<Block> read_by_level(std::int32_t level, bool read_metadata = true) const {
     tzs_block out{};
-    detail::ErrorSlot err;
-    tzs_status st =
-        tzs_cemented_read_by_level(h_.get("cemented store"), level, read_metadata, &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_read_by_level, h_.get("cemented store"), level,
+                            read_metadata, &out))
+      return std::nullopt;
     return detail::take_block(out);
   }
 
   /// The cemented block `hash`, or std::nullopt.
   std::optional<Block> read_by_hash(const Hash& hash, bool read_metadata = true) const {
     tzs_block out{};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_read_by_hash(h_.get("cemented store"), hash.data(), read_metadata,
-                                              &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_read_by_hash, h_.get("cemented store"), hash.data(),
+                            read_metadata, &out))
+      return std::nullopt;
     return detail::take_block(out);
   }
 
@@ -106,9 +97,8 @@ class Cemented {
   /// stored (none given, not cemented, or dropped by GC).
   std::optional<std::vector<std::uint8_t>> read_metadata(std::int32_t level) const {
     tzs_bytes out{nullptr, 0};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_read_metadata(h_.get("cemented store"), level, &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_read_metadata, h_.get("cemented store"), level, &out))
+      return std::nullopt;
     return detail::take_bytes(out);
   }
 
@@ -123,10 +113,8 @@ class Cemented {
     std::vector<tzs_block> views;
     views.reserve(blocks.size());
     for (const Block& b : blocks) views.push_back(detail::block_view(b));
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_cement(h_.get("cemented store"), views.data(), views.size(),
-                                        write_metadata, check_consistency, err.out());
-    err.check(st);
+    detail::call(tzs_cemented_cement, h_.get("cemented store"), views.data(), views.size(),
+                 write_metadata, check_consistency);
   }
 
   /// The store's chunks, ascending.
@@ -137,9 +125,8 @@ class Cemented {
   /// The chunk holding `level`, or std::nullopt.
   std::optional<Chunk> find_chunk(std::int32_t level) const {
     tzs_chunk out{};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_find_chunk(h_.get("cemented store"), level, &out, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_cemented_find_chunk, h_.get("cemented store"), level, &out))
+      return std::nullopt;
     return Chunk{out.start_level, out.end_level};
   }
 
@@ -147,10 +134,8 @@ class Cemented {
   /// all but the last `offset` chunks, ROLLING all but the last `offset`
   /// chunks. Readers in other threads keep working meanwhile.
   void gc(HistoryMode mode, std::uint32_t offset) {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_gc(h_.get("cemented store"), static_cast<tzs_history_mode>(mode),
-                                    offset, err.out());
-    err.check(st);
+    detail::call(tzs_cemented_gc, h_.get("cemented store"), static_cast<tzs_history_mode>(mode),
+                 offset);
   }
 
   /// Checks every chunk, block and index entry; throws the first problem
@@ -158,10 +143,8 @@ class Cemented {
   /// block `genesis` (if given) and the lowest stored block need no
   /// predecessor below them.
   void check_consistency(const std::optional<Hash>& genesis = std::nullopt) const {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_check_consistency(h_.get("cemented store"),
-                                                   genesis ? genesis->data() : nullptr, err.out());
-    err.check(st);
+    detail::call(tzs_cemented_check_consistency, h_.get("cemented store"),
+                 genesis ? genesis->data() : nullptr);
   }
 
   /// Calls `f(const Block&)` for every block of `chunk` (exactly one of the
@@ -170,18 +153,14 @@ class Cemented {
   template <typename F>
   bool for_each(const Chunk& chunk, F&& f, bool read_metadata = true) const {
     tzs_cemented_iter* p = nullptr;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_iter_new(h_.get("cemented store"),
-                                          tzs_chunk{chunk.start_level, chunk.end_level},
-                                          read_metadata, &p, err.out());
-    if (!err.check_found(st)) return false;
+    if (!detail::call_found(tzs_cemented_iter_new, h_.get("cemented store"),
+                            tzs_chunk{chunk.start_level, chunk.end_level}, read_metadata, &p))
+      return false;
     detail::Handle<tzs_cemented_iter, tzs_cemented_iter_free> it(p);
     for (;;) {
       tzs_block out{};
-      detail::ErrorSlot e;
-      tzs_status s = tzs_cemented_iter_next(it.raw(), &out, e.out());
-      if (s == TZS_DONE) return true;
-      e.check(s);
+      if (detail::call_status({TZS_DONE}, tzs_cemented_iter_next, it.raw(), &out) == TZS_DONE)
+        return true;
       Block b = detail::take_block(out);
       f(static_cast<const Block&>(b));
     }
@@ -189,17 +168,11 @@ class Cemented {
 
   /// Sets the zstd level (1..=22) of metadata written from now on.
   void set_zstd_level(std::int32_t level) {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_set_zstd_level(h_.get("cemented store"), level, err.out());
-    err.check(st);
+    detail::call(tzs_cemented_set_zstd_level, h_.get("cemented store"), level);
   }
 
   /// Read-only handles: loads what the writer cemented or dropped since.
-  void sync() {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_cemented_sync(h_.get("cemented store"), err.out());
-    err.check(st);
-  }
+  void sync() { detail::call(tzs_cemented_sync, h_.get("cemented store")); }
 
   /// Closes now (also done by the destructor); later calls throw TZS_CLOSED.
   void close() noexcept { h_.reset(); }
@@ -210,9 +183,7 @@ class Cemented {
  private:
   std::vector<Chunk> list(tzs_status (*fn)(tzs_cemented*, tzs_chunk_list**, tzs_error**)) const {
     tzs_chunk_list* p = nullptr;
-    detail::ErrorSlot err;
-    tzs_status st = fn(h_.get("cemented store"), &p, err.out());
-    err.check(st);
+    detail::call(fn, h_.get("cemented store"), &p);
     detail::Handle<tzs_chunk_list, tzs_chunk_list_free> owner(p);
     std::vector<Chunk> out(tzs_chunk_list_len(p));
     for (std::size_t i = 0; i < out.size(); ++i) {

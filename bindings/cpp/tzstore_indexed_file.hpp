@@ -1,7 +1,7 @@
 // tzstore_indexed_file.hpp: tzstore::IndexedFile, the C++17 wrapper of
 // tzs_indexed_file (values appended to one file, found through an index of
 // key -> offset and a fixed-size header). Same error model and handle rules
-// as tzstore.hpp, which it includes.
+// as the whole binding (see tzstore_common.hpp); tzstore.hpp includes it.
 #ifndef TZSTORE_INDEXED_FILE_HPP
 #define TZSTORE_INDEXED_FILE_HPP
 
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "tzstore.hpp"
+#include "tzstore_common.hpp"
 
 namespace tzstore {
 
@@ -36,28 +36,23 @@ class IndexedFile {
               Flags flags = 0, std::uint64_t log_size = 0)
       : header_size_(header_size) {
     tzs_indexed_file* p = nullptr;
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_open(detail::c_path(dir), key_size, header_size, flags,
-                                          log_size, &p, err.out());
-    err.check(st);
+    detail::call(tzs_indexed_file_open, detail::c_path(dir), key_size, header_size, flags,
+                 log_size, &p);
     h_.reset(p);
   }
 
   /// Whether `key` is stored. Throws Error(TZS_INVALID_ARGUMENT) for a key
   /// of the wrong size.
   bool mem(ByteView key) const {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_mem(h_.get("indexed file"), key.data, key.size, err.out());
-    return err.check_found(st);
+    return detail::call_found(tzs_indexed_file_mem, h_.get("indexed file"), key.data, key.size);
   }
 
   /// The header of `key` (from the index alone), or std::nullopt.
   std::optional<std::vector<std::uint8_t>> header(ByteView key) const {
     std::vector<std::uint8_t> out(header_size_);
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_header(h_.get("indexed file"), key.data, key.size, out.data(),
-                                            out.size(), err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_indexed_file_header, h_.get("indexed file"), key.data, key.size,
+                            out.data(), out.size()))
+      return std::nullopt;
     return out;
   }
 
@@ -65,10 +60,9 @@ class IndexedFile {
   /// the stored value fails its checksum.
   std::optional<std::vector<std::uint8_t>> read(ByteView key) const {
     tzs_bytes v{nullptr, 0};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_read(h_.get("indexed file"), key.data, key.size, &v, nullptr,
-                                          0, err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_indexed_file_read, h_.get("indexed file"), key.data, key.size, &v,
+                            nullptr, 0))
+      return std::nullopt;
     return detail::take_bytes(v);
   }
 
@@ -77,10 +71,9 @@ class IndexedFile {
       ByteView key) const {
     std::vector<std::uint8_t> header(header_size_);
     tzs_bytes v{nullptr, 0};
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_read(h_.get("indexed file"), key.data, key.size, &v,
-                                          header.data(), header.size(), err.out());
-    if (!err.check_found(st)) return std::nullopt;
+    if (!detail::call_found(tzs_indexed_file_read, h_.get("indexed file"), key.data, key.size, &v,
+                            header.data(), header.size()))
+      return std::nullopt;
     return std::make_pair(std::move(header), detail::take_bytes(v));
   }
 
@@ -100,18 +93,10 @@ class IndexedFile {
   }
 
   /// Makes every append so far durable.
-  void flush() {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_flush(h_.get("indexed file"), err.out());
-    err.check(st);
-  }
+  void flush() { detail::call(tzs_indexed_file_flush, h_.get("indexed file")); }
 
   /// Read-only handles: loads what the writer flushed since.
-  void sync() {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_sync(h_.get("indexed file"), err.out());
-    err.check(st);
-  }
+  void sync() { detail::call(tzs_indexed_file_sync, h_.get("indexed file")); }
 
   /// Starts a compaction keeping the keys for which `keep(key)` (a
   /// `const std::vector<uint8_t>&`) returns true. `keep` runs on this
@@ -139,24 +124,25 @@ class IndexedFile {
         return true;
       }
     };
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_gc(h_.get("indexed file"), trampoline, &ctx, err.out());
+    try {
+      detail::call(tzs_indexed_file_gc, h_.get("indexed file"), trampoline, &ctx);
+    } catch (const Error&) {
+      // A failed compaction reports keep's exception, which came first.
+      if (ctx.error) std::rethrow_exception(ctx.error);
+      throw;
+    }
     if (ctx.error) {
-      if (st == TZS_OK) {
-        detail::ErrorSlot ignored;
-        tzs_indexed_file_await_gc(h_.get("indexed file"), ignored.out());
+      try {
+        await_gc();
+      } catch (const Error&) {
+        // keep's exception is the one to report.
       }
       std::rethrow_exception(ctx.error);
     }
-    err.check(st);
   }
 
   /// Waits for the running compaction, if any; throws its error.
-  void await_gc() {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_await_gc(h_.get("indexed file"), err.out());
-    err.check(st);
-  }
+  void await_gc() { detail::call(tzs_indexed_file_await_gc, h_.get("indexed file")); }
 
   std::uint32_t header_size() const noexcept { return header_size_; }
 
@@ -176,10 +162,8 @@ class IndexedFile {
 
   void append_raw(ByteView key, const std::uint8_t* header, std::size_t header_len, ByteView value,
                   bool flush) {
-    detail::ErrorSlot err;
-    tzs_status st = tzs_indexed_file_append(h_.get("indexed file"), key.data, key.size, header,
-                                            header_len, value.data, value.size, flush, err.out());
-    err.check(st);
+    detail::call(tzs_indexed_file_append, h_.get("indexed file"), key.data, key.size, header,
+                 header_len, value.data, value.size, flush);
   }
 
   detail::Handle<tzs_indexed_file, tzs_indexed_file_close> h_;

@@ -1,25 +1,14 @@
 package tzstore
 
 /*
-#include <stdlib.h>
-#include <string.h>
 #include "tzstore.h"
+#include "block_arg.h"
 
-// Builds the tzs_block on the C stack, so that Go passes its buffers as
-// plain arguments (cgo forbids passing Go memory that holds Go pointers).
 static tzs_status tzs_go_block_store_store(tzs_block_store *s, const uint8_t *hash, int32_t level,
     const uint8_t *pred, uint8_t *contents, size_t contents_len, bool has_metadata,
     uint8_t *metadata, size_t metadata_len, bool flush, tzs_error **err) {
-  tzs_block b;
-  memset(&b, 0, sizeof b);
-  memcpy(b.hash, hash, 32);
-  b.level = level;
-  memcpy(b.predecessor, pred, 32);
-  b.contents.ptr = contents;
-  b.contents.len = contents_len;
-  b.has_metadata = has_metadata;
-  b.metadata.ptr = metadata;
-  b.metadata.len = metadata_len;
+  tzs_block b = tzs_go_block(hash, level, pred, contents, contents_len, has_metadata, metadata,
+      metadata_len);
   return tzs_block_store_store_with(s, &b, flush, err);
 }
 */
@@ -27,7 +16,6 @@ import "C"
 
 import (
 	"fmt"
-	"runtime"
 	"unsafe"
 )
 
@@ -102,11 +90,6 @@ type BlockStore struct {
 // ErrInvalidArgument (unknown flags, history mode or zstd level),
 // ErrCorrupted, ErrIO.
 func OpenBlockStore(dir string, opts BlockStoreOptions) (*BlockStore, error) {
-	cdir, err := cPath(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(unsafe.Pointer(cdir))
 	o := C.tzs_block_store_options{
 		flags:          C.uint32_t(opts.Flags),
 		history_mode:   C.uint32_t(opts.HistoryMode),
@@ -115,13 +98,13 @@ func OpenBlockStore(dir string, opts BlockStoreOptions) (*BlockStore, error) {
 		index_log_size: C.uint64_t(opts.IndexLogSize),
 		zstd_level:     C.int32_t(opts.ZstdLevel),
 	}
-	var p *C.tzs_block_store
-	var e *C.tzs_error
-	if err := check(C.tzs_block_store_open(cdir, &o, &p, &e), e); err != nil {
+	h, err := openHandle(dir, "block store", func(cdir *C.char, p **C.tzs_block_store, e cErrOut) cStatus {
+		return C.tzs_block_store_open(cdir, &o, p, e)
+	}, func(p *C.tzs_block_store) { C.tzs_block_store_close(p) })
+	if err != nil {
 		return nil, err
 	}
-	closeFn := func(p *C.tzs_block_store) { C.tzs_block_store_close(p) }
-	return &BlockStore{h: newHandle(p, "block store "+dir, closeFn)}, nil
+	return &BlockStore{h: h}, nil
 }
 
 // Store stores b (durable on return unless opened with NoFsync); the
@@ -139,50 +122,25 @@ func (s *BlockStore) Store(b *Block) error {
 // later flushed store or Flush has returned, so a burst of blocks costs one
 // fsync.
 func (s *BlockStore) StoreWith(b *Block, flush bool) error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	contents, contentsLen := bytesArg(b.Contents)
-	metadata, metadataLen := bytesArg(b.Metadata)
-	var e *C.tzs_error
-	st := C.tzs_go_block_store_store(p, (*C.uint8_t)(unsafe.Pointer(&b.Hash[0])), C.int32_t(b.Level),
-		(*C.uint8_t)(unsafe.Pointer(&b.Predecessor[0])), contents, contentsLen,
-		C.bool(b.Metadata != nil), metadata, metadataLen, C.bool(flush), &e)
-	runtime.KeepAlive(s)
-	runtime.KeepAlive(b)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
+		contents, contentsLen := bytesArg(b.Contents)
+		metadata, metadataLen := bytesArg(b.Metadata)
+		return C.tzs_go_block_store_store(p, hashArg(&b.Hash), C.int32_t(b.Level), hashArg(&b.Predecessor),
+			contents, contentsLen, C.bool(b.Metadata != nil), metadata, metadataLen, C.bool(flush), e)
+	})
 }
 
 // Flush makes every block stored so far durable (one fsync). ErrReadOnly
 // on a read-only handle.
 func (s *BlockStore) Flush() error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	var e *C.tzs_error
-	st := C.tzs_block_store_flush(p, &e)
-	runtime.KeepAlive(s)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus { return C.tzs_block_store_flush(p, e) })
 }
 
 // Mem reports whether the block is stored (floating or cemented).
 func (s *BlockStore) Mem(hash Hash) (bool, error) {
-	p, err := s.h.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer s.h.done()
-	var e *C.tzs_error
-	st := C.tzs_block_store_mem(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), &e)
-	runtime.KeepAlive(s)
-	if st == C.TZS_NOT_FOUND {
-		return false, nil
-	}
-	return st == C.TZS_OK, check(st, e)
+	return callMem(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
+		return C.tzs_block_store_mem(p, hashArg(&hash), e)
+	})
 }
 
 // Read returns the block distance blocks below hash (0 = the block
@@ -191,38 +149,17 @@ func (s *BlockStore) Mem(hash Hash) (bool, error) {
 // rolling GC. During a merge it sees the state before or after it. Errors:
 // ErrCorrupted, ErrIO.
 func (s *BlockStore) Read(hash Hash, distance uint32, readMetadata bool) (*Block, error) {
-	p, err := s.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.h.done()
-	var out C.tzs_block
-	var e *C.tzs_error
-	st := C.tzs_block_store_read(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), C.uint32_t(distance),
-		C.bool(readMetadata), &out, &e)
-	runtime.KeepAlive(s)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBlock(&out), nil
+	return callOut(s.h, func(p *C.tzs_block_store, out *C.tzs_block, e cErrOut) cStatus {
+		return C.tzs_block_store_read(p, hashArg(&hash), C.uint32_t(distance), C.bool(readMetadata), out, e)
+	}, takeBlock)
 }
 
 // ReadByLevel returns the cemented block at level, or ErrNotFound if that
 // level is not cemented (yet, or any more).
 func (s *BlockStore) ReadByLevel(level int32, readMetadata bool) (*Block, error) {
-	p, err := s.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.h.done()
-	var out C.tzs_block
-	var e *C.tzs_error
-	st := C.tzs_block_store_read_by_level(p, C.int32_t(level), C.bool(readMetadata), &out, &e)
-	runtime.KeepAlive(s)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBlock(&out), nil
+	return callOut(s.h, func(p *C.tzs_block_store, out *C.tzs_block, e cErrOut) cStatus {
+		return C.tzs_block_store_read_by_level(p, C.int32_t(level), C.bool(readMetadata), out, e)
+	}, takeBlock)
 }
 
 // Merge starts a background merge: it cements the ancestors of head up to
@@ -234,34 +171,18 @@ func (s *BlockStore) ReadByLevel(level int32, readMetadata bool) (*Block, error)
 // not increasing, last end above the head), ErrNotFound (head not stored),
 // ErrInconsistent, ErrReadOnly, ErrIO.
 func (s *BlockStore) Merge(head Hash, chunkEnds []int32) error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	var ends *C.int32_t
-	if len(chunkEnds) > 0 {
-		ends = (*C.int32_t)(unsafe.Pointer(&chunkEnds[0]))
-	}
-	var e *C.tzs_error
-	st := C.tzs_block_store_merge(p, (*C.uint8_t)(unsafe.Pointer(&head[0])), ends,
-		C.size_t(len(chunkEnds)), &e)
-	runtime.KeepAlive(s)
-	runtime.KeepAlive(chunkEnds)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
+		var ends *C.int32_t
+		if len(chunkEnds) > 0 {
+			ends = (*C.int32_t)(unsafe.Pointer(&chunkEnds[0]))
+		}
+		return C.tzs_block_store_merge(p, hashArg(&head), ends, C.size_t(len(chunkEnds)), e)
+	})
 }
 
 // AwaitMerge waits for the running merge, if any, and returns its error.
 func (s *BlockStore) AwaitMerge() error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	var e *C.tzs_error
-	st := C.tzs_block_store_await_merge(p, &e)
-	runtime.KeepAlive(s)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus { return C.tzs_block_store_await_merge(p, e) })
 }
 
 // MergeAsync starts a merge as Merge does and returns a channel that
@@ -285,42 +206,28 @@ func (s *BlockStore) MergeAsync(head Hash, chunkEnds []int32) <-chan error {
 
 // Stats returns levels, counts, bytes on disk and merge counters.
 func (s *BlockStore) Stats() (BlockStoreStats, error) {
-	p, err := s.h.acquire()
-	if err != nil {
-		return BlockStoreStats{}, err
-	}
-	defer s.h.done()
-	var out C.tzs_block_store_stats
-	var e *C.tzs_error
-	st := C.tzs_block_store_read_stats(p, &out, &e)
-	runtime.KeepAlive(s)
-	if err := check(st, e); err != nil {
-		return BlockStoreStats{}, err
-	}
-	return BlockStoreStats{
-		CementedLowest:  int32(out.cemented_lowest),
-		CementedHighest: int32(out.cemented_highest),
-		CementedBlocks:  uint64(out.cemented_blocks),
-		FloatingBlocks:  uint64(out.floating_blocks),
-		BytesOnDisk:     uint64(out.bytes_on_disk),
-		MergesDone:      uint64(out.merges_done),
-		LastMergeMs:     uint64(out.last_merge_ms),
-		Merging:         bool(out.merging),
-	}, nil
+	return callOut(s.h, func(p *C.tzs_block_store, out *C.tzs_block_store_stats, e cErrOut) cStatus {
+		return C.tzs_block_store_read_stats(p, out, e)
+	}, func(out *C.tzs_block_store_stats) BlockStoreStats {
+		return BlockStoreStats{
+			CementedLowest:  int32(out.cemented_lowest),
+			CementedHighest: int32(out.cemented_highest),
+			CementedBlocks:  uint64(out.cemented_blocks),
+			FloatingBlocks:  uint64(out.floating_blocks),
+			BytesOnDisk:     uint64(out.bytes_on_disk),
+			MergesDone:      uint64(out.merges_done),
+			LastMergeMs:     uint64(out.last_merge_ms),
+			Merging:         bool(out.merging),
+		}
+	})
 }
 
 // Check checks every invariant; with repair (read-write handles) it
 // removes orphan stores. ErrCorrupted lists the problems left.
 func (s *BlockStore) Check(repair bool) error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	var e *C.tzs_error
-	st := C.tzs_block_store_check(p, C.bool(repair), &e)
-	runtime.KeepAlive(s)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
+		return C.tzs_block_store_check(p, C.bool(repair), e)
+	})
 }
 
 // Close releases the handle and its lock, after calls in progress and a

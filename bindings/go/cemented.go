@@ -6,10 +6,7 @@ package tzstore
 */
 import "C"
 
-import (
-	"runtime"
-	"unsafe"
-)
+import "unsafe"
 
 // Chunk is the levels of a cemented chunk, inclusive on both ends
 // (tzs_chunk).
@@ -31,38 +28,24 @@ type Cemented struct {
 // ErrLocked, ErrNotFound (read-only open of a missing store),
 // ErrCorrupted, ErrIO, ErrInvalidArgument.
 func OpenCemented(dir string, flags Flags, logSize uint64) (*Cemented, error) {
-	cdir, err := cPath(dir)
+	h, err := openHandle(dir, "cemented store", func(cdir *C.char, p **C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_open(cdir, C.uint32_t(flags), C.uint64_t(logSize), p, e)
+	}, func(p *C.tzs_cemented) { C.tzs_cemented_close(p) })
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(cdir))
-	var p *C.tzs_cemented
-	var e *C.tzs_error
-	if err := check(C.tzs_cemented_open(cdir, C.uint32_t(flags), C.uint64_t(logSize), &p, &e), e); err != nil {
-		return nil, err
-	}
-	closeFn := func(p *C.tzs_cemented) { C.tzs_cemented_close(p) }
-	return &Cemented{h: newHandle(p, "cemented store "+dir, closeFn)}, nil
+	return &Cemented{h: h}, nil
 }
 
 // level runs a C call writing one level.
-func (c *Cemented) level(call func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status) (int32, error) {
-	p, err := c.h.acquire()
-	if err != nil {
-		return 0, err
-	}
-	defer c.h.done()
-	var out C.int32_t
-	var e *C.tzs_error
-	st := call(p, &out, &e)
-	runtime.KeepAlive(c)
-	return int32(out), check(st, e)
+func (c *Cemented) level(f func(p *C.tzs_cemented, out *C.int32_t, e cErrOut) cStatus) (int32, error) {
+	return callOut(c.h, f, func(l *C.int32_t) int32 { return int32(*l) })
 }
 
 // LowestLevel returns the lowest cemented level, or ErrNotFound when the
 // store is empty.
 func (c *Cemented) LowestLevel() (int32, error) {
-	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status {
+	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e cErrOut) cStatus {
 		return C.tzs_cemented_lowest_level(p, out, e)
 	})
 }
@@ -70,84 +53,49 @@ func (c *Cemented) LowestLevel() (int32, error) {
 // HighestLevel returns the highest cemented level, or ErrNotFound when the
 // store is empty.
 func (c *Cemented) HighestLevel() (int32, error) {
-	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status {
+	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e cErrOut) cStatus {
 		return C.tzs_cemented_highest_level(p, out, e)
 	})
 }
 
 // LevelOf returns the level of a cemented block, or ErrNotFound.
 func (c *Cemented) LevelOf(hash Hash) (int32, error) {
-	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e **C.tzs_error) C.tzs_status {
-		return C.tzs_cemented_level_of(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), out, e)
+	return c.level(func(p *C.tzs_cemented, out *C.int32_t, e cErrOut) cStatus {
+		return C.tzs_cemented_level_of(p, hashArg(&hash), out, e)
 	})
 }
 
 // HashOf returns the hash of the cemented block at level, or ErrNotFound.
 func (c *Cemented) HashOf(level int32) (Hash, error) {
 	var h Hash
-	p, err := c.h.acquire()
-	if err != nil {
-		return h, err
-	}
-	defer c.h.done()
-	var e *C.tzs_error
-	st := C.tzs_cemented_hash_of(p, C.int32_t(level), (*C.uint8_t)(unsafe.Pointer(&h[0])), &e)
-	runtime.KeepAlive(c)
-	return h, check(st, e)
+	err := call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_hash_of(p, C.int32_t(level), hashArg(&h), e)
+	})
+	return h, err
 }
 
 // ReadByLevel returns the block at level (with its stored metadata if
 // readMetadata), or ErrNotFound. ErrCorrupted: a damaged record or
 // metadata entry.
 func (c *Cemented) ReadByLevel(level int32, readMetadata bool) (*Block, error) {
-	p, err := c.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer c.h.done()
-	var out C.tzs_block
-	var e *C.tzs_error
-	st := C.tzs_cemented_read_by_level(p, C.int32_t(level), C.bool(readMetadata), &out, &e)
-	runtime.KeepAlive(c)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBlock(&out), nil
+	return callOut(c.h, func(p *C.tzs_cemented, out *C.tzs_block, e cErrOut) cStatus {
+		return C.tzs_cemented_read_by_level(p, C.int32_t(level), C.bool(readMetadata), out, e)
+	}, takeBlock)
 }
 
 // ReadByHash returns the cemented block hash, or ErrNotFound.
 func (c *Cemented) ReadByHash(hash Hash, readMetadata bool) (*Block, error) {
-	p, err := c.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer c.h.done()
-	var out C.tzs_block
-	var e *C.tzs_error
-	st := C.tzs_cemented_read_by_hash(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), C.bool(readMetadata), &out, &e)
-	runtime.KeepAlive(c)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBlock(&out), nil
+	return callOut(c.h, func(p *C.tzs_cemented, out *C.tzs_block, e cErrOut) cStatus {
+		return C.tzs_cemented_read_by_hash(p, hashArg(&hash), C.bool(readMetadata), out, e)
+	}, takeBlock)
 }
 
 // ReadMetadata returns the metadata of the block at level, or ErrNotFound
 // if it has none stored (none given, not cemented, or dropped by GC).
 func (c *Cemented) ReadMetadata(level int32) ([]byte, error) {
-	p, err := c.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer c.h.done()
-	var out C.tzs_bytes
-	var e *C.tzs_error
-	st := C.tzs_cemented_read_metadata(p, C.int32_t(level), &out, &e)
-	runtime.KeepAlive(c)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBytes(&out), nil
+	return callOut(c.h, func(p *C.tzs_cemented, out *C.tzs_bytes, e cErrOut) cStatus {
+		return C.tzs_cemented_read_metadata(p, C.int32_t(level), out, e)
+	}, takeBytes)
 }
 
 // Cement stores blocks of consecutive levels, in order, as one chunk
@@ -188,42 +136,34 @@ func (c *Cemented) Cement(blocks []*Block, writeMetadata, checkConsistency bool)
 		v.has_metadata = C.bool(b.Metadata != nil)
 		v.metadata = copyIn(b.Metadata)
 	}
-	p, err := c.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer c.h.done()
-	var e *C.tzs_error
-	st := C.tzs_cemented_cement(p, arr, C.size_t(n), C.bool(writeMetadata), C.bool(checkConsistency), &e)
-	runtime.KeepAlive(c)
-	return check(st, e)
+	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_cement(p, arr, C.size_t(n), C.bool(writeMetadata), C.bool(checkConsistency), e)
+	})
 }
 
 func (c *Cemented) list(metadata bool) ([]Chunk, error) {
-	p, err := c.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer c.h.done()
-	var l *C.tzs_chunk_list
-	var e *C.tzs_error
-	var st C.tzs_status
-	if metadata {
-		st = C.tzs_cemented_metadata_chunks(p, &l, &e)
-	} else {
-		st = C.tzs_cemented_chunks(p, &l, &e)
-	}
-	runtime.KeepAlive(c)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
+	return callOut(c.h, func(p *C.tzs_cemented, l **C.tzs_chunk_list, e cErrOut) cStatus {
+		if metadata {
+			return C.tzs_cemented_metadata_chunks(p, l, e)
+		}
+		return C.tzs_cemented_chunks(p, l, e)
+	}, takeChunks)
+}
+
+// takeChunks copies a library-allocated chunk list into Go memory and frees
+// it.
+func takeChunks(out **C.tzs_chunk_list) []Chunk {
+	l := *out
 	defer C.tzs_chunk_list_free(l)
-	out := make([]Chunk, int(C.tzs_chunk_list_len(l)))
-	for i := range out {
-		ch := C.tzs_chunk_list_get(l, C.size_t(i))
-		out[i] = Chunk{StartLevel: int32(ch.start_level), EndLevel: int32(ch.end_level)}
+	chunks := make([]Chunk, int(C.tzs_chunk_list_len(l)))
+	for i := range chunks {
+		chunks[i] = goChunk(C.tzs_chunk_list_get(l, C.size_t(i)))
 	}
-	return out, nil
+	return chunks
+}
+
+func goChunk(c C.tzs_chunk) Chunk {
+	return Chunk{StartLevel: int32(c.start_level), EndLevel: int32(c.end_level)}
 }
 
 // Chunks returns the store's chunks, ascending.
@@ -234,19 +174,9 @@ func (c *Cemented) MetadataChunks() ([]Chunk, error) { return c.list(true) }
 
 // FindChunk returns the chunk holding level, or ErrNotFound.
 func (c *Cemented) FindChunk(level int32) (Chunk, error) {
-	p, err := c.h.acquire()
-	if err != nil {
-		return Chunk{}, err
-	}
-	defer c.h.done()
-	var out C.tzs_chunk
-	var e *C.tzs_error
-	st := C.tzs_cemented_find_chunk(p, C.int32_t(level), &out, &e)
-	runtime.KeepAlive(c)
-	if err := check(st, e); err != nil {
-		return Chunk{}, err
-	}
-	return Chunk{StartLevel: int32(out.start_level), EndLevel: int32(out.end_level)}, nil
+	return callOut(c.h, func(p *C.tzs_cemented, out *C.tzs_chunk, e cErrOut) cStatus {
+		return C.tzs_cemented_find_chunk(p, C.int32_t(level), out, e)
+	}, func(out *C.tzs_chunk) Chunk { return goChunk(*out) })
 }
 
 // GC applies a history mode: HistoryArchive does nothing, HistoryFull
@@ -254,15 +184,9 @@ func (c *Cemented) FindChunk(level int32) (Chunk, error) {
 // but the last offset chunks. Readers keep working meanwhile. Errors:
 // ErrInvalidArgument (unknown mode), ErrReadOnly, ErrIO.
 func (c *Cemented) GC(mode HistoryMode, offset uint32) error {
-	p, err := c.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer c.h.done()
-	var e *C.tzs_error
-	st := C.tzs_cemented_gc(p, C.tzs_history_mode(mode), C.uint32_t(offset), &e)
-	runtime.KeepAlive(c)
-	return check(st, e)
+	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_gc(p, C.tzs_history_mode(mode), C.uint32_t(offset), e)
+	})
 }
 
 // CheckConsistency checks every chunk, block and index entry and returns
@@ -270,20 +194,13 @@ func (c *Cemented) GC(mode HistoryMode, offset uint32) error {
 // where). The block genesis (if not nil) and the lowest stored block need
 // no predecessor below them.
 func (c *Cemented) CheckConsistency(genesis *Hash) error {
-	p, err := c.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer c.h.done()
-	var g *C.uint8_t
-	if genesis != nil {
-		g = (*C.uint8_t)(unsafe.Pointer(&genesis[0]))
-	}
-	var e *C.tzs_error
-	st := C.tzs_cemented_check_consistency(p, g, &e)
-	runtime.KeepAlive(c)
-	runtime.KeepAlive(genesis)
-	return check(st, e)
+	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		var g *C.uint8_t
+		if genesis != nil {
+			g = hashArg(genesis)
+		}
+		return C.tzs_cemented_check_consistency(p, g, e)
+	})
 }
 
 // ForEach calls fn for every block of chunk (exactly one of the store's
@@ -291,61 +208,34 @@ func (c *Cemented) CheckConsistency(genesis *Hash) error {
 // chunk. An error returned by fn stops the iteration and is returned. fn
 // must not Close the store (the iteration holds it).
 func (c *Cemented) ForEach(chunk Chunk, readMetadata bool, fn func(b *Block) error) error {
-	p, err := c.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer c.h.done()
-	var it *C.tzs_cemented_iter
-	var e *C.tzs_error
-	st := C.tzs_cemented_iter_new(p, C.tzs_chunk{start_level: C.int32_t(chunk.StartLevel),
-		end_level: C.int32_t(chunk.EndLevel)}, C.bool(readMetadata), &it, &e)
-	if err := check(st, e); err != nil {
-		return err
-	}
-	defer C.tzs_cemented_iter_free(it)
-	defer runtime.KeepAlive(c)
-	for {
-		var out C.tzs_block
+	return c.h.use(func(p *C.tzs_cemented) error {
+		var it *C.tzs_cemented_iter
 		var e *C.tzs_error
-		st := C.tzs_cemented_iter_next(it, &out, &e)
-		if st == C.TZS_DONE {
-			return nil
-		}
+		st := C.tzs_cemented_iter_new(p, C.tzs_chunk{start_level: C.int32_t(chunk.StartLevel),
+			end_level: C.int32_t(chunk.EndLevel)}, C.bool(readMetadata), &it, &e)
 		if err := check(st, e); err != nil {
 			return err
 		}
-		if err := fn(takeBlock(&out)); err != nil {
-			return err
-		}
-	}
+		defer C.tzs_cemented_iter_free(it)
+		var out C.tzs_block
+		return drain(func(e cErrOut) cStatus {
+			out = C.tzs_block{}
+			return C.tzs_cemented_iter_next(it, &out, e)
+		}, func() error { return fn(takeBlock(&out)) })
+	})
 }
 
 // SetZstdLevel sets the zstd level (1..=22) of metadata written from now on.
 func (c *Cemented) SetZstdLevel(level int32) error {
-	p, err := c.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer c.h.done()
-	var e *C.tzs_error
-	st := C.tzs_cemented_set_zstd_level(p, C.int32_t(level), &e)
-	runtime.KeepAlive(c)
-	return check(st, e)
+	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_set_zstd_level(p, C.int32_t(level), e)
+	})
 }
 
 // Sync loads, into a read-only handle, what the writer cemented or dropped
 // since.
 func (c *Cemented) Sync() error {
-	p, err := c.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer c.h.done()
-	var e *C.tzs_error
-	st := C.tzs_cemented_sync(p, &e)
-	runtime.KeepAlive(c)
-	return check(st, e)
+	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus { return C.tzs_cemented_sync(p, e) })
 }
 
 // Close releases the handle and its lock, after calls in progress return.

@@ -1,35 +1,21 @@
 package tzstore
 
 /*
-#include <stdlib.h>
-#include <string.h>
 #include "tzstore.h"
+#include "block_arg.h"
 
-// Builds the tzs_block on the C stack, so that Go passes its buffers as
-// plain arguments (cgo forbids passing Go memory that holds Go pointers).
 static tzs_status tzs_go_floating_append(tzs_floating *f, const uint8_t *hash, int32_t level,
     const uint8_t *pred, uint8_t *contents, size_t contents_len, bool has_metadata,
     uint8_t *metadata, size_t metadata_len, const uint8_t *preds, size_t n_preds, bool flush,
     tzs_error **err) {
-  tzs_block b;
-  memset(&b, 0, sizeof b);
-  memcpy(b.hash, hash, 32);
-  b.level = level;
-  memcpy(b.predecessor, pred, 32);
-  b.contents.ptr = contents;
-  b.contents.len = contents_len;
-  b.has_metadata = has_metadata;
-  b.metadata.ptr = metadata;
-  b.metadata.len = metadata_len;
+  tzs_block b = tzs_go_block(hash, level, pred, contents, contents_len, has_metadata, metadata,
+      metadata_len);
   return tzs_floating_append(f, &b, preds, n_preds, flush, err);
 }
 */
 import "C"
 
-import (
-	"runtime"
-	"unsafe"
-)
+import "unsafe"
 
 // Hash is a block hash (32 bytes).
 type Hash [32]byte
@@ -69,19 +55,13 @@ type Floating struct {
 // (read-only open of a missing store), ErrCorrupted, ErrIO,
 // ErrInvalidArgument.
 func OpenFloating(dir string, kind FloatingKind, flags Flags) (*Floating, error) {
-	cdir, err := cPath(dir)
+	h, err := openHandle(dir, "floating block store", func(cdir *C.char, p **C.tzs_floating, e cErrOut) cStatus {
+		return C.tzs_floating_open(cdir, C.tzs_floating_kind(kind), C.uint32_t(flags), p, e)
+	}, func(p *C.tzs_floating) { C.tzs_floating_close(p) })
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(cdir))
-	var p *C.tzs_floating
-	var e *C.tzs_error
-	st := C.tzs_floating_open(cdir, C.tzs_floating_kind(kind), C.uint32_t(flags), &p, &e)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	closeFn := func(p *C.tzs_floating) { C.tzs_floating_close(p) }
-	return &Floating{h: newHandle(p, "floating block store "+dir, closeFn)}, nil
+	return &Floating{h: h}, nil
 }
 
 // Append stores b with its predecessor list (at most 12 hashes, entry i
@@ -89,120 +69,61 @@ func OpenFloating(dir string, kind FloatingKind, flags Flags) (*Floating, error)
 // With flush, b is durable on return. Errors: ErrReadOnly,
 // ErrInvalidArgument (more than 12 predecessors), ErrNoSpace, ErrIO.
 func (f *Floating) Append(b *Block, preds []Hash, flush bool) error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	contents, contentsLen := bytesArg(b.Contents)
-	metadata, metadataLen := bytesArg(b.Metadata)
-	var predsPtr *C.uint8_t
-	if len(preds) > 0 {
-		predsPtr = (*C.uint8_t)(unsafe.Pointer(&preds[0][0]))
-	}
-	var e *C.tzs_error
-	st := C.tzs_go_floating_append(p, (*C.uint8_t)(unsafe.Pointer(&b.Hash[0])), C.int32_t(b.Level),
-		(*C.uint8_t)(unsafe.Pointer(&b.Predecessor[0])), contents, contentsLen,
-		C.bool(b.Metadata != nil), metadata, metadataLen, predsPtr, C.size_t(len(preds)),
-		C.bool(flush), &e)
-	runtime.KeepAlive(f)
-	runtime.KeepAlive(b)
-	runtime.KeepAlive(preds)
-	return check(st, e)
+	return call(f.h, func(p *C.tzs_floating, e cErrOut) cStatus {
+		contents, contentsLen := bytesArg(b.Contents)
+		metadata, metadataLen := bytesArg(b.Metadata)
+		var predsPtr *C.uint8_t
+		if len(preds) > 0 {
+			predsPtr = hashArg(&preds[0])
+		}
+		return C.tzs_go_floating_append(p, hashArg(&b.Hash), C.int32_t(b.Level), hashArg(&b.Predecessor),
+			contents, contentsLen, C.bool(b.Metadata != nil), metadata, metadataLen, predsPtr,
+			C.size_t(len(preds)), C.bool(flush), e)
+	})
 }
 
 // Flush makes every appended block durable.
 func (f *Floating) Flush() error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	var e *C.tzs_error
-	st := C.tzs_floating_flush(p, &e)
-	runtime.KeepAlive(f)
-	return check(st, e)
+	return call(f.h, func(p *C.tzs_floating, e cErrOut) cStatus { return C.tzs_floating_flush(p, e) })
 }
 
 // Sync loads, into a read-only handle, the blocks appended since open or
 // the last Sync.
 func (f *Floating) Sync() error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	var e *C.tzs_error
-	st := C.tzs_floating_sync(p, &e)
-	runtime.KeepAlive(f)
-	return check(st, e)
+	return call(f.h, func(p *C.tzs_floating, e cErrOut) cStatus { return C.tzs_floating_sync(p, e) })
 }
 
 // Mem reports whether the block with hash is stored.
 func (f *Floating) Mem(hash Hash) (bool, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer f.h.done()
-	var e *C.tzs_error
-	st := C.tzs_floating_mem(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), &e)
-	runtime.KeepAlive(f)
-	if st == C.TZS_NOT_FOUND {
-		return false, nil
-	}
-	return st == C.TZS_OK, check(st, e)
+	return callMem(f.h, func(p *C.tzs_floating, e cErrOut) cStatus {
+		return C.tzs_floating_mem(p, hashArg(&hash), e)
+	})
 }
 
 // FindPredecessors returns the block's predecessor list, or ErrNotFound.
 func (f *Floating) FindPredecessors(hash Hash) ([]Hash, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer f.h.done()
-	var out C.tzs_bytes
-	var e *C.tzs_error
-	st := C.tzs_floating_find_predecessors(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), &out, &e)
-	runtime.KeepAlive(f)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeHashes(&out), nil
+	return callOut(f.h, func(p *C.tzs_floating, out *C.tzs_bytes, e cErrOut) cStatus {
+		return C.tzs_floating_find_predecessors(p, hashArg(&hash), out, e)
+	}, takeHashes)
 }
 
 // ReadBlock returns the block, or ErrNotFound. ErrCorrupted reports a
 // damaged record (other blocks stay readable).
 func (f *Floating) ReadBlock(hash Hash) (*Block, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer f.h.done()
-	var out C.tzs_block
-	var e *C.tzs_error
-	st := C.tzs_floating_read_block(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), &out, &e)
-	runtime.KeepAlive(f)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBlock(&out), nil
+	return callOut(f.h, func(p *C.tzs_floating, out *C.tzs_block, e cErrOut) cStatus {
+		return C.tzs_floating_read_block(p, hashArg(&hash), out, e)
+	}, takeBlock)
 }
 
 // ReadBlockAndPredecessors returns the block and its predecessor list, or
 // ErrNotFound.
 func (f *Floating) ReadBlockAndPredecessors(hash Hash) (*Block, []Hash, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.h.done()
 	var out C.tzs_block
 	var preds C.tzs_bytes
-	var e *C.tzs_error
-	st := C.tzs_floating_read_block_and_predecessors(p, (*C.uint8_t)(unsafe.Pointer(&hash[0])), &out, &preds, &e)
-	runtime.KeepAlive(f)
-	if err := check(st, e); err != nil {
+	err := call(f.h, func(p *C.tzs_floating, e cErrOut) cStatus {
+		return C.tzs_floating_read_block_and_predecessors(p, hashArg(&hash), &out, &preds, e)
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return takeBlock(&out), takeHashes(&preds), nil
@@ -210,14 +131,12 @@ func (f *Floating) ReadBlockAndPredecessors(hash Hash) (*Block, []Hash, error) {
 
 // Len returns the number of blocks stored.
 func (f *Floating) Len() (uint64, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return 0, err
-	}
-	defer f.h.done()
-	n := C.tzs_floating_len(p)
-	runtime.KeepAlive(f)
-	return uint64(n), nil
+	var n C.uint64_t
+	err := f.h.use(func(p *C.tzs_floating) error {
+		n = C.tzs_floating_len(p)
+		return nil
+	})
+	return uint64(n), err
 }
 
 // ForEach calls fn for every block stored when it starts, in file order,
@@ -230,37 +149,23 @@ func (f *Floating) ForEach(fn func(b *Block, preds []Hash) error) error {
 		return err
 	}
 	defer C.tzs_floating_iter_free(it)
-	for {
-		var out C.tzs_block
-		var preds C.tzs_bytes
-		var e *C.tzs_error
-		st := C.tzs_floating_iter_next(it, &out, &preds, &e)
-		if st == C.TZS_DONE {
-			return nil
-		}
-		if err := check(st, e); err != nil {
-			return err
-		}
+	var out C.tzs_block
+	var preds C.tzs_bytes
+	return drain(func(e cErrOut) cStatus {
+		out, preds = C.tzs_block{}, C.tzs_bytes{}
+		return C.tzs_floating_iter_next(it, &out, &preds, e)
+	}, func() error {
 		b := takeBlock(&out)
-		if err := fn(b, takeHashes(&preds)); err != nil {
-			return err
-		}
-	}
+		return fn(b, takeHashes(&preds))
+	})
 }
 
 // newIter creates a C iterator; it stays valid after the store is closed,
 // so only its creation holds the handle.
 func (f *Floating) newIter() (*C.tzs_floating_iter, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer f.h.done()
-	var it *C.tzs_floating_iter
-	var e *C.tzs_error
-	st := C.tzs_floating_iter_new(p, &it, &e)
-	runtime.KeepAlive(f)
-	return it, check(st, e)
+	return callOut(f.h, func(p *C.tzs_floating, it **C.tzs_floating_iter, e cErrOut) cStatus {
+		return C.tzs_floating_iter_new(p, it, e)
+	}, deref[*C.tzs_floating_iter])
 }
 
 // Close releases the handle and its lock, after calls in progress return.

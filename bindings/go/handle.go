@@ -15,27 +15,28 @@ type handle[T any] struct {
 	what  string
 }
 
-// newHandle wraps p; a finalizer closes it if the user forgets to. The
-// store type holds the *handle, and calls runtime.KeepAlive(store) after
-// each C call, so the handle cannot be finalized during a call.
+// newHandle wraps p; a finalizer closes it if the user forgets to. Calls
+// go through use, which keeps the handle alive until C returns.
 func newHandle[T any](p *T, what string, closeFn func(*T)) *handle[T] {
 	h := &handle[T]{p: p, close: closeFn, what: what}
 	runtime.SetFinalizer(h, (*handle[T]).release)
 	return h
 }
 
-// acquire returns the live pointer with the read lock held; the caller must
-// call h.mu.RUnlock() (through done) after the C call.
-func (h *handle[T]) acquire() (*T, error) {
+// use runs f on the live C pointer with the read lock held, so Close waits
+// for it; on a closed handle it returns closedError without calling f.
+func (h *handle[T]) use(f func(p *T) error) error {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	if h.p == nil {
-		h.mu.RUnlock()
-		return nil, closedError(h.what)
+		return closedError(h.what)
 	}
-	return h.p, nil
+	err := f(h.p)
+	// The finalizer sits on h: it must not close the pointer before C
+	// returns.
+	runtime.KeepAlive(h)
+	return err
 }
-
-func (h *handle[T]) done() { h.mu.RUnlock() }
 
 // Close closes the C handle once, after calls in progress; later calls
 // are no-ops.

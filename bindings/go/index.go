@@ -1,14 +1,9 @@
 package tzstore
 
-// #include <stdlib.h>
 // #include "tzstore.h"
 import "C"
 
-import (
-	"math"
-	"runtime"
-	"unsafe"
-)
+import "math"
 
 // Index is a persistent hash table of fixed-size keys and values
 // (tzs_index, as mirage's index): Add appends to a log that is merged into
@@ -29,20 +24,14 @@ func OpenIndex(dir string, keySize, valueSize int, flags Flags, logSize uint64) 
 	if keySize < 0 || valueSize < 0 || uint64(keySize) > math.MaxUint32 || uint64(valueSize) > math.MaxUint32 {
 		return nil, &Error{Status: StatusInvalidArgument, Message: "index sizes out of range"}
 	}
-	cdir, err := cPath(dir)
+	h, err := openHandle(dir, "index", func(cdir *C.char, p **C.tzs_index, e cErrOut) cStatus {
+		return C.tzs_index_open(cdir, C.uint32_t(keySize), C.uint32_t(valueSize), C.uint32_t(flags),
+			C.uint64_t(logSize), p, e)
+	}, func(p *C.tzs_index) { C.tzs_index_close(p) })
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(cdir))
-	var p *C.tzs_index
-	var e *C.tzs_error
-	st := C.tzs_index_open(cdir, C.uint32_t(keySize), C.uint32_t(valueSize), C.uint32_t(flags),
-		C.uint64_t(logSize), &p, &e)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	closeFn := func(p *C.tzs_index) { C.tzs_index_close(p) }
-	return &Index{h: newHandle(p, "index "+dir, closeFn), keySize: keySize, valueSize: valueSize}, nil
+	return &Index{h: h, keySize: keySize, valueSize: valueSize}, nil
 }
 
 // KeySize is the size of every key in bytes.
@@ -53,37 +42,21 @@ func (x *Index) ValueSize() int { return x.valueSize }
 
 // Mem reports whether key is bound.
 func (x *Index) Mem(key []byte) (bool, error) {
-	p, err := x.h.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer x.h.done()
-	kp, kn := bytesArg(key)
-	var e *C.tzs_error
-	st := C.tzs_index_mem(p, kp, kn, &e)
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(key)
-	if st == C.TZS_NOT_FOUND {
-		return false, nil
-	}
-	return st == C.TZS_OK, check(st, e)
+	return callMem(x.h, func(p *C.tzs_index, e cErrOut) cStatus {
+		kp, kn := bytesArg(key)
+		return C.tzs_index_mem(p, kp, kn, e)
+	})
 }
 
 // Find returns the value bound to key, or ErrNotFound.
 func (x *Index) Find(key []byte) ([]byte, error) {
-	p, err := x.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer x.h.done()
-	kp, kn := bytesArg(key)
 	value := make([]byte, x.valueSize)
-	vp, vn := bytesArg(value)
-	var e *C.tzs_error
-	st := C.tzs_index_find(p, kp, kn, vp, vn, &e)
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(key)
-	if err := check(st, e); err != nil {
+	err := call(x.h, func(p *C.tzs_index, e cErrOut) cStatus {
+		kp, kn := bytesArg(key)
+		vp, vn := bytesArg(value)
+		return C.tzs_index_find(p, kp, kn, vp, vn, e)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return value, nil
@@ -93,75 +66,45 @@ func (x *Index) Find(key []byte) ([]byte, error) {
 // durable on return, with every earlier binding. Errors: ErrReadOnly,
 // ErrInvalidArgument, ErrNoSpace, ErrIO, or a failed background merge's.
 func (x *Index) Add(key, value []byte, flush bool) error {
-	p, err := x.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer x.h.done()
-	kp, kn := bytesArg(key)
-	vp, vn := bytesArg(value)
-	var e *C.tzs_error
-	st := C.tzs_index_add(p, kp, kn, vp, vn, C.bool(flush), &e)
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(key)
-	runtime.KeepAlive(value)
-	return check(st, e)
+	return call(x.h, func(p *C.tzs_index, e cErrOut) cStatus {
+		kp, kn := bytesArg(key)
+		vp, vn := bytesArg(value)
+		return C.tzs_index_add(p, kp, kn, vp, vn, C.bool(flush), e)
+	})
 }
 
 // Remove unbinds key (a no-op when unbound). Only for an index opened with
 // Removable; otherwise ErrInvalidArgument.
 func (x *Index) Remove(key []byte, flush bool) error {
-	p, err := x.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer x.h.done()
-	kp, kn := bytesArg(key)
-	var e *C.tzs_error
-	st := C.tzs_index_remove(p, kp, kn, C.bool(flush), &e)
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(key)
-	return check(st, e)
-}
-
-// simple runs a C call taking only the handle and an error slot.
-func (x *Index) simple(f func(*C.tzs_index, **C.tzs_error) C.tzs_status) error {
-	p, err := x.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer x.h.done()
-	var e *C.tzs_error
-	st := f(p, &e)
-	runtime.KeepAlive(x)
-	return check(st, e)
+	return call(x.h, func(p *C.tzs_index, e cErrOut) cStatus {
+		kp, kn := bytesArg(key)
+		return C.tzs_index_remove(p, kp, kn, C.bool(flush), e)
+	})
 }
 
 // Flush makes every binding added so far durable.
 func (x *Index) Flush() error {
-	return x.simple(func(p *C.tzs_index, e **C.tzs_error) C.tzs_status { return C.tzs_index_flush(p, e) })
+	return call(x.h, func(p *C.tzs_index, e cErrOut) cStatus { return C.tzs_index_flush(p, e) })
 }
 
 // Sync loads, into a read-only handle, what the writer has flushed since.
 func (x *Index) Sync() error {
-	return x.simple(func(p *C.tzs_index, e **C.tzs_error) C.tzs_status { return C.tzs_index_sync(p, e) })
+	return call(x.h, func(p *C.tzs_index, e cErrOut) cStatus { return C.tzs_index_sync(p, e) })
 }
 
 // AwaitMerge waits for a running background merge and returns its error.
 func (x *Index) AwaitMerge() error {
-	return x.simple(func(p *C.tzs_index, e **C.tzs_error) C.tzs_status { return C.tzs_index_await_merge(p, e) })
+	return call(x.h, func(p *C.tzs_index, e cErrOut) cStatus { return C.tzs_index_await_merge(p, e) })
 }
 
 // Len returns the number of keys bound.
 func (x *Index) Len() (uint64, error) {
-	p, err := x.h.acquire()
-	if err != nil {
-		return 0, err
-	}
-	defer x.h.done()
-	n := C.tzs_index_len(p)
-	runtime.KeepAlive(x)
-	return uint64(n), nil
+	var n C.uint64_t
+	err := x.h.use(func(p *C.tzs_index) error {
+		n = C.tzs_index_len(p)
+		return nil
+	})
+	return uint64(n), err
 }
 
 // ForEach calls fn for every binding of a snapshot taken when it starts
@@ -174,38 +117,21 @@ func (x *Index) ForEach(fn func(key, value []byte) error) error {
 		return err
 	}
 	defer C.tzs_index_iter_free(it)
-	for {
-		key := make([]byte, x.keySize)
-		value := make([]byte, x.valueSize)
+	var key, value []byte
+	return drain(func(e cErrOut) cStatus {
+		key, value = make([]byte, x.keySize), make([]byte, x.valueSize)
 		kp, kn := bytesArg(key)
 		vp, vn := bytesArg(value)
-		var e *C.tzs_error
-		st := C.tzs_index_iter_next(it, kp, kn, vp, vn, &e)
-		if st == C.TZS_DONE {
-			return nil
-		}
-		if err := check(st, e); err != nil {
-			return err
-		}
-		if err := fn(key, value); err != nil {
-			return err
-		}
-	}
+		return C.tzs_index_iter_next(it, kp, kn, vp, vn, e)
+	}, func() error { return fn(key, value) })
 }
 
 // newIter creates a snapshot iterator; it stays valid after the index is
 // closed, so only its creation holds the handle.
 func (x *Index) newIter() (*C.tzs_index_iter, error) {
-	p, err := x.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer x.h.done()
-	var it *C.tzs_index_iter
-	var e *C.tzs_error
-	st := C.tzs_index_iter_new(p, &it, &e)
-	runtime.KeepAlive(x)
-	return it, check(st, e)
+	return callOut(x.h, func(p *C.tzs_index, it **C.tzs_index_iter, e cErrOut) cStatus {
+		return C.tzs_index_iter_new(p, it, e)
+	}, deref[*C.tzs_index_iter])
 }
 
 // Close waits for calls in progress and a running merge, makes the log

@@ -2,7 +2,6 @@ package tzstore
 
 /*
 #include <stdint.h>
-#include <stdlib.h>
 #include "tzstore.h"
 
 // Defined in indexed_file_gc.c.
@@ -11,7 +10,6 @@ tzs_status tzs_go_indexed_file_gc(tzs_indexed_file *f, uintptr_t ctx, tzs_error 
 import "C"
 
 import (
-	"runtime"
 	"runtime/cgo"
 	"unsafe"
 )
@@ -36,20 +34,14 @@ type IndexedFile struct {
 // ErrInvalidArgument (sizes out of range or different from the store's),
 // ErrCorrupted, ErrIO.
 func OpenIndexedFile(dir string, keySize, headerSize uint32, flags Flags, logSize uint64) (*IndexedFile, error) {
-	cdir, err := cPath(dir)
+	h, err := openHandle(dir, "indexed file", func(cdir *C.char, p **C.tzs_indexed_file, e cErrOut) cStatus {
+		return C.tzs_indexed_file_open(cdir, C.uint32_t(keySize), C.uint32_t(headerSize), C.uint32_t(flags),
+			C.uint64_t(logSize), p, e)
+	}, func(p *C.tzs_indexed_file) { C.tzs_indexed_file_close(p) })
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(cdir))
-	var p *C.tzs_indexed_file
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_open(cdir, C.uint32_t(keySize), C.uint32_t(headerSize), C.uint32_t(flags),
-		C.uint64_t(logSize), &p, &e)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	closeFn := func(p *C.tzs_indexed_file) { C.tzs_indexed_file_close(p) }
-	return &IndexedFile{h: newHandle(p, "indexed file "+dir, closeFn), headerSize: int(headerSize)}, nil
+	return &IndexedFile{h: h, headerSize: int(headerSize)}, nil
 }
 
 // HeaderSize is the store's header size.
@@ -58,38 +50,21 @@ func (f *IndexedFile) HeaderSize() int { return f.headerSize }
 // Mem reports whether key is stored. ErrInvalidArgument: a key of the
 // wrong size.
 func (f *IndexedFile) Mem(key []byte) (bool, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer f.h.done()
-	k, kn := bytesArg(key)
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_mem(p, k, kn, &e)
-	runtime.KeepAlive(f)
-	runtime.KeepAlive(key)
-	if st == C.TZS_NOT_FOUND {
-		return false, nil
-	}
-	return st == C.TZS_OK, check(st, e)
+	return callMem(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus {
+		k, kn := bytesArg(key)
+		return C.tzs_indexed_file_mem(p, k, kn, e)
+	})
 }
 
 // Header returns the key's header, from the index alone, or ErrNotFound.
 func (f *IndexedFile) Header(key []byte) ([]byte, error) {
-	p, err := f.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer f.h.done()
-	k, kn := bytesArg(key)
 	header := make([]byte, f.headerSize)
-	hp, hn := bytesArg(header)
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_header(p, k, kn, hp, hn, &e)
-	runtime.KeepAlive(f)
-	runtime.KeepAlive(key)
-	runtime.KeepAlive(header)
-	if err := check(st, e); err != nil {
+	err := call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus {
+		k, kn := bytesArg(key)
+		hp, hn := bytesArg(header)
+		return C.tzs_indexed_file_header(p, k, kn, hp, hn, e)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return header, nil
@@ -108,36 +83,35 @@ func (f *IndexedFile) ReadWithHeader(key []byte) (header, value []byte, err erro
 }
 
 func (f *IndexedFile) read(key []byte, withHeader bool) ([]byte, []byte, error) {
-	p, err := f.h.acquire()
+	var header []byte
+	if withHeader {
+		header = make([]byte, f.headerSize)
+	}
+	value, err := callOut(f.h, func(p *C.tzs_indexed_file, out *C.tzs_bytes, e cErrOut) cStatus {
+		k, kn := bytesArg(key)
+		var hp *C.uint8_t
+		var hn C.size_t
+		if withHeader {
+			hp, hn = headerArg(header)
+		}
+		return C.tzs_indexed_file_read(p, k, kn, out, hp, hn, e)
+	}, takeBytes)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer f.h.done()
-	k, kn := bytesArg(key)
-	var header []byte
-	var hp *C.uint8_t
-	var hn C.size_t
-	if withHeader {
-		header = make([]byte, f.headerSize)
-		hp, hn = bytesArg(header)
-		if hp == nil {
-			hp = (*C.uint8_t)(unsafe.Pointer(&emptyBuffer[0]))
-		}
-	}
-	var out C.tzs_bytes
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_read(p, k, kn, &out, hp, hn, &e)
-	runtime.KeepAlive(f)
-	runtime.KeepAlive(key)
-	runtime.KeepAlive(header)
-	if err := check(st, e); err != nil {
-		return nil, nil, err
-	}
-	return header, takeBytes(&out), nil
+	return header, value, nil
 }
 
-// emptyBuffer gives a non-NULL pointer for a zero-length header: the C API
+// headerArg is bytesArg for a header buffer: never NULL, because the C API
 // reads a NULL header as "no header".
+func headerArg(header []byte) (*C.uint8_t, C.size_t) {
+	if len(header) == 0 {
+		return (*C.uint8_t)(unsafe.Pointer(&emptyBuffer[0])), 0
+	}
+	return bytesArg(header)
+}
+
+// emptyBuffer is headerArg's non-NULL pointer for an empty header.
 var emptyBuffer [1]byte
 
 // Append appends value for key with header (HeaderSize bytes), replacing
@@ -145,60 +119,36 @@ var emptyBuffer [1]byte
 // ErrInvalidArgument (wrong sizes, or a HeaderInValue store), ErrReadOnly,
 // ErrNoSpace, ErrIO.
 func (f *IndexedFile) Append(key, header, value []byte, flush bool) error {
-	hp, hn := bytesArg(header)
-	if hp == nil {
-		hp = (*C.uint8_t)(unsafe.Pointer(&emptyBuffer[0]))
-	}
-	return f.append(key, hp, hn, header, value, flush)
+	return f.append(key, header, true, value, flush)
 }
 
 // AppendValue appends, to a HeaderInValue store, a value of at least
 // HeaderSize bytes, which start with its header.
 func (f *IndexedFile) AppendValue(key, value []byte, flush bool) error {
-	return f.append(key, nil, 0, nil, value, flush)
+	return f.append(key, nil, false, value, flush)
 }
 
-func (f *IndexedFile) append(key []byte, hp *C.uint8_t, hn C.size_t, header, value []byte, flush bool) error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	k, kn := bytesArg(key)
-	v, vn := bytesArg(value)
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_append(p, k, kn, hp, hn, v, vn, C.bool(flush), &e)
-	runtime.KeepAlive(f)
-	runtime.KeepAlive(key)
-	runtime.KeepAlive(header)
-	runtime.KeepAlive(value)
-	return check(st, e)
+func (f *IndexedFile) append(key, header []byte, hasHeader bool, value []byte, flush bool) error {
+	return call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus {
+		k, kn := bytesArg(key)
+		var hp *C.uint8_t
+		var hn C.size_t
+		if hasHeader {
+			hp, hn = headerArg(header)
+		}
+		v, vn := bytesArg(value)
+		return C.tzs_indexed_file_append(p, k, kn, hp, hn, v, vn, C.bool(flush), e)
+	})
 }
 
 // Flush makes every append so far durable.
 func (f *IndexedFile) Flush() error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_flush(p, &e)
-	runtime.KeepAlive(f)
-	return check(st, e)
+	return call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus { return C.tzs_indexed_file_flush(p, e) })
 }
 
 // Sync loads, into a read-only handle, what the writer flushed since.
 func (f *IndexedFile) Sync() error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_sync(p, &e)
-	runtime.KeepAlive(f)
-	return check(st, e)
+	return call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus { return C.tzs_indexed_file_sync(p, e) })
 }
 
 // gcState is what the C callback reaches through its cgo.Handle.
@@ -236,17 +186,9 @@ func (f *IndexedFile) GC(keep func(key []byte) bool) error {
 	state := &gcState{keep: keep}
 	ctx := cgo.NewHandle(state)
 	defer ctx.Delete()
-	err := func() error {
-		p, err := f.h.acquire()
-		if err != nil {
-			return err
-		}
-		defer f.h.done()
-		var e *C.tzs_error
-		st := C.tzs_go_indexed_file_gc(p, C.uintptr_t(ctx), &e)
-		runtime.KeepAlive(f)
-		return check(st, e)
-	}()
+	err := call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus {
+		return C.tzs_go_indexed_file_gc(p, C.uintptr_t(ctx), e)
+	})
 	if state.panicked {
 		if err == nil {
 			_ = f.AwaitGC()
@@ -258,15 +200,7 @@ func (f *IndexedFile) GC(keep func(key []byte) bool) error {
 
 // AwaitGC waits for the running compaction, if any, and returns its error.
 func (f *IndexedFile) AwaitGC() error {
-	p, err := f.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer f.h.done()
-	var e *C.tzs_error
-	st := C.tzs_indexed_file_await_gc(p, &e)
-	runtime.KeepAlive(f)
-	return check(st, e)
+	return call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus { return C.tzs_indexed_file_await_gc(p, e) })
 }
 
 // Close releases the handle and its lock, after calls in progress and a

@@ -47,18 +47,13 @@ type Kv struct {
 // Errors: ErrNotFound (no such directory), ErrInvalidArgument (not a
 // directory), ErrCorrupted (malformed journal), ErrIO.
 func OpenKv(root string, flags Flags) (*Kv, error) {
-	croot, err := cPath(root)
+	h, err := openHandle(root, "kv", func(croot *C.char, p **C.tzs_kv, e cErrOut) cStatus {
+		return C.tzs_kv_open(croot, C.uint32_t(flags), p, e)
+	}, func(p *C.tzs_kv) { C.tzs_kv_close(p) })
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(croot))
-	var p *C.tzs_kv
-	var e *C.tzs_error
-	if err := check(C.tzs_kv_open(croot, C.uint32_t(flags), &p, &e), e); err != nil {
-		return nil, err
-	}
-	closeFn := func(p *C.tzs_kv) { C.tzs_kv_close(p) }
-	return &Kv{h: newHandle(p, "kv "+root, closeFn)}, nil
+	return &Kv{h: h}, nil
 }
 
 // cKey copies a key into C memory (free it with C.free).
@@ -69,106 +64,89 @@ func cKey(key string) (*C.char, error) {
 	return C.CString(key), nil
 }
 
-// withKey runs f on the live handle p and the C copy of key.
-func withKey[T any](h *handle[T], key string, f func(p *T, k *C.char) error) error {
+// withKey runs f on the C copy of key, which is checked before the handle
+// is: a key with a NUL byte is ErrInvalidArgument even on a closed handle.
+func withKey[R any](key string, f func(k *C.char) (R, error)) (R, error) {
 	ck, err := cKey(key)
 	if err != nil {
-		return err
+		var zero R
+		return zero, err
 	}
 	defer C.free(unsafe.Pointer(ck))
-	p, err := h.acquire()
-	if err != nil {
-		return err
-	}
-	defer h.done()
-	return f(p, ck)
+	return f(ck)
 }
 
-func takeEntries(e *C.tzs_kv_entries) []KvEntry {
+// callKey is call for a C call that takes a key after the handle.
+func callKey[T any](h *handle[T], key string, f func(p *T, k *C.char, e cErrOut) cStatus) error {
+	_, err := withKey(key, func(k *C.char) (struct{}, error) {
+		return struct{}{}, call(h, func(p *T, e cErrOut) cStatus { return f(p, k, e) })
+	})
+	return err
+}
+
+// callKeyOut is callOut for a C call that takes a key after the handle.
+func callKeyOut[T, O, R any](h *handle[T], key string, f func(p *T, k *C.char, out *O, e cErrOut) cStatus,
+	conv func(*O) R) (R, error) {
+	return withKey(key, func(k *C.char) (R, error) {
+		return callOut(h, func(p *T, out *O, e cErrOut) cStatus { return f(p, k, out, e) }, conv)
+	})
+}
+
+// takeEntries copies a library-allocated entry list into Go memory and
+// frees it.
+func takeEntries(out **C.tzs_kv_entries) []KvEntry {
+	e := *out
 	defer C.tzs_kv_entries_free(e)
 	n := int(C.tzs_kv_entries_len(e))
-	out := make([]KvEntry, n)
-	for i := range out {
-		out[i] = KvEntry{
+	entries := make([]KvEntry, n)
+	for i := range entries {
+		entries[i] = KvEntry{
 			Name: C.GoString(C.tzs_kv_entries_name(e, C.size_t(i))),
 			Kind: KvKind(C.tzs_kv_entries_kind(e, C.size_t(i))),
 		}
 	}
-	return out
+	return entries
 }
+
+func kvKind(k *C.tzs_kv_kind) KvKind { return KvKind(*k) }
 
 // Exists returns what key is bound to, or ErrNotFound.
 func (kv *Kv) Exists(key string) (KvKind, error) {
-	var kind C.tzs_kv_kind
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_exists(p, k, &kind, &e), e)
-	})
-	runtime.KeepAlive(kv)
-	return KvKind(kind), err
+	return callKeyOut(kv.h, key, func(p *C.tzs_kv, k *C.char, kind *C.tzs_kv_kind, e cErrOut) cStatus {
+		return C.tzs_kv_exists(p, k, kind, e)
+	}, kvKind)
 }
 
 // Get returns a copy of the value at key, or ErrNotFound. Errors:
 // ErrValueExpected (a dictionary), ErrDictionaryExpected (a parent is a
 // value).
 func (kv *Kv) Get(key string) ([]byte, error) {
-	var v []byte
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var out C.tzs_bytes
-		var e *C.tzs_error
-		if err := check(C.tzs_kv_get(p, k, &out, &e), e); err != nil {
-			return err
-		}
-		v = takeBytes(&out)
-		return nil
-	})
-	runtime.KeepAlive(kv)
-	return v, err
+	return callKeyOut(kv.h, key, func(p *C.tzs_kv, k *C.char, out *C.tzs_bytes, e cErrOut) cStatus {
+		return C.tzs_kv_get(p, k, out, e)
+	}, takeBytes)
 }
 
 // GetPartial returns up to length bytes of the value from offset (fewer
 // past the end, none beyond it), or ErrNotFound.
 func (kv *Kv) GetPartial(key string, offset, length uint64) ([]byte, error) {
-	var v []byte
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var out C.tzs_bytes
-		var e *C.tzs_error
-		if err := check(C.tzs_kv_get_partial(p, k, C.uint64_t(offset), C.uint64_t(length), &out, &e), e); err != nil {
-			return err
-		}
-		v = takeBytes(&out)
-		return nil
-	})
-	runtime.KeepAlive(kv)
-	return v, err
+	return callKeyOut(kv.h, key, func(p *C.tzs_kv, k *C.char, out *C.tzs_bytes, e cErrOut) cStatus {
+		return C.tzs_kv_get_partial(p, k, C.uint64_t(offset), C.uint64_t(length), out, e)
+	}, takeBytes)
 }
 
 // Size returns the size of the value at key, or ErrNotFound.
 func (kv *Kv) Size(key string) (uint64, error) {
-	var n C.uint64_t
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_size(p, k, &n, &e), e)
-	})
-	runtime.KeepAlive(kv)
-	return uint64(n), err
+	return callKeyOut(kv.h, key, func(p *C.tzs_kv, k *C.char, n *C.uint64_t, e cErrOut) cStatus {
+		return C.tzs_kv_size(p, k, n, e)
+	}, func(n *C.uint64_t) uint64 { return uint64(*n) })
 }
 
 // List returns the entries of the dictionary at key ("" is the root),
 // sorted by name, or ErrNotFound. ErrDictionaryExpected for a value.
 func (kv *Kv) List(key string) ([]KvEntry, error) {
-	var out []KvEntry
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var ents *C.tzs_kv_entries
-		var e *C.tzs_error
-		if err := check(C.tzs_kv_list(p, k, &ents, &e), e); err != nil {
-			return err
-		}
-		out = takeEntries(ents)
-		return nil
-	})
-	runtime.KeepAlive(kv)
-	return out, err
+	return callKeyOut(kv.h, key, func(p *C.tzs_kv, k *C.char, out **C.tzs_kv_entries, e cErrOut) cStatus {
+		return C.tzs_kv_list(p, k, out, e)
+	}, takeEntries)
 }
 
 // LastModified returns when key (for a dictionary: its latest direct
@@ -177,22 +155,18 @@ func (kv *Kv) List(key string) ([]KvEntry, error) {
 func (kv *Kv) LastModified(key string) (days int64, picoseconds uint64, err error) {
 	var d C.int64_t
 	var ps C.uint64_t
-	err = withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_last_modified(p, k, &d, &ps, &e), e)
+	err = callKey(kv.h, key, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus {
+		return C.tzs_kv_last_modified(p, k, &d, &ps, e)
 	})
-	runtime.KeepAlive(kv)
 	return int64(d), uint64(ps), err
 }
 
 // Digest returns the SHA-256 of a value, or of a dictionary's entries.
 func (kv *Kv) Digest(key string) ([32]byte, error) {
 	var d [32]byte
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_digest(p, k, (*C.uint8_t)(unsafe.Pointer(&d[0])), &e), e)
+	err := callKey(kv.h, key, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus {
+		return C.tzs_kv_digest(p, k, (*C.uint8_t)(unsafe.Pointer(&d[0])), e)
 	})
-	runtime.KeepAlive(kv)
 	return d, err
 }
 
@@ -200,64 +174,43 @@ func (kv *Kv) Digest(key string) ([32]byte, error) {
 // ErrReadOnly, ErrValueExpected (key is a dictionary), ErrDictionaryExpected
 // (a parent is a value), ErrNoSpace, ErrIO.
 func (kv *Kv) Set(key string, v []byte) error {
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
+	return callKey(kv.h, key, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus {
 		ptr, n := bytesArg(v)
-		var e *C.tzs_error
-		return check(C.tzs_kv_set(p, k, ptr, n, &e), e)
+		return C.tzs_kv_set(p, k, ptr, n, e)
 	})
-	runtime.KeepAlive(kv)
-	runtime.KeepAlive(v)
-	return err
 }
 
 // SetPartial writes v at offset of the value at key (past the end appends;
 // an unbound key is created).
 func (kv *Kv) SetPartial(key string, offset uint64, v []byte) error {
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
+	return callKey(kv.h, key, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus {
 		ptr, n := bytesArg(v)
-		var e *C.tzs_error
-		return check(C.tzs_kv_set_partial(p, k, C.uint64_t(offset), ptr, n, &e), e)
+		return C.tzs_kv_set_partial(p, k, C.uint64_t(offset), ptr, n, e)
 	})
-	runtime.KeepAlive(kv)
-	runtime.KeepAlive(v)
-	return err
 }
 
 // Remove removes a value or a whole dictionary; an unbound key is no error.
 func (kv *Kv) Remove(key string) error {
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_remove(p, k, &e), e)
-	})
-	runtime.KeepAlive(kv)
-	return err
+	return callKey(kv.h, key, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus { return C.tzs_kv_remove(p, k, e) })
 }
 
 // Rename moves from to to (onto a dictionary: inside it). Errors:
 // ErrNotFound (unbound source), ErrValueExpected, ErrKeyExists,
 // ErrInvalidArgument.
 func (kv *Kv) Rename(from, to string) error {
-	cto, err := cKey(to)
-	if err != nil {
-		return err
-	}
-	defer C.free(unsafe.Pointer(cto))
-	err = withKey(kv.h, from, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_rename(p, k, cto, &e), e)
+	_, err := withKey(to, func(cto *C.char) (struct{}, error) {
+		return struct{}{}, callKey(kv.h, from, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus {
+			return C.tzs_kv_rename(p, k, cto, e)
+		})
 	})
-	runtime.KeepAlive(kv)
 	return err
 }
 
 // Allocate binds the unbound key to size zero bytes. ErrKeyExists if bound.
 func (kv *Kv) Allocate(key string, size uint64) error {
-	err := withKey(kv.h, key, func(p *C.tzs_kv, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_allocate(p, k, C.uint64_t(size), &e), e)
+	return callKey(kv.h, key, func(p *C.tzs_kv, k *C.char, e cErrOut) cStatus {
+		return C.tzs_kv_allocate(p, k, C.uint64_t(size), e)
 	})
-	runtime.KeepAlive(kv)
-	return err
 }
 
 // Close closes the handle after calls in progress return. Closing twice is
@@ -277,67 +230,38 @@ type KvBatch struct {
 
 // Exists is Kv.Exists in the batch's view.
 func (b *KvBatch) Exists(key string) (KvKind, error) {
-	var kind C.tzs_kv_kind
-	err := withKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_batch_exists(p, k, &kind, &e), e)
-	})
-	runtime.KeepAlive(b)
-	return KvKind(kind), err
+	return callKeyOut(b.h, key, func(p *C.tzs_kv_batch, k *C.char, kind *C.tzs_kv_kind, e cErrOut) cStatus {
+		return C.tzs_kv_batch_exists(p, k, kind, e)
+	}, kvKind)
 }
 
 // Get is Kv.Get in the batch's view.
 func (b *KvBatch) Get(key string) ([]byte, error) {
-	var v []byte
-	err := withKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char) error {
-		var out C.tzs_bytes
-		var e *C.tzs_error
-		if err := check(C.tzs_kv_batch_get(p, k, &out, &e), e); err != nil {
-			return err
-		}
-		v = takeBytes(&out)
-		return nil
-	})
-	runtime.KeepAlive(b)
-	return v, err
+	return callKeyOut(b.h, key, func(p *C.tzs_kv_batch, k *C.char, out *C.tzs_bytes, e cErrOut) cStatus {
+		return C.tzs_kv_batch_get(p, k, out, e)
+	}, takeBytes)
 }
 
 // List is Kv.List in the batch's view.
 func (b *KvBatch) List(key string) ([]KvEntry, error) {
-	var out []KvEntry
-	err := withKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char) error {
-		var ents *C.tzs_kv_entries
-		var e *C.tzs_error
-		if err := check(C.tzs_kv_batch_list(p, k, &ents, &e), e); err != nil {
-			return err
-		}
-		out = takeEntries(ents)
-		return nil
-	})
-	runtime.KeepAlive(b)
-	return out, err
+	return callKeyOut(b.h, key, func(p *C.tzs_kv_batch, k *C.char, out **C.tzs_kv_entries, e cErrOut) cStatus {
+		return C.tzs_kv_batch_list(p, k, out, e)
+	}, takeEntries)
 }
 
 // Set buffers key := v; nothing reaches the store before the commit.
 func (b *KvBatch) Set(key string, v []byte) error {
-	err := withKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char) error {
+	return callKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char, e cErrOut) cStatus {
 		ptr, n := bytesArg(v)
-		var e *C.tzs_error
-		return check(C.tzs_kv_batch_set(p, k, ptr, n, &e), e)
+		return C.tzs_kv_batch_set(p, k, ptr, n, e)
 	})
-	runtime.KeepAlive(b)
-	runtime.KeepAlive(v)
-	return err
 }
 
 // Remove buffers the removal of key.
 func (b *KvBatch) Remove(key string) error {
-	err := withKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char) error {
-		var e *C.tzs_error
-		return check(C.tzs_kv_batch_remove(p, k, &e), e)
+	return callKey(b.h, key, func(p *C.tzs_kv_batch, k *C.char, e cErrOut) cStatus {
+		return C.tzs_kv_batch_remove(p, k, e)
 	})
-	runtime.KeepAlive(b)
-	return err
 }
 
 // Batch runs fn in a fresh batch and, when it returns nil, commits its
@@ -400,16 +324,10 @@ func runBatch(b *KvBatch, fn func(*KvBatch) error) (err error) {
 }
 
 func (kv *Kv) beginBatch() (*KvBatch, error) {
-	p, err := kv.h.acquire()
+	bp, err := callOut(kv.h, func(p *C.tzs_kv, bp **C.tzs_kv_batch, e cErrOut) cStatus {
+		return C.tzs_kv_batch_begin(p, bp, e)
+	}, deref[*C.tzs_kv_batch])
 	if err != nil {
-		return nil, err
-	}
-	defer kv.h.done()
-	var bp *C.tzs_kv_batch
-	var e *C.tzs_error
-	st := C.tzs_kv_batch_begin(p, &bp, &e)
-	runtime.KeepAlive(kv)
-	if err := check(st, e); err != nil {
 		return nil, err
 	}
 	abort := func(p *C.tzs_kv_batch) { C.tzs_kv_batch_abort(p) }

@@ -1,13 +1,7 @@
 package tzstore
 
-// #include <stdlib.h>
 // #include "tzstore.h"
 import "C"
-
-import (
-	"runtime"
-	"unsafe"
-)
 
 // Flags are open flags, combined with |.
 type Flags uint32
@@ -31,78 +25,40 @@ type Singleton struct {
 // read-write instance is open, ErrNotFound when the directory is missing,
 // ErrCorrupted, ErrIO, ErrInvalidArgument.
 func OpenSingleton(path string, flags Flags) (*Singleton, error) {
-	cpath, err := cPath(path)
+	h, err := openHandle(path, "singleton", func(cpath *C.char, p **C.tzs_singleton, e cErrOut) cStatus {
+		return C.tzs_singleton_open(cpath, C.uint32_t(flags), p, e)
+	}, func(p *C.tzs_singleton) { C.tzs_singleton_close(p) })
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(cpath))
-	var p *C.tzs_singleton
-	var e *C.tzs_error
-	if err := check(C.tzs_singleton_open(cpath, C.uint32_t(flags), &p, &e), e); err != nil {
-		return nil, err
-	}
-	closeFn := func(p *C.tzs_singleton) { C.tzs_singleton_close(p) }
-	return &Singleton{h: newHandle(p, "singleton "+path, closeFn)}, nil
+	return &Singleton{h: h}, nil
 }
 
 // Read returns a copy of the value, or ErrNotFound when none is set.
 func (s *Singleton) Read() ([]byte, error) {
-	p, err := s.h.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.h.done()
-	var out C.tzs_bytes
-	var e *C.tzs_error
-	st := C.tzs_singleton_read(p, &out, &e)
-	runtime.KeepAlive(s)
-	if err := check(st, e); err != nil {
-		return nil, err
-	}
-	return takeBytes(&out), nil
+	return callOut(s.h, func(p *C.tzs_singleton, out *C.tzs_bytes, e cErrOut) cStatus {
+		return C.tzs_singleton_read(p, out, e)
+	}, takeBytes)
 }
 
 // Write replaces the value (durable on return unless opened with NoFsync).
 // Errors: ErrReadOnly, ErrNoSpace, ErrIO.
 func (s *Singleton) Write(v []byte) error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	ptr, n := bytesArg(v)
-	var e *C.tzs_error
-	st := C.tzs_singleton_write(p, ptr, n, &e)
-	runtime.KeepAlive(s)
-	runtime.KeepAlive(v)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_singleton, e cErrOut) cStatus {
+		ptr, n := bytesArg(v)
+		return C.tzs_singleton_write(p, ptr, n, e)
+	})
 }
 
 // Delete removes the value; deleting an unset value succeeds.
 func (s *Singleton) Delete() error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	var e *C.tzs_error
-	st := C.tzs_singleton_delete(p, &e)
-	runtime.KeepAlive(s)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_singleton, e cErrOut) cStatus { return C.tzs_singleton_delete(p, e) })
 }
 
 // Sync reloads the value from the file, for a read-only handle to see what
 // the read-write instance wrote since.
 func (s *Singleton) Sync() error {
-	p, err := s.h.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.h.done()
-	var e *C.tzs_error
-	st := C.tzs_singleton_sync(p, &e)
-	runtime.KeepAlive(s)
-	return check(st, e)
+	return call(s.h, func(p *C.tzs_singleton, e cErrOut) cStatus { return C.tzs_singleton_sync(p, e) })
 }
 
 // Close releases the handle and its lock, after calls in progress return.

@@ -699,6 +699,48 @@ tzs_status tzs_block_store_merge_status(struct tzs_block_store *s,
                                         struct tzs_error **err);
 
 /**
+ * Fills `*mode` (`TZS_HISTORY_*`) and `*offset` with the store's history
+ * mode and offset (persisted; changed only by
+ * `tzs_block_store_switch_history_mode`). Errors: `TZS_INVALID_ARGUMENT`
+ * (NULL). Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `mode`/`offset` NULL or writable.
+ */
+tzs_status tzs_block_store_history(struct tzs_block_store *s,
+                                   tzs_history_mode *mode,
+                                   uint32_t *offset,
+                                   struct tzs_error **err);
+
+/**
+ * Switches the store to history `mode` (`TZS_HISTORY_*`) with `offset`,
+ * by Octez's rules: ARCHIVE may become FULL or ROLLING, FULL may become
+ * FULL or ROLLING, ROLLING may change its offset; switching to ARCHIVE from
+ * another mode, or from ROLLING to FULL, is refused. The savepoint and
+ * caboose move as Octez moves them; `head` (32 bytes) is the node's head,
+ * and the blocks kept are its last preserved block (the last merge's top)
+ * and `max_op_ttl` ancestors. Mode, offset and marks are written in one
+ * atomic, durable step, then the cemented store's GC for the new mode runs
+ * before this returns (a crash in between leaves a consistent store that
+ * holds more than its marks promise). Waits for a running merge first.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL, unknown mode, a refused switch
+ * (the message names both modes), offset above 1000), `TZS_NOT_FOUND`
+ * (`head` not stored), `TZS_READ_ONLY`, `TZS_CORRUPTED` (the GC met
+ * damage; the switch itself is done), `TZS_NO_SPACE`, `TZS_IO`.
+ * Thread-safe; blocks while the GC runs.
+ *
+ * # Safety
+ * `s` NULL or live; `head` NULL or 32 readable bytes.
+ */
+tzs_status tzs_block_store_switch_history_mode(struct tzs_block_store *s,
+                                               const uint8_t *head,
+                                               tzs_history_mode mode,
+                                               uint32_t offset,
+                                               uint32_t max_op_ttl,
+                                               struct tzs_error **err);
+
+/**
  * The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset
  * 1, one merge thread, default index log size, the default zstd level.
  */

@@ -5,7 +5,7 @@
 use std::ffi::c_char;
 
 use super::args;
-use super::block_store::{options_or_default, tzs_block_store};
+use super::block_store::{mode_tag, options_or_default, tzs_block_store};
 use super::boundary::{arg, call};
 use super::error::{status_of, tzs_error};
 use super::types::*;
@@ -254,5 +254,69 @@ pub unsafe extern "C" fn tzs_block_store_merge_status(
             });
         }
         Ok(())
+    })
+}
+
+/// Fills `*mode` (`TZS_HISTORY_*`) and `*offset` with the store's history
+/// mode and offset (persisted; changed only by
+/// `tzs_block_store_switch_history_mode`). Errors: `TZS_INVALID_ARGUMENT`
+/// (NULL). Thread-safe.
+///
+/// # Safety
+/// `s` NULL or live; `mode`/`offset` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_history(
+    s: *mut tzs_block_store,
+    mode: *mut tzs_history_mode,
+    offset: *mut u32,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let s = arg!(handle(s, "block store"))?;
+        let mode = arg!(out(mode, "mode"))?;
+        let offset = arg!(out(offset, "offset"))?;
+        let (m, o) = s.inner.history();
+        *mode = mode_tag(m);
+        *offset = o;
+        Ok(())
+    })
+}
+
+/// Switches the store to history `mode` (`TZS_HISTORY_*`) with `offset`,
+/// by Octez's rules: ARCHIVE may become FULL or ROLLING, FULL may become
+/// FULL or ROLLING, ROLLING may change its offset; switching to ARCHIVE from
+/// another mode, or from ROLLING to FULL, is refused. The savepoint and
+/// caboose move as Octez moves them; `head` (32 bytes) is the node's head,
+/// and the blocks kept are its last preserved block (the last merge's top)
+/// and `max_op_ttl` ancestors. Mode, offset and marks are written in one
+/// atomic, durable step, then the cemented store's GC for the new mode runs
+/// before this returns (a crash in between leaves a consistent store that
+/// holds more than its marks promise). Waits for a running merge first.
+///
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL, unknown mode, a refused switch
+/// (the message names both modes), offset above 1000), `TZS_NOT_FOUND`
+/// (`head` not stored), `TZS_READ_ONLY`, `TZS_CORRUPTED` (the GC met
+/// damage; the switch itself is done), `TZS_NO_SPACE`, `TZS_IO`.
+/// Thread-safe; blocks while the GC runs.
+///
+/// # Safety
+/// `s` NULL or live; `head` NULL or 32 readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_switch_history_mode(
+    s: *mut tzs_block_store,
+    head: *const u8,
+    mode: tzs_history_mode,
+    offset: u32,
+    max_op_ttl: u32,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let s = arg!(handle(s, "block store"))?;
+        let head = arg!(hash(head, "head"))?;
+        let mode = u8::try_from(mode)
+            .ok()
+            .and_then(crate::block::store::manifest::mode_of)
+            .ok_or_else(|| Error::invalid(format!("unknown history mode {mode}")))?;
+        s.inner.switch_history_mode(head, mode, offset, max_op_ttl)
     })
 }

@@ -43,7 +43,7 @@ pub extern "C" fn tzs_block_store_options_default() -> tzs_block_store_options {
     }
 }
 
-fn mode_tag(m: HistoryMode) -> u32 {
+pub(super) fn mode_tag(m: HistoryMode) -> u32 {
     crate::block::store::manifest::mode_tag(m) as u32
 }
 

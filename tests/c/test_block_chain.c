@@ -137,6 +137,35 @@ int main(int argc, char **argv) {
   CHECK(d.level == 190);
   tzs_block_store_close(s);
 
+  /* History switches: FULL 0 -> ROLLING 0 keeps the preserved blocks and
+   * above; ROLLING -> FULL and anything -> ARCHIVE are refused. */
+  s = NULL;
+  CHECK_STATUS(tzs_block_store_load(full, NULL, g0, &s, &err), TZS_OK);
+  uint8_t h200[32];
+  make_hash(h200, 200);
+  tzs_history_mode hm = 99;
+  uint32_t hoff = 99;
+  CHECK_STATUS(tzs_block_store_history(s, &hm, &hoff, &err), TZS_OK);
+  CHECK(hm == TZS_HISTORY_FULL && hoff == 0);
+  CHECK_STATUS(tzs_block_store_switch_history_mode(s, h200, TZS_HISTORY_ARCHIVE, 0, 1, &err),
+               TZS_INVALID_ARGUMENT);
+  CHECK_ERROR_MENTIONS(tzs_block_store_switch_history_mode(s, h200, TZS_HISTORY_ARCHIVE, 0, 1, &err),
+                       TZS_INVALID_ARGUMENT, "full 0");
+  CHECK_STATUS(tzs_block_store_switch_history_mode(s, h200, 7, 0, 1, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_block_store_switch_history_mode(s, NULL, TZS_HISTORY_ROLLING, 0, 1, &err),
+               TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_block_store_switch_history_mode(s, h200, TZS_HISTORY_ROLLING, 0, 1, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_history(s, &hm, &hoff, &err), TZS_OK);
+  CHECK(hm == TZS_HISTORY_ROLLING && hoff == 0);
+  CHECK_STATUS(tzs_block_store_caboose(s, &d, &err), TZS_OK);
+  CHECK(d.level == 179);
+  bad = 0;
+  for (int l = 0; l <= 200; l++) bad += found(s, l) != (l < 179 ? 0 : 2);
+  CHECK(bad == 0);
+  CHECK_STATUS(tzs_block_store_switch_history_mode(s, h200, TZS_HISTORY_FULL, 1, 1, &err),
+               TZS_INVALID_ARGUMENT);
+  tzs_block_store_close(s);
+
   /* ROLLING 0: below 179 nothing; savepoint = caboose = 179; nothing
    * cemented (as in Octez). */
   s = merged(rolling, TZS_HISTORY_ROLLING);

@@ -376,6 +376,40 @@ pub unsafe extern "C" fn tzs_block_store_await_merge(
     call(err, || arg!(handle(s, "block store"))?.inner.await_merge())
 }
 
+/// Read-only handles: catches up with the read-write handle (Octez's
+/// `Block_store.sync`), usually in another process. Every block the writer
+/// stored durably (with flush, or followed by `tzs_block_store_flush`)
+/// before this call is readable after it, and every merge it completed is
+/// seen, with its savepoint, caboose and history mode; concurrent reads on
+/// this handle see the state before or after, never a block lost in
+/// between. Cheap when nothing changed (one `stat` of the manifest and a
+/// replay of the RW store's index from where the last sync stopped). If
+/// `changed` is not NULL, `*changed` says whether the manifest changed (a
+/// merge, a mark or a mode written). A no-op on a read-write handle.
+///
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL `s`), `TZS_CORRUPTED`, `TZS_IO`;
+/// the handle then keeps the state it had. Thread-safe (syncs are
+/// serialized).
+///
+/// # Safety
+/// `s` NULL or live; `changed` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_block_store_sync(
+    s: *mut tzs_block_store,
+    changed: *mut bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let s = arg!(handle(s, "block store"))?;
+        let changed = arg!(live_mut(changed));
+        let c = s.inner.sync()?;
+        if let Some(out) = changed {
+            *out = c;
+        }
+        Ok(())
+    })
+}
+
 /// Fills `*out` with levels, counts, bytes on disk and merge counters.
 /// Errors: `TZS_INVALID_ARGUMENT`, `TZS_IO`. Thread-safe.
 ///

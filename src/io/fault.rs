@@ -272,6 +272,9 @@ impl FileSystem for FaultFs {
     fn exists(&self, path: &Path) -> Result<bool> {
         self.inner.exists(path)
     }
+    fn stamp(&self, path: &Path) -> Result<Option<super::FileStamp>> {
+        self.inner.stamp(path)
+    }
     fn is_dir(&self, path: &Path) -> Result<bool> {
         self.inner.is_dir(path)
     }

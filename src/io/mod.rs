@@ -148,6 +148,11 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn write_behind(&self, _offset: u64, _len: u64) {}
 }
 
+/// See [`FileSystem::stamp`]: equal stamps mean the same file, unchanged
+/// in length (and, on a real file system, in modification time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp(pub [u64; 4]);
+
 /// A file system: the operations on paths that the stores need.
 pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Opens (or creates, by `mode`) a file.
@@ -172,6 +177,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn lock(&self, path: &Path) -> Result<LockFile>;
     /// Whether `sync`/`sync_dir` really reach the disk.
     fn fsync_enabled(&self) -> bool;
+    /// What identifies the file at `path` as it is now (on a real file
+    /// system: device, inode, length and modification time, one `stat`);
+    /// `None` if nothing is there. Replacing the file or changing its length
+    /// changes the stamp, so a read-only handle notices a writer's changes
+    /// without reading the file.
+    fn stamp(&self, path: &Path) -> Result<Option<FileStamp>>;
     /// Opens the directory at `path` (a store's root, trusted: it may
     /// contain links) as a handle for operations on the names below it,
     /// never following a link there (see [`beneath`]). Errors keep the OS's

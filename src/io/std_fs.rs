@@ -307,6 +307,18 @@ impl FileSystem for StdFs {
             .map_err(|e| Error::io("fsync directory", path, e))
     }
 
+    fn stamp(&self, path: &Path) -> Result<Option<super::FileStamp>> {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(path) {
+            Ok(m) => {
+                let mtime = (m.mtime() as u64).wrapping_mul(1_000_000_000) ^ m.mtime_nsec() as u64;
+                Ok(Some(super::FileStamp([m.dev(), m.ino(), m.len(), mtime])))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
     fn exists(&self, path: &Path) -> Result<bool> {
         match fs::symlink_metadata(path) {
             Ok(_) => Ok(true),

@@ -187,6 +187,26 @@ int main(int argc, char **argv) {
     tzs_block nb = chain_block(n);
     CHECK_STATUS(tzs_block_store_store(s, &nb, &err), TZS_OK);
   }
+  /* A read-only handle sees the new blocks after a sync. */
+  tzs_block_store_options ro = tzs_block_store_options_default();
+  ro.flags = TZS_READONLY;
+  tzs_block_store *r = NULL;
+  CHECK_STATUS(tzs_block_store_open(rolling, &ro, &r, &err), TZS_OK);
+  bool changed = true;
+  CHECK_STATUS(tzs_block_store_sync(r, &changed, &err), TZS_OK);
+  CHECK(found(r, 240) == 2 && found(r, 179) == 2 && found(r, 178) == 0);
+  tzs_block nb = chain_block(241);
+  CHECK_STATUS(tzs_block_store_store(s, &nb, &err), TZS_OK);
+  CHECK(found(r, 241) == 0);
+  CHECK_STATUS(tzs_block_store_sync(r, &changed, &err), TZS_OK);
+  CHECK(!changed && found(r, 241) == 2);
+  CHECK_STATUS(tzs_block_store_sync(r, NULL, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_sync(NULL, NULL, &err), TZS_INVALID_ARGUMENT);
+  changed = true;
+  CHECK_STATUS(tzs_block_store_sync(s, &changed, &err), TZS_OK);
+  CHECK(!changed);
+  tzs_block_store_close(r);
+
   char cmd[1400];
   snprintf(cmd, sizeof cmd,
            "f=$(ls -d %s/floating/*/RW_floating_block_store | sort -V | tail -n 1); "

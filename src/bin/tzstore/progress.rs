@@ -165,6 +165,9 @@ impl FileSystem for CountingFs {
     fn exists(&self, path: &Path) -> Result<bool> {
         self.inner.exists(path)
     }
+    fn stamp(&self, path: &Path) -> Result<Option<tzstore::io::FileStamp>> {
+        self.inner.stamp(path)
+    }
     fn is_dir(&self, path: &Path) -> Result<bool> {
         self.inner.is_dir(path)
     }

@@ -16,6 +16,7 @@ pub mod manifest;
 mod merge;
 mod repair;
 mod salvage;
+mod sync;
 mod walk;
 
 use std::path::{Path, PathBuf};
@@ -128,6 +129,8 @@ pub(crate) struct Inner {
     parts: RwLock<Arc<Parts>>,
     /// The persisted manifest; held while changing roles or storing.
     manifest: Mutex<Manifest>,
+    /// The manifest's stamp when a read-only handle last loaded it.
+    synced: Mutex<Option<crate::io::FileStamp>>,
     /// The running (or last) merge job.
     merge_job: Mutex<Option<JobHandle>>,
     merging: AtomicBool,
@@ -273,6 +276,7 @@ impl BlockStore {
                 cemented,
                 parts: RwLock::new(Arc::new(parts)),
                 manifest: Mutex::new(manifest),
+                synced: Mutex::new(None),
                 merge_job: Mutex::new(None),
                 merging: AtomicBool::new(false),
                 last_merge: Mutex::new(None),

@@ -1,5 +1,5 @@
 (* Writes the C stubs (gen_c.exe c) or the OCaml side of them (gen_c.exe
-   ml) for C_api.Functions. The C file also checks every declaration of
+   ml, modules Blocking and Quick) for C_api.Functions. The C file also checks every declaration of
    C_api against include/tzstore.h, so that the build fails when they
    disagree:
    - each function: a pointer of the type declared in OCaml, initialised
@@ -28,7 +28,30 @@ module Record = struct
   let foreign_value _ _ = ()
 end
 
-module Recorded = C_api.Functions (Record)
+module Recorded = C_api.Functions (Record) (Record)
+
+(* A FOREIGN that generates nothing: each pass below writes the stubs of
+   one of C_api.Functions' two parameters. *)
+module Ignore = struct
+  type 'a fn = 'a Ctypes.fn
+  type 'a return = 'a
+  type 'a result = unit
+
+  let ( @-> ) = Ctypes.( @-> )
+  let returning = Ctypes.returning
+  let foreign _ _ = ()
+  let foreign_value _ _ = ()
+end
+
+module Blocking (F : Cstubs.FOREIGN with type 'a result = unit) = C_api.Functions (F) (Ignore)
+module Quick (F : Cstubs.FOREIGN with type 'a result = unit) = C_api.Functions (Ignore) (F)
+
+(* The stubs of each parameter, with its concurrency policy (c_api.ml). *)
+let passes =
+  [
+    ("Blocking", Cstubs.unlocked, (module Blocking : Cstubs.BINDINGS));
+    ("Quick", Cstubs.sequential, (module Quick : Cstubs.BINDINGS));
+  ]
 
 let write_checks fmt =
   let p f = Format.fprintf fmt f in
@@ -53,9 +76,18 @@ let () =
   (match Sys.argv with
   | [| _; "c" |] ->
       Format.fprintf fmt "#include <stddef.h>@\n#include <tzstore.h>@\n";
-      Cstubs.write_c ~concurrency:Cstubs.unlocked fmt ~prefix (module C_api.Functions);
+      List.iter
+        (fun (name, concurrency, bindings) ->
+          Cstubs.write_c ~concurrency fmt ~prefix:(prefix ^ "_" ^ name) bindings)
+        passes;
       write_checks fmt
-  | [| _; "ml" |] -> Cstubs.write_ml ~concurrency:Cstubs.unlocked fmt ~prefix (module C_api.Functions)
+  | [| _; "ml" |] ->
+      List.iter
+        (fun (name, concurrency, bindings) ->
+          Format.fprintf fmt "module %s = struct@\n" name;
+          Cstubs.write_ml ~concurrency fmt ~prefix:(prefix ^ "_" ^ name) bindings;
+          Format.fprintf fmt "@\nend@\n")
+        passes
   | _ ->
       prerr_endline "usage: gen_c.exe (c | ml)";
       exit 2);

@@ -135,19 +135,26 @@ end
 
 open Types
 
-(* Every function releases the runtime lock while it runs (the stubs are
-   generated with Cstubs.unlocked), so its pointer arguments must be C
-   memory: ctypes' [allocate], [make] and the string types above are. *)
-module Functions (F : Ctypes.FOREIGN) = struct
-  open F
+(* Each function is declared through one of two stub generators:
+   - [Blocking] (Cstubs.unlocked): the stub releases the runtime lock while
+     the library works, so other OCaml threads run while it reads, writes,
+     fsyncs or waits for a lock or a merge. Its pointer arguments must
+     therefore be C memory: ctypes' [allocate], [make] and the string types
+     above are.
+   - [Quick] (Cstubs.sequential): the stub keeps the lock, for calls that
+     only read or free memory the library allocated and never wait;
+     releasing and retaking the lock costs about 60 ns a call
+     (BENCHMARKS.md, "OCaml binding"), more than these calls. *)
+module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
+  open Blocking
 
   let err = error_out
   let st = returning status
-  let version = foreign "tzs_version" (void @-> returning c_string)
-  let error_message = foreign "tzs_error_message" (const_ptr error @-> returning c_string)
-  let error_free = foreign "tzs_error_free" (ptr error @-> returning void)
-  let bytes_free = foreign "tzs_bytes_free" (ptr tzs_bytes @-> returning void)
-  let block_free = foreign "tzs_block_free" (ptr tzs_block @-> returning void)
+  let version = Quick.(foreign "tzs_version" (void @-> returning c_string))
+  let error_message = Quick.(foreign "tzs_error_message" (const_ptr error @-> returning c_string))
+  let error_free = Quick.(foreign "tzs_error_free" (ptr error @-> returning void))
+  let bytes_free = Quick.(foreign "tzs_bytes_free" (ptr tzs_bytes @-> returning void))
+  let block_free = Quick.(foreign "tzs_block_free" (ptr tzs_block @-> returning void))
 
   module Singleton = struct
     let h = ptr singleton
@@ -285,12 +292,12 @@ module Functions (F : Ctypes.FOREIGN) = struct
 
     let chunks = foreign "tzs_cemented_chunks" (h @-> ptr list @-> err @-> st)
     let metadata_chunks = foreign "tzs_cemented_metadata_chunks" (h @-> ptr list @-> err @-> st)
-    let list_len = foreign "tzs_chunk_list_len" (const_ptr chunk_list @-> returning size_t)
+    let list_len = Quick.(foreign "tzs_chunk_list_len" (const_ptr chunk_list @-> returning size_t))
 
     let list_get =
-      foreign "tzs_chunk_list_get" (const_ptr chunk_list @-> size_t @-> returning tzs_chunk)
+      Quick.(foreign "tzs_chunk_list_get" (const_ptr chunk_list @-> size_t @-> returning tzs_chunk))
 
-    let list_free = foreign "tzs_chunk_list_free" (list @-> returning void)
+    let list_free = Quick.(foreign "tzs_chunk_list_free" (list @-> returning void))
 
     let find_chunk =
       foreign "tzs_cemented_find_chunk" (h @-> int32_t @-> ptr tzs_chunk @-> err @-> st)
@@ -315,7 +322,7 @@ module Functions (F : Ctypes.FOREIGN) = struct
     let block = ptr tzs_block
 
     let options_default =
-      foreign "tzs_block_store_options_default" (void @-> returning tzs_options)
+      Quick.(foreign "tzs_block_store_options_default" (void @-> returning tzs_options))
 
     let open_ =
       foreign "tzs_block_store_open" (c_string @-> const_ptr tzs_options @-> ptr h @-> err @-> st)
@@ -358,15 +365,16 @@ module Functions (F : Ctypes.FOREIGN) = struct
 
     let size = foreign "tzs_kv_size" (h @-> c_string @-> ptr uint64_t @-> err @-> st)
     let list = foreign "tzs_kv_list" (h @-> c_string @-> ptr entries @-> err @-> st)
-    let entries_len = foreign "tzs_kv_entries_len" (const_ptr kv_entries @-> returning size_t)
+    let entries_len =
+      Quick.(foreign "tzs_kv_entries_len" (const_ptr kv_entries @-> returning size_t))
 
     let entries_name =
-      foreign "tzs_kv_entries_name" (const_ptr kv_entries @-> size_t @-> returning c_string)
+      Quick.(foreign "tzs_kv_entries_name" (const_ptr kv_entries @-> size_t @-> returning c_string))
 
     let entries_kind =
-      foreign "tzs_kv_entries_kind" (const_ptr kv_entries @-> size_t @-> returning uint32_t)
+      Quick.(foreign "tzs_kv_entries_kind" (const_ptr kv_entries @-> size_t @-> returning uint32_t))
 
-    let entries_free = foreign "tzs_kv_entries_free" (entries @-> returning void)
+    let entries_free = Quick.(foreign "tzs_kv_entries_free" (entries @-> returning void))
 
     let last_modified =
       foreign "tzs_kv_last_modified"

@@ -8,7 +8,8 @@
 #                     PKG_CONFIG_PATH=PREFIX/lib/pkgconfig);
 #   the checkout holding this build, when the build directory is the
 #                     default bindings/ocaml/_build.
-# Run by dune from the build context's root (_build/default).
+# Run by dune in the build context's src (_build/default/src, the checkout
+# five levels up when _build is bindings/ocaml/_build).
 set -eu
 
 sexp() {
@@ -35,8 +36,8 @@ elif pkg-config --exists tzstore 2>/dev/null; then
   # shellcheck disable=SC2046
   sexp $(pkg-config --libs tzstore) "-Wl,-rpath,$(pkg-config --variable=libdir tzstore)" \
     >c_library_flags.sexp
-elif [ -f ../../../../include/tzstore.h ]; then
-  from_checkout "$(cd ../../../.. && pwd)"
+elif [ -f ../../../../../include/tzstore.h ]; then
+  from_checkout "$(cd ../../../../.. && pwd)"
 else
   echo "c_flags.sh: tzstore not found: install it (scripts/install.sh PREFIX) and set" \
     "PKG_CONFIG_PATH=PREFIX/lib/pkgconfig, or set TZSTORE_SOURCE to a built checkout" >&2

@@ -1,12 +1,12 @@
 (* Writes the C stubs (gen_c.exe c) or the OCaml side of them (gen_c.exe
-   ml, modules Blocking and Quick) for C_api.Functions. The C file also checks every declaration of
-   C_api against include/tzstore.h, so that the build fails when they
-   disagree:
+   ml, modules Blocking and Quick) for C_api.Functions. The C file also
+   checks every declaration of C_api against include/tzstore.h, so that
+   the build fails when they disagree:
    - each function: a pointer of the type declared in OCaml, initialised
      with the header's function; any difference in a parameter or in the
      result (size_t declared int, a pointer to another type, a missing
-     const) is an incompatible pointer type, an error under the flags of
-     src/dune (-Werror=incompatible-pointer-types);
+     const, a callback's signature) is an incompatible pointer type, an
+     error under the flags of src/dune (-Werror=incompatible-pointer-types);
    - each struct: its size, and each field's offset and type. *)
 
 let prefix = "tzstore_c"

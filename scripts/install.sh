@@ -74,12 +74,13 @@ sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" -e "s|@SOMAJOR@|$major
 echo "installed tzstore $version (C, C++, CMake, pkg-config, CLI) into $prefix"
 
 # The OCaml library is built here, against the pkg-config file just
-# installed, so it records PREFIX/lib as where to find libtzstore.so.X when
-# the dynamic loader's search does not (see bindings/ocaml/src/dune).
+# installed: its C stubs compile against PREFIX/include/tzstore.h and link
+# with -ltzstore and an rpath to PREFIX/lib (bindings/ocaml/src/c_flags.sh;
+# TZSTORE_SOURCE, which would build against the checkout, is unset).
 ocaml=${TZS_INSTALL_OCAML:-auto}
 if [ "$ocaml" = auto ]; then
   if command -v dune >/dev/null 2>&1 && command -v ocamlfind >/dev/null 2>&1 &&
-    ocamlfind query ctypes.foreign >/dev/null 2>&1; then
+    ocamlfind query ctypes.foreign ctypes.stubs >/dev/null 2>&1; then
     ocaml=1
   else
     ocaml=0
@@ -89,7 +90,7 @@ fi
 if [ "$ocaml" = 1 ]; then
   build=$(mktemp -d)
   trap 'rm -rf "$build"' EXIT
-  if ! out=$(cd "$root/bindings/ocaml" &&
+  if ! out=$(cd "$root/bindings/ocaml" && unset TZSTORE_SOURCE &&
     PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
       dune build --build-dir "$build" -p tzstore @install 2>&1 &&
     dune install --root . --build-dir "$build" --prefix "$prefix" \

@@ -7,7 +7,7 @@
 #               the prefix, shared + static, ctest
 #   pkgconfig   tests/pkgconfig-consumer: C built with pkg-config, shared + static
 #   valgrind    the C and C++ consumers under valgrind (no leaks, no errors)
-#   ocaml       dune test in bindings/ocaml on target/release (TZSTORE_LIB),
+#   ocaml       dune test in bindings/ocaml on target/release (TZSTORE_SOURCE),
 #               then the test binary again on the installed library
 #   go          go vet + go test in bindings/go against the installed prefix
 #               (pkg-config) (+ -race with TZS_GO_RACE=1)
@@ -79,16 +79,20 @@ valgrind_consumers() {
   done
 }
 
-# dune test runs on the fresh build through TZSTORE_LIB (the binding itself
-# never looks into a build tree); the test binary then runs again on the
-# installed library.
+# The stubs build against this checkout (TZSTORE_SOURCE: include/tzstore.h,
+# target/release/libtzstore.so, with an rpath there); the test binary then
+# runs again on the installed library, which LD_LIBRARY_PATH puts before
+# that rpath (a RUNPATH).
 ocaml_tests() {
-  (cd bindings/ocaml && dune build --build-dir "$run/dune" 2>&1 &&
-    TZSTORE_LIB=$root/target/release/libtzstore.so dune test --force --build-dir "$run/dune") ||
+  (cd bindings/ocaml && export TZSTORE_SOURCE=$root &&
+    dune build --build-dir "$run/dune" 2>&1 &&
+    dune test --force --build-dir "$run/dune") ||
     return 1
   if [ -f "$prefix/lib/libtzstore.so.0" ]; then
-    echo "== with TZSTORE_LIB=$prefix/lib/libtzstore.so.0"
-    TZSTORE_LIB=$prefix/lib/libtzstore.so.0 "$run/dune/default/test/test_tzstore.exe"
+    echo "== with LD_LIBRARY_PATH=$prefix/lib"
+    LD_LIBRARY_PATH=$prefix/lib ldd "$run/dune/default/test/test_tzstore.exe" |
+      grep -F "libtzstore.so.0 => $prefix/lib/libtzstore.so.0" || return 1
+    LD_LIBRARY_PATH=$prefix/lib "$run/dune/default/test/test_tzstore.exe"
   fi
 }
 

@@ -74,7 +74,7 @@ install_prefix() {
 
 # A clean environment: only the prefix, nothing of the repository.
 env_for_examples() {
-  unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH LIBRARY_PATH LD_LIBRARY_PATH TZSTORE_LIB \
+  unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH LIBRARY_PATH LD_LIBRARY_PATH TZSTORE_SOURCE \
     CGO_CFLAGS CGO_LDFLAGS CMAKE_PREFIX_PATH OCAMLPATH
   export PREFIX=$prefix
   export PKG_CONFIG_PATH=$prefix/lib/pkgconfig OCAMLPATH=$prefix/lib/ocaml
@@ -156,11 +156,12 @@ ocaml_example() {
     cp "$root/examples/ocaml/dune-project" "$root/examples/ocaml/dune" "$root/examples/ocaml/chain.ml" "$work/ocaml/" &&
     ocamlfind query tzstore | grep -Fx "$prefix/lib/ocaml/tzstore" || return 1
   run_example ocaml "$work/ocaml" || return 1
-  # The library loaded is the installed one, found without TZSTORE_LIB or
-  # LD_LIBRARY_PATH.
-  (cd "$work/ocaml" && LD_DEBUG=files ./_build/default/chain.exe "$work/tmp/ocaml-ld" 2>&1 >/dev/null) |
-    grep -F "file=$prefix/lib/libtzstore.so.$major" | head -n 1 | grep . ||
-    { echo "the OCaml example did not load $prefix/lib/libtzstore.so.$major"; return 1; }
+  # The binding's stubs link the installed library, found through the
+  # rpath the package records (no LD_LIBRARY_PATH), never the source tree.
+  no_source_tree "$work/ocaml/_build/default/chain.exe" || return 1
+  ldd "$work/ocaml/_build/default/chain.exe" |
+    grep -F "libtzstore.so.$major => $prefix/lib/libtzstore.so.$major" ||
+    { echo "the OCaml example does not load $prefix/lib/libtzstore.so.$major"; return 1; }
 }
 
 ocaml_lwt_example() {

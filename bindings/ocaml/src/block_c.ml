@@ -1,18 +1,8 @@
-(* The C [tzs_block] struct and conversions to and from [Block.t]. *)
+(* Conversions between the C [tzs_block] struct and [Block.t]. *)
 
 open Ctypes
 
-type block_s
-
-let tzs_block : block_s structure typ = structure "tzs_block"
-let hash_f = field tzs_block "hash" (array 32 uint8_t)
-let level_f = field tzs_block "level" int32_t
-let predecessor_f = field tzs_block "predecessor" (array 32 uint8_t)
-let contents_f = field tzs_block "contents" Ffi.tzs_bytes
-let has_metadata_f = field tzs_block "has_metadata" bool
-let metadata_f = field tzs_block "metadata" Ffi.tzs_bytes
-let () = seal tzs_block
-let c_block_free = Ffi.foreign "tzs_block_free" (ptr tzs_block @-> returning void)
+let tzs_block = C.tzs_block
 
 let invalid message = Error { Error.status = Error.Invalid_argument; message }
 
@@ -30,47 +20,46 @@ let with_block (b : Block.t) f =
   with_hash "block hash" b.hash @@ fun _ ->
   with_hash "predecessor hash" b.predecessor @@ fun _ ->
   let c = make tzs_block in
-  setf c hash_f (hash_array b.hash);
-  setf c level_f b.level;
-  setf c predecessor_f (hash_array b.predecessor);
+  setf c C.block_hash (hash_array b.hash);
+  setf c C.block_level b.level;
+  setf c C.block_predecessor (hash_array b.predecessor);
   let buffer s field =
     let a = CArray.of_string s in
-    let v = make Ffi.tzs_bytes in
-    setf v Ffi.bytes_ptr (CArray.start a);
-    setf v Ffi.bytes_len (Unsigned.Size_t.of_int (String.length s));
+    let v = make C.tzs_bytes in
+    setf v C.bytes_ptr (CArray.start a);
+    setf v C.bytes_len (Unsigned.Size_t.of_int (String.length s));
     setf c field v;
     a
   in
-  let contents = buffer b.contents contents_f in
-  setf c has_metadata_f (Option.is_some b.metadata);
-  let metadata = buffer (Option.value b.metadata ~default:"") metadata_f in
+  let contents = buffer b.contents C.block_contents in
+  setf c C.block_has_metadata (Option.is_some b.metadata);
+  let metadata = buffer (Option.value b.metadata ~default:"") C.block_metadata in
   let r = f (addr c) in
   (* The struct holds raw addresses of these arrays: keep them alive. *)
   ignore (Sys.opaque_identity (contents, metadata, c));
   r
 
 let string_of_bytes v =
-  let len = Unsigned.Size_t.to_int (getf v Ffi.bytes_len) in
-  if len = 0 then "" else string_from_ptr (getf v Ffi.bytes_ptr) ~length:len
+  Ffi.string_of_buffer (getf v C.bytes_ptr) (Unsigned.Size_t.to_int (getf v C.bytes_len))
 
 (* Copies a library-filled block and frees its buffers. *)
 let take c : Block.t =
   let b =
     {
-      Block.hash = string_of_hash (getf c hash_f);
-      level = getf c level_f;
-      predecessor = string_of_hash (getf c predecessor_f);
-      contents = string_of_bytes (getf c contents_f);
-      metadata = (if getf c has_metadata_f then Some (string_of_bytes (getf c metadata_f)) else None);
+      Block.hash = string_of_hash (getf c C.block_hash);
+      level = getf c C.block_level;
+      predecessor = string_of_hash (getf c C.block_predecessor);
+      contents = string_of_bytes (getf c C.block_contents);
+      metadata =
+        (if getf c C.block_has_metadata then Some (string_of_bytes (getf c C.block_metadata)) else None);
     }
   in
-  c_block_free (addr c);
+  C.block_free (addr c);
   b
 
 (* Splits a library-allocated list of 32-byte hashes and frees it. *)
 let take_hashes v =
-  let s = string_of_bytes v in
-  Ffi.c_bytes_free (addr v);
+  let s = Ffi.take_bytes v in
   List.init (String.length s / 32) (fun i -> String.sub s (32 * i) 32)
 
 (* [with_hashes l f] runs [f s n] with [l] concatenated into [s]. *)

@@ -1,4 +1,4 @@
-(** OCaml binding of the tzstore C library (ctypes + libffi). One module per
+(** OCaml binding of the tzstore C library (ctypes, generated C stubs). One module per
     store; every call returns a [result] with {!Error.t}. *)
 
 module Error = Error
@@ -11,4 +11,4 @@ module Block_store = Block_store
 module Indexed_file = Indexed_file
 module Cemented = Cemented
 
-let version () = Ffi.c_version ()
+let version () : string = C.version ()

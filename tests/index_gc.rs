@@ -194,7 +194,7 @@ fn async_gc_runs_in_the_background_and_reports_once() {
     idx.add(&key(900), &val(900), true).unwrap();
     assert_eq!(idx.find(&key(400)).unwrap(), Some(val(400).to_vec()));
     gate.open();
-    idx.wait_gc().unwrap();
+    idx.await_gc().unwrap();
     assert!(idx.is_gc_finished());
     let mut want: Vec<u64> = (0..100).collect();
     want.push(900);
@@ -233,7 +233,7 @@ fn a_cancelled_gc_leaves_the_index_as_it_was_and_a_later_gc_works() {
     assert!(idx.cancel_gc().unwrap(), "the GC was running");
     opener.join().unwrap();
     assert!(idx.is_gc_finished());
-    idx.wait_gc().unwrap();
+    idx.await_gc().unwrap();
     assert_eq!(keys_of(&idx), before);
     assert_eq!(idx.len(), 10_000);
     assert!(!idx.cancel_gc().unwrap(), "nothing runs");
@@ -268,13 +268,13 @@ fn a_panicking_filter_fails_the_gc_and_changes_nothing() {
         )
         .unwrap()
     );
-    let e = idx.wait_gc().unwrap_err();
+    let e = idx.await_gc().unwrap_err();
     assert!(
         matches!(e, Error::Panic(ref m) if m.contains("filter bug")),
         "{e}"
     );
     // Reported once.
-    idx.wait_gc().unwrap();
+    idx.await_gc().unwrap();
     assert_eq!(idx.len(), 300);
     assert_eq!(keys_of(&idx), (0..300).collect::<Vec<_>>());
     let e = idx.filter(|_, _| panic!("again")).unwrap_err();
@@ -303,7 +303,7 @@ fn a_filter_may_read_its_index_but_not_write_or_wait_on_it() {
             idx.flush().unwrap_err(),
             idx.filter(|_, _| true).unwrap_err(),
             idx.gc(|_, _| true, false).unwrap_err(),
-            idx.wait_gc().unwrap_err(),
+            idx.await_gc().unwrap_err(),
             idx.cancel_gc().unwrap_err(),
             idx.clear().unwrap_err(),
             idx.try_merge().unwrap_err(),

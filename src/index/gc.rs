@@ -20,7 +20,7 @@
 //! inside it the index may be read (`find`, `mem`, `len`, `iter`, the
 //! status calls), but every call that writes or waits for the GC
 //! (`add`, `remove`, `flush`, `filter`, `gc`, `clear`, `try_merge`,
-//! `wait_gc`, `cancel_gc`, `await_merge`, `close`) is refused with
+//! `await_gc`, `cancel_gc`, `await_merge`, `close`) is refused with
 //! `InvalidArgument` instead of waiting for itself. A panic in the filter
 //! is caught: the GC fails with `Panic` and the index is unchanged.
 
@@ -200,7 +200,7 @@ impl Inner {
                     )))
                 });
             *out.lock() = Some(r);
-            // The outcome is the GC's, reported by `wait_gc`; the merge
+            // The outcome is the GC's, reported by `await_gc`; the merge
             // slot sees a finished job and merges whatever the GC left.
             Ok(())
         });
@@ -215,7 +215,7 @@ impl Inner {
     }
 
     /// Raises the cancel flag of a running cancellable GC; its job, if so.
-    pub(super) fn cancel_running_gc(&self) -> Option<JobHandle> {
+    fn cancel_running_gc(&self) -> Option<JobHandle> {
         let slot = self.gc.lock();
         let run = slot.as_ref()?;
         if !run.cancellable || run.job.is_finished() {
@@ -301,7 +301,7 @@ impl Index {
     ///
     /// Errors: `ReadOnly`, `InvalidArgument` (from inside this index's
     /// filter); the error of an earlier GC nobody waited for; with `wait`,
-    /// this GC's error (see [`wait_gc`](Self::wait_gc)).
+    /// this GC's error (see [`await_gc`](Self::await_gc)).
     pub fn gc(
         &self,
         keep: impl FnMut(&[u8], &[u8]) -> bool + Send + 'static,
@@ -323,8 +323,8 @@ impl Index {
     /// returns its error once: `Corrupted`, `NoSpace`, `Io`, `Panic` (the
     /// filter panicked). A failed or cancelled GC leaves the index as it
     /// was. `InvalidArgument` from inside this index's filter.
-    pub fn wait_gc(&self) -> Result<()> {
-        self.inner.refuse_in_gc("wait_gc")?;
+    pub fn await_gc(&self) -> Result<()> {
+        self.inner.refuse_in_gc("await_gc")?;
         let run = self
             .inner
             .gc

@@ -603,16 +603,11 @@ impl Index {
         ))
     }
 
-    /// Closes the index: cancels a running GC, waits for a running merge
-    /// and makes the logs durable, reporting errors (dropping does the
-    /// same, ignoring them).
+    /// Closes the index: waits for a running merge or GC (stop a GC first
+    /// with [`cancel_gc`](Self::cancel_gc) to close at once) and makes the
+    /// logs durable, reporting errors (dropping does the same, ignoring
+    /// them).
     pub fn close(self) -> Result<()> {
-        // A running GC is cancelled, as Octez's `close` does.
-        if let Some(job) = self.inner.cancel_running_gc() {
-            if !self.inner.in_own_gc() {
-                let _ = job.wait();
-            }
-        }
         let merged = self.await_merge();
         let flushed = if self.inner.read_only {
             Ok(())
@@ -672,19 +667,14 @@ impl Index {
 
 impl Drop for Index {
     fn drop(&mut self) {
-        // Octez's `close` cancels a GC too. From inside this index's own GC
-        // filter (a C caller closing the handle there), waiting would wait
-        // for itself: the GC holds its own reference and finishes alone.
-        let gc = self.inner.cancel_running_gc();
-        if self.inner.in_own_gc() {
-            return;
-        }
-        if let Some(job) = gc {
-            let _ = job.wait();
-        }
-        let h = self.inner.merge.lock().clone();
-        if let Some(h) = h {
-            let _ = h.wait();
+        // From inside this index's own GC filter (a C caller closing the
+        // handle there), waiting would wait for itself: the GC holds its
+        // own reference and finishes alone.
+        if !self.inner.in_own_gc() {
+            let h = self.inner.merge.lock().clone();
+            if let Some(h) = h {
+                let _ = h.wait();
+            }
         }
         if !self.inner.read_only {
             let _ = Inner::seal_state(&mut self.inner.state.write());

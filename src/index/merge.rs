@@ -150,7 +150,8 @@ fn join(
     Ok(())
 }
 
-/// How often (in bindings) a filtered merge looks at its cancel flag.
+/// How often (in bindings) a filtered merge's write pass looks at its
+/// cancel flag.
 const CANCEL_EVERY: u64 = 4096;
 
 /// A filter's verdict on each live binding of `old ∪ frozen`, one bit per
@@ -214,11 +215,9 @@ pub(crate) fn decide(
         len: 0,
     };
     let mut cancelled = false;
-    let mut seen = 0u64;
-    let mut tick = || {
-        seen += 1;
-        seen % CANCEL_EVERY == 0 && cancel.load(Ordering::Relaxed)
-    };
+    // Checked at every binding: a filter call costs far more than the
+    // load, and a slow filter (a C callback doing I/O) still stops soon.
+    let tick = || cancel.load(Ordering::Relaxed);
     join(old, frozen, |src| {
         if cancelled {
             return Ok(());

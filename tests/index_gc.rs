@@ -368,3 +368,46 @@ fn readers_see_the_old_or_the_new_bindings_never_a_mix() {
     }
     assert_eq!(idx.len(), N / 2);
 }
+
+#[test]
+fn a_read_only_handle_syncing_during_a_filter_sees_the_old_or_the_new_bindings() {
+    const N: u64 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let idx = filled(dir.path(), N, true);
+    let ro = Index::open(dir.path(), {
+        let mut c = cfg(true, 100);
+        c.open = OpenOptions::read_only();
+        c
+    })
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen_filtered = false;
+            let mut syncs = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                ro.sync().unwrap();
+                syncs += 1;
+                let ks: Vec<u64> = ro.iter().unwrap().map(|r| num(&r.unwrap().0)).collect();
+                let n = ks.len() as u64;
+                assert!(n == N || n == N / 2, "a read-only snapshot of {n} bindings");
+                assert_eq!(ro.len(), n);
+                if n == N / 2 {
+                    assert!(ks.iter().all(|k| k % 2 == 0));
+                    seen_filtered = true;
+                } else {
+                    assert!(!seen_filtered, "the old bindings came back");
+                }
+            }
+            ro.sync().unwrap();
+            assert_eq!(ro.len(), N / 2);
+            syncs
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    idx.filter(|k, _| num(k) % 2 == 0).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    stop.store(true, Ordering::Relaxed);
+    assert!(follower.join().unwrap() > 0);
+}

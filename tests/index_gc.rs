@@ -411,3 +411,38 @@ fn a_read_only_handle_syncing_during_a_filter_sees_the_old_or_the_new_bindings()
     stop.store(true, Ordering::Relaxed);
     assert!(follower.join().unwrap() > 0);
 }
+
+#[test]
+fn a_filter_may_run_another_index_gc_whose_filter_still_cannot_wait_on_the_first() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Arc::new(filled(da.path(), 20, false));
+    let b = Arc::new(filled(db.path(), 20, false));
+    let (wa, bb) = (Arc::downgrade(&a), b.clone());
+    let answers = Arc::new(AtomicU64::new(0));
+    let r = answers.clone();
+    a.filter(move |k, _| {
+        if num(k) == 0 {
+            let (wa, r) = (wa.clone(), r.clone());
+            bb.filter(move |kb, vb| {
+                let a = wa.upgrade().unwrap();
+                // b's filter runs on this thread, still inside a's GC
+                // (writing to a is then refused, not deadlocked), or on
+                // another worker (where the write goes through).
+                match a.add(kb, vb, false) {
+                    Err(Error::InvalidArgument(m)) => assert!(m.contains("own GC filter"), "{m}"),
+                    other => other.unwrap(),
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+                num(kb) < 5
+            })
+            .unwrap();
+        }
+        num(k) < 10
+    })
+    .unwrap();
+    assert_eq!(answers.load(Ordering::Relaxed), 20);
+    assert_eq!(b.len(), 5);
+    assert!(a.len() >= 10);
+    // Out of both GCs, writes work again on this thread.
+    a.add(&key(100), &val(100), true).unwrap();
+}

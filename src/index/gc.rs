@@ -24,7 +24,7 @@
 //! `InvalidArgument` instead of waiting for itself. A panic in the filter
 //! is caught: the GC fails with `Panic` and the index is unchanged.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,31 +57,34 @@ pub(super) struct GcRun {
 }
 
 thread_local! {
-    /// The index (its `Inner`'s address) whose GC this thread is running,
-    /// 0 if none: calls from inside the filter that would wait for the GC
-    /// are refused instead of deadlocking.
-    static RUNNING_GC: Cell<usize> = const { Cell::new(0) };
+    /// The indexes (their `Inner`'s addresses) whose GC this thread is
+    /// running, innermost last (a filter may run another index's GC):
+    /// calls from inside a filter that would wait for its GC are refused
+    /// instead of deadlocking.
+    static RUNNING_GC: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks this thread as running `inner`'s GC until dropped.
-struct RunningGc(usize);
+struct RunningGc;
 
 impl RunningGc {
     fn enter(inner: &Inner) -> RunningGc {
-        RUNNING_GC.with(|c| RunningGc(c.replace(inner as *const Inner as usize)))
+        RUNNING_GC.with(|c| c.borrow_mut().push(inner as *const Inner as usize));
+        RunningGc
     }
 }
 
 impl Drop for RunningGc {
     fn drop(&mut self) {
-        RUNNING_GC.with(|c| c.set(self.0));
+        RUNNING_GC.with(|c| c.borrow_mut().pop());
     }
 }
 
 impl Inner {
     /// True when called from inside this index's GC filter.
     pub(super) fn in_own_gc(&self) -> bool {
-        RUNNING_GC.with(|c| c.get() == self as *const Inner as usize)
+        let me = self as *const Inner as usize;
+        RUNNING_GC.with(|c| c.borrow().contains(&me))
     }
 
     /// Refuses `what` from inside this index's GC filter.

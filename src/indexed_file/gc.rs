@@ -12,7 +12,7 @@
 //! waiting for itself, and a closing handle does not wait for it. A panic
 //! in the filter is caught: the GC fails with `Panic`, the store unchanged.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,23 +32,32 @@ pub(super) enum Selection {
 }
 
 thread_local! {
-    /// The store (its `Inner`'s address) whose GC filter this thread runs.
-    static RUNNING_GC: Cell<usize> = const { Cell::new(0) };
+    /// The stores (their `Inner`'s addresses) whose GC filter this thread
+    /// runs, innermost last (a filter may run another store's GC).
+    static RUNNING_GC: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks this thread as running a store's GC filter until dropped.
-struct RunningGc(usize);
+struct RunningGc;
+
+impl RunningGc {
+    fn enter(inner: &Inner) -> RunningGc {
+        RUNNING_GC.with(|c| c.borrow_mut().push(inner as *const Inner as usize));
+        RunningGc
+    }
+}
 
 impl Drop for RunningGc {
     fn drop(&mut self) {
-        RUNNING_GC.with(|c| c.set(self.0));
+        RUNNING_GC.with(|c| c.borrow_mut().pop());
     }
 }
 
 impl Inner {
     /// True when called from inside this store's GC filter.
     pub(super) fn in_own_gc(&self) -> bool {
-        RUNNING_GC.with(|c| c.get() == self as *const Inner as usize)
+        let me = self as *const Inner as usize;
+        RUNNING_GC.with(|c| c.borrow().contains(&me))
     }
 
     /// Refuses `what` from inside this store's GC filter.
@@ -72,7 +81,7 @@ impl Inner {
             Selection::Keys(keys) => return Ok(Some(keys)),
             Selection::Filter { snapshot, keep } => (snapshot, keep),
         };
-        let _running = RUNNING_GC.with(|c| RunningGc(c.replace(self as *const Inner as usize)));
+        let _running = RunningGc::enter(self);
         catch_unwind(AssertUnwindSafe(|| {
             let mut kept = Vec::new();
             for r in snapshot {

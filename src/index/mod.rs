@@ -32,6 +32,10 @@
 //! logs already contained in `data` (generation below it) are deleted at
 //! open.
 //!
+//! Filtering and GC (mirage `filter`, `clear`, `try_merge`, `is_merging`;
+//! Octez `gc ?async`): a merge through a filter on the worker pool, module
+//! `gc`.
+//!
 //! Damage (issue #15) is told from a torn tail: a whole log entry failing
 //! its CRC, a garbled log header in front of entries, a `data` file failing
 //! any check, `data` missing or older than `meta` records: the open returns

@@ -34,7 +34,9 @@
 //! generation deleted. Every copied record is verified: on damage the
 //! compaction stops with `Corrupted` and the old generation stays current.
 //! A crash at any point leaves `current` naming a complete generation;
-//! other `gen.*` directories are removed at open.
+//! other `gen.*` directories are removed at open. Octez's GC
+//! ([`IndexedFile::gc_filter`], module `gc`) is the same compaction with a
+//! filter of key and header run on the worker, and can be cancelled.
 
 mod check;
 mod format;

@@ -364,6 +364,21 @@ typedef struct tzs_chunk {
 typedef uint32_t tzs_floating_kind;
 
 /**
+ * Decides whether a binding survives a filter or a GC: return true to keep
+ * it. Called with the `ctx` given to the function that started the GC and
+ * one binding: the key (`key_len` bytes) and, for an index, its value
+ * (`value_size` bytes), for an indexed file, its header (`header_size`
+ * bytes). Both are borrowed, valid only during the call. Called once per
+ * binding, never concurrently, from a library worker thread or the thread
+ * that waits for the GC; see each function for what it may call.
+ */
+typedef bool (*tzs_filter_fn)(void *ctx,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const uint8_t *value,
+                              size_t value_len);
+
+/**
  * Decides whether a key survives a compaction: return true to keep it.
  * Called with a borrowed key (valid only during the call) and the `ctx`
  * given to `tzs_indexed_file_gc`.
@@ -1836,6 +1851,146 @@ tzs_status tzs_index_sync(struct tzs_index *ix, struct tzs_error **err);
 tzs_status tzs_index_await_merge(struct tzs_index *ix, struct tzs_error **err);
 
 /**
+ * Keeps only the bindings for which `filter(ctx, key, key_len, value,
+ * value_len)` returns true (mirage index's `filter`), and returns once the
+ * result is durable. Readers meanwhile (other threads, read-only handles
+ * after `tzs_index_sync`) see every binding until the filtered data file
+ * is published, then only the kept ones, never a mix; a crash leaves one
+ * state or the other. Bindings added meanwhile are not offered to the
+ * filter and are kept. Waits for a running GC first; `tzs_index_cancel_gc`
+ * does not stop it.
+ *
+ * `filter` is called once per binding (the value without the removable
+ * tag), one call at a time, on a library worker thread or on this thread,
+ * and never after this function returns. Inside it, this index may be
+ * read (`tzs_index_find`, `tzs_index_mem`, `tzs_index_len`, iterators,
+ * `tzs_index_is_merging`, `tzs_index_is_gc_finished`); every call on it
+ * that writes or waits (`add`, `remove`, `flush`, `filter`, `gc`,
+ * `await_gc`, `cancel_gc`, `clear`, `try_merge`, `await_merge`) fails
+ * with `TZS_INVALID_ARGUMENT` instead of waiting for itself, and
+ * `tzs_index_close` must not be called. Other stores may be used freely.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `filter`, called from
+ * inside this index's filter), `TZS_READ_ONLY`, `TZS_CORRUPTED` (a
+ * binding failed its checksum), `TZS_NO_SPACE`, `TZS_IO`; on any error
+ * the index is unchanged. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `filter` is NULL or a function that may
+ * be called with `ctx` from any thread until this function returns, and
+ * that returns normally (no `longjmp` or C++ exception out of it).
+ */
+tzs_status tzs_index_filter(struct tzs_index *ix,
+                            tzs_filter_fn filter,
+                            void *ctx,
+                            struct tzs_error **err);
+
+/**
+ * Octez's `gc ?async` for an indexable store: keeps only the bindings for
+ * which `filter` returns true, as `tzs_index_filter` does, but as a
+ * background GC. With `wait` false it returns at once; with `wait` true,
+ * once the GC is durable (or was cancelled meanwhile, leaving the index
+ * unchanged). `*started` (when `started` is not NULL) receives whether a
+ * GC started: false when one is already running, in which case this
+ * request is ignored, as in Octez.
+ *
+ * `filter` runs as for `tzs_index_filter` (same threads, same calls
+ * allowed inside it), from now until the GC ends: until
+ * `tzs_index_is_gc_finished` returns true, or `tzs_index_await_gc`,
+ * `tzs_index_cancel_gc` or `tzs_index_close` returns. The library keeps
+ * no pointer to `filter` or `ctx` after that.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `filter`, called from
+ * inside this index's filter), `TZS_READ_ONLY`, the error of an earlier
+ * GC nobody awaited, and with `wait` this GC's error (as
+ * `tzs_index_await_gc`). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `filter` is NULL or a function that may
+ * be called with `ctx` from any thread until the GC ends, and that
+ * returns normally; `started` is NULL or writable.
+ */
+tzs_status tzs_index_gc(struct tzs_index *ix,
+                        tzs_filter_fn filter,
+                        void *ctx,
+                        bool wait,
+                        bool *started,
+                        struct tzs_error **err);
+
+/**
+ * Waits for the running GC, if any (Octez's `wait_gc_completion`), and
+ * returns its outcome once: `TZS_OK` (also for a cancelled GC), or its
+ * error: `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`, `TZS_PANIC`. A failed GC leaves the
+ * index as it was. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, called
+ * from inside this index's filter). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_await_gc(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * True when no GC runs on this index (Octez's `is_gc_finished`); false
+ * for a NULL handle. Never blocks. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+bool tzs_index_is_gc_finished(struct tzs_index *ix);
+
+/**
+ * Stops the GC started by `tzs_index_gc` and waits until it stopped: the
+ * index is left exactly as before the GC, and a later GC runs normally.
+ * `*cancelled` (when not NULL) receives true if a GC was stopped before
+ * it published its result, false if none ran, it had already finished,
+ * or it is a `tzs_index_filter`. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle, called from inside this index's filter). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `cancelled` is NULL or writable.
+ */
+tzs_status tzs_index_cancel_gc(struct tzs_index *ix, bool *cancelled, struct tzs_error **err);
+
+/**
+ * Removes every binding (mirage index's `clear`), durably on return: a
+ * crash leaves every binding or none. A running GC is cancelled and a
+ * running merge waited for (its error, moot now, is dropped). Lookups
+ * wait for the few file operations this takes, then see an empty index;
+ * read-only handles see it after `tzs_index_sync`. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL handle, called from inside this index's
+ * filter), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+tzs_status tzs_index_clear(struct tzs_index *ix, struct tzs_error **err);
+
+/**
+ * Starts a background merge of the log when it holds any binding and no
+ * merge or GC runs, and returns at once; `*started` (when not NULL)
+ * receives whether it started one. (Mirage's `try_merge` only merges a
+ * log of `log_size` entries, which here merges by itself.) Wait for it
+ * with `tzs_index_await_merge`. Errors: `TZS_INVALID_ARGUMENT` (NULL
+ * handle, called from inside this index's filter), `TZS_READ_ONLY`,
+ * `TZS_NO_SPACE`, `TZS_IO`, or the error of a failed background merge
+ * (reported once). Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle; `started` is NULL or writable.
+ */
+tzs_status tzs_index_try_merge(struct tzs_index *ix, bool *started, struct tzs_error **err);
+
+/**
+ * True while a merge or a GC runs in the background (mirage index's
+ * `is_merging`); false on a read-only or NULL handle. Never blocks.
+ * Thread-safe.
+ *
+ * # Safety
+ * `ix` is NULL or a live handle.
+ */
+bool tzs_index_is_merging(struct tzs_index *ix);
+
+/**
  * Creates a snapshot iterator over all bindings (order unspecified, each
  * key once). `*out` is owned by the caller: free it with
  * `tzs_index_iter_free`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
@@ -1882,9 +2037,11 @@ void tzs_index_iter_free(struct tzs_index_iter *it);
 uint64_t tzs_index_len(struct tzs_index *ix);
 
 /**
- * Closes the index: waits for a running merge, makes the logs durable and
- * releases the lock. NULL is a no-op. Must be the last call on the handle;
- * use `tzs_index_flush` and `tzs_index_await_merge` first to see errors.
+ * Closes the index: waits for a running merge or GC (stop a GC first with
+ * `tzs_index_cancel_gc` to close at once), makes the logs durable and
+ * releases the lock. NULL is a no-op. Must be the last call on the handle,
+ * and never made from inside its GC filter; use `tzs_index_flush`,
+ * `tzs_index_await_gc` and `tzs_index_await_merge` first to see errors.
  *
  * # Safety
  * `ix` is NULL or a live handle, not used afterwards.
@@ -2080,9 +2237,79 @@ tzs_status tzs_indexed_file_gc(struct tzs_indexed_file *f,
                                struct tzs_error **err);
 
 /**
- * Waits for the running compaction, if any, and returns its outcome:
- * `TZS_OK`, or its error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`,
- * `TZS_PANIC`), reported once. `TZS_INVALID_ARGUMENT` for a NULL handle.
+ * Octez's `gc ?async` for an indexed file: compacts the store, keeping
+ * the values of the keys for which `filter(ctx, key, key_len, header,
+ * header_len)` returns true (the header as stored in the index; the
+ * value is not read). The filter is asked about the keys stored when the
+ * GC starts, on a library worker thread (or on the thread waiting for
+ * the GC), one call at a time; values appended meanwhile are kept. The
+ * kept values are then copied into a new generation that replaces the
+ * old one atomically: readers see the old or the new store, a crash
+ * leaves one or the other. With `wait` false it returns at once (wait
+ * with `tzs_indexed_file_await_gc`); with `wait` true once the GC ended,
+ * returning its error. `*started` (when not NULL) receives whether a GC
+ * started: false when one is already running, in which case this request
+ * is ignored, as in Octez.
+ *
+ * Inside `filter`, this store may be read (`tzs_indexed_file_mem`,
+ * `header`, `read`, `len`, `is_gc_finished`) and appended to; calls that
+ * wait for the GC (`tzs_indexed_file_await_gc`,
+ * `tzs_indexed_file_cancel_gc`, this function with `wait`) fail with
+ * `TZS_INVALID_ARGUMENT` instead of waiting for themselves, and
+ * `tzs_indexed_file_close` must not be called. The library keeps no
+ * pointer to `filter` or `ctx` once the GC ended (see
+ * `tzs_indexed_file_is_gc_finished`).
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `filter`; with `wait`,
+ * called from inside this store's filter), `TZS_READ_ONLY`, `TZS_IO`,
+ * the error of an earlier GC nobody awaited, and with `wait` this GC's
+ * (as `tzs_indexed_file_await_gc`). Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `filter` is NULL or a function that may
+ * be called with `ctx` from any thread until the GC ends, and that
+ * returns normally (no `longjmp` or C++ exception out of it); `started`
+ * is NULL or writable.
+ */
+tzs_status tzs_indexed_file_gc_filter(struct tzs_indexed_file *f,
+                                      tzs_filter_fn filter,
+                                      void *ctx,
+                                      bool wait,
+                                      bool *started,
+                                      struct tzs_error **err);
+
+/**
+ * True when no GC (compaction) runs on this store (Octez's
+ * `is_gc_finished`); false for a NULL handle. Never blocks. Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle.
+ */
+bool tzs_indexed_file_is_gc_finished(struct tzs_indexed_file *f);
+
+/**
+ * Stops the running GC (from `tzs_indexed_file_gc_filter` or
+ * `tzs_indexed_file_gc`) and waits until it stopped: the store is left
+ * exactly as before it (the generation it was filling is removed), and a
+ * later GC runs normally. `*cancelled` (when not NULL) receives true if a
+ * GC was stopped before it switched generations, false if none ran or it
+ * had already switched. Errors: `TZS_INVALID_ARGUMENT` (NULL handle,
+ * called from inside this store's filter). Thread-safe.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `cancelled` is NULL or writable.
+ */
+tzs_status tzs_indexed_file_cancel_gc(struct tzs_indexed_file *f,
+                                      bool *cancelled,
+                                      struct tzs_error **err);
+
+/**
+ * Waits for the running compaction (from `tzs_indexed_file_gc` or
+ * `tzs_indexed_file_gc_filter`; Octez's `wait_gc_completion`), if any,
+ * and returns its outcome: `TZS_OK` (also for a cancelled one), or its
+ * error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`),
+ * reported once. `TZS_INVALID_ARGUMENT` for a NULL handle or a call from
+ * inside this store's GC filter.
  * Every record a compaction copies is verified: on `TZS_CORRUPTED` it
  * stopped, and the old generation stays current with all its values.
  * Thread-safe.
@@ -2093,8 +2320,10 @@ tzs_status tzs_indexed_file_gc(struct tzs_indexed_file *f,
 tzs_status tzs_indexed_file_await_gc(struct tzs_indexed_file *f, struct tzs_error **err);
 
 /**
- * Closes the store: waits for a running compaction, flushes, releases the
- * lock. NULL is a no-op. Must be the last call on the handle.
+ * Closes the store: waits for a running compaction (stop it first with
+ * `tzs_indexed_file_cancel_gc` to close at once), flushes, releases the
+ * lock. NULL is a no-op. Must be the last call on the handle, and never
+ * made from inside its GC filter.
  *
  * # Safety
  * `f` is NULL or a live handle, not used afterwards.

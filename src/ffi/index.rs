@@ -1,12 +1,13 @@
 //! C API of the index engine.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 
 use parking_lot::Mutex;
 
 use super::args;
 use super::boundary::{arg, call, call_value, call_void};
 use super::error::tzs_error;
+use super::gc::{CFilter, tzs_filter_fn};
 use super::open_options;
 use super::types::*;
 use crate::error::Error;
@@ -309,6 +310,207 @@ pub unsafe extern "C" fn tzs_index_await_merge(
     })
 }
 
+/// Keeps only the bindings for which `filter(ctx, key, key_len, value,
+/// value_len)` returns true (mirage index's `filter`), and returns once the
+/// result is durable. Readers meanwhile (other threads, read-only handles
+/// after `tzs_index_sync`) see every binding until the filtered data file
+/// is published, then only the kept ones, never a mix; a crash leaves one
+/// state or the other. Bindings added meanwhile are not offered to the
+/// filter and are kept. Waits for a running GC first; `tzs_index_cancel_gc`
+/// does not stop it.
+///
+/// `filter` is called once per binding (the value without the removable
+/// tag), one call at a time, on a library worker thread or on this thread,
+/// and never after this function returns. Inside it, this index may be
+/// read (`tzs_index_find`, `tzs_index_mem`, `tzs_index_len`, iterators,
+/// `tzs_index_is_merging`, `tzs_index_is_gc_finished`); every call on it
+/// that writes or waits (`add`, `remove`, `flush`, `filter`, `gc`,
+/// `await_gc`, `cancel_gc`, `clear`, `try_merge`, `await_merge`) fails
+/// with `TZS_INVALID_ARGUMENT` instead of waiting for itself, and
+/// `tzs_index_close` must not be called. Other stores may be used freely.
+///
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `filter`, called from
+/// inside this index's filter), `TZS_READ_ONLY`, `TZS_CORRUPTED` (a
+/// binding failed its checksum), `TZS_NO_SPACE`, `TZS_IO`; on any error
+/// the index is unchanged. Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `filter` is NULL or a function that may
+/// be called with `ctx` from any thread until this function returns, and
+/// that returns normally (no `longjmp` or C++ exception out of it).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_filter(
+    ix: *mut tzs_index,
+    filter: tzs_filter_fn,
+    ctx: *mut c_void,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let ix = arg!(handle(ix, "index"))?;
+        let mut f = CFilter::new(filter, ctx)?;
+        ix.inner.filter(move |k, v| f.keep(k, v))
+    })
+}
+
+/// Octez's `gc ?async` for an indexable store: keeps only the bindings for
+/// which `filter` returns true, as `tzs_index_filter` does, but as a
+/// background GC. With `wait` false it returns at once; with `wait` true,
+/// once the GC is durable (or was cancelled meanwhile, leaving the index
+/// unchanged). `*started` (when `started` is not NULL) receives whether a
+/// GC started: false when one is already running, in which case this
+/// request is ignored, as in Octez.
+///
+/// `filter` runs as for `tzs_index_filter` (same threads, same calls
+/// allowed inside it), from now until the GC ends: until
+/// `tzs_index_is_gc_finished` returns true, or `tzs_index_await_gc`,
+/// `tzs_index_cancel_gc` or `tzs_index_close` returns. The library keeps
+/// no pointer to `filter` or `ctx` after that.
+///
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `filter`, called from
+/// inside this index's filter), `TZS_READ_ONLY`, the error of an earlier
+/// GC nobody awaited, and with `wait` this GC's error (as
+/// `tzs_index_await_gc`). Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `filter` is NULL or a function that may
+/// be called with `ctx` from any thread until the GC ends, and that
+/// returns normally; `started` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_gc(
+    ix: *mut tzs_index,
+    filter: tzs_filter_fn,
+    ctx: *mut c_void,
+    wait: bool,
+    started: *mut bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let ix = arg!(handle(ix, "index"))?;
+        let started = arg!(live_mut(started));
+        let mut f = CFilter::new(filter, ctx)?;
+        let did = ix.inner.gc(move |k, v| f.keep(k, v), wait)?;
+        if let Some(s) = started {
+            *s = did;
+        }
+        Ok(())
+    })
+}
+
+/// Waits for the running GC, if any (Octez's `wait_gc_completion`), and
+/// returns its outcome once: `TZS_OK` (also for a cancelled GC), or its
+/// error: `TZS_CORRUPTED`, `TZS_NO_SPACE`, `TZS_IO`, `TZS_PANIC`. A failed GC leaves the
+/// index as it was. Errors: `TZS_INVALID_ARGUMENT` (NULL handle, called
+/// from inside this index's filter). Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_await_gc(
+    ix: *mut tzs_index,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let ix = arg!(handle(ix, "index"))?;
+        ix.inner.await_gc()
+    })
+}
+
+/// True when no GC runs on this index (Octez's `is_gc_finished`); false
+/// for a NULL handle. Never blocks. Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_is_gc_finished(ix: *mut tzs_index) -> bool {
+    call_value(|| arg!(live(ix)).is_some_and(|ix| ix.inner.is_gc_finished()))
+}
+
+/// Stops the GC started by `tzs_index_gc` and waits until it stopped: the
+/// index is left exactly as before the GC, and a later GC runs normally.
+/// `*cancelled` (when not NULL) receives true if a GC was stopped before
+/// it published its result, false if none ran, it had already finished,
+/// or it is a `tzs_index_filter`. Errors: `TZS_INVALID_ARGUMENT` (NULL
+/// handle, called from inside this index's filter). Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `cancelled` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_cancel_gc(
+    ix: *mut tzs_index,
+    cancelled: *mut bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let ix = arg!(handle(ix, "index"))?;
+        let cancelled = arg!(live_mut(cancelled));
+        let did = ix.inner.cancel_gc()?;
+        if let Some(c) = cancelled {
+            *c = did;
+        }
+        Ok(())
+    })
+}
+
+/// Removes every binding (mirage index's `clear`), durably on return: a
+/// crash leaves every binding or none. A running GC is cancelled and a
+/// running merge waited for (its error, moot now, is dropped). Lookups
+/// wait for the few file operations this takes, then see an empty index;
+/// read-only handles see it after `tzs_index_sync`. Errors:
+/// `TZS_INVALID_ARGUMENT` (NULL handle, called from inside this index's
+/// filter), `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_clear(
+    ix: *mut tzs_index,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let ix = arg!(handle(ix, "index"))?;
+        ix.inner.clear()
+    })
+}
+
+/// Starts a background merge of the log when it holds any binding and no
+/// merge or GC runs, and returns at once; `*started` (when not NULL)
+/// receives whether it started one. (Mirage's `try_merge` only merges a
+/// log of `log_size` entries, which here merges by itself.) Wait for it
+/// with `tzs_index_await_merge`. Errors: `TZS_INVALID_ARGUMENT` (NULL
+/// handle, called from inside this index's filter), `TZS_READ_ONLY`,
+/// `TZS_NO_SPACE`, `TZS_IO`, or the error of a failed background merge
+/// (reported once). Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle; `started` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_try_merge(
+    ix: *mut tzs_index,
+    started: *mut bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let ix = arg!(handle(ix, "index"))?;
+        let started = arg!(live_mut(started));
+        let did = ix.inner.try_merge()?;
+        if let Some(s) = started {
+            *s = did;
+        }
+        Ok(())
+    })
+}
+
+/// True while a merge or a GC runs in the background (mirage index's
+/// `is_merging`); false on a read-only or NULL handle. Never blocks.
+/// Thread-safe.
+///
+/// # Safety
+/// `ix` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_index_is_merging(ix: *mut tzs_index) -> bool {
+    call_value(|| arg!(live(ix)).is_some_and(|ix| ix.inner.is_merging()))
+}
+
 /// Creates a snapshot iterator over all bindings (order unspecified, each
 /// key once). `*out` is owned by the caller: free it with
 /// `tzs_index_iter_free`. Errors: `TZS_INVALID_ARGUMENT` (NULL handle or
@@ -386,9 +588,11 @@ pub unsafe extern "C" fn tzs_index_len(ix: *mut tzs_index) -> u64 {
     call_value(|| arg!(live(ix)).map_or(0, |ix| ix.inner.len()))
 }
 
-/// Closes the index: waits for a running merge, makes the logs durable and
-/// releases the lock. NULL is a no-op. Must be the last call on the handle;
-/// use `tzs_index_flush` and `tzs_index_await_merge` first to see errors.
+/// Closes the index: waits for a running merge or GC (stop a GC first with
+/// `tzs_index_cancel_gc` to close at once), makes the logs durable and
+/// releases the lock. NULL is a no-op. Must be the last call on the handle,
+/// and never made from inside its GC filter; use `tzs_index_flush`,
+/// `tzs_index_await_gc` and `tzs_index_await_merge` first to see errors.
 ///
 /// # Safety
 /// `ix` is NULL or a live handle, not used afterwards.

@@ -3,8 +3,9 @@
 use std::ffi::{c_char, c_void};
 
 use super::args;
-use super::boundary::{arg, call, call_void};
+use super::boundary::{arg, call, call_value, call_void};
 use super::error::tzs_error;
+use super::gc::{CFilter, tzs_filter_fn};
 use super::open_options;
 use super::types::*;
 use crate::error::Error;
@@ -337,9 +338,103 @@ pub unsafe extern "C" fn tzs_indexed_file_gc(
     })
 }
 
-/// Waits for the running compaction, if any, and returns its outcome:
-/// `TZS_OK`, or its error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`,
-/// `TZS_PANIC`), reported once. `TZS_INVALID_ARGUMENT` for a NULL handle.
+/// Octez's `gc ?async` for an indexed file: compacts the store, keeping
+/// the values of the keys for which `filter(ctx, key, key_len, header,
+/// header_len)` returns true (the header as stored in the index; the
+/// value is not read). The filter is asked about the keys stored when the
+/// GC starts, on a library worker thread (or on the thread waiting for
+/// the GC), one call at a time; values appended meanwhile are kept. The
+/// kept values are then copied into a new generation that replaces the
+/// old one atomically: readers see the old or the new store, a crash
+/// leaves one or the other. With `wait` false it returns at once (wait
+/// with `tzs_indexed_file_await_gc`); with `wait` true once the GC ended,
+/// returning its error. `*started` (when not NULL) receives whether a GC
+/// started: false when one is already running, in which case this request
+/// is ignored, as in Octez.
+///
+/// Inside `filter`, this store may be read (`tzs_indexed_file_mem`,
+/// `header`, `read`, `len`, `is_gc_finished`) and appended to; calls that
+/// wait for the GC (`tzs_indexed_file_await_gc`,
+/// `tzs_indexed_file_cancel_gc`, this function with `wait`) fail with
+/// `TZS_INVALID_ARGUMENT` instead of waiting for themselves, and
+/// `tzs_indexed_file_close` must not be called. The library keeps no
+/// pointer to `filter` or `ctx` once the GC ended (see
+/// `tzs_indexed_file_is_gc_finished`).
+///
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL handle or `filter`; with `wait`,
+/// called from inside this store's filter), `TZS_READ_ONLY`, `TZS_IO`,
+/// the error of an earlier GC nobody awaited, and with `wait` this GC's
+/// (as `tzs_indexed_file_await_gc`). Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `filter` is NULL or a function that may
+/// be called with `ctx` from any thread until the GC ends, and that
+/// returns normally (no `longjmp` or C++ exception out of it); `started`
+/// is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_gc_filter(
+    f: *mut tzs_indexed_file,
+    filter: tzs_filter_fn,
+    ctx: *mut c_void,
+    wait: bool,
+    started: *mut bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let f = arg!(handle(f, "indexed file"))?;
+        let started = arg!(live_mut(started));
+        let mut keep = CFilter::new(filter, ctx)?;
+        let did = f.inner.gc_filter(move |k, h| keep.keep(k, h), wait)?;
+        if let Some(s) = started {
+            *s = did;
+        }
+        Ok(())
+    })
+}
+
+/// True when no GC (compaction) runs on this store (Octez's
+/// `is_gc_finished`); false for a NULL handle. Never blocks. Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_is_gc_finished(f: *mut tzs_indexed_file) -> bool {
+    call_value(|| arg!(live(f)).is_some_and(|f| f.inner.is_gc_finished()))
+}
+
+/// Stops the running GC (from `tzs_indexed_file_gc_filter` or
+/// `tzs_indexed_file_gc`) and waits until it stopped: the store is left
+/// exactly as before it (the generation it was filling is removed), and a
+/// later GC runs normally. `*cancelled` (when not NULL) receives true if a
+/// GC was stopped before it switched generations, false if none ran or it
+/// had already switched. Errors: `TZS_INVALID_ARGUMENT` (NULL handle,
+/// called from inside this store's filter). Thread-safe.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `cancelled` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tzs_indexed_file_cancel_gc(
+    f: *mut tzs_indexed_file,
+    cancelled: *mut bool,
+    err: *mut *mut tzs_error,
+) -> tzs_status {
+    call(err, || {
+        let f = arg!(handle(f, "indexed file"))?;
+        let cancelled = arg!(live_mut(cancelled));
+        let did = f.inner.cancel_gc()?;
+        if let Some(c) = cancelled {
+            *c = did;
+        }
+        Ok(())
+    })
+}
+
+/// Waits for the running compaction (from `tzs_indexed_file_gc` or
+/// `tzs_indexed_file_gc_filter`; Octez's `wait_gc_completion`), if any,
+/// and returns its outcome: `TZS_OK` (also for a cancelled one), or its
+/// error (`TZS_IO`, `TZS_NO_SPACE`, `TZS_CORRUPTED`, `TZS_PANIC`),
+/// reported once. `TZS_INVALID_ARGUMENT` for a NULL handle or a call from
+/// inside this store's GC filter.
 /// Every record a compaction copies is verified: on `TZS_CORRUPTED` it
 /// stopped, and the old generation stays current with all its values.
 /// Thread-safe.
@@ -357,8 +452,10 @@ pub unsafe extern "C" fn tzs_indexed_file_await_gc(
     })
 }
 
-/// Closes the store: waits for a running compaction, flushes, releases the
-/// lock. NULL is a no-op. Must be the last call on the handle.
+/// Closes the store: waits for a running compaction (stop it first with
+/// `tzs_indexed_file_cancel_gc` to close at once), flushes, releases the
+/// lock. NULL is a no-op. Must be the last call on the handle, and never
+/// made from inside its GC filter.
 ///
 /// # Safety
 /// `f` is NULL or a live handle, not used afterwards.

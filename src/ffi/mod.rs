@@ -12,6 +12,7 @@ pub mod cemented;
 pub mod common;
 pub mod error;
 pub mod floating;
+pub mod gc;
 pub mod index;
 pub mod indexed_file;
 pub mod kv;

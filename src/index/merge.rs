@@ -19,6 +19,7 @@
 //! new one (a leftover temporary is removed at the next read-write open).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::data::{self, DataFile, Header};
 use super::frozen::FrozenLogs;
@@ -149,8 +150,115 @@ fn join(
     Ok(())
 }
 
-/// Writes `old ∪ frozen` (frozen wins; removable tombstones dropped) as
-/// data file `generation` at `path`, atomically and durably.
+/// How often (in bindings) a filtered merge's write pass looks at its
+/// cancel flag.
+const CANCEL_EVERY: u64 = 4096;
+
+/// A filter's verdict on each live binding of `old ∪ frozen`, one bit per
+/// binding in the merge's order: decided once, before anything is written,
+/// so the filter is called exactly once per binding although the merge
+/// walks the bindings twice (to count, then to write).
+pub(crate) struct Decisions {
+    bits: Vec<u64>,
+    len: u64,
+}
+
+impl Decisions {
+    fn push(&mut self, keep: bool) {
+        let (word, bit) = ((self.len / 64) as usize, self.len % 64);
+        if word == self.bits.len() {
+            self.bits.push(0);
+        }
+        if keep {
+            self.bits[word] |= 1 << bit;
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: u64) -> bool {
+        self.bits
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// What a filtered merge keeps: the verdicts, and the flag that stops it.
+#[derive(Clone, Copy)]
+pub(crate) struct Selection<'a> {
+    pub decisions: &'a Decisions,
+    pub cancel: &'a AtomicBool,
+}
+
+/// Calls `keep(key, value)` once for every live binding of `old ∪ frozen`
+/// (the value without the removable tag), in the merge's order, and
+/// records the verdicts. `Ok(None)` when `cancel` was raised meanwhile.
+/// Frozen entries are verified before the filter sees them.
+pub(crate) fn decide(
+    old: &DataFile,
+    frozen: &FrozenLogs,
+    flags: u32,
+    keep: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    cancel: &AtomicBool,
+) -> Result<Option<Decisions>> {
+    let removable = flags & data::FLAG_REMOVABLE != 0;
+    fn user(removable: bool, v: &[u8]) -> Option<&[u8]> {
+        if !removable {
+            return Some(v);
+        }
+        match v.split_first() {
+            Some((1, rest)) => Some(rest),
+            _ => None,
+        }
+    }
+    let mut d = Decisions {
+        bits: Vec::new(),
+        len: 0,
+    };
+    let mut cancelled = false;
+    // Checked at every binding: a filter call costs far more than the
+    // load, and a slow filter (a C callback doing I/O) still stops soon.
+    let tick = || cancel.load(Ordering::Relaxed);
+    join(old, frozen, |src| {
+        if cancelled {
+            return Ok(());
+        }
+        match src {
+            Src::Old { from, to } => {
+                for i in from..to {
+                    let (k, v) = old.entry(i);
+                    d.push(user(removable, v).is_some_and(|v| keep(k, v)));
+                    if tick() {
+                        cancelled = true;
+                        return Ok(());
+                    }
+                }
+            }
+            Src::Replaced { .. } => {}
+            Src::New { idx, .. } => {
+                let (k, v) = frozen.checked_entry(idx)?;
+                if let Some(v) = user(removable, v) {
+                    d.push(keep(k, v));
+                }
+                if tick() {
+                    cancelled = true;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok((!cancelled && !cancel.load(Ordering::Relaxed)).then_some(d))
+}
+
+/// The error a merge stopped by its cancel flag returns (the caller, who
+/// raised the flag, tells it from a failure by the flag).
+fn cancelled(path: &Path) -> Error {
+    Error::Inconsistent(format!("merge into {} cancelled", path.display()))
+}
+
+/// Writes `old ∪ frozen` (frozen wins; removable tombstones dropped; with
+/// a `selection`, only the bindings it keeps) as data file `generation`
+/// at `path`, atomically and durably. A raised cancel flag stops it before
+/// the rename, removing the temporary file.
 #[allow(clippy::too_many_arguments)] // the parts of one data file's identity
 pub(crate) fn write(
     fs: &dyn FileSystem,
@@ -161,6 +269,7 @@ pub(crate) fn write(
     ksize: usize,
     vsize: usize,
     flags: u32,
+    selection: Option<Selection>,
 ) -> Result<()> {
     let removable = flags & data::FLAG_REMOVABLE != 0;
     // The old data holds no tombstones: merges drop them.
@@ -171,14 +280,36 @@ pub(crate) fn write(
                 .is_some_and(|(_, v)| v.first() == Some(&1))
     };
     let mut count = 0u64;
+    let mut verdict = 0u64;
     join(old, frozen, |src| {
-        count += match src {
-            Src::Old { from, to } => to - from,
-            Src::Replaced { .. } => 0,
-            Src::New { idx, .. } => u64::from(new_live(idx)),
+        count += match (src, selection) {
+            (Src::Replaced { .. }, _) => 0,
+            (Src::Old { from, to }, None) => to - from,
+            (Src::New { idx, .. }, None) => u64::from(new_live(idx)),
+            (Src::Old { from, to }, Some(s)) => {
+                let kept = (verdict..verdict + to - from)
+                    .filter(|&i| s.decisions.get(i))
+                    .count();
+                verdict += to - from;
+                kept as u64
+            }
+            (Src::New { idx, .. }, Some(s)) if new_live(idx) => {
+                verdict += 1;
+                u64::from(s.decisions.get(verdict - 1))
+            }
+            (Src::New { .. }, Some(_)) => 0,
         };
         Ok(())
     })?;
+    if let Some(s) = selection {
+        if verdict != s.decisions.len {
+            return Err(Error::Inconsistent(format!(
+                "merge into {}: {} filter verdicts for {verdict} bindings",
+                path.display(),
+                s.decisions.len
+            )));
+        }
+    }
 
     let fan_bits = data::fan_bits_for(count);
     let fans = (1usize << fan_bits) + 1;
@@ -198,8 +329,34 @@ pub(crate) fn write(
         let mut next_bucket = 0usize;
         let mut old_hashes = crc32fast::Hasher::new();
         let mut old_entries = crc32fast::Hasher::new();
+        let mut verdict = 0u64;
         join(old, frozen, |src| {
             match src {
+                Src::Old { from, to } if selection.is_some() => {
+                    old_hashes.update(old.hashes_bytes(from, to));
+                    old_entries.update(old.entries_bytes(from, to));
+                    for i in from..to {
+                        let kept = selection.is_some_and(|s| s.decisions.get(verdict));
+                        verdict += 1;
+                        if verdict % CANCEL_EVERY == 0
+                            && selection.is_some_and(|s| s.cancel.load(Ordering::Relaxed))
+                        {
+                            return Err(cancelled(path));
+                        }
+                        if !kept {
+                            continue;
+                        }
+                        let h = old.hash(i);
+                        let b = data::bucket(h, fan_bits);
+                        while next_bucket <= b {
+                            fan.push(&written.to_le_bytes())?;
+                            next_bucket += 1;
+                        }
+                        hashes.push(&h.to_le_bytes())?;
+                        entries.push(old.entries_bytes(i, i + 1))?;
+                        written += 1;
+                    }
+                }
                 Src::Replaced { i } => {
                     old_hashes.update(old.hashes_bytes(i, i + 1));
                     old_entries.update(old.entries_bytes(i, i + 1));
@@ -222,6 +379,15 @@ pub(crate) fn write(
                     let (k, v) = frozen.checked_entry(idx)?;
                     if !new_live(idx) {
                         return Ok(());
+                    }
+                    if let Some(s) = selection {
+                        verdict += 1;
+                        if verdict % CANCEL_EVERY == 0 && s.cancel.load(Ordering::Relaxed) {
+                            return Err(cancelled(path));
+                        }
+                        if !s.decisions.get(verdict - 1) {
+                            return Ok(());
+                        }
                     }
                     let b = data::bucket(hash, fan_bits);
                     while next_bucket <= b {
@@ -328,6 +494,7 @@ mod tests {
             8,
             2,
             0,
+            None,
         )
         .unwrap();
         let first = DataFile::open(&fs, &path, 8, 2, 0).unwrap();
@@ -341,6 +508,7 @@ mod tests {
             8,
             2,
             0,
+            None,
         )
         .unwrap();
         let d = DataFile::open(&fs, &path, 8, 2, 0).unwrap();
@@ -404,12 +572,12 @@ mod tests {
                 .map(|i| (key(i).to_vec(), value(1, i).to_vec()))
                 .collect(),
         );
-        write(&fs, &path, &DataFile::empty(8, 56), &t, 1, 8, 56, 0).unwrap();
+        write(&fs, &path, &DataFile::empty(8, 56), &t, 1, 8, 56, 0, None).unwrap();
         let first = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
         // One frozen entry splits the old data into two runs, the longer of
         // at least 40,000 entries: over the hashes' and entries' buffers.
         let one = frozen(dir.path(), vec![(key(7).to_vec(), value(2, 7).to_vec())]);
-        write(&fs, &path, &first, &one, 2, 8, 56, 0).unwrap();
+        write(&fs, &path, &first, &one, 2, 8, 56, 0, None).unwrap();
         let d = DataFile::open(&fs, &path, 8, 56, 0).unwrap();
         assert_eq!(d.count(), 80_000);
         for i in 0..80_000u32 {
@@ -435,6 +603,7 @@ mod tests {
             8,
             2,
             flags,
+            None,
         )
         .unwrap();
         let first = DataFile::open(&fs, &path, 8, 2, flags).unwrap();
@@ -448,6 +617,7 @@ mod tests {
             8,
             2,
             flags,
+            None,
         )
         .unwrap();
         let d = DataFile::open(&fs, &path, 8, 2, flags).unwrap();

@@ -32,6 +32,10 @@
 //! logs already contained in `data` (generation below it) are deleted at
 //! open.
 //!
+//! Filtering and GC (mirage `filter`, `clear`, `try_merge`, `is_merging`;
+//! Octez `gc ?async`): a merge through a filter on the worker pool, module
+//! `gc`.
+//!
 //! Damage (issue #15) is told from a torn tail: a whole log entry failing
 //! its CRC, a garbled log header in front of entries, a `data` file failing
 //! any check, `data` missing or older than `meta` records: the open returns
@@ -45,6 +49,7 @@ mod data;
 #[cfg(test)]
 mod decode_props;
 mod frozen;
+mod gc;
 mod hash;
 mod iter;
 mod log;
@@ -152,6 +157,8 @@ struct Inner {
     merge: Mutex<Option<JobHandle>>,
     /// A failure to start a merge, reported by the next call.
     start_error: Mutex<Option<Error>>,
+    /// The running or last GC, until its outcome is taken (module `gc`).
+    gc: Mutex<Option<gc::GcRun>>,
     _lock: StoreDir,
 }
 
@@ -351,6 +358,7 @@ impl Index {
             )),
             merge: Mutex::new(None),
             start_error: Mutex::new(None),
+            gc: Mutex::new(None),
             _lock: lock,
         };
         let state = if read_only {
@@ -454,6 +462,7 @@ impl Index {
     /// the module documentation).
     pub fn add(&self, key: &[u8], value: &[u8], flush: bool) -> Result<()> {
         self.inner.check_write("add")?;
+        self.inner.refuse_in_gc("add")?;
         self.inner.check_key(key)?;
         if value.len() != self.inner.vsize {
             return Err(Error::invalid(format!(
@@ -485,6 +494,7 @@ impl Index {
     /// opened removable.
     pub fn remove(&self, key: &[u8], flush: bool) -> Result<()> {
         self.inner.check_write("remove")?;
+        self.inner.refuse_in_gc("remove")?;
         if !self.inner.removable {
             return Err(Error::invalid(format!(
                 "index {} is not removable",
@@ -531,7 +541,7 @@ impl Index {
         }
         // The binding is stored: a failure to start a merge is not this
         // call's failure; it is reported by the next call.
-        if let Err(e) = self.maybe_merge(&mut st) {
+        if let Err(e) = self.maybe_merge(&mut st, false) {
             *self.inner.start_error.lock() = Some(e);
         }
         Ok(())
@@ -540,6 +550,7 @@ impl Index {
     /// Makes everything added so far durable (write out and fsync the logs).
     /// Also reports the error of a failed background merge.
     pub fn flush(&self) -> Result<()> {
+        self.inner.refuse_in_gc("flush")?;
         self.report_merge_error()?;
         if self.inner.read_only {
             return Ok(());
@@ -570,6 +581,7 @@ impl Index {
 
     /// Waits for the running merge, if any; returns its error once.
     pub fn await_merge(&self) -> Result<()> {
+        self.inner.refuse_in_gc("await_merge")?;
         if let Some(e) = self.inner.start_error.lock().take() {
             return Err(e);
         }
@@ -595,8 +607,10 @@ impl Index {
         ))
     }
 
-    /// Closes the index: waits for a running merge and makes the logs
-    /// durable, reporting errors (dropping does the same, ignoring them).
+    /// Closes the index: waits for a running merge or GC (stop a GC first
+    /// with [`cancel_gc`](Self::cancel_gc) to close at once) and makes the
+    /// logs durable, reporting errors (dropping does the same, ignoring
+    /// them).
     pub fn close(self) -> Result<()> {
         let merged = self.await_merge();
         let flushed = if self.inner.read_only {
@@ -622,62 +636,49 @@ impl Index {
         Ok(())
     }
 
-    /// Starts a merge when the log table is over `log_size` (or retries one
-    /// that failed), unless one is running.
-    fn maybe_merge(&self, st: &mut State) -> Result<()> {
+    /// Starts a merge when the log table is over `log_size` (with `force`:
+    /// when it holds anything), or retries one that failed, unless one is
+    /// running. Returns whether it started one.
+    fn maybe_merge(&self, st: &mut State, force: bool) -> Result<bool> {
         let mut m = self.inner.merge.lock();
         if let Some(h) = m.as_ref() {
             // Running, or failed and not reported yet.
             if !h.is_finished() || h.wait().is_err() {
-                return Ok(());
+                return Ok(false);
             }
             *m = None;
         }
         if st.frozen.is_none() {
-            if (st.active.len() as u64) <= self.inner.log_size {
-                return Ok(());
-            }
-            let Some(w) = st.writer.as_mut() else {
-                return Ok(());
+            let due = if force {
+                st.active.len() > 0 || !st.sealed.is_empty()
+            } else {
+                (st.active.len() as u64) > self.inner.log_size
             };
-            w.write_out()?;
-            let next = w.generation() + 1;
-            let fresh = LogWriter::create(
-                self.inner.fs.as_ref(),
-                &self.inner.dir,
-                next,
-                self.inner.ksize,
-                self.inner.dsize,
-                self.inner.flags(),
-            )?;
-            let old = std::mem::replace(w, fresh);
-            let table = std::mem::replace(
-                &mut st.active,
-                Table::new(self.inner.ksize, self.inner.dsize),
-            );
-            let mut logs = std::mem::take(&mut st.sealed);
-            logs.push(old.file().clone());
-            st.frozen = Some(Frozen {
-                view: FrozenView::Table(Arc::new(table)),
-                logs,
-                generation: next,
-            });
+            if !due {
+                return Ok(false);
+            }
+            self.inner.freeze(st)?;
         }
         let Some(f) = st.frozen.as_ref() else {
-            return Ok(());
+            return Ok(false);
         };
         let inner = self.inner.clone();
         let (logs, generation, old) = (f.logs.clone(), f.generation, st.data.clone());
         *m = Some(WorkerPool::global().submit(move || inner.run_merge(&logs, generation, &old)));
-        Ok(())
+        Ok(true)
     }
 }
 
 impl Drop for Index {
     fn drop(&mut self) {
-        let h = self.inner.merge.lock().clone();
-        if let Some(h) = h {
-            let _ = h.wait();
+        // From inside this index's own GC filter (a C caller closing the
+        // handle there), waiting would wait for itself: the GC holds its
+        // own reference and finishes alone.
+        if !self.inner.in_own_gc() {
+            let h = self.inner.merge.lock().clone();
+            if let Some(h) = h {
+                let _ = h.wait();
+            }
         }
         if !self.inner.read_only {
             let _ = Inner::seal_state(&mut self.inner.state.write());
@@ -976,6 +977,19 @@ impl Inner {
         generation: u64,
         old: &DataFile,
     ) -> Result<()> {
+        self.merge_logs(logs, generation, old, None).map(|_| ())
+    }
+
+    /// [`run_merge`](Self::run_merge), keeping only the bindings `filter`
+    /// keeps when given, and stopping when its cancel flag is raised:
+    /// `Ok(false)` then, with nothing published and the logs still frozen.
+    fn merge_logs(
+        &self,
+        logs: &[Arc<dyn FileHandle>],
+        generation: u64,
+        old: &DataFile,
+        filter: Option<(&mut gc::Keep, &std::sync::atomic::AtomicBool)>,
+    ) -> Result<bool> {
         let fs = self.fs.as_ref();
         for log in logs {
             log.sync()?;
@@ -993,7 +1007,20 @@ impl Inner {
                 f.view = FrozenView::Logs(sorted.clone());
             }
         }
-        merge::write(
+        let (decisions, cancel) = match filter {
+            Some((keep, cancel)) => {
+                match merge::decide(old, &sorted, self.flags(), keep.as_mut(), cancel)? {
+                    Some(d) => (Some(d), Some(cancel)),
+                    None => return Ok(false),
+                }
+            }
+            None => (None, None),
+        };
+        let selection = decisions
+            .as_ref()
+            .zip(cancel)
+            .map(|(decisions, cancel)| merge::Selection { decisions, cancel });
+        match merge::write(
             fs,
             &self.data_path(),
             old,
@@ -1002,12 +1029,22 @@ impl Inner {
             self.ksize,
             self.dsize,
             self.flags(),
-        )?;
+            selection,
+        ) {
+            Ok(()) => {}
+            Err(_) if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
         let new = self.open_data()?;
         {
             let mut st = self.state.write();
             st.data = Arc::new(new);
             st.frozen = None;
+            if selection.is_some() {
+                st.len = Inner::recount(&st);
+            }
         }
         // Before the logs go: from now on a missing `data` is damage.
         self.write_meta(generation)?;
@@ -1016,7 +1053,8 @@ impl Inner {
                 fs.remove_file(&log::path(&self.dir, lg))?;
             }
         }
-        fs.sync_dir(&self.dir)
+        fs.sync_dir(&self.dir)?;
+        Ok(true)
     }
 }
 

@@ -34,13 +34,17 @@
 //! generation deleted. Every copied record is verified: on damage the
 //! compaction stops with `Corrupted` and the old generation stays current.
 //! A crash at any point leaves `current` naming a complete generation;
-//! other `gen.*` directories are removed at open.
+//! other `gen.*` directories are removed at open. Octez's GC
+//! ([`IndexedFile::gc_filter`], module `gc`) is the same compaction with a
+//! filter of key and header run on the worker, and can be cancelled.
 
 mod check;
 mod format;
+mod gc;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -163,6 +167,11 @@ struct Gc {
     job: JobHandle,
     /// Keys appended since the compaction took its snapshot.
     tail: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Raised by `cancel_gc` (and `close`): the compaction stops before it
+    /// switches generations.
+    cancel: Arc<AtomicBool>,
+    /// The generation it compacts: still current after a stopped one.
+    from: u64,
 }
 
 struct Inner {
@@ -586,14 +595,39 @@ impl IndexedFile {
     /// generation on the worker pool while appends continue (values appended
     /// meanwhile are always kept). Returns once the copy is queued; see
     /// [`await_gc`](Self::await_gc). `InvalidArgument` if a compaction is
-    /// already running.
+    /// already running. [`gc_filter`](Self::gc_filter) is Octez's form:
+    /// the filter sees the header and runs in the background.
     pub fn gc(&self, keep: impl Fn(&[u8]) -> bool) -> Result<()> {
+        let started = self.start_gc(|generation| {
+            let mut kept = Vec::new();
+            for r in generation.index.iter()? {
+                let (k, _) = r?;
+                if keep(&k) {
+                    kept.push(k);
+                }
+            }
+            Ok(gc::Selection::Keys(kept))
+        })?;
+        if started.is_none() {
+            return Err(Error::invalid("a compaction is already running"));
+        }
+        Ok(())
+    }
+
+    /// Starts a compaction unless one runs (`None` then): `select`, under
+    /// the writer lock, picks what it keeps from the current generation
+    /// (flushed first, so every stored key is in its index).
+    fn start_gc(
+        &self,
+        select: impl FnOnce(&Gen) -> Result<gc::Selection>,
+    ) -> Result<Option<JobHandle>> {
         if self.inner.cfg.open.read_only {
             return Err(Error::ReadOnly(format!(
                 "gc of read-only indexed file {}",
                 self.inner.dir.display()
             )));
         }
+        self.inner.refuse_in_gc("gc")?;
         // The snapshot and the start of tail tracking happen under the
         // writer lock, so every append lands in exactly one of them. Lock
         // order everywhere: writer, then gc slot, then tail.
@@ -601,7 +635,7 @@ impl IndexedFile {
         let mut slot = self.inner.gc.lock();
         if let Some(gc) = slot.as_ref() {
             if !gc.job.is_finished() {
-                return Err(Error::invalid("a compaction is already running"));
+                return Ok(None);
             }
             let previous = gc.job.wait();
             *slot = None;
@@ -611,28 +645,35 @@ impl IndexedFile {
         // Every stored key is offered to `keep`: appends not yet in the
         // index are made durable and handed to it first.
         flush_gen(&generation)?;
-        let mut kept = Vec::new();
-        for r in generation.index.iter()? {
-            let (k, _) = r?;
-            if keep(&k) {
-                kept.push(k);
-            }
-        }
+        let selection = select(&generation)?;
         let tail = Arc::new(Mutex::new(Vec::new()));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let from = generation.n;
         let inner = self.inner.clone();
-        let t = tail.clone();
-        let job = WorkerPool::global().submit(move || inner.compact(&generation, &kept, &t));
-        *slot = Some(Gc { job, tail });
-        Ok(())
+        let (t, c) = (tail.clone(), cancel.clone());
+        let job =
+            WorkerPool::global().submit(move || inner.compact(&generation, selection, &t, &c));
+        *slot = Some(Gc {
+            job: job.clone(),
+            tail,
+            cancel,
+            from,
+        });
+        Ok(Some(job))
     }
 
     /// Waits for a running compaction; returns its error (once).
+    /// `InvalidArgument` from inside its own filter.
     pub fn await_gc(&self) -> Result<()> {
+        self.inner.refuse_in_gc("await_gc")?;
         let job = self.inner.gc.lock().as_ref().map(|g| g.job.clone());
         match job {
             Some(j) => {
                 let r = j.wait();
-                *self.inner.gc.lock() = None;
+                let mut slot = self.inner.gc.lock();
+                if slot.as_ref().is_some_and(|g| g.job.is_finished()) {
+                    *slot = None;
+                }
                 r
             }
             None => Ok(()),
@@ -642,20 +683,37 @@ impl IndexedFile {
 
 impl Drop for IndexedFile {
     fn drop(&mut self) {
-        let _ = self.await_gc();
+        // From inside its own GC filter (a C caller closing the handle
+        // there) the compaction is not waited for, which would wait for
+        // itself: it holds its own reference and finishes alone.
+        if !self.inner.in_own_gc() {
+            let _ = self.await_gc();
+        }
         let _ = self.flush();
     }
 }
 
 impl Inner {
-    /// The compaction job: copy `kept` from `old` into generation `old.n+1`,
-    /// then (under the writer lock) the tail, then switch.
-    fn compact(&self, old: &Arc<Gen>, kept: &[Vec<u8>], tail: &Mutex<Vec<Vec<u8>>>) -> Result<()> {
+    /// The compaction job: decide what `selection` keeps, copy it from
+    /// `old` into generation `old.n+1`, then (under the writer lock) the
+    /// tail, then switch. Stopped by `cancel` before the switch, it removes
+    /// the new generation and returns `Ok`.
+    fn compact(
+        &self,
+        old: &Arc<Gen>,
+        selection: gc::Selection,
+        tail: &Mutex<Vec<Vec<u8>>>,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let Some(kept) = self.select(selection, cancel)? else {
+            return Ok(());
+        };
         let fs = self.fs.as_ref();
         let n = old.n + 1;
         let dir = gen_dir(&self.dir, n);
         fs.remove_dir_all(&dir)?;
         fs.create_dir_all(&dir)?;
+        let stopped = || cancel.load(Ordering::Relaxed);
         let result = (|| {
             let new = create_gen(fs, &self.dir, n, &self.cfg, &old.layout)?;
             // `read_from` verifies each record (CRC, key, header): damage
@@ -666,11 +724,17 @@ impl Inner {
                 }
                 Ok(())
             };
-            for k in kept {
+            for k in &kept {
+                if stopped() {
+                    return Ok(false);
+                }
                 copy(k)?;
             }
             flush_gen(&new)?;
             let _w = self.writer.lock();
+            if stopped() {
+                return Ok(false);
+            }
             let cur = self.generation.read().clone();
             if cur.n != old.n {
                 return Err(Error::Inconsistent(
@@ -684,10 +748,11 @@ impl Inner {
             flush_gen(&new)?;
             write_current(fs, &self.dir.join(CURRENT), n, &old.layout)?;
             *self.generation.write() = Arc::new(new);
-            Ok(())
+            Ok(true)
         })();
         match result {
-            Ok(()) => {
+            Ok(false) => fs.remove_dir_all(&dir),
+            Ok(true) => {
                 // No append reaches the old generation any more; let a merge
                 // its index started finish before deleting its files (the
                 // next read-write open removes them if this fails).

@@ -1,5 +1,7 @@
 /* C API of the index: every function and every status it can return. */
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include "check.h"
@@ -21,6 +23,187 @@ static int bytes_contain(tzs_bytes b, const char *needle) {
   if (n > 0) memcpy(buf, b.ptr, n);
   buf[n] = 0;
   return strstr(buf, needle) != NULL;
+}
+
+/* What a GC filter of these tests is given: counts, and the index it may
+ * call back into. */
+struct filter_ctx {
+  tzs_index *ix;
+  uint32_t below; /* keep keys below this */
+  unsigned calls;
+  unsigned refused; /* calls back into the index refused as they must be */
+  unsigned read_ok; /* reads from inside the filter that worked */
+};
+
+static uint32_t id_of(const uint8_t *key) {
+  uint32_t i;
+  memcpy(&i, key, sizeof i);
+  return i;
+}
+
+static bool keep_below(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                       size_t value_len) {
+  struct filter_ctx *c = ctx;
+  c->calls++;
+  return key_len == 32 && value_len == 8 && value != NULL && id_of(key) < c->below;
+}
+
+/* Reads its own index (allowed) and tries to write to it and to wait for
+ * its GC (refused with TZS_INVALID_ARGUMENT, never a deadlock). */
+static bool keep_even_calling_back(void *ctx, const uint8_t *key, size_t key_len,
+                                   const uint8_t *value, size_t value_len) {
+  struct filter_ctx *c = ctx;
+  uint8_t out[8];
+  bool started = true;
+  c->calls++;
+  if (tzs_index_find(c->ix, key, key_len, out, sizeof out, NULL) == TZS_OK &&
+      memcmp(out, value, value_len) == 0 && tzs_index_is_merging(c->ix))
+    c->read_ok++;
+  if (tzs_index_add(c->ix, key, key_len, value, value_len, false, NULL) == TZS_INVALID_ARGUMENT)
+    c->refused++;
+  if (tzs_index_await_gc(c->ix, NULL) == TZS_INVALID_ARGUMENT) c->refused++;
+  if (tzs_index_gc(c->ix, keep_below, ctx, true, &started, NULL) == TZS_INVALID_ARGUMENT)
+    c->refused++;
+  if (tzs_index_clear(c->ix, NULL) == TZS_INVALID_ARGUMENT) c->refused++;
+  return id_of(key) % 2 == 0;
+}
+
+/* Set by the test just before it cancels; the filter waits for it, then
+ * gives the cancel time to land before it goes on. */
+static atomic_int about_to_cancel;
+
+static bool keep_none_slowly(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                             size_t value_len) {
+  (void)key;
+  (void)key_len;
+  (void)value;
+  (void)value_len;
+  struct filter_ctx *c = ctx;
+  if (c->calls++ == 0) {
+    while (!atomic_load(&about_to_cancel)) {
+      struct timespec t = {0, 1000000};
+      nanosleep(&t, NULL);
+    }
+    struct timespec t = {0, 100000000};
+    nanosleep(&t, NULL);
+  }
+  return false;
+}
+
+static void fill(tzs_index *ix, uint32_t n) {
+  uint8_t k[32], v[8];
+  for (uint32_t i = 0; i < n; i++) {
+    key_of(k, i);
+    memcpy(v, &i, sizeof i);
+    memset(v + 4, 2, 4);
+    CHECK_STATUS(tzs_index_add(ix, k, 32, v, 8, false, &err), TZS_OK);
+  }
+  CHECK_STATUS(tzs_index_flush(ix, &err), TZS_OK);
+}
+
+/* Filter, GC (waited for, in the background, cancelled), clear,
+ * try_merge, is_merging, on a fresh index in `gdir`. */
+static void test_gc(const char *gdir) {
+  tzs_index *ix = NULL, *ro = NULL;
+  uint8_t k[32], out[8];
+  bool started = false, cancelled = false;
+  struct filter_ctx c = {0};
+  CHECK_STATUS(tzs_index_open(gdir, 32, 8, TZS_NO_FSYNC, 64, &ix, &err), TZS_OK);
+  fill(ix, 1000);
+
+  /* Filter: durable on return, called once per binding. */
+  CHECK_STATUS(tzs_index_filter(NULL, keep_below, &c, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_filter(ix, NULL, &c, &err), TZS_INVALID_ARGUMENT);
+  c.below = 600;
+  CHECK_STATUS(tzs_index_filter(ix, keep_below, &c, &err), TZS_OK);
+  CHECK(c.calls == 1000);
+  CHECK(tzs_index_len(ix) == 600);
+  key_of(k, 700);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, out, 8, &err), TZS_NOT_FOUND);
+  key_of(k, 599);
+  CHECK_STATUS(tzs_index_find(ix, k, 32, out, 8, &err), TZS_OK);
+
+  /* A filter calling back into its index: reads work, the rest is refused. */
+  memset(&c, 0, sizeof c);
+  c.ix = ix;
+  CHECK_STATUS(tzs_index_filter(ix, keep_even_calling_back, &c, &err), TZS_OK);
+  CHECK(c.calls == 600);
+  CHECK(c.read_ok == 600);
+  CHECK(c.refused == 4 * 600);
+  CHECK(tzs_index_len(ix) == 300);
+
+  /* GC in the background, then waited for; a second request is ignored. */
+  memset(&c, 0, sizeof c);
+  c.below = 100;
+  CHECK_STATUS(tzs_index_gc(ix, keep_below, &c, false, &started, &err), TZS_OK);
+  CHECK(started);
+  CHECK_STATUS(tzs_index_await_gc(ix, &err), TZS_OK);
+  CHECK(tzs_index_is_gc_finished(ix));
+  CHECK(tzs_index_len(ix) == 50);
+  c.below = 10;
+  CHECK_STATUS(tzs_index_gc(ix, keep_below, &c, true, NULL, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 5);
+  CHECK_STATUS(tzs_index_gc(NULL, keep_below, &c, true, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_gc(ix, NULL, &c, true, NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_await_gc(NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK(!tzs_index_is_gc_finished(NULL));
+
+  /* Cancel: the index is left as it was, and a later GC works. */
+  fill(ix, 5000);
+  memset(&c, 0, sizeof c);
+  atomic_store(&about_to_cancel, 0);
+  CHECK_STATUS(tzs_index_gc(ix, keep_none_slowly, &c, false, &started, &err), TZS_OK);
+  CHECK(started);
+  started = true;
+  CHECK_STATUS(tzs_index_gc(ix, keep_below, &c, false, &started, &err), TZS_OK);
+  CHECK(!started);
+  atomic_store(&about_to_cancel, 1);
+  CHECK_STATUS(tzs_index_cancel_gc(ix, &cancelled, &err), TZS_OK);
+  CHECK(cancelled);
+  CHECK(tzs_index_is_gc_finished(ix));
+  CHECK_STATUS(tzs_index_await_gc(ix, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 5000);
+  CHECK_STATUS(tzs_index_cancel_gc(ix, &cancelled, &err), TZS_OK);
+  CHECK(!cancelled);
+  CHECK_STATUS(tzs_index_cancel_gc(NULL, &cancelled, &err), TZS_INVALID_ARGUMENT);
+  memset(&c, 0, sizeof c);
+  c.below = 2000;
+  CHECK_STATUS(tzs_index_gc(ix, keep_below, &c, true, &started, &err), TZS_OK);
+  CHECK(started && tzs_index_len(ix) == 2000);
+
+  /* try_merge: merges whatever the log holds, at once. */
+  CHECK_STATUS(tzs_index_await_merge(ix, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_try_merge(ix, &started, &err), TZS_OK);
+  CHECK(!started); /* empty log */
+  key_of(k, 9000);
+  memset(out, 3, sizeof out);
+  CHECK_STATUS(tzs_index_add(ix, k, 32, out, 8, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_index_try_merge(ix, &started, &err), TZS_OK);
+  CHECK(started);
+  CHECK_STATUS(tzs_index_await_merge(ix, &err), TZS_OK);
+  CHECK(!tzs_index_is_merging(ix));
+  CHECK(!tzs_index_is_merging(NULL));
+  CHECK_STATUS(tzs_index_try_merge(NULL, &started, &err), TZS_INVALID_ARGUMENT);
+
+  /* Read-only handles refuse them; clear empties durably. */
+  CHECK_STATUS(tzs_index_open(gdir, 32, 8, TZS_READONLY, 0, &ro, &err), TZS_OK);
+  CHECK(tzs_index_len(ro) == 2001);
+  CHECK_STATUS(tzs_index_filter(ro, keep_below, &c, &err), TZS_READ_ONLY);
+  CHECK_STATUS(tzs_index_gc(ro, keep_below, &c, true, NULL, &err), TZS_READ_ONLY);
+  CHECK_STATUS(tzs_index_clear(ro, &err), TZS_READ_ONLY);
+  CHECK_STATUS(tzs_index_try_merge(ro, NULL, &err), TZS_READ_ONLY);
+  CHECK(!tzs_index_is_merging(ro));
+  CHECK_STATUS(tzs_index_clear(NULL, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_index_clear(ix, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 0);
+  CHECK_STATUS(tzs_index_sync(ro, &err), TZS_OK);
+  CHECK(tzs_index_len(ro) == 0);
+  tzs_index_close(ro);
+  CHECK_STATUS(tzs_index_add(ix, k, 32, out, 8, true, &err), TZS_OK);
+  tzs_index_close(ix);
+  CHECK_STATUS(tzs_index_open(gdir, 32, 8, TZS_NO_FSYNC, 64, &ix, &err), TZS_OK);
+  CHECK(tzs_index_len(ix) == 1);
+  tzs_index_close(ix);
 }
 
 static void flip_byte(const char *p, long from_end) {
@@ -219,6 +402,10 @@ int main(int argc, char **argv) {
   /* The dropped entry's key is gone, or back to the value merged before. */
   CHECK(tzs_index_len(ix) == 1000 || tzs_index_len(ix) == 1001);
   tzs_index_close(ix);
+
+  /* Filter, GC, clear, try_merge. */
+  snprintf(path, sizeof path, "%s/gc", dir);
+  test_gc(path);
 
   /* Removable index. */
   CHECK_STATUS(tzs_index_open(rdir, 32, 8, TZS_REMOVABLE | TZS_NO_FSYNC, 16, &ix, &err), TZS_OK);

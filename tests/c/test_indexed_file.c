@@ -1,7 +1,9 @@
 /* C API of the indexed file store: every function and every status it returns. */
 #define _GNU_SOURCE
+#include <stdatomic.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include "check.h"
@@ -20,6 +22,139 @@ static bool keep_even(const uint8_t *key, size_t key_len, void *ctx) {
   memcpy(&i, key + 4, sizeof i);
   (*(int *)ctx)++;
   return key_len == 8 && i % 2 == 0;
+}
+
+/* What a GC filter of these tests is given. */
+struct filter_ctx {
+  tzs_indexed_file *f;
+  uint8_t below; /* keep headers whose first byte is below this */
+  unsigned calls;
+  unsigned refused;   /* waits for the GC from inside it, refused */
+  unsigned appended;  /* appends from inside it, allowed */
+};
+
+/* Keeps by header (Octez's GC iterator sees the header), and calls back
+ * into the store when `f` is set. */
+static bool keep_by_header(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *header,
+                           size_t header_len) {
+  struct filter_ctx *c = ctx;
+  c->calls++;
+  if (c->f != NULL) {
+    bool started = true;
+    if (tzs_indexed_file_await_gc(c->f, NULL) == TZS_INVALID_ARGUMENT) c->refused++;
+    if (tzs_indexed_file_cancel_gc(c->f, NULL, NULL) == TZS_INVALID_ARGUMENT) c->refused++;
+    if (tzs_indexed_file_gc_filter(c->f, keep_by_header, ctx, true, &started, NULL) ==
+        TZS_INVALID_ARGUMENT)
+      c->refused++;
+    if (tzs_indexed_file_mem(c->f, key, key_len, NULL) == TZS_OK && c->calls == 1) {
+      uint8_t k[8], h[4] = {0, 0, 0, 0};
+      memset(k, 0xEE, sizeof k);
+      if (tzs_indexed_file_append(c->f, k, 8, h, 4, (const uint8_t *)"inside", 6, false, NULL) ==
+          TZS_OK)
+        c->appended++;
+    }
+  }
+  return key_len == 8 && header_len == 4 && header[0] < c->below;
+}
+
+static atomic_int about_to_cancel;
+
+/* Waits at its first call until the test is about to cancel, then gives
+ * the cancel time to land. */
+static bool keep_none_slowly(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *header,
+                             size_t header_len) {
+  (void)key;
+  (void)key_len;
+  (void)header;
+  (void)header_len;
+  struct filter_ctx *c = ctx;
+  if (c->calls++ == 0) {
+    while (!atomic_load(&about_to_cancel)) {
+      struct timespec t = {0, 1000000};
+      nanosleep(&t, NULL);
+    }
+    struct timespec t = {0, 100000000};
+    nanosleep(&t, NULL);
+  }
+  return false;
+}
+
+/* Keys 0..199 and the key appended from inside a filter that are stored. */
+static unsigned stored(tzs_indexed_file *f) {
+  uint8_t k[8];
+  unsigned n = 0;
+  for (uint32_t i = 0; i < 200; i++) {
+    key_of(k, i);
+    n += tzs_indexed_file_mem(f, k, 8, NULL) == TZS_OK;
+  }
+  memset(k, 0xEE, sizeof k);
+  return n + (tzs_indexed_file_mem(f, k, 8, NULL) == TZS_OK);
+}
+
+/* Octez's GC on a fresh store in `gdir`: the filter sees the header; in
+ * the background, waited for, cancelled; calling back into the store. */
+static void test_gc_filter(const char *gdir) {
+  tzs_indexed_file *f = NULL;
+  uint8_t k[8], h[4];
+  bool started = false, cancelled = false;
+  struct filter_ctx c = {0};
+  CHECK_STATUS(tzs_indexed_file_open(gdir, 8, 4, TZS_NO_FSYNC, 16, &f, &err), TZS_OK);
+  for (uint32_t i = 0; i < 200; i++) {
+    key_of(k, i);
+    memset(h, (int)i, sizeof h);
+    CHECK_STATUS(tzs_indexed_file_append(f, k, 8, h, 4, (const uint8_t *)"some value", 10, false, &err),
+                 TZS_OK);
+  }
+  CHECK_STATUS(tzs_indexed_file_flush(f, &err), TZS_OK);
+  CHECK(tzs_indexed_file_is_gc_finished(f));
+  CHECK(!tzs_indexed_file_is_gc_finished(NULL));
+  CHECK_STATUS(tzs_indexed_file_gc_filter(NULL, keep_by_header, &c, true, NULL, &err),
+               TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, NULL, &c, true, NULL, &err), TZS_INVALID_ARGUMENT);
+
+  /* Waited for: headers 0..149 stay. */
+  c.below = 150;
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, keep_by_header, &c, true, &started, &err), TZS_OK);
+  CHECK(started && c.calls == 200);
+  CHECK(stored(f) == 150);
+  key_of(k, 160);
+  CHECK_STATUS(tzs_indexed_file_mem(f, k, 8, &err), TZS_NOT_FOUND);
+
+  /* In the background, calling back into the store. */
+  memset(&c, 0, sizeof c);
+  c.f = f;
+  c.below = 100;
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, keep_by_header, &c, false, &started, &err), TZS_OK);
+  CHECK(started);
+  CHECK_STATUS(tzs_indexed_file_await_gc(f, &err), TZS_OK);
+  CHECK(tzs_indexed_file_is_gc_finished(f));
+  CHECK(c.calls == 150 && c.refused == 3 * 150 && c.appended == 1);
+  CHECK(stored(f) == 101); /* 0..99 and the appended key */
+
+  /* Cancelled: the store is left as it was; a later GC works. */
+  memset(&c, 0, sizeof c);
+  atomic_store(&about_to_cancel, 0);
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, keep_none_slowly, &c, false, &started, &err), TZS_OK);
+  CHECK(started);
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, keep_by_header, &c, false, &started, &err), TZS_OK);
+  CHECK(!started);
+  atomic_store(&about_to_cancel, 1);
+  CHECK_STATUS(tzs_indexed_file_cancel_gc(f, &cancelled, &err), TZS_OK);
+  CHECK(cancelled);
+  CHECK_STATUS(tzs_indexed_file_await_gc(f, &err), TZS_OK);
+  CHECK(stored(f) == 101);
+  CHECK_STATUS(tzs_indexed_file_cancel_gc(f, &cancelled, &err), TZS_OK);
+  CHECK(!cancelled);
+  CHECK_STATUS(tzs_indexed_file_cancel_gc(NULL, &cancelled, &err), TZS_INVALID_ARGUMENT);
+  memset(&c, 0, sizeof c);
+  c.below = 10;
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, keep_by_header, &c, true, NULL, &err), TZS_OK);
+  CHECK(stored(f) == 11); /* 0..9 and the appended key (header 0) */
+  tzs_indexed_file_close(f);
+  CHECK_STATUS(tzs_indexed_file_open(gdir, 8, 4, TZS_READONLY, 0, &f, &err), TZS_OK);
+  CHECK(stored(f) == 11);
+  CHECK_STATUS(tzs_indexed_file_gc_filter(f, keep_by_header, &c, true, NULL, &err), TZS_READ_ONLY);
+  tzs_indexed_file_close(f);
 }
 
 static void flip_byte(const char *p, long at) {
@@ -202,6 +337,10 @@ int main(int argc, char **argv) {
   CHECK(missing == 1);
   tzs_indexed_file_close(f);
   f = NULL;
+
+  /* Octez's GC: filter on the header, async, cancel. */
+  snprintf(path, sizeof path, "%s/gc", dir);
+  test_gc_filter(path);
 
   /* Header kept in the value. */
   CHECK_STATUS(tzs_indexed_file_open(sdir, 8, 4, TZS_HEADER_IN_VALUE | TZS_NO_FSYNC, 0, &f, &err), TZS_OK);

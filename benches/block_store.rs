@@ -8,6 +8,12 @@
 //! their latency until the merge and the deletion of the stores it replaced
 //! are over.
 //!
+//! * the cost of a read-only handle's `sync` with nothing new, and with one
+//!   new block.
+//!
+//! Merges keep the new cemented top and `max_op_ttl` of its ancestors in the
+//! floating store, as a node's do (`TZS_BENCH_MAX_OP_TTL`, default 120).
+//!
 //! Run: `cargo bench --bench block_store` (`TZS_BENCH_DIR` where files go).
 
 mod common;
@@ -59,12 +65,18 @@ fn main() {
         history_mode: HistoryMode::Archive,
         ..BlockStoreOptions::default()
     };
-    let store = BlockStore::open(dir.path(), opts).expect("open");
+    let store = BlockStore::open(dir.path(), opts.clone()).expect("open");
+    let ttl: u32 = std::env::var("TZS_BENCH_MAX_OP_TTL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
 
     // 1. One cycle plus 1,000 blocks, then the cycle's merge, alone.
     let (_, prev) = store_range(&store, 0, CYCLE + 1000, [0; 32]);
     let started = Instant::now();
-    store.merge(&prev, &[CYCLE - 1]).expect("merge");
+    store
+        .merge_preserving(&prev, &[CYCLE - 1], ttl)
+        .expect("merge");
     store.await_merge().expect("merge result");
     let merge = started.elapsed();
     while store.busy() {
@@ -80,7 +92,7 @@ fn main() {
         .sum();
     let baseline = common::sequential_write(dir.path(), cycle_bytes, 10 * 1024, cycle_bytes);
     println!(
-        "merge of one {CYCLE}-block cycle ({:.0} MB): {:.2?}; sequential write+fsync of the same bytes: {:.2?}; ratio {:.2}",
+        "merge of one {CYCLE}-block cycle ({:.0} MB, max_op_ttl {ttl}): {:.2?}; sequential write+fsync of the same bytes: {:.2?}; ratio {:.2}",
         cycle_bytes as f64 / 1e6,
         merge,
         baseline,
@@ -92,7 +104,9 @@ fn main() {
     let (lat, mut prev) = store_range(&store, CYCLE + 1001, next_end, prev);
     let quiet = lat[lat.len() - 1000..].to_vec();
     let started = Instant::now();
-    store.merge(&prev, &[2 * CYCLE - 1]).expect("merge");
+    store
+        .merge_preserving(&prev, &[2 * CYCLE - 1], ttl)
+        .expect("merge");
     let mut during = Vec::new();
     let mut l = next_end + 1;
     while store.busy() {
@@ -127,5 +141,32 @@ fn main() {
         "p50 / p90 / p99 / p99.9 / max without: {}; during: {}",
         spread(&quiet),
         spread(&during)
+    );
+
+    // 3. A read-only handle's sync: with nothing new, and after one store.
+    let mut ro_opts = opts;
+    ro_opts.open.read_only = true;
+    let reader = BlockStore::open(dir.path(), ro_opts).expect("open read-only");
+    reader.sync().expect("sync");
+    const SYNCS: u32 = 100_000;
+    let started = Instant::now();
+    for _ in 0..SYNCS {
+        reader.sync().expect("sync");
+    }
+    let idle = started.elapsed() / SYNCS;
+    let mut after_store = Vec::new();
+    for _ in 0..200 {
+        let (_, last) = store_range(&store, l, l, prev);
+        prev = last;
+        l += 1;
+        let t = Instant::now();
+        reader.sync().expect("sync");
+        after_store.push(t.elapsed());
+    }
+    println!(
+        "read-only sync with nothing new: {:.2?} per call ({SYNCS} calls); after one store: p50 {:.2?}, p99 {:.2?}",
+        idle,
+        quantile(after_store.clone(), 0.5),
+        p99(after_store)
     );
 }

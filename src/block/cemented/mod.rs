@@ -23,6 +23,7 @@
 //! flushed. Readers use an immutable table of chunks swapped in after a
 //! write and swapped out before a GC deletes anything.
 
+mod add_metadata;
 mod check;
 pub mod chunk;
 mod file_writer;

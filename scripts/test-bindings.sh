@@ -72,6 +72,7 @@ valgrind_consumers() {
     "$run/cmake/index_shared" "$run/cmake/index_static" \
     "$run/cmake/kv_shared" "$run/cmake/kv_static" \
     "$run/cmake/block_store_shared" "$run/cmake/block_store_static" \
+    "$run/cmake/block_chain_shared" "$run/cmake/block_chain_static" \
     "$run/cmake/indexed_file_shared" "$run/cmake/indexed_file_static" \
     "$run/cmake/cemented_shared" "$run/cmake/cemented_static"; do
     echo "== valgrind $bin"

@@ -1,12 +1,14 @@
 // tzstore_block_store.hpp: tzstore::BlockStore, the C++17 wrapper of
 // tzs_block_store (a node's block store: floating and cemented stores under
-// one directory, merged in the background). Same error model and handle
-// rules as the whole binding (see tzstore_common.hpp); tzstore.hpp
-// includes it.
+// one directory, merged in the background, with Octez's chain bookkeeping:
+// genesis, savepoint, caboose, merge status, history-mode switches). Same
+// error model and handle rules as the whole binding (see
+// tzstore_common.hpp); tzstore.hpp includes it.
 #ifndef TZSTORE_BLOCK_STORE_HPP
 #define TZSTORE_BLOCK_STORE_HPP
 
 #include <cstdint>
+#include <cstring>
 #include <future>
 #include <optional>
 #include <string>
@@ -68,6 +70,42 @@ struct BlockStoreStats {
   bool merging;
 };
 
+/// A block named by hash and level (tzs_block_descr, Octez's block
+/// descriptor): the genesis, savepoint and caboose of a BlockStore.
+struct BlockDescr {
+  Hash hash{};
+  std::int32_t level = 0;
+
+  friend bool operator==(const BlockDescr& a, const BlockDescr& b) {
+    return a.hash == b.hash && a.level == b.level;
+  }
+  friend bool operator!=(const BlockDescr& a, const BlockDescr& b) { return !(a == b); }
+};
+
+/// Where a BlockStore's background merge stands (tzs_merge_state).
+enum class MergeState : tzs_merge_state {
+  /// No merge runs; the last one of this handle, if any, succeeded.
+  NOT_RUNNING = TZS_MERGE_NOT_RUNNING,
+  /// A merge runs.
+  RUNNING = TZS_MERGE_RUNNING,
+  /// The last merge of this handle failed; the store holds what it held
+  /// before it.
+  FAILED = TZS_MERGE_FAILED,
+};
+
+/// What BlockStore::merge_status returns (Octez's get_merge_status).
+struct MergeStatus {
+  MergeState state = MergeState::NOT_RUNNING;
+  /// The failed merge's error when `state` is FAILED, std::nullopt otherwise.
+  std::optional<Error> failure;
+};
+
+/// A BlockStore's history mode and offset (BlockStore::history).
+struct History {
+  HistoryMode mode;
+  std::uint32_t offset;
+};
+
 /// A node's block store (tzs_block_store). Stores, reads and a running
 /// merge may overlap from any threads; close(), move-assignment and
 /// destruction must not race with other calls.
@@ -83,6 +121,33 @@ class BlockStore {
     tzs_block_store* p = nullptr;
     detail::call(tzs_block_store_open, detail::c_path(dir), &o, &p);
     h_.reset(p);
+  }
+
+  /// Creates a block store in `dir` holding `genesis` (its first block,
+  /// stored durably), as Octez's Block_store.create ~genesis_block: the
+  /// genesis, savepoint and caboose are then `genesis`. `opts` must not ask
+  /// for READONLY. Throws Error (TZS_INVALID_ARGUMENT if `dir` already holds
+  /// a block store or for read-only or invalid options; TZS_LOCKED,
+  /// TZS_CORRUPTED, TZS_NO_SPACE, TZS_IO).
+  static BlockStore create(const std::string& dir, const Block& genesis,
+                           const BlockStoreOptions& opts = BlockStoreOptions()) {
+    tzs_block_store_options o = opts.to_c();
+    tzs_block g = detail::block_view(genesis);
+    tzs_block_store* p = nullptr;
+    detail::call(tzs_block_store_create, detail::c_path(dir), &o, &g, &p);
+    return BlockStore(p);
+  }
+
+  /// Opens the existing block store in `dir` as the constructor does and
+  /// checks that its genesis is `genesis_hash` (Octez's Block_store.load).
+  /// Throws Error (the constructor's; TZS_NOT_FOUND if `dir` holds no block
+  /// store, TZS_INCONSISTENT if its genesis is another block).
+  static BlockStore load(const std::string& dir, const Hash& genesis_hash,
+                         const BlockStoreOptions& opts = BlockStoreOptions()) {
+    tzs_block_store_options o = opts.to_c();
+    tzs_block_store* p = nullptr;
+    detail::call(tzs_block_store_load, detail::c_path(dir), &o, genesis_hash.data(), &p);
+    return BlockStore(p);
   }
 
   /// Stores `block`, durable on return unless opened with NO_FSYNC or
@@ -154,6 +219,93 @@ class BlockStore {
     return std::async(std::launch::async, [this] { await_merge(); });
   }
 
+  /// Starts a merge as merge() does, keeping in the floating store, with
+  /// their metadata, the new cemented top (the last of `chunk_ends`: the
+  /// head's last preserved block) and up to `max_op_ttl` of its ancestors,
+  /// as Octez's merge_stores does; reads take those floating copies. The
+  /// merge moves the savepoint and caboose by the history mode (FULL or
+  /// ROLLING with offset 0: to the lowest preserved block), and ROLLING 0
+  /// cements nothing. Throws as merge().
+  void merge_preserving(const Hash& head, const std::vector<std::int32_t>& chunk_ends,
+                        std::uint32_t max_op_ttl) {
+    detail::call(tzs_block_store_merge_preserving, h_.get("block store"), head.data(),
+                 chunk_ends.data(), chunk_ends.size(), max_op_ttl);
+  }
+
+  /// Whether a merge runs, or the last one of this handle failed (until the
+  /// next merge starts) with its error; does not wait.
+  MergeStatus merge_status() const {
+    tzs_merge_state state = TZS_MERGE_NOT_RUNNING;
+    tzs_error* failure = nullptr;
+    detail::call(tzs_block_store_merge_status, h_.get("block store"), &state, &failure);
+    struct Free {
+      tzs_error* e;
+      ~Free() { tzs_error_free(e); }
+    } guard{failure};
+    MergeStatus out;
+    out.state = static_cast<MergeState>(state);
+    if (failure != nullptr) out.failure.emplace(tzs_error_code(failure), tzs_error_message(failure));
+    return out;
+  }
+
+  /// The genesis block (recorded when the first block was stored), or
+  /// std::nullopt while the store holds no block (or after a repair rebuilt
+  /// its manifest).
+  std::optional<BlockDescr> genesis() const { return descr(tzs_block_store_genesis); }
+
+  /// The savepoint: the lowest block stored with its metadata, or
+  /// std::nullopt while the store holds no block. Merges move it by the
+  /// history mode (Octez's rules); write_savepoint sets it.
+  std::optional<BlockDescr> savepoint() const { return descr(tzs_block_store_savepoint); }
+
+  /// The caboose: the lowest block stored, or std::nullopt while the store
+  /// holds no block. Only ROLLING merges move it; write_caboose sets it.
+  std::optional<BlockDescr> caboose() const { return descr(tzs_block_store_caboose); }
+
+  /// Sets the savepoint, durably on return (a crash leaves the old or the
+  /// new value). Throws Error (TZS_INVALID_ARGUMENT below the caboose or the
+  /// genesis, TZS_NOT_FOUND if the block is not stored, TZS_INCONSISTENT if
+  /// it is stored at another level, TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
+  void write_savepoint(const BlockDescr& savepoint) {
+    tzs_block_descr c = descr_view(savepoint);
+    detail::call(tzs_block_store_write_savepoint, h_.get("block store"), &c);
+  }
+
+  /// Sets the caboose, durably on return. Throws Error
+  /// (TZS_INVALID_ARGUMENT above the savepoint or below the genesis,
+  /// TZS_NOT_FOUND, TZS_INCONSISTENT, TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
+  void write_caboose(const BlockDescr& caboose) {
+    tzs_block_descr c = descr_view(caboose);
+    detail::call(tzs_block_store_write_caboose, h_.get("block store"), &c);
+  }
+
+  /// The history mode and offset (persisted; changed only by
+  /// switch_history_mode).
+  History history() const {
+    tzs_history_mode mode = 0;
+    std::uint32_t offset = 0;
+    detail::call(tzs_block_store_history, h_.get("block store"), &mode, &offset);
+    return History{static_cast<HistoryMode>(mode), offset};
+  }
+
+  /// Switches to history `mode` with `offset` by Octez's rules: ARCHIVE may
+  /// become FULL or ROLLING, FULL may become FULL or ROLLING, ROLLING may
+  /// change its offset; to ARCHIVE from another mode, or ROLLING to FULL,
+  /// throws TZS_INVALID_ARGUMENT (the message names both modes). `head` is
+  /// the node's head: the blocks kept are its last preserved block (the last
+  /// merge's top) and `max_op_ttl` ancestors. The savepoint and caboose move
+  /// as Octez moves them; mode, offset and marks are written in one durable
+  /// step, then the GC for the new mode runs before this returns. Waits for
+  /// a running merge first. Throws Error (TZS_INVALID_ARGUMENT, also for an
+  /// unknown mode or an offset above 1000; TZS_NOT_FOUND if `head` is not
+  /// stored; TZS_READ_ONLY; TZS_CORRUPTED if the GC met damage, the switch
+  /// itself being done; TZS_NO_SPACE, TZS_IO).
+  void switch_history_mode(const Hash& head, HistoryMode mode, std::uint32_t offset,
+                           std::uint32_t max_op_ttl) {
+    detail::call(tzs_block_store_switch_history_mode, h_.get("block store"), head.data(),
+                 static_cast<tzs_history_mode>(mode), offset, max_op_ttl);
+  }
+
   /// Levels, counts, bytes on disk and merge counters.
   BlockStoreStats stats() const {
     tzs_block_store_stats c{};
@@ -177,6 +329,26 @@ class BlockStore {
   tzs_block_store* native() const noexcept { return h_.raw(); }
 
  private:
+  explicit BlockStore(tzs_block_store* p) noexcept : h_(p) {}
+
+  /// Reads one of the recorded blocks (genesis, savepoint, caboose).
+  template <typename Fn>
+  std::optional<BlockDescr> descr(Fn fn) const {
+    tzs_block_descr c{};
+    if (!detail::call_found(fn, h_.get("block store"), &c)) return std::nullopt;
+    BlockDescr d;
+    std::memcpy(d.hash.data(), c.hash, d.hash.size());
+    d.level = c.level;
+    return d;
+  }
+
+  static tzs_block_descr descr_view(const BlockDescr& d) noexcept {
+    tzs_block_descr c{};
+    std::memcpy(c.hash, d.hash.data(), d.hash.size());
+    c.level = d.level;
+    return c;
+  }
+
   detail::Handle<tzs_block_store, tzs_block_store_close> h_;
 };
 

@@ -90,7 +90,18 @@ type BlockStore struct {
 // ErrInvalidArgument (unknown flags, history mode or zstd level),
 // ErrCorrupted, ErrIO.
 func OpenBlockStore(dir string, opts BlockStoreOptions) (*BlockStore, error) {
-	o := C.tzs_block_store_options{
+	o := opts.c()
+	h, err := openHandle(dir, "block store", func(cdir *C.char, p **C.tzs_block_store, e cErrOut) cStatus {
+		return C.tzs_block_store_open(cdir, &o, p, e)
+	}, closeBlockStore)
+	if err != nil {
+		return nil, err
+	}
+	return &BlockStore{h: h}, nil
+}
+
+func (opts BlockStoreOptions) c() C.tzs_block_store_options {
+	return C.tzs_block_store_options{
 		flags:          C.uint32_t(opts.Flags),
 		history_mode:   C.uint32_t(opts.HistoryMode),
 		history_offset: C.uint32_t(opts.HistoryOffset),
@@ -98,14 +109,9 @@ func OpenBlockStore(dir string, opts BlockStoreOptions) (*BlockStore, error) {
 		index_log_size: C.uint64_t(opts.IndexLogSize),
 		zstd_level:     C.int32_t(opts.ZstdLevel),
 	}
-	h, err := openHandle(dir, "block store", func(cdir *C.char, p **C.tzs_block_store, e cErrOut) cStatus {
-		return C.tzs_block_store_open(cdir, &o, p, e)
-	}, func(p *C.tzs_block_store) { C.tzs_block_store_close(p) })
-	if err != nil {
-		return nil, err
-	}
-	return &BlockStore{h: h}, nil
 }
+
+func closeBlockStore(p *C.tzs_block_store) { C.tzs_block_store_close(p) }
 
 // Store stores b (durable on return unless opened with NoFsync); the
 // library computes its predecessor list. Storing a stored block is a no-op.
@@ -172,12 +178,17 @@ func (s *BlockStore) ReadByLevel(level int32, readMetadata bool) (*Block, error)
 // ErrInconsistent, ErrReadOnly, ErrIO.
 func (s *BlockStore) Merge(head Hash, chunkEnds []int32) error {
 	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
-		var ends *C.int32_t
-		if len(chunkEnds) > 0 {
-			ends = (*C.int32_t)(unsafe.Pointer(&chunkEnds[0]))
-		}
-		return C.tzs_block_store_merge(p, hashArg(&head), ends, C.size_t(len(chunkEnds)), e)
+		return C.tzs_block_store_merge(p, hashArg(&head), endsArg(chunkEnds), C.size_t(len(chunkEnds)), e)
 	})
+}
+
+// endsArg is the C view of a merge's chunk ends for one call (NULL when
+// empty, which the library refuses with ErrInvalidArgument).
+func endsArg(chunkEnds []int32) *C.int32_t {
+	if len(chunkEnds) == 0 {
+		return nil
+	}
+	return (*C.int32_t)(unsafe.Pointer(&chunkEnds[0]))
 }
 
 // AwaitMerge waits for the running merge, if any, and returns its error.

@@ -113,6 +113,14 @@ typedef struct tzs_cemented_iter tzs_cemented_iter;
 typedef struct tzs_chunk_list tzs_chunk_list;
 
 /**
+ * A chunk being written (`tzs_cemented_begin_chunk`). It holds the
+ * cemented store's write lock until `tzs_chunk_writer_commit` or
+ * `tzs_chunk_writer_abort` frees it: other writes to the store wait
+ * meanwhile. Use it from any thread, one call at a time.
+ */
+typedef struct tzs_chunk_writer tzs_chunk_writer;
+
+/**
  * An error: a status and a UTF-8 message naming the path or key concerned.
  * Created by the library, owned by the caller, freed with `tzs_error_free`.
  * Errors are immutable and may be read from any thread.
@@ -1405,6 +1413,97 @@ tzs_status tzs_cemented_sync(struct tzs_cemented *c, struct tzs_error **err);
  * `c` is NULL or a live handle, not used afterwards.
  */
 void tzs_cemented_close(struct tzs_cemented *c);
+
+/**
+ * Begins the chunk of levels `start..=end` (inclusive), written block by
+ * block with `tzs_chunk_writer_push` and made durable and visible by
+ * `tzs_chunk_writer_commit`; `tzs_chunk_writer_abort` (or a failed push or
+ * commit) leaves nothing of it, and a crash before the commit returns
+ * leaves the store as it was. `write_metadata` and `check_consistency` as
+ * in `tzs_cemented_cement`. On success `*out` receives the writer, owned
+ * by the caller until it is committed or aborted. The writer keeps the
+ * store alive: `tzs_cemented_close` meanwhile releases the store's lock
+ * only once the writer is freed.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL `c` or `out`), `TZS_INCONSISTENT`
+ * (`end < start`, overlap with a cemented chunk, with
+ * `check_consistency` not right after the highest cemented level),
+ * `TZS_READ_ONLY`, `TZS_NO_SPACE`, `TZS_IO`. Waits for other writes to the
+ * store to finish.
+ *
+ * # Safety
+ * `c` NULL or live; `out` NULL or writable.
+ */
+tzs_status tzs_cemented_begin_chunk(struct tzs_cemented *c,
+                                    int32_t start,
+                                    int32_t end,
+                                    bool write_metadata,
+                                    bool check_consistency,
+                                    struct tzs_chunk_writer **out,
+                                    struct tzs_error **err);
+
+/**
+ * Adds the next block of the chunk (`level` = the previous one's + 1,
+ * starting at the chunk's start), copying it. Errors:
+ * `TZS_INVALID_ARGUMENT` (NULL), `TZS_INCONSISTENT` (wrong level, a
+ * duplicated or already cemented hash, a broken predecessor link with
+ * `check_consistency`), `TZS_NO_SPACE`, `TZS_IO`; after an error the
+ * writer only accepts `tzs_chunk_writer_abort` (a commit fails).
+ *
+ * # Safety
+ * `w` NULL or a live writer; `block` NULL or valid with its buffers.
+ */
+tzs_status tzs_chunk_writer_push(struct tzs_chunk_writer *w,
+                                 const struct tzs_block *block,
+                                 struct tzs_error **err);
+
+/**
+ * Commits the chunk: chunk file, metadata and indexes made durable, then
+ * visible to readers at once. Frees `w` whatever the outcome (do not use
+ * it afterwards). If `out` is not NULL it receives the chunk's range.
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL `w`), `TZS_INCONSISTENT` (fewer
+ * blocks pushed than the range holds, or a push failed), `TZS_NO_SPACE`,
+ * `TZS_IO`; nothing of the chunk is then visible.
+ *
+ * # Safety
+ * `w` NULL or a live writer, not used afterwards; `out` NULL or writable.
+ */
+tzs_status tzs_chunk_writer_commit(struct tzs_chunk_writer *w,
+                                   struct tzs_chunk *out,
+                                   struct tzs_error **err);
+
+/**
+ * Abandons the chunk and frees `w`: nothing of it stays (its temporary
+ * files are removed). NULL is a no-op.
+ *
+ * # Safety
+ * `w` NULL or a live writer, not used afterwards.
+ */
+void tzs_chunk_writer_abort(struct tzs_chunk_writer *w);
+
+/**
+ * Writes the metadata of the `n` blocks at `blocks`, blocks of one chunk
+ * cemented without metadata (or whose metadata GC dropped), in level
+ * order, each the cemented block at its level (Octez's
+ * `cement_blocks_metadata`). Blocks without metadata are skipped.
+ * Durable on return; a crash leaves the chunk with no metadata or all of
+ * it. If `out` is not NULL it receives the chunk's range.
+ *
+ * Errors: `TZS_INVALID_ARGUMENT` (NULL, `n` = 0, levels not increasing,
+ * the chunk already has metadata), `TZS_NOT_FOUND` (a level is not
+ * cemented), `TZS_INCONSISTENT` (the blocks span two chunks, or a hash is
+ * not the cemented one), `TZS_READ_ONLY`, `TZS_CORRUPTED`, `TZS_NO_SPACE`,
+ * `TZS_IO`. Thread-safe (writers are serialised).
+ *
+ * # Safety
+ * `c` NULL or live; `blocks` NULL or `n` readable `tzs_block`s with their
+ * buffers; `out` NULL or writable.
+ */
+tzs_status tzs_cemented_cement_metadata(struct tzs_cemented *c,
+                                        const struct tzs_block *blocks,
+                                        size_t n,
+                                        struct tzs_chunk *out,
+                                        struct tzs_error **err);
 
 /**
  * The name of a status as a static NUL-terminated string (`"TZS_OK"`,

@@ -17,6 +17,31 @@ pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
     unsafe { p.as_ref() }.ok_or_else(|| Error::invalid(format!("{what} handle is NULL")))
 }
 
+/// Borrows a handle mutably; NULL is `InvalidArgument`.
+///
+/// # Safety
+/// A non-NULL `p` must point to a live `T` created by this library, used
+/// by no other call meanwhile.
+pub(crate) unsafe fn handle_mut<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { p.as_mut() }.ok_or_else(|| Error::invalid(format!("{what} handle is NULL")))
+}
+
+/// Takes back a handle created by [`into_handle`], which the caller gives
+/// up (a consuming call); NULL is `InvalidArgument`.
+///
+/// # Safety
+/// A non-NULL `p` must come from [`into_handle`], be live, and not be used
+/// after this call.
+pub(crate) unsafe fn take_handle<T>(p: *mut T, what: &str) -> Result<Box<T>> {
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} handle is NULL")));
+    }
+    // SAFETY: `p` came from `Box::into_raw` in `into_handle`, is live, and
+    // the caller never uses it again (this function's contract).
+    Ok(unsafe { Box::from_raw(p) })
+}
+
 /// Borrows an input buffer. NULL is accepted only with `len == 0`.
 ///
 /// # Safety

@@ -1,6 +1,7 @@
 //! C API of the cemented block store.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use super::args;
 use super::block::block_out;
@@ -15,7 +16,8 @@ use crate::block::cemented::{Cemented, ChunkIter, ChunkRange, HistoryMode};
 /// function on it concurrently (reads run in parallel; writes are
 /// serialised), except `tzs_cemented_close`, which must be the last call.
 pub struct tzs_cemented {
-    inner: Cemented,
+    /// Shared with the chunk writers begun on it (`tzs_cemented_begin_chunk`).
+    pub(super) inner: Arc<Cemented>,
 }
 
 /// A list of chunks returned by `tzs_cemented_chunks` and
@@ -81,7 +83,9 @@ pub unsafe extern "C" fn tzs_cemented_open(
         let dir = arg!(path(dir, "dir"))?;
         let opts = open_options(flags, TZS_READONLY | TZS_NO_FSYNC, "tzs_cemented_open")?;
         let inner = Cemented::open(dir, &opts, log_size)?;
-        *out = args::into_handle(tzs_cemented { inner });
+        *out = args::into_handle(tzs_cemented {
+            inner: Arc::new(inner),
+        });
         Ok(())
     })
 }

@@ -9,6 +9,7 @@ pub mod block_chain;
 pub mod block_store;
 pub mod boundary;
 pub mod cemented;
+pub mod chunk_writer;
 pub mod common;
 pub mod error;
 pub mod floating;

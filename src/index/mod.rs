@@ -159,7 +159,23 @@ struct Inner {
     start_error: Mutex<Option<Error>>,
     /// The running or last GC, until its outcome is taken (module `gc`).
     gc: Mutex<Option<gc::GcRun>>,
+    /// Read-only instances: the stamps of the data file and the directory
+    /// when the last sync read them (see `sync_ro`).
+    ro_seen: Mutex<RoSeen>,
     _lock: StoreDir,
+}
+
+/// What a read-only instance's last sync saw, to skip work when nothing
+/// changed.
+#[derive(Default)]
+struct RoSeen {
+    data: Option<crate::io::FileStamp>,
+    dir: Option<crate::io::FileStamp>,
+}
+
+/// True if `now` proves the file `before` stamped unchanged.
+fn unchanged(before: Option<crate::io::FileStamp>, now: Option<crate::io::FileStamp>) -> bool {
+    matches!((before, now), (Some(b), Some(n)) if b.unchanged_at(&n))
 }
 
 /// The frozen bindings while they are merged: first the log table itself,
@@ -359,6 +375,7 @@ impl Index {
             merge: Mutex::new(None),
             start_error: Mutex::new(None),
             gc: Mutex::new(None),
+            ro_seen: Mutex::new(RoSeen::default()),
             _lock: lock,
         };
         let state = if read_only {
@@ -904,19 +921,45 @@ impl Inner {
         }
     }
 
+    /// Read-only sync. When nothing changed it costs a `stat` of the data
+    /// file and of the directory and an `fstat` per log: the generation is
+    /// read only if the data file's stamp moved, a log is replayed only if
+    /// it grew past what was replayed (a writer names entries in a slot
+    /// only after writing them), and the directory is listed for new logs
+    /// only if its stamp moved. Stamps are taken before what they vouch
+    /// for is read, so a change after them is seen by the next sync.
     fn sync_ro(&self) -> Result<()> {
         let fs = self.fs.as_ref();
-        let on_disk = data::read_generation(fs, &self.data_path())?;
-        if on_disk != self.state.read().data.generation() {
-            let recorded = self.state.read().data.generation();
-            let fresh = self.load_ro(recorded)?;
+        let mut seen = self.ro_seen.lock();
+        let data_stamp = fs.stamp(&self.data_path())?;
+        let dir_stamp = fs.stamp(&self.dir)?;
+        let current = self.state.read().data.generation();
+        let on_disk = if unchanged(seen.data, data_stamp) {
+            current
+        } else {
+            data::read_generation(fs, &self.data_path())?
+        };
+        if on_disk != current {
+            let fresh = self.load_ro(current)?;
             *self.state.write() = fresh;
+            *seen = RoSeen {
+                data: data_stamp,
+                dir: dir_stamp,
+            };
             return Ok(());
         }
         let mut st = self.state.write();
         let mut logs = std::mem::take(&mut st.ro_logs);
         let mut result = Ok(());
         for (lg, file, end) in logs.iter_mut() {
+            match file.len() {
+                Ok(len) if len == *end => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
             match log::replay(
                 file.as_ref(),
                 *lg,
@@ -933,7 +976,8 @@ impl Inner {
                 }
             }
         }
-        if result.is_ok() {
+        let list_dir = !unchanged(seen.dir, dir_stamp);
+        if result.is_ok() && list_dir {
             let known = logs.last().map(|l| l.0);
             let newer: Vec<u64> = log::list(fs, &self.dir)?
                 .into_iter()
@@ -966,6 +1010,12 @@ impl Inner {
             }
         }
         st.ro_logs = logs;
+        if result.is_ok() {
+            seen.data = data_stamp;
+            if list_dir {
+                seen.dir = dir_stamp;
+            }
+        }
         result
     }
 

@@ -780,13 +780,19 @@ impl FileSystem for CrashFs {
     fn stamp(&self, path: &Path) -> Result<Option<super::FileStamp>> {
         let s = self.state.lock();
         // The model has no clock: the contents' checksum stands in for the
-        // modification time.
+        // change time, and a stamp is never settled (callers re-read).
         Ok(match s.lookup(path)? {
             Some(Node::File(ino)) => s.files.get(&ino).map(|data| {
                 let crc = u64::from(super::frame::crc(&[data]));
-                super::FileStamp([0, ino, data.len() as u64, crc])
+                super::FileStamp {
+                    id: [0, ino, data.len() as u64, crc],
+                    settled: false,
+                }
             }),
-            Some(Node::Dir(ino)) => Some(super::FileStamp([1, ino, 0, 0])),
+            Some(Node::Dir(ino)) => Some(super::FileStamp {
+                id: [1, ino, 0, 0],
+                settled: false,
+            }),
             None => None,
         })
     }

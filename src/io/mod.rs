@@ -148,10 +148,24 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn write_behind(&self, _offset: u64, _len: u64) {}
 }
 
-/// See [`FileSystem::stamp`]: equal stamps mean the same file, unchanged
-/// in length (and, on a real file system, in modification time).
+/// See [`FileSystem::stamp`]: what identifies a file as it is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp(pub [u64; 4]);
+pub struct FileStamp {
+    /// Device, inode, length and change time (or what stands for them).
+    pub id: [u64; 4],
+    /// The file has not changed for a while (a second on a real file
+    /// system): a later equal stamp proves it unchanged. A file changed
+    /// within the clock's granularity can change again without its time
+    /// moving, so a fresh stamp proves nothing (Git's "racily clean").
+    pub settled: bool,
+}
+
+impl FileStamp {
+    /// True if `later`, taken after `self`, proves the file unchanged.
+    pub fn unchanged_at(&self, later: &FileStamp) -> bool {
+        self.settled && self.id == later.id
+    }
+}
 
 /// A file system: the operations on paths that the stores need.
 pub trait FileSystem: Send + Sync + fmt::Debug {
@@ -177,11 +191,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn lock(&self, path: &Path) -> Result<LockFile>;
     /// Whether `sync`/`sync_dir` really reach the disk.
     fn fsync_enabled(&self) -> bool;
-    /// What identifies the file at `path` as it is now (on a real file
-    /// system: device, inode, length and modification time, one `stat`);
-    /// `None` if nothing is there. Replacing the file or changing its length
-    /// changes the stamp, so a read-only handle notices a writer's changes
-    /// without reading the file.
+    /// What identifies the file (or directory) at `path` as it is now (on
+    /// a real file system: device, inode, length and change time, one
+    /// `stat`); `None` if nothing is there. Replacing the file, changing its
+    /// length or contents, or (for a directory) adding a name changes it,
+    /// so a read-only handle notices a writer's changes without reading;
+    /// see [`FileStamp::unchanged_at`].
     fn stamp(&self, path: &Path) -> Result<Option<FileStamp>>;
     /// Opens the directory at `path` (a store's root, trusted: it may
     /// contain links) as a handle for operations on the names below it,

@@ -311,8 +311,18 @@ impl FileSystem for StdFs {
         use std::os::unix::fs::MetadataExt;
         match fs::metadata(path) {
             Ok(m) => {
-                let mtime = (m.mtime() as u64).wrapping_mul(1_000_000_000) ^ m.mtime_nsec() as u64;
-                Ok(Some(super::FileStamp([m.dev(), m.ino(), m.len(), mtime])))
+                // ctime moves on every change of data or name, like mtime,
+                // and cannot be set back by a user.
+                let ctime = (m.ctime() as u64)
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(m.ctime_nsec() as u64);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                Ok(Some(super::FileStamp {
+                    id: [m.dev(), m.ino(), m.len(), ctime],
+                    settled: now.saturating_sub(ctime) > 1_000_000_000,
+                }))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("stat", path, e)),

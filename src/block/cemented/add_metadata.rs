@@ -49,17 +49,18 @@ impl Cemented {
             .ok_or_else(|| Error::NotFound(format!("level {first} is not cemented")))?;
         let range = chunk.range();
         if t.meta(range.start).is_some() {
-            return Err(Error::invalid(format!("chunk {range} already has metadata")));
+            return Err(Error::invalid(format!(
+                "chunk {range} already has metadata"
+            )));
         }
         let fs = self.fs.as_ref();
         let path = self.meta_dir.join(metadata::file_name(range));
         // Not the writer's temporary name: recovery completes a temporary
         // zip beside its chunk as a crashed cementing's, but this one's
         // chunk exists before the zip is whole. This name is garbage to it.
-        let tmp = atomic::tmp_path(&path.with_file_name(format!(
-            "{}.adding",
-            metadata::file_name(range)
-        )))?;
+        let tmp = atomic::tmp_path(
+            &path.with_file_name(format!("{}.adding", metadata::file_name(range))),
+        )?;
         let mut zip: Option<MetaWriter> = None;
         let mut last = None;
         for b in blocks {

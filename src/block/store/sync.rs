@@ -40,7 +40,9 @@ impl BlockStore {
         let mut seen = inner.synced.lock();
         let path = inner.dir.join(manifest::FILE);
         let stamp = fs.stamp(&path)?;
-        if stamp.is_some() && stamp == *seen {
+        if let (Some(before), Some(now)) = (*seen, stamp)
+            && before.unchanged_at(&now)
+        {
             inner.parts.read().rw.sync()?;
             return Ok(false);
         }
@@ -52,9 +54,10 @@ impl BlockStore {
             if m.rw == current.rw && m.ros == current.ros {
                 // Same stores: marks or mode changed, or new blocks only.
                 inner.parts.read().rw.sync()?;
+                let changed = m != current;
                 *inner.manifest.lock() = m;
                 *seen = stamp;
-                return Ok(true);
+                return Ok(changed);
             }
             match self.load_parts(&m) {
                 Ok(parts) => {

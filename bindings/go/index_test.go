@@ -514,3 +514,41 @@ func TestIndexClearAndTryMerge(t *testing.T) {
 	defer x.Close()
 	wantKept(t, x, n, func(i int) bool { return i == 1 })
 }
+
+// Close during a background GC waits for it, and the filter may read the
+// index until the GC ends; the context is released.
+func TestIndexCloseDuringGC(t *testing.T) {
+	x := openIndexT(t, filepath.Join(t.TempDir(), "index"), NoFsync, 0)
+	fillIndex(t, x, 50)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	var readErr atomic.Value
+	if started, err := x.GC(func(k, v []byte) bool {
+		once.Do(func() { close(entered) })
+		<-release
+		if _, err := x.Find(k); err != nil {
+			readErr.Store(err)
+		}
+		return true
+	}, false); !started || err != nil {
+		t.Fatalf("GC = %v, %v", started, err)
+	}
+	<-entered
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		close(release)
+	}()
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := readErr.Load(); err != nil {
+		t.Fatalf("read inside the filter during Close: %v", err)
+	}
+	if !x.IsGCFinished() || len(x.gc.pending) != 0 {
+		t.Fatal("the GC's context outlived Close")
+	}
+	if _, err := x.GC(func(k, v []byte) bool { return true }, false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("GC after Close: %v", err)
+	}
+}

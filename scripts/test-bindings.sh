@@ -74,7 +74,8 @@ valgrind_consumers() {
     "$run/cmake/block_store_shared" "$run/cmake/block_store_static" \
     "$run/cmake/block_chain_shared" "$run/cmake/block_chain_static" \
     "$run/cmake/indexed_file_shared" "$run/cmake/indexed_file_static" \
-    "$run/cmake/cemented_shared" "$run/cmake/cemented_static"; do
+    "$run/cmake/cemented_shared" "$run/cmake/cemented_static" \
+    "$run/cmake/gc_sync_shared" "$run/cmake/gc_sync_static"; do
     echo "== valgrind $bin"
     "${vg[@]}" "$bin" "$run/vg-work" || return 1
   done

@@ -9,7 +9,8 @@
 //   tzstore_cemented.hpp      Cemented, Chunk
 //   tzstore_block_store.hpp   BlockStore
 // and tzstore_common.hpp holds what they share (Error, Block, ByteView,
-// flags, and the helpers of tzstore::detail).
+// flags, and the helpers of tzstore::detail), tzstore_gc_filter.hpp the
+// GC filters of Index and IndexedFile (FilterFn).
 //
 // Error model: every failure throws tzstore::Error (a std::runtime_error
 // carrying the tzs_status and the library's message). Absence is not an
@@ -27,6 +28,7 @@
 #include "tzstore_block_store.hpp"
 #include "tzstore_cemented.hpp"
 #include "tzstore_floating.hpp"
+#include "tzstore_gc_filter.hpp"
 #include "tzstore_index.hpp"
 #include "tzstore_indexed_file.hpp"
 #include "tzstore_kv.hpp"

@@ -209,6 +209,22 @@ class BlockStore {
   /// Waits for the running merge, if any; throws its error.
   void await_merge() { detail::call(tzs_block_store_await_merge, h_.get("block store")); }
 
+  /// Read-only handles: catches up with the read-write handle, usually in
+  /// another process (Octez's Block_store.sync). Every block the writer
+  /// stored durably (with flush, or followed by flush()) before the call is
+  /// readable after it, and every merge it completed is seen with its
+  /// savepoint, caboose and history mode; reads meanwhile see the state
+  /// before or after, never a block lost in between. Cheap when nothing
+  /// changed. Returns whether the writer's manifest changed (a merge, a
+  /// savepoint, caboose or mode written). A no-op returning false on a
+  /// read-write handle. Throws Error (TZS_CORRUPTED, TZS_IO; the handle
+  /// then keeps the state it had).
+  bool sync() {
+    bool changed = false;
+    detail::call(tzs_block_store_sync, h_.get("block store"), &changed);
+    return changed;
+  }
+
   /// Starts a merge as merge() does and returns a future that becomes
   /// ready when it ends: get() returns, or throws the error the merge
   /// failed with (the store then holds what it held before). An error

@@ -7,12 +7,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "tzstore_common.hpp"
+#include "tzstore_gc_filter.hpp"
 
 namespace tzstore {
 
@@ -55,6 +57,20 @@ class Index {
     detail::call(tzs_index_open, detail::c_path(dir), key_size, value_size, flags, log_size, &p);
     h_.reset(p);
   }
+
+  Index(Index&&) noexcept = default;
+  /// Closes this index first, as close() does.
+  Index& operator=(Index&& o) noexcept {
+    if (this != &o) {
+      close();
+      h_ = std::move(o.h_);
+      gc_ = std::move(o.gc_);
+      key_size_ = o.key_size_;
+      value_size_ = o.value_size_;
+    }
+    return *this;
+  }
+  ~Index() { close(); }
 
   /// Whether `key` is bound. Throws Error(TZS_INVALID_ARGUMENT) for a key
   /// of the wrong size.
@@ -114,15 +130,130 @@ class Index {
                                   static_cast<const std::vector<std::uint8_t>&>(kv->second));
   }
 
-  /// Closes now (waits for a running merge; also done by the destructor).
-  /// Later calls throw TZS_CLOSED.
-  void close() noexcept { h_.reset(); }
+  // Layer-2 operations (Octez's indexed_store.mli, mirage index). A
+  // filter (of filter() or gc()) may read this index (find, mem, size,
+  // iter, is_merging, is_gc_finished); calls that write or wait (add,
+  // remove, flush, filter, gc, await_gc, cancel_gc, clear, try_merge,
+  // await_merge) throw Error(TZS_INVALID_ARGUMENT) instead of waiting for
+  // themselves, and close() must not be called. What a filter throws is
+  // handled as tzstore_gc_filter.hpp says: the binding and every later one
+  // are kept, and the exception is rethrown by filter(), gc() with `wait`,
+  // or the next await_gc().
+
+  /// Keeps only the bindings for which `keep(key, value)` returns true
+  /// (mirage index's filter) and returns once the result is durable.
+  /// Readers see every binding until the filtered data is published, then
+  /// only the kept ones; bindings added meanwhile are kept. Waits for a
+  /// running GC first. Throws Error (TZS_INVALID_ARGUMENT from inside a
+  /// filter of this index, TZS_READ_ONLY, TZS_CORRUPTED, TZS_NO_SPACE,
+  /// TZS_IO; the index is then unchanged).
+  void filter(FilterFn keep) {
+    tzs_index* p = h_.get("index");
+    detail::run_filter(std::move(keep), [p](detail::FilterCtx* ctx) {
+      detail::call(tzs_index_filter, p, &detail::FilterCtx::call, static_cast<void*>(ctx));
+    });
+  }
+
+  /// Octez's gc ?async: keeps only the bindings for which `keep(key,
+  /// value)` returns true, as filter() does, but as a background GC. With
+  /// `wait` false returns at once (see await_gc, is_gc_finished,
+  /// cancel_gc); with `wait` true once the GC is durable (or was cancelled
+  /// meanwhile). Returns false, starting nothing, when a GC was already
+  /// running, as in Octez. `keep` is kept (and called) until the GC's end
+  /// is observed: await_gc() or cancel_gc() returns, is_gc_finished()
+  /// returns true, or the index is closed. Throws Error
+  /// (TZS_INVALID_ARGUMENT from inside a filter, TZS_READ_ONLY, an earlier
+  /// GC's error nobody awaited, and with `wait` this GC's).
+  bool gc(FilterFn keep, bool wait = false) {
+    tzs_index* p = h_.get("index");
+    return gc_->start(std::move(keep), wait, [p, wait](detail::FilterCtx* ctx, bool* started) {
+      detail::call(tzs_index_gc, p, &detail::FilterCtx::call, static_cast<void*>(ctx), wait,
+                   started);
+    });
+  }
+
+  /// Waits for the running GC, if any (Octez's wait_gc_completion), and
+  /// reports its outcome once: returns (also for a cancelled GC), throws
+  /// its Error (TZS_CORRUPTED, TZS_NO_SPACE, TZS_IO, TZS_PANIC; the index
+  /// is then as before it), or rethrows what its filter threw.
+  void await_gc() {
+    tzs_index* p = h_.get("index");
+    gc_->observe([p] { detail::call(tzs_index_await_gc, p); });
+    gc_->rethrow_error();
+  }
+
+  /// Whether no GC runs (Octez's is_gc_finished); true once closed. Never
+  /// blocks.
+  bool is_gc_finished() const {
+    tzs_index* p = h_.raw();
+    if (p == nullptr) return true;
+    const std::uint64_t m = gc_->mark();
+    const bool finished = tzs_index_is_gc_finished(p);
+    if (finished) gc_->ended(m);
+    return finished;
+  }
+
+  /// Stops the GC started by gc() and waits until it stopped: the index is
+  /// left exactly as before it. True if a GC was stopped before it
+  /// published its result; false if none ran, it had already finished, or
+  /// it is a filter(). Throws Error(TZS_INVALID_ARGUMENT) from inside a
+  /// filter of this index.
+  bool cancel_gc() {
+    tzs_index* p = h_.get("index");
+    return gc_->observe([p] {
+      bool cancelled = false;
+      detail::call(tzs_index_cancel_gc, p, &cancelled);
+      return cancelled;
+    });
+  }
+
+  /// Removes every binding (mirage index's clear), durably on return: a
+  /// crash leaves every binding or none. A running GC is cancelled and a
+  /// running merge waited for. Throws Error (TZS_INVALID_ARGUMENT from
+  /// inside a filter, TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
+  void clear() {
+    tzs_index* p = h_.get("index");
+    const std::uint64_t m = gc_->mark();
+    detail::call(tzs_index_clear, p);
+    gc_->ended(m);
+  }
+
+  /// Starts a background merge of the log when it holds any binding and
+  /// no merge or GC runs, and returns at once: whether it started one
+  /// (wait with await_merge). Throws Error (TZS_INVALID_ARGUMENT from
+  /// inside a filter, TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO, or a failed
+  /// background merge's error, reported once).
+  bool try_merge() {
+    bool started = false;
+    detail::call(tzs_index_try_merge, h_.get("index"), &started);
+    return started;
+  }
+
+  /// Whether a merge or a GC runs in the background (mirage index's
+  /// is_merging); false on a read-only or closed index. Never blocks.
+  bool is_merging() const { return h_.raw() != nullptr && tzs_index_is_merging(h_.raw()); }
+
+  /// Closes now (also done by the destructor): waits for a running GC
+  /// (call cancel_gc() first to close at once; call await_gc() first to
+  /// see its outcome, dropped here) and a running merge. Later calls throw
+  /// TZS_CLOSED. Never from inside a filter of this index.
+  void close() noexcept {
+    if (h_.raw() == nullptr) return;
+    // Awaited while the handle is still open, so that a filter may read
+    // the index until its GC ends.
+    tzs_index_await_gc(h_.raw(), nullptr);
+    h_.reset();
+    // The C close waited for any GC started before it.
+    gc_->ended();
+  }
   bool is_open() const noexcept { return h_.raw() != nullptr; }
   /// The C handle, for calls this wrapper does not cover; still owned here.
   tzs_index* native() const noexcept { return h_.raw(); }
 
  private:
   detail::Handle<tzs_index, tzs_index_close> h_;
+  // On the heap so that the index stays movable; freed after h_ is closed.
+  std::unique_ptr<detail::GcFilters> gc_ = std::make_unique<detail::GcFilters>();
   std::uint32_t key_size_;
   std::uint32_t value_size_;
 };

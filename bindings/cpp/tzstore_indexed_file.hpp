@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "tzstore_common.hpp"
+#include "tzstore_gc_filter.hpp"
 
 namespace tzstore {
 
@@ -40,6 +42,19 @@ class IndexedFile {
                  log_size, &p);
     h_.reset(p);
   }
+
+  IndexedFile(IndexedFile&&) noexcept = default;
+  /// Closes this store first, as close() does.
+  IndexedFile& operator=(IndexedFile&& o) noexcept {
+    if (this != &o) {
+      close();
+      h_ = std::move(o.h_);
+      gc_ = std::move(o.gc_);
+      header_size_ = o.header_size_;
+    }
+    return *this;
+  }
+  ~IndexedFile() { close(); }
 
   /// Whether `key` is stored. Throws Error(TZS_INVALID_ARGUMENT) for a key
   /// of the wrong size.
@@ -141,14 +156,88 @@ class IndexedFile {
     }
   }
 
-  /// Waits for the running compaction, if any; throws its error.
-  void await_gc() { detail::call(tzs_indexed_file_await_gc, h_.get("indexed file")); }
+  /// Octez's gc ?async for an indexed file: compacts the store, keeping
+  /// the values of the keys for which `keep(key, header)` returns true
+  /// (copies of the key and of the header stored in the index; the value
+  /// is not read). `keep` is asked about the keys stored when the GC
+  /// starts, on a library thread (or the thread waiting for the GC), one
+  /// call at a time; values appended meanwhile are kept. The kept values
+  /// are copied into a new generation that replaces the old one
+  /// atomically. With `wait` false returns at once (see await_gc,
+  /// is_gc_finished, cancel_gc); with `wait` true once the GC ended,
+  /// throwing its error. Returns false, starting nothing, when a GC was
+  /// already running, as in Octez. `keep` is kept (and called) until the
+  /// GC's end is observed: await_gc() or cancel_gc() returns,
+  /// is_gc_finished() returns true, or the store is closed.
+  ///
+  /// Inside `keep`, the store may be read (mem, header, read,
+  /// is_gc_finished) and appended to; await_gc, cancel_gc and gc_filter
+  /// with `wait` throw Error(TZS_INVALID_ARGUMENT), and close() must not be
+  /// called. If `keep` throws, the key and every later one are kept (keep
+  /// is not called again for that GC) and the exception is rethrown here
+  /// with `wait`, or by the next await_gc(). Throws Error
+  /// (TZS_INVALID_ARGUMENT, TZS_READ_ONLY, TZS_IO, an earlier GC's error
+  /// nobody awaited, and with `wait` this GC's).
+  bool gc_filter(FilterFn keep, bool wait = false) {
+    tzs_indexed_file* p = h_.get("indexed file");
+    return gc_->start(std::move(keep), wait, [p, wait](detail::FilterCtx* ctx, bool* started) {
+      detail::call(tzs_indexed_file_gc_filter, p, &detail::FilterCtx::call,
+                   static_cast<void*>(ctx), wait, started);
+    });
+  }
+
+  /// Waits for the running compaction (from gc or gc_filter; Octez's
+  /// wait_gc_completion), if any, and reports its outcome once: returns
+  /// (also for a cancelled one), throws its Error (TZS_IO, TZS_NO_SPACE,
+  /// TZS_CORRUPTED, TZS_PANIC; the old generation then stays current), or
+  /// rethrows what a gc_filter's filter threw. Error(TZS_INVALID_ARGUMENT)
+  /// from inside a gc_filter's filter.
+  void await_gc() {
+    tzs_indexed_file* p = h_.get("indexed file");
+    gc_->observe([p] { detail::call(tzs_indexed_file_await_gc, p); });
+    gc_->rethrow_error();
+  }
+
+  /// Whether no compaction runs (Octez's is_gc_finished); true once
+  /// closed. Never blocks.
+  bool is_gc_finished() const {
+    tzs_indexed_file* p = h_.raw();
+    if (p == nullptr) return true;
+    const std::uint64_t m = gc_->mark();
+    const bool finished = tzs_indexed_file_is_gc_finished(p);
+    if (finished) gc_->ended(m);
+    return finished;
+  }
+
+  /// Stops the running compaction (from gc_filter or gc) and waits until
+  /// it stopped: the store is left exactly as before it. True if one was
+  /// stopped before it switched generations; false if none ran or it had
+  /// already switched. Throws Error(TZS_INVALID_ARGUMENT) from inside a
+  /// gc_filter's filter.
+  bool cancel_gc() {
+    tzs_indexed_file* p = h_.get("indexed file");
+    return gc_->observe([p] {
+      bool cancelled = false;
+      detail::call(tzs_indexed_file_cancel_gc, p, &cancelled);
+      return cancelled;
+    });
+  }
 
   std::uint32_t header_size() const noexcept { return header_size_; }
 
-  /// Closes now (waiting for a compaction; also done by the destructor);
-  /// later calls throw TZS_CLOSED.
-  void close() noexcept { h_.reset(); }
+  /// Closes now (also done by the destructor): waits for a running
+  /// compaction (call cancel_gc() first to close at once; call await_gc()
+  /// first to see its outcome, dropped here). Later calls throw
+  /// TZS_CLOSED. Never from inside a gc_filter's filter.
+  void close() noexcept {
+    if (h_.raw() == nullptr) return;
+    // Awaited while the handle is still open, so that a filter may read
+    // the store until its GC ends.
+    tzs_indexed_file_await_gc(h_.raw(), nullptr);
+    h_.reset();
+    // The C close waited for any GC started before it.
+    gc_->ended();
+  }
   bool is_open() const noexcept { return h_.raw() != nullptr; }
   /// The C handle, for calls this wrapper does not cover; still owned here.
   tzs_indexed_file* native() const noexcept { return h_.raw(); }
@@ -167,6 +256,8 @@ class IndexedFile {
   }
 
   detail::Handle<tzs_indexed_file, tzs_indexed_file_close> h_;
+  // On the heap so that the store stays movable; freed after h_ is closed.
+  std::unique_ptr<detail::GcFilters> gc_ = std::make_unique<detail::GcFilters>();
   std::uint32_t header_size_;
 };
 

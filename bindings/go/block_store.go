@@ -191,6 +191,21 @@ func endsArg(chunkEnds []int32) *C.int32_t {
 	return (*C.int32_t)(unsafe.Pointer(&chunkEnds[0]))
 }
 
+// Sync brings a read-only handle up to date with the read-write one,
+// usually in another process (Octez's Block_store.sync): every block the
+// writer stored durably (with flush, or followed by Flush) before the call
+// is readable after it, and every merge it completed is seen with its
+// savepoint, caboose and history mode; reads meanwhile see the state
+// before or after, never a block lost in between. Cheap when nothing
+// changed. changed says whether the writer's manifest changed (a merge, a
+// savepoint, caboose or mode written). A no-op on a read-write handle.
+// Errors: ErrCorrupted, ErrIO; the handle then keeps the state it had.
+func (s *BlockStore) Sync() (changed bool, err error) {
+	return callOut(s.h, func(p *C.tzs_block_store, out *C.bool, e cErrOut) cStatus {
+		return C.tzs_block_store_sync(p, out, e)
+	}, func(b *C.bool) bool { return bool(*b) })
+}
+
 // AwaitMerge waits for the running merge, if any, and returns its error.
 func (s *BlockStore) AwaitMerge() error {
 	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus { return C.tzs_block_store_await_merge(p, e) })

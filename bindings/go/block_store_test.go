@@ -372,3 +372,91 @@ func TestBlockStoreMergeAsync(t *testing.T) {
 		t.Fatalf("merge of an unknown head = %v, want ErrNotFound", err)
 	}
 }
+
+// A read-only handle follows the read-write one through Sync: blocks
+// stored after its last Sync are unseen until the next, and after a merge
+// the cemented blocks are readable, by hash and by level.
+func TestBlockStoreReadOnlySync(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	w := openBlockStoreT(t, dir, testBlockStoreOptions(HistoryArchive, 1))
+	defer w.Close()
+	for i := 0; i < 100; i++ {
+		if err := w.Store(blockOf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roOpts := testBlockStoreOptions(HistoryArchive, 1)
+	roOpts.Flags |= ReadOnly
+	r := openBlockStoreT(t, dir, roOpts)
+	defer r.Close()
+	wantRead := func(what string, n int) {
+		t.Helper()
+		b, err := r.Read(hashOf(n), 0, true)
+		bsWantBlock(t, what, b, err, blockOf(n))
+	}
+	wantRead("read-only read", 99)
+	// The first Sync after the open may report a change: the open does not
+	// record which manifest it loaded, so that Sync reloads it.
+	if _, err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := r.Sync(); changed || err != nil {
+		t.Fatalf("Sync with nothing new = %v, %v", changed, err)
+	}
+	if changed, err := w.Sync(); changed || err != nil {
+		t.Fatalf("Sync of the read-write handle = %v, %v", changed, err)
+	}
+	if err := r.Store(blockOf(100)); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("read-only store: %v", err)
+	}
+
+	for i := 100; i < 150; i++ {
+		if err := w.StoreWith(blockOf(i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(hashOf(120), 0, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("block stored after the last Sync, read before the next: %v", err)
+	}
+	if _, err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 100; i < 150; i++ {
+		wantRead("after Sync", i)
+	}
+
+	if err := w.Merge(hashOf(149), []int32{19, 39, 59, 79, 99, 119, 139}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	// Before its Sync the reader still serves its state from before the
+	// merge: nothing it could read is lost.
+	wantRead("after the writer's merge, before Sync", 50)
+	if _, err := r.ReadByLevel(50, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ReadByLevel before the reader saw the merge: %v", err)
+	}
+	if changed, err := r.Sync(); !changed || err != nil {
+		t.Fatalf("Sync after a merge = %v, %v", changed, err)
+	}
+	for i := 0; i < 150; i++ {
+		wantRead("after the merge and Sync", i)
+	}
+	b, err := r.ReadByLevel(50, true)
+	bsWantBlock(t, "cemented block by level", b, err, blockOf(50))
+	st, err := r.Stats()
+	if err != nil || st.CementedLowest != 0 || st.CementedHighest != 139 {
+		t.Fatalf("read-only stats after Sync = %+v, %v", st, err)
+	}
+	if changed, err := r.Sync(); changed || err != nil {
+		t.Fatalf("second Sync = %v, %v", changed, err)
+	}
+	r.Close()
+	if _, err := r.Sync(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sync after Close: %v", err)
+	}
+}

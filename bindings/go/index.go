@@ -3,7 +3,10 @@ package tzstore
 // #include "tzstore.h"
 import "C"
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // Index is a persistent hash table of fixed-size keys and values
 // (tzs_index, as mirage's index): Add appends to a log that is merged into
@@ -12,6 +15,7 @@ import "math"
 type Index struct {
 	h                  *handle[C.tzs_index]
 	keySize, valueSize int
+	gc                 gcFilters // the filters of background GCs (index_gc.go)
 }
 
 // OpenIndex opens the index in directory dir (created by a read-write
@@ -134,10 +138,20 @@ func (x *Index) newIter() (*C.tzs_index_iter, error) {
 	}, deref[*C.tzs_index_iter])
 }
 
-// Close waits for calls in progress and a running merge, makes the log
-// durable and releases the lock. Closing twice is a no-op; calls after
-// Close return ErrClosed.
+// Close waits for a running GC and returns its outcome as AwaitGC does
+// (call CancelGC first to close at once), then waits for calls in progress
+// and a running merge, makes the log durable and releases the lock.
+// Closing twice is a no-op; calls after Close return ErrClosed. Close must
+// not be called from inside a GC filter.
 func (x *Index) Close() error {
+	// Awaited before closing, so that the filter may still read the index
+	// (calls made once Close has begun get ErrClosed).
+	err := x.AwaitGC()
+	if errors.Is(err, ErrClosed) {
+		err = nil
+	}
 	x.h.Close()
-	return nil
+	// The C close waited for any GC started before it.
+	x.gc.ended(math.MaxUint64)
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // keyOf is an 8-byte key holding NUL bytes; valueOf a 16-byte value.
@@ -219,5 +220,335 @@ func TestIndexConcurrent(t *testing.T) {
 	}
 	if l, err := x.Len(); l != total || err != nil {
 		t.Fatalf("Len = %d, %v", l, err)
+	}
+}
+
+// fillIndex binds keys 0..n-1 (version 0) and makes them durable.
+func fillIndex(t *testing.T, x *Index, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if err := x.Add(keyOf(i), valueOf(i, 0), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantKept checks that exactly the keys 0..n-1 for which kept(i) holds are
+// bound, with their version-0 value.
+func wantKept(t *testing.T, x *Index, n int, kept func(i int) bool) {
+	t.Helper()
+	want := 0
+	for i := 0; i < n; i++ {
+		v, err := x.Find(keyOf(i))
+		switch {
+		case kept(i):
+			want++
+			if err != nil || !bytes.Equal(v, valueOf(i, 0)) {
+				t.Fatalf("kept key %d: %x, %v", i, v, err)
+			}
+		case !errors.Is(err, ErrNotFound):
+			t.Fatalf("dropped key %d: %x, %v", i, v, err)
+		}
+	}
+	if l, err := x.Len(); l != uint64(want) || err != nil {
+		t.Fatalf("Len = %d, %v; want %d", l, err, want)
+	}
+}
+
+// keyNumber is the n of keyOf(n).
+func keyNumber(key []byte) int { return int(key[0]) | int(key[1])<<8 | int(key[2])<<16 }
+
+func TestIndexFilterSurvivesReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "index")
+	x := openIndexT(t, dir, 0, 100)
+	const n = 500
+	fillIndex(t, x, n)
+	seen := map[int]bool{}
+	err := x.Filter(func(k, v []byte) bool {
+		i := keyNumber(k)
+		if seen[i] || !bytes.Equal(v, valueOf(i, 0)) {
+			t.Errorf("filter offered key %d twice or with value %x", i, v)
+		}
+		seen[i] = true
+		// The filter may read the index it filters.
+		if ok, err := x.Mem(k); !ok || err != nil {
+			t.Errorf("Mem inside the filter: %v, %v", ok, err)
+		}
+		return i%2 == 0
+	})
+	if err != nil || len(seen) != n {
+		t.Fatalf("Filter: %v, saw %d of %d keys", err, len(seen), n)
+	}
+	even := func(i int) bool { return i%2 == 0 }
+	wantKept(t, x, n, even)
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x = openIndexT(t, dir, 0, 100)
+	defer x.Close()
+	wantKept(t, x, n, even)
+}
+
+// Calls that write or wait on the index are refused from inside its
+// filter; a panicking filter keeps the rest and re-raises on the caller.
+func TestIndexFilterReentryAndPanic(t *testing.T) {
+	x := openIndexT(t, filepath.Join(t.TempDir(), "index"), NoFsync, 0)
+	defer x.Close()
+	fillIndex(t, x, 50)
+	var refused []error
+	err := x.Filter(func(k, v []byte) bool {
+		if len(refused) == 0 {
+			refused = append(refused, x.Add(keyOf(1000), valueOf(0, 0), false), x.AwaitGC(), x.Clear())
+			_, e := x.CancelGC()
+			refused = append(refused, e)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range refused {
+		if !errors.Is(e, ErrInvalidArgument) {
+			t.Errorf("write or wait %d inside the filter: %v", i, e)
+		}
+	}
+	calls := 0
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the filter's panic", r)
+			}
+		}()
+		_ = x.Filter(func(k, v []byte) bool {
+			calls++
+			if calls == 10 {
+				panic("boom")
+			}
+			return false
+		})
+		t.Fatal("Filter did not re-raise the panic")
+	}()
+	if calls != 10 {
+		t.Fatalf("the filter ran %d times, want 10 (not again after its panic)", calls)
+	}
+	if l, _ := x.Len(); l != 50-9 {
+		t.Fatalf("Len = %d after a filter that dropped 9 keys then panicked", l)
+	}
+}
+
+func TestIndexGCAsyncThenAwait(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "index")
+	x := openIndexT(t, dir, NoFsync, 100)
+	const n = 400
+	fillIndex(t, x, n)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	started, err := x.GC(func(k, v []byte) bool {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return keyNumber(k)%3 == 0
+	}, false)
+	if !started || err != nil {
+		t.Fatalf("GC = %v, %v", started, err)
+	}
+	<-entered
+	if x.IsGCFinished() || !x.IsMerging() {
+		t.Fatalf("during the GC: IsGCFinished %v, IsMerging %v", x.IsGCFinished(), x.IsMerging())
+	}
+	// A second request while one runs is ignored, as in Octez.
+	if again, err := x.GC(func(k, v []byte) bool { return false }, false); again || err != nil {
+		t.Fatalf("GC while one runs = %v, %v", again, err)
+	}
+	wantKept(t, x, n, func(int) bool { return true })
+	close(release)
+	runtime.GC() // the filter stays reachable through its cgo handle
+	if err := x.AwaitGC(); err != nil {
+		t.Fatal(err)
+	}
+	if !x.IsGCFinished() || len(x.gc.pending) != 0 {
+		t.Fatalf("after AwaitGC: finished %v, %d contexts kept", x.IsGCFinished(), len(x.gc.pending))
+	}
+	third := func(i int) bool { return i%3 == 0 }
+	wantKept(t, x, n, third)
+	// With wait, the GC is done on return.
+	if started, err := x.GC(func(k, v []byte) bool { return keyNumber(k)%6 == 0 }, true); !started || err != nil {
+		t.Fatalf("GC with wait = %v, %v", started, err)
+	}
+	sixth := func(i int) bool { return i%6 == 0 }
+	wantKept(t, x, n, sixth)
+	x.Close()
+	x = openIndexT(t, dir, 0, 100)
+	defer x.Close()
+	wantKept(t, x, n, sixth)
+}
+
+// A background GC whose filter panics: the panic comes back from AwaitGC.
+func TestIndexGCFilterPanic(t *testing.T) {
+	x := openIndexT(t, filepath.Join(t.TempDir(), "index"), NoFsync, 0)
+	defer x.Close()
+	fillIndex(t, x, 30)
+	if started, err := x.GC(func(k, v []byte) bool { panic("gc boom") }, false); !started || err != nil {
+		t.Fatalf("GC = %v, %v", started, err)
+	}
+	var pe *FilterPanicError
+	if err := x.AwaitGC(); !errors.As(err, &pe) || pe.Value != "gc boom" {
+		t.Fatalf("AwaitGC after a panicking filter: %v", err)
+	}
+	if err := x.AwaitGC(); err != nil {
+		t.Fatalf("second AwaitGC: %v (the panic is reported once)", err)
+	}
+	wantKept(t, x, 30, func(int) bool { return true })
+}
+
+func TestIndexCancelGC(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "index")
+	x := openIndexT(t, dir, NoFsync, 100)
+	defer x.Close()
+	const n = 300
+	fillIndex(t, x, n)
+	if cancelled, err := x.CancelGC(); cancelled || err != nil {
+		t.Fatalf("CancelGC with no GC = %v, %v", cancelled, err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	if started, err := x.GC(func(k, v []byte) bool {
+		once.Do(func() { close(entered) })
+		<-release
+		return false
+	}, false); !started || err != nil {
+		t.Fatalf("GC = %v, %v", started, err)
+	}
+	<-entered
+	type result struct {
+		cancelled bool
+		err       error
+	}
+	done := make(chan result)
+	go func() {
+		c, err := x.CancelGC()
+		done <- result{c, err}
+	}()
+	// CancelGC waits for the filter, which is blocked.
+	select {
+	case r := <-done:
+		t.Fatalf("CancelGC returned while the filter was blocked: %+v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if r := <-done; !r.cancelled || r.err != nil {
+		t.Fatalf("CancelGC = %+v", r)
+	}
+	if !x.IsGCFinished() || len(x.gc.pending) != 0 {
+		t.Fatal("the cancelled GC's context was not released")
+	}
+	wantKept(t, x, n, func(int) bool { return true })
+	// A later GC runs normally.
+	if started, err := x.GC(func(k, v []byte) bool { return keyNumber(k) < 10 }, true); !started || err != nil {
+		t.Fatalf("GC after a cancel = %v, %v", started, err)
+	}
+	wantKept(t, x, n, func(i int) bool { return i < 10 })
+}
+
+func TestIndexClearAndTryMerge(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "index")
+	// A log larger than the bindings, so that only TryMerge merges.
+	x := openIndexT(t, dir, 0, 10000)
+	if started, err := x.TryMerge(); started || err != nil {
+		t.Fatalf("TryMerge of an empty log = %v, %v", started, err)
+	}
+	const n = 200
+	fillIndex(t, x, n)
+	if x.IsMerging() {
+		t.Fatal("merging before TryMerge")
+	}
+	if started, err := x.TryMerge(); !started || err != nil {
+		t.Fatalf("TryMerge = %v, %v", started, err)
+	}
+	if err := x.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	if x.IsMerging() {
+		t.Fatal("still merging after AwaitMerge")
+	}
+	if started, err := x.TryMerge(); started || err != nil {
+		t.Fatalf("TryMerge of a merged log = %v, %v", started, err)
+	}
+	wantKept(t, x, n, func(int) bool { return true })
+	ro := openIndexT(t, dir, ReadOnly, 0)
+	defer ro.Close()
+	if ro.IsMerging() {
+		t.Fatal("a read-only handle merges")
+	}
+	if _, err := ro.TryMerge(); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("TryMerge read-only: %v", err)
+	}
+	if err := ro.Clear(); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Clear read-only: %v", err)
+	}
+	if _, err := ro.GC(func(k, v []byte) bool { return true }, true); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("GC read-only: %v", err)
+	}
+
+	if err := x.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	wantKept(t, x, n, func(int) bool { return false })
+	if err := ro.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ro.Len(); l != 0 || err != nil {
+		t.Fatalf("read-only Len after Clear and Sync = %d, %v", l, err)
+	}
+	if err := x.Add(keyOf(1), valueOf(1, 0), true); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	x = openIndexT(t, dir, 0, 10000)
+	defer x.Close()
+	wantKept(t, x, n, func(i int) bool { return i == 1 })
+}
+
+// Close during a background GC waits for it, and the filter may read the
+// index until the GC ends; the context is released.
+func TestIndexCloseDuringGC(t *testing.T) {
+	x := openIndexT(t, filepath.Join(t.TempDir(), "index"), NoFsync, 0)
+	fillIndex(t, x, 50)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	var readErr atomic.Value
+	if started, err := x.GC(func(k, v []byte) bool {
+		once.Do(func() { close(entered) })
+		<-release
+		if _, err := x.Find(k); err != nil {
+			readErr.Store(err)
+		}
+		return true
+	}, false); !started || err != nil {
+		t.Fatalf("GC = %v, %v", started, err)
+	}
+	<-entered
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		close(release)
+	}()
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := readErr.Load(); err != nil {
+		t.Fatalf("read inside the filter during Close: %v", err)
+	}
+	if !x.IsGCFinished() || len(x.gc.pending) != 0 {
+		t.Fatal("the GC's context outlived Close")
+	}
+	if _, err := x.GC(func(k, v []byte) bool { return true }, false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("GC after Close: %v", err)
 	}
 }

@@ -10,6 +10,8 @@ tzs_status tzs_go_indexed_file_gc(tzs_indexed_file *f, uintptr_t ctx, tzs_error 
 import "C"
 
 import (
+	"errors"
+	"math"
 	"runtime/cgo"
 	"unsafe"
 )
@@ -25,6 +27,7 @@ const HeaderInValue Flags = C.TZS_HEADER_IN_VALUE
 type IndexedFile struct {
 	h          *handle[C.tzs_indexed_file]
 	headerSize int
+	gc         gcFilters // the filters of background GCs (indexed_file_gc.go)
 }
 
 // OpenIndexedFile opens (read-write: creates) the store in directory dir;
@@ -198,15 +201,38 @@ func (f *IndexedFile) GC(keep func(key []byte) bool) error {
 	return err
 }
 
-// AwaitGC waits for the running compaction, if any, and returns its error.
+// AwaitGC waits for the running compaction (from GC or GCFilter; Octez's
+// wait_gc_completion), if any, and returns its outcome once: nil (also
+// for a cancelled one), its error (ErrIO, ErrNoSpace, ErrCorrupted,
+// ErrPanic; the store then keeps its old generation), or a
+// *FilterPanicError if a GCFilter's filter panicked. ErrInvalidArgument
+// from inside a GCFilter's filter.
 func (f *IndexedFile) AwaitGC() error {
-	return call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus { return C.tzs_indexed_file_await_gc(p, e) })
+	var err error
+	f.gc.observe(func() bool {
+		err = call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus { return C.tzs_indexed_file_await_gc(p, e) })
+		return gcEnded(err)
+	})
+	if err != nil {
+		return err
+	}
+	return f.gc.takePanic()
 }
 
-// Close releases the handle and its lock, after calls in progress and a
-// running compaction end. Closing twice is a no-op; calls after Close
-// return ErrClosed.
+// Close waits for a running compaction and returns its outcome as AwaitGC
+// does (call CancelGC first to close at once), then releases the handle
+// and its lock after calls in progress. Closing twice is a no-op; calls
+// after Close return ErrClosed. Close must not be called from inside a GC
+// filter.
 func (f *IndexedFile) Close() error {
+	// Awaited before closing, so that a filter may still read the store
+	// (calls made once Close has begun get ErrClosed).
+	err := f.AwaitGC()
+	if errors.Is(err, ErrClosed) {
+		err = nil
+	}
 	f.h.Close()
-	return nil
+	// The C close waited for any GC started before it.
+	f.gc.ended(math.MaxUint64)
+	return err
 }

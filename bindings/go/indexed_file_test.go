@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // ifKey is key n: 8 bytes holding a NUL byte, n in the last byte.
@@ -224,4 +226,168 @@ func TestIndexedFileHeaderInValue(t *testing.T) {
 	if err != nil || h == nil || len(h) != 0 || string(v) != "v" {
 		t.Fatalf("read with an empty header = %q, %q, %v", h, v, err)
 	}
+}
+
+// wantIFKept checks that exactly the keys 0..n-1 for which kept(i) holds
+// are readable, with their value and header.
+func wantIFKept(t *testing.T, f *IndexedFile, n int, kept func(i int) bool) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		h, v, err := f.ReadWithHeader(ifKey(i))
+		if !kept(i) {
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("dropped key %d: %q, %v", i, v, err)
+			}
+			continue
+		}
+		wantIFValue(t, fmt.Sprintf("value %d", i), v, err, ifValue(i))
+		wantIFValue(t, fmt.Sprintf("header %d", i), h, err, ifHeader(i))
+	}
+}
+
+// The GC filter sees each stored key with its header, runs in the
+// background, and the result survives a reopen; values appended during
+// the GC are kept.
+func TestIndexedFileGCFilter(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "values")
+	f := openIndexedFileT(t, dir, 8, 5, 0)
+	const n = 120
+	for i := 0; i < n; i++ {
+		if err := f.Append(ifKey(i), ifHeader(i), ifValue(i), i == n-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	started, err := f.GCFilter(func(key, header []byte) bool {
+		<-release
+		i := int(key[len(key)-1])
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[i] || !bytes.Equal(key, ifKey(i)) || !bytes.Equal(header, ifHeader(i)) {
+			t.Errorf("filter got key %q header %q (twice: %v)", key, header, seen[i])
+		}
+		seen[i] = true
+		// The store may be read from inside the filter.
+		if ok, err := f.Mem(key); !ok || err != nil {
+			t.Errorf("Mem inside the filter: %v, %v", ok, err)
+		}
+		return i%4 != 0
+	}, false)
+	if !started || err != nil {
+		t.Fatalf("GCFilter = %v, %v", started, err)
+	}
+	if f.IsGCFinished() {
+		t.Fatal("IsGCFinished while the filter is blocked")
+	}
+	if again, err := f.GCFilter(func(key, header []byte) bool { return false }, false); again || err != nil {
+		t.Fatalf("GCFilter while one runs = %v, %v", again, err)
+	}
+	// Appended during the GC: kept whatever the filter says.
+	if err := f.Append(ifKey(200), ifHeader(200), ifValue(200), true); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := f.AwaitGC(); err != nil {
+		t.Fatal(err)
+	}
+	if !f.IsGCFinished() || len(f.gc.pending) != 0 || len(seen) != n {
+		t.Fatalf("after AwaitGC: finished %v, %d contexts kept, %d keys seen", f.IsGCFinished(),
+			len(f.gc.pending), len(seen))
+	}
+	kept := func(i int) bool { return i%4 != 0 }
+	wantIFKept(t, f, n, kept)
+	v, err := f.Read(ifKey(200))
+	wantIFValue(t, "appended during the GC", v, err, ifValue(200))
+	// With wait the GC has ended on return.
+	if started, err := f.GCFilter(func(key, header []byte) bool { return key[len(key)-1]%2 == 1 }, true); !started || err != nil {
+		t.Fatalf("GCFilter with wait = %v, %v", started, err)
+	}
+	odd := func(i int) bool { return i%2 == 1 }
+	wantIFKept(t, f, n, odd)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f = openIndexedFileT(t, dir, 8, 5, 0)
+	defer f.Close()
+	wantIFKept(t, f, n, odd)
+
+	ro := openIndexedFileT(t, dir, 8, 5, ReadOnly)
+	defer ro.Close()
+	if _, err := ro.GCFilter(func(key, header []byte) bool { return true }, true); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("read-only GCFilter: %v", err)
+	}
+}
+
+func TestIndexedFileCancelGCAndPanic(t *testing.T) {
+	f := openIndexedFileT(t, filepath.Join(t.TempDir(), "values"), 8, 5, NoFsync)
+	defer f.Close()
+	const n = 80
+	for i := 0; i < n; i++ {
+		if err := f.Append(ifKey(i), ifHeader(i), ifValue(i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	var refused error
+	if started, err := f.GCFilter(func(key, header []byte) bool {
+		once.Do(func() {
+			_, refused = f.CancelGC()
+			close(entered)
+		})
+		<-release
+		return false
+	}, false); !started || err != nil {
+		t.Fatalf("GCFilter = %v, %v", started, err)
+	}
+	<-entered
+	if !errors.Is(refused, ErrInvalidArgument) {
+		t.Fatalf("CancelGC inside the filter: %v", refused)
+	}
+	done := make(chan error, 1)
+	var cancelled bool
+	go func() {
+		var err error
+		cancelled, err = f.CancelGC()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("CancelGC returned while the filter was blocked: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; !cancelled || err != nil {
+		t.Fatalf("CancelGC = %v, %v", cancelled, err)
+	}
+	all := func(int) bool { return true }
+	wantIFKept(t, f, n, all)
+	if err := f.AwaitGC(); err != nil {
+		t.Fatalf("AwaitGC after a cancel: %v", err)
+	}
+
+	calls := 0
+	if started, err := f.GCFilter(func(key, header []byte) bool {
+		calls++
+		if calls == 5 {
+			panic("if boom")
+		}
+		return true
+	}, false); !started || err != nil {
+		t.Fatalf("GCFilter = %v, %v", started, err)
+	}
+	var pe *FilterPanicError
+	if err := f.AwaitGC(); !errors.As(err, &pe) || pe.Value != "if boom" {
+		t.Fatalf("AwaitGC after a panicking filter: %v", err)
+	}
+	if calls != 5 {
+		t.Fatalf("filter called %d times, want 5 (not after its panic)", calls)
+	}
+	wantIFKept(t, f, n, all)
 }

@@ -79,7 +79,8 @@ pub unsafe extern "C" fn tzs_cemented_begin_chunk(
 /// `TZS_INVALID_ARGUMENT` (NULL), `TZS_INCONSISTENT` (wrong level, a
 /// duplicated or already cemented hash, a broken predecessor link with
 /// `check_consistency`), `TZS_NO_SPACE`, `TZS_IO`; after an error the
-/// writer only accepts `tzs_chunk_writer_abort` (a commit fails).
+/// writer only accepts `tzs_chunk_writer_abort` (a commit fails with
+/// `TZS_INVALID_ARGUMENT`).
 ///
 /// # Safety
 /// `w` NULL or a live writer; `block` NULL or valid with its buffers.
@@ -99,9 +100,9 @@ pub unsafe extern "C" fn tzs_chunk_writer_push(
 /// Commits the chunk: chunk file, metadata and indexes made durable, then
 /// visible to readers at once. Frees `w` whatever the outcome (do not use
 /// it afterwards). If `out` is not NULL it receives the chunk's range.
-/// Errors: `TZS_INVALID_ARGUMENT` (NULL `w`), `TZS_INCONSISTENT` (fewer
-/// blocks pushed than the range holds, or a push failed), `TZS_NO_SPACE`,
-/// `TZS_IO`; nothing of the chunk is then visible.
+/// Errors: `TZS_INVALID_ARGUMENT` (NULL `w`, or a push failed: the chunk
+/// was abandoned), `TZS_INCONSISTENT` (fewer blocks pushed than the range
+/// holds), `TZS_NO_SPACE`, `TZS_IO`; nothing of the chunk is then visible.
 ///
 /// # Safety
 /// `w` NULL or a live writer, not used afterwards; `out` NULL or writable.

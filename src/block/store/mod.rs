@@ -250,7 +250,25 @@ impl BlockStore {
                 repair::recover_at_open(fs.as_ref(), &dir, &mut manifest)?;
             }
             match open_parts(&dir, &opts, &manifest) {
-                Ok((cemented, parts)) => break (manifest, cemented, parts),
+                // A read-only open races the writer's merges: a store it
+                // opened may have been in deletion already (a swap retired
+                // it), and a half-deleted index opens as an empty one. The
+                // writer deletes only after replacing the manifest, so an
+                // unchanged manifest now proves every store was whole when
+                // opened.
+                Ok((cemented, parts))
+                    if !read_only
+                        || Manifest::load(fs.as_ref(), &dir)?.as_ref() == Some(&manifest) =>
+                {
+                    break (manifest, cemented, parts);
+                }
+                Ok(_) if tries < READ_ONLY_OPEN_TRIES => tries += 1,
+                Ok(_) => {
+                    return Err(Error::Io(format!(
+                        "read-only open of {}: the manifest changed {READ_ONLY_OPEN_TRIES} times while the stores were opened",
+                        dir.display()
+                    )));
+                }
                 Err(e) if read_only && tries < READ_ONLY_OPEN_TRIES => {
                     tries += 1;
                     // Unchanged manifest: the error is the store's own.

@@ -59,7 +59,16 @@ impl BlockStore {
                 *seen = stamp;
                 return Ok(changed);
             }
-            match self.load_parts(&m) {
+            // As at open: the stores must have been whole when opened,
+            // which an unchanged manifest afterwards proves.
+            let loaded = self.load_parts(&m).and_then(|parts| {
+                if Manifest::load(fs, &inner.dir)?.as_ref() == Some(&m) {
+                    Ok(parts)
+                } else {
+                    Err(Error::Io("the manifest changed during the sync".into()))
+                }
+            });
+            match loaded {
                 Ok(parts) => {
                     // The cemented table first: what left the floating
                     // stores in the merge is cemented by then.

@@ -764,6 +764,100 @@ tzs_status tzs_block_store_switch_history_mode(struct tzs_block_store *s,
                                                struct tzs_error **err);
 
 /**
+ * `tzs_block_store_store_with`, recording the block's resulting context
+ * hash (the 32 bytes at `context`), which
+ * `tzs_block_store_resulting_context_hash` reads back; the plain store
+ * functions record 32 zero bytes. Errors as `tzs_block_store_store`.
+ * Thread-safe; works during a merge (which keeps the hash).
+ *
+ * # Safety
+ * `s` NULL or live; `block` NULL or valid; `context` NULL or 32 readable
+ * bytes.
+ */
+tzs_status tzs_block_store_store_with_context(struct tzs_block_store *s,
+                                              const struct tzs_block *block,
+                                              const uint8_t *context,
+                                              bool flush,
+                                              struct tzs_error **err);
+
+/**
+ * Copies the resulting context hash the block `hash` (32 bytes) was
+ * stored with into the 32 bytes at `out` (zeros if none was given),
+ * without reading the block: from the floating index, or from the
+ * cemented record (checked, not copied). `TZS_NOT_FOUND` if the block is
+ * not stored. Errors: `TZS_INVALID_ARGUMENT` (NULL), `TZS_CORRUPTED`,
+ * `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `s` NULL or live; `hash` NULL or 32 readable bytes; `out` NULL or 32
+ * writable bytes.
+ */
+tzs_status tzs_block_store_resulting_context_hash(struct tzs_block_store *s,
+                                                  const uint8_t *hash,
+                                                  uint8_t *out,
+                                                  struct tzs_error **err);
+
+/**
+ * `tzs_floating_append` with the block's resulting context hash (the 32
+ * bytes at `context`; Octez's `append_block`). Errors as
+ * `tzs_floating_append`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live; `block` NULL or valid; `context` NULL or 32 readable
+ * bytes; `preds` NULL or `n_preds * 32` readable bytes.
+ */
+tzs_status tzs_floating_append_with_context(struct tzs_floating *f,
+                                            const struct tzs_block *block,
+                                            const uint8_t *context,
+                                            const uint8_t *preds,
+                                            size_t n_preds,
+                                            bool flush,
+                                            struct tzs_error **err);
+
+/**
+ * Copies the resulting context hash of the floating block `hash` into
+ * the 32 bytes at `out`, from the index alone (Octez's `find_info`).
+ * `TZS_NOT_FOUND` if it is not stored. Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `f` NULL or live; `hash` NULL or 32 readable bytes; `out` NULL or 32
+ * writable bytes.
+ */
+tzs_status tzs_floating_resulting_context_hash(struct tzs_floating *f,
+                                               const uint8_t *hash,
+                                               uint8_t *out,
+                                               struct tzs_error **err);
+
+/**
+ * `tzs_chunk_writer_push` with the block's resulting context hash (the 32
+ * bytes at `context`). Errors as `tzs_chunk_writer_push`.
+ *
+ * # Safety
+ * `w` NULL or a live writer; `block` NULL or valid; `context` NULL or 32
+ * readable bytes.
+ */
+tzs_status tzs_chunk_writer_push_with_context(struct tzs_chunk_writer *w,
+                                              const struct tzs_block *block,
+                                              const uint8_t *context,
+                                              struct tzs_error **err);
+
+/**
+ * Copies the resulting context hash of the cemented block `hash` into the
+ * 32 bytes at `out`, from its record (checked, not copied).
+ * `TZS_NOT_FOUND` if it is not cemented. Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_CORRUPTED`, `TZS_IO`. Thread-safe.
+ *
+ * # Safety
+ * `c` NULL or live; `hash` NULL or 32 readable bytes; `out` NULL or 32
+ * writable bytes.
+ */
+tzs_status tzs_cemented_resulting_context_hash(struct tzs_cemented *c,
+                                               const uint8_t *hash,
+                                               uint8_t *out,
+                                               struct tzs_error **err);
+
+/**
  * The default options: read-write, fsync on, `TZS_HISTORY_FULL` with offset
  * 1, one merge thread, default index log size, the default zstd level.
  */

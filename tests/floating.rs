@@ -481,7 +481,13 @@ fn zeros_ahead_of_durable_appends_are_invisible_and_trimmed_at_close() {
 /// An encoded entry of `b` with `preds`, for the decoder proptests.
 fn encoded_entry(b: &Block, preds: &[Hash]) -> Vec<u8> {
     let mut out = Vec::new();
-    tzstore::block::entry::encode_into(&mut out, &b.as_ref(), preds).unwrap();
+    tzstore::block::entry::encode_into(
+        &mut out,
+        &b.as_ref(),
+        &tzstore::block::record::NO_CONTEXT,
+        preds,
+    )
+    .unwrap();
     out
 }
 

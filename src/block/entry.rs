@@ -15,15 +15,21 @@ pub fn trailer_len(n: usize) -> usize {
     1 + n * HASH_SIZE + 4
 }
 
-/// Appends the entry for `block` with `preds` to `out`.
-pub fn encode_into(out: &mut Vec<u8>, block: &BlockRef<'_>, preds: &[Hash]) -> Result<()> {
+/// Appends the entry for `block`, with its resulting `context` hash and
+/// its predecessor list `preds`, to `out`.
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    block: &BlockRef<'_>,
+    context: &Hash,
+    preds: &[Hash],
+) -> Result<()> {
     if preds.len() > MAX_PREDECESSORS {
         return Err(Error::invalid(format!(
             "a predecessor list holds at most {MAX_PREDECESSORS} hashes, got {}",
             preds.len()
         )));
     }
-    record::encode_into(out, block, true)?;
+    record::encode_into_with_context(out, block, context, true)?;
     let start = out.len();
     out.push(preds.len() as u8);
     for p in preds {
@@ -41,6 +47,8 @@ pub struct Entry {
     pub block: Block,
     /// Its predecessor list.
     pub preds: Vec<Hash>,
+    /// Its resulting context hash.
+    pub context: Hash,
     /// Bytes the entry occupies in the file.
     pub len: usize,
 }
@@ -64,7 +72,8 @@ pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, Stri
     let rec_len = record::record_len([buf[0], buf[1], buf[2], buf[3]]);
     let rec = buf.get(..rec_len).ok_or("entry is incomplete")?;
     // One checksum pass over the record, then one copy of its buffers.
-    let block = record::parse(rec, with_metadata)?.to_owned();
+    let (block, context) = record::parse_with_context(rec, with_metadata)?;
+    let block = block.to_owned();
     let (n, trailer) = trailer_at(buf, rec_len)?;
     let preds = trailer[1..1 + n * HASH_SIZE]
         .chunks_exact(HASH_SIZE)
@@ -77,6 +86,7 @@ pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, Stri
     Ok(Entry {
         block,
         preds,
+        context,
         len: rec_len + trailer.len(),
     })
 }
@@ -155,8 +165,8 @@ pub fn read_at(
 }
 
 /// Bytes of a record before its contents (size, hash, level, predecessor,
-/// contents length): enough to tell where its tag byte must be.
-const BEFORE_CONTENTS: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + 4;
+/// context, contents length): enough to tell where its tag byte must be.
+const BEFORE_CONTENTS: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + HASH_SIZE + 4;
 /// Bytes searched per read by [`next_intact`].
 const SCAN_CHUNK: usize = 1 << 20;
 

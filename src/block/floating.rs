@@ -46,12 +46,15 @@ use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::WorkerPool;
 
 /// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
-/// hash | crc u32`, the CRC-32 of the key and the value before it. Level and
-/// predecessor answer [`Floating::level_and_predecessor`] without reading
-/// the file, checked.
-const VALUE_SIZE: usize = 8 + 4 + HASH_SIZE + 1 + MAX_PREDECESSORS * HASH_SIZE + 4;
+/// hash | context[32] | crc u32`, the CRC-32 of the key and the value before
+/// it. Level, predecessor, list and resulting context hash answer
+/// [`Floating::level_and_predecessor`] and [`Floating::find_info`] without
+/// reading the file, checked.
+const VALUE_SIZE: usize = 8 + 4 + HASH_SIZE + 1 + MAX_PREDECESSORS * HASH_SIZE + HASH_SIZE + 4;
 /// Where the predecessor count sits in an index value.
 const COUNT_AT: usize = 8 + 4 + HASH_SIZE;
+/// Where the context hash sits in an index value.
+const CONTEXT_AT: usize = COUNT_AT + 1 + MAX_PREDECESSORS * HASH_SIZE;
 /// Default index log size (Octez uses 10,000 for floating indexes).
 pub const DEFAULT_LOG_SIZE: u64 = 10_000;
 
@@ -321,7 +324,7 @@ impl Floating {
                 let e = entry::read_at(self.file.as_ref(), offset, at, false)?;
                 self.index.add(
                     &e.block.hash,
-                    &index_value(&e.block.as_ref(), offset, &e.preds),
+                    &index_value(&e.block.as_ref(), offset, &e.preds, &e.context),
                     false,
                 )?;
             }
@@ -344,9 +347,21 @@ impl Floating {
     /// the index is not (one fsync per block instead of two), since an
     /// entry the index lost in a crash is re-indexed from the file at open.
     pub fn append(&self, block: &BlockRef<'_>, preds: &[Hash], flush: bool) -> Result<()> {
+        self.append_with_context(block, &super::record::NO_CONTEXT, preds, flush)
+    }
+
+    /// [`Floating::append`], with the block's resulting `context` hash
+    /// (Octez's `append_block ... resulting_context_hash`).
+    pub fn append_with_context(
+        &self,
+        block: &BlockRef<'_>,
+        context: &Hash,
+        preds: &[Hash],
+        flush: bool,
+    ) -> Result<()> {
         self.check_writable()?;
         let mut buf = Vec::with_capacity(block.encoded_len(true) + entry::trailer_len(preds.len()));
-        entry::encode_into(&mut buf, block, preds)?;
+        entry::encode_into(&mut buf, block, context, preds)?;
         let mut behind = self.writer.lock();
         if self.mem(block.hash)? {
             return Ok(());
@@ -371,7 +386,7 @@ impl Floating {
         // `end` first: a reader that finds the index entry may read up to it.
         self.end.store(end, Ordering::SeqCst);
         self.unsynced
-            .insert(*block.hash, index_value(block, offset, preds));
+            .insert(*block.hash, index_value(block, offset, preds, context));
         if flush || self.unsynced.len() >= MAX_UNSYNCED {
             {
                 let _fg = foreground::ForegroundSync::begin();
@@ -495,6 +510,17 @@ impl Floating {
             ));
         }
         Ok(Some((e.block, preds)))
+    }
+
+    /// The predecessor list and resulting context hash of a stored block,
+    /// from the index alone (Octez's `find_info`); `None` if not stored.
+    pub fn find_info(&self, hash: &Hash) -> Result<Option<(Vec<Hash>, Hash)>> {
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.find_value(hash, &mut value)? {
+            return Ok(None);
+        }
+        let v = self.decode_value(hash, &value)?;
+        Ok(Some((v.preds, v.context)))
     }
 
     /// Level and predecessor of a stored block, from the index alone.
@@ -709,7 +735,12 @@ fn offset_of(value: &[u8]) -> u64 {
     u64::from_be_bytes(o)
 }
 
-fn index_value(block: &BlockRef<'_>, offset: u64, preds: &[Hash]) -> [u8; VALUE_SIZE] {
+fn index_value(
+    block: &BlockRef<'_>,
+    offset: u64,
+    preds: &[Hash],
+    context: &Hash,
+) -> [u8; VALUE_SIZE] {
     let mut v = [0u8; VALUE_SIZE];
     v[..8].copy_from_slice(&offset.to_be_bytes());
     v[8..12].copy_from_slice(&block.level.to_be_bytes());
@@ -719,6 +750,7 @@ fn index_value(block: &BlockRef<'_>, offset: u64, preds: &[Hash]) -> [u8; VALUE_
         let at = COUNT_AT + 1 + i * HASH_SIZE;
         v[at..at + HASH_SIZE].copy_from_slice(p);
     }
+    v[CONTEXT_AT..CONTEXT_AT + HASH_SIZE].copy_from_slice(context);
     let crc = value_crc(block.hash, &v);
     v[VALUE_SIZE - 4..].copy_from_slice(&crc.to_be_bytes());
     v
@@ -746,6 +778,8 @@ pub struct IndexValue {
     pub predecessor: Hash,
     /// Its predecessor list.
     pub preds: Vec<Hash>,
+    /// Its resulting context hash.
+    pub context: Hash,
 }
 
 /// Decodes an index value of block `hash`. Any byte string is accepted as
@@ -780,6 +814,7 @@ pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue
         level: i32::from_be_bytes([value[8], value[9], value[10], value[11]]),
         predecessor: to_hash(&value[12..COUNT_AT]),
         preds,
+        context: to_hash(&value[CONTEXT_AT..CONTEXT_AT + HASH_SIZE]),
     })
 }
 
@@ -996,6 +1031,7 @@ fn inspect(fs: &Arc<dyn FileSystem>, dir: &Path, kind: FloatingKind) -> Result<I
                                     level: e.block.level,
                                     predecessor: e.block.predecessor,
                                     preds: e.preds,
+                                    context: e.context,
                                 };
                                 by_offset.insert(at, (hash, value));
                             }

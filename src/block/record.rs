@@ -1,7 +1,11 @@
 //! The block record and its on-disk encoding:
 //!
-//! `size u32 | hash[32] | level i32 | predecessor[32] | contents_len u32 |
-//! contents | tag u8 | [metadata_len u32 | metadata] | crc u32`
+//! `size u32 | hash[32] | level i32 | predecessor[32] | context[32] |
+//! contents_len u32 | contents | tag u8 | [metadata_len u32 | metadata] |
+//! crc u32`
+//!
+//! `context` is the block's resulting context hash (Octez's
+//! `store_block block resulting_context_hash`; zeros when none is given).
 //!
 //! Integers are big-endian, as Octez's data-encoding. `size` counts every
 //! byte after itself (so a record occupies `4 + size` bytes); `tag` is 1 when
@@ -13,7 +17,10 @@ use crate::error::{Error, Result};
 use crate::io::frame;
 
 /// Fixed bytes of a record besides contents and metadata.
-pub(crate) const FIXED: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + 4 + 1 + 4;
+pub(crate) const FIXED: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + HASH_SIZE + 4 + 1 + 4;
+
+/// The context hash of a block stored without one.
+pub const NO_CONTEXT: Hash = [0; HASH_SIZE];
 /// Bytes of the metadata length field, present when the tag is 1.
 const META_LEN: usize = 4;
 /// Largest record accepted (size field), to reject absurd lengths early.
@@ -84,9 +91,21 @@ impl BlockRef<'_> {
     }
 }
 
-/// Appends the record of `block` to `out`; metadata is written only when
-/// `with_metadata` is true (cemented chunks store blocks without it).
+/// Appends the record of `block` to `out` with no context hash; see
+/// [`encode_into_with_context`].
 pub fn encode_into(out: &mut Vec<u8>, block: &BlockRef<'_>, with_metadata: bool) -> Result<()> {
+    encode_into_with_context(out, block, &NO_CONTEXT, with_metadata)
+}
+
+/// Appends the record of `block` with its resulting `context` hash to
+/// `out`; metadata is written only when `with_metadata` is true (cemented
+/// chunks store blocks without it).
+pub fn encode_into_with_context(
+    out: &mut Vec<u8>,
+    block: &BlockRef<'_>,
+    context: &Hash,
+    with_metadata: bool,
+) -> Result<()> {
     let total = block.encoded_len(with_metadata);
     if total > MAX_RECORD {
         return Err(Error::invalid(format!(
@@ -99,6 +118,7 @@ pub fn encode_into(out: &mut Vec<u8>, block: &BlockRef<'_>, with_metadata: bool)
     out.extend_from_slice(block.hash);
     out.extend_from_slice(&block.level.to_be_bytes());
     out.extend_from_slice(block.predecessor);
+    out.extend_from_slice(context);
     out.extend_from_slice(&(block.contents.len() as u32).to_be_bytes());
     out.extend_from_slice(block.contents);
     match (with_metadata, block.metadata) {
@@ -164,6 +184,14 @@ pub fn decode(buf: &[u8], with_metadata: bool) -> std::result::Result<Block, Str
 
 /// Parses a record into a borrowed view after checking its checksum.
 pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<BlockRef<'_>, String> {
+    parse_with_context(buf, with_metadata).map(|(b, _)| b)
+}
+
+/// [`parse`], with the record's context hash.
+pub fn parse_with_context(
+    buf: &[u8],
+    with_metadata: bool,
+) -> std::result::Result<(BlockRef<'_>, Hash), String> {
     if buf.len() < FIXED {
         return Err(format!("record of {} bytes is too short", buf.len()));
     }
@@ -183,6 +211,7 @@ pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<BlockRef<'_
     let hash: &Hash = take_array(body, &mut at)?;
     let level = i32::from_be_bytes(*take_array::<4>(body, &mut at)?);
     let predecessor: &Hash = take_array(body, &mut at)?;
+    let context: Hash = *take_array::<HASH_SIZE>(body, &mut at)?;
     let clen = u32::from_be_bytes(*take_array::<4>(body, &mut at)?) as usize;
     let contents = take(body, &mut at, clen)?;
     let tag = take(body, &mut at, 1)?[0];
@@ -200,13 +229,16 @@ pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<BlockRef<'_
             body.len() - at
         ));
     }
-    Ok(BlockRef {
-        hash,
-        level,
-        predecessor,
-        contents,
-        metadata: if with_metadata { metadata } else { None },
-    })
+    Ok((
+        BlockRef {
+            hash,
+            level,
+            predecessor,
+            contents,
+            metadata: if with_metadata { metadata } else { None },
+        },
+        context,
+    ))
 }
 
 fn take<'a>(buf: &'a [u8], at: &mut usize, n: usize) -> std::result::Result<&'a [u8], String> {

@@ -17,7 +17,7 @@ use crate::block::cemented::{Cemented, ChunkRange, ChunkWriter};
 /// meanwhile. Use it from any thread, one call at a time.
 pub struct tzs_chunk_writer {
     // Declared before `store`, so dropped first: it borrows the store.
-    writer: ChunkWriter<'static>,
+    pub(super) writer: ChunkWriter<'static>,
     store: Arc<Cemented>,
 }
 

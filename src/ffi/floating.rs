@@ -17,7 +17,7 @@ use crate::error::Error;
 /// may use it at once (appends never block readers of stored blocks);
 /// `tzs_floating_close` must be the last call.
 pub struct tzs_floating {
-    inner: Floating,
+    pub(super) inner: Floating,
 }
 
 /// An iterator over a floating store's blocks in file (arrival) order. Use

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod block;
 pub mod block_chain;
+pub mod block_context;
 pub mod block_store;
 pub mod boundary;
 pub mod cemented;

@@ -104,6 +104,25 @@ int main(int argc, char **argv) {
   CHECK(b.has_metadata && b.metadata.len == strlen("metadata 180"));
   tzs_block_free(&b);
 
+  /* Resulting context hashes: stored with a block, read back after the
+   * merge from the cemented record (level 100) and from the floating
+   * index (a new block); zeros for blocks stored without one. */
+  uint8_t got_ctx[32], want_ctx[32], h100[32];
+  make_hash(h100, 100);
+  CHECK_STATUS(tzs_block_store_resulting_context_hash(s, h100, got_ctx, &err), TZS_OK);
+  memset(want_ctx, 0, 32);
+  CHECK(memcmp(got_ctx, want_ctx, 32) == 0);
+  tzs_block b201 = chain_block(201);
+  memset(want_ctx, 0xC2, 32);
+  CHECK_STATUS(tzs_block_store_store_with_context(s, &b201, want_ctx, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_block_store_resulting_context_hash(s, b201.hash, got_ctx, &err), TZS_OK);
+  CHECK(memcmp(got_ctx, want_ctx, 32) == 0);
+  CHECK_STATUS(tzs_block_store_store_with_context(s, &b201, NULL, true, &err), TZS_INVALID_ARGUMENT);
+  uint8_t nowhere[32];
+  make_hash(nowhere, 999);
+  CHECK_STATUS(tzs_block_store_resulting_context_hash(s, nowhere, got_ctx, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_block_store_resulting_context_hash(s, h100, NULL, &err), TZS_INVALID_ARGUMENT);
+
   /* Savepoint and caboose writes: checked, durable. */
   tzs_block_descr at;
   make_hash(at.hash, 190);

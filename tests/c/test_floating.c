@@ -202,6 +202,26 @@ int main(int argc, char **argv) {
   tzs_floating_iter_free(it);
   tzs_floating_close(f);
 
+  /* Resulting context hashes: given with the append, zeros without. */
+  char ctx_dir[700];
+  snprintf(ctx_dir, sizeof ctx_dir, "%s/with-context", dir);
+  CHECK_STATUS(tzs_floating_open(ctx_dir, TZS_FLOATING_RW, TZS_NO_FSYNC, &f, &err), TZS_OK);
+  tzs_block c0 = make_block(0, "genesis", NULL);
+  tzs_block c1 = make_block(1, "one", "m1");
+  uint8_t ctx1[32], got_ctx[32], zeros[32];
+  memset(ctx1, 0xC1, 32);
+  memset(zeros, 0, 32);
+  CHECK_STATUS(tzs_floating_append(f, &c0, NULL, 0, false, &err), TZS_OK);
+  CHECK_STATUS(tzs_floating_append_with_context(f, &c1, ctx1, c0.hash, 1, true, &err), TZS_OK);
+  CHECK_STATUS(tzs_floating_resulting_context_hash(f, c1.hash, got_ctx, &err), TZS_OK);
+  CHECK(memcmp(got_ctx, ctx1, 32) == 0);
+  CHECK_STATUS(tzs_floating_resulting_context_hash(f, c0.hash, got_ctx, &err), TZS_OK);
+  CHECK(memcmp(got_ctx, zeros, 32) == 0);
+  CHECK_STATUS(tzs_floating_resulting_context_hash(f, absent, got_ctx, &err), TZS_NOT_FOUND);
+  CHECK_STATUS(tzs_floating_append_with_context(f, &c1, NULL, NULL, 0, true, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_floating_resulting_context_hash(f, c1.hash, NULL, &err), TZS_INVALID_ARGUMENT);
+  tzs_floating_close(f);
+
   char cmd[800];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 2;

@@ -114,6 +114,7 @@ fn copy_into(kind: StoreKind, src: &Path, dst: &Path) -> Result<String> {
                 &from.chunks(),
                 &from.metadata_chunks(),
                 |c, m| from.iter_chunk(c, m),
+                |h| from.resulting_context_hash(h),
                 &to,
             )?;
             drop(to);
@@ -131,7 +132,7 @@ fn copy_into(kind: StoreKind, src: &Path, dst: &Path) -> Result<String> {
                 let to = Floating::open(dst, s.kind(), &rw())?;
                 for e in s.iter(true) {
                     let e = e?;
-                    to.append(&e.block.as_ref(), &e.preds, false)?;
+                    to.append_with_context(&e.block.as_ref(), &e.context, &e.preds, false)?;
                     n += 1;
                     pb.inc(1);
                 }
@@ -236,7 +237,8 @@ fn expect_count(what: &str, copied: u64, found: u64) -> Result<()> {
 }
 
 /// Writes each chunk of the source into `to`, with metadata where the
-/// source keeps it; returns the blocks written.
+/// source keeps it and each block's resulting context hash (`context`);
+/// returns the blocks written.
 fn chunks(
     ranges: &[tzstore::block::cemented::ChunkRange],
     with_meta: &[tzstore::block::cemented::ChunkRange],
@@ -244,6 +246,7 @@ fn chunks(
         tzstore::block::cemented::ChunkRange,
         bool,
     ) -> Result<tzstore::block::cemented::ChunkIter>,
+    context: impl Fn(&Hash) -> Result<Option<Hash>>,
     to: &Cemented,
 ) -> Result<u64> {
     let total: u64 = ranges.iter().map(|c| c.len() as u64).sum();
@@ -255,7 +258,14 @@ fn chunks(
         // in the copy: only later ones are linked to the previous chunk.
         let mut w = to.begin_chunk(c.start, c.end, meta, i > 0)?;
         for b in iter(c, meta)? {
-            w.push(&b?.as_ref())?;
+            let b = b?;
+            let ctx = context(&b.hash)?.ok_or_else(|| {
+                Error::Inconsistent(format!(
+                    "cemented block {} vanished during the copy",
+                    hex(&b.hash)
+                ))
+            })?;
+            w.push_with_context(&b.as_ref(), &ctx)?;
             n += 1;
             pb.inc(1);
         }
@@ -284,6 +294,7 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
             &ranges,
             &from.cemented_metadata_chunks(),
             |c, m| from.iter_cemented_chunk(c, m),
+            |h| from.resulting_context_hash(h),
             &to,
         )?;
     }
@@ -293,16 +304,17 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
     // Oldest store first, arrival order within: predecessors come first.
     // A block whose predecessor is still unknown (stores of a merge in
     // flight seen in another order) waits for a second round.
-    let mut waiting: Vec<Block> = Vec::new();
+    let mut waiting: Vec<(Block, Hash)> = Vec::new();
     let mut stored: HashSet<Hash> = HashSet::new();
     for it in from.floating_iters(true) {
         for e in it {
-            let b = e?.block;
-            match to.store_floating(&b.as_ref(), false) {
+            let e = e?;
+            let (b, ctx) = (e.block, e.context);
+            match to.store_floating(&b.as_ref(), &ctx, false) {
                 Ok(()) => {
                     stored.insert(b.hash);
                 }
-                Err(Error::Inconsistent(_)) => waiting.push(b),
+                Err(Error::Inconsistent(_)) => waiting.push((b, ctx)),
                 Err(e) => return Err(e),
             }
             pb.inc(1);
@@ -311,12 +323,12 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
     while !waiting.is_empty() {
         let before = waiting.len();
         let mut still = Vec::new();
-        for b in waiting {
-            match to.store_floating(&b.as_ref(), false) {
+        for (b, ctx) in waiting {
+            match to.store_floating(&b.as_ref(), &ctx, false) {
                 Ok(()) => {
                     stored.insert(b.hash);
                 }
-                Err(Error::Inconsistent(_)) => still.push(b),
+                Err(Error::Inconsistent(_)) => still.push((b, ctx)),
                 Err(e) => return Err(e),
             }
         }
@@ -325,8 +337,8 @@ fn block_store(src: &Path, dst: &Path) -> Result<(String, CheckReport)> {
                 "{} floating blocks of {} connect to no stored block (first: {} at level {})",
                 still.len(),
                 src.display(),
-                hex(&still[0].hash),
-                still[0].level
+                hex(&still[0].0.hash),
+                still[0].0.level
             )));
         }
         waiting = still;

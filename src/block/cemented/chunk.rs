@@ -225,8 +225,13 @@ impl Chunk {
 
     /// Parses the record of `level`, checking its CRC and its level.
     pub fn parse(&self, level: i32) -> Result<BlockRef<'_>> {
+        self.parse_with_context(level).map(|(b, _)| b)
+    }
+
+    /// [`Chunk::parse`], with the block's resulting context hash.
+    pub fn parse_with_context(&self, level: i32) -> Result<(BlockRef<'_>, Hash)> {
         let (at, raw) = self.raw(level)?;
-        let b = record::parse(raw, false)
+        let (b, context) = record::parse_with_context(raw, false)
             .map_err(|e| self.corrupted(format!("record of level {level} at byte {at}: {e}")))?;
         if b.level != level {
             return Err(self.corrupted(format!(
@@ -234,7 +239,7 @@ impl Chunk {
                 b.level
             )));
         }
-        Ok(b)
+        Ok((b, context))
     }
 
     /// True if the chunk was written with a metadata zip (the flag of its

@@ -315,6 +315,18 @@ impl Cemented {
         self.snapshot().highest()
     }
 
+    /// The resulting context hash of the cemented block `hash` (read from
+    /// its record, checked, without copying it); `None` if not cemented.
+    pub fn resulting_context_hash(&self, hash: &Hash) -> Result<Option<Hash>> {
+        let Some(level) = self.level_of(hash)? else {
+            return Ok(None);
+        };
+        let Some(c) = self.snapshot().chunk(level).cloned() else {
+            return Ok(None);
+        };
+        absent_if_gone(c.parse_with_context(level).map(|(_, ctx)| Some(ctx)))
+    }
+
     /// The level of the cemented block `hash`.
     pub fn level_of(&self, hash: &Hash) -> Result<Option<i32>> {
         let mut v = [0u8; 4];

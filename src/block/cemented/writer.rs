@@ -113,14 +113,19 @@ impl<'a> ChunkWriter<'a> {
     /// pushed, or (with consistency checks) if its predecessor is not the
     /// previous block. After an error the chunk can only be dropped.
     pub fn push(&mut self, b: &BlockRef<'_>) -> Result<()> {
-        let r = self.push_inner(b);
+        self.push_with_context(b, &record::NO_CONTEXT)
+    }
+
+    /// [`ChunkWriter::push`], with the block's resulting context hash.
+    pub fn push_with_context(&mut self, b: &BlockRef<'_>, context: &Hash) -> Result<()> {
+        let r = self.push_inner(b, context);
         if r.is_err() {
             self.done = true;
         }
         r
     }
 
-    fn push_inner(&mut self, b: &BlockRef<'_>) -> Result<()> {
+    fn push_inner(&mut self, b: &BlockRef<'_>, context: &Hash) -> Result<()> {
         if self.done {
             return Err(Error::invalid(format!(
                 "chunk {} was abandoned after an error",
@@ -165,7 +170,7 @@ impl<'a> ChunkWriter<'a> {
             }
         }
         self.scratch.clear();
-        record::encode_into(&mut self.scratch, b, false)?;
+        record::encode_into_with_context(&mut self.scratch, b, context, false)?;
         self.offsets.push(self.file.position());
         self.file.put(&self.scratch)?;
         if self.write_metadata {

@@ -34,10 +34,10 @@ use std::time::Instant;
 use super::manifest::{BlockDescr, Manifest};
 use super::walk::{self, Ended};
 use super::{Inner, Parts, floating_dir, hex, open_floating};
+use crate::block::Hash;
 use crate::block::cemented::HistoryMode;
 use crate::block::entry::Entry;
 use crate::block::floating::Floating;
-use crate::block::{Block, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileHandle, foreground};
 use crate::worker::WorkerPool;
@@ -267,7 +267,8 @@ fn cement_chain(
             .begin_chunk(start, end, write_metadata, true)?;
         for l in start..=end {
             let h = &chain[(l - first_level) as usize];
-            let b = walked.read(h)?;
+            let e = walked.read_entry(h)?;
+            let b = &e.block;
             if b.level != l || below.is_some_and(|p| p != b.predecessor) {
                 return Err(Error::Inconsistent(format!(
                     "block {} at level {} does not link to the cemented block below it",
@@ -275,7 +276,7 @@ fn cement_chain(
                     b.level
                 )));
             }
-            w.push(&b.as_ref())?;
+            w.push_with_context(&b.as_ref(), &e.context)?;
             below = Some(b.hash);
         }
         w.commit()?;
@@ -302,6 +303,12 @@ fn copy_kept(
     let mut visited: HashSet<Hash> = HashSet::from([*top]);
     let mut walked = Walked::default();
     let mut lowest_preserved = None;
+    let mut preserved: HashSet<Hash> = HashSet::new();
+    // Floating copies of cemented blocks (the last merge's preserved
+    // blocks): those not preserved again are dropped, so their cemented
+    // copies are checked first (below).
+    let cemented_top = inner.cemented.highest_level();
+    let mut duplicates: Vec<Hash> = Vec::new();
     for store in old.iter().rev() {
         let path = walk::file_of(store.dir());
         let file = walk::open(inner.fs.as_ref(), store.dir())?;
@@ -320,13 +327,18 @@ fn copy_kept(
                 level: b.level,
                 pred: (!e.preds.is_empty()).then_some(b.predecessor),
             });
+            if cemented_top.is_some_and(|c| b.level <= c) {
+                duplicates.push(b.hash);
+            }
             if b.hash == *top && lowest_preserved.is_none() {
-                lowest_preserved = Some(copy_preserved(&walked, ro_tmp, top, target.max_op_ttl)?);
+                let (lowest, hashes) = copy_preserved(&walked, ro_tmp, top, target.max_op_ttl)?;
+                lowest_preserved = Some(lowest);
+                preserved.extend(hashes);
             } else if b.level > top_level
                 && visited.contains(&b.predecessor)
                 && visited.insert(b.hash)
             {
-                ro_tmp.append(&b.as_ref(), &e.preds, false)?;
+                ro_tmp.append_with_context(&b.as_ref(), &e.context, &e.preds, false)?;
             }
             Ok(())
         })?;
@@ -350,19 +362,50 @@ fn copy_kept(
             hex(top)
         ))
     })?;
+    for h in duplicates.iter().filter(|h| !preserved.contains(*h)) {
+        check_cemented_copy(inner, &walked, h)?;
+    }
     Ok((walked, lowest))
+}
+
+/// Before the merge drops the floating copy of cemented block `h`: its
+/// cemented copy must read back as the same block (with the same metadata
+/// where the chunk keeps metadata), else the merge aborts with the error
+/// and the floating copy stays (damage must not cost intact data).
+fn check_cemented_copy(inner: &Inner, walked: &Walked, h: &Hash) -> Result<()> {
+    let floating = walked.read_entry(h)?;
+    let cemented = match inner.cemented.read_by_hash(h, true)? {
+        Some(b) => b,
+        // Dropped from the cemented store by its history mode: the floating
+        // copy goes by the same policy.
+        None => return Ok(()),
+    };
+    let f = &floating.block;
+    let same = cemented.contents == f.contents
+        && cemented.level == f.level
+        && cemented.predecessor == f.predecessor
+        && (cemented.metadata.is_none() || cemented.metadata == f.metadata);
+    if !same {
+        return Err(Error::Inconsistent(format!(
+            "the cemented copy of block {} at level {} differs from its floating copy; the merge keeps the floating one",
+            hex(h),
+            f.level
+        )));
+    }
+    Ok(())
 }
 
 /// Copies `top` and up to `max_op_ttl` of its ancestors that the walk has
 /// seen (the longest available suffix), oldest first, into `ro_tmp` with
-/// their metadata; returns the lowest one. Ancestors come before `top` in
-/// the walk, so all that the old stores hold are seen by then.
+/// their metadata; returns the lowest one and every hash copied. Ancestors
+/// come before `top` in the walk, so all that the old stores hold are seen
+/// by then.
 fn copy_preserved(
     walked: &Walked,
     ro_tmp: &Floating,
     top: &Hash,
     max_op_ttl: u32,
-) -> Result<BlockDescr> {
+) -> Result<(BlockDescr, Vec<Hash>)> {
     let mut hashes = vec![*top];
     while hashes.len() <= max_op_ttl as usize {
         let below = hashes
@@ -381,9 +424,11 @@ fn copy_preserved(
             hash: e.block.hash,
             level: e.block.level,
         });
-        ro_tmp.append(&e.block.as_ref(), &e.preds, false)?;
+        ro_tmp.append_with_context(&e.block.as_ref(), &e.context, &e.preds, false)?;
     }
-    lowest.ok_or_else(|| Error::Inconsistent(format!("merge top {} is not stored", hex(top))))
+    let lowest = lowest
+        .ok_or_else(|| Error::Inconsistent(format!("merge top {} is not stored", hex(top))))?;
+    Ok((lowest, hashes))
 }
 
 /// True if a cemented chunk holding `level` keeps its metadata.
@@ -496,13 +541,9 @@ struct Seen {
 }
 
 impl Walked {
-    /// The block `h`, read again and verified (the files are read-only
-    /// stores by now, so it is the entry the walk verified).
-    fn read(&self, h: &Hash) -> Result<Block> {
-        self.read_entry(h).map(|e| e.block)
-    }
-
-    /// The entry of block `h` (block and predecessor list), as [`Walked::read`].
+    /// The entry of block `h` (block, predecessor list, context hash), read
+    /// again and verified (the files are read-only stores by now, so it is
+    /// the entry the walk verified).
     fn read_entry(&self, h: &Hash) -> Result<Entry> {
         let seen = self.at.get(h).ok_or_else(|| {
             Error::Inconsistent(format!("block {} is not in the floating stores", hex(h)))

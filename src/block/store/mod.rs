@@ -29,6 +29,7 @@ use super::cemented::{Cemented, CementedConfig, HistoryMode};
 use super::floating::{Floating, FloatingKind};
 pub(crate) use super::hex;
 use super::predecessors;
+use super::record::NO_CONTEXT;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, reclaim};
@@ -323,7 +324,33 @@ impl BlockStore {
     /// block survives a process crash but not a power cut until the next
     /// flushed store or [`BlockStore::flush`].
     pub fn store_with(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
-        self.inner.store(block, flush, false)
+        self.inner.store(block, &NO_CONTEXT, flush, false)
+    }
+
+    /// [`BlockStore::store_with`], recording the block's resulting context
+    /// hash (Octez's `store_block block resulting_context_hash`), read back
+    /// by [`BlockStore::resulting_context_hash`].
+    pub fn store_with_context(
+        &self,
+        block: &BlockRef<'_>,
+        context: &Hash,
+        flush: bool,
+    ) -> Result<()> {
+        self.inner.store(block, context, flush, false)
+    }
+
+    /// The resulting context hash `block` was stored with (zeros if none
+    /// was given), without reading the block: from the floating index, or
+    /// from the cemented record (checked, not copied). `None` if the block
+    /// is not stored.
+    pub fn resulting_context_hash(&self, hash: &Hash) -> Result<Option<Hash>> {
+        let parts = self.inner.parts.read().clone();
+        for f in parts.all() {
+            if let Some((_, context)) = f.find_info(hash)? {
+                return Ok(Some(context));
+            }
+        }
+        self.inner.cemented.resulting_context_hash(hash)
     }
 
     /// Stores `block` in the floating store even if it is cemented (the
@@ -331,8 +358,8 @@ impl BlockStore {
     /// copying a store reproduces its floating part exactly. A block
     /// already floating is left as it is. Same errors as
     /// [`BlockStore::store_with`].
-    pub fn store_floating(&self, block: &BlockRef<'_>, flush: bool) -> Result<()> {
-        self.inner.store(block, flush, true)
+    pub fn store_floating(&self, block: &BlockRef<'_>, context: &Hash, flush: bool) -> Result<()> {
+        self.inner.store(block, context, flush, true)
     }
 
     /// Makes every stored block durable.
@@ -694,7 +721,13 @@ impl Inner {
         self.cemented.level_of(hash)
     }
 
-    fn store(&self, block: &BlockRef<'_>, flush: bool, even_if_cemented: bool) -> Result<()> {
+    fn store(
+        &self,
+        block: &BlockRef<'_>,
+        context: &Hash,
+        flush: bool,
+        even_if_cemented: bool,
+    ) -> Result<()> {
         self.check_writable()?;
         self.reap_retired();
         // The manifest lock orders stores with a merge's role switches.
@@ -730,7 +763,7 @@ impl Inner {
             }
             predecessors::compute(block.predecessor, |h, i| self.nth_predecessor(&parts, h, i))?
         };
-        parts.rw.append(block, &preds, flush)
+        parts.rw.append_with_context(block, context, &preds, flush)
     }
 
     /// The highest level merged so far: the cemented top, or above it the

@@ -193,7 +193,7 @@ fn copy_intact(fs: &dyn FileSystem, from: &Path, to: &Floating) -> Result<u64> {
     };
     let end = file.len()?;
     walk::walk(file.as_ref(), end, true, |_, e| {
-        to.append(&e.block.as_ref(), &e.preds, false)
+        to.append_with_context(&e.block.as_ref(), &e.context, &e.preds, false)
     })?;
     to.flush()?;
     Ok(to.len())

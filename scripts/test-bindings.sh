@@ -75,7 +75,8 @@ valgrind_consumers() {
     "$run/cmake/block_chain_shared" "$run/cmake/block_chain_static" \
     "$run/cmake/indexed_file_shared" "$run/cmake/indexed_file_static" \
     "$run/cmake/cemented_shared" "$run/cmake/cemented_static" \
-    "$run/cmake/gc_sync_shared" "$run/cmake/gc_sync_static"; do
+    "$run/cmake/gc_sync_shared" "$run/cmake/gc_sync_static" \
+    "$run/cmake/stream_context_shared" "$run/cmake/stream_context_static"; do
     echo "== valgrind $bin"
     "${vg[@]}" "$bin" "$run/vg-work" || return 1
   done

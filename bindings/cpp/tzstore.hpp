@@ -6,7 +6,7 @@
 //   tzstore_indexed_file.hpp  IndexedFile
 //   tzstore_kv.hpp            Kv, KvBatch
 //   tzstore_floating.hpp      Floating, FloatingIter
-//   tzstore_cemented.hpp      Cemented, Chunk
+//   tzstore_cemented.hpp      Cemented, Chunk, ChunkWriter
 //   tzstore_block_store.hpp   BlockStore
 // and tzstore_common.hpp holds what they share (Error, Block, ByteView,
 // flags, and the helpers of tzstore::detail), tzstore_gc_filter.hpp the

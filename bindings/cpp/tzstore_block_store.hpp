@@ -163,6 +163,28 @@ class BlockStore {
     detail::call(tzs_block_store_store_with, h_.get("block store"), &c, flush);
   }
 
+  /// store() recording the block's resulting context hash (Octez's
+  /// store_block block resulting_context_hash), which
+  /// resulting_context_hash() reads back; store() records zeros. Merges
+  /// keep it. Throws as store().
+  void store_with_context(const Block& block, const Hash& context, bool flush = true) {
+    tzs_block c = detail::block_view(block);
+    detail::call(tzs_block_store_store_with_context, h_.get("block store"), &c, context.data(),
+                 flush);
+  }
+
+  /// The resulting context hash the block `hash` was stored with (zeros if
+  /// none was given), without reading the block: from the floating index
+  /// or the cemented record. std::nullopt if the block is not stored.
+  /// Throws Error (TZS_CORRUPTED, TZS_IO).
+  std::optional<Hash> resulting_context_hash(const Hash& hash) const {
+    Hash out{};
+    if (!detail::call_found(tzs_block_store_resulting_context_hash, h_.get("block store"),
+                            hash.data(), out.data()))
+      return std::nullopt;
+    return out;
+  }
+
   /// Makes every block stored so far durable (one fsync). Throws Error
   /// (TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO).
   void flush() { detail::call(tzs_block_store_flush, h_.get("block store")); }

@@ -25,6 +25,67 @@ struct Chunk {
   friend bool operator!=(const Chunk& a, const Chunk& b) { return !(a == b); }
 };
 
+/// A chunk being cemented block by block (tzs_chunk_writer), from
+/// Cemented::begin_chunk, so that a whole cycle need not be in memory at
+/// once. Move-only; the destructor aborts a chunk not committed. It holds
+/// the store's write lock until commit() or abort() (other writes to the
+/// store wait meanwhile) and keeps the store alive: it may commit after the
+/// Cemented is closed. One call at a time: calls on one writer must not
+/// overlap.
+class ChunkWriter {
+ public:
+  ChunkWriter(ChunkWriter&&) noexcept = default;
+  /// Aborts the chunk this writer held, if any.
+  ChunkWriter& operator=(ChunkWriter&&) noexcept = default;
+
+  /// Adds the next block (its level the previous one's + 1, starting at the
+  /// chunk's start), copying it; its resulting context hash is recorded as
+  /// zeros. Throws Error (TZS_INCONSISTENT for a wrong level, a duplicated
+  /// or already cemented hash, a broken predecessor link with
+  /// check_consistency; TZS_NO_SPACE, TZS_IO; TZS_CLOSED once committed or
+  /// aborted). After an error only abort() is useful: commit() throws.
+  void push(const Block& block) {
+    tzs_block c = detail::block_view(block);
+    detail::call(tzs_chunk_writer_push, h_.get("chunk writer"), &c);
+  }
+
+  /// push() recording the block's resulting context hash, which
+  /// Cemented::resulting_context_hash reads back.
+  void push_with_context(const Block& block, const Hash& context) {
+    tzs_block c = detail::block_view(block);
+    detail::call(tzs_chunk_writer_push_with_context, h_.get("chunk writer"), &c, context.data());
+  }
+
+  /// Makes the chunk durable, then visible to readers at once, and returns
+  /// its range. Ends the writer whatever the outcome. Throws Error
+  /// (TZS_INCONSISTENT for fewer blocks pushed than the range holds,
+  /// TZS_INVALID_ARGUMENT after a failed push, TZS_NO_SPACE, TZS_IO,
+  /// TZS_CLOSED once committed or aborted); nothing of the chunk is then
+  /// visible.
+  Chunk commit() {
+    // The C commit frees the writer even when it fails.
+    tzs_chunk_writer* p = h_.get("chunk writer");
+    h_.release();
+    tzs_chunk out{};
+    detail::call(tzs_chunk_writer_commit, p, &out);
+    return Chunk{out.start_level, out.end_level};
+  }
+
+  /// Abandons the chunk (nothing of it stays) and releases the store's
+  /// write lock; a no-op once committed or aborted.
+  void abort() noexcept { h_.reset(); }
+  /// Whether the writer is neither committed nor aborted.
+  bool is_open() const noexcept { return h_.raw() != nullptr; }
+  /// The C handle, still owned here.
+  tzs_chunk_writer* native() const noexcept { return h_.raw(); }
+
+ private:
+  friend class Cemented;
+  explicit ChunkWriter(tzs_chunk_writer* p) noexcept : h_(p) {}
+
+  detail::Handle<tzs_chunk_writer, tzs_chunk_writer_abort> h_;
+};
+
 /// A cemented block store (tzs_cemented). Any thread may call any method
 /// concurrently (reads in parallel, writes serialised); close(),
 /// move-assignment and destruction must not race with other calls.
@@ -115,6 +176,55 @@ class Cemented {
     for (const Block& b : blocks) views.push_back(detail::block_view(b));
     detail::call(tzs_cemented_cement, h_.get("cemented store"), views.data(), views.size(),
                  write_metadata, check_consistency);
+  }
+
+  /// Begins the chunk of levels `start..=end` (inclusive), to be filled
+  /// with ChunkWriter::push in level order and made durable and visible by
+  /// ChunkWriter::commit; abort(), the writer's destructor, a failed push
+  /// or commit, or a crash before the commit returns leave nothing of it.
+  /// `write_metadata` and `check_consistency` as in cement(). Throws Error
+  /// (TZS_INCONSISTENT for end < start, an overlap with a cemented chunk,
+  /// or with `check_consistency` a start not right after the highest
+  /// cemented level; TZS_READ_ONLY, TZS_NO_SPACE, TZS_IO). Waits for other
+  /// writes to the store, including another open ChunkWriter.
+  ChunkWriter begin_chunk(std::int32_t start, std::int32_t end, bool write_metadata = true,
+                          bool check_consistency = true) {
+    tzs_chunk_writer* p = nullptr;
+    detail::call(tzs_cemented_begin_chunk, h_.get("cemented store"), start, end, write_metadata,
+                 check_consistency, &p);
+    return ChunkWriter(p);
+  }
+
+  /// Writes the metadata of `blocks`, blocks of one chunk cemented without
+  /// metadata (or whose metadata GC dropped), in level order, each the
+  /// cemented block at its level (Octez's cement_blocks_metadata); blocks
+  /// without metadata are skipped. Durable on return; a crash leaves the
+  /// chunk with no metadata or all of it. Returns the chunk's range.
+  /// Throws Error (TZS_INVALID_ARGUMENT for no block, levels not
+  /// increasing or a chunk that has metadata; TZS_NOT_FOUND for a level
+  /// not cemented; TZS_INCONSISTENT for blocks spanning two chunks or a
+  /// hash not the cemented one; TZS_READ_ONLY, TZS_CORRUPTED, TZS_NO_SPACE,
+  /// TZS_IO).
+  Chunk cement_metadata(const std::vector<Block>& blocks) {
+    std::vector<tzs_block> views;
+    views.reserve(blocks.size());
+    for (const Block& b : blocks) views.push_back(detail::block_view(b));
+    tzs_chunk out{};
+    detail::call(tzs_cemented_cement_metadata, h_.get("cemented store"), views.data(),
+                 views.size(), &out);
+    return Chunk{out.start_level, out.end_level};
+  }
+
+  /// The resulting context hash the cemented block `hash` was stored with
+  /// (zeros if none was given), read from its record without reading the
+  /// block, or std::nullopt if it is not cemented. Throws Error
+  /// (TZS_CORRUPTED, TZS_IO).
+  std::optional<Hash> resulting_context_hash(const Hash& hash) const {
+    Hash out{};
+    if (!detail::call_found(tzs_cemented_resulting_context_hash, h_.get("cemented store"),
+                            hash.data(), out.data()))
+      return std::nullopt;
+    return out;
   }
 
   /// The store's chunks, ascending.

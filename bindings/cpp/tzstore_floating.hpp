@@ -74,6 +74,28 @@ class Floating {
                  flush);
   }
 
+  /// append() recording the block's resulting context hash (Octez's
+  /// append_block), which resulting_context_hash() reads back; append()
+  /// records zeros. Throws as append().
+  void append_with_context(const Block& block, const Hash& context,
+                           const std::vector<Hash>& predecessors = {}, bool flush = true) {
+    tzs_block c = detail::block_view(block);
+    std::vector<std::uint8_t> preds = detail::join_hashes(predecessors);
+    detail::call(tzs_floating_append_with_context, h_.get("floating"), &c, context.data(),
+                 preds.data(), predecessors.size(), flush);
+  }
+
+  /// The resulting context hash the block `hash` was appended with (zeros
+  /// if none was given), from the index alone (Octez's find_info), or
+  /// std::nullopt if it is not stored. Throws Error (TZS_CORRUPTED, TZS_IO).
+  std::optional<Hash> resulting_context_hash(const Hash& hash) const {
+    Hash out{};
+    if (!detail::call_found(tzs_floating_resulting_context_hash, h_.get("floating"), hash.data(),
+                            out.data()))
+      return std::nullopt;
+    return out;
+  }
+
   /// Makes every appended block durable.
   void flush() { detail::call(tzs_floating_flush, h_.get("floating")); }
 

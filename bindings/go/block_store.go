@@ -4,12 +4,14 @@ package tzstore
 #include "tzstore.h"
 #include "block_arg.h"
 
+// Stores a block built on the C stack; context NULL records none (zeros).
 static tzs_status tzs_go_block_store_store(tzs_block_store *s, const uint8_t *hash, int32_t level,
     const uint8_t *pred, uint8_t *contents, size_t contents_len, bool has_metadata,
-    uint8_t *metadata, size_t metadata_len, bool flush, tzs_error **err) {
+    uint8_t *metadata, size_t metadata_len, const uint8_t *context, bool flush, tzs_error **err) {
   tzs_block b = tzs_go_block(hash, level, pred, contents, contents_len, has_metadata, metadata,
       metadata_len);
-  return tzs_block_store_store_with(s, &b, flush, err);
+  if (context == NULL) return tzs_block_store_store_with(s, &b, flush, err);
+  return tzs_block_store_store_with_context(s, &b, context, flush, err);
 }
 */
 import "C"
@@ -127,13 +129,42 @@ func (s *BlockStore) Store(b *Block) error {
 // and survives a crash of the process, and a power cut keeps it only once a
 // later flushed store or Flush has returned, so a burst of blocks costs one
 // fsync.
-func (s *BlockStore) StoreWith(b *Block, flush bool) error {
+func (s *BlockStore) StoreWith(b *Block, flush bool) error { return s.store(b, nil, flush) }
+
+// StoreWithContext is StoreWith recording the block's resulting context
+// hash (Octez's store_block block resulting_context_hash), which
+// ResultingContextHash reads back; Store and StoreWith record zeros. Merges
+// keep it.
+func (s *BlockStore) StoreWithContext(b *Block, ctx Hash, flush bool) error {
+	return s.store(b, &ctx, flush)
+}
+
+func (s *BlockStore) store(b *Block, ctx *Hash, flush bool) error {
 	return call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
 		contents, contentsLen := bytesArg(b.Contents)
 		metadata, metadataLen := bytesArg(b.Metadata)
+		var context *C.uint8_t
+		if ctx != nil {
+			context = hashArg(ctx)
+		}
 		return C.tzs_go_block_store_store(p, hashArg(&b.Hash), C.int32_t(b.Level), hashArg(&b.Predecessor),
-			contents, contentsLen, C.bool(b.Metadata != nil), metadata, metadataLen, C.bool(flush), e)
+			contents, contentsLen, C.bool(b.Metadata != nil), metadata, metadataLen, context, C.bool(flush), e)
 	})
+}
+
+// ResultingContextHash returns the resulting context hash the block hash
+// was stored with (zeros if none was given), without reading the block:
+// from the floating index or the cemented record. ErrNotFound if the block
+// is not stored. Errors: ErrCorrupted, ErrIO.
+func (s *BlockStore) ResultingContextHash(hash Hash) (Hash, error) {
+	var out Hash
+	err := call(s.h, func(p *C.tzs_block_store, e cErrOut) cStatus {
+		return C.tzs_block_store_resulting_context_hash(p, hashArg(&hash), hashArg(&out), e)
+	})
+	if err != nil {
+		return Hash{}, err
+	}
+	return out, nil
 }
 
 // Flush makes every block stored so far durable (one fsync). ErrReadOnly

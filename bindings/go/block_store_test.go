@@ -460,3 +460,60 @@ func TestBlockStoreReadOnlySync(t *testing.T) {
 		t.Fatalf("Sync after Close: %v", err)
 	}
 }
+
+// Blocks stored with a context (every fifth without: zeros) keep it
+// through a merge that cements levels 0..40 (ends 20 and 40): it reads back
+// from the cemented records and the floating index alike.
+func TestBlockStoreResultingContextHash(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	s := openBlockStoreT(t, dir, testBlockStoreOptions(HistoryArchive, 1))
+	defer s.Close()
+	want := func(i int) Hash {
+		if i%5 == 4 {
+			return Hash{}
+		}
+		return ctxOf(i)
+	}
+	for i := 0; i <= 60; i++ {
+		var err error
+		if i%5 == 4 {
+			err = s.StoreWith(blockOf(i), false)
+		} else {
+			err = s.StoreWithContext(blockOf(i), ctxOf(i), i == 60)
+		}
+		if err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	check := func(what string) {
+		t.Helper()
+		for i := 0; i <= 60; i++ {
+			if got, err := s.ResultingContextHash(hashOf(i)); got != want(i) || err != nil {
+				t.Fatalf("%s: context of %d = %x, %v; want %x", what, i, got, err, want(i))
+			}
+		}
+		if _, err := s.ResultingContextHash(hashOf(61)); err != ErrNotFound {
+			t.Fatalf("%s: context of a missing block: %v", what, err)
+		}
+	}
+	check("before the merge")
+	if err := s.Merge(hashOf(60), []int32{20, 40}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AwaitMerge(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Stats(); err != nil || st.CementedLowest != 0 || st.CementedHighest != 40 {
+		t.Fatalf("stats after the merge = %+v, %v", st, err)
+	}
+	check("after the merge")
+	b, err := s.ReadByLevel(30, true)
+	bsWantBlock(t, "cemented block stored with a context", b, err, blockOf(30))
+	// Stores after the merge record contexts too.
+	if err := s.StoreWithContext(blockOf(61), ctxOf(61), true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ResultingContextHash(hashOf(61)); got != ctxOf(61) || err != nil {
+		t.Fatalf("context of 61 = %x, %v", got, err)
+	}
+}

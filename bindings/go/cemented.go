@@ -105,18 +105,24 @@ func (c *Cemented) ReadMetadata(level int32) ([]byte, error) {
 // message says where), ErrReadOnly, ErrNoSpace, ErrIO. After an error
 // nothing of the chunk is visible.
 func (c *Cemented) Cement(blocks []*Block, writeMetadata, checkConsistency bool) error {
-	// The tzs_block array holds pointers, so it and the buffers it points
-	// to are copied into C memory (Go memory passed to C must not hold Go
-	// pointers).
+	arr, free := cBlockArray(blocks)
+	defer free()
+	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_cement(p, arr, C.size_t(len(blocks)), C.bool(writeMetadata), C.bool(checkConsistency), e)
+	})
+}
+
+// cBlockArray copies blocks into one C array of tzs_block and one C buffer
+// of their contents and metadata (Go memory passed to C must not hold Go
+// pointers, and a tzs_block holds two); free releases both.
+func cBlockArray(blocks []*Block) (arr *C.tzs_block, free func()) {
 	n := len(blocks)
 	total := 0
 	for _, b := range blocks {
 		total += len(b.Contents) + len(b.Metadata)
 	}
-	arr := (*C.tzs_block)(C.calloc(C.size_t(n+1), C.size_t(unsafe.Sizeof(C.tzs_block{}))))
-	defer C.free(unsafe.Pointer(arr))
+	arr = (*C.tzs_block)(C.calloc(C.size_t(n+1), C.size_t(unsafe.Sizeof(C.tzs_block{}))))
 	buf := (*byte)(C.malloc(C.size_t(total + 1)))
-	defer C.free(unsafe.Pointer(buf))
 	views := unsafe.Slice(arr, n+1)[:n]
 	data := unsafe.Slice(buf, total+1)
 	off := 0
@@ -136,9 +142,10 @@ func (c *Cemented) Cement(blocks []*Block, writeMetadata, checkConsistency bool)
 		v.has_metadata = C.bool(b.Metadata != nil)
 		v.metadata = copyIn(b.Metadata)
 	}
-	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
-		return C.tzs_cemented_cement(p, arr, C.size_t(n), C.bool(writeMetadata), C.bool(checkConsistency), e)
-	})
+	return arr, func() {
+		C.free(unsafe.Pointer(buf))
+		C.free(unsafe.Pointer(arr))
+	}
 }
 
 func (c *Cemented) list(metadata bool) ([]Chunk, error) {
@@ -230,6 +237,21 @@ func (c *Cemented) SetZstdLevel(level int32) error {
 	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
 		return C.tzs_cemented_set_zstd_level(p, C.int32_t(level), e)
 	})
+}
+
+// ResultingContextHash returns the resulting context hash the cemented
+// block hash was stored with (zeros if none was given), read from its
+// record without reading the block, or ErrNotFound if it is not cemented.
+// Errors: ErrCorrupted, ErrIO.
+func (c *Cemented) ResultingContextHash(hash Hash) (Hash, error) {
+	var out Hash
+	err := call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
+		return C.tzs_cemented_resulting_context_hash(p, hashArg(&hash), hashArg(&out), e)
+	})
+	if err != nil {
+		return Hash{}, err
+	}
+	return out, nil
 }
 
 // Sync loads, into a read-only handle, what the writer cemented or dropped

@@ -4,13 +4,15 @@ package tzstore
 #include "tzstore.h"
 #include "block_arg.h"
 
+// Appends a block built on the C stack; context NULL records none (zeros).
 static tzs_status tzs_go_floating_append(tzs_floating *f, const uint8_t *hash, int32_t level,
     const uint8_t *pred, uint8_t *contents, size_t contents_len, bool has_metadata,
-    uint8_t *metadata, size_t metadata_len, const uint8_t *preds, size_t n_preds, bool flush,
-    tzs_error **err) {
+    uint8_t *metadata, size_t metadata_len, const uint8_t *context, const uint8_t *preds,
+    size_t n_preds, bool flush, tzs_error **err) {
   tzs_block b = tzs_go_block(hash, level, pred, contents, contents_len, has_metadata, metadata,
       metadata_len);
-  return tzs_floating_append(f, &b, preds, n_preds, flush, err);
+  if (context == NULL) return tzs_floating_append(f, &b, preds, n_preds, flush, err);
+  return tzs_floating_append_with_context(f, &b, context, preds, n_preds, flush, err);
 }
 */
 import "C"
@@ -69,17 +71,45 @@ func OpenFloating(dir string, kind FloatingKind, flags Flags) (*Floating, error)
 // With flush, b is durable on return. Errors: ErrReadOnly,
 // ErrInvalidArgument (more than 12 predecessors), ErrNoSpace, ErrIO.
 func (f *Floating) Append(b *Block, preds []Hash, flush bool) error {
+	return f.append(b, nil, preds, flush)
+}
+
+// AppendWithContext is Append recording the block's resulting context hash
+// (Octez's append_block), which ResultingContextHash reads back; Append
+// records zeros.
+func (f *Floating) AppendWithContext(b *Block, ctx Hash, preds []Hash, flush bool) error {
+	return f.append(b, &ctx, preds, flush)
+}
+
+func (f *Floating) append(b *Block, ctx *Hash, preds []Hash, flush bool) error {
 	return call(f.h, func(p *C.tzs_floating, e cErrOut) cStatus {
 		contents, contentsLen := bytesArg(b.Contents)
 		metadata, metadataLen := bytesArg(b.Metadata)
-		var predsPtr *C.uint8_t
+		var context, predsPtr *C.uint8_t
+		if ctx != nil {
+			context = hashArg(ctx)
+		}
 		if len(preds) > 0 {
 			predsPtr = hashArg(&preds[0])
 		}
 		return C.tzs_go_floating_append(p, hashArg(&b.Hash), C.int32_t(b.Level), hashArg(&b.Predecessor),
-			contents, contentsLen, C.bool(b.Metadata != nil), metadata, metadataLen, predsPtr,
+			contents, contentsLen, C.bool(b.Metadata != nil), metadata, metadataLen, context, predsPtr,
 			C.size_t(len(preds)), C.bool(flush), e)
 	})
+}
+
+// ResultingContextHash returns the resulting context hash the floating
+// block hash was appended with (zeros if none was given), from the index
+// alone (Octez's find_info), or ErrNotFound. Errors: ErrCorrupted, ErrIO.
+func (f *Floating) ResultingContextHash(hash Hash) (Hash, error) {
+	var out Hash
+	err := call(f.h, func(p *C.tzs_floating, e cErrOut) cStatus {
+		return C.tzs_floating_resulting_context_hash(p, hashArg(&hash), hashArg(&out), e)
+	})
+	if err != nil {
+		return Hash{}, err
+	}
+	return out, nil
 }
 
 // Flush makes every appended block durable.

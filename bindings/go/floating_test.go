@@ -260,3 +260,58 @@ func TestFloatingConcurrent(t *testing.T) {
 		t.Fatalf("Len = %d, %v", l, err)
 	}
 }
+
+// ctxOf is the resulting context hash the context tests store with block n.
+func ctxOf(n int) Hash {
+	var h Hash
+	for i := range h {
+		h[i] = byte(0xc7 ^ (n*13 + i*5))
+	}
+	h[0], h[1] = byte(n), byte(n>>8)
+	return h
+}
+
+// Even blocks are appended with a context, odd ones without (zeros); both
+// read back from the index, also after a reopen.
+func TestFloatingResultingContextHash(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "floating")
+	f := openFloatingT(t, dir, FloatingRW, NoFsync)
+	for i := 0; i < 30; i++ {
+		var err error
+		if i%2 == 0 {
+			err = f.AppendWithContext(blockOf(i), ctxOf(i), predsOf(i), false)
+		} else {
+			err = f.Append(blockOf(i), predsOf(i), false)
+		}
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	check := func(f *Floating) {
+		t.Helper()
+		for i := 0; i < 30; i++ {
+			want := Hash{}
+			if i%2 == 0 {
+				want = ctxOf(i)
+			}
+			if got, err := f.ResultingContextHash(hashOf(i)); got != want || err != nil {
+				t.Fatalf("context of %d = %x, %v; want %x", i, got, err, want)
+			}
+		}
+		if _, err := f.ResultingContextHash(hashOf(30)); err != ErrNotFound {
+			t.Fatalf("context of a missing block: %v", err)
+		}
+	}
+	check(f)
+	b, err := f.ReadBlock(hashOf(12))
+	if err != nil || !sameBlock(b, blockOf(12)) {
+		t.Fatalf("read of a block appended with a context = %+v, %v", b, err)
+	}
+	f.Close()
+	if _, err := f.ResultingContextHash(hashOf(0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+	f = openFloatingT(t, dir, FloatingRW, NoFsync)
+	defer f.Close()
+	check(f)
+}

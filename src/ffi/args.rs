@@ -251,6 +251,14 @@ pub(crate) unsafe fn free_bytes(b: &mut tzs_bytes) {
     b.len = 0;
 }
 
+/// Writes `value` to an optional out-parameter (one the caller may pass
+/// as NULL, borrowed with [`live_mut`]).
+pub(crate) fn put<T>(out: Option<&mut T>, value: T) {
+    if let Some(o) = out {
+        *o = value;
+    }
+}
+
 /// Turns a handle box into an opaque pointer for C.
 pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

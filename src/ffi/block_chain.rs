@@ -248,6 +248,7 @@ pub unsafe extern "C" fn tzs_block_store_merge_status(
             MergeStatus::Failed(e) => (TZS_MERGE_FAILED, Some(e)),
         };
         *state = code;
+        // The error is made only for a caller who takes it (and owns it).
         if let Some(f) = failure {
             *f = failed.map_or(std::ptr::null_mut(), |e| {
                 Box::into_raw(Box::new(tzs_error::new(status_of(&e), e.message())))

@@ -403,9 +403,7 @@ pub unsafe extern "C" fn tzs_block_store_sync(
         let s = arg!(handle(s, "block store"))?;
         let changed = arg!(live_mut(changed));
         let c = s.inner.sync()?;
-        if let Some(out) = changed {
-            *out = c;
-        }
+        args::put(changed, c);
         Ok(())
     })
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::args;
 use super::boundary::{arg, call, call_void};
 use super::cemented::tzs_cemented;
 use super::error::tzs_error;
@@ -69,7 +70,7 @@ pub unsafe extern "C" fn tzs_cemented_begin_chunk(
         // the store.
         let writer =
             unsafe { std::mem::transmute::<ChunkWriter<'_>, ChunkWriter<'static>>(writer) };
-        *out = super::args::into_handle(tzs_chunk_writer { writer, store });
+        *out = args::into_handle(tzs_chunk_writer { writer, store });
         Ok(())
     })
 }
@@ -119,9 +120,7 @@ pub unsafe extern "C" fn tzs_chunk_writer_commit(
         let range = writer.commit();
         drop(store);
         let range = range?;
-        if let Some(o) = out {
-            *o = chunk_out(range);
-        }
+        args::put(out, chunk_out(range));
         Ok(())
     })
 }
@@ -172,9 +171,7 @@ pub unsafe extern "C" fn tzs_cemented_cement_metadata(
             .map(|b| arg!(block_in(b)))
             .collect::<crate::Result<Vec<_>>>()?;
         let range = c.inner.cement_metadata(refs)?;
-        if let Some(o) = arg!(live_mut(out)) {
-            *o = chunk_out(range);
-        }
+        args::put(arg!(live_mut(out)), chunk_out(range));
         Ok(())
     })
 }

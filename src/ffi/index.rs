@@ -389,9 +389,7 @@ pub unsafe extern "C" fn tzs_index_gc(
         let started = arg!(live_mut(started));
         let mut f = CFilter::new(filter, ctx)?;
         let did = ix.inner.gc(move |k, v| f.keep(k, v), wait)?;
-        if let Some(s) = started {
-            *s = did;
-        }
+        args::put(started, did);
         Ok(())
     })
 }
@@ -444,9 +442,7 @@ pub unsafe extern "C" fn tzs_index_cancel_gc(
         let ix = arg!(handle(ix, "index"))?;
         let cancelled = arg!(live_mut(cancelled));
         let did = ix.inner.cancel_gc()?;
-        if let Some(c) = cancelled {
-            *c = did;
-        }
+        args::put(cancelled, did);
         Ok(())
     })
 }
@@ -493,9 +489,7 @@ pub unsafe extern "C" fn tzs_index_try_merge(
         let ix = arg!(handle(ix, "index"))?;
         let started = arg!(live_mut(started));
         let did = ix.inner.try_merge()?;
-        if let Some(s) = started {
-            *s = did;
-        }
+        args::put(started, did);
         Ok(())
     })
 }

@@ -385,9 +385,7 @@ pub unsafe extern "C" fn tzs_indexed_file_gc_filter(
         let started = arg!(live_mut(started));
         let mut keep = CFilter::new(filter, ctx)?;
         let did = f.inner.gc_filter(move |k, h| keep.keep(k, h), wait)?;
-        if let Some(s) = started {
-            *s = did;
-        }
+        args::put(started, did);
         Ok(())
     })
 }
@@ -422,9 +420,7 @@ pub unsafe extern "C" fn tzs_indexed_file_cancel_gc(
         let f = arg!(handle(f, "indexed file"))?;
         let cancelled = arg!(live_mut(cancelled));
         let did = f.inner.cancel_gc()?;
-        if let Some(c) = cancelled {
-            *c = did;
-        }
+        args::put(cancelled, did);
         Ok(())
     })
 }

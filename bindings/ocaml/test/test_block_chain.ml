@@ -122,7 +122,7 @@ let test_full_0 root =
 let corrupt_last_floating_entry d =
   let cmd =
     Printf.sprintf
-      "f=$(ls -d %s/floating/*/RW_floating_block_store | sort -V | tail -n 1); n=$(stat -c %%s \"$f\"); \
+      "f=$(ls -d %s/floating/*/RW_floating_block_store 2>/dev/null | sort -V | tail -n 1); n=$(stat -c %%s \"$f\"); \
        printf '\\377\\377\\377\\377' | dd of=\"$f\" bs=1 seek=$((n - 200)) conv=notrunc status=none"
       (Filename.quote d)
   in

@@ -13,7 +13,9 @@
     Functions that take a callback ([fold], [iter], [Indexed_file.gc]'s
     [keep], [Kv.batch]'s body) run it on the pool's thread: it must not use
     Lwt, only the synchronous {!Tzstore} API (for [Kv.batch], the
-    [Tzstore.Kv.Batch] functions).
+    [Tzstore.Kv.Batch] functions). GC filters ([Index.filter],
+    [Index.gc], [Indexed_file.gc_filter]) run on a library thread or the
+    pool's, under the same rule.
 
     Pure accessors that never block ([Index.key_size], ...) are the
     synchronous ones, re-exported. *)

@@ -5,12 +5,19 @@
    ctypes ties a C function pointer to its OCaml closure: once the closure
    is unreachable, the pointer may be collected. A synchronous call keeps
    its closure alive on its own stack. An asynchronous GC (wait = false)
-   runs its filter after the call returned, so the handle keeps it in
-   [live] until the library says it keeps no pointer to it: the GC ended
-   (is_gc_finished returned true, or await_gc or cancel_gc returned). Only
-   closures whose GC started before such a call are dropped (a snapshot
-   taken before it): one GC runs at a time, so those have ended; a GC
-   started meanwhile by another thread keeps its closure.
+   runs its filter after the call returned, so its closure is kept in
+   [registry] until the library says it keeps no pointer to it: the GC
+   ended (is_gc_finished returned true, await_gc or cancel_gc returned, a
+   new GC started, or the handle was closed). Only closures whose GC
+   started before such a call are dropped (a snapshot taken before it):
+   one GC runs at a time, so those have ended; a GC started meanwhile by
+   another thread keeps its closure.
+
+   The registry is global, not a field of the handle: a handle dropped
+   during its GC is closed by its finaliser, which waits for the GC, and
+   the closure must not be finalised with the handle meanwhile (ctypes
+   invalidates a closure's C pointer in the closure's own finaliser, which
+   may run before the handle's).
 
    An exception raised by the user's filter must not unwind through C: it
    keeps that binding and every binding offered after it (the GC then
@@ -25,17 +32,23 @@ type fn =
 type failure = exn * Printexc.raw_backtrace
 
 type t = {
-  m : Mutex.t;
-  mutable live : (int * fn) list;
-  mutable next_id : int;
+  mutable live : int list;  (* registry ids of this handle's asynchronous GCs *)
   mutable pending : failure option;  (* from an asynchronous GC's filter *)
 }
 
-let create () = { m = Mutex.create (); live = []; next_id = 0; pending = None }
+let registry : (int, fn) Hashtbl.t = Hashtbl.create 8
+let next_id = ref 0
+let m = Mutex.create ()
+let create () = { live = []; pending = None }
 
-let locked t f =
-  Mutex.lock t.m;
-  Fun.protect ~finally:(fun () -> Mutex.unlock t.m) f
+let locked f =
+  Mutex.lock m;
+  Fun.protect ~finally:(fun () -> Mutex.unlock m) f
+
+(* Drops the closures of [ids] (under the lock). *)
+let drop t ids =
+  List.iter (Hashtbl.remove registry) ids;
+  t.live <- List.filter (fun id -> not (List.mem id ids)) t.live
 
 let string_of p n =
   Ffi.string_of_buffer (coerce (ptr uint8_t) (ptr char) p) (Unsigned.Size_t.to_int n)
@@ -52,7 +65,7 @@ let callback t ~async f =
         with e ->
           let failure = (e, Printexc.get_raw_backtrace ()) in
           raised := Some failure;
-          if async then locked t (fun () -> if t.pending = None then t.pending <- Some failure);
+          if async then locked (fun () -> if t.pending = None then t.pending <- Some failure);
           true)
   in
   (cb, raised)
@@ -73,12 +86,17 @@ let filter t f call =
 let gc t ~wait f call =
   let cb, raised = callback t ~async:(not wait) f in
   let started = allocate bool false in
+  let before = locked (fun () -> t.live) in
   let r = call cb started in
   let started = !@started in
-  if r = Ok () && started && not wait then
-    locked t (fun () ->
-        t.live <- (t.next_id, cb) :: t.live;
-        t.next_id <- t.next_id + 1);
+  (* A GC started: the ones started before it have ended. *)
+  if r = Ok () && started then
+    locked (fun () ->
+        drop t before;
+        if not wait then (
+          Hashtbl.replace registry !next_id cb;
+          t.live <- !next_id :: t.live;
+          incr next_id));
   ignore (Sys.opaque_identity [ cb ]);
   if wait then reraise !raised;
   Result.map (fun () -> started) r
@@ -86,15 +104,22 @@ let gc t ~wait f call =
 (* [ended t call] runs [call ()], after which every GC started before it
    has ended when [call] says so ([ended_when] of its result). *)
 let ended t ~ended_when call =
-  let before = locked t (fun () -> List.map fst t.live) in
+  let before = locked (fun () -> t.live) in
   let r = call () in
-  if ended_when r then
-    locked t (fun () -> t.live <- List.filter (fun (id, _) -> not (List.mem id before)) t.live);
+  if ended_when r then locked (fun () -> drop t before);
   r
+
+(* The handle was closed, which waited for its GC. This may run in the
+   handle's finaliser, possibly on a thread inside [locked]: it never
+   waits for the lock, and when it is taken the closures stay in the
+   registry (a few words each, never called again). *)
+let closed t =
+  if Mutex.try_lock m then
+    Fun.protect ~finally:(fun () -> Mutex.unlock m) (fun () -> drop t t.live)
 
 (* The pending exception of an asynchronous filter, once. *)
 let take_pending t =
-  locked t (fun () ->
+  locked (fun () ->
       let p = t.pending in
       t.pending <- None;
       p)

@@ -19,10 +19,10 @@ let open_ ?readonly ?no_fsync ?removable ?(log_size = 0) ~key_size ~value_size d
     let u32 = Unsigned.UInt32.of_int in
     let filters = Gc_filter.create () in
     (* Closing (by [close] or the handle's finaliser) waits for a running
-       GC, whose filter must stay reachable until then. *)
+       GC: its filter may then go. *)
     let close p =
       I.close p;
-      ignore (Sys.opaque_identity filters)
+      Gc_filter.closed filters
     in
     Ffi.open_handle ~what:("index " ^ dir) ~close C.index
       (I.open_ dir (u32 key_size) (u32 value_size)

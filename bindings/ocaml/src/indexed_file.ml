@@ -15,10 +15,10 @@ let open_ ?readonly ?no_fsync ?(header_in_value = false) ?(log_size = 0) ~key_si
   let ui = Unsigned.UInt32.of_int in
   let filters = Gc_filter.create () in
   (* Closing (by [close] or the handle's finaliser) waits for a running
-     GC, whose filter must stay reachable until then. *)
+     GC: its filter may then go. *)
   let close p =
     F.close p;
-    ignore (Sys.opaque_identity filters)
+    Gc_filter.closed filters
   in
   Ffi.open_handle ~what:("indexed file " ^ dir) ~close C.indexed_file
     (F.open_ dir (ui key_size) (ui header_size) flags (Unsigned.UInt64.of_int log_size))

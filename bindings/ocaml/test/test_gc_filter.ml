@@ -127,6 +127,37 @@ let test_index () =
   check "is_gc_finished on a closed handle" (Index.is_gc_finished t);
   ignore (expect_error "gc on a closed handle" Error.Closed (Index.gc t (fun _ _ -> true)))
 
+(* Closing a handle, or dropping it, while an asynchronous GC runs: the
+   close waits for the GC, whose filter must still be alive. *)
+let test_close_during_gc () =
+  let t = ok "open" (Index.open_ ~no_fsync:true ~key_size:4 ~value_size:8 (dir ())) in
+  fill t 50;
+  let filter, entered, release = gate (fun k _ -> num k < 10) in
+  check "gc started before close" (Index.gc t filter = Ok true);
+  wait_for entered;
+  let releaser =
+    Thread.create
+      (fun () ->
+        Thread.delay 0.02;
+        Gc.compact ();
+        Atomic.set release true)
+      ()
+  in
+  Index.close t;
+  Thread.join releaser;
+  check "closed after its GC" (Index.is_gc_finished t);
+  let d = dir () in
+  (fun () ->
+    let t = ok "open" (Index.open_ ~no_fsync:true ~key_size:4 ~value_size:8 d) in
+    fill t 50;
+    check "gc on a dropped handle" (Index.gc t (fun k _ -> num k < 10) = Ok true))
+    ();
+  Gc.full_major ();
+  Gc.full_major ();
+  let t = ok "reopen after the finaliser" (Index.open_ ~key_size:4 ~value_size:8 d) in
+  check "the dropped handle's GC ran" (keys t = range 0 10);
+  Index.close t
+
 let header n = Printf.sprintf "h%03d" (n mod 3)
 
 let test_indexed_file () =
@@ -185,4 +216,5 @@ let test_indexed_file () =
 
 let run () =
   test_index ();
+  test_close_during_gc ();
   test_indexed_file ()

@@ -227,10 +227,19 @@ module Block_store = struct
         | Ok (mode, offset)
           when let m, o = History_mode.to_tzstore previous_history_mode in
                m <> mode || (m <> T.Block_store.Archive && o <> offset) ->
+            let name (m, o) =
+              match m with
+              | T.Block_store.Archive -> "archive"
+              | T.Block_store.Full -> Printf.sprintf "full %d" o
+              | T.Block_store.Rolling -> Printf.sprintf "rolling %d" o
+            in
             Error
               {
                 E.status = E.Inconsistent;
-                message = "switch_history_mode: previous_history_mode is not the store's history mode";
+                message =
+                  Printf.sprintf "switch_history_mode: previous_history_mode %s is not the store's (%s)"
+                    (name (History_mode.to_tzstore previous_history_mode))
+                    (name (mode, offset));
               }
         | Ok _ ->
             let mode, offset = History_mode.to_tzstore new_history_mode in

@@ -33,13 +33,16 @@ type failure = exn * Printexc.raw_backtrace
 
 type t = {
   mutable live : int list;  (* registry ids of this handle's asynchronous GCs *)
-  mutable pending : failure option;  (* from an asynchronous GC's filter *)
+  pending : failure option Atomic.t;
+      (* From an asynchronous GC's filter, which never waits for [m]: it
+         may run while the thread holding [m] waits for its GC (a
+         finaliser closing the handle). *)
 }
 
 let registry : (int, fn) Hashtbl.t = Hashtbl.create 8
 let next_id = ref 0
 let m = Mutex.create ()
-let create () = { live = []; pending = None }
+let create () = { live = []; pending = Atomic.make None }
 
 let locked f =
   Mutex.lock m;
@@ -65,7 +68,7 @@ let callback t ~async f =
         with e ->
           let failure = (e, Printexc.get_raw_backtrace ()) in
           raised := Some failure;
-          if async then locked (fun () -> if t.pending = None then t.pending <- Some failure);
+          if async then ignore (Atomic.compare_and_set t.pending None (Some failure));
           true)
   in
   (cb, raised)
@@ -118,8 +121,4 @@ let closed t =
     Fun.protect ~finally:(fun () -> Mutex.unlock m) (fun () -> drop t t.live)
 
 (* The pending exception of an asynchronous filter, once. *)
-let take_pending t =
-  locked (fun () ->
-      let p = t.pending in
-      t.pending <- None;
-      p)
+let take_pending t = Atomic.exchange t.pending None

@@ -141,12 +141,10 @@ module Types = struct
   let keep_fn =
     Foreign.funptr ~runtime_lock:true (const_ptr uint8_t @-> size_t @-> ptr void @-> returning bool)
 
-  (* tzs_filter_fn. The library calls it on one of its worker threads (an
-     asynchronous GC) or on the thread waiting for the GC, which released
-     the runtime lock: the callback registers a foreign thread with the
-     runtime and takes the lock while the OCaml function runs. *)
+  (* tzs_filter_fn: the binding passes the C function of filter_stubs.c
+     (see gc_filter.ml). *)
   let filter_fn =
-    Foreign.funptr ~runtime_lock:true ~thread_registration:true
+    static_funptr
       (ptr void @-> const_ptr uint8_t @-> size_t @-> const_ptr uint8_t @-> size_t @-> returning bool)
 end
 

@@ -2,22 +2,19 @@
    file's GC filter), and the lifetime of the closures handed to the
    library.
 
-   ctypes ties a C function pointer to its OCaml closure: once the closure
-   is unreachable, the pointer may be collected. A synchronous call keeps
-   its closure alive on its own stack. An asynchronous GC (wait = false)
-   runs its filter after the call returned, so its closure is kept in
-   [registry] until the library says it keeps no pointer to it: the GC
-   ended (is_gc_finished returned true, await_gc or cancel_gc returned, a
-   new GC started, or the handle was closed). Only closures whose GC
-   started before such a call are dropped (a snapshot taken before it):
-   one GC runs at a time, so those have ended; a GC started meanwhile by
-   another thread keeps its closure.
-
-   The registry is global, not a field of the handle: a handle dropped
-   during its GC is closed by its finaliser, which waits for the GC, and
-   the closure must not be finalised with the handle meanwhile (ctypes
-   invalidates a closure's C pointer in the closure's own finaliser, which
-   may run before the handle's).
+   The filter handed to the library is the C function of filter_stubs.c
+   (a ctypes callback costs about 25 times more per binding), with a ctx
+   naming a global root that holds the OCaml closure. A synchronous call
+   frees the root when it returns. An asynchronous GC (wait = false) runs
+   its filter after the call returned, so its root stays in [t.live]
+   until the library says it keeps no pointer to it: the GC ended
+   (is_gc_finished returned true, await_gc or cancel_gc returned, a new GC
+   started, or the handle was closed). Only roots whose GC started before
+   such a call are freed (a snapshot taken before it): one GC runs at a
+   time, so those have ended; a GC started meanwhile by another thread
+   keeps its root. A global root is never collected, so a handle dropped
+   during its GC (whose finaliser closes it, waiting for the GC) still
+   finds its filter.
 
    An exception raised by the user's filter must not unwind through C: it
    keeps that binding and every binding offered after it (the GC then
@@ -26,21 +23,25 @@
 
 open Ctypes
 
-type fn =
-  unit ptr -> Unsigned.uint8 ptr -> Unsigned.size_t -> Unsigned.uint8 ptr -> Unsigned.size_t -> bool
-
 type failure = exn * Printexc.raw_backtrace
 
+external filter_fn_address : unit -> nativeint = "tzstore_filter_fn_address"
+external ctx_new : (string -> string -> bool) -> nativeint = "tzstore_filter_ctx_new"
+external ctx_free : nativeint -> unit = "tzstore_filter_ctx_free"
+
+(* filter_stubs.c registers library threads with the runtime, which needs
+   the threads library initialised: linking Thread does it. *)
+let () = ignore (Thread.self ())
+let filter_fn = coerce (ptr void) C.filter_fn (ptr_of_raw_address (filter_fn_address ()))
+
 type t = {
-  mutable live : int list;  (* registry ids of this handle's asynchronous GCs *)
+  mutable live : nativeint list;  (* the roots of this handle's asynchronous GCs *)
   pending : failure option Atomic.t;
       (* From an asynchronous GC's filter, which never waits for [m]: it
          may run while the thread holding [m] waits for its GC (a
          finaliser closing the handle). *)
 }
 
-let registry : (int, fn) Hashtbl.t = Hashtbl.create 8
-let next_id = ref 0
 let m = Mutex.create ()
 let create () = { live = []; pending = Atomic.make None }
 
@@ -48,59 +49,58 @@ let locked f =
   Mutex.lock m;
   Fun.protect ~finally:(fun () -> Mutex.unlock m) f
 
-(* Drops the closures of [ids] (under the lock). *)
-let drop t ids =
-  List.iter (Hashtbl.remove registry) ids;
-  t.live <- List.filter (fun id -> not (List.mem id ids)) t.live
+(* Frees the roots of [ctxs] (under the lock). *)
+let drop t ctxs =
+  List.iter ctx_free ctxs;
+  t.live <- List.filter (fun c -> not (List.mem c ctxs)) t.live
 
-let string_of p n =
-  Ffi.string_of_buffer (coerce (ptr uint8_t) (ptr char) p) (Unsigned.Size_t.to_int n)
-
-(* The C callback for [f], and the first exception [f] raised (stored in
-   [t.pending] as well when [async]). *)
+(* A root holding the closure the C filter calls for [f], and the first
+   exception [f] raised (stored in [t.pending] as well when [async]). *)
 let callback t ~async f =
   let raised = ref None in
-  let cb _ctx key key_len value value_len =
+  let cb key value =
     match !raised with
     | Some _ -> true
     | None -> (
-        try f (string_of key key_len) (string_of value value_len)
+        try f key value
         with e ->
           let failure = (e, Printexc.get_raw_backtrace ()) in
           raised := Some failure;
           if async then ignore (Atomic.compare_and_set t.pending None (Some failure));
           true)
   in
-  (cb, raised)
+  (ctx_new cb, raised)
+
+let ctx_ptr ctx = ptr_of_raw_address ctx
 
 let reraise = function Some (e, bt) -> Printexc.raise_with_backtrace e bt | None -> ()
 
-(* [filter t f call] runs [call cb] (a filter that returns once done) and
-   re-raises [f]'s exception. *)
+(* [filter t f call] runs [call fn ctx] (a filter that returns once done)
+   and re-raises [f]'s exception. *)
 let filter t f call =
-  let cb, raised = callback t ~async:false f in
-  let r = call cb in
-  ignore (Sys.opaque_identity [ cb ]);
+  let ctx, raised = callback t ~async:false f in
+  let r = Fun.protect ~finally:(fun () -> ctx_free ctx) (fun () -> call filter_fn (ctx_ptr ctx)) in
   reraise !raised;
   r
 
-(* [gc t ~wait f call] runs [call cb started] for a function starting a GC
-   that writes whether it started to [started]; returns that flag. *)
+(* [gc t ~wait f call] runs [call fn ctx started] for a function starting
+   a GC that writes whether it started to [started]; returns that flag. *)
 let gc t ~wait f call =
-  let cb, raised = callback t ~async:(not wait) f in
+  let ctx, raised = callback t ~async:(not wait) f in
   let started = allocate bool false in
   let before = locked (fun () -> t.live) in
-  let r = call cb started in
+  let r =
+    match call filter_fn (ctx_ptr ctx) started with
+    | r -> r
+    | exception e ->
+        ctx_free ctx;
+        raise e
+  in
   let started = !@started in
   (* A GC started: the ones started before it have ended. *)
-  if r = Ok () && started then
-    locked (fun () ->
-        drop t before;
-        if not wait then (
-          Hashtbl.replace registry !next_id cb;
-          t.live <- !next_id :: t.live;
-          incr next_id));
-  ignore (Sys.opaque_identity [ cb ]);
+  if r = Ok () && started then locked (fun () -> drop t before);
+  if r = Ok () && started && not wait then locked (fun () -> t.live <- ctx :: t.live)
+  else ctx_free ctx;
   if wait then reraise !raised;
   Result.map (fun () -> started) r
 
@@ -119,6 +119,12 @@ let ended t ~ended_when call =
 let closed t =
   if Mutex.try_lock m then
     Fun.protect ~finally:(fun () -> Mutex.unlock m) (fun () -> drop t t.live)
+
+(* How a finaliser closes a handle ([close], which waits for the GC): a
+   finaliser may run on the library thread calling this handle's filter,
+   where waiting for the GC would wait for itself. While an asynchronous
+   GC may run, the close therefore runs on a thread of its own. *)
+let finalise t close p = if t.live = [] then close p else ignore (Thread.create close p)
 
 (* The pending exception of an asynchronous filter, once. *)
 let take_pending t = Atomic.exchange t.pending None

@@ -24,7 +24,7 @@ let open_ ?readonly ?no_fsync ?removable ?(log_size = 0) ~key_size ~value_size d
       I.close p;
       Gc_filter.closed filters
     in
-    Ffi.open_handle ~what:("index " ^ dir) ~close C.index
+    Ffi.open_handle ~finalise:(Gc_filter.finalise filters close) ~what:("index " ^ dir) ~close C.index
       (I.open_ dir (u32 key_size) (u32 value_size)
          (Ffi.flags ?readonly ?no_fsync ?removable ())
          (Unsigned.UInt64.of_int log_size))
@@ -77,11 +77,11 @@ let fold t ~init ~f =
 let iter t f = fold t ~init:() ~f:(fun () k v -> f k v)
 
 let filter t f =
-  Gc_filter.filter t.filters f (fun cb -> Handle.use t.h (fun h -> Ffi.call (I.filter h cb null)))
+  Gc_filter.filter t.filters f (fun fn ctx -> Handle.use t.h (fun h -> Ffi.call (I.filter h fn ctx)))
 
 let gc ?(wait = false) t f =
-  Gc_filter.gc t.filters ~wait f (fun cb started ->
-      Handle.use t.h (fun h -> Ffi.call (I.gc h cb null wait started)))
+  Gc_filter.gc t.filters ~wait f (fun fn ctx started ->
+      Handle.use t.h (fun h -> Ffi.call (I.gc h fn ctx wait started)))
 
 (* The GC ended unless the call was refused before waiting (a closed
    handle has ended it too: closing waits for it). *)

@@ -20,7 +20,7 @@ let open_ ?readonly ?no_fsync ?(header_in_value = false) ?(log_size = 0) ~key_si
     F.close p;
     Gc_filter.closed filters
   in
-  Ffi.open_handle ~what:("indexed file " ^ dir) ~close C.indexed_file
+  Ffi.open_handle ~finalise:(Gc_filter.finalise filters close) ~what:("indexed file " ^ dir) ~close C.indexed_file
     (F.open_ dir (ui key_size) (ui header_size) flags (Unsigned.UInt64.of_int log_size))
   |> Result.map (fun h -> { h; header_size; filters })
 
@@ -77,8 +77,8 @@ let await_gc t =
   r
 
 let gc_filter ?(wait = false) t f =
-  Gc_filter.gc t.filters ~wait f (fun cb started ->
-      Handle.use t.h (fun h -> Ffi.call (F.gc_filter h cb null wait started)))
+  Gc_filter.gc t.filters ~wait f (fun fn ctx started ->
+      Handle.use t.h (fun h -> Ffi.call (F.gc_filter h fn ctx wait started)))
 
 let is_gc_finished t =
   Gc_filter.ended t.filters ~ended_when:Fun.id (fun () ->

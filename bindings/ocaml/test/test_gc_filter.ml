@@ -156,6 +156,37 @@ let test_close_during_gc () =
   Gc.full_major ();
   let t = ok "reopen after the finaliser" (Index.open_ ~key_size:4 ~value_size:8 d) in
   check "the dropped handle's GC ran" (keys t = range 0 10);
+  Index.close t;
+  (* The finaliser of a handle dropped during its GC may run on the
+     library thread that calls the GC's filter: forced here by a major GC
+     inside the filter once the handle is dropped. Closing from there
+     must not wait for itself. *)
+  let d = dir () in
+  let dropped = Atomic.make false and forced = Atomic.make false in
+  (fun () ->
+    let t = ok "open" (Index.open_ ~no_fsync:true ~key_size:4 ~value_size:8 d) in
+    fill t 50;
+    let filter k _ =
+      if not (Atomic.get forced) then (
+        wait_for dropped;
+        Gc.full_major ();
+        Atomic.set forced true);
+      num k < 20
+    in
+    check "gc on a handle dropped during it" (Index.gc t filter = Ok true))
+    ();
+  Gc.full_major ();
+  Atomic.set dropped true;
+  wait_for forced;
+  let rec reopen tries =
+    match Index.open_ ~key_size:4 ~value_size:8 d with
+    | Error { Error.status = Error.Locked; _ } when tries > 0 ->
+        Thread.delay 0.01;
+        reopen (tries - 1)
+    | r -> r
+  in
+  let t = ok "reopen after a finaliser on the filter's thread" (reopen 500) in
+  check "that GC ran" (keys t = range 0 20);
   Index.close t
 
 let header n = Printf.sprintf "h%03d" (n mod 3)

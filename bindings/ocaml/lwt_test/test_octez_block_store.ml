@@ -250,6 +250,32 @@ let chain root =
   let* r = Block_store.mem ro (Block (hash_of 201, 0)) in
   check "seen after sync" (ok "mem" r = true);
   let* () = Block_store.close ro in
+  (* A merge over a damaged floating entry: get_merge_status reports
+     Merge_failed with the merge's error, as Octez's. *)
+  let rec go n =
+    if n > 230 then Lwt.return_unit
+    else
+      let* r = Block_store.store_block bs (block_of n) in
+      ok "store_block" r;
+      go (n + 1)
+  in
+  let* () = go 202 in
+  let damage =
+    Printf.sprintf
+      "f=$(ls -d %s/floating/*/RW_floating_block_store 2>/dev/null | sort -V | tail -n 1); n=$(stat -c %%s \"$f\"); \
+       printf '\\377\\377\\377\\377' | dd of=\"$f\" bs=1 seek=$((n - 200)) conv=notrunc status=none"
+      (Filename.quote dir)
+  in
+  check "damage the RW floating store" (Sys.command damage = 0);
+  let* r = Block_store.merge_stores bs ~head:(hash_of 230) ~chunk_ends:[ 210l ] ~max_op_ttl:1 in
+  ok "merge_stores over damage" r;
+  let* r = Block_store.await_merging bs in
+  expect_error "the merge fails" Error.Corrupted r;
+  (match Block_store.get_merge_status bs with
+  | Block_store.Merge_failed e -> check "Merge_failed with the merge's error" (e.Error.status = Error.Corrupted)
+  | Running | Not_running -> check "get_merge_status: expected Merge_failed" false);
+  let* st = Block_store.status bs in
+  check "status idle after a failed merge" (st = Block_store.Idle);
   Block_store.close bs
 
 let () =

@@ -88,8 +88,8 @@ val gc : ?wait:bool -> t -> (string -> string -> bool) -> (bool, Error.t) result
 (** Octez's [gc ?async]: keeps only the bindings [f] keeps, as a
     background GC. Returns at once by default, or with [~wait:true] once
     the GC is durable (or was cancelled). [Ok false] when a GC is already
-    running: this request is then ignored, as in Octez. [f] stays
-    reachable from the handle until the GC ended. Errors: [Read_only], the
+    running: this request is then ignored, as in Octez. [f] is kept
+    alive (a global root) until the GC ended. Errors: [Read_only], the
     error of an earlier GC nobody awaited, with [~wait:true] this GC's. *)
 
 val await_gc : t -> (unit, Error.t) result

@@ -78,8 +78,8 @@ val gc_filter : ?wait:bool -> t -> (string -> string -> bool) -> (bool, Error.t)
     with [Invalid_argument], and it must not be closed. Returns at once by
     default (wait with {!await_gc}), or with [~wait:true] once the GC
     ended, with its error. [Ok false] when a GC is already running: this
-    request is then ignored, as in Octez. [f] stays reachable from the
-    handle until the GC ended.
+    request is then ignored, as in Octez. [f] is kept alive (a global
+    root) until the GC ended.
 
     An exception raised by [f] keeps that key and every key asked after
     it, and is re-raised once the GC ended: by [gc_filter ~wait:true]

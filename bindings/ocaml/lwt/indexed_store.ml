@@ -8,6 +8,11 @@ type rw = [ `Read | `Write ]
 type ro = [ `Read ]
 type _ mode = Read_only : ro mode | Read_write : rw mode
 
+type ('key, 'value, 'seen) gc_iterator =
+  | Retain of 'key list
+  | Iterator of { first : 'key; next : 'key -> 'value -> 'key option Lwt.t }
+  | Filter of ('key -> 'seen -> bool)
+
 let is_readonly : type a. a mode -> bool = function Read_only -> true | Read_write -> false
 
 module type NAME = sig
@@ -65,6 +70,10 @@ module type INDEXABLE_STORE = sig
   val add : ?flush:bool -> [> `Write ] t -> key -> value -> (unit, error) result Lwt.t
   val readonly : [> `Read ] t -> [ `Read ] t
   val close : _ t -> unit Lwt.t
+  val gc : ?async:bool -> rw t -> (key, value, value) gc_iterator -> (unit, error) result Lwt.t
+  val wait_gc_completion : _ t -> (unit, error) result Lwt.t
+  val is_gc_finished : _ t -> bool
+  val cancel_gc : rw t -> (bool, error) result Lwt.t
 end
 
 module type INDEXABLE_REMOVABLE_STORE = sig
@@ -87,8 +96,10 @@ module type INDEXED_FILE = sig
   val append :
     ?flush:bool -> [> `Write ] t -> key:key -> header:header -> value:value -> (unit, error) result Lwt.t
 
-  val gc : ?async:bool -> rw t -> (key -> bool) -> (unit, error) result Lwt.t
-  val wait_gc_completion : rw t -> (unit, error) result Lwt.t
+  val gc : ?async:bool -> rw t -> (key, value * header, header) gc_iterator -> (unit, error) result Lwt.t
+  val wait_gc_completion : _ t -> (unit, error) result Lwt.t
+  val is_gc_finished : _ t -> bool
+  val cancel_gc : rw t -> (bool, error) result Lwt.t
   val readonly : [> `Read ] t -> [ `Read ] t
   val close : _ t -> unit Lwt.t
 end
@@ -121,6 +132,61 @@ let check_size what size s =
       }
 
 let ( let*? ) r f = match r with Ok x -> f x | Error _ as e -> Lwt.return e
+
+(* An exception of a GC filter (after it kept that binding and the rest,
+   Tzstore.Index.filter) becomes an error of the call that reports the
+   GC's end. *)
+let filter_raised name f =
+  try f ()
+  with e ->
+    Error
+      {
+        Tzstore.Error.status = Tzstore.Error.Invalid_argument;
+        message =
+          Printf.sprintf "%s: the GC filter raised %s; that binding and the rest were kept" name
+            (Printexc.to_string e);
+      }
+
+(* Octez's [Retain] and [Iterator] as a filter over encoded keys: the keys
+   to keep are listed first ([Iterator] walks [find] and [next] from
+   [first] until either gives [None]), then the GC keeps those. *)
+let retained ~encode ~find iterator =
+  let keep = Hashtbl.create 64 in
+  let add k = Result.map (fun e -> Hashtbl.replace keep e ()) (encode k) in
+  let rec walk k =
+    match add k with
+    | Error e -> Lwt.return_error e
+    | Ok () -> (
+        let* found = find k in
+        match found with
+        | Error e -> Lwt.return_error e
+        | Ok None -> Lwt.return_ok ()
+        | Ok (Some v) -> (
+            let* next = iterator k v in
+            match next with None -> Lwt.return_ok () | Some k -> walk k))
+  in
+  fun first -> Lwt.map (Result.map (fun () -> fun raw -> Hashtbl.mem keep raw)) (walk first)
+
+let retain_list ~encode keys =
+  let keep = Hashtbl.create 64 in
+  let rec go = function
+    | [] -> Ok (fun raw -> Hashtbl.mem keep raw)
+    | k :: l -> ( match encode k with Ok e -> Hashtbl.replace keep e (); go l | Error e -> Error e)
+  in
+  go keys
+
+(* The raw filter of an iterator: [decode_seen] decodes what the library
+   shows besides the key (a value, a header); [find] reads what [next]
+   takes. A binding that does not decode is kept. *)
+let raw_filter ~encode ~decode_key ~decode_seen ~find = function
+  | Retain keys -> Lwt.return (Result.map (fun keep raw _ -> keep raw) (retain_list ~encode keys))
+  | Iterator { first; next } ->
+      Lwt.map (Result.map (fun keep raw _ -> keep raw)) (retained ~encode ~find next first)
+  | Filter f ->
+      Lwt.return_ok (fun raw seen ->
+          match (decode_key raw, decode_seen seen) with
+          | k, s -> f k s
+          | exception _ -> true)
 
 module Make_singleton (S : ENCODABLE_VALUE) = struct
   type +'a t = Tzstore.Singleton.t
@@ -172,6 +238,24 @@ struct
     let*? k = key k in
     detach (fun () -> Tzstore.Index.remove ?flush t k)
 
+  let wait_gc_completion t = detach (fun () -> filter_raised N.name (fun () -> Tzstore.Index.await_gc t))
+  let is_gc_finished t = Tzstore.Index.is_gc_finished t
+  let cancel_gc t = detach (fun () -> Tzstore.Index.cancel_gc t)
+
+  let gc ?(async = true) t iterator =
+    let* f =
+      raw_filter ~encode:key
+        ~decode_key:(fun raw -> K.decode raw 0)
+        ~decode_seen:(fun raw -> V.decode raw 0)
+        ~find:(find t) iterator
+    in
+    match f with
+    | Error e -> Lwt.return_error e
+    | Ok f ->
+        detach (fun () ->
+            filter_raised N.name (fun () ->
+                Result.map ignore (Tzstore.Index.gc ~wait:(not async) t f)))
+
   let readonly t = t
   let close t = detach (fun () -> Tzstore.Index.close t)
 end
@@ -222,14 +306,25 @@ module Make_indexed_file (N : NAME) (K : FIXED) (V : ENCODABLE_VALUE_HEADER) = s
     let*? h = check_size (N.name ^ " header") V.Header.encoded_size (V.Header.encode header) in
     detach (fun () -> Tzstore.Indexed_file.append ?flush t k ~header:h (V.encode value))
 
-  let wait_gc_completion t = detach (fun () -> Tzstore.Indexed_file.await_gc t)
+  let wait_gc_completion t =
+    detach (fun () -> filter_raised N.name (fun () -> Tzstore.Indexed_file.await_gc t))
 
-  let gc ?(async = true) t filter =
-    let keep raw = try filter (K.decode raw 0) with _ -> true in
-    let* started = detach (fun () -> Tzstore.Indexed_file.gc t ~keep) in
-    match started with
-    | Error _ as e -> Lwt.return e
-    | Ok () -> if async then Lwt.return_ok () else wait_gc_completion t
+  let is_gc_finished t = Tzstore.Indexed_file.is_gc_finished t
+  let cancel_gc t = detach (fun () -> Tzstore.Indexed_file.cancel_gc t)
+
+  let gc ?(async = true) t iterator =
+    let* f =
+      raw_filter ~encode:key
+        ~decode_key:(fun raw -> K.decode raw 0)
+        ~decode_seen:(fun raw -> V.Header.decode raw 0)
+        ~find:(read t) iterator
+    in
+    match f with
+    | Error e -> Lwt.return_error e
+    | Ok f ->
+        detach (fun () ->
+            filter_raised N.name (fun () ->
+                Result.map ignore (Tzstore.Indexed_file.gc_filter ~wait:(not async) t f)))
 
   let readonly t = t
   let close t = detach (fun () -> Tzstore.Indexed_file.close t)

@@ -19,6 +19,24 @@ type rw = [ `Read | `Write ]
 type ro = [ `Read ]
 type _ mode = Read_only : ro mode | Read_write : rw mode
 
+(** What a GC keeps: Octez's [gc_iterator] ([Retain], [Iterator]) and a
+    filter. [Retain keys] keeps those keys. [Iterator {first; next}] keeps
+    the keys reached from [first]: each key found is kept and [next key
+    value] gives the following one, until [next] or the lookup gives
+    [None] (the walk runs in Lwt before the GC starts). [Filter f] keeps
+    the bindings for which [f key seen] is [true]: [seen] is the value of
+    an indexable store and the header of an indexed file (the value is not
+    read). [f] runs on a library thread or a pool thread while the GC
+    runs, one call at a time: synchronous code only, no Lwt; a binding
+    whose key or value does not decode is kept. If [f] raises, that
+    binding and the rest are kept and the GC's end is reported as an
+    [Invalid_argument] error naming the exception (by [gc ~async:false],
+    otherwise by {!INDEXABLE_STORE.wait_gc_completion}). *)
+type ('key, 'value, 'seen) gc_iterator =
+  | Retain of 'key list
+  | Iterator of { first : 'key; next : 'key -> 'value -> 'key option Lwt.t }
+  | Filter of ('key -> 'seen -> bool)
+
 (** {2 What the functors take} *)
 
 module type NAME = sig
@@ -88,6 +106,25 @@ module type INDEXABLE_STORE = sig
   val add : ?flush:bool -> [> `Write ] t -> key -> value -> (unit, error) result Lwt.t
   val readonly : [> `Read ] t -> [ `Read ] t
   val close : _ t -> unit Lwt.t
+
+  val gc : ?async:bool -> rw t -> (key, value, value) gc_iterator -> (unit, error) result Lwt.t
+  (** [gc ?async t iter] keeps only the bindings [iter] keeps (see
+      {!gc_iterator}). With [~async:false] the promise resolves once the GC
+      is durable; otherwise (the default, as in Octez) once it started. If
+      a GC is already running this request is ignored, as in Octez.
+      Readers see every binding until the GC publishes its result, then
+      only the kept ones; bindings added meanwhile are kept. *)
+
+  val wait_gc_completion : _ t -> (unit, error) result Lwt.t
+  (** Resolves once no GC runs, with the outcome of the one that ran
+      ([Ok] for a cancelled one). *)
+
+  val is_gc_finished : _ t -> bool
+  (** [true] when no GC runs. Never blocks. *)
+
+  val cancel_gc : rw t -> (bool, error) result Lwt.t
+  (** Stops the running GC, leaving the store as before it; [Ok true] if
+      one was stopped. *)
 end
 
 module type INDEXABLE_REMOVABLE_STORE = sig
@@ -111,13 +148,17 @@ module type INDEXED_FILE = sig
   val append :
     ?flush:bool -> [> `Write ] t -> key:key -> header:header -> value:value -> (unit, error) result Lwt.t
 
-  val gc : ?async:bool -> rw t -> (key -> bool) -> (unit, error) result Lwt.t
-  (** Keeps the bindings whose key satisfies the filter and compacts the
-      file; values appended meanwhile are kept. With [~async:false] (the
-      default is [true], as in Octez) the promise resolves once the
-      compaction is done; otherwise once it started. *)
+  val gc : ?async:bool -> rw t -> (key, value * header, header) gc_iterator -> (unit, error) result Lwt.t
+  (** Keeps the values of the keys [iter] keeps ({!gc_iterator}: a
+      [Filter] sees each key's header) and compacts the file; values
+      appended meanwhile are kept. With [~async:false] the promise resolves
+      once the compaction is done; otherwise (the default, as in Octez)
+      once it started. If a GC is already running this request is ignored,
+      as in Octez. *)
 
-  val wait_gc_completion : rw t -> (unit, error) result Lwt.t
+  val wait_gc_completion : _ t -> (unit, error) result Lwt.t
+  val is_gc_finished : _ t -> bool
+  val cancel_gc : rw t -> (bool, error) result Lwt.t
   val readonly : [> `Read ] t -> [ `Read ] t
   val close : _ t -> unit Lwt.t
 end

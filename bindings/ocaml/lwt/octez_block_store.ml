@@ -109,8 +109,70 @@ module Block_store = struct
   type t = T.Block_store.t
   type key = Block of (T.Block.hash * int)
 
-  let load ?(readonly = false) ?history_mode ?history_offset chain_dir =
-    detach (fun () -> T.Block_store.open_ ~readonly ?history_mode ?history_offset chain_dir)
+  (* Octez's block_descriptor. *)
+  type block_descriptor = T.Block.hash * int32
+
+  (* Octez's merge_status, with this library's error for the trace. *)
+  type merge_status = Not_running | Running | Merge_failed of error
+
+  (* Octez's Block_store_status: whether a merge runs. *)
+  type status = Idle | Merging
+
+  (* Octez's History_mode.t: the offset is in cycles (chunks) kept beyond
+     the last preserved block; [None] is Octez's default, 1. *)
+  module History_mode = struct
+    type additional_cycles = { offset : int }
+    type t = Archive | Full of additional_cycles option | Rolling of additional_cycles option
+
+    let default_offset = 1
+
+    let to_tzstore = function
+      | Archive -> (T.Block_store.Archive, 0)
+      | Full o -> (T.Block_store.Full, Option.fold ~none:default_offset ~some:(fun c -> c.offset) o)
+      | Rolling o -> (T.Block_store.Rolling, Option.fold ~none:default_offset ~some:(fun c -> c.offset) o)
+
+    let of_tzstore (mode, offset) =
+      match mode with
+      | T.Block_store.Archive -> Archive
+      | T.Block_store.Full -> Full (Some { offset })
+      | T.Block_store.Rolling -> Rolling (Some { offset })
+  end
+
+  let create ?history_mode ?history_offset chain_dir ~genesis_block =
+    detach (fun () -> T.Block_store.create ?history_mode ?history_offset ~genesis:genesis_block chain_dir)
+
+  (* Octez's [load chain_dir ~genesis_block ~readonly]. Without
+     [genesis_block] it opens (read-write: creates) the store in
+     [chain_dir] without checking its genesis; [history_mode] and
+     [history_offset] then apply to a new store. *)
+  let load ?(readonly = false) ?history_mode ?history_offset ?genesis_block chain_dir =
+    detach (fun () ->
+        match genesis_block with
+        | Some g -> T.Block_store.load ~readonly ~genesis_hash:g.T.Block.hash chain_dir
+        | None -> T.Block_store.open_ ~readonly ?history_mode ?history_offset chain_dir)
+
+  let not_found what =
+    Error { E.status = E.Not_found; message = Printf.sprintf "the block store holds no %s (no block)" what }
+
+  let descriptor what read t =
+    detach (fun () -> Result.bind (read t) (function Some d -> Ok d | None -> not_found what))
+
+  (* Octez keeps the genesis block in memory; here it is read back. *)
+  let genesis_block t =
+    detach (fun () ->
+        match T.Block_store.genesis t with
+        | Error e -> Error e
+        | Ok None -> not_found "genesis"
+        | Ok (Some (hash, _)) -> (
+            match T.Block_store.read t hash with
+            | Ok (Some b) -> Ok b
+            | Ok None -> not_found "genesis block"
+            | Error e -> Error e))
+
+  let savepoint t = descriptor "savepoint" T.Block_store.savepoint t
+  let caboose t = descriptor "caboose" T.Block_store.caboose t
+  let write_savepoint t d = detach (fun () -> T.Block_store.write_savepoint t d)
+  let write_caboose t d = detach (fun () -> T.Block_store.write_caboose t d)
 
   let mem t (Block (h, offset)) =
     if offset = 0 then detach (fun () -> T.Block_store.mem t h)
@@ -125,7 +187,74 @@ module Block_store = struct
   let store_block ?flush t block = detach (fun () -> T.Block_store.store ?flush t block)
   let flush t = detach (fun () -> T.Block_store.flush t)
 
-  let merge_stores t ~head ~chunk_ends = detach (fun () -> T.Block_store.merge t ~head ~chunk_ends)
+  (* Octez's [merge_stores ~new_head ~new_head_metadata]: [head] is the
+     new head, [chunk_ends] the cycles to cement (the last one is the
+     head's last preserved block), [max_op_ttl] the new head's metadata's:
+     that many blocks below the LPBL stay in the floating store with their
+     metadata. *)
+  let merge_stores t ~head ~chunk_ends ~max_op_ttl =
+    detach (fun () -> T.Block_store.merge ~max_op_ttl t ~head ~chunk_ends)
+
   let await_merging t = detach (fun () -> T.Block_store.await_merge t)
+
+  (* Never waits, as Octez's: answered on the scheduler's thread. *)
+  let get_merge_status t =
+    match T.Block_store.merge_status t with
+    | Ok T.Block_store.Not_running -> Not_running
+    | Ok T.Block_store.Running -> Running
+    | Ok (T.Block_store.Merge_failed e) -> Merge_failed e
+    | Error { E.status = E.Closed; _ } -> Not_running
+    | Error e -> Merge_failed e
+
+  let pp_merge_status fmt = function
+    | Not_running -> Format.pp_print_string fmt "not running"
+    | Running -> Format.pp_print_string fmt "running"
+    | Merge_failed e -> Format.fprintf fmt "merge failed: %a" E.pp e
+
+  let status t =
+    Lwt.return (match get_merge_status t with Running -> Merging | Not_running | Merge_failed _ -> Idle)
+
+  let history_mode t = Lwt.map (Result.map History_mode.of_tzstore) (detach (fun () -> T.Block_store.history t))
+
+  (* Octez's [switch_history_mode ~current_head ~previous_history_mode
+     ~new_history_mode]; the head's [max_op_ttl] (from its metadata in
+     Octez) says how many blocks below its last preserved block stay.
+     [previous_history_mode] must be the store's. *)
+  let switch_history_mode ?(max_op_ttl = 0) t ~current_head ~previous_history_mode ~new_history_mode =
+    detach (fun () ->
+        match T.Block_store.history t with
+        | Error e -> Error e
+        | Ok (mode, offset)
+          when let m, o = History_mode.to_tzstore previous_history_mode in
+               m <> mode || (m <> T.Block_store.Archive && o <> offset) ->
+            let name (m, o) =
+              match m with
+              | T.Block_store.Archive -> "archive"
+              | T.Block_store.Full -> Printf.sprintf "full %d" o
+              | T.Block_store.Rolling -> Printf.sprintf "rolling %d" o
+            in
+            Error
+              {
+                E.status = E.Inconsistent;
+                message =
+                  Printf.sprintf "switch_history_mode: previous_history_mode %s is not the store's (%s)"
+                    (name (History_mode.to_tzstore previous_history_mode))
+                    (name (mode, offset));
+              }
+        | Ok _ ->
+            let mode, offset = History_mode.to_tzstore new_history_mode in
+            T.Block_store.switch_history_mode ~max_op_ttl t ~head:current_head.T.Block.hash mode ~offset)
+
+  (* Octez's [sync ~last_status t]: the handle catches up in place, so it
+     is returned as is, with its status and a cleanup with nothing left to
+     release. *)
+  let sync ~last_status:_ t =
+    let* r = detach (fun () -> T.Block_store.sync t) in
+    match r with
+    | Error e -> Lwt.return_error e
+    | Ok _changed ->
+        let+ status = status t in
+        Ok (t, status, fun () -> Lwt.return_unit)
+
   let close t = detach (fun () -> T.Block_store.close t)
 end

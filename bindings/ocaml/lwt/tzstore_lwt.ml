@@ -13,7 +13,9 @@
     Functions that take a callback ([fold], [iter], [Indexed_file.gc]'s
     [keep], [Kv.batch]'s body) run it on the pool's thread: it must not use
     Lwt, only the synchronous {!Tzstore} API (for [Kv.batch], the
-    [Tzstore.Kv.Batch] functions).
+    [Tzstore.Kv.Batch] functions). GC filters ([Index.filter],
+    [Index.gc], [Indexed_file.gc_filter]) run on a library thread or the
+    pool's, under the same rule.
 
     Pure accessors that never block ([Index.key_size], ...) are the
     synchronous ones, re-exported. *)
@@ -36,8 +38,10 @@ module Kv_rw = Kv_rw
 (** [open Tzstore_lwt.Octez]: the block stores with the names, labels and
     result shapes of Octez's
     [Floating_block_store], [Cemented_block_store] and [Block_store]
-    ([src/lib_store/unix/]), covering what the C API offers (no resulting
-    context hashes, savepoint or caboose yet). [fold_left_s], [iter_s] and
+    ([src/lib_store/unix/]), covering what the C API offers (genesis,
+    savepoint, caboose, merges preserving [max_op_ttl] blocks, merge
+    status, history-mode switches, read-only [sync]; no resulting context
+    hashes yet). [fold_left_s], [iter_s] and
     [iter_cemented_file] take Lwt functions, called on the scheduler's
     thread one block at a time while the store is walked on a pool thread.
     A block is addressed as in Octez, [Block (hash, distance)]. *)
@@ -81,6 +85,18 @@ module Index = struct
   let length t = detach (fun () -> S.length t)
   let fold t ~init ~f = detach (fun () -> S.fold t ~init ~f)
   let iter t f = detach (fun () -> S.iter t f)
+
+  (** The filters of [filter] and [gc] run on a library thread or the
+      pool's (see {!Tzstore.Index.filter}): synchronous code only. *)
+  let filter t f = detach (fun () -> S.filter t f)
+
+  let gc ?wait t f = detach (fun () -> S.gc ?wait t f)
+  let await_gc t = detach (fun () -> S.await_gc t)
+  let is_gc_finished = S.is_gc_finished
+  let cancel_gc t = detach (fun () -> S.cancel_gc t)
+  let clear t = detach (fun () -> S.clear t)
+  let try_merge t = detach (fun () -> S.try_merge t)
+  let is_merging = S.is_merging
   let close t = detach (fun () -> S.close t)
 end
 
@@ -116,12 +132,40 @@ module Block_store = struct
         S.open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size
           ?zstd_level dir)
 
+  let create ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level ~genesis dir =
+    detach (fun () ->
+        S.create ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level ~genesis
+          dir)
+
+  let load ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level ~genesis_hash dir =
+    detach (fun () ->
+        S.load ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level ~genesis_hash dir)
+
   let store ?flush t b = detach (fun () -> S.store ?flush t b)
   let flush t = detach (fun () -> S.flush t)
   let mem t h = detach (fun () -> S.mem t h)
   let read ?distance ?metadata t h = detach (fun () -> S.read ?distance ?metadata t h)
   let read_by_level ?metadata t l = detach (fun () -> S.read_by_level ?metadata t l)
-  let merge t ~head ~chunk_ends = detach (fun () -> S.merge t ~head ~chunk_ends)
+  let merge ?max_op_ttl t ~head ~chunk_ends = detach (fun () -> S.merge ?max_op_ttl t ~head ~chunk_ends)
+
+  type descr = S.descr
+  type merge_status = S.merge_status = Not_running | Running | Merge_failed of Error.t
+
+  let genesis t = detach (fun () -> S.genesis t)
+  let savepoint t = detach (fun () -> S.savepoint t)
+  let caboose t = detach (fun () -> S.caboose t)
+  let write_savepoint t d = detach (fun () -> S.write_savepoint t d)
+  let write_caboose t d = detach (fun () -> S.write_caboose t d)
+
+  (** Never waits: answered on the calling thread. *)
+  let merge_status = S.merge_status
+
+  let history t = detach (fun () -> S.history t)
+
+  let switch_history_mode ?max_op_ttl t ~head mode ~offset =
+    detach (fun () -> S.switch_history_mode ?max_op_ttl t ~head mode ~offset)
+
+  let sync t = detach (fun () -> S.sync t)
   let await_merge t = detach (fun () -> S.await_merge t)
   let stats t = detach (fun () -> S.stats t)
   let check ?repair t = detach (fun () -> S.check ?repair t)
@@ -179,7 +223,14 @@ module Indexed_file = struct
   let flush t = detach (fun () -> S.flush t)
   let sync t = detach (fun () -> S.sync t)
   let gc t ~keep = detach (fun () -> S.gc t ~keep)
+
+  (** [f] runs on a library thread or the pool's (see
+      {!Tzstore.Indexed_file.gc_filter}): synchronous code only. *)
+  let gc_filter ?wait t f = detach (fun () -> S.gc_filter ?wait t f)
+
   let await_gc t = detach (fun () -> S.await_gc t)
+  let is_gc_finished = S.is_gc_finished
+  let cancel_gc t = detach (fun () -> S.cancel_gc t)
   let close t = detach (fun () -> S.close t)
 end
 

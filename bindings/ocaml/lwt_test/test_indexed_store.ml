@@ -167,7 +167,7 @@ let run root =
   | Some (b, hd) -> check "block and header read back" (b.Block.payload = String.make 112 'M' && hd = 12l)
   | None -> check "block 12 missing" false);
   (* GC keeps the even levels. *)
-  let* r = Blocks.gc ~async:false blocks (fun k -> int_of_string (String.trim k) mod 2 = 0) in
+  let* r = Blocks.gc ~async:false blocks (Filter (fun k _ -> int_of_string (String.trim k) mod 2 = 0)) in
   ok "gc" r;
   let* r = Blocks.mem blocks (Hash.of_int 13) in
   check "gc dropped an odd key" (ok "mem" r = false);

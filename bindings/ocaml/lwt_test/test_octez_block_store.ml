@@ -114,12 +114,168 @@ let block_store root =
   check "read_block by distance" (ok "read_block" r = Some (block_of 49));
   let* r = Block_store.mem bs (Block (hash_of 59, 100)) in
   check "mem past genesis" (ok "mem" r = false);
-  let* r = Block_store.merge_stores bs ~head:(hash_of 59) ~chunk_ends:[ 19l; 39l ] in
+  let* r = Block_store.merge_stores bs ~head:(hash_of 59) ~chunk_ends:[ 19l; 39l ] ~max_op_ttl:0 in
   ok "merge_stores" r;
   let* r = Block_store.await_merging bs in
   ok "await_merging" r;
   let* r = Block_store.read_block_metadata bs (Block (hash_of 20, 0)) in
   check "metadata of a cemented block" (ok "metadata" r = Some "metadata 20");
+  Block_store.close bs
+
+(* Octez's test_full_0_merge and test_rolling_0_merge through the Octez
+   names: ten 20-block cycles (levels 0..200) merged up to 180 with the new
+   head's max_op_ttl 1. *)
+let merged ~history_mode dir =
+  let* bs =
+    Block_store.create ~history_mode ~history_offset:0 dir ~genesis_block:(block_of 0)
+  in
+  let bs = ok "create" bs in
+  let rec go n =
+    if n > 200 then Lwt.return_unit
+    else
+      let* r = Block_store.store_block ~flush:(n = 200) bs (block_of n) in
+      ok "store_block" r;
+      go (n + 1)
+  in
+  let* () = go 1 in
+  let* r =
+    Block_store.merge_stores bs ~head:(hash_of 200) ~max_op_ttl:1
+      ~chunk_ends:(List.init 9 (fun i -> Int32.of_int ((i + 1) * 20)))
+  in
+  ok "merge_stores" r;
+  let* r = Block_store.await_merging bs in
+  ok "await_merging" r;
+  Lwt.return bs
+
+(* The levels 0..200 whose block is not read back as [expect level] says:
+   [`Absent], [`Bare] (no metadata) or [`Full]. *)
+let mismatches bs expect =
+  Lwt_list.filter_s
+    (fun n ->
+      let+ r = Block_store.read_block ~read_metadata:true bs (Block (hash_of n, 0)) in
+      let got =
+        match r with
+        | Ok None -> `Absent
+        | Ok (Some b) when b = block_of n -> `Full
+        | Ok (Some b) when b = { (block_of n) with Tzstore.Block.metadata = None } -> `Bare
+        | Ok (Some _) | Error _ -> `Wrong
+      in
+      got <> expect n)
+    (List.init 201 Fun.id)
+
+let descriptor n = (hash_of n, Int32.of_int n)
+
+let chain root =
+  let dir = Filename.concat root "full" in
+  let* bs = merged ~history_mode:Tzstore.Block_store.Full dir in
+  let* bad = mismatches bs (fun n -> if n < 179 then `Bare else `Full) in
+  check "full 0: every block, metadata from 179" (bad = []);
+  let* r = Block_store.savepoint bs in
+  check "full 0: savepoint 179" (ok "savepoint" r = descriptor 179);
+  let* r = Block_store.caboose bs in
+  check "full 0: caboose 0" (ok "caboose" r = descriptor 0);
+  let* r = Block_store.genesis_block bs in
+  (* Below the savepoint: read back without its metadata. *)
+  check "genesis_block" (ok "genesis_block" r = { (block_of 0) with Tzstore.Block.metadata = None });
+  check "get_merge_status" (Block_store.get_merge_status bs = Block_store.Not_running);
+  let* st = Block_store.status bs in
+  check "status idle" (st = Block_store.Idle);
+  let* r = Block_store.write_savepoint bs (descriptor 185) in
+  ok "write_savepoint" r;
+  let* r = Block_store.savepoint bs in
+  check "savepoint written" (ok "savepoint" r = descriptor 185);
+  let* r = Block_store.write_caboose bs (descriptor 190) in
+  expect_error "caboose above the savepoint" Error.Invalid_argument r;
+  let* r = Block_store.write_caboose bs (descriptor 5) in
+  ok "write_caboose" r;
+  let* r = Block_store.caboose bs in
+  check "caboose written" (ok "caboose" r = descriptor 5);
+  let* r = Block_store.write_caboose bs (descriptor 0) in
+  ok "caboose back to genesis" r;
+  let* r = Block_store.history_mode bs in
+  check "history_mode" (ok "history_mode" r = Block_store.History_mode.Full (Some { offset = 0 }));
+  (* Refused switches: to Archive; a wrong previous mode. *)
+  let current_head = block_of 200 in
+  let* r =
+    Block_store.switch_history_mode ~max_op_ttl:1 bs ~current_head
+      ~previous_history_mode:(Full (Some { offset = 0 })) ~new_history_mode:Archive
+  in
+  expect_error "full to archive" Error.Invalid_argument r;
+  let* r =
+    Block_store.switch_history_mode ~max_op_ttl:1 bs ~current_head ~previous_history_mode:Archive
+      ~new_history_mode:(Rolling (Some { offset = 0 }))
+  in
+  expect_error "a wrong previous mode" Error.Inconsistent r;
+  let* r =
+    Block_store.switch_history_mode ~max_op_ttl:1 bs ~current_head
+      ~previous_history_mode:(Full (Some { offset = 0 }))
+      ~new_history_mode:(Rolling (Some { offset = 0 }))
+  in
+  ok "full 0 to rolling 0" r;
+  let* r = Block_store.caboose bs in
+  check "rolling 0 caboose after the switch" (ok "caboose" r = descriptor 179);
+  let* bad = mismatches bs (fun n -> if n < 179 then `Absent else `Full) in
+  check "rolling 0 after the switch" (bad = []);
+  let* r =
+    Block_store.switch_history_mode ~max_op_ttl:1 bs ~current_head
+      ~previous_history_mode:(Rolling (Some { offset = 0 }))
+      ~new_history_mode:(Full None)
+  in
+  expect_error "rolling to full" Error.Invalid_argument r;
+  let* () = Block_store.close bs in
+  (* create on a store, load with another genesis. *)
+  let* r = Block_store.create dir ~genesis_block:(block_of 0) in
+  expect_error "create on a populated directory" Error.Invalid_argument r;
+  let* r = Block_store.load dir ~genesis_block:(block_of 3) ~readonly:false in
+  expect_error "load with another genesis" Error.Inconsistent r;
+  (* Rolling 0, and a read-only handle following the writer. *)
+  let dir = Filename.concat root "rolling" in
+  let* bs = merged ~history_mode:Tzstore.Block_store.Rolling dir in
+  let* bad = mismatches bs (fun n -> if n < 179 then `Absent else `Full) in
+  check "rolling 0: nothing below 179" (bad = []);
+  let* r = Block_store.savepoint bs in
+  check "rolling 0: savepoint 179" (ok "savepoint" r = descriptor 179);
+  let* r = Block_store.caboose bs in
+  check "rolling 0: caboose 179" (ok "caboose" r = descriptor 179);
+  let* ro = Block_store.load dir ~genesis_block:(block_of 0) ~readonly:true in
+  let ro = ok "load read-only" ro in
+  let* r = Block_store.store_block bs (block_of 201) in
+  ok "store 201" r;
+  let* r = Block_store.mem ro (Block (hash_of 201, 0)) in
+  check "not seen before sync" (ok "mem" r = false);
+  let* r = Block_store.sync ~last_status:Block_store.Idle ro in
+  let ro, status, cleanup = ok "sync" r in
+  let* () = cleanup () in
+  check "sync status" (status = Block_store.Idle);
+  let* r = Block_store.mem ro (Block (hash_of 201, 0)) in
+  check "seen after sync" (ok "mem" r = true);
+  let* () = Block_store.close ro in
+  (* A merge over a damaged floating entry: get_merge_status reports
+     Merge_failed with the merge's error, as Octez's. *)
+  let rec go n =
+    if n > 230 then Lwt.return_unit
+    else
+      let* r = Block_store.store_block bs (block_of n) in
+      ok "store_block" r;
+      go (n + 1)
+  in
+  let* () = go 202 in
+  let damage =
+    Printf.sprintf
+      "f=$(ls -d %s/floating/*/RW_floating_block_store 2>/dev/null | sort -V | tail -n 1); n=$(stat -c %%s \"$f\"); \
+       printf '\\377\\377\\377\\377' | dd of=\"$f\" bs=1 seek=$((n - 200)) conv=notrunc status=none"
+      (Filename.quote dir)
+  in
+  check "damage the RW floating store" (Sys.command damage = 0);
+  let* r = Block_store.merge_stores bs ~head:(hash_of 230) ~chunk_ends:[ 210l ] ~max_op_ttl:1 in
+  ok "merge_stores over damage" r;
+  let* r = Block_store.await_merging bs in
+  expect_error "the merge fails" Error.Corrupted r;
+  (match Block_store.get_merge_status bs with
+  | Block_store.Merge_failed e -> check "Merge_failed with the merge's error" (e.Error.status = Error.Corrupted)
+  | Running | Not_running -> check "get_merge_status: expected Merge_failed" false);
+  let* st = Block_store.status bs in
+  check "status idle after a failed merge" (st = Block_store.Idle);
   Block_store.close bs
 
 let () =
@@ -130,6 +286,7 @@ let () =
   Lwt_main.run
     (let* () = floating root in
      let* () = cemented root in
-     block_store root);
+     let* () = block_store root in
+     chain root);
   ignore (Sys.command (Printf.sprintf "rm -rf %s" (Filename.quote root)));
   finish "Octez block stores"

@@ -7,8 +7,12 @@ type history_mode = Archive | Full | Rolling
 (* TZS_HISTORY_* *)
 let mode_code = function Archive -> 0 | Full -> 1 | Rolling -> 2
 
-let open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level dir =
-  Ffi.with_path dir @@ fun dir ->
+let mode_of_code = function 0 -> Some Archive | 1 -> Some Full | 2 -> Some Rolling | _ -> None
+
+(* [with_options ... f] runs [f opts] with a C [tzs_block_store_options]
+   (ctypes-managed C memory, alive during [f]). *)
+let with_options ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size
+    ?zstd_level f =
   let o = B.options_default () in
   setf o C.o_flags (Ffi.flags ?readonly ?no_fsync ());
   Option.iter (fun m -> setf o C.o_history_mode (Unsigned.UInt32.of_int (mode_code m))) history_mode;
@@ -16,12 +20,28 @@ let open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_
   Option.iter (fun n -> setf o C.o_workers (Unsigned.UInt32.of_int n)) workers;
   Option.iter (fun n -> setf o C.o_index_log_size (Unsigned.UInt64.of_int n)) index_log_size;
   Option.iter (fun n -> setf o C.o_zstd_level (Int32.of_int n)) zstd_level;
-  let r =
-    Ffi.open_handle ~what:("block store " ^ dir) ~close:B.close C.block_store (B.open_ dir (addr o))
-  in
-  (* [o] is ctypes-managed C memory, alive until here. *)
+  let r = f (addr o) in
   ignore (Sys.opaque_identity o);
   r
+
+let open_with ~what dir call = Ffi.open_handle ~what:("block store " ^ what) ~close:B.close C.block_store (call dir)
+
+let open_ ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level dir =
+  Ffi.with_path dir @@ fun dir ->
+  with_options ?readonly ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level
+  @@ fun o -> open_with ~what:dir dir (fun dir -> B.open_ dir o)
+
+let create ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level ~genesis dir =
+  Ffi.with_path dir @@ fun dir ->
+  Block_c.with_block genesis @@ fun g ->
+  with_options ?no_fsync ?history_mode ?history_offset ?workers ?index_log_size ?zstd_level
+  @@ fun o -> open_with ~what:dir dir (fun dir -> B.create dir o g)
+
+let load ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level ~genesis_hash dir =
+  Ffi.with_path dir @@ fun dir ->
+  Block_c.with_hash "genesis hash" genesis_hash @@ fun g ->
+  with_options ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level
+  @@ fun o -> open_with ~what:dir dir (fun dir -> B.load dir o g)
 
 let store ?(flush = true) t b =
   Block_c.with_block b @@ fun cb -> Handle.use t (fun h -> Ffi.call (B.store h cb flush))
@@ -48,16 +68,99 @@ let read ?(distance = 0) ?(metadata = true) t hash =
 let read_by_level ?(metadata = true) t level =
   Handle.use t @@ fun h -> read_into (fun out -> Ffi.call (B.read_by_level h level metadata out))
 
-let merge t ~head ~chunk_ends =
+let merge ?max_op_ttl t ~head ~chunk_ends =
   Block_c.with_hash "head" head @@ fun head ->
-  let n = List.length chunk_ends in
-  let ends = CArray.of_list int32_t (if n = 0 then [ 0l ] else chunk_ends) in
-  let r =
-    Handle.use t (fun h ->
-        Ffi.call (B.merge h head (CArray.start ends) (Unsigned.Size_t.of_int n)))
-  in
-  ignore (Sys.opaque_identity ends);
+  match max_op_ttl with
+  | Some n when n < 0 ->
+      Error { Error.status = Error.Invalid_argument; message = "max_op_ttl must not be negative" }
+  | _ ->
+      let n = List.length chunk_ends in
+      let ends = CArray.of_list int32_t (if n = 0 then [ 0l ] else chunk_ends) in
+      let size = Unsigned.Size_t.of_int n in
+      let r =
+        Handle.use t (fun h ->
+            match max_op_ttl with
+            | None -> Ffi.call (B.merge h head (CArray.start ends) size)
+            | Some ttl ->
+                Ffi.call
+                  (B.merge_preserving h head (CArray.start ends) size (Unsigned.UInt32.of_int ttl)))
+      in
+      ignore (Sys.opaque_identity ends);
+      r
+
+type descr = Block.hash * int32
+
+let read_descr call t =
+  Handle.use t @@ fun h ->
+  let out = make C.tzs_descr in
+  Ffi.found (Ffi.call (call h (addr out)))
+  |> Result.map
+       (Option.map (fun () -> (Block_c.string_of_hash (getf out C.descr_hash), getf out C.descr_level)))
+
+let genesis = read_descr B.genesis
+let savepoint = read_descr B.savepoint
+let caboose = read_descr B.caboose
+
+let write_descr call t (hash, level) =
+  Block_c.with_hash "hash" hash @@ fun hash ->
+  let d = make C.tzs_descr in
+  setf d C.descr_hash (Block_c.hash_array hash);
+  setf d C.descr_level level;
+  let r = Handle.use t (fun h -> Ffi.call (call h (addr d))) in
+  ignore (Sys.opaque_identity d);
   r
+
+let write_savepoint = write_descr B.write_savepoint
+let write_caboose = write_descr B.write_caboose
+
+type merge_status = Not_running | Running | Merge_failed of Error.t
+
+let merge_status t =
+  Handle.use t @@ fun h ->
+  let state = allocate C.merge_state Unsigned.UInt32.zero in
+  let failure = allocate (ptr C.error) (from_voidp C.error null) in
+  Ffi.call (B.merge_status h state failure)
+  |> Result.map (fun () ->
+         match Unsigned.UInt32.to_int !@state with
+         | 1 -> Running
+         | 2 ->
+             let e = !@failure in
+             if is_null e then
+               Merge_failed { Error.status = Error.Unknown 0; message = "merge failed" }
+             else
+               let status = Error.status_of_code (Unsigned.UInt32.to_int (C.error_code e)) in
+               let message = C.error_message e in
+               C.error_free e;
+               Merge_failed { Error.status; message }
+         | _ -> Not_running)
+
+let history t =
+  Handle.use t @@ fun h ->
+  let mode = allocate C.history_mode Unsigned.UInt32.zero in
+  let offset = allocate uint32_t Unsigned.UInt32.zero in
+  Result.bind (Ffi.call (B.history h mode offset)) (fun () ->
+      match mode_of_code (Unsigned.UInt32.to_int !@mode) with
+      | Some m -> Ok (m, Unsigned.UInt32.to_int !@offset)
+      | None ->
+          Error
+            {
+              Error.status = Error.Invalid_argument;
+              message = Printf.sprintf "unknown history mode %d" (Unsigned.UInt32.to_int !@mode);
+            })
+
+let switch_history_mode ?(max_op_ttl = 0) t ~head mode ~offset =
+  Block_c.with_hash "head" head @@ fun head ->
+  if offset < 0 || max_op_ttl < 0 then
+    Error { Error.status = Error.Invalid_argument; message = "offset and max_op_ttl must not be negative" }
+  else
+    let u32 = Unsigned.UInt32.of_int in
+    Handle.use t (fun h ->
+        Ffi.call (B.switch_history_mode h head (u32 (mode_code mode)) (u32 offset) (u32 max_op_ttl)))
+
+let sync t =
+  Handle.use t @@ fun h ->
+  let changed = allocate bool false in
+  Result.map (fun () -> !@changed) (Ffi.call (B.sync h changed))
 
 let await_merge t = Handle.use t (fun h -> Ffi.call (B.await_merge h))
 

@@ -97,6 +97,15 @@ module Types = struct
   let s_merging = field tzs_stats "merging" bool
   let () = seal tzs_stats
 
+  type descr_s
+
+  let tzs_descr : descr_s structure typ = structure "tzs_block_descr"
+  let descr_hash = field tzs_descr "hash" (array 32 uint8_t)
+  let descr_level = field tzs_descr "level" int32_t
+  let () = seal tzs_descr
+  let merge_state = typedef uint32_t "tzs_merge_state"
+  let history_mode = typedef uint32_t "tzs_history_mode"
+
   (* Opaque handles. *)
   type singleton_s
   type index_s
@@ -131,6 +140,12 @@ module Types = struct
      callback takes the lock back while the OCaml function runs. *)
   let keep_fn =
     Foreign.funptr ~runtime_lock:true (const_ptr uint8_t @-> size_t @-> ptr void @-> returning bool)
+
+  (* tzs_filter_fn: the binding passes the C function of filter_stubs.c
+     (see gc_filter.ml). *)
+  let filter_fn =
+    static_funptr
+      (ptr void @-> const_ptr uint8_t @-> size_t @-> const_ptr uint8_t @-> size_t @-> returning bool)
 end
 
 open Types
@@ -152,6 +167,7 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
   let st = returning status
   let version = Quick.(foreign "tzs_version" (void @-> returning c_string))
   let error_message = Quick.(foreign "tzs_error_message" (const_ptr error @-> returning c_string))
+  let error_code = Quick.(foreign "tzs_error_code" (const_ptr error @-> returning status))
   let error_free = Quick.(foreign "tzs_error_free" (ptr error @-> returning void))
   let bytes_free = Quick.(foreign "tzs_bytes_free" (ptr tzs_bytes @-> returning void))
   let block_free = Quick.(foreign "tzs_block_free" (ptr tzs_block @-> returning void))
@@ -187,6 +203,17 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
     let flush = foreign "tzs_index_flush" (h @-> err @-> st)
     let sync = foreign "tzs_index_sync" (h @-> err @-> st)
     let await_merge = foreign "tzs_index_await_merge" (h @-> err @-> st)
+    let filter = foreign "tzs_index_filter" (h @-> filter_fn @-> ptr void @-> err @-> st)
+
+    let gc =
+      foreign "tzs_index_gc" (h @-> filter_fn @-> ptr void @-> bool @-> ptr bool @-> err @-> st)
+
+    let await_gc = foreign "tzs_index_await_gc" (h @-> err @-> st)
+    let is_gc_finished = Quick.(foreign "tzs_index_is_gc_finished" (h @-> returning bool))
+    let cancel_gc = foreign "tzs_index_cancel_gc" (h @-> ptr bool @-> err @-> st)
+    let clear = foreign "tzs_index_clear" (h @-> err @-> st)
+    let try_merge = foreign "tzs_index_try_merge" (h @-> ptr bool @-> err @-> st)
+    let is_merging = Quick.(foreign "tzs_index_is_merging" (h @-> returning bool))
     let iter_new = foreign "tzs_index_iter_new" (h @-> ptr it @-> err @-> st)
 
     let iter_next =
@@ -223,6 +250,12 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
     let flush = foreign "tzs_indexed_file_flush" (h @-> err @-> st)
     let sync = foreign "tzs_indexed_file_sync" (h @-> err @-> st)
     let gc = foreign "tzs_indexed_file_gc" (h @-> keep_fn @-> ptr void @-> err @-> st)
+    let gc_filter =
+      foreign "tzs_indexed_file_gc_filter"
+        (h @-> filter_fn @-> ptr void @-> bool @-> ptr bool @-> err @-> st)
+
+    let is_gc_finished = Quick.(foreign "tzs_indexed_file_is_gc_finished" (h @-> returning bool))
+    let cancel_gc = foreign "tzs_indexed_file_cancel_gc" (h @-> ptr bool @-> err @-> st)
     let await_gc = foreign "tzs_indexed_file_await_gc" (h @-> err @-> st)
     let close = foreign "tzs_indexed_file_close" (h @-> returning void)
   end
@@ -326,6 +359,42 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
 
     let open_ =
       foreign "tzs_block_store_open" (c_string @-> const_ptr tzs_options @-> ptr h @-> err @-> st)
+
+    let descr = ptr tzs_descr
+
+    let create =
+      foreign "tzs_block_store_create"
+        (c_string @-> const_ptr tzs_options @-> const_ptr tzs_block @-> ptr h @-> err @-> st)
+
+    let load =
+      foreign "tzs_block_store_load"
+        (c_string @-> const_ptr tzs_options @-> bytes_in @-> ptr h @-> err @-> st)
+
+    let genesis = foreign "tzs_block_store_genesis" (h @-> descr @-> err @-> st)
+    let savepoint = foreign "tzs_block_store_savepoint" (h @-> descr @-> err @-> st)
+    let caboose = foreign "tzs_block_store_caboose" (h @-> descr @-> err @-> st)
+
+    let write_savepoint =
+      foreign "tzs_block_store_write_savepoint" (h @-> const_ptr tzs_descr @-> err @-> st)
+
+    let write_caboose =
+      foreign "tzs_block_store_write_caboose" (h @-> const_ptr tzs_descr @-> err @-> st)
+
+    let merge_preserving =
+      foreign "tzs_block_store_merge_preserving"
+        (h @-> bytes_in @-> const_ptr int32_t @-> size_t @-> uint32_t @-> err @-> st)
+
+    let merge_status =
+      foreign "tzs_block_store_merge_status" (h @-> ptr merge_state @-> err @-> err @-> st)
+
+    let history =
+      foreign "tzs_block_store_history" (h @-> ptr history_mode @-> ptr uint32_t @-> err @-> st)
+
+    let switch_history_mode =
+      foreign "tzs_block_store_switch_history_mode"
+        (h @-> bytes_in @-> history_mode @-> uint32_t @-> uint32_t @-> err @-> st)
+
+    let sync = foreign "tzs_block_store_sync" (h @-> ptr bool @-> err @-> st)
 
     let store =
       foreign "tzs_block_store_store_with" (h @-> const_ptr tzs_block @-> bool @-> err @-> st)

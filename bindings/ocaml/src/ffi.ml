@@ -70,6 +70,6 @@ let found = function
 
 (* [open_handle ~what ~close f] runs [f out err] for a function writing a
    new handle to [out], and wraps it in a [Handle.t]. *)
-let open_handle ~what ~close t f =
+let open_handle ?finalise ~what ~close t f =
   let out = allocate (ptr t) (from_voidp t null) in
-  Result.map (fun () -> Handle.create ~what ~close !@out) (call (f out))
+  Result.map (fun () -> Handle.create ?finalise ~what ~close !@out) (call (f out))

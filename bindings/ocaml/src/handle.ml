@@ -11,19 +11,26 @@ type 'a t = {
   m : Mutex.t;
   idle : Condition.t;
   close_c : 'a -> unit;
+  finalise_c : 'a -> unit;
   what : string;
 }
 
-let finalise t =
+let finalise_handle t =
   match t.ptr with
   | Some p ->
       t.ptr <- None;
-      t.close_c p
+      t.finalise_c p
   | None -> ()
 
-let create ~what ~close p =
-  let t = { ptr = Some p; users = 0; m = Mutex.create (); idle = Condition.create (); close_c = close; what } in
-  Gc.finalise finalise t;
+(* [finalise] is how the finaliser closes the C handle (default [close]):
+   a finaliser runs on whichever thread the OCaml GC runs, possibly one
+   inside a callback of this very handle. *)
+let create ?finalise ~what ~close p =
+  let finalise_c = Option.value finalise ~default:close in
+  let t =
+    { ptr = Some p; users = 0; m = Mutex.create (); idle = Condition.create (); close_c = close; finalise_c; what }
+  in
+  Gc.finalise finalise_handle t;
   t
 
 let use t f =

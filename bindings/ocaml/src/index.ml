@@ -1,7 +1,12 @@
 open Ctypes
 module I = C.Index
 
-type t = { h : C.index_s structure ptr Handle.t; key_size : int; value_size : int }
+type t = {
+  h : C.index_s structure ptr Handle.t;
+  key_size : int;
+  value_size : int;
+  filters : Gc_filter.t;
+}
 
 let size_t = Unsigned.Size_t.of_int
 let len s = size_t (String.length s)
@@ -12,11 +17,18 @@ let open_ ?readonly ?no_fsync ?removable ?(log_size = 0) ~key_size ~value_size d
     Error { Error.status = Error.Invalid_argument; message = "negative size for index " ^ dir }
   else
     let u32 = Unsigned.UInt32.of_int in
-    Ffi.open_handle ~what:("index " ^ dir) ~close:I.close C.index
+    let filters = Gc_filter.create () in
+    (* Closing (by [close] or the handle's finaliser) waits for a running
+       GC: its filter may then go. *)
+    let close p =
+      I.close p;
+      Gc_filter.closed filters
+    in
+    Ffi.open_handle ~finalise:(Gc_filter.finalise filters close) ~what:("index " ^ dir) ~close C.index
       (I.open_ dir (u32 key_size) (u32 value_size)
          (Ffi.flags ?readonly ?no_fsync ?removable ())
          (Unsigned.UInt64.of_int log_size))
-    |> Result.map (fun h -> { h; key_size; value_size })
+    |> Result.map (fun h -> { h; key_size; value_size; filters })
 
 let key_size t = t.key_size
 let value_size t = t.value_size
@@ -63,4 +75,45 @@ let fold t ~init ~f =
           loop init)
 
 let iter t f = fold t ~init:() ~f:(fun () k v -> f k v)
+
+let filter t f =
+  Gc_filter.filter t.filters f (fun fn ctx -> Handle.use t.h (fun h -> Ffi.call (I.filter h fn ctx)))
+
+let gc ?(wait = false) t f =
+  Gc_filter.gc t.filters ~wait f (fun fn ctx started ->
+      Handle.use t.h (fun h -> Ffi.call (I.gc h fn ctx wait started)))
+
+(* The GC ended unless the call was refused before waiting (a closed
+   handle has ended it too: closing waits for it). *)
+let gc_ended = function
+  | Ok _ -> true
+  | Error { Error.status = Error.Invalid_argument; _ } -> false
+  | Error _ -> true
+
+let await_gc t =
+  let r =
+    Gc_filter.ended t.filters ~ended_when:gc_ended (fun () ->
+        Handle.use t.h (fun h -> Ffi.call (I.await_gc h)))
+  in
+  Gc_filter.reraise (Gc_filter.take_pending t.filters);
+  r
+
+let is_gc_finished t =
+  Gc_filter.ended t.filters ~ended_when:Fun.id (fun () ->
+      match Handle.use t.h (fun h -> Ok (I.is_gc_finished h)) with Ok b -> b | Error _ -> true)
+
+let cancel_gc t =
+  Gc_filter.ended t.filters ~ended_when:gc_ended (fun () ->
+      Handle.use t.h (fun h ->
+          let out = allocate bool false in
+          Result.map (fun () -> !@out) (Ffi.call (I.cancel_gc h out))))
+
+let clear t = Handle.use t.h (fun h -> Ffi.call (I.clear h))
+
+let try_merge t =
+  Handle.use t.h (fun h ->
+      let out = allocate bool false in
+      Result.map (fun () -> !@out) (Ffi.call (I.try_merge h out)))
+
+let is_merging t = match Handle.use t.h (fun h -> Ok (I.is_merging h)) with Ok b -> b | Error _ -> false
 let close t = Handle.close t.h

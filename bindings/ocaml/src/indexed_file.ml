@@ -1,7 +1,7 @@
 open Ctypes
 module F = C.Indexed_file
 
-type t = { h : C.indexed_file_s structure ptr Handle.t; header_size : int }
+type t = { h : C.indexed_file_s structure ptr Handle.t; header_size : int; filters : Gc_filter.t }
 
 let size n = Unsigned.Size_t.of_int n
 
@@ -13,9 +13,16 @@ let open_ ?readonly ?no_fsync ?(header_in_value = false) ?(log_size = 0) ~key_si
       (Unsigned.UInt32.of_int (if header_in_value then 8 (* TZS_HEADER_IN_VALUE *) else 0))
   in
   let ui = Unsigned.UInt32.of_int in
-  Ffi.open_handle ~what:("indexed file " ^ dir) ~close:F.close C.indexed_file
+  let filters = Gc_filter.create () in
+  (* Closing (by [close] or the handle's finaliser) waits for a running
+     GC: its filter may then go. *)
+  let close p =
+    F.close p;
+    Gc_filter.closed filters
+  in
+  Ffi.open_handle ~finalise:(Gc_filter.finalise filters close) ~what:("indexed file " ^ dir) ~close C.indexed_file
     (F.open_ dir (ui key_size) (ui header_size) flags (Unsigned.UInt64.of_int log_size))
-  |> Result.map (fun h -> { h; header_size })
+  |> Result.map (fun h -> { h; header_size; filters })
 
 let header_size t = t.header_size
 
@@ -54,7 +61,34 @@ let append ?flush t key ~header value = append_gen ?flush t key (Some header) va
 let append_value ?flush t key value = append_gen ?flush t key None value
 let flush t = Handle.use t.h (fun h -> Ffi.call (F.flush h))
 let sync t = Handle.use t.h (fun h -> Ffi.call (F.sync h))
-let await_gc t = Handle.use t.h (fun h -> Ffi.call (F.await_gc h))
+(* The GC ended unless the call was refused before waiting (a closed
+   handle has ended it too: closing waits for it). *)
+let gc_ended = function
+  | Ok _ -> true
+  | Error { Error.status = Error.Invalid_argument; _ } -> false
+  | Error _ -> true
+
+let await_gc t =
+  let r =
+    Gc_filter.ended t.filters ~ended_when:gc_ended (fun () ->
+        Handle.use t.h (fun h -> Ffi.call (F.await_gc h)))
+  in
+  Gc_filter.reraise (Gc_filter.take_pending t.filters);
+  r
+
+let gc_filter ?(wait = false) t f =
+  Gc_filter.gc t.filters ~wait f (fun fn ctx started ->
+      Handle.use t.h (fun h -> Ffi.call (F.gc_filter h fn ctx wait started)))
+
+let is_gc_finished t =
+  Gc_filter.ended t.filters ~ended_when:Fun.id (fun () ->
+      match Handle.use t.h (fun h -> Ok (F.is_gc_finished h)) with Ok b -> b | Error _ -> true)
+
+let cancel_gc t =
+  Gc_filter.ended t.filters ~ended_when:gc_ended (fun () ->
+      Handle.use t.h (fun h ->
+          let out = allocate bool false in
+          Result.map (fun () -> !@out) (Ffi.call (F.cancel_gc h out))))
 
 let gc t ~keep =
   (* The library calls [keep] for each key on this thread, during the call,

@@ -5,7 +5,7 @@
 
     A handle may be shared by several threads; calls release the OCaml
     runtime lock while the library works (except {!gc}, whose callback runs
-    OCaml code). *)
+    OCaml code on the calling thread). *)
 
 type t
 
@@ -67,8 +67,38 @@ val gc : t -> keep:(string -> bool) -> (unit, Error.t) result
     and the exception re-raised. Errors: [Invalid_argument] (a compaction
     is running), [Read_only], [Io], or the previous compaction's error. *)
 
+val gc_filter : ?wait:bool -> t -> (string -> string -> bool) -> (bool, Error.t) result
+(** Octez's [gc ?async]: compacts the store, keeping the values of the
+    keys for which [f key header] is [true] (the header as stored in the
+    index; the value is not read). [f] is asked about the keys stored when
+    the GC starts, one call at a time, on a library worker thread or on
+    the thread waiting for the GC, holding the OCaml runtime lock; values
+    appended meanwhile are kept. Inside [f] the store may be read and
+    appended to; {!await_gc}, {!cancel_gc} and [gc_filter ~wait:true] fail
+    with [Invalid_argument], and it must not be closed. Returns at once by
+    default (wait with {!await_gc}), or with [~wait:true] once the GC
+    ended, with its error. [Ok false] when a GC is already running: this
+    request is then ignored, as in Octez. [f] is kept alive (a global
+    root) until the GC ended.
+
+    An exception raised by [f] keeps that key and every key asked after
+    it, and is re-raised once the GC ended: by [gc_filter ~wait:true]
+    itself, otherwise by the next {!await_gc}. Errors: [Read_only], [Io],
+    the error of an earlier GC nobody awaited. *)
+
 val await_gc : t -> (unit, Error.t) result
-(** Waits for the running compaction, if any, and returns its result. *)
+(** Waits for the running compaction, if any (Octez's
+    [wait_gc_completion]), and returns its result once ([Ok] for a
+    cancelled one). *)
+
+val is_gc_finished : t -> bool
+(** [true] when no compaction runs (also on a closed handle). Never
+    blocks. *)
+
+val cancel_gc : t -> (bool, Error.t) result
+(** Stops the running compaction and waits until it stopped, leaving the
+    store as before it: [Ok true] if one was stopped, [Ok false] if none
+    ran or it had already switched generations. *)
 
 val close : t -> unit
 (** Closes the handle once the calls in progress return and a compaction

@@ -146,7 +146,9 @@ let () =
   Test_floating.run ();
   Test_kv.run ();
   Test_block_store.run ();
+  Test_block_chain.run ();
   Test_indexed_file.run ();
+  Test_gc_filter.run ();
   Test_cemented.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;

@@ -14,7 +14,8 @@
 //! Merges keep the new cemented top and `max_op_ttl` of its ancestors in the
 //! floating store, as a node's do (`TZS_BENCH_MAX_OP_TTL`, default 120).
 //!
-//! Run: `cargo bench --bench block_store` (`TZS_BENCH_DIR` where files go).
+//! Run: `cargo bench --bench block_store` (`TZS_BENCH_DIR` where files go,
+//! `TZS_BENCH_ZSTD_LEVEL` the metadata's zstd level, default the store's).
 
 mod common;
 
@@ -61,10 +62,16 @@ fn store_range(store: &BlockStore, from: i32, to: i32, mut prev: Hash) -> (Vec<D
 fn main() {
     let base = std::env::var("TZS_BENCH_DIR").unwrap_or_else(|_| ".".into());
     let dir = tempfile::tempdir_in(base).expect("bench dir");
-    let opts = BlockStoreOptions {
+    let mut opts = BlockStoreOptions {
         history_mode: HistoryMode::Archive,
         ..BlockStoreOptions::default()
     };
+    if let Some(level) = std::env::var("TZS_BENCH_ZSTD_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.zstd_level = level;
+    }
     let store = BlockStore::open(dir.path(), opts.clone()).expect("open");
     let ttl: u32 = std::env::var("TZS_BENCH_MAX_OP_TTL")
         .ok()

@@ -19,6 +19,7 @@ pub mod block;
 pub mod check;
 pub mod error;
 pub mod ffi;
+mod gc_filter_thread;
 pub mod index;
 pub mod indexed_file;
 pub mod io;

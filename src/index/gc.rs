@@ -24,7 +24,6 @@
 //! `InvalidArgument` instead of waiting for itself. A panic in the filter
 //! is caught: the GC fails with `Panic` and the index is unchanged.
 
-use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,35 +55,10 @@ pub(super) struct GcRun {
     cancellable: bool,
 }
 
-thread_local! {
-    /// The indexes (their `Inner`'s addresses) whose GC this thread is
-    /// running, innermost last (a filter may run another index's GC):
-    /// calls from inside a filter that would wait for its GC are refused
-    /// instead of deadlocking.
-    static RUNNING_GC: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks this thread as running `inner`'s GC until dropped.
-struct RunningGc;
-
-impl RunningGc {
-    fn enter(inner: &Inner) -> RunningGc {
-        RUNNING_GC.with(|c| c.borrow_mut().push(inner as *const Inner as usize));
-        RunningGc
-    }
-}
-
-impl Drop for RunningGc {
-    fn drop(&mut self) {
-        RUNNING_GC.with(|c| c.borrow_mut().pop());
-    }
-}
-
 impl Inner {
     /// True when called from inside this index's GC filter.
     pub(super) fn in_own_gc(&self) -> bool {
-        let me = self as *const Inner as usize;
-        RUNNING_GC.with(|c| c.borrow().contains(&me))
+        crate::gc_filter_thread::in_gc_of(self)
     }
 
     /// Refuses `what` from inside this index's GC filter.
@@ -131,7 +105,7 @@ impl Inner {
     /// freezes the log table and merges it with the data through the
     /// filter. `Ok(false)` when cancelled (nothing published by this GC).
     fn run_gc(&self, keep: &mut Keep, cancel: &AtomicBool) -> Result<bool> {
-        let _running = RunningGc::enter(self);
+        let _running = crate::gc_filter_thread::RunningGc::enter(self);
         let pending = {
             let st = self.state.read();
             st.frozen

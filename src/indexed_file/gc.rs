@@ -12,7 +12,6 @@
 //! waiting for itself, and a closing handle does not wait for it. A panic
 //! in the filter is caught: the GC fails with `Panic`, the store unchanged.
 
-use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -31,33 +30,10 @@ pub(super) enum Selection {
     Filter { snapshot: IndexIter, keep: Keep },
 }
 
-thread_local! {
-    /// The stores (their `Inner`'s addresses) whose GC filter this thread
-    /// runs, innermost last (a filter may run another store's GC).
-    static RUNNING_GC: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks this thread as running a store's GC filter until dropped.
-struct RunningGc;
-
-impl RunningGc {
-    fn enter(inner: &Inner) -> RunningGc {
-        RUNNING_GC.with(|c| c.borrow_mut().push(inner as *const Inner as usize));
-        RunningGc
-    }
-}
-
-impl Drop for RunningGc {
-    fn drop(&mut self) {
-        RUNNING_GC.with(|c| c.borrow_mut().pop());
-    }
-}
-
 impl Inner {
     /// True when called from inside this store's GC filter.
     pub(super) fn in_own_gc(&self) -> bool {
-        let me = self as *const Inner as usize;
-        RUNNING_GC.with(|c| c.borrow().contains(&me))
+        crate::gc_filter_thread::in_gc_of(self)
     }
 
     /// Refuses `what` from inside this store's GC filter.
@@ -81,7 +57,7 @@ impl Inner {
             Selection::Keys(keys) => return Ok(Some(keys)),
             Selection::Filter { snapshot, keep } => (snapshot, keep),
         };
-        let _running = RunningGc::enter(self);
+        let _running = crate::gc_filter_thread::RunningGc::enter(self);
         catch_unwind(AssertUnwindSafe(|| {
             let mut kept = Vec::new();
             for r in snapshot {

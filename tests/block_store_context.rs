@@ -6,42 +6,18 @@
 
 use std::process::Command;
 
-use tzstore::OpenOptions;
+mod chain_util;
+
+use chain_util::{block, hash_of, options};
+use tzstore::block::Hash;
 use tzstore::block::cemented::HistoryMode;
 use tzstore::block::record::NO_CONTEXT;
-use tzstore::block::store::{BlockStore, BlockStoreOptions};
-use tzstore::block::{Block, Hash};
-
-fn hash_of(level: i32) -> Hash {
-    let mut h = [0x4F; 32];
-    h[..4].copy_from_slice(&level.to_be_bytes());
-    h
-}
+use tzstore::block::store::BlockStore;
 
 fn context_of(level: i32) -> Hash {
     let mut h = [0xC7; 32];
     h[28..].copy_from_slice(&level.to_be_bytes());
     h
-}
-
-fn block(level: i32) -> Block {
-    Block {
-        hash: hash_of(level),
-        level,
-        predecessor: hash_of((level - 1).max(0)),
-        contents: format!("block {level}").into_bytes(),
-        metadata: Some(vec![level as u8; 30]),
-    }
-}
-
-fn options(mode: HistoryMode) -> BlockStoreOptions {
-    BlockStoreOptions {
-        open: OpenOptions::read_write().no_fsync(),
-        history_mode: mode,
-        history_offset: 1,
-        index_log_size: 32,
-        ..BlockStoreOptions::default()
-    }
 }
 
 fn assert_contexts(s: &BlockStore, levels: impl Iterator<Item = i32>, what: &str) {
@@ -58,7 +34,7 @@ fn assert_contexts(s: &BlockStore, levels: impl Iterator<Item = i32>, what: &str
 fn context_hashes_survive_merges_reopens_and_copies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("blocks");
-    let s = BlockStore::open(&dir, options(HistoryMode::Archive)).unwrap();
+    let s = BlockStore::open(&dir, options(HistoryMode::Archive, 1)).unwrap();
     for l in 0..=120 {
         s.store_with_context(&block(l).as_ref(), &context_of(l), l % 10 == 0)
             .unwrap();
@@ -86,7 +62,7 @@ fn context_hashes_survive_merges_reopens_and_copies() {
     s.await_merge().unwrap();
     assert_contexts(&s, (0..=120).chain(122..=160), "after two merges");
     drop(s);
-    let s = BlockStore::open(&dir, options(HistoryMode::Archive)).unwrap();
+    let s = BlockStore::open(&dir, options(HistoryMode::Archive, 1)).unwrap();
     assert_contexts(&s, (0..=120).chain(122..=160), "reopened");
     drop(s);
     let copy = tmp.path().join("copy");
@@ -99,6 +75,6 @@ fn context_hashes_survive_merges_reopens_and_copies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let c = BlockStore::open(&copy, options(HistoryMode::Archive)).unwrap();
+    let c = BlockStore::open(&copy, options(HistoryMode::Archive, 1)).unwrap();
     assert_contexts(&c, (0..=120).chain(122..=160), "copied");
 }

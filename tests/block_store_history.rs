@@ -4,37 +4,13 @@
 //! mode. The store: ten 20-block cycles merged with LPBL 180 and
 //! `max_op_ttl` 1 (chunks [0, 20], [21, 40], ..., [161, 180]).
 
+mod chain_util;
+
+use chain_util::{block, hash_of, options};
 use tzstore::Error;
-use tzstore::OpenOptions;
+use tzstore::block::Block;
 use tzstore::block::cemented::HistoryMode;
-use tzstore::block::store::{BlockStore, BlockStoreOptions};
-use tzstore::block::{Block, Hash};
-
-fn hash_of(level: i32) -> Hash {
-    let mut h = [0x9E; 32];
-    h[..4].copy_from_slice(&level.to_be_bytes());
-    h
-}
-
-fn block(level: i32) -> Block {
-    Block {
-        hash: hash_of(level),
-        level,
-        predecessor: hash_of((level - 1).max(0)),
-        contents: format!("block {level}").into_bytes(),
-        metadata: Some(format!("metadata {level}").into_bytes()),
-    }
-}
-
-fn options(mode: HistoryMode, offset: u32) -> BlockStoreOptions {
-    BlockStoreOptions {
-        open: OpenOptions::read_write().no_fsync(),
-        history_mode: mode,
-        history_offset: offset,
-        index_log_size: 32,
-        ..BlockStoreOptions::default()
-    }
-}
+use tzstore::block::store::BlockStore;
 
 fn merged(dir: &std::path::Path, mode: HistoryMode, offset: u32) -> BlockStore {
     let store = BlockStore::create(dir, options(mode, offset), &block(0).as_ref()).unwrap();

@@ -5,52 +5,21 @@
 //! which keep their metadata, and where the savepoint and caboose end; the
 //! same cycle by cycle; and the genesis, savepoint and caboose bookkeeping.
 
+mod chain_util;
+
+use chain_util::{block, hash_of, options};
 use tzstore::Error;
 use tzstore::OpenOptions;
 use tzstore::block::cemented::HistoryMode;
 use tzstore::block::store::{BlockDescr, BlockStore, BlockStoreOptions, MergeStatus};
 // A failed merge's status: tests/damage_block_store.rs
 // (damaged_side_branch_record_size_aborts_the_merge).
-use tzstore::block::{Block, Hash};
+use tzstore::block::Block;
 
 const CYCLE: i32 = 20;
 const CYCLES: i32 = 10;
 /// Octez's test blocks have `max_operations_ttl` 1.
 const MAX_OP_TTL: u32 = 1;
-
-fn hash_of(level: i32, branch: u8) -> Hash {
-    let mut h = [0xC3; 32];
-    h[..4].copy_from_slice(&level.to_be_bytes());
-    h[4] = branch;
-    h
-}
-
-/// Block `level` of the main chain (genesis is level 0); every block has
-/// metadata, as in Octez's tests.
-fn block(level: i32) -> Block {
-    let pred = if level == 0 {
-        hash_of(0, 0)
-    } else {
-        hash_of(level - 1, 0)
-    };
-    Block {
-        hash: hash_of(level, 0),
-        level,
-        predecessor: pred,
-        contents: format!("block {level}").into_bytes(),
-        metadata: Some(format!("metadata {level}").into_bytes()),
-    }
-}
-
-fn options(mode: HistoryMode, offset: u32) -> BlockStoreOptions {
-    BlockStoreOptions {
-        open: OpenOptions::read_write().no_fsync(),
-        history_mode: mode,
-        history_offset: offset,
-        index_log_size: 32,
-        ..BlockStoreOptions::default()
-    }
-}
 
 /// A store created with genesis and holding levels 1..=`CYCLES * CYCLE`.
 fn filled(dir: &std::path::Path, mode: HistoryMode, offset: u32) -> BlockStore {
@@ -65,7 +34,7 @@ fn filled(dir: &std::path::Path, mode: HistoryMode, offset: u32) -> BlockStore {
 /// block, whose LPBL is the end of the next-to-last cycle, and whose chunks
 /// are the cycles up to it.
 fn merge_all(store: &BlockStore) {
-    let head = hash_of(CYCLES * CYCLE, 0);
+    let head = hash_of(CYCLES * CYCLE);
     let ends: Vec<i32> = (1..CYCLES).map(|c| c * CYCLE).collect();
     store.merge_preserving(&head, &ends, MAX_OP_TTL).unwrap();
     store.await_merge().unwrap();
@@ -82,7 +51,7 @@ enum Found {
 }
 
 fn found(store: &BlockStore, level: i32) -> Found {
-    match store.read(&hash_of(level, 0), 0, true).unwrap() {
+    match store.read(&hash_of(level), 0, true).unwrap() {
         None => Found::Absent,
         Some(b) => {
             assert_eq!(
@@ -112,7 +81,7 @@ fn assert_levels(store: &BlockStore, expect: impl Fn(i32) -> Found) {
 
 fn level_of(d: Option<BlockDescr>) -> i32 {
     let d = d.expect("recorded");
-    assert_eq!(d.hash, hash_of(d.level, 0));
+    assert_eq!(d.hash, hash_of(d.level));
     d.level
 }
 
@@ -236,7 +205,7 @@ fn merges_cycle_by_cycle_in_every_mode_keep_the_marks_right() {
             }
             let lpbl = (cycle - 1) * CYCLE;
             store
-                .merge_preserving(&hash_of(stored, 0), &[lpbl], MAX_OP_TTL)
+                .merge_preserving(&hash_of(stored), &[lpbl], MAX_OP_TTL)
                 .unwrap();
             store.await_merge().unwrap();
             let lowest_preserved = lpbl - MAX_OP_TTL as i32;
@@ -258,8 +227,7 @@ fn merges_cycle_by_cycle_in_every_mode_keep_the_marks_right() {
             assert_eq!(level_of(store.caboose()), expect_caboose, "{what}");
             if cycle == 6 {
                 drop(store);
-                store =
-                    BlockStore::load(dir.path(), options(mode, offset), &hash_of(0, 0)).unwrap();
+                store = BlockStore::load(dir.path(), options(mode, offset), &hash_of(0)).unwrap();
                 assert_eq!(
                     level_of(store.savepoint()),
                     expect_savepoint,
@@ -294,14 +262,14 @@ fn create_refuses_a_populated_directory_and_load_checks_the_genesis() {
     ));
     let other = tempfile::tempdir().unwrap();
     assert!(matches!(
-        BlockStore::load(other.path(), opts(), &hash_of(0, 0)),
+        BlockStore::load(other.path(), opts(), &hash_of(0)),
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        BlockStore::load(dir.path(), opts(), &hash_of(0, 9)),
+        BlockStore::load(dir.path(), opts(), &[9; 32]),
         Err(Error::Inconsistent(_))
     ));
-    let store = BlockStore::load(dir.path(), opts(), &hash_of(0, 0)).unwrap();
+    let store = BlockStore::load(dir.path(), opts(), &hash_of(0)).unwrap();
     assert_eq!(found(&store, 1), Found::Full);
     // A second first block cannot replace the genesis.
     let dir2 = tempfile::tempdir().unwrap();
@@ -317,7 +285,7 @@ fn savepoint_and_caboose_writes_are_checked_and_durable() {
     let opts = || options(HistoryMode::Full, 1);
     let store = filled(dir.path(), HistoryMode::Full, 1);
     let at = |level: i32| BlockDescr {
-        hash: hash_of(level, 0),
+        hash: hash_of(level),
         level,
     };
     store.write_caboose(at(10)).unwrap_err(); // above the savepoint (0)
@@ -329,20 +297,20 @@ fn savepoint_and_caboose_writes_are_checked_and_durable() {
     ));
     assert!(matches!(
         store.write_savepoint(BlockDescr {
-            hash: hash_of(60, 0),
+            hash: hash_of(60),
             level: 61
         }),
         Err(Error::Inconsistent(_))
     ));
     assert!(matches!(
         store.write_savepoint(BlockDescr {
-            hash: hash_of(60, 7),
+            hash: [7; 32],
             level: 60
         }),
         Err(Error::NotFound(_))
     ));
     drop(store);
-    let store = BlockStore::load(dir.path(), opts(), &hash_of(0, 0)).unwrap();
+    let store = BlockStore::load(dir.path(), opts(), &hash_of(0)).unwrap();
     assert_eq!(store.savepoint(), Some(at(50)));
     assert_eq!(store.caboose(), Some(at(10)));
     let ro = BlockStore::open(

@@ -10,55 +10,28 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use tzstore::OpenOptions;
+mod chain_util;
+
+use chain_util::{block, hash_of, options, read_only};
 use tzstore::block::cemented::HistoryMode;
-use tzstore::block::store::{BlockStore, BlockStoreOptions};
-use tzstore::block::{Block, Hash};
+use tzstore::block::store::BlockStore;
 
 const CHILD: &str = "TZS_BS_SYNC_CHILD";
 const DIR: &str = "TZS_BS_SYNC_DIR";
-
-fn hash_of(level: i32) -> Hash {
-    let mut h = [0x2D; 32];
-    h[..4].copy_from_slice(&level.to_be_bytes());
-    h
-}
-
-fn block(level: i32) -> Block {
-    Block {
-        hash: hash_of(level),
-        level,
-        predecessor: hash_of((level - 1).max(0)),
-        contents: format!("block {level}").into_bytes(),
-        metadata: Some(vec![(level % 251) as u8; 20 + (level % 50) as usize]),
-    }
-}
-
-fn options(read_only: bool, mode: HistoryMode) -> BlockStoreOptions {
-    let mut open = OpenOptions::read_write().no_fsync();
-    open.read_only = read_only;
-    BlockStoreOptions {
-        open,
-        history_mode: mode,
-        history_offset: 1,
-        index_log_size: 64,
-        ..BlockStoreOptions::default()
-    }
-}
 
 #[test]
 fn a_read_only_handle_follows_stores_merges_marks_and_switches() {
     let dir = tempfile::tempdir().unwrap();
     let w = BlockStore::create(
         dir.path(),
-        options(false, HistoryMode::Archive),
+        options(HistoryMode::Archive, 1),
         &block(0).as_ref(),
     )
     .unwrap();
     for l in 1..=60 {
         w.store(&block(l).as_ref()).unwrap();
     }
-    let r = BlockStore::open(dir.path(), options(true, HistoryMode::Archive)).unwrap();
+    let r = BlockStore::open(dir.path(), read_only(options(HistoryMode::Archive, 1))).unwrap();
     assert_eq!(r.read(&hash_of(60), 0, true).unwrap(), Some(block(60)));
     // New blocks: unseen until a sync.
     for l in 61..=100 {
@@ -106,7 +79,7 @@ fn a_read_only_handle_follows_stores_merges_marks_and_switches() {
 /// The writer child: stores blocks one by one (durably), merging every
 /// 100 blocks, and prints `stored N` after each store returns.
 fn writer_child(dir: &Path, total: i32) {
-    let w = BlockStore::open(dir, options(false, HistoryMode::Archive)).unwrap();
+    let w = BlockStore::open(dir, options(HistoryMode::Archive, 1)).unwrap();
     let mut out = std::io::stdout();
     for l in 1..=total {
         w.store(&block(l).as_ref()).unwrap();
@@ -134,7 +107,7 @@ fn a_reader_process_syncing_throughout_never_misses_a_stored_block() {
     drop(
         BlockStore::create(
             dir.path(),
-            options(false, HistoryMode::Archive),
+            options(HistoryMode::Archive, 1),
             &block(0).as_ref(),
         )
         .unwrap(),
@@ -151,7 +124,7 @@ fn a_reader_process_syncing_throughout_never_misses_a_stored_block() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let r = BlockStore::open(dir.path(), options(true, HistoryMode::Archive)).unwrap();
+    let r = BlockStore::open(dir.path(), read_only(options(HistoryMode::Archive, 1))).unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut syncs, mut merges_seen, mut done) = (0u32, 0u64, false);
     for line in lines {

@@ -6,35 +6,22 @@
 //! above it read with metadata, every block from the caboose up reads, and
 //! the store merges on.
 
+mod chain_util;
 mod power_common;
+
+use chain_util::{block, hash_of};
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tzstore::OpenOptions;
+use tzstore::block::Block;
 use tzstore::block::cemented::HistoryMode;
 use tzstore::block::store::{BlockDescr, BlockStore, BlockStoreOptions};
-use tzstore::block::{Block, Hash};
 use tzstore::io::FileSystem;
 use tzstore::io::crash::CrashFs;
 
 const TOP: i32 = 100;
-
-fn hash_of(level: i32) -> Hash {
-    let mut h = [0x71; 32];
-    h[..4].copy_from_slice(&level.to_be_bytes());
-    h
-}
-
-fn block(level: i32) -> Block {
-    Block {
-        hash: hash_of(level),
-        level,
-        predecessor: hash_of((level - 1).max(0)),
-        contents: format!("block {level}").into_bytes(),
-        metadata: Some(vec![(level % 251) as u8; 30 + (level % 40) as usize]),
-    }
-}
 
 fn at(level: i32) -> BlockDescr {
     BlockDescr {

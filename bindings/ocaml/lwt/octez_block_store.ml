@@ -139,34 +139,51 @@ module Cemented_block_store = struct
       reading_sequence = Seq.map (fun b -> Lwt.return_ok (b, None)) (List.to_seq blocks);
     }
 
-  (* Streamed through a chunk writer: one block of the sequence is in
-     memory at a time. The chunk starts at the first block's level; a
-     sequence error, a failed push or an exception aborts the writer, so
-     nothing of the chunk stays. *)
+  (* Streamed through a chunk writer, [push_batch] blocks at a time: each
+     batch is pushed by one pool thread, since a thread hop per block
+     costs about half the push itself; memory holds one batch, never the
+     chunk. The chunk starts at the first block's level; a sequence error,
+     a failed push or an exception aborts the writer, so nothing of the
+     chunk stays. *)
+  let push_batch = 64
+
   let cement_blocks ?(check_consistency = true) t ~write_metadata { chunk_length; reading_sequence } =
     let module W = T.Cemented.Chunk_writer in
     let invalid m = Lwt.return_error { E.status = E.Invalid_argument; message = "cement_blocks: " ^ m } in
+    (* The next batch (reversed) and what follows it; [None] at the end. *)
+    let rec fill batch n seq =
+      if n = push_batch then Lwt.return_ok (batch, Some seq)
+      else
+        match seq () with
+        | Seq.Nil -> Lwt.return_ok (batch, None)
+        | Seq.Cons (next, rest) -> (
+            let* next = next in
+            match next with Error e -> Lwt.return_error e | Ok x -> fill (x :: batch) (n + 1) rest)
+    in
     let write w first rest =
-      let push (b, context) = detach (fun () -> W.push ?context w b) in
-      let rec loop r seq =
+      let push_all batch =
+        List.fold_right
+          (fun (b, context) r -> Result.bind r (fun () -> W.push ?context w b))
+          batch (Ok ())
+      in
+      let rec loop batch n seq =
+        let* r = fill batch n seq in
         match r with
         | Error e -> Lwt.return_error e
-        | Ok () -> (
-            match seq () with
-            | Seq.Nil -> Lwt.map (Result.map ignore) (detach (fun () -> W.commit w))
-            | Seq.Cons (next, rest) -> (
-                let* next = next in
-                match next with
-                | Error e -> Lwt.return_error e
-                | Ok x ->
-                    let* r = push x in
-                    loop r rest))
+        | Ok (batch, next) -> (
+            let* r =
+              detach (fun () ->
+                  Result.bind (push_all batch) (fun () ->
+                      match next with None -> Result.map ignore (W.commit w) | Some _ -> Ok ()))
+            in
+            match (r, next) with
+            | Error e, _ -> Lwt.return_error e
+            | Ok (), None -> Lwt.return_ok ()
+            | Ok (), Some seq -> loop [] 0 seq)
       in
       let* r =
         Lwt.catch
-          (fun () ->
-            let* r = push first in
-            loop r rest)
+          (fun () -> loop [ first ] 1 rest)
           (fun exn ->
             let* () = detach (fun () -> W.abort w) in
             Lwt.fail exn)

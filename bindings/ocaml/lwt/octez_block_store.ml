@@ -64,7 +64,8 @@ module Floating_block_store = struct
         | Ok (Some predecessors) ->
             T.Floating.resulting_context_hash t h
             |> Result.map (Option.map (fun resulting_context_hash -> { predecessors; resulting_context_hash }))
-        | (Ok None | Error _) as r -> r |> Result.map (fun _ -> None))
+        | Ok None -> Ok None
+        | Error e -> Error e)
 
   let read_block_and_info t h =
     detach (fun () ->
@@ -73,7 +74,8 @@ module Floating_block_store = struct
             T.Floating.resulting_context_hash t h
             |> Result.map
                  (Option.map (fun resulting_context_hash -> (b, { predecessors; resulting_context_hash })))
-        | (Ok None | Error _) as r -> r |> Result.map (fun _ -> None))
+        | Ok None -> Ok None
+        | Error e -> Error e)
 
   (* Octez's [append_block t ?flush info block], with the info's two
      fields as arguments: [predecessors], and [resulting_context_hash]
@@ -335,6 +337,7 @@ module Block_store = struct
           | Ok (Some b) -> T.Block_store.resulting_context_hash t b.T.Block.hash
           | Ok None -> Ok None
           | Error e -> Error e)
+
   let flush t = detach (fun () -> T.Block_store.flush t)
 
   (* Octez's [merge_stores ~new_head ~new_head_metadata]: [head] is the

@@ -98,10 +98,7 @@ module Chunk_writer = struct
 end
 
 let begin_chunk ?(write_metadata = true) ?(check_consistency = true) t chunk =
-  let what =
-    Printf.sprintf "chunk writer of levels %ld..%ld (committed or aborted)" chunk.start_level
-      chunk.end_level
-  in
+  let what = Printf.sprintf "chunk writer of levels %ld..%ld" chunk.start_level chunk.end_level in
   Handle.use t @@ fun h ->
   let out = allocate Ce.w (from_voidp C.chunk_writer null) in
   Ffi.call

@@ -20,6 +20,14 @@ let detach = Pool.detach
    the synchronous folds re-raise their callback's exceptions). *)
 exception Stop of error
 
+(* The context hash of a block just walked: the index holds one for every
+   stored block. *)
+let context_of_walked read t (b : T.Block.t) =
+  match read t b.hash with
+  | Ok (Some c) -> c
+  | Ok None -> raise (Stop { E.status = E.Corrupted; message = "a stored block has no index entry" })
+  | Error e -> raise (Stop e)
+
 let fold_lwt fold f init =
   let step acc x =
     match Lwt_preemptive.run_in_main (fun () -> f acc x) with Ok acc -> acc | Error e -> raise (Stop e)
@@ -29,6 +37,9 @@ let fold_lwt fold f init =
 module Floating_block_store = struct
   type t = T.Floating.t
   type floating_kind = RO | RW | RW_TMP | RO_TMP | Restore
+
+  (* Octez's info: what the index holds besides the block's offset. *)
+  type info = { predecessors : T.Block.hash list; resulting_context_hash : string }
 
   let to_kind = function
     | RO -> T.Floating.Ro
@@ -45,16 +56,49 @@ module Floating_block_store = struct
   let read_block t h = detach (fun () -> T.Floating.read_block t h)
   let read_block_and_predecessors t h = detach (fun () -> T.Floating.read_block_and_predecessors t h)
 
-  let append_block ?(flush = true) t predecessors block =
-    detach (fun () -> T.Floating.append ~flush t block predecessors)
+  let find_resulting_context_hash t h = detach (fun () -> T.Floating.resulting_context_hash t h)
+
+  let find_info t h =
+    detach (fun () ->
+        match T.Floating.find_predecessors t h with
+        | Ok (Some predecessors) ->
+            T.Floating.resulting_context_hash t h
+            |> Result.map (Option.map (fun resulting_context_hash -> { predecessors; resulting_context_hash }))
+        | Ok None -> Ok None
+        | Error e -> Error e)
+
+  let read_block_and_info t h =
+    detach (fun () ->
+        match T.Floating.read_block_and_predecessors t h with
+        | Ok (Some (b, predecessors)) ->
+            T.Floating.resulting_context_hash t h
+            |> Result.map
+                 (Option.map (fun resulting_context_hash -> (b, { predecessors; resulting_context_hash })))
+        | Ok None -> Ok None
+        | Error e -> Error e)
+
+  (* Octez's [append_block t ?flush info block], with the info's two
+     fields as arguments: [predecessors], and [resulting_context_hash]
+     (32 bytes; left out, 32 zero bytes). *)
+  let append_block ?(flush = true) ?resulting_context_hash t predecessors block =
+    detach (fun () -> T.Floating.append ~flush ?context:resulting_context_hash t block predecessors)
 
   let fold_left_s f e t = fold_lwt (fun ~init ~f -> T.Floating.fold t ~init ~f:(fun a b _ -> f a b)) f e
 
   let fold_left_with_pred_s f e t =
     fold_lwt (fun ~init ~f -> T.Floating.fold t ~init ~f:(fun a b p -> f a (b, p))) f e
 
+  let fold_left_with_info_s f e t =
+    fold_lwt
+      (fun ~init ~f ->
+        T.Floating.fold t ~init ~f:(fun a b predecessors ->
+            let resulting_context_hash = context_of_walked T.Floating.resulting_context_hash t b in
+            f a (b, { predecessors; resulting_context_hash })))
+      f e
+
   let iter_s f t = fold_left_s (fun () b -> f b) () t
   let iter_with_pred_s f t = fold_left_with_pred_s (fun () bp -> f bp) () t
+  let iter_with_info_s f t = fold_left_with_info_s (fun () bi -> f bi) () t
   let close t = detach (fun () -> T.Floating.close t)
 end
 
@@ -81,8 +125,99 @@ module Cemented_block_store = struct
 
   let read_block_metadata t l = detach (fun () -> T.Cemented.read_metadata t l)
 
-  let cement_blocks ?(check_consistency = true) t ~write_metadata blocks =
-    detach (fun () -> T.Cemented.cement ~write_metadata ~check_consistency t blocks)
+  (* Octez's chunk_iterator: the chunk's length and a lazy sequence of its
+     blocks in level order, each with its resulting context hash (32
+     bytes; [None]: 32 zero bytes). Octez's sequence yields encoded blocks
+     that carry their context in the header; this library's blocks are
+     opaque, so the hash comes beside each. *)
+  type chunk_iterator = {
+    chunk_length : int;
+    reading_sequence : (T.Block.t * string option, error) result Lwt.t Seq.t;
+  }
+
+  let make_chunk_iterator blocks =
+    {
+      chunk_length = List.length blocks;
+      reading_sequence = Seq.map (fun b -> Lwt.return_ok (b, None)) (List.to_seq blocks);
+    }
+
+  (* Streamed through a chunk writer, [push_batch] blocks at a time: each
+     batch is pushed by one pool thread, since a thread hop per block
+     costs about half the push itself; memory holds one batch, never the
+     chunk. The chunk starts at the first block's level; a sequence error,
+     a failed push or an exception aborts the writer, so nothing of the
+     chunk stays. *)
+  let push_batch = 64
+
+  let cement_blocks ?(check_consistency = true) t ~write_metadata { chunk_length; reading_sequence } =
+    let module W = T.Cemented.Chunk_writer in
+    let invalid m = Lwt.return_error { E.status = E.Invalid_argument; message = "cement_blocks: " ^ m } in
+    (* The next batch (reversed) and what follows it; [None] at the end. *)
+    let rec fill batch n seq =
+      if n = push_batch then Lwt.return_ok (batch, Some seq)
+      else
+        match seq () with
+        | Seq.Nil -> Lwt.return_ok (batch, None)
+        | Seq.Cons (next, rest) -> (
+            let* next = next in
+            match next with Error e -> Lwt.return_error e | Ok x -> fill (x :: batch) (n + 1) rest)
+    in
+    let write w first rest =
+      let push_all batch =
+        List.fold_right
+          (fun (b, context) r -> Result.bind r (fun () -> W.push ?context w b))
+          batch (Ok ())
+      in
+      let rec loop batch n seq =
+        let* r = fill batch n seq in
+        match r with
+        | Error e -> Lwt.return_error e
+        | Ok (batch, next) -> (
+            let* r =
+              detach (fun () ->
+                  Result.bind (push_all batch) (fun () ->
+                      match next with None -> Result.map ignore (W.commit w) | Some _ -> Ok ()))
+            in
+            match (r, next) with
+            | Error e, _ -> Lwt.return_error e
+            | Ok (), None -> Lwt.return_ok ()
+            | Ok (), Some seq -> loop [] 0 seq)
+      in
+      let* r =
+        Lwt.catch
+          (fun () -> loop [ first ] 1 rest)
+          (fun exn ->
+            let* () = detach (fun () -> W.abort w) in
+            Lwt.fail exn)
+      in
+      match r with
+      | Ok () -> Lwt.return_ok ()
+      | Error e ->
+          (* A no-op if the commit already ended the writer. *)
+          let* () = detach (fun () -> W.abort w) in
+          Lwt.return_error e
+    in
+    if chunk_length < 1 then invalid (Printf.sprintf "chunk_length %d" chunk_length)
+    else
+      match reading_sequence () with
+      | Seq.Nil -> invalid "an empty reading sequence"
+      | Seq.Cons (first, rest) -> (
+          let* first = first in
+          match first with
+          | Error e -> Lwt.return_error e
+          | Ok ((b, _) as first) -> (
+              let chunk =
+                { start_level = b.T.Block.level; end_level = Int32.add b.level (Int32.of_int (chunk_length - 1)) }
+              in
+              let* w =
+                detach (fun () -> T.Cemented.begin_chunk ~write_metadata ~check_consistency t chunk)
+              in
+              match w with Error e -> Lwt.return_error e | Ok w -> write w first rest))
+
+  (* Octez's: nothing to do for no block, or blocks without metadata. *)
+  let cement_blocks_metadata t blocks =
+    if List.for_all (fun b -> b.T.Block.metadata = None) blocks then Lwt.return_ok ()
+    else detach (fun () -> Result.map ignore (T.Cemented.cement_metadata t blocks))
 
   let trigger_gc t history_mode ~offset = detach (fun () -> T.Cemented.gc t ~mode:history_mode ~offset)
 
@@ -184,7 +319,25 @@ module Block_store = struct
   let read_block_metadata t key =
     Lwt.map (Result.map (fun b -> Option.bind b (fun b -> b.T.Block.metadata))) (read_block ~read_metadata:true t key)
 
-  let store_block ?flush t block = detach (fun () -> T.Block_store.store ?flush t block)
+  (* Octez's [store_block block_store block resulting_context_hash], the
+     hash (32 bytes) as an optional argument so that calls without it keep
+     working; left out, the block has 32 zero bytes. *)
+  let store_block ?flush ?resulting_context_hash t block =
+    detach (fun () -> T.Block_store.store ?flush ?context:resulting_context_hash t block)
+
+  (* Octez's [resulting_context_hash block_store
+     ~fetch_expect_predecessor_context key] without the fetch: the hash is
+     stored with cemented blocks too, so no successor's header is read.
+     [None] when the block is unknown. *)
+  let resulting_context_hash t (Block (h, distance)) =
+    detach (fun () ->
+        if distance = 0 then T.Block_store.resulting_context_hash t h
+        else
+          match T.Block_store.read ~distance ~metadata:false t h with
+          | Ok (Some b) -> T.Block_store.resulting_context_hash t b.T.Block.hash
+          | Ok None -> Ok None
+          | Error e -> Error e)
+
   let flush t = detach (fun () -> T.Block_store.flush t)
 
   (* Octez's [merge_stores ~new_head ~new_head_metadata]: [head] is the

@@ -40,11 +40,13 @@ module Kv_rw = Kv_rw
     [Floating_block_store], [Cemented_block_store] and [Block_store]
     ([src/lib_store/unix/]), covering what the C API offers (genesis,
     savepoint, caboose, merges preserving [max_op_ttl] blocks, merge
-    status, history-mode switches, read-only [sync]; no resulting context
-    hashes yet). [fold_left_s], [iter_s] and
-    [iter_cemented_file] take Lwt functions, called on the scheduler's
-    thread one block at a time while the store is walked on a pool thread.
-    A block is addressed as in Octez, [Block (hash, distance)]. *)
+    status, history-mode switches, read-only [sync], resulting context
+    hashes, streamed [cement_blocks] over a chunk iterator and
+    [cement_blocks_metadata]). [fold_left_s], [iter_s],
+    [iter_cemented_file] and [cement_blocks]' reading sequence take Lwt
+    functions or promises, run on the scheduler's thread one block at a
+    time while the store is walked or written on a pool thread. A block is
+    addressed as in Octez, [Block (hash, distance)]. *)
 module Octez = struct
   module Floating_block_store = Octez_block_store.Floating_block_store
   module Cemented_block_store = Octez_block_store.Cemented_block_store
@@ -107,7 +109,8 @@ module Floating = struct
   type kind = S.kind = Ro | Rw | Ro_tmp | Rw_tmp | Restore
 
   let open_ ?readonly ?no_fsync ~kind dir = detach (fun () -> S.open_ ?readonly ?no_fsync ~kind dir)
-  let append ?flush t b preds = detach (fun () -> S.append ?flush t b preds)
+  let append ?flush ?context t b preds = detach (fun () -> S.append ?flush ?context t b preds)
+  let resulting_context_hash t h = detach (fun () -> S.resulting_context_hash t h)
   let flush t = detach (fun () -> S.flush t)
   let sync t = detach (fun () -> S.sync t)
   let mem t h = detach (fun () -> S.mem t h)
@@ -141,7 +144,8 @@ module Block_store = struct
     detach (fun () ->
         S.load ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level ~genesis_hash dir)
 
-  let store ?flush t b = detach (fun () -> S.store ?flush t b)
+  let store ?flush ?context t b = detach (fun () -> S.store ?flush ?context t b)
+  let resulting_context_hash t h = detach (fun () -> S.resulting_context_hash t h)
   let flush t = detach (fun () -> S.flush t)
   let mem t h = detach (fun () -> S.mem t h)
   let read ?distance ?metadata t h = detach (fun () -> S.read ?distance ?metadata t h)
@@ -192,6 +196,23 @@ module Cemented = struct
   let cement ?write_metadata ?check_consistency t blocks =
     detach (fun () -> S.cement ?write_metadata ?check_consistency t blocks)
 
+  (** A writer's calls run on the pool's threads, one at a time (see
+      {!Tzstore.Cemented.Chunk_writer}). *)
+  module Chunk_writer = struct
+    module W = S.Chunk_writer
+
+    type t = W.t
+
+    let push ?context t b = detach (fun () -> W.push ?context t b)
+    let commit t = detach (fun () -> W.commit t)
+    let abort t = detach (fun () -> W.abort t)
+  end
+
+  let begin_chunk ?write_metadata ?check_consistency t chunk =
+    detach (fun () -> S.begin_chunk ?write_metadata ?check_consistency t chunk)
+
+  let cement_metadata t blocks = detach (fun () -> S.cement_metadata t blocks)
+  let resulting_context_hash t h = detach (fun () -> S.resulting_context_hash t h)
   let chunks t = detach (fun () -> S.chunks t)
   let metadata_chunks t = detach (fun () -> S.metadata_chunks t)
   let find_chunk t l = detach (fun () -> S.find_chunk t l)

@@ -7,6 +7,7 @@ open Tzstore_lwt.Octez
 module Error = Tzstore.Error
 
 open Util
+
 let hash_of n = String.init 32 (fun i -> Char.chr (if i < 2 then (n lsr (8 * i)) land 255 else (n + i) land 255))
 
 let block_of n =
@@ -18,6 +19,13 @@ let block_of n =
     metadata = Some (Printf.sprintf "metadata %d" n);
   }
 
+(* The resulting context hash of block n; every seventh block has none
+   (32 zero bytes). *)
+let context_of n = String.init 32 (fun i -> Char.chr ((n * 13 + i * 3 + 7) land 255))
+let zeros = String.make 32 '\000'
+let context n = if n mod 7 = 3 then None else Some (context_of n)
+let expected n = Option.value (context n) ~default:zeros
+
 let floating root =
   let* fs = Floating_block_store.init ~chain_dir:(Filename.concat root "floating") ~readonly:false Floating_block_store.RW in
   let fs = ok "init floating" fs in
@@ -25,7 +33,10 @@ let floating root =
     if i = 20 then Lwt.return_unit
     else
       let preds = if i = 0 then [] else [ hash_of (i - 1) ] in
-      let* r = Floating_block_store.append_block ~flush:(i = 19) fs preds (block_of i) in
+      let* r =
+        Floating_block_store.append_block ~flush:(i = 19) ?resulting_context_hash:(context i) fs preds
+          (block_of i)
+      in
       ok "append_block" r;
       go (i + 1)
   in
@@ -34,6 +45,27 @@ let floating root =
   check "mem" (ok "mem" r);
   let* r = Floating_block_store.find_predecessors fs (hash_of 7) in
   check "find_predecessors" (ok "find_predecessors" r = Some [ hash_of 6 ]);
+  let* r = Floating_block_store.find_info fs (hash_of 7) in
+  check "find_info"
+    (ok "find_info" r = Some { Floating_block_store.predecessors = [ hash_of 6 ]; resulting_context_hash = context_of 7 });
+  let* r = Floating_block_store.find_resulting_context_hash fs (hash_of 3) in
+  check "appended without a context: zeros" (ok "find_resulting_context_hash" r = Some zeros);
+  let* r = Floating_block_store.find_info fs (hash_of 99) in
+  check "find_info of an unknown block" (ok "find_info" r = None);
+  let* r = Floating_block_store.read_block_and_info fs (hash_of 8) in
+  check "read_block_and_info"
+    (ok "read_block_and_info" r
+    = Some (block_of 8, { Floating_block_store.predecessors = [ hash_of 7 ]; resulting_context_hash = context_of 8 }));
+  let* r =
+    Floating_block_store.fold_left_with_info_s
+      (fun n (b, info) ->
+        let* () = Lwt.pause () in
+        Lwt.return_ok
+          (if info.Floating_block_store.resulting_context_hash = expected (Int32.to_int b.Tzstore.Block.level) then n + 1
+           else n))
+      0 fs
+  in
+  check "fold_left_with_info_s: every context" (ok "fold with info" r = 20);
   let* r = Floating_block_store.read_block fs (hash_of 7) in
   check "read_block" (ok "read_block" r = Some (block_of 7));
   (* An Lwt fold: a pause inside f shows f runs on the scheduler. *)
@@ -68,7 +100,10 @@ let cemented root =
   let* cs = Cemented_block_store.init (Filename.concat root "cemented") in
   let cs = ok "init cemented" cs in
   let blocks = List.init 10 block_of in
-  let* r = Cemented_block_store.cement_blocks cs ~write_metadata:true blocks in
+  let* r =
+    Cemented_block_store.cement_blocks cs ~write_metadata:true
+      (Cemented_block_store.make_chunk_iterator blocks)
+  in
   ok "cement_blocks" r;
   let* r = Cemented_block_store.cemented_blocks_files cs in
   check "one chunk" (ok "files" r = [ { Cemented_block_store.start_level = 0l; end_level = 9l } ]);
@@ -98,6 +133,144 @@ let cemented root =
   let* r = Cemented_block_store.check_indexes_consistency cs in
   ok "check_indexes_consistency" r;
   Cemented_block_store.close cs
+
+(* A lazy reading sequence of the blocks a..b with their contexts: each
+   element is made when cement_blocks asks for it, after a pause. *)
+let reading_sequence ?(fail_at = -1) ?(raise_at = -1) ?(skip = -1) a b =
+  Seq.map
+    (fun n ->
+      let* () = Lwt.pause () in
+      if n = fail_at then Lwt.return_error { Error.status = Error.Io; message = "the source failed" }
+      else if n = raise_at then Lwt.fail Exit
+      else Lwt.return_ok (block_of n, context n))
+    (Seq.filter (fun n -> n <> skip) (Seq.unfold (fun n -> if n > b then None else Some (n, n + 1)) a))
+
+let streamed root =
+  let module T = Tzstore_lwt.Cemented in
+  let* cs = Cemented_block_store.init (Filename.concat root "streamed") in
+  let cs = ok "init cemented" cs in
+  let it a b = { Cemented_block_store.chunk_length = b - a + 1; reading_sequence = reading_sequence a b } in
+  let* r = Cemented_block_store.cement_blocks cs ~write_metadata:true (it 0 99) in
+  ok "cement_blocks 0..99 from a sequence" r;
+  let* r = Cemented_block_store.cemented_blocks_files cs in
+  check "one chunk of 100" (ok "files" r = [ { Cemented_block_store.start_level = 0l; end_level = 99l } ]);
+  let* bad =
+    Lwt_list.filter_s
+      (fun n ->
+        let* b = Cemented_block_store.get_cemented_block_by_level cs ~read_metadata:true (Int32.of_int n) in
+        let+ c = T.resulting_context_hash cs (hash_of n) in
+        not (b = Ok (Some (block_of n)) && c = Ok (Some (expected n))))
+      (List.init 100 Fun.id)
+  in
+  check "the 100 blocks and their contexts read back" (bad = []);
+  (* A failing source, an exception, a wrong block, a short sequence:
+     each leaves nothing, and the writer's lock is released. *)
+  let unchanged what =
+    let+ r = Cemented_block_store.get_highest_cemented_level cs in
+    check (what ^ ": nothing cemented") (ok "highest" r = Some 99l)
+  in
+  let* r =
+    Cemented_block_store.cement_blocks cs ~write_metadata:true
+      { (it 100 199) with reading_sequence = reading_sequence ~fail_at:150 100 199 }
+  in
+  expect_error "the source's error" Error.Io r;
+  let* () = unchanged "a failing source" in
+  let* r =
+    Lwt.catch
+      (fun () ->
+        let+ _ =
+          Cemented_block_store.cement_blocks cs ~write_metadata:true
+            { (it 100 199) with reading_sequence = reading_sequence ~raise_at:120 100 199 }
+        in
+        false)
+      (fun exn -> Lwt.return (exn = Exit))
+  in
+  check "an exception of the source is re-raised" r;
+  let* () = unchanged "an exception" in
+  let* r =
+    Cemented_block_store.cement_blocks cs ~write_metadata:true
+      { (it 100 199) with reading_sequence = reading_sequence ~skip:130 100 199 }
+  in
+  expect_error "a skipped level" Error.Inconsistent r;
+  let* () = unchanged "a skipped level" in
+  let* r =
+    Cemented_block_store.cement_blocks cs ~write_metadata:true
+      { (it 100 199) with reading_sequence = reading_sequence 100 149 }
+  in
+  expect_error "a sequence shorter than chunk_length" Error.Inconsistent r;
+  let* () = unchanged "a short sequence" in
+  let* r =
+    Cemented_block_store.cement_blocks cs ~write_metadata:true { (it 100 199) with chunk_length = 0 }
+  in
+  expect_error "chunk_length 0" Error.Invalid_argument r;
+  (* cement_blocks_metadata on a chunk cemented without metadata. *)
+  let* r = Cemented_block_store.cement_blocks cs ~write_metadata:false (it 100 119) in
+  ok "cement_blocks 100..119 without metadata" r;
+  let* r = Cemented_block_store.read_block_metadata cs 105l in
+  check "no metadata yet" (ok "read_block_metadata" r = None);
+  let* r = Cemented_block_store.cement_blocks_metadata cs (List.init 20 (fun i -> block_of (100 + i))) in
+  ok "cement_blocks_metadata" r;
+  let* r = Cemented_block_store.read_block_metadata cs 105l in
+  check "metadata written" (ok "read_block_metadata" r = Some "metadata 105");
+  let* r = Cemented_block_store.cement_blocks_metadata cs [] in
+  ok "cement_blocks_metadata of no block" r;
+  (* The writer itself, through tzstore.lwt. *)
+  let* w = T.begin_chunk cs { start_level = 120l; end_level = 129l } in
+  let w = ok "begin_chunk" w in
+  let* () =
+    Lwt_list.iter_s
+      (fun n ->
+        let+ r = T.Chunk_writer.push ~context:(context_of n) w (block_of n) in
+        ok "push" r)
+      (List.init 10 (fun i -> 120 + i))
+  in
+  let* r = T.Chunk_writer.commit w in
+  check "commit" (ok "commit" r = { start_level = 120l; end_level = 129l });
+  let* () = T.Chunk_writer.abort w in
+  let* r = T.resulting_context_hash cs (hash_of 125) in
+  check "the writer's context" (ok "context" r = Some (context_of 125));
+  let* w = T.begin_chunk cs { start_level = 130l; end_level = 139l } in
+  let w = ok "begin_chunk" w in
+  let* r = T.Chunk_writer.push w (block_of 130) in
+  ok "push" r;
+  let* () = T.Chunk_writer.abort w in
+  let* r = Cemented_block_store.get_highest_cemented_level cs in
+  check "abort leaves nothing" (ok "highest" r = Some 129l);
+  let* r = Cemented_block_store.check_indexes_consistency cs in
+  ok "check_indexes_consistency" r;
+  Cemented_block_store.close cs
+
+(* Resulting context hashes through Block_store: 61 blocks stored with
+   them (some without), merged at [20; 40], all read back. *)
+let contexts root =
+  let* bs = Block_store.load ~history_mode:Tzstore.Block_store.Archive (Filename.concat root "contexts") in
+  let bs = ok "load" bs in
+  let* () =
+    Lwt_list.iter_s
+      (fun n ->
+        let+ r = Block_store.store_block ?resulting_context_hash:(context n) bs (block_of n) in
+        ok "store_block" r)
+      (List.init 61 Fun.id)
+  in
+  let* r = Block_store.merge_stores bs ~head:(hash_of 60) ~chunk_ends:[ 20l; 40l ] ~max_op_ttl:0 in
+  ok "merge_stores" r;
+  let* r = Block_store.await_merging bs in
+  ok "await_merging" r;
+  let* bad =
+    Lwt_list.filter_s
+      (fun n ->
+        let+ r = Block_store.resulting_context_hash bs (Block (hash_of n, 0)) in
+        r <> Ok (Some (expected n)))
+      (List.init 61 Fun.id)
+  in
+  check "the 61 contexts after the merge" (bad = []);
+  let* r = Block_store.resulting_context_hash bs (Block (hash_of 60, 15)) in
+  check "by distance" (ok "resulting_context_hash" r = Some (expected 45));
+  let* r = Block_store.resulting_context_hash bs (Block (hash_of 60, 100)) in
+  check "past genesis" (ok "resulting_context_hash" r = None);
+  let* r = Block_store.resulting_context_hash bs (Block (hash_of 99, 0)) in
+  check "unknown block" (ok "resulting_context_hash" r = None);
+  Block_store.close bs
 
 let block_store root =
   let* bs = Block_store.load ~history_mode:Tzstore.Block_store.Archive (Filename.concat root "blocks") in
@@ -286,6 +459,8 @@ let () =
   Lwt_main.run
     (let* () = floating root in
      let* () = cemented root in
+     let* () = streamed root in
+     let* () = contexts root in
      let* () = block_store root in
      chain root);
   ignore (Sys.command (Printf.sprintf "rm -rf %s" (Filename.quote root)));

@@ -11,6 +11,17 @@ let with_hash what h f =
   if String.length h = Block.hash_size then f h
   else invalid (Printf.sprintf "%s must have %d bytes, got %d" what Block.hash_size (String.length h))
 
+(* [found_hash f] runs [f out err] for a lookup filling 32 bytes at [out]
+   (a block or context hash): [Ok (Some h)], or [Ok None] on
+   TZS_NOT_FOUND. *)
+let found_hash f =
+  let out = Ffi.out_buffer Block.hash_size in
+  Ffi.found (Ffi.call (f out)) |> Result.map (Option.map (fun () -> Ffi.string_of_buffer out Block.hash_size))
+
+(* [with_context c f] runs [f c] if the resulting context hash [c] has 32
+   bytes. *)
+let with_context c f = with_hash "resulting context hash" c f
+
 let hash_array s = CArray.of_list uint8_t (List.init 32 (fun i -> Unsigned.UInt8.of_int (Char.code s.[i])))
 let string_of_hash a = String.init 32 (fun i -> Char.chr (Unsigned.UInt8.to_int (CArray.get a i)))
 

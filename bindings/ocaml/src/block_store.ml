@@ -43,8 +43,17 @@ let load ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level ~genesis_hash 
   with_options ?readonly ?no_fsync ?workers ?index_log_size ?zstd_level
   @@ fun o -> open_with ~what:dir dir (fun dir -> B.load dir o g)
 
-let store ?(flush = true) t b =
-  Block_c.with_block b @@ fun cb -> Handle.use t (fun h -> Ffi.call (B.store h cb flush))
+let store ?(flush = true) ?context t b =
+  Block_c.with_block b @@ fun cb ->
+  match context with
+  | None -> Handle.use t (fun h -> Ffi.call (B.store h cb flush))
+  | Some c ->
+      Block_c.with_context c @@ fun c ->
+      Handle.use t (fun h -> Ffi.call (B.store_with_context h cb c flush))
+
+let resulting_context_hash t hash =
+  Block_c.with_hash "hash" hash @@ fun hash ->
+  Handle.use t @@ fun h -> Block_c.found_hash (B.resulting_context_hash h hash)
 
 let flush t = Handle.use t (fun h -> Ffi.call (B.flush h))
 

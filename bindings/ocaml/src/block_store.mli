@@ -65,7 +65,7 @@ val load :
     Errors: those of {!open_}; [Not_found] ([dir] holds no block store),
     [Inconsistent] (its genesis is another block). *)
 
-val store : ?flush:bool -> t -> Block.t -> (unit, Error.t) result
+val store : ?flush:bool -> ?context:string -> t -> Block.t -> (unit, Error.t) result
 (** Stores a block, durable on return unless opened with [no_fsync] or
     given [~flush:false] (Octez's [store_block ?flush]; default [true]):
     without flush the block is readable at once and survives a crash of the
@@ -75,7 +75,18 @@ val store : ?flush:bool -> t -> Block.t -> (unit, Error.t) result
     no-op. Errors: [Inconsistent] (the predecessor is unknown, except for
     the first block of an empty store, or the level is not the
     predecessor's plus one), [Read_only], [Invalid_argument] (a hash that is
-    not 32 bytes), [No_space], [Io]. *)
+    not 32 bytes), [No_space], [Io].
+
+    [context] is the block's resulting context hash (32 bytes; Octez's
+    [store_block block_store block resulting_context_hash]), kept with the
+    block through merges and read back by {!resulting_context_hash}; a
+    block stored without one has 32 zero bytes. *)
+
+val resulting_context_hash : t -> Block.hash -> (string option, Error.t) result
+(** The resulting context hash the block was stored with (32 zero bytes if
+    none was given), read from the floating index or the cemented record
+    without reading the block; [None] if the block is not stored. Errors:
+    [Corrupted], [Io]. *)
 
 val flush : t -> (unit, Error.t) result
 (** Makes every block stored so far durable (one fsync). Errors:

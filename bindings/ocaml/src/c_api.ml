@@ -115,6 +115,7 @@ module Types = struct
   type floating_iter_s
   type cemented_s
   type cemented_iter_s
+  type chunk_writer_s
   type chunk_list_s
   type block_store_s
   type kv_s
@@ -129,6 +130,7 @@ module Types = struct
   let floating_iter : floating_iter_s structure typ = structure "tzs_floating_iter"
   let cemented : cemented_s structure typ = structure "tzs_cemented"
   let cemented_iter : cemented_iter_s structure typ = structure "tzs_cemented_iter"
+  let chunk_writer : chunk_writer_s structure typ = structure "tzs_chunk_writer"
   let chunk_list : chunk_list_s structure typ = structure "tzs_chunk_list"
   let block_store : block_store_s structure typ = structure "tzs_block_store"
   let kv : kv_s structure typ = structure "tzs_kv"
@@ -273,6 +275,13 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
       foreign "tzs_floating_append"
         (h @-> const_ptr tzs_block @-> bytes_in @-> size_t @-> bool @-> err @-> st)
 
+    let append_with_context =
+      foreign "tzs_floating_append_with_context"
+        (h @-> const_ptr tzs_block @-> bytes_in @-> bytes_in @-> size_t @-> bool @-> err @-> st)
+
+    let resulting_context_hash =
+      foreign "tzs_floating_resulting_context_hash" (h @-> bytes_in @-> bytes_out @-> err @-> st)
+
     let flush = foreign "tzs_floating_flush" (h @-> err @-> st)
     let sync = foreign "tzs_floating_sync" (h @-> err @-> st)
     let mem = foreign "tzs_floating_mem" (h @-> bytes_in @-> err @-> st)
@@ -322,6 +331,30 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
     let cement =
       foreign "tzs_cemented_cement"
         (h @-> const_ptr tzs_block @-> size_t @-> bool @-> bool @-> err @-> st)
+
+    let resulting_context_hash =
+      foreign "tzs_cemented_resulting_context_hash" (h @-> bytes_in @-> bytes_out @-> err @-> st)
+
+    (* Streamed cementing: a writer holds the store's write lock until it
+       is committed or aborted, each of which frees it. *)
+    let w = ptr chunk_writer
+
+    let begin_chunk =
+      foreign "tzs_cemented_begin_chunk"
+        (h @-> int32_t @-> int32_t @-> bool @-> bool @-> ptr w @-> err @-> st)
+
+    let writer_push = foreign "tzs_chunk_writer_push" (w @-> const_ptr tzs_block @-> err @-> st)
+
+    let writer_push_with_context =
+      foreign "tzs_chunk_writer_push_with_context"
+        (w @-> const_ptr tzs_block @-> bytes_in @-> err @-> st)
+
+    let writer_commit = foreign "tzs_chunk_writer_commit" (w @-> ptr tzs_chunk @-> err @-> st)
+    let writer_abort = foreign "tzs_chunk_writer_abort" (w @-> returning void)
+
+    let cement_metadata =
+      foreign "tzs_cemented_cement_metadata"
+        (h @-> const_ptr tzs_block @-> size_t @-> ptr tzs_chunk @-> err @-> st)
 
     let chunks = foreign "tzs_cemented_chunks" (h @-> ptr list @-> err @-> st)
     let metadata_chunks = foreign "tzs_cemented_metadata_chunks" (h @-> ptr list @-> err @-> st)
@@ -398,6 +431,14 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
 
     let store =
       foreign "tzs_block_store_store_with" (h @-> const_ptr tzs_block @-> bool @-> err @-> st)
+
+    let store_with_context =
+      foreign "tzs_block_store_store_with_context"
+        (h @-> const_ptr tzs_block @-> bytes_in @-> bool @-> err @-> st)
+
+    let resulting_context_hash =
+      foreign "tzs_block_store_resulting_context_hash"
+        (h @-> bytes_in @-> bytes_out @-> err @-> st)
 
     let flush = foreign "tzs_block_store_flush" (h @-> err @-> st)
     let mem = foreign "tzs_block_store_mem" (h @-> bytes_in @-> err @-> st)

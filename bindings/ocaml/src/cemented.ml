@@ -20,11 +20,11 @@ let highest_level = level_call Ce.highest_level
 let level_of t hash =
   Block_c.with_hash "hash" hash @@ fun hash -> level_call (fun h out -> Ce.level_of h hash out) t
 
-let hash_of t level =
-  Handle.use t @@ fun h ->
-  let buf = Ffi.out_buffer Block.hash_size in
-  Ffi.found (Ffi.call (Ce.hash_of h level buf))
-  |> Result.map (Option.map (fun () -> Ffi.string_of_buffer buf Block.hash_size))
+let hash_of t level = Handle.use t @@ fun h -> Block_c.found_hash (Ce.hash_of h level)
+
+let resulting_context_hash t hash =
+  Block_c.with_hash "hash" hash @@ fun hash ->
+  Handle.use t @@ fun h -> Block_c.found_hash (Ce.resulting_context_hash h hash)
 
 let read_into call =
   let out = make Block_c.tzs_block in
@@ -62,6 +62,55 @@ let cement ?(write_metadata = true) ?(check_consistency = true) t blocks =
   with_blocks blocks @@ fun p n ->
   Handle.use t (fun h -> Ffi.call (Ce.cement h p n write_metadata check_consistency))
 
+let chunk_of c = { start_level = getf c C.chunk_start; end_level = getf c C.chunk_end }
+
+module Chunk_writer = struct
+  (* The C writer takes one call at a time (tzs_chunk_writer_push borrows
+     it mutably): [lock] serialises pushes from several threads, and the
+     handle makes calls after commit or abort fail with [Closed]. Its
+     finaliser aborts a writer never ended, which releases the store's
+     write lock and removes the chunk's temporary files. *)
+  type t = { h : C.chunk_writer_s structure ptr Handle.t; lock : Mutex.t }
+
+  let create ~what w = { h = Handle.create ~what ~close:Ce.writer_abort w; lock = Mutex.create () }
+
+  let locked t f =
+    Mutex.lock t.lock;
+    Fun.protect ~finally:(fun () -> Mutex.unlock t.lock) f
+
+  let push ?context t b =
+    Block_c.with_block b @@ fun cb ->
+    let push w =
+      match context with
+      | None -> Ffi.call (Ce.writer_push w cb)
+      | Some c -> Block_c.with_context c (fun c -> Ffi.call (Ce.writer_push_with_context w cb c))
+    in
+    Handle.use t.h (fun w -> locked t (fun () -> push w))
+
+  let commit t =
+    match Handle.take t.h with
+    | None -> Error { Error.status = Error.Closed; message = t.h.Handle.what ^ " is closed" }
+    | Some w ->
+        let out = make C.tzs_chunk in
+        Ffi.call (Ce.writer_commit w (addr out)) |> Result.map (fun () -> chunk_of out)
+
+  let abort t = Handle.close t.h
+end
+
+let begin_chunk ?(write_metadata = true) ?(check_consistency = true) t chunk =
+  let what = Printf.sprintf "chunk writer of levels %ld..%ld" chunk.start_level chunk.end_level in
+  Handle.use t @@ fun h ->
+  let out = allocate Ce.w (from_voidp C.chunk_writer null) in
+  Ffi.call
+    (Ce.begin_chunk h chunk.start_level chunk.end_level write_metadata check_consistency out)
+  |> Result.map (fun () -> Chunk_writer.create ~what !@out)
+
+let cement_metadata t blocks =
+  with_blocks blocks @@ fun p n ->
+  Handle.use t @@ fun h ->
+  let out = make C.tzs_chunk in
+  Ffi.call (Ce.cement_metadata h p n (addr out)) |> Result.map (fun () -> chunk_of out)
+
 let list_call f t =
   Handle.use t @@ fun h ->
   let out = allocate Ce.list (from_voidp C.chunk_list null) in
@@ -71,8 +120,7 @@ let list_call f t =
          let n = Unsigned.Size_t.to_int (Ce.list_len l) in
          let chunks =
            List.init n (fun i ->
-               let ch = Ce.list_get l (Unsigned.Size_t.of_int i) in
-               { start_level = getf ch C.chunk_start; end_level = getf ch C.chunk_end })
+               chunk_of (Ce.list_get l (Unsigned.Size_t.of_int i)))
          in
          Ce.list_free l;
          chunks)
@@ -84,7 +132,7 @@ let find_chunk t level =
   Handle.use t @@ fun h ->
   let out = make C.tzs_chunk in
   Ffi.found (Ffi.call (Ce.find_chunk h level (addr out)))
-  |> Result.map (Option.map (fun () -> { start_level = getf out C.chunk_start; end_level = getf out C.chunk_end }))
+  |> Result.map (Option.map (fun () -> chunk_of out))
 
 let gc t ~mode ~offset =
   let mode = match mode with Block_store.Archive -> 0 | Full -> 1 | Rolling -> 2 in

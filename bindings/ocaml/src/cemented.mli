@@ -43,6 +43,75 @@ val cement : ?write_metadata:bool -> ?check_consistency:bool -> t -> Block.t lis
     or a broken predecessor link; the message says where), [Read_only],
     [No_space], [Io]. After an error nothing of the chunk is visible. *)
 
+(** {2 Streamed cementing}
+
+    A chunk too large to hold in memory (a cycle of tens of thousands of
+    blocks) is cemented block by block, as Octez's [cement_blocks] over a
+    chunk iterator. *)
+
+(** A chunk being written ([tzs_chunk_writer]). It holds the store's write
+    lock until it is committed or aborted: other writes to the store
+    ([cement], another [begin_chunk], [gc], ...) wait meanwhile, so end it
+    before making them on the same thread. It keeps the store alive: it may
+    still commit after {!close}, which releases the store's lock only once
+    the writer has ended. Pushes from several threads are serialised. A
+    writer dropped without [commit] or [abort] is aborted by the GC,
+    eventually. *)
+module Chunk_writer : sig
+  type t
+
+  val push : ?context:string -> t -> Block.t -> (unit, Error.t) result
+  (** Adds the next block of the chunk (level = the previous one's + 1,
+      starting at the chunk's start), with its resulting context hash
+      [context] (32 bytes; 32 zero bytes if left out). Errors:
+      [Invalid_argument] (a hash that is not 32 bytes), [Inconsistent]
+      (wrong level, a duplicated or already cemented hash, with
+      [check_consistency] a broken predecessor link), [No_space], [Io],
+      [Closed] (the writer was committed or aborted). After an error the
+      chunk is abandoned: {!commit} fails with [Invalid_argument] and
+      leaves nothing. *)
+
+  val commit : t -> (chunk, Error.t) result
+  (** Makes the chunk durable (unless the store was opened with
+      [no_fsync]) and visible to readers at once, ends the writer and
+      returns the chunk's levels. Errors: [Invalid_argument] (a push
+      failed), [Inconsistent] (fewer blocks pushed than the chunk holds),
+      [No_space], [Io], [Closed] (already committed or aborted); after an
+      error nothing of the chunk is visible and the writer is ended. *)
+
+  val abort : t -> unit
+  (** Abandons the chunk: nothing of it stays. A no-op on a writer already
+      committed or aborted. *)
+end
+
+val begin_chunk :
+  ?write_metadata:bool -> ?check_consistency:bool -> t -> chunk -> (Chunk_writer.t, Error.t) result
+(** [begin_chunk t chunk] begins cementing the levels of [chunk] (both
+    ends included), written by {!Chunk_writer.push} and made visible by
+    {!Chunk_writer.commit}; a crash before the commit returns leaves the
+    store as it was. [write_metadata] and [check_consistency] (both
+    [true] by default) as in {!cement}. Waits for other writes to the store
+    to finish. Errors: [Inconsistent] ([end_level] below [start_level], an
+    overlap with a cemented chunk, with [check_consistency] a start that is
+    not right after the highest cemented level), [Read_only], [No_space],
+    [Io]. *)
+
+val cement_metadata : t -> Block.t list -> (chunk, Error.t) result
+(** Writes the metadata of blocks already cemented without it (or whose
+    metadata GC dropped): blocks of one chunk, in increasing levels, each
+    the cemented block at its level (Octez's [cement_blocks_metadata]);
+    blocks without metadata are skipped. Durable on return: a crash leaves
+    the chunk with all of it or none. Returns the chunk. Errors:
+    [Invalid_argument] (no block, levels not increasing, the chunk already
+    has metadata), [Not_found] (a level is not cemented), [Inconsistent]
+    (blocks of two chunks, a hash that is not the cemented one),
+    [Read_only], [Corrupted], [No_space], [Io]. *)
+
+val resulting_context_hash : t -> Block.hash -> (string option, Error.t) result
+(** The resulting context hash the block was cemented with (32 zero bytes
+    if none was given), from its record; [None] if it is not cemented.
+    Errors: [Corrupted], [Io]. *)
+
 val chunks : t -> (chunk list, Error.t) result
 (** Ascending. *)
 

@@ -13,9 +13,18 @@ let open_ ?readonly ?no_fsync ~kind dir =
   Ffi.open_handle ~what:("floating block store " ^ dir) ~close:F.close C.floating
     (F.open_ dir kind (Ffi.flags ?readonly ?no_fsync ()))
 
-let append ?(flush = true) t b preds =
+let append ?(flush = true) ?context t b preds =
   Block_c.with_hashes preds @@ fun preds n ->
-  Block_c.with_block b @@ fun cb -> Handle.use t (fun h -> Ffi.call (F.append h cb preds n flush))
+  Block_c.with_block b @@ fun cb ->
+  match context with
+  | None -> Handle.use t (fun h -> Ffi.call (F.append h cb preds n flush))
+  | Some c ->
+      Block_c.with_context c @@ fun c ->
+      Handle.use t (fun h -> Ffi.call (F.append_with_context h cb c preds n flush))
+
+let resulting_context_hash t hash =
+  Block_c.with_hash "hash" hash @@ fun hash ->
+  Handle.use t @@ fun h -> Block_c.found_hash (F.resulting_context_hash h hash)
 
 let flush t = Handle.use t (fun h -> Ffi.call (F.flush h))
 let sync t = Handle.use t (fun h -> Ffi.call (F.sync h))

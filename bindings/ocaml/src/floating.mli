@@ -16,12 +16,20 @@ val open_ : ?readonly:bool -> ?no_fsync:bool -> kind:kind -> string -> (t, Error
     (another read-write instance of this kind), [Not_found] (read-only open
     of a missing store), [Corrupted], [Io], [Invalid_argument]. *)
 
-val append : ?flush:bool -> t -> Block.t -> Block.hash list -> (unit, Error.t) result
+val append :
+  ?flush:bool -> ?context:string -> t -> Block.t -> Block.hash list -> (unit, Error.t) result
 (** [append t b preds] stores [b] with its predecessor list [preds] (at
-    most 12 hashes, entry i being the 2^i-th ancestor). A block already
-    stored is left unchanged. With [~flush:true] (the default) it is durable
-    on return. Errors: [Read_only], [Invalid_argument] (more than 12
-    predecessors, a hash that is not 32 bytes), [No_space], [Io]. *)
+    most 12 hashes, entry i being the 2^i-th ancestor) and its resulting
+    context hash [context] (32 bytes; 32 zero bytes if left out), as
+    Octez's [append_block] with its [info]. A block already stored is left
+    unchanged. With [~flush:true] (the default) it is durable on return.
+    Errors: [Read_only], [Invalid_argument] (more than 12 predecessors, a
+    hash that is not 32 bytes), [No_space], [Io]. *)
+
+val resulting_context_hash : t -> Block.hash -> (string option, Error.t) result
+(** The block's resulting context hash, from the index alone (with
+    {!find_predecessors}, Octez's [find_info]); [None] if the block is not
+    stored. Errors: [Corrupted], [Io]. *)
 
 val flush : t -> (unit, Error.t) result
 (** Makes every appended block durable. *)

@@ -150,6 +150,8 @@ let () =
   Test_indexed_file.run ();
   Test_gc_filter.run ();
   Test_cemented.run ();
+  Test_chunk_writer.run ();
+  Test_context_hash.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

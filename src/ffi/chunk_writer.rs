@@ -68,8 +68,7 @@ pub unsafe extern "C" fn tzs_cemented_begin_chunk(
         // as it owns `writer`, and drops `writer` first (field order);
         // `writer` is never moved out of it, so the borrow never outlives
         // the store.
-        let writer =
-            unsafe { std::mem::transmute::<ChunkWriter<'_>, ChunkWriter<'static>>(writer) };
+        let writer: ChunkWriter<'static> = unsafe { std::mem::transmute(writer) };
         *out = args::into_handle(tzs_chunk_writer { writer, store });
         Ok(())
     })

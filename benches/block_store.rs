@@ -15,7 +15,9 @@
 //! floating store, as a node's do (`TZS_BENCH_MAX_OP_TTL`, default 120).
 //!
 //! Run: `cargo bench --bench block_store` (`TZS_BENCH_DIR` where files go,
-//! `TZS_BENCH_ZSTD_LEVEL` the metadata's zstd level, default the store's).
+//! `TZS_BENCH_ZSTD_LEVEL` the metadata's zstd level, default the store's;
+//! `TZS_BENCH_MERGE_ONLY=<n>` runs only the lone merge, of `n` cycles in
+//! turn, for profiling).
 
 mod common;
 
@@ -79,7 +81,7 @@ fn main() {
         .unwrap_or(120);
 
     // 1. One cycle plus 1,000 blocks, then the cycle's merge, alone.
-    let (_, prev) = store_range(&store, 0, CYCLE + 1000, [0; 32]);
+    let (_, mut prev) = store_range(&store, 0, CYCLE + 1000, [0; 32]);
     let started = Instant::now();
     store
         .merge_preserving(&prev, &[CYCLE - 1], ttl)
@@ -88,6 +90,30 @@ fn main() {
     let merge = started.elapsed();
     while store.busy() {
         std::thread::sleep(Duration::from_millis(1));
+    }
+    let merge_only: i32 = std::env::var("TZS_BENCH_MERGE_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if merge_only > 0 {
+        println!("merge 1 of one {CYCLE}-block cycle: {merge:.2?}");
+        for c in 2..=merge_only {
+            let from = (c - 1) * CYCLE + 1001;
+            (_, prev) = store_range(&store, from, c * CYCLE + 1000, prev);
+            let started = Instant::now();
+            store
+                .merge_preserving(&prev, &[c * CYCLE - 1], ttl)
+                .expect("merge");
+            store.await_merge().expect("merge result");
+            println!(
+                "merge {c} of one {CYCLE}-block cycle: {:.2?}",
+                started.elapsed()
+            );
+            while store.busy() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        return;
     }
     let cycle_bytes: u64 = (0..CYCLE)
         .map(|l| {

@@ -64,31 +64,70 @@ pub enum Probe {
     Damaged(String),
 }
 
-/// Parses a whole entry from `buf` (which may extend past it).
-pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, String> {
+/// A checked entry, borrowed from the bytes it was parsed from (a mapped
+/// file, or a buffer read from one).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    /// The block.
+    pub block: BlockRef<'a>,
+    /// Its resulting context hash.
+    pub context: Hash,
+    /// Bytes the entry occupies in the file.
+    pub len: usize,
+    /// The predecessor list, copied out of the trailer (at most
+    /// `MAX_PREDECESSORS` hashes, no allocation).
+    preds: [Hash; MAX_PREDECESSORS],
+    n_preds: usize,
+}
+
+impl EntryRef<'_> {
+    /// Its predecessor list.
+    pub fn preds(&self) -> &[Hash] {
+        &self.preds[..self.n_preds]
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> Entry {
+        Entry {
+            block: self.block.to_owned(),
+            preds: self.preds().to_vec(),
+            context: self.context,
+            len: self.len,
+        }
+    }
+}
+
+/// Parses and checks a whole entry from `buf` (which may extend past it),
+/// without copying: one checksum pass over the record, one over the
+/// trailer.
+pub fn parse_ref(buf: &[u8], with_metadata: bool) -> std::result::Result<EntryRef<'_>, String> {
     if buf.len() < 4 {
         return Err("entry is incomplete".into());
     }
     let rec_len = record::record_len([buf[0], buf[1], buf[2], buf[3]]);
     let rec = buf.get(..rec_len).ok_or("entry is incomplete")?;
-    // One checksum pass over the record, then one copy of its buffers.
     let (block, context) = record::parse_with_context(rec, with_metadata)?;
-    let block = block.to_owned();
     let (n, trailer) = trailer_at(buf, rec_len)?;
-    let preds = trailer[1..1 + n * HASH_SIZE]
-        .chunks_exact(HASH_SIZE)
-        .map(|c| {
-            let mut h = [0u8; HASH_SIZE];
-            h.copy_from_slice(c);
-            h
-        })
-        .collect();
-    Ok(Entry {
+    let mut preds = [[0u8; HASH_SIZE]; MAX_PREDECESSORS];
+    for (p, c) in preds
+        .iter_mut()
+        .zip(trailer[1..1 + n * HASH_SIZE].chunks_exact(HASH_SIZE))
+    {
+        p.copy_from_slice(c);
+    }
+    Ok(EntryRef {
         block,
-        preds,
         context,
         len: rec_len + trailer.len(),
+        preds,
+        n_preds: n,
     })
+}
+
+/// Parses a whole entry from `buf` (which may extend past it) into an
+/// owned copy.
+pub fn parse(buf: &[u8], with_metadata: bool) -> std::result::Result<Entry, String> {
+    parse_ref(buf, with_metadata).map(|e| e.to_owned())
 }
 
 /// Bytes of the record header that hold hash, level and predecessor.

@@ -36,10 +36,10 @@ use super::walk::{self, Ended};
 use super::{Inner, Parts, floating_dir, hex, open_floating};
 use crate::block::Hash;
 use crate::block::cemented::HistoryMode;
-use crate::block::entry::Entry;
+use crate::block::entry::EntryRef;
 use crate::block::floating::Floating;
 use crate::error::{Error, Result};
-use crate::io::{FileHandle, foreground};
+use crate::io::{MapPromise, Mapped, foreground};
 use crate::worker::WorkerPool;
 
 /// Takes the next id whose directory does not exist: a directory no
@@ -267,17 +267,17 @@ fn cement_chain(
             .begin_chunk(start, end, write_metadata, true)?;
         for l in start..=end {
             let h = &chain[(l - first_level) as usize];
-            let e = walked.read_entry(h)?;
+            let e = walked.entry(h)?;
             let b = &e.block;
-            if b.level != l || below.is_some_and(|p| p != b.predecessor) {
+            if b.level != l || below.is_some_and(|p| p != *b.predecessor) {
                 return Err(Error::Inconsistent(format!(
                     "block {} at level {} does not link to the cemented block below it",
                     hex(h),
                     b.level
                 )));
             }
-            w.push_with_context(&b.as_ref(), &e.context)?;
-            below = Some(b.hash);
+            w.push_with_context(b, &e.context)?;
+            below = Some(*b.hash);
         }
         w.commit()?;
         start = end + 1;
@@ -313,32 +313,30 @@ fn copy_kept(
         let path = walk::file_of(store.dir());
         let file = walk::open(inner.fs.as_ref(), store.dir())?;
         let end = store.size_bytes();
+        // Immutable below `end`: the store is read-only since step 1, and
+        // only its own handle could cut the file (the zeros ahead of its
+        // data, at drop), which `WalkedFile` holds until the map is gone.
+        let map = file.map(MapPromise::IMMUTABLE)?;
         let n = walked.files.len();
-        // Listed before the walk, so that the preserved blocks of this
-        // very store can be read back when the walk reaches the top.
-        walked.files.push((file.clone(), end));
         let mut count = 0u64;
-        let ended = walk::walk(file.as_ref(), end, false, |offset, e| {
+        let mut above: Vec<u64> = Vec::new();
+        let mut top_at: Option<u64> = None;
+        let ended = walk::walk(&map[..], end, false, |offset, e| {
             count += 1;
             let b = &e.block;
-            walked.at.entry(b.hash).or_insert(Seen {
+            walked.at.entry(*b.hash).or_insert(Seen {
                 file: n,
                 offset,
                 level: b.level,
-                pred: (!e.preds.is_empty()).then_some(b.predecessor),
+                pred: (!e.preds().is_empty()).then_some(*b.predecessor),
             });
             if cemented_top.is_some_and(|c| b.level <= c) {
-                duplicates.push(b.hash);
+                duplicates.push(*b.hash);
             }
-            if b.hash == *top && lowest_preserved.is_none() {
-                let (lowest, hashes) = copy_preserved(&walked, ro_tmp, top, target.max_op_ttl)?;
-                lowest_preserved = Some(lowest);
-                preserved.extend(hashes);
-            } else if b.level > top_level
-                && visited.contains(&b.predecessor)
-                && visited.insert(b.hash)
-            {
-                ro_tmp.append_with_context(&b.as_ref(), &e.context, &e.preds, false)?;
+            if b.hash == top {
+                top_at.get_or_insert(offset);
+            } else if b.level > top_level {
+                above.push(offset);
             }
             Ok(())
         })?;
@@ -355,6 +353,32 @@ fn copy_kept(
                 format!("{count} entries in the file but {} indexed", store.len()),
             ));
         }
+        walked.files.push(WalkedFile {
+            map,
+            end,
+            _store: store.clone(),
+        });
+        // The copies, in file order: the preserved blocks when the walk
+        // reached the top (its ancestors are all seen by then), and the
+        // blocks above it that descend from it.
+        let mut copies = above.into_iter().peekable();
+        let mut copy_above = |walked: &Walked, until: u64| -> Result<()> {
+            while let Some(offset) = copies.next_if(|&o| o < until) {
+                let e = walked.entry_at(n, offset)?;
+                let b = &e.block;
+                if visited.contains(b.predecessor) && visited.insert(*b.hash) {
+                    ro_tmp.append_with_context(b, &e.context, e.preds(), false)?;
+                }
+            }
+            Ok(())
+        };
+        if let Some(at) = top_at.filter(|_| lowest_preserved.is_none()) {
+            copy_above(&walked, at)?;
+            let (lowest, hashes) = copy_preserved(&walked, ro_tmp, top, target.max_op_ttl)?;
+            lowest_preserved = Some(lowest);
+            preserved.extend(hashes);
+        }
+        copy_above(&walked, u64::MAX)?;
     }
     let lowest = lowest_preserved.ok_or_else(|| {
         Error::Inconsistent(format!(
@@ -373,7 +397,7 @@ fn copy_kept(
 /// where the chunk keeps metadata), else the merge aborts with the error
 /// and the floating copy stays (damage must not cost intact data).
 fn check_cemented_copy(inner: &Inner, walked: &Walked, h: &Hash) -> Result<()> {
-    let floating = walked.read_entry(h)?;
+    let floating = walked.entry(h)?;
     let cemented = match inner.cemented.read_by_hash(h, true)? {
         Some(b) => b,
         // Dropped from the cemented store by its history mode: the floating
@@ -383,8 +407,8 @@ fn check_cemented_copy(inner: &Inner, walked: &Walked, h: &Hash) -> Result<()> {
     let f = &floating.block;
     let same = cemented.contents == f.contents
         && cemented.level == f.level
-        && cemented.predecessor == f.predecessor
-        && (cemented.metadata.is_none() || cemented.metadata == f.metadata);
+        && cemented.predecessor == *f.predecessor
+        && (cemented.metadata.is_none() || cemented.metadata.as_deref() == f.metadata);
     if !same {
         return Err(Error::Inconsistent(format!(
             "the cemented copy of block {} at level {} differs from its floating copy; the merge keeps the floating one",
@@ -419,12 +443,12 @@ fn copy_preserved(
     }
     let mut lowest = None;
     for h in hashes.iter().rev() {
-        let e = walked.read_entry(h)?;
+        let e = walked.entry(h)?;
         lowest.get_or_insert(BlockDescr {
-            hash: e.block.hash,
+            hash: *e.block.hash,
             level: e.block.level,
         });
-        ro_tmp.append_with_context(&e.block.as_ref(), &e.context, &e.preds, false)?;
+        ro_tmp.append_with_context(&e.block, &e.context, e.preds(), false)?;
     }
     let lowest = lowest
         .ok_or_else(|| Error::Inconsistent(format!("merge top {} is not stored", hex(top))))?;
@@ -526,9 +550,17 @@ fn new_marks(inner: &Inner, m: &Manifest, lowest_preserved: BlockDescr) -> Resul
 /// Where the merge's walk found each block of the old stores.
 #[derive(Default)]
 struct Walked {
-    /// The stores' blocks files and their ends of entries.
-    files: Vec<(Arc<dyn FileHandle>, u64)>,
+    /// The stores' blocks files, mapped.
+    files: Vec<WalkedFile>,
     at: HashMap<Hash, Seen>,
+}
+
+/// One old store's blocks file, mapped, and the end of its entries. The
+/// fields drop in order: the map before the store handle it keeps alive.
+struct WalkedFile {
+    map: Mapped,
+    end: u64,
+    _store: Arc<Floating>,
 }
 
 /// A verified entry of the old stores.
@@ -541,22 +573,39 @@ struct Seen {
 }
 
 impl Walked {
-    /// The entry of block `h` (block, predecessor list, context hash), read
-    /// again and verified (the files are read-only stores by now, so it is
-    /// the entry the walk verified).
-    fn read_entry(&self, h: &Hash) -> Result<Entry> {
+    /// The entry of block `h` (block, predecessor list, context hash),
+    /// verified again and borrowed from the map (the files are read-only
+    /// stores by now, so it is the entry the walk verified).
+    fn entry(&self, h: &Hash) -> Result<EntryRef<'_>> {
         let seen = self.at.get(h).ok_or_else(|| {
             Error::Inconsistent(format!("block {} is not in the floating stores", hex(h)))
         })?;
-        let (file, end) = &self.files[seen.file];
-        match walk::entry_at(file.as_ref(), seen.offset, *end)? {
-            walk::At::Entry(e) if e.block.hash == *h => Ok(*e),
-            _ => Err(walk::damage_error(
-                file.path(),
-                seen.offset,
-                "entry changed during the merge",
-            )),
+        let e = self.entry_at(seen.file, seen.offset)?;
+        if e.block.hash != h {
+            return Err(self.changed(seen.file, seen.offset));
         }
+        Ok(e)
+    }
+
+    /// The verified entry at `offset` of file `n`.
+    fn entry_at(&self, n: usize, offset: u64) -> Result<EntryRef<'_>> {
+        let f = self
+            .files
+            .get(n)
+            .ok_or_else(|| Error::Inconsistent(format!("merge: no walked file {n}")))?;
+        match walk::entry_in(&f.map, offset, f.end) {
+            walk::At::Entry(e) => Ok(e),
+            _ => Err(self.changed(n, offset)),
+        }
+    }
+
+    fn changed(&self, n: usize, offset: u64) -> Error {
+        let path = self.files.get(n).map(|f| walk::file_of(f._store.dir()));
+        walk::damage_error(
+            path.as_deref().unwrap_or(std::path::Path::new("?")),
+            offset,
+            "entry changed during the merge",
+        )
     }
 }
 

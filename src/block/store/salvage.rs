@@ -135,9 +135,9 @@ pub(super) fn check_floating(
         let Some(index) = index else {
             return Ok(());
         };
-        let hash = super::hex(&e.block.hash);
-        match index.read_block(&e.block.hash) {
-            Ok(Some(b)) if b == e.block => {
+        let hash = super::hex(e.block.hash);
+        match index.read_block(e.block.hash) {
+            Ok(Some(b)) if b.as_ref() == e.block => {
                 indexed += 1;
                 problems.append(&mut unindexed);
             }
@@ -193,7 +193,7 @@ fn copy_intact(fs: &dyn FileSystem, from: &Path, to: &Floating) -> Result<u64> {
     };
     let end = file.len()?;
     walk::walk(file.as_ref(), end, true, |_, e| {
-        to.append_with_context(&e.block.as_ref(), &e.context, &e.preds, false)
+        to.append_with_context(&e.block, &e.context, e.preds(), false)
     })?;
     to.flush()?;
     Ok(to.len())

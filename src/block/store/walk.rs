@@ -284,7 +284,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..n {
             let contents = vec![i; 100 + i as usize];
-            let metadata = vec![i ^ 0x5a; 50];
+            let metadata = [i ^ 0x5a; 50];
             let b = BlockRef {
                 hash: &[i; 32],
                 level: i32::from(i),

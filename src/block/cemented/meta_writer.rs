@@ -146,13 +146,21 @@ impl MetaWriter {
             done: Condvar::new(),
         });
         self.pending_bytes = 0;
-        let job = batch.clone();
-        let level = self.level;
-        // The handle is not kept: the result is collected through `batch`.
-        let _ = WorkerPool::global().submit(move || {
-            job.run(level);
-            Ok(())
-        });
+        if crate::io::foreground::foreground_busy() {
+            // While a node is storing, the writer compresses alone: a merge
+            // then takes one core, and the caller's threads keep the rest
+            // (on two cores, compressing on the pool as well doubled the
+            // p99 of stores made during a merge).
+            batch.run(self.level);
+        } else {
+            let job = batch.clone();
+            let level = self.level;
+            // The handle is not kept: the result is collected through `batch`.
+            let _ = WorkerPool::global().submit(move || {
+                job.run(level);
+                Ok(())
+            });
+        }
         self.inflight.push_back(batch);
         while self.inflight.len() > self.max_inflight {
             self.complete_oldest()?;

@@ -73,3 +73,25 @@ pub fn sequential_write(dir: &Path, total: u64, chunk: usize, sync_every: u64) -
 pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
+
+/// Deterministic pseudo-random 32-byte keys (splitmix64), so runs are
+/// comparable.
+pub fn keys(n: usize, seed: u64) -> Vec<[u8; 32]> {
+    let mut s = seed;
+    let mut next = || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|_| {
+            let mut k = [0u8; 32];
+            for c in k.chunks_mut(8) {
+                c.copy_from_slice(&next().to_le_bytes());
+            }
+            k
+        })
+        .collect()
+}

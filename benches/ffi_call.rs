@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench ffi_call` (`TZS_BENCH_DIR` where files go,
 //! `TZS_BENCH_ROUNDS` rounds, default 7).
 
+mod common;
+
 use std::ffi::CString;
 use std::hint::black_box;
 use std::time::Instant;
@@ -18,27 +20,6 @@ use tzstore::index::{Index, IndexConfig};
 
 const KEYS: usize = 1_000_000;
 const FINDS: usize = 4_000_000;
-
-/// Deterministic pseudo-random 32-byte keys (splitmix64).
-fn keys(n: usize, seed: u64) -> Vec<[u8; 32]> {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..n)
-        .map(|_| {
-            let mut k = [0u8; 32];
-            for c in k.chunks_mut(8) {
-                c.copy_from_slice(&next().to_le_bytes());
-            }
-            k
-        })
-        .collect()
-}
 
 fn config(open: OpenOptions) -> IndexConfig {
     IndexConfig {
@@ -70,7 +51,7 @@ fn main() {
         .unwrap_or(7)
         .max(1);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
-    let present = keys(KEYS, 1);
+    let present = common::keys(KEYS, 1);
     {
         let ix = Index::open(dir.path(), config(OpenOptions::default())).expect("open");
         for (i, k) in present.iter().enumerate() {
@@ -101,9 +82,7 @@ fn main() {
 
     let mut diffs = Vec::new();
     for r in 1..=rounds {
-        let from_rust = ns_per_find(&present, |k, out| {
-            rust.find_into(k, out).expect("find")
-        });
+        let from_rust = ns_per_find(&present, |k, out| rust.find_into(k, out).expect("find"));
         let through_c = ns_per_find(&present, |k, out| {
             let mut e: *mut tzs_error = std::ptr::null_mut();
             // SAFETY: `c` is the live handle opened above; `k` and `out`

@@ -1,6 +1,8 @@
 //! Index engine throughput: 1,000,000 random 32-byte keys -> 8-byte values.
 //! Run: `cargo bench --bench index` (about a minute). Figures: BENCHMARKS.md.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -9,27 +11,6 @@ use tzstore::OpenOptions;
 use tzstore::index::{Index, IndexConfig};
 
 const N: usize = 1_000_000;
-
-/// Deterministic pseudo-random keys (splitmix64), so runs are comparable.
-fn keys(n: usize, seed: u64) -> Vec<[u8; 32]> {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..n)
-        .map(|_| {
-            let mut k = [0u8; 32];
-            for c in k.chunks_mut(8) {
-                c.copy_from_slice(&next().to_le_bytes());
-            }
-            k
-        })
-        .collect()
-}
 
 fn cfg(log_size: u64) -> IndexConfig {
     IndexConfig {
@@ -42,8 +23,8 @@ fn cfg(log_size: u64) -> IndexConfig {
 }
 
 fn bench(c: &mut Criterion) {
-    let present = keys(N, 1);
-    let absent = keys(N, 2);
+    let present = common::keys(N, 1);
+    let absent = common::keys(N, 2);
     let dir = tempfile::tempdir().unwrap();
     // log_size N - 1: the N-th add freezes everything into one merge.
     let ix = Index::open(dir.path(), cfg(N as u64 - 1)).unwrap();

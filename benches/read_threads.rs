@@ -22,27 +22,6 @@ const BLOCKS: u64 = 20_000;
 const FINDS_PER_THREAD: usize = 2_000_000;
 const READS_PER_THREAD: usize = 400_000;
 
-/// Deterministic pseudo-random 32-byte keys (splitmix64).
-fn keys(n: usize, seed: u64) -> Vec<[u8; 32]> {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..n)
-        .map(|_| {
-            let mut k = [0u8; 32];
-            for c in k.chunks_mut(8) {
-                c.copy_from_slice(&next().to_le_bytes());
-            }
-            k
-        })
-        .collect()
-}
-
 /// Runs `work(thread, ops)` on `threads` threads at once, `ops` operations
 /// each, and returns the total operations per second.
 fn rate(threads: usize, ops: usize, work: &(dyn Fn(usize, usize) + Sync)) -> f64 {
@@ -89,7 +68,7 @@ fn main() {
 
     // Index: 1 M keys, one merge (log size N - 1: the N-th add freezes all).
     let dir = tempfile::tempdir_in(&base).expect("bench dir");
-    let present = keys(KEYS, 1);
+    let present = common::keys(KEYS, 1);
     let ix = Index::open(
         dir.path(),
         IndexConfig {
@@ -117,7 +96,12 @@ fn main() {
             assert!(found, "key {i} is present");
         }
     };
-    compare("index find (1 M keys, merged)", rounds, FINDS_PER_THREAD, &find);
+    compare(
+        "index find (1 M keys, merged)",
+        rounds,
+        FINDS_PER_THREAD,
+        &find,
+    );
     drop(ix);
 
     // Floating store: 20,000 blocks of 2 KiB contents + 8 KiB metadata.

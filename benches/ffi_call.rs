@@ -1,10 +1,15 @@
 //! What the C call adds to an index lookup (issue 20: at most 20 ns over
 //! the same operation called from Rust): `tzs_index_find` against
 //! `Index::find_into`, the same present keys in the same order, on two
-//! read-only handles of one merged 1 M-key index. Rounds alternate the two.
+//! read-only handles of one merged index. Each round times both, in turns
+//! (the first of the pair alternates). With 1 M keys a find is bound by
+//! cache misses in the two handles' own maps; 10,000 keys (in cache) show
+//! the call's own cost.
 //!
 //! Run: `cargo bench --bench ffi_call` (`TZS_BENCH_DIR` where files go,
-//! `TZS_BENCH_ROUNDS` rounds, default 7).
+//! `TZS_BENCH_ROUNDS` rounds, default 7; `TZS_BENCH_KEYS` keys, default
+//! 1,000,000; `TZS_BENCH_DEPENDENT=1` picks each key from the previous
+//! value, so lookups cannot overlap in the CPU).
 
 mod common;
 
@@ -18,17 +23,22 @@ use tzstore::ffi::index::{tzs_index, tzs_index_close, tzs_index_find, tzs_index_
 use tzstore::ffi::types::{TZS_OK, TZS_READONLY};
 use tzstore::index::{Index, IndexConfig};
 
-const KEYS: usize = 1_000_000;
 const FINDS: usize = 4_000_000;
 
-fn config(open: OpenOptions) -> IndexConfig {
+fn config(keys: usize, open: OpenOptions) -> IndexConfig {
     IndexConfig {
         key_size: 32,
         value_size: 8,
         removable: false,
-        log_size: KEYS as u64 - 1,
+        log_size: keys as u64 - 1,
         open,
     }
+}
+
+/// `TZS_BENCH_DEPENDENT=1`: each key chosen from the previous value.
+fn dependent() -> bool {
+    static D: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *D.get_or_init(|| std::env::var_os("TZS_BENCH_DEPENDENT").is_some())
 }
 
 /// Nanoseconds per lookup of `FINDS` present keys through `find`.
@@ -37,7 +47,14 @@ fn ns_per_find(keys: &[[u8; 32]], mut find: impl FnMut(&[u8; 32], &mut [u8; 8]) 
     let mut i = 0usize;
     let started = Instant::now();
     for _ in 0..FINDS {
-        i = (i + 7_919) % keys.len();
+        // With `dependent`, the next key depends on this value: one lookup
+        // at a time, as a caller that uses each answer sees them.
+        let step = if dependent() {
+            usize::from(out[0] & 1)
+        } else {
+            0
+        };
+        i = (i + 7_919 + step) % keys.len();
         assert!(find(black_box(&keys[i]), &mut out), "key {i} is present");
     }
     started.elapsed().as_nanos() as f64 / FINDS as f64
@@ -50,10 +67,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
         .max(1);
+    let n: usize = std::env::var("TZS_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+        .max(2);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
-    let present = common::keys(KEYS, 1);
+    let present = common::keys(n, 1);
     {
-        let ix = Index::open(dir.path(), config(OpenOptions::default())).expect("open");
+        let ix = Index::open(dir.path(), config(n, OpenOptions::default())).expect("open");
         for (i, k) in present.iter().enumerate() {
             ix.add(k, &(i as u64).to_le_bytes(), false).expect("add");
         }
@@ -61,7 +83,7 @@ fn main() {
         ix.flush().expect("flush");
     }
 
-    let rust = Index::open(dir.path(), config(OpenOptions::read_only())).expect("open ro");
+    let rust = Index::open(dir.path(), config(n, OpenOptions::read_only())).expect("open ro");
     let path = CString::new(dir.path().to_str().expect("utf-8 path")).expect("no NUL");
     let mut c: *mut tzs_index = std::ptr::null_mut();
     let mut err: *mut tzs_error = std::ptr::null_mut();
@@ -73,7 +95,7 @@ fn main() {
             32,
             8,
             TZS_READONLY,
-            KEYS as u64 - 1,
+            n as u64 - 1,
             &mut c,
             &mut err,
         )
@@ -98,7 +120,7 @@ fn main() {
     }
     diffs.sort_by(f64::total_cmp);
     println!(
-        "the C call adds {:.1} to {:.1} ns per find (median {:.1}, {rounds} rounds of {FINDS} finds)",
+        "{n} keys: the C call adds {:.1} to {:.1} ns per find (median {:.1}, {rounds} rounds of {FINDS} finds)",
         diffs[0],
         diffs[diffs.len() - 1],
         diffs[diffs.len() / 2]

@@ -34,6 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
 use super::prealloc::Prealloc;
+use super::verified_once::VerifiedOnce;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
@@ -155,7 +156,7 @@ pub struct Floating {
     /// It may cover zeros ahead of `end` (see `prealloc`), which appends
     /// overwrite; nothing reads those bytes through the map before they are
     /// written and published below `end`.
-    map: RwLock<Arc<Mapped>>,
+    map: RwLock<Arc<ReadMap>>,
     /// Read-write stores: the zero-filled space ahead of durable appends.
     prealloc: Option<Arc<Prealloc>>,
 }
@@ -224,7 +225,7 @@ impl Floating {
             index: Arc::new(index),
             unsynced: Unsynced::default(),
             writer: Mutex::new(0),
-            map: RwLock::new(Arc::new(Mapped::from_bytes(Vec::new()))),
+            map: RwLock::new(Arc::new(ReadMap::new(Mapped::from_bytes(Vec::new())))),
             prealloc: None,
         };
         if !store.read_only {
@@ -236,7 +237,7 @@ impl Floating {
         }
         // Append-only: recovery above cut any torn tail before this map,
         // and the file is cut again only at close, with no reader left.
-        *store.map.write() = Arc::new(store.file.map(MapPromise::APPEND_ONLY)?);
+        *store.map.write() = Arc::new(ReadMap::new(store.file.map(MapPromise::APPEND_ONLY)?));
         Ok(store)
     }
 
@@ -477,11 +478,11 @@ impl Floating {
             return Ok(None);
         }
         let offset = self.decode_offset(hash, &value)?;
-        // From the map: the record alone, checked and copied once (its
-        // predecessor trailer is not needed here).
+        // From the map: the record alone, its checksum checked once per
+        // map, copied once (its predecessor trailer is not needed here).
         let map = self.map.read().clone();
-        let block = match record_in_map(&map, offset) {
-            Some(rec) => super::record::parse(rec, true)
+        let block = match map.record(offset) {
+            Some(parsed) => parsed
                 .map_err(|e| {
                     Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
                 })?
@@ -548,7 +549,7 @@ impl Floating {
             .saturating_sub(map.len() as u64);
         if unmapped >= REMAP_BYTES {
             // Append-only, as at open: a handle that reads never cuts.
-            let fresh = Arc::new(self.file.map(MapPromise::APPEND_ONLY)?);
+            let fresh = Arc::new(ReadMap::new(self.file.map(MapPromise::APPEND_ONLY)?));
             *self.map.write() = fresh.clone();
             if let Some(r) = from_map(&fresh, offset, with_metadata) {
                 return r.map_err(|e| {
@@ -699,6 +700,50 @@ impl Drop for Floating {
                 let _ = self.file.sync();
             }
         }
+    }
+}
+
+/// A read-only map of the block file and which of its records were
+/// checked (see `verified_once` for why one check per map is enough).
+struct ReadMap {
+    bytes: Mapped,
+    checked: VerifiedOnce,
+}
+
+impl ReadMap {
+    fn new(bytes: Mapped) -> ReadMap {
+        let checked = VerifiedOnce::new(bytes.len());
+        ReadMap { bytes, checked }
+    }
+
+    /// The block record at `offset`, with metadata, its checksum checked the
+    /// first time this map returns it; `None` if the map does not hold all
+    /// of it.
+    fn record(&self, offset: u64) -> Option<std::result::Result<BlockRef<'_>, String>> {
+        let rec = record_in_map(&self.bytes, offset)?;
+        // In the map, so the offset fits in usize.
+        let at = usize::try_from(offset).ok()?;
+        if self.checked.is_checked(at) {
+            return Some(super::record::parse_checked_before(rec, true));
+        }
+        let parsed = super::record::parse(rec, true);
+        if parsed.is_ok() {
+            self.checked.mark_checked(at);
+        }
+        Some(parsed)
+    }
+}
+
+impl std::fmt::Debug for ReadMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadMap({} bytes)", self.bytes.len())
+    }
+}
+
+impl std::ops::Deref for ReadMap {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
     }
 }
 

@@ -8,6 +8,7 @@ mod prealloc;
 pub mod predecessors;
 pub mod record;
 pub mod store;
+mod verified_once;
 
 pub use record::{Block, BlockRef};
 

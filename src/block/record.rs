@@ -192,6 +192,33 @@ pub fn parse_with_context(
     buf: &[u8],
     with_metadata: bool,
 ) -> std::result::Result<(BlockRef<'_>, Hash), String> {
+    parse_fields(buf, with_metadata, true)
+}
+
+/// [`parse`] of a record whose checksum already passed in the same
+/// unchanged bytes (see `verified_once`): every length is still checked, so
+/// wrong bytes can yield an error or wrong fields, never a read out of
+/// bounds.
+pub(crate) fn parse_checked_before(
+    buf: &[u8],
+    with_metadata: bool,
+) -> std::result::Result<BlockRef<'_>, String> {
+    parse_fields(buf, with_metadata, false).map(|(b, _)| b)
+}
+
+/// [`parse_checked_before`], with the record's context hash.
+pub(crate) fn parse_checked_before_with_context(
+    buf: &[u8],
+    with_metadata: bool,
+) -> std::result::Result<(BlockRef<'_>, Hash), String> {
+    parse_fields(buf, with_metadata, false)
+}
+
+fn parse_fields(
+    buf: &[u8],
+    with_metadata: bool,
+    check_crc: bool,
+) -> std::result::Result<(BlockRef<'_>, Hash), String> {
     if buf.len() < FIXED {
         return Err(format!("record of {} bytes is too short", buf.len()));
     }
@@ -204,7 +231,7 @@ pub fn parse_with_context(
     }
     let body = &buf[..len - 4];
     let stored = u32::from_be_bytes([buf[len - 4], buf[len - 3], buf[len - 2], buf[len - 1]]);
-    if frame::crc(&[body]) != stored {
+    if check_crc && frame::crc(&[body]) != stored {
         return Err("block record checksum mismatch".to_string());
     }
     let mut at = 4;

@@ -27,7 +27,7 @@ pub(super) fn run(store: &Cemented, genesis: Option<&Hash>) -> Result<()> {
             }
         }
         for level in r.start..=r.end {
-            let b = c.parse(level)?;
+            let b = c.parse_rechecked(level)?;
             if let Some((_, ph)) = &prev {
                 if b.predecessor != ph && Some(b.hash) != genesis {
                     return bad(format!(

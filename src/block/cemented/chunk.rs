@@ -16,6 +16,7 @@ use std::sync::Arc;
 use once_cell::sync::OnceCell;
 
 use crate::block::record;
+use crate::block::verified_once::CheckedSlots;
 use crate::block::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
@@ -91,6 +92,8 @@ pub struct Chunk {
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
     map: OnceCell<Mapped>,
+    /// Which levels' records passed their checksum in `map`.
+    checked: OnceCell<CheckedSlots>,
 }
 
 impl fmt::Debug for Chunk {
@@ -107,6 +110,7 @@ impl Chunk {
             path: dir.join(range.file_name()),
             fs,
             map: OnceCell::new(),
+            checked: OnceCell::new(),
         }
     }
 
@@ -180,12 +184,13 @@ impl Chunk {
         Ok(())
     }
 
-    /// Checks the shape, then every record (CRC, level): the whole chunk
-    /// read back. Returns the hash of each level, in order.
+    /// Checks the shape, then every record (CRC, level), even those a read
+    /// already checked: the whole chunk read back. Returns the hash of each
+    /// level, in order.
     pub fn verify(&self) -> Result<Vec<Hash>> {
         self.check_shape()?;
         (self.range.start..=self.range.end)
-            .map(|l| self.hash(l))
+            .map(|l| Ok(*self.parse_rechecked(l)?.hash))
             .collect()
     }
 
@@ -228,10 +233,33 @@ impl Chunk {
         self.parse_with_context(level).map(|(b, _)| b)
     }
 
+    /// [`Chunk::parse`], checking the record's checksum even if a read
+    /// through this map already did (checks and repairs).
+    pub fn parse_rechecked(&self, level: i32) -> Result<BlockRef<'_>> {
+        self.parse_record(level, Recheck::Always).map(|(b, _)| b)
+    }
+
     /// [`Chunk::parse`], with the block's resulting context hash.
     pub fn parse_with_context(&self, level: i32) -> Result<(BlockRef<'_>, Hash)> {
+        self.parse_record(level, Recheck::OncePerMap)
+    }
+
+    fn parse_record(&self, level: i32, recheck: Recheck) -> Result<(BlockRef<'_>, Hash)> {
         let (at, raw) = self.raw(level)?;
-        let (b, context) = record::parse_with_context(raw, false)
+        // `raw` succeeded: the level is in the range.
+        let i = (i64::from(level) - i64::from(self.range.start)) as usize;
+        let checked = self.checked.get_or_init(|| {
+            // At most one slot per record the file can hold, so a damaged
+            // or planted range never sizes this.
+            let fits = self.bytes().map_or(0, |b| b.len() / min_level_bytes());
+            CheckedSlots::new(self.range.len().min(fits))
+        });
+        let parsed = if recheck == Recheck::OncePerMap && checked.is_checked(i) {
+            record::parse_checked_before_with_context(raw, false)
+        } else {
+            record::parse_with_context(raw, false)
+        };
+        let (b, context) = parsed
             .map_err(|e| self.corrupted(format!("record of level {level} at byte {at}: {e}")))?;
         if b.level != level {
             return Err(self.corrupted(format!(
@@ -239,6 +267,7 @@ impl Chunk {
                 b.level
             )));
         }
+        checked.mark_checked(i);
         Ok((b, context))
     }
 
@@ -298,6 +327,16 @@ impl Chunk {
     fn corrupted(&self, detail: impl fmt::Display) -> Error {
         Error::corrupted(&self.path, detail)
     }
+}
+
+/// Whether a parse checks a record's checksum again when this map already
+/// checked it (see `verified_once`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recheck {
+    /// Reads: once per map is enough.
+    OncePerMap,
+    /// `verify`, a check or a repair reading the chunk back: every time.
+    Always,
 }
 
 /// The fewest bytes one level takes in a chunk file: its offset and the

@@ -1,0 +1,152 @@
+//! Which records of one read-only map have had their checksum checked
+//! (issue 20: verify each record at most once per mapping).
+//!
+//! A block read used to spend half its time on the CRC of a 10 KiB record
+//! it had already checked a moment before. A record in a map of an
+//! append-only file cannot change while the map lives, so one check per
+//! record per map is enough:
+//!
+//! * the floating and cemented files are append-only for as long as a map
+//!   of them lives ([`crate::io::MapPromise`]): tzstore never rewrites a
+//!   byte of a published record, and cuts a file only at open (before the
+//!   map), at close (after it) or where no record was ever published (a
+//!   failed append, whose offset no index entry names);
+//! * a slot is set only after the whole record at that exact offset passed
+//!   its checksum in this map; a new map (a remap, another open) starts with
+//!   none set, so damage present on disk when a map is made is always found
+//!   before the record's bytes are first returned;
+//! * what this does not cover, and says so in `docs/design.md`: bytes that
+//!   change under a live map without tzstore writing them (another program
+//!   writing the file, or a device returning different bytes for a page
+//!   that was evicted and read again without reporting an error). Those are
+//!   found by the next open's reads, or by `tzstore check`.
+//!
+//! One slot per 64-byte granule of the map: a record plus its smallest
+//! trailer is longer than 64 bytes (checked below), so two records never
+//! start in the same granule. The slot keeps the offset's low six bits so a
+//! lookup at another offset inside the granule (a damaged index entry) is
+//! never taken for a checked record.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+/// Bytes of map per slot.
+const GRANULE_SHIFT: u32 = 6;
+const GRANULE: usize = 1 << GRANULE_SHIFT;
+/// Set in a slot that names a checked record.
+const CHECKED: u8 = 0x80;
+
+// Two records never start in one granule: the smallest floating entry
+// (record and empty predecessor trailer) and the smallest cemented record
+// are longer than a granule.
+const _: () = assert!(super::record::FIXED > GRANULE);
+
+/// The checked records of one map of `len` bytes, by offset (the floating
+/// file, whose records are found by offset).
+pub(crate) struct VerifiedOnce {
+    slots: Box<[AtomicU8]>,
+}
+
+impl VerifiedOnce {
+    /// No record checked yet, for a map of `len` bytes.
+    pub(crate) fn new(len: usize) -> VerifiedOnce {
+        let n = len.div_ceil(GRANULE);
+        VerifiedOnce {
+            slots: std::iter::repeat_with(|| AtomicU8::new(0))
+                .take(n)
+                .collect(),
+        }
+    }
+
+    /// Whether the record starting at `offset` was checked in this map.
+    pub(crate) fn is_checked(&self, offset: usize) -> bool {
+        self.slots
+            .get(offset >> GRANULE_SHIFT)
+            .is_some_and(|s| s.load(Ordering::Acquire) == tag(offset))
+    }
+
+    /// Records that the record starting at `offset` passed its checksum.
+    pub(crate) fn mark_checked(&self, offset: usize) {
+        if let Some(s) = self.slots.get(offset >> GRANULE_SHIFT) {
+            s.store(tag(offset), Ordering::Release);
+        }
+    }
+
+    /// Heap bytes held (one per granule).
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+fn tag(offset: usize) -> u8 {
+    CHECKED | (offset & (GRANULE - 1)) as u8
+}
+
+/// The checked records of one map, by their number (a cemented chunk's
+/// records are found by level): one bit each.
+pub(crate) struct CheckedSlots {
+    bits: Box<[AtomicU64]>,
+}
+
+impl CheckedSlots {
+    /// No record checked yet, among `n`.
+    pub(crate) fn new(n: usize) -> CheckedSlots {
+        CheckedSlots {
+            bits: std::iter::repeat_with(|| AtomicU64::new(0))
+                .take(n.div_ceil(64))
+                .collect(),
+        }
+    }
+
+    /// Whether record `i` was checked in this map.
+    pub(crate) fn is_checked(&self, i: usize) -> bool {
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (i % 64)) != 0)
+    }
+
+    /// Records that record `i` passed its checksum.
+    pub(crate) fn mark_checked(&self, i: usize) {
+        if let Some(w) = self.bits.get(i / 64) {
+            w.fetch_or(1 << (i % 64), Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_offset_that_was_marked_counts_as_checked() {
+        let v = VerifiedOnce::new(1000);
+        assert_eq!(v.heap_bytes(), 16);
+        assert!(!v.is_checked(130));
+        v.mark_checked(130);
+        assert!(v.is_checked(130));
+        // Same granule, other offsets: not checked.
+        for o in (128..192).filter(|&o| o != 130) {
+            assert!(!v.is_checked(o), "offset {o}");
+        }
+        // Offsets past the map are never checked, and marking them is a no-op.
+        v.mark_checked(5000);
+        assert!(!v.is_checked(5000));
+        // Offset 0 is distinct from an empty slot.
+        assert!(!v.is_checked(0));
+        v.mark_checked(0);
+        assert!(v.is_checked(0));
+    }
+
+    #[test]
+    fn slots_are_checked_one_by_one() {
+        let s = CheckedSlots::new(130);
+        assert!((0..130).all(|i| !s.is_checked(i)));
+        for i in [0, 63, 64, 129] {
+            s.mark_checked(i);
+        }
+        let checked: Vec<usize> = (0..200).filter(|&i| s.is_checked(i)).collect();
+        assert_eq!(checked, [0, 63, 64, 129]);
+        s.mark_checked(500);
+        assert!(!s.is_checked(500));
+    }
+}

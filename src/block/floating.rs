@@ -34,6 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
 use super::prealloc::Prealloc;
+use super::reader::BlockReader;
 use super::verified_once::VerifiedOnce;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
 use crate::check::CheckReport;
@@ -225,7 +226,10 @@ impl Floating {
             index: Arc::new(index),
             unsynced: Unsynced::default(),
             writer: Mutex::new(0),
-            map: RwLock::new(Arc::new(ReadMap::new(Mapped::from_bytes(Vec::new())))),
+            map: RwLock::new(Arc::new(ReadMap::new(
+                Mapped::from_bytes(Vec::new()),
+                &path,
+            ))),
             prealloc: None,
         };
         if !store.read_only {
@@ -236,8 +240,12 @@ impl Floating {
             }
         }
         // Append-only: recovery above cut any torn tail before this map,
-        // and the file is cut again only at close, with no reader left.
-        *store.map.write() = Arc::new(ReadMap::new(store.file.map(MapPromise::APPEND_ONLY)?));
+        // and a close cuts only the zeros above `end`: a map that a
+        // `BlockReader` still holds keeps every record it can point to.
+        *store.map.write() = Arc::new(ReadMap::new(
+            store.file.map(MapPromise::APPEND_ONLY)?,
+            store.file.path(),
+        ));
         Ok(store)
     }
 
@@ -472,12 +480,9 @@ impl Floating {
 
     /// The block (with its metadata, if any), or `None` if not stored.
     pub fn read_block(&self, hash: &Hash) -> Result<Option<Block>> {
-        // The hot read path: offset only, no predecessor list built.
-        let mut value = [0u8; VALUE_SIZE];
-        if !self.find_value(hash, &mut value)? {
+        let Some(offset) = self.locate(hash)? else {
             return Ok(None);
-        }
-        let offset = self.decode_offset(hash, &value)?;
+        };
         // From the map: the record alone, its checksum checked once per
         // map, copied once (its predecessor trailer is not needed here).
         let map = self.map.read().clone();
@@ -496,6 +501,51 @@ impl Floating {
             ));
         }
         Ok(Some(block))
+    }
+
+    /// [`Floating::read_block`] without a copy: the block, borrowed from
+    /// what `reader` holds after this call (see [`BlockReader`]).
+    pub fn read_view<'r>(
+        &self,
+        hash: &Hash,
+        reader: &'r mut BlockReader,
+    ) -> Result<Option<BlockRef<'r>>> {
+        reader.start(true);
+        let Some(offset) = self.locate(hash)? else {
+            return Ok(None);
+        };
+        self.hold(offset, hash, reader)?;
+        reader.block()
+    }
+
+    /// The offset of block `hash`'s entry, or `None` if not stored: the
+    /// hot read path, no predecessor list built.
+    pub(crate) fn locate(&self, hash: &Hash) -> Result<Option<u64>> {
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.find_value(hash, &mut value)? {
+            return Ok(None);
+        }
+        self.decode_offset(hash, &value).map(Some)
+    }
+
+    /// Has `reader` hold block `hash`, whose entry [`Floating::locate`]
+    /// found at `offset`: this store's map when it covers the record (the
+    /// record is checked when the reader first shows it), else a copy.
+    pub(crate) fn hold(&self, offset: u64, hash: &Hash, reader: &mut BlockReader) -> Result<()> {
+        let map = self.map.read().clone();
+        if record_in_map(&map, offset).is_some() {
+            reader.hold_map(map, offset, *hash);
+            return Ok(());
+        }
+        let block = self.entry_at(offset, true)?.block;
+        if block.hash != *hash {
+            return Err(Error::corrupted(
+                self.file.path(),
+                format!("index entry at offset {offset} holds another block"),
+            ));
+        }
+        reader.hold_owned(block);
+        Ok(())
     }
 
     /// The block and its predecessor list, or `None` if not stored.
@@ -549,7 +599,10 @@ impl Floating {
             .saturating_sub(map.len() as u64);
         if unmapped >= REMAP_BYTES {
             // Append-only, as at open: a handle that reads never cuts.
-            let fresh = Arc::new(ReadMap::new(self.file.map(MapPromise::APPEND_ONLY)?));
+            let fresh = Arc::new(ReadMap::new(
+                self.file.map(MapPromise::APPEND_ONLY)?,
+                self.file.path(),
+            ));
             *self.map.write() = fresh.clone();
             if let Some(r) = from_map(&fresh, offset, with_metadata) {
                 return r.map_err(|e| {
@@ -705,21 +758,32 @@ impl Drop for Floating {
 
 /// A read-only map of the block file and which of its records were
 /// checked (see `verified_once` for why one check per map is enough).
-struct ReadMap {
+pub(crate) struct ReadMap {
     bytes: Mapped,
     checked: VerifiedOnce,
+    /// The mapped file, for errors.
+    path: PathBuf,
 }
 
 impl ReadMap {
-    fn new(bytes: Mapped) -> ReadMap {
+    fn new(bytes: Mapped, path: &Path) -> ReadMap {
         let checked = VerifiedOnce::new(bytes.len());
-        ReadMap { bytes, checked }
+        ReadMap {
+            bytes,
+            checked,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The mapped file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The block record at `offset`, with metadata, its checksum checked the
     /// first time this map returns it; `None` if the map does not hold all
     /// of it.
-    fn record(&self, offset: u64) -> Option<std::result::Result<BlockRef<'_>, String>> {
+    pub(crate) fn record(&self, offset: u64) -> Option<std::result::Result<BlockRef<'_>, String>> {
         let rec = record_in_map(&self.bytes, offset)?;
         // In the map, so the offset fits in usize.
         let at = usize::try_from(offset).ok()?;

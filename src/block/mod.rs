@@ -6,6 +6,7 @@ pub mod entry;
 pub mod floating;
 mod prealloc;
 pub mod predecessors;
+pub mod reader;
 pub mod record;
 pub mod store;
 mod verified_once;

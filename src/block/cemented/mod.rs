@@ -48,6 +48,7 @@ pub use chunk::ChunkRange;
 pub use iter::ChunkIter;
 pub use writer::ChunkWriter;
 
+use super::reader::BlockReader;
 use super::{Block, BlockRef, HASH_SIZE, Hash};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
@@ -386,6 +387,65 @@ impl Cemented {
             b.metadata = metadata_of(&t, c, level)?;
         }
         Ok(Some(b))
+    }
+
+    /// [`Cemented::read_by_level`] without copying the block: borrowed
+    /// from what `reader` holds after this call (the chunk's map; the
+    /// metadata, decompressed, is the reader's own).
+    pub fn read_view_by_level<'r>(
+        &self,
+        level: i32,
+        read_metadata: bool,
+        reader: &'r mut BlockReader,
+    ) -> Result<Option<BlockRef<'r>>> {
+        reader.start(read_metadata);
+        if self.hold_level(level, read_metadata, reader)?.is_none() {
+            return Ok(None);
+        }
+        reader.block()
+    }
+
+    /// [`Cemented::read_by_hash`] without copying the block, as
+    /// [`Cemented::read_view_by_level`].
+    pub fn read_view_by_hash<'r>(
+        &self,
+        hash: &Hash,
+        read_metadata: bool,
+        reader: &'r mut BlockReader,
+    ) -> Result<Option<BlockRef<'r>>> {
+        reader.start(read_metadata);
+        match self.level_of(hash)? {
+            Some(l) if self.hold_level(l, read_metadata, reader)?.is_some() => reader.block(),
+            _ => Ok(None),
+        }
+    }
+
+    /// Has `reader` hold the block at `level` (and its metadata when
+    /// `read_metadata` and it has some): its hash and whether metadata was
+    /// found, or `None` if the level is not cemented.
+    pub(crate) fn hold_level(
+        &self,
+        level: i32,
+        read_metadata: bool,
+        reader: &mut BlockReader,
+    ) -> Result<Option<(Hash, bool)>> {
+        let t = self.snapshot();
+        let Some(c) = t.chunk(level) else {
+            return Ok(None);
+        };
+        let hash = match c.parse(level) {
+            // The snapshot predates a GC that unlinked the chunk.
+            Err(Error::NotFound(_)) => return Ok(None),
+            r => *r?.hash,
+        };
+        let metadata = if read_metadata {
+            metadata_of(&t, c, level)?
+        } else {
+            None
+        };
+        let found = metadata.is_some();
+        reader.hold_chunk(c.clone(), level, metadata);
+        Ok(Some((hash, found)))
     }
 
     /// The block `hash`, as [`Cemented::read_by_level`].

@@ -29,6 +29,7 @@ use super::cemented::{Cemented, CementedConfig, HistoryMode};
 use super::floating::{Floating, FloatingKind};
 pub(crate) use super::hex;
 use super::predecessors;
+use super::reader::BlockReader;
 use super::record::NO_CONTEXT;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
@@ -423,6 +424,63 @@ impl BlockStore {
         }
     }
 
+    /// [`BlockStore::read`] without copying the block: borrowed from what
+    /// `reader` holds after this call, a map of the floating or cemented
+    /// file that holds it (see [`BlockReader`] for what keeps it valid
+    /// across merges and GC). `None` as for `read`; the reader then holds
+    /// nothing.
+    pub fn read_view<'r>(
+        &self,
+        hash: &Hash,
+        distance: u32,
+        read_metadata: bool,
+        reader: &'r mut BlockReader,
+    ) -> Result<Option<BlockRef<'r>>> {
+        reader.start(read_metadata);
+        let parts = self.inner.parts.read().clone();
+        let target = if distance == 0 {
+            *hash
+        } else {
+            match self.inner.resolve(&parts, hash, distance as u64)? {
+                Some(t) => t,
+                None => return Ok(None),
+            }
+        };
+        if !self
+            .inner
+            .hold_exact(&parts, &target, read_metadata, reader)?
+        {
+            return Ok(None);
+        }
+        reader.block()
+    }
+
+    /// [`BlockStore::read_by_level`] without copying the block, as
+    /// [`BlockStore::read_view`].
+    pub fn read_view_by_level<'r>(
+        &self,
+        level: i32,
+        read_metadata: bool,
+        reader: &'r mut BlockReader,
+    ) -> Result<Option<BlockRef<'r>>> {
+        reader.start(read_metadata);
+        let cemented = &self.inner.cemented;
+        let Some((hash, has_metadata)) = cemented.hold_level(level, read_metadata, reader)? else {
+            return Ok(None);
+        };
+        if read_metadata && !has_metadata {
+            // A preserved block: its metadata is in the floating copy.
+            let parts = self.inner.parts.read().clone();
+            for f in parts.all() {
+                if let Some(offset) = f.locate(&hash)? {
+                    f.hold(offset, &hash, reader)?;
+                    break;
+                }
+            }
+        }
+        reader.block()
+    }
+
     /// Starts a background merge: cements the ancestors of `head` up to the
     /// last of `chunk_ends`, one chunk per interval `(previous end + 1 ..=
     /// end]`, keeps the blocks above it that descend from the new cemented
@@ -728,6 +786,30 @@ impl Inner {
             }
         }
         self.cemented.read_by_hash(hash, read_metadata)
+    }
+
+    /// Has `reader` hold block `hash` as [`Inner::read_exact`] finds it;
+    /// false if it is not stored.
+    fn hold_exact(
+        &self,
+        parts: &Parts,
+        hash: &Hash,
+        read_metadata: bool,
+        reader: &mut BlockReader,
+    ) -> Result<bool> {
+        for f in parts.all() {
+            if let Some(offset) = f.locate(hash)? {
+                f.hold(offset, hash, reader)?;
+                return Ok(true);
+            }
+        }
+        match self.cemented.level_of(hash)? {
+            Some(level) => Ok(self
+                .cemented
+                .hold_level(level, read_metadata, reader)?
+                .is_some()),
+            None => Ok(false),
+        }
     }
 
     fn level_of_stored(&self, parts: &Parts, hash: &Hash) -> Result<Option<i32>> {

@@ -1,0 +1,159 @@
+//! Borrowed block reads: a [`BlockReader`] holds what the last block read
+//! through it points into (a floating store's map, a cemented chunk's map,
+//! or, for what no map covers yet, its own copy), so the caller gets the
+//! block's bytes without a copy.
+//!
+//! What keeps a view valid: the reader owns a reference to the map
+//! (`Arc`), not to the store. A merge that retires a floating store, a GC
+//! that unlinks a chunk, or closing the store drops the store's own
+//! references; the mapping lives on until the reader lets go of it (the
+//! next read through the reader, [`BlockReader::release`], or its drop).
+//! Mapped files are never truncated or rewritten below their published
+//! end while mapped (`MapPromise`), so the bytes a view shows do not
+//! change under it. Each record's checksum is checked the first time a
+//! map returns it (see `verified_once`), before any view of it is given.
+
+use std::sync::Arc;
+
+use super::cemented::chunk::Chunk;
+use super::floating::ReadMap;
+use super::{Block, BlockRef, Hash};
+use crate::error::{Error, Result};
+
+/// Holds the bytes the last block read through it points into. One reader
+/// per thread: a read needs `&mut`, which ends every view of the previous
+/// read, so Rust's borrow rules enforce the validity rule the C API
+/// documents.
+///
+/// ```
+/// # use tzstore::block::store::{BlockStore, BlockStoreOptions};
+/// # use tzstore::block::{BlockRef, reader::BlockReader};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let store = BlockStore::open(dir.path(), BlockStoreOptions::default())?;
+/// let (genesis, b1) = ([0u8; 32], [1u8; 32]);
+/// let block = BlockRef { hash: &b1, level: 1, predecessor: &genesis, contents: b"header", metadata: None };
+/// # store.store(&BlockRef { hash: &genesis, level: 0, predecessor: &genesis, contents: b"g", metadata: None })?;
+/// store.store(&block)?;
+/// let mut reader = BlockReader::new();
+/// let view = store.read_view(&b1, 0, true, &mut reader)?.expect("stored above");
+/// assert_eq!(view.contents, b"header");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct BlockReader {
+    held: Held,
+    /// The caller asked for the block without its metadata.
+    without_metadata: bool,
+}
+
+#[derive(Debug, Default)]
+enum Held {
+    #[default]
+    Nothing,
+    /// The record at `offset` of a floating store's map, expected to hold
+    /// block `hash`.
+    Map {
+        map: Arc<ReadMap>,
+        offset: u64,
+        hash: Hash,
+    },
+    /// The record of `level` in a cemented chunk, with the metadata read
+    /// for it (decompressed, so owned).
+    Chunk {
+        chunk: Arc<Chunk>,
+        level: i32,
+        metadata: Option<Vec<u8>>,
+    },
+    /// A block read by `pread` from a part of a floating file that no map
+    /// covers yet.
+    Owned(Block),
+}
+
+impl BlockReader {
+    /// A reader holding nothing.
+    pub fn new() -> BlockReader {
+        BlockReader::default()
+    }
+
+    /// Lets go of what the last read pointed into (a retired store's file
+    /// can then be freed), ending its view.
+    pub fn release(&mut self) {
+        self.held = Held::Nothing;
+    }
+
+    /// The block of the last successful read, borrowed from what this
+    /// reader holds; `None` if it holds nothing.
+    pub fn block(&self) -> Result<Option<BlockRef<'_>>> {
+        let mut b = match &self.held {
+            Held::Nothing => return Ok(None),
+            Held::Map { map, offset, hash } => {
+                let parsed = map.record(*offset).ok_or_else(|| {
+                    Error::corrupted(
+                        map.path(),
+                        format!("the record at offset {offset} is no longer in its map"),
+                    )
+                })?;
+                let b = parsed.map_err(|e| {
+                    Error::corrupted(map.path(), format!("entry at offset {offset}: {e}"))
+                })?;
+                if b.hash != hash {
+                    return Err(Error::corrupted(
+                        map.path(),
+                        format!("index entry at offset {offset} holds another block"),
+                    ));
+                }
+                b
+            }
+            Held::Chunk {
+                chunk,
+                level,
+                metadata,
+            } => {
+                let mut b = chunk.parse(*level)?;
+                b.metadata = metadata.as_deref();
+                b
+            }
+            Held::Owned(b) => b.as_ref(),
+        };
+        if self.without_metadata {
+            b.metadata = None;
+        }
+        Ok(Some(b))
+    }
+
+    /// Whether the last block read through this reader is borrowed from a
+    /// file's map (no copy made); false for a block no map covered yet
+    /// (appended since the floating store last mapped its file), read into
+    /// the reader's own buffer, and when the reader holds nothing.
+    pub fn borrows_map(&self) -> bool {
+        matches!(self.held, Held::Map { .. } | Held::Chunk { .. })
+    }
+
+    /// Holds the floating record at `offset` of `map`, block `hash`.
+    pub(super) fn hold_map(&mut self, map: Arc<ReadMap>, offset: u64, hash: Hash) {
+        self.held = Held::Map { map, offset, hash };
+    }
+
+    /// Holds the cemented record of `level` in `chunk`, and its metadata.
+    pub(super) fn hold_chunk(&mut self, chunk: Arc<Chunk>, level: i32, metadata: Option<Vec<u8>>) {
+        self.held = Held::Chunk {
+            chunk,
+            level,
+            metadata,
+        };
+    }
+
+    /// Holds a block copied out of its file.
+    pub(super) fn hold_owned(&mut self, block: Block) {
+        self.held = Held::Owned(block);
+    }
+
+    /// Begins a read: lets go of the last one (a miss leaves the reader
+    /// holding nothing) and notes whether the block's metadata is wanted.
+    pub(super) fn start(&mut self, read_metadata: bool) {
+        self.held = Held::Nothing;
+        self.without_metadata = !read_metadata;
+    }
+}

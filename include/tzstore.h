@@ -183,6 +183,26 @@ typedef struct tzs_kv_batch tzs_kv_batch;
 typedef struct tzs_kv_entries tzs_kv_entries;
 
 /**
+ * What a borrowed block read leaves behind: the map (or, for a block no
+ * map covers yet, the copy) that the last `tzs_block_view` filled through
+ * it points into. A reader holds at most one block at a time.
+ *
+ * Views stay valid, and their bytes unchanged, until the next read
+ * through the same reader, `tzs_reader_release` or `tzs_reader_free` —
+ * even if meanwhile a merge retires the floating file, a rolling GC
+ * deletes the cemented chunk, or the store is closed: the reader keeps
+ * its own reference to the mapping, and the store never cuts or rewrites
+ * a file below the records it has published. Holding a view of a retired
+ * file keeps that file's disk space until the view is released.
+ *
+ * Threading: a reader is used by one thread at a time (one per reader
+ * thread is the intended use); it may move between threads. Any number
+ * of readers may read the same store at once, alongside its writes and
+ * merges.
+ */
+typedef struct tzs_reader tzs_reader;
+
+/**
  * An open singleton store: one value in one file, cached in memory.
  * Thread-safe: any thread may call any function on it concurrently, except
  * `tzs_singleton_close`, which must be the last call.
@@ -404,6 +424,55 @@ typedef uint32_t tzs_kv_kind;
  * be run again, or any other status to stop (nothing is written).
  */
 typedef tzs_status (*tzs_kv_batch_fn)(struct tzs_kv_batch *batch, void *ctx);
+
+/**
+ * Bytes the library lends: they belong to a `tzs_reader` and stay valid
+ * and unchanged until the next read through that reader, its
+ * `tzs_reader_release` or its `tzs_reader_free`, whichever comes first;
+ * never free them. `ptr` is NULL when `len` is 0.
+ */
+typedef struct tzs_view {
+  /**
+   * First byte, or NULL when `len` is 0.
+   */
+  const uint8_t *ptr;
+  /**
+   * Number of bytes.
+   */
+  size_t len;
+} tzs_view;
+
+/**
+ * A block read without a copy (`tzs_block_store_read_view`): hashes and
+ * level copied in, contents and metadata lent as `tzs_view`s, valid as
+ * long as the reader that filled it holds them. Nothing to free.
+ */
+typedef struct tzs_block_view {
+  /**
+   * The block's hash.
+   */
+  uint8_t hash[32];
+  /**
+   * Its level (height).
+   */
+  int32_t level;
+  /**
+   * Its direct predecessor's hash.
+   */
+  uint8_t predecessor[32];
+  /**
+   * Header and operations.
+   */
+  struct tzs_view contents;
+  /**
+   * Whether `metadata` holds the block's metadata.
+   */
+  bool has_metadata;
+  /**
+   * Metadata; `{NULL, 0}` unless `has_metadata`.
+   */
+  struct tzs_view metadata;
+} tzs_block_view;
 
 /**
  * Success.
@@ -2968,6 +3037,110 @@ tzs_status tzs_kv_batch_run(struct tzs_kv *kv,
  * `kv` is NULL or a live handle, not used afterwards.
  */
 void tzs_kv_close(struct tzs_kv *kv);
+
+/**
+ * Creates a reader holding nothing into `*out`; free it with
+ * `tzs_reader_free`. Errors: `TZS_INVALID_ARGUMENT` (NULL `out`).
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+tzs_status tzs_reader_new(struct tzs_reader **out, struct tzs_error **err);
+
+/**
+ * Ends the views of the last read through `r` and lets go of what they
+ * pointed into (a retired file's space can then be reclaimed). The reader
+ * stays usable. NULL is a no-op.
+ *
+ * # Safety
+ * `r` NULL or a live reader, used by no other call meanwhile.
+ */
+void tzs_reader_release(struct tzs_reader *r);
+
+/**
+ * Frees `r` and ends its views. NULL is a no-op.
+ *
+ * # Safety
+ * `r` NULL or a live reader, used by no other call meanwhile and never
+ * after.
+ */
+void tzs_reader_free(struct tzs_reader *r);
+
+/**
+ * `tzs_block_store_read` without a copy: fills `*out` with the block
+ * `distance` blocks below `hash` (0 = the block itself), its contents and
+ * metadata lent by `r` (see `tzs_reader` for how long they stay valid);
+ * nothing to free. With `read_metadata` false, `out->has_metadata` is
+ * false. Each record's checksum is checked before any view of it is
+ * given (once per mapping), so a view never shows damaged bytes.
+ *
+ * The reader's previous views end when this call starts, whatever its
+ * outcome. `TZS_NOT_FOUND` as for `tzs_block_store_read` (the reader then
+ * holds nothing). Errors: `TZS_INVALID_ARGUMENT` (NULL), `TZS_CORRUPTED`,
+ * `TZS_IO`. Thread-safe on the store; the reader one thread at a time.
+ *
+ * # Safety
+ * `s` NULL or live; `r` NULL or a live reader used by no other call
+ * meanwhile; `hash` NULL or 32 readable bytes; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_read_view(struct tzs_block_store *s,
+                                     struct tzs_reader *r,
+                                     const uint8_t *hash,
+                                     uint32_t distance,
+                                     bool read_metadata,
+                                     struct tzs_block_view *out,
+                                     struct tzs_error **err);
+
+/**
+ * `tzs_block_store_read_by_level` without a copy, as
+ * `tzs_block_store_read_view`: the cemented block at `level` (a block a
+ * merge preserved with its metadata is read with the floating copy's).
+ * `TZS_NOT_FOUND` if the level is not cemented. Errors as
+ * `tzs_block_store_read_view`.
+ *
+ * # Safety
+ * `s` NULL or live; `r` NULL or a live reader used by no other call
+ * meanwhile; `out` NULL or writable.
+ */
+tzs_status tzs_block_store_read_by_level_view(struct tzs_block_store *s,
+                                              struct tzs_reader *r,
+                                              int32_t level,
+                                              bool read_metadata,
+                                              struct tzs_block_view *out,
+                                              struct tzs_error **err);
+
+/**
+ * `tzs_floating_read_block` without a copy, as
+ * `tzs_block_store_read_view` (metadata always read). `TZS_NOT_FOUND` if
+ * not stored. Errors: `TZS_INVALID_ARGUMENT`, `TZS_CORRUPTED`, `TZS_IO`.
+ *
+ * # Safety
+ * `f` NULL or live; `r` NULL or a live reader used by no other call
+ * meanwhile; `hash` NULL or 32 readable bytes; `out` NULL or writable.
+ */
+tzs_status tzs_floating_read_view(struct tzs_floating *f,
+                                  struct tzs_reader *r,
+                                  const uint8_t *hash,
+                                  struct tzs_block_view *out,
+                                  struct tzs_error **err);
+
+/**
+ * `tzs_cemented_read_by_level` without a copy, as
+ * `tzs_block_store_read_view`: contents lent from the chunk's map,
+ * metadata (decompressed) from the reader's own buffer. `TZS_NOT_FOUND`
+ * if no chunk holds `level`. Errors: `TZS_INVALID_ARGUMENT`,
+ * `TZS_CORRUPTED`, `TZS_IO`.
+ *
+ * # Safety
+ * `c` NULL or live; `r` NULL or a live reader used by no other call
+ * meanwhile; `out` NULL or writable.
+ */
+tzs_status tzs_cemented_read_view_by_level(struct tzs_cemented *c,
+                                           struct tzs_reader *r,
+                                           int32_t level,
+                                           bool read_metadata,
+                                           struct tzs_block_view *out,
+                                           struct tzs_error **err);
 
 /**
  * Opens the singleton stored in the file `path` (created by the first

@@ -18,6 +18,7 @@ pub mod gc;
 pub mod index;
 pub mod indexed_file;
 pub mod kv;
+pub mod reader;
 pub mod singleton;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -93,6 +93,39 @@ pub struct tzs_block {
     pub metadata: tzs_bytes,
 }
 
+/// Bytes the library lends: they belong to a `tzs_reader` and stay valid
+/// and unchanged until the next read through that reader, its
+/// `tzs_reader_release` or its `tzs_reader_free`, whichever comes first;
+/// never free them. `ptr` is NULL when `len` is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_view {
+    /// First byte, or NULL when `len` is 0.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// A block read without a copy (`tzs_block_store_read_view`): hashes and
+/// level copied in, contents and metadata lent as `tzs_view`s, valid as
+/// long as the reader that filled it holds them. Nothing to free.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tzs_block_view {
+    /// The block's hash.
+    pub hash: [u8; 32],
+    /// Its level (height).
+    pub level: i32,
+    /// Its direct predecessor's hash.
+    pub predecessor: [u8; 32],
+    /// Header and operations.
+    pub contents: tzs_view,
+    /// Whether `metadata` holds the block's metadata.
+    pub has_metadata: bool,
+    /// Metadata; `{NULL, 0}` unless `has_metadata`.
+    pub metadata: tzs_view,
+}
+
 /// Which of the five floating stores of a directory (`TZS_FLOATING_*`).
 pub type tzs_floating_kind = u32;
 /// Read-only store of the blocks kept by the last merge.

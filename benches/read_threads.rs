@@ -1,6 +1,7 @@
 //! Reads on one thread against reads on two (issue 20, point 3): index
 //! `find` of present keys in a merged 1 M-key index, and floating-store
-//! `read_block` by hash of 10 KiB blocks, all in the page cache.
+//! `read_block` by hash of 10 KiB blocks, and the same through a
+//! `BlockReader` (no copy), all in the page cache.
 //!
 //! Each round measures one thread, then two threads sharing the same handle
 //! (each reading its own half of a shuffled key list), and prints the two
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 use tzstore::OpenOptions;
 use tzstore::block::floating::{Floating, FloatingKind};
+use tzstore::block::reader::BlockReader;
 use tzstore::index::{Index, IndexConfig};
 
 const KEYS: usize = 1_000_000;
@@ -131,5 +133,27 @@ fn main() {
         rounds,
         READS_PER_THREAD,
         &read,
+    );
+    // The same reads without a copy: one reader per thread.
+    let view = |t: usize, ops: usize| {
+        let mut reader = BlockReader::new();
+        let mut i = t as u64 * BLOCKS / 2;
+        let mut sum = 0u64;
+        for _ in 0..ops {
+            i = (i + 7_919) % BLOCKS;
+            let b = store
+                .read_view(&common::hash_of(i), &mut reader)
+                .expect("read")
+                .expect("stored");
+            // Touch the block as a caller would: its first and last bytes.
+            sum += u64::from(b.contents[0]) + u64::from(b.metadata.map_or(0, |m| m[m.len() - 1]));
+        }
+        std::hint::black_box(sum);
+    };
+    compare(
+        "floating read_view (20,000 x 10 KiB)",
+        rounds,
+        READS_PER_THREAD,
+        &view,
     );
 }

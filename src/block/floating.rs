@@ -537,6 +537,12 @@ impl Floating {
             reader.hold_map(map, offset, *hash);
             return Ok(());
         }
+        if let Some(fresh) = self.renewed_map(&map)? {
+            if record_in_map(&fresh, offset).is_some() {
+                reader.hold_map(fresh, offset, *hash);
+                return Ok(());
+            }
+        }
         let block = self.entry_at(offset, true)?.block;
         if block.hash != *hash {
             return Err(Error::corrupted(
@@ -593,17 +599,7 @@ impl Floating {
                 Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
             });
         }
-        let unmapped = self
-            .end
-            .load(Ordering::SeqCst)
-            .saturating_sub(map.len() as u64);
-        if unmapped >= REMAP_BYTES {
-            // Append-only, as at open: a handle that reads never cuts.
-            let fresh = Arc::new(ReadMap::new(
-                self.file.map(MapPromise::APPEND_ONLY)?,
-                self.file.path(),
-            ));
-            *self.map.write() = fresh.clone();
+        if let Some(fresh) = self.renewed_map(&map)? {
             if let Some(r) = from_map(&fresh, offset, with_metadata) {
                 return r.map_err(|e| {
                     Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
@@ -616,6 +612,26 @@ impl Floating {
             self.end.load(Ordering::SeqCst),
             with_metadata,
         )
+    }
+
+    /// A fresh map of the file when the tail `map` does not cover has
+    /// grown past [`REMAP_BYTES`] (published for the next reads), else
+    /// `None`: remapping on every miss would cost more than the `pread`.
+    fn renewed_map(&self, map: &ReadMap) -> Result<Option<Arc<ReadMap>>> {
+        let unmapped = self
+            .end
+            .load(Ordering::SeqCst)
+            .saturating_sub(map.len() as u64);
+        if unmapped < REMAP_BYTES {
+            return Ok(None);
+        }
+        // Append-only, as at open: a handle that reads never cuts.
+        let fresh = Arc::new(ReadMap::new(
+            self.file.map(MapPromise::APPEND_ONLY)?,
+            self.file.path(),
+        ));
+        *self.map.write() = fresh.clone();
+        Ok(Some(fresh))
     }
 
     fn lookup(&self, hash: &Hash) -> Result<Option<(u64, Vec<Hash>)>> {

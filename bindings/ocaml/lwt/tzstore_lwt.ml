@@ -54,6 +54,26 @@ module Octez = struct
   module Indexed_store = Indexed_store
 end
 
+(** Readers of borrowed blocks ({!Tzstore.Reader}) for the [read_view]
+    calls below. Such a read runs on a pool thread and its view is then
+    used on the scheduler's thread: a reader may move between threads, as
+    long as one call at a time uses it. The views end at the reader's next
+    read, {!release} or {!close} (see {!Tzstore.Block.View}): let one
+    promise at a time read through a reader, and copy what must outlive
+    its next read ([Tzstore.Block.View.to_block]). *)
+module Reader = struct
+  module S = Tzstore.Reader
+
+  type t = S.t
+
+  (** Never waits: answered on the calling thread. *)
+  let create = S.create
+
+  (* Releasing or freeing may unmap and close a retired file. *)
+  let release t = detach (fun () -> S.release t)
+  let close t = detach (fun () -> S.close t)
+end
+
 module Singleton = struct
   module S = Tzstore.Singleton
 
@@ -117,6 +137,7 @@ module Floating = struct
   let find_predecessors t h = detach (fun () -> S.find_predecessors t h)
   let read_block t h = detach (fun () -> S.read_block t h)
   let read_block_and_predecessors t h = detach (fun () -> S.read_block_and_predecessors t h)
+  let read_view r t h = detach (fun () -> S.read_view r t h)
   let length t = detach (fun () -> S.length t)
   let fold t ~init ~f = detach (fun () -> S.fold t ~init ~f)
   let iter t f = detach (fun () -> S.iter t f)
@@ -150,6 +171,8 @@ module Block_store = struct
   let mem t h = detach (fun () -> S.mem t h)
   let read ?distance ?metadata t h = detach (fun () -> S.read ?distance ?metadata t h)
   let read_by_level ?metadata t l = detach (fun () -> S.read_by_level ?metadata t l)
+  let read_view ?distance ?metadata r t h = detach (fun () -> S.read_view ?distance ?metadata r t h)
+  let read_by_level_view ?metadata r t l = detach (fun () -> S.read_by_level_view ?metadata r t l)
   let merge ?max_op_ttl t ~head ~chunk_ends = detach (fun () -> S.merge ?max_op_ttl t ~head ~chunk_ends)
 
   type descr = S.descr
@@ -191,6 +214,7 @@ module Cemented = struct
   let hash_of t l = detach (fun () -> S.hash_of t l)
   let read_by_level ?metadata t l = detach (fun () -> S.read_by_level ?metadata t l)
   let read_by_hash ?metadata t h = detach (fun () -> S.read_by_hash ?metadata t h)
+  let read_view_by_level ?metadata r t l = detach (fun () -> S.read_view_by_level ?metadata r t l)
   let read_metadata t l = detach (fun () -> S.read_metadata t l)
 
   let cement ?write_metadata ?check_consistency t blocks =

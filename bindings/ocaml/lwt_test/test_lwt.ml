@@ -115,6 +115,19 @@ let work root =
   ok "await merge" r;
   let* r = L.Block_store.read_by_level bs 150l in
   check "a cemented block reads back" (ok "read by level" r = Some (block_of 150));
+  (* Borrowed reads: each view read on a pool thread, used here. *)
+  let reader = ok "reader" (L.Reader.create ()) in
+  let view r = Option.map Tzstore.Block.View.to_block (ok "read view" r) in
+  let* r = L.Block_store.read_view reader bs (hash_of 399) in
+  check "a floating view" (view r = Some (block_of 399));
+  let* r = L.Block_store.read_view ~distance:250 reader bs (hash_of 399) in
+  check "a view at a distance" (view r = Some (block_of 149));
+  let* r = L.Block_store.read_by_level_view ~metadata:false reader bs 150l in
+  check "a cemented view" (view r = Some { (block_of 150) with Tzstore.Block.metadata = None });
+  let* r = L.Block_store.read_view reader bs (hash_of 9999) in
+  check "a missing view" (r = Ok None);
+  let* () = L.Reader.release reader in
+  let* () = L.Reader.close reader in
   let* r = L.Index.find ix "00000299" in
   check "the last index binding" (ok "find" r = Some (String.make 8 'v'));
   let* r = L.Kv.get kv "k/49" in

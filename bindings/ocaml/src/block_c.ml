@@ -81,3 +81,39 @@ let with_hashes l f =
         (Printf.sprintf "predecessor hashes must have %d bytes, got %d" Block.hash_size
            (String.length h))
   | None -> f (String.concat "" l) (Unsigned.Size_t.of_int (List.length l))
+
+(* Borrowed reads (Reader). An empty view has a NULL pointer: it becomes
+   one shared empty bigarray. *)
+let empty_bigstring : Block.bigstring = Bigarray.Array1.create Bigarray.char Bigarray.c_layout 0
+
+(* [bigstring ~keep v] is the bytes of the tzs_view [v], without a copy.
+   The bigarray holds [keep] (the reader) in a finaliser's closure, so the
+   GC frees the reader only once no such bigarray is reachable. *)
+let bigstring ~keep v : Block.bigstring =
+  let n = Unsigned.Size_t.to_int (getf v C.view_len) in
+  if n = 0 then empty_bigstring
+  else
+    let b = bigarray_of_ptr array1 n Bigarray.char (getf v C.view_ptr) in
+    Gc.finalise (fun _ -> ignore (Sys.opaque_identity keep)) b;
+    b
+
+let view ~keep c =
+  {
+    Block.View.hash = string_of_hash (getf c C.view_hash);
+    level = getf c C.view_level;
+    predecessor = string_of_hash (getf c C.view_predecessor);
+    contents = bigstring ~keep (getf c C.view_contents);
+    metadata =
+      (if getf c C.view_has_metadata then Some (bigstring ~keep (getf c C.view_metadata)) else None);
+  }
+
+(* [read_view reader call] runs [call r out] (a call's result, as
+   [Ffi.call]) for a borrowed read through [reader] ([r] its C pointer)
+   filling the tzs_block_view [out]:
+   [Ok (Some view)], or [Ok None] on TZS_NOT_FOUND (the reader then holds
+   nothing). *)
+let read_view reader call =
+  let out = make C.tzs_block_view in
+  Reader.use reader @@ fun r ->
+  Ffi.found (call (from_voidp C.reader r) (addr out))
+  |> Result.map (Option.map (fun () -> view ~keep:reader out))

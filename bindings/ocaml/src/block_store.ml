@@ -77,6 +77,19 @@ let read ?(distance = 0) ?(metadata = true) t hash =
 let read_by_level ?(metadata = true) t level =
   Handle.use t @@ fun h -> read_into (fun out -> Ffi.call (B.read_by_level h level metadata out))
 
+let read_view ?(distance = 0) ?(metadata = true) reader t hash =
+  if distance < 0 then
+    Error { Error.status = Error.Invalid_argument; message = "distance must not be negative" }
+  else
+    Block_c.with_hash "hash" hash @@ fun hash ->
+    Handle.use t @@ fun h ->
+    Block_c.read_view reader (fun r out ->
+        Ffi.call (B.read_view h r hash (Unsigned.UInt32.of_int distance) metadata out))
+
+let read_by_level_view ?(metadata = true) reader t level =
+  Handle.use t @@ fun h ->
+  Block_c.read_view reader (fun r out -> Ffi.call (B.read_by_level_view h r level metadata out))
+
 let merge ?max_op_ttl t ~head ~chunk_ends =
   Block_c.with_hash "head" head @@ fun head ->
   match max_op_ttl with

@@ -105,6 +105,27 @@ val read_by_level : ?metadata:bool -> t -> int32 -> (Block.t option, Error.t) re
 (** The cemented block at a level, or [None] if that level is not cemented
     (yet, or any more). *)
 
+val read_view :
+  ?distance:int ->
+  ?metadata:bool ->
+  Reader.t ->
+  t ->
+  Block.hash ->
+  (Block.View.t option, Error.t) result
+(** {!read} without a copy: [read_view reader t hash] reads the block
+    through [reader], which lends its contents and metadata as bigarrays
+    ({!Block.View.t}) {b valid only until [reader]'s next read,
+    {!Reader.release} or {!Reader.close}} (a merge, a GC or {!close} do not
+    end them; using them after their end is undefined behaviour). The
+    reader's previous views end when this call starts, whatever its
+    outcome; on [None] (as {!read}) the reader holds nothing. Errors:
+    [Invalid_argument], [Corrupted] (a view never shows damaged bytes),
+    [Io], [Closed] (the store or the reader). *)
+
+val read_by_level_view :
+  ?metadata:bool -> Reader.t -> t -> int32 -> (Block.View.t option, Error.t) result
+(** {!read_by_level} without a copy, as {!read_view}. *)
+
 val merge : ?max_op_ttl:int -> t -> head:Block.hash -> chunk_ends:int32 list -> (unit, Error.t) result
 (** Starts a background merge: cements the ancestors of [head] up to the
     last of [chunk_ends] (strictly increasing levels, one chunk per

@@ -27,6 +27,10 @@ let bytes_in = typedef string "const uint8_t *"
 let bytes_in_opt = typedef string_opt "const uint8_t *"
 let bytes_out = typedef (ptr char) "uint8_t *"
 
+(* Bytes a tzs_reader lends (tzs_view.ptr): [char] as above, to make
+   bigarrays of them without a copy. *)
+let bytes_lent = typedef (ptr char) "const uint8_t *"
+
 module Types = struct
   (* Every field and struct declared here, for the generated layout
      checks: (C struct, field, C type of the field, its offset). *)
@@ -65,6 +69,25 @@ module Types = struct
   let block_has_metadata = field tzs_block "has_metadata" bool
   let block_metadata = field tzs_block "metadata" tzs_bytes
   let () = seal tzs_block
+
+  (* A borrowed block read: contents and metadata lent by a tzs_reader. *)
+  type view_s
+
+  let tzs_view : view_s structure typ = structure "tzs_view"
+  let view_ptr = field tzs_view "ptr" bytes_lent
+  let view_len = field tzs_view "len" size_t
+  let () = seal tzs_view
+
+  type block_view_s
+
+  let tzs_block_view : block_view_s structure typ = structure "tzs_block_view"
+  let view_hash = field tzs_block_view "hash" (array 32 uint8_t)
+  let view_level = field tzs_block_view "level" int32_t
+  let view_predecessor = field tzs_block_view "predecessor" (array 32 uint8_t)
+  let view_contents = field tzs_block_view "contents" tzs_view
+  let view_has_metadata = field tzs_block_view "has_metadata" bool
+  let view_metadata = field tzs_block_view "metadata" tzs_view
+  let () = seal tzs_block_view
 
   type chunk_s
 
@@ -121,6 +144,7 @@ module Types = struct
   type kv_s
   type kv_batch_s
   type kv_entries_s
+  type reader_s
 
   let singleton : singleton_s structure typ = structure "tzs_singleton"
   let index : index_s structure typ = structure "tzs_index"
@@ -136,6 +160,7 @@ module Types = struct
   let kv : kv_s structure typ = structure "tzs_kv"
   let kv_batch : kv_batch_s structure typ = structure "tzs_kv_batch"
   let kv_entries : kv_entries_s structure typ = structure "tzs_kv_entries"
+  let reader : reader_s structure typ = structure "tzs_reader"
 
   (* tzs_indexed_file_keep_fn. The library calls it on the thread of
      tzs_indexed_file_gc, which has released the runtime lock: the
@@ -173,6 +198,19 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
   let error_free = Quick.(foreign "tzs_error_free" (ptr error @-> returning void))
   let bytes_free = Quick.(foreign "tzs_bytes_free" (ptr tzs_bytes @-> returning void))
   let block_free = Quick.(foreign "tzs_block_free" (ptr tzs_block @-> returning void))
+
+  (* Borrowed block reads: a reader holds what its last view points into.
+     [release] and [free] may drop the last reference to a file a merge
+     retired or a GC deleted (an unmap and the final close, which frees
+     its disk space): blocking, as the stores' closes. *)
+  module Reader = struct
+    let r = ptr reader
+    let new_ = foreign "tzs_reader_new" (ptr r @-> err @-> st)
+    let release = foreign "tzs_reader_release" (r @-> returning void)
+    let free = foreign "tzs_reader_free" (r @-> returning void)
+  end
+
+  let block_view = ptr tzs_block_view
 
   module Singleton = struct
     let h = ptr singleton
@@ -295,6 +333,9 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
       foreign "tzs_floating_read_block_and_predecessors"
         (h @-> bytes_in @-> block @-> preds @-> err @-> st)
 
+    let read_view =
+      foreign "tzs_floating_read_view" (h @-> Reader.r @-> bytes_in @-> block_view @-> err @-> st)
+
     let len = foreign "tzs_floating_len" (h @-> returning uint64_t)
     let iter_new = foreign "tzs_floating_iter_new" (h @-> ptr it @-> err @-> st)
     let iter_next = foreign "tzs_floating_iter_next" (it @-> block @-> preds @-> err @-> st)
@@ -324,6 +365,10 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
 
     let read_by_hash =
       foreign "tzs_cemented_read_by_hash" (h @-> bytes_in @-> bool @-> block @-> err @-> st)
+
+    let read_view_by_level =
+      foreign "tzs_cemented_read_view_by_level"
+        (h @-> Reader.r @-> int32_t @-> bool @-> block_view @-> err @-> st)
 
     let read_metadata =
       foreign "tzs_cemented_read_metadata" (h @-> int32_t @-> ptr tzs_bytes @-> err @-> st)
@@ -449,6 +494,14 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
 
     let read_by_level =
       foreign "tzs_block_store_read_by_level" (h @-> int32_t @-> bool @-> block @-> err @-> st)
+
+    let read_view =
+      foreign "tzs_block_store_read_view"
+        (h @-> Reader.r @-> bytes_in @-> uint32_t @-> bool @-> block_view @-> err @-> st)
+
+    let read_by_level_view =
+      foreign "tzs_block_store_read_by_level_view"
+        (h @-> Reader.r @-> int32_t @-> bool @-> block_view @-> err @-> st)
 
     let merge =
       foreign "tzs_block_store_merge"

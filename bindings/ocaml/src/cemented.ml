@@ -37,6 +37,10 @@ let read_by_hash ?(metadata = true) t hash =
   Block_c.with_hash "hash" hash @@ fun hash ->
   Handle.use t @@ fun h -> read_into (fun out -> Ffi.call (Ce.read_by_hash h hash metadata out))
 
+let read_view_by_level ?(metadata = true) reader t level =
+  Handle.use t @@ fun h ->
+  Block_c.read_view reader (fun r out -> Ffi.call (Ce.read_view_by_level h r level metadata out))
+
 let read_metadata t level =
   Handle.use t @@ fun h -> Ffi.call_bytes (Ce.read_metadata h level)
 

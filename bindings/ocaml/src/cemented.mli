@@ -31,6 +31,13 @@ val read_by_level : ?metadata:bool -> t -> int32 -> (Block.t option, Error.t) re
 
 val read_by_hash : ?metadata:bool -> t -> Block.hash -> (Block.t option, Error.t) result
 
+val read_view_by_level :
+  ?metadata:bool -> Reader.t -> t -> int32 -> (Block.View.t option, Error.t) result
+(** {!read_by_level} without a copy, as {!Block_store.read_view}: contents
+    lent from the chunk's map, metadata (decompressed) from the reader's
+    buffer, {b valid only until the reader's next read, {!Reader.release}
+    or {!Reader.close}}, even if a GC deletes the chunk meanwhile. *)
+
 val read_metadata : t -> int32 -> (string option, Error.t) result
 (** [None] when the block has no stored metadata (none given, not cemented,
     or dropped by GC). *)

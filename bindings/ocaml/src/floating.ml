@@ -58,6 +58,10 @@ let read_block_and_predecessors t hash =
             let b = Block_c.take out in
             (b, Block_c.take_hashes preds)))
 
+let read_view reader t hash =
+  Block_c.with_hash "hash" hash @@ fun hash ->
+  Handle.use t @@ fun h -> Block_c.read_view reader (fun r out -> Ffi.call (F.read_view h r hash out))
+
 let length t = Handle.use t (fun h -> Ok (Unsigned.UInt64.to_int (F.len h)))
 
 let fold t ~init ~f =

@@ -50,6 +50,11 @@ val read_block : t -> Block.hash -> (Block.t option, Error.t) result
 val read_block_and_predecessors :
   t -> Block.hash -> ((Block.t * Block.hash list) option, Error.t) result
 
+val read_view : Reader.t -> t -> Block.hash -> (Block.View.t option, Error.t) result
+(** {!read_block} without a copy, as {!Block_store.read_view}: contents
+    and metadata lent by the reader, {b valid only until its next read,
+    {!Reader.release} or {!Reader.close}}. *)
+
 val length : t -> (int, Error.t) result
 (** The number of blocks stored. *)
 

@@ -10,5 +10,6 @@ module Kv = Kv
 module Block_store = Block_store
 module Indexed_file = Indexed_file
 module Cemented = Cemented
+module Reader = Reader
 
 let version () : string = C.version ()

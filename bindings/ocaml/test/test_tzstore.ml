@@ -152,6 +152,7 @@ let () =
   Test_cemented.run ();
   Test_chunk_writer.run ();
   Test_context_hash.run ();
+  Test_block_reader.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

@@ -1,0 +1,43 @@
+(** Readers of borrowed blocks ([tzs_reader]): [read_view] of
+    {!Block_store}, {!Floating} and {!Cemented} reads a block through a
+    reader without copying its contents or metadata, which the reader lends
+    as bigarrays ({!Block.View.t}) until its next read, {!release} or
+    {!close}.
+
+    A reader holds at most one block: the memory map (or, for a block no
+    map covers yet, its own copy) that its last view points into. It keeps
+    that map even when a merge retires the file, a rolling GC deletes the
+    chunk or the store is closed, so its views stay valid through them (the
+    file's disk space is freed once the reader lets go of it). Holding a
+    view of a retired file keeps that space: {!release} a reader that will
+    sit idle.
+
+    {b Threads.} A reader is meant for one thread (or domain) at a time:
+    one reader per reader thread, any number of them on one store,
+    alongside its writes and merges. It may move between threads (an
+    Lwt_preemptive pool hop is fine). Calls from several threads on one
+    reader are serialised (never a race in C), but each read ends the
+    views of the previous one, whichever thread made it: a view another
+    thread is still reading would then be dangling. *)
+
+type t
+
+val create : unit -> (t, Error.t) result
+(** A reader holding nothing. *)
+
+val release : t -> unit
+(** Ends the views of the last read and lets go of what they pointed into
+    (a retired file's space can then be reclaimed). The reader stays
+    usable. A no-op on a closed reader. *)
+
+val close : t -> unit
+(** Ends the views of the last read and frees the reader, once a read in
+    progress returns. Later reads return [Error {status = Closed; _}];
+    closing twice is a no-op. A reader never closed is freed by the GC
+    once neither it nor a bigarray of its views is reachable. *)
+
+(**/**)
+
+val use : t -> (unit Ctypes.ptr -> ('a, Error.t) result) -> ('a, Error.t) result
+(** Internal (the stores' [read_view]): runs a call with the C reader,
+    serialised with the reader's other calls. *)

@@ -9,7 +9,8 @@
 //   tzstore_cemented.hpp      Cemented, Chunk, ChunkWriter
 //   tzstore_block_store.hpp   BlockStore
 // and tzstore_common.hpp holds what they share (Error, Block, ByteView,
-// flags, and the helpers of tzstore::detail), tzstore_gc_filter.hpp the
+// flags, Reader and BlockView for borrowed block reads, and the helpers of
+// tzstore::detail), tzstore_gc_filter.hpp the
 // GC filters of Index and IndexedFile (FilterFn).
 //
 // Error model: every failure throws tzstore::Error (a std::runtime_error

@@ -217,6 +217,33 @@ class BlockStore {
     return detail::take_block(out);
   }
 
+  /// read() without a copy: the block's contents and metadata are lent by
+  /// `reader`, valid until its next read, release() or destruction, even
+  /// across merges, GC and this store's close (see BlockView). The reader's
+  /// previous views end when this call starts, whatever its outcome;
+  /// std::nullopt as for read() (the reader then holds nothing). Each
+  /// record's checksum is checked before a view of it is given. Throws
+  /// Error (TZS_CORRUPTED, TZS_IO; TZS_CLOSED for a moved-from reader).
+  std::optional<BlockView> read_view(Reader& reader, const Hash& hash, std::uint32_t distance = 0,
+                                     bool read_metadata = true) const {
+    tzs_block_view out{};
+    if (!detail::call_found(tzs_block_store_read_view, h_.get("block store"), reader.get(),
+                            hash.data(), distance, read_metadata, &out))
+      return std::nullopt;
+    return detail::view_of(out);
+  }
+
+  /// read_by_level() without a copy, as read_view(): the cemented block at
+  /// `level`, or std::nullopt if that level is not cemented.
+  std::optional<BlockView> read_by_level_view(Reader& reader, std::int32_t level,
+                                              bool read_metadata = true) const {
+    tzs_block_view out{};
+    if (!detail::call_found(tzs_block_store_read_by_level_view, h_.get("block store"),
+                            reader.get(), level, read_metadata, &out))
+      return std::nullopt;
+    return detail::view_of(out);
+  }
+
   /// Starts a background merge cementing the ancestors of `head` up to the
   /// last of `chunk_ends` (strictly increasing levels, one chunk per
   /// interval); returns once started. A merge already running is waited for

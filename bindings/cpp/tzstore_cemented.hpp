@@ -145,6 +145,22 @@ class Cemented {
     return detail::take_block(out);
   }
 
+  /// read_by_level() without a copy: contents lent from the chunk's map,
+  /// metadata (decompressed) from the reader's own buffer, valid until
+  /// `reader`'s next read, release() or destruction, even after GC deletes
+  /// the chunk or this store is closed (see BlockView). The reader's
+  /// previous views end when this call starts, whatever its outcome;
+  /// std::nullopt if no chunk holds `level`. Throws Error (TZS_CORRUPTED,
+  /// TZS_IO; TZS_CLOSED for a moved-from reader).
+  std::optional<BlockView> read_view_by_level(Reader& reader, std::int32_t level,
+                                              bool read_metadata = true) const {
+    tzs_block_view out{};
+    if (!detail::call_found(tzs_cemented_read_view_by_level, h_.get("cemented store"),
+                            reader.get(), level, read_metadata, &out))
+      return std::nullopt;
+    return detail::view_of(out);
+  }
+
   /// The cemented block `hash`, or std::nullopt.
   std::optional<Block> read_by_hash(const Hash& hash, bool read_metadata = true) const {
     tzs_block out{};

@@ -1,5 +1,6 @@
 // tzstore_common.hpp: what every header of the C++17 binding shares: open
-// flags, byte views, blocks, tzstore::Error, and in tzstore::detail the one
+// flags, byte views, blocks, tzstore::Error, the Reader and BlockView of
+// borrowed block reads, and in tzstore::detail the one
 // way to call C (call, call_found, call_status), the handle owner and the
 // conversions of library-allocated outputs. Include tzstore.hpp (every
 // store) or a store's own header rather than this one.
@@ -47,8 +48,9 @@ constexpr Flags NO_FSYNC = TZS_NO_FSYNC;
 /// Index: allow Index::remove (must match the index's creation).
 constexpr Flags REMOVABLE = TZS_REMOVABLE;
 
-/// Borrowed bytes for an input argument: a vector, a string, a std::array
-/// or a pointer and a length.
+/// Borrowed bytes: an input argument (a vector, a string, a std::array or a
+/// pointer and a length), or bytes a Reader lends (BlockView). A view, like
+/// std::string_view: it owns nothing, and compares (==) by content.
 struct ByteView {
   const std::uint8_t* data = nullptr;
   std::size_t size = 0;
@@ -61,6 +63,22 @@ struct ByteView {
   ByteView(const char* s) noexcept : ByteView(std::string_view(s)) {}
   template <std::size_t N>
   ByteView(const std::array<std::uint8_t, N>& a) noexcept : data(a.data()), size(N) {}
+
+  const std::uint8_t* begin() const noexcept { return data; }
+  const std::uint8_t* end() const noexcept { return data + size; }
+  bool empty() const noexcept { return size == 0; }
+  std::uint8_t operator[](std::size_t i) const noexcept { return data[i]; }
+  /// A copy of the bytes.
+  std::vector<std::uint8_t> to_vector() const { return std::vector<std::uint8_t>(begin(), end()); }
+  /// The bytes as characters (no copy, same lifetime).
+  std::string_view to_string_view() const noexcept {
+    return std::string_view(reinterpret_cast<const char*>(data), size);
+  }
+
+  friend bool operator==(ByteView a, ByteView b) noexcept {
+    return a.size == b.size && (a.size == 0 || std::memcmp(a.data, b.data, a.size) == 0);
+  }
+  friend bool operator!=(ByteView a, ByteView b) noexcept { return !(a == b); }
 };
 
 /// A block hash (TZS_HASH_SIZE = 32 bytes).
@@ -80,6 +98,36 @@ struct Block {
            a.contents == b.contents && a.metadata == b.metadata;
   }
   friend bool operator!=(const Block& a, const Block& b) { return !(a == b); }
+};
+
+/// A block read without a copy (tzs_block_view), by BlockStore::read_view,
+/// read_by_level_view, Floating::read_view or Cemented::read_view_by_level:
+/// hashes and level are copied in, `contents` and `metadata` are bytes lent
+/// by the Reader the read went through. Those bytes stay valid, and
+/// unchanged, until that Reader's next read (whatever its outcome), its
+/// release(), its destruction or a move-assignment to it, whichever comes
+/// first, even if meanwhile a merge retires the floating file, a rolling GC
+/// deletes the cemented chunk or the store is closed or destroyed. Using
+/// them later is a use after free. to_block() copies the block out.
+struct BlockView {
+  Hash hash{};
+  std::int32_t level = 0;
+  Hash predecessor{};
+  /// Header and operations.
+  ByteView contents{nullptr, 0};
+  /// std::nullopt for a block stored without metadata, or read without it.
+  std::optional<ByteView> metadata;
+
+  /// An owning copy of the block.
+  Block to_block() const {
+    Block b;
+    b.hash = hash;
+    b.level = level;
+    b.predecessor = predecessor;
+    b.contents = contents.to_vector();
+    if (metadata) b.metadata = metadata->to_vector();
+    return b;
+  }
 };
 
 /// A block with its predecessor list (entry i is the 2^i-th ancestor).
@@ -267,7 +315,60 @@ inline std::vector<std::uint8_t> join_hashes(const std::vector<Hash>& hs) {
   return raw;
 }
 
+/// A BlockView of a library-filled view (nothing to free: the reader
+/// that filled it owns the bytes).
+inline BlockView view_of(const tzs_block_view& c) noexcept {
+  BlockView v;
+  std::memcpy(v.hash.data(), c.hash, v.hash.size());
+  v.level = c.level;
+  std::memcpy(v.predecessor.data(), c.predecessor, v.predecessor.size());
+  v.contents = ByteView(c.contents.ptr, c.contents.len);
+  if (c.has_metadata) v.metadata.emplace(c.metadata.ptr, c.metadata.len);
+  return v;
+}
+
 }  // namespace detail
+
+/// What borrowed block reads lend from (tzs_reader): the map (or, for a
+/// block no map covers yet, the copy) the last BlockView read through it
+/// points into; it holds at most one block at a time. Its own reference to
+/// the mapping keeps a view valid across merges, GC and the store's close,
+/// until the next read through it, release(), its destruction or a
+/// move-assignment to it (see BlockView). Holding a view of a retired file
+/// keeps that file's disk space until then.
+///
+/// Move-only. The read methods take it as `Reader&`, so the borrow is
+/// explicit (a temporary Reader, whose views would die at once, does not
+/// compile). One thread at a time per Reader (it may move between threads);
+/// any number of Readers may read one store at once, alongside its writes
+/// and merges: one Reader per reading thread. Moving a Reader keeps its
+/// views valid (they move with it).
+class Reader {
+ public:
+  /// A reader holding nothing. Throws Error on failure.
+  Reader() {
+    tzs_reader* p = nullptr;
+    detail::call(tzs_reader_new, &p);
+    h_.reset(p);
+  }
+
+  /// Ends the views of the last read and lets go of what they pointed into
+  /// (a retired file's space can then be reclaimed). The reader stays
+  /// usable; a no-op on a moved-from reader.
+  void release() noexcept { tzs_reader_release(h_.raw()); }
+
+  /// The C reader, still owned here (NULL once moved from).
+  tzs_reader* native() const noexcept { return h_.raw(); }
+
+ private:
+  friend class BlockStore;
+  friend class Floating;
+  friend class Cemented;
+  /// The live reader; throws Error(TZS_CLOSED) once moved from.
+  tzs_reader* get() const { return h_.get("reader"); }
+
+  detail::Handle<tzs_reader, tzs_reader_free> h_;
+};
 
 }  // namespace tzstore
 

@@ -124,6 +124,20 @@ class Floating {
     return detail::take_block(out);
   }
 
+  /// read_block() without a copy (metadata always read): contents and
+  /// metadata lent by `reader`, valid until its next read, release() or
+  /// destruction, even after this store is closed (see BlockView). The
+  /// reader's previous views end when this call starts, whatever its
+  /// outcome; std::nullopt if the block is not stored. Throws Error
+  /// (TZS_CORRUPTED, TZS_IO; TZS_CLOSED for a moved-from reader).
+  std::optional<BlockView> read_view(Reader& reader, const Hash& hash) const {
+    tzs_block_view out{};
+    if (!detail::call_found(tzs_floating_read_view, h_.get("floating"), reader.get(), hash.data(),
+                            &out))
+      return std::nullopt;
+    return detail::view_of(out);
+  }
+
   /// The block and its predecessor list, or std::nullopt.
   std::optional<BlockEntry> read_block_and_predecessors(const Hash& hash) const {
     tzs_block out{};

@@ -2,7 +2,9 @@
 // options, store a chain, read by hash, distance and level (with and
 // without metadata), not found, errors with their status and message,
 // merge + await_merge, stats, check, rolling history, read-only and close;
-// and threads storing and reading while merges run.
+// threads storing and reading while merges run; and borrowed reads
+// (Reader, read_view): views equal to copies, held across merges, rolling
+// GC and the store's destruction, read by two threads during merges.
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -210,6 +212,137 @@ static void test_threads_during_merges(const std::string& dir) {
   s.check();
 }
 
+// Borrowed reads on a ROLLING 1 store of 20-block cycles (chunks 0..20,
+// 21..40, ...), merged with max_op_ttl 1 by merge_preserving.
+static void test_views(const std::string& dir) {
+  const int cycle = 20, first = 100, last = 220;
+  std::atomic<int> cemented_to{0};  // read by the reader threads below
+  // Cements the cycles not yet cemented up to `last_end`, head `head`.
+  auto merge_to = [&](tzstore::BlockStore& s, int head, int last_end) {
+    std::vector<std::int32_t> ends;
+    for (int e = cemented_to.load() + cycle; e <= last_end; e += cycle) ends.push_back(e);
+    s.merge_preserving(hash_of(head), ends, 1);
+    s.await_merge();
+    cemented_to = last_end;
+  };
+  const tzstore::BlockStoreOptions opts = options(tzstore::HistoryMode::ROLLING, 1);
+  {
+    tzstore::BlockStore s = tzstore::BlockStore::create(dir, block_of(0), opts);
+    for (int n = 1; n <= first; ++n) s.store(block_of(n));
+  }
+  tzstore::Reader r, held_floating, held_cemented;
+  std::optional<tzstore::BlockView> floating_view, cemented_view, last_view;
+  {
+    // Reopened, so that the floating file is mapped: views point into it.
+    tzstore::BlockStore s = tzstore::BlockStore::load(dir, hash_of(0), opts);
+
+    // Views equal the copying reads, with and without metadata, at a distance.
+    int bad = 0;
+    for (int n = 0; n <= first; ++n) {
+      for (bool md : {false, true}) {
+        auto v = s.read_view(r, hash_of(n), 0, md);
+        if (!same(v, md ? block_of(n) : without_metadata(block_of(n))) ||
+            v->to_block() != *s.read(hash_of(n), 0, md))
+          ++bad;
+      }
+    }
+    CHECK(bad == 0);
+    CHECK(same(s.read_view(r, hash_of(50), 7), block_of(43)));
+    CHECK(same(s.read_view(r, hash_of(50), 7, false), without_metadata(block_of(43))));
+    CHECK(same(s.read_view(r, hash_of(first), first), block_of(0)));
+    CHECK(s.read_view(r, hash_of(4))->metadata->empty());
+
+    // Misses are std::nullopt.
+    CHECK(!s.read_view(r, hash_of(first + 1)));
+    CHECK(!s.read_view(r, hash_of(first), first + 1));  // past genesis
+    CHECK(!s.read_by_level_view(r, 5));                  // nothing cemented yet
+
+    // A view into the floating file, held across the merge that cements its
+    // block and retires the file (ROLLING 1 then drops its chunk at once).
+    floating_view = s.read_view(held_floating, hash_of(10));
+    merge_to(s, first, first - cycle);
+    CHECK(same(floating_view, block_of(10)));
+    CHECK(!s.read(hash_of(10)) && !s.read_view(r, hash_of(10)));
+
+    // By level, from the cemented chunk 61..80.
+    cemented_view = s.read_by_level_view(held_cemented, 70, false);
+    CHECK(same(cemented_view, without_metadata(block_of(70))));
+    auto v80 = s.read_by_level_view(r, 80);
+    CHECK(same(v80, block_of(80)) && v80->to_block() == *s.read_by_level(80));
+    CHECK(same(s.read_by_level_view(r, 79, false), without_metadata(block_of(79))));
+    CHECK(!s.read_by_level_view(r, 81));
+
+    // Two threads, each with its own Reader, read views of blocks near the
+    // top (which a ROLLING 1 store keeps through any merge), each checked
+    // twice around a yield, while this thread stores and merges; the GCs
+    // of those merges delete the chunks behind the held views.
+    std::atomic<int> top{first};
+    std::atomic<bool> running{true};
+    std::atomic<int> thread_bad{0}, thread_reads{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&, t] {
+        tzstore::Reader mine;
+        unsigned x = 7u + static_cast<unsigned>(t);
+        int reads = 0;
+        while (running.load() || reads < 20) {
+          x = x * 1103515245u + 12345u;
+          int n = top.load() - static_cast<int>((x >> 8) % 30u);
+          try {
+            bool by_level = (x >> 20) % 4 == 0 && n <= cemented_to.load();
+            auto v = by_level ? s.read_by_level_view(mine, n) : s.read_view(mine, hash_of(n));
+            if (!same(v, block_of(n))) {
+              ++thread_bad;
+              continue;
+            }
+            std::this_thread::yield();
+            if (!same(v, block_of(n))) ++thread_bad;
+          } catch (const tzstore::Error& e) {
+            std::fprintf(stderr, "view %d: %s\n", n, e.what());
+            ++thread_bad;
+          }
+          ++reads;
+        }
+        thread_reads += reads;
+      });
+    }
+    for (int n = first + 1; n <= last; ++n) {
+      s.store(block_of(n));
+      top = n;
+      if (n % (2 * cycle) == 0) merge_to(s, n, n - cycle);
+    }
+    running = false;
+    for (auto& t : threads) t.join();
+    CHECK(thread_bad.load() == 0 && thread_reads.load() >= 40);
+    CHECK(s.stats().cemented_lowest > 80);
+
+    // The chunks that held 10 and 70 are gone; their views are not.
+    CHECK(!s.read_by_level_view(r, 70));
+    CHECK(same(floating_view, block_of(10)));
+    CHECK(same(cemented_view, without_metadata(block_of(70))));
+    last_view = s.read_view(r, hash_of(last));
+  }
+  // The store is destroyed (closed); the views live until their reader
+  // lets go. A moved Reader keeps its views; a moved-from one throws.
+  CHECK(same(last_view, block_of(last)));
+  CHECK(same(cemented_view, without_metadata(block_of(70))));
+  tzstore::Reader moved = std::move(held_cemented);
+  CHECK(same(cemented_view, without_metadata(block_of(70))));
+  CHECK(held_cemented.native() == nullptr);
+  held_cemented.release();  // a no-op once moved from
+  {
+    tzstore::BlockStore s = tzstore::BlockStore::load(dir, hash_of(0), opts);
+    expect_error(TZS_CLOSED, [&] { s.read_view(held_cemented, hash_of(last)); });
+    s.close();
+    expect_error(TZS_CLOSED, [&] { s.read_view(r, hash_of(last)); });
+  }
+  CHECK(same(last_view, block_of(last)));  // a read that never started ends nothing
+  moved.release();
+  r.release();
+  held_cemented = std::move(held_floating);  // ends nothing: held_cemented was empty
+  CHECK(same(floating_view, block_of(10)));
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s WORKDIR\n", argv[0]);
@@ -223,6 +356,7 @@ int main(int argc, char** argv) {
   test_unflushed_then_flush(work + "/unflushed");
   test_merge_async(work + "/merge_async");
   test_threads_during_merges(work + "/threads");
+  test_views(work + "/views");
   fs::remove_all(argv[1]);
   std::printf("%d passed, %d failed\n", passed, failures);
   return failures == 0 ? 0 : 1;

@@ -36,3 +36,13 @@ inline tzstore::Block without_metadata(tzstore::Block b) {
   b.metadata.reset();
   return b;
 }
+
+// Whether a borrowed view shows exactly `b`, compared field by field in
+// place (through ByteView's ==), then through its owning copy.
+inline bool same(const std::optional<tzstore::BlockView>& v, const tzstore::Block& b) {
+  if (!v || v->hash != b.hash || v->level != b.level || v->predecessor != b.predecessor ||
+      v->contents != b.contents || v->metadata.has_value() != b.metadata.has_value())
+    return false;
+  if (b.metadata && *v->metadata != *b.metadata) return false;
+  return v->to_block() == b;
+}

@@ -53,6 +53,21 @@ int main(int argc, char** argv) {
     CHECK(!c.read_by_level(60) && !c.read_by_hash(hash_of(60)) && !c.level_of(hash_of(60)) &&
           !c.hash_of(60));
 
+    // Borrowed reads equal the copies, with and without metadata (and for
+    // the chunk cemented without any); a miss is std::nullopt.
+    tzstore::Reader r;
+    int bad = 0;
+    for (int i = 0; i < 60; ++i) {
+      for (bool md : {false, true}) {
+        auto v = c.read_view_by_level(r, i, md);
+        tzstore::Block want = md && i < 40 ? block_of(i) : without_metadata(block_of(i));
+        if (!same(v, want) || v->to_block() != *c.read_by_level(i, md)) ++bad;
+      }
+    }
+    CHECK(bad == 0);
+    CHECK(!c.read_view_by_level(r, 60));
+    CHECK(!c.read_view_by_level(r, -1));
+
     // Errors carry their status and a message.
     std::string msg = expect_error(TZS_INCONSISTENT, [&] { c.cement(chain(61, 70)); });
     CHECK(!msg.empty());
@@ -82,6 +97,10 @@ int main(int argc, char** argv) {
     CHECK(ro.read_by_level(70) == std::optional<tzstore::Block>(block_of(70)));
 
     // GC: FULL keeps the metadata of the last 2 chunks, ROLLING the last 2 chunks.
+    // Views taken before (one per reader) outlive both GCs.
+    tzstore::Reader held_bare, held_full;
+    auto bare = c.read_view_by_level(held_bare, 10, false);
+    auto full = c.read_view_by_level(held_full, 11);
     c.gc(tzstore::HistoryMode::ARCHIVE, 1);
     CHECK(c.chunks().size() == 4);
     c.gc(tzstore::HistoryMode::FULL, 2);
@@ -92,6 +111,9 @@ int main(int argc, char** argv) {
     CHECK(!c.read_by_level(10) && !c.read_by_hash(hash_of(10)));
     CHECK(c.lowest_level() == std::optional<std::int32_t>(40));
     c.check_consistency();
+    CHECK(!c.read_view_by_level(r, 10));
+    CHECK(same(bare, without_metadata(block_of(10))));
+    CHECK(same(full, block_of(11)));
 
     tzstore::Cemented moved = std::move(c);
     CHECK(moved.is_open() && !c.is_open());

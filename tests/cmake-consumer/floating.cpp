@@ -56,6 +56,35 @@ int main(int argc, char** argv) {
     CHECK(!f.find_predecessors(hash_of(9999)));
     CHECK(!f.read_block_and_predecessors(hash_of(9999)));
 
+    // Borrowed reads equal the copies (metadata always read); a miss is
+    // std::nullopt; a view outlives a store closed after it was taken.
+    {
+      tzstore::Reader r;
+      int bad = 0;
+      for (int i = 0; i < n; ++i) {
+        auto v = f.read_view(r, hash_of(i));  // from the unmapped tail: a copy in r
+        if (!same(v, block_of(i)) || v->to_block() != *f.read_block(hash_of(i))) ++bad;
+      }
+      CHECK(bad == 0);
+      auto v4 = f.read_view(r, hash_of(4));
+      CHECK(v4 && v4->metadata && v4->metadata->empty());
+      CHECK(!f.read_view(r, hash_of(9999)));
+      tzstore::Reader held;
+      {
+        const std::string other_dir = dir + "-view";
+        tzstore::Floating(other_dir, tzstore::FloatingKind::RW, tzstore::NO_FSYNC)
+            .append(block_of(7), preds_of(7));
+        tzstore::Floating other(other_dir, tzstore::FloatingKind::RW, tzstore::NO_FSYNC);
+        auto v = other.read_view(held, hash_of(7));  // from the file's map
+        other.close();
+        CHECK(same(v, block_of(7)));
+        expect_error(TZS_CLOSED, [&] { other.read_view(held, hash_of(7)); });
+        CHECK(same(v, block_of(7)));  // a read that never started keeps the views
+      }
+      held.release();
+      held.release();
+    }
+
     // Iteration in append order, with predecessor lists.
     int next = 0;
     f.for_each([&](const tzstore::BlockEntry& e) {

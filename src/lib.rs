@@ -28,6 +28,7 @@ pub mod options;
 pub mod singleton;
 mod store_dir;
 mod unsynced;
+mod verified_once;
 pub mod worker;
 
 pub use error::{Error, Result};

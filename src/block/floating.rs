@@ -35,7 +35,6 @@ use parking_lot::{Mutex, RwLock};
 use super::entry::{self, Entry, Probe};
 use super::prealloc::Prealloc;
 use super::reader::BlockReader;
-use super::verified_once::VerifiedOnce;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
@@ -45,6 +44,7 @@ use crate::io::{FileHandle, FileSystem, MapPromise, Mapped, OpenMode, foreground
 use crate::options::OpenOptions;
 use crate::store_dir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
+use crate::verified_once::VerifiedOnce;
 use crate::worker::WorkerPool;
 
 /// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x

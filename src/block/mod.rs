@@ -9,7 +9,6 @@ pub mod predecessors;
 pub mod reader;
 pub mod record;
 pub mod store;
-mod verified_once;
 
 pub use record::{Block, BlockRef};
 

@@ -217,10 +217,10 @@ pub(crate) struct Record<'a> {
     pub value: &'a [u8],
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
     /// The record's header, wherever it is stored; `None` when the value is
     /// shorter than a header it should start with.
-    pub fn header_of(&self, layout: &Layout) -> Option<&[u8]> {
+    pub fn header_of(&self, layout: &Layout) -> Option<&'a [u8]> {
         if layout.header_in_value {
             self.value.get(..layout.header_size)
         } else {
@@ -258,6 +258,17 @@ fn record_size(head: &[u8], layout: &Layout) -> std::result::Result<usize, Strin
 
 /// Decodes the record at the start of `buf`.
 pub(crate) fn decode_record<'a>(buf: &'a [u8], layout: &Layout) -> Decoded<'a> {
+    decode_record_with(buf, layout, true)
+}
+
+/// [`decode_record`] of a record that passed its checksum in this same
+/// read-only map before (see `verified_once`): every length is still
+/// checked, the checksum is not computed again.
+pub(crate) fn decode_record_checked_before<'a>(buf: &'a [u8], layout: &Layout) -> Decoded<'a> {
+    decode_record_with(buf, layout, false)
+}
+
+fn decode_record_with<'a>(buf: &'a [u8], layout: &Layout, check_crc: bool) -> Decoded<'a> {
     let pre = layout.prefix();
     if buf.len() < pre {
         if buf.len() >= 4 && buf[..4] != RECORD_MAGIC {
@@ -273,14 +284,16 @@ pub(crate) fn decode_record<'a>(buf: &'a [u8], layout: &Layout) -> Decoded<'a> {
         return Decoded::Incomplete(Some(total));
     }
     let body = &buf[..total - 4];
-    let stored = u32::from_be_bytes([
-        buf[total - 4],
-        buf[total - 3],
-        buf[total - 2],
-        buf[total - 1],
-    ]);
-    if frame::crc(&[body]) != stored {
-        return Decoded::Bad("record fails its checksum".into());
+    if check_crc {
+        let stored = u32::from_be_bytes([
+            buf[total - 4],
+            buf[total - 3],
+            buf[total - 2],
+            buf[total - 1],
+        ]);
+        if frame::crc(&[body]) != stored {
+            return Decoded::Bad("record fails its checksum".into());
+        }
     }
     let ks = layout.key_size;
     let hs = layout.stored_header();

@@ -41,6 +41,8 @@
 mod check;
 mod format;
 mod gc;
+pub mod value_reader;
+mod values_map;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +58,8 @@ use crate::store_dir::StoreDir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::{JobHandle, WorkerPool};
 use format::{Decoded, Layout, Reader, VALUES_HEADER};
+use value_reader::ValueReader;
+use values_map::ValuesMaps;
 
 pub use format::MAX_VALUE;
 
@@ -99,6 +103,8 @@ struct Gen {
     n: u64,
     layout: Layout,
     values: Arc<dyn FileHandle>,
+    /// Maps of `values` that reads use for the records they cover.
+    maps: ValuesMaps,
     /// End of the values file (next append offset); RW only.
     end: Mutex<u64>,
     read_only: bool,
@@ -483,6 +489,23 @@ impl IndexedFile {
         read_from(&self.current(), key)
     }
 
+    /// [`IndexedFile::read`] without a copy: the value and header, borrowed
+    /// from what `reader` holds after this call (a map of the values file,
+    /// or the reader's own copy of a record no map covers yet; see
+    /// [`ValueReader`] for what keeps them valid across a GC and close).
+    /// `None` if absent; the reader then holds nothing.
+    pub fn read_view<'r>(
+        &self,
+        key: &[u8],
+        reader: &'r mut ValueReader,
+    ) -> Result<Option<(&'r [u8], &'r [u8])>> {
+        self.check_key(key)?;
+        if !hold_value(&self.current(), key, reader)? {
+            return Ok(None);
+        }
+        reader.view().map(Some)
+    }
+
     /// Appends `value` for `key` (replacing an earlier one, whose bytes stay
     /// as garbage until a [`gc`](Self::gc)). `header` must be `Some` of
     /// `header_size` bytes unless the store keeps the header in the value
@@ -809,10 +832,12 @@ fn create_gen(
     values.write_all_at(&format::encode_values_header(layout), 0)?;
     values.sync()?;
     fs.sync_dir(&gdir)?;
+    let maps = ValuesMaps::new(values.as_ref(), *layout)?;
     Ok(Gen {
         n,
         layout: *layout,
         values,
+        maps,
         end: Mutex::new(VALUES_HEADER),
         read_only: false,
         index,
@@ -862,10 +887,13 @@ fn open_gen(
     } else {
         recover_end(values.as_ref(), layout, &index)?
     };
+    // After recovery: the map never sees a tail it cut.
+    let maps = ValuesMaps::new(values.as_ref(), *layout)?;
     Ok(Gen {
         n,
         layout: *layout,
         values,
+        maps,
         end: Mutex::new(end),
         read_only: ro,
         index,
@@ -957,8 +985,20 @@ fn hex(key: &[u8]) -> String {
 /// index points to must lie inside the file, pass its CRC, and carry `key`
 /// and the header of the index entry.
 fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let Some(entry) = generation.find(key)? else {
+    let mut reader = ValueReader::new();
+    if !hold_value(generation, key, &mut reader)? {
         return Ok(None);
+    }
+    let (value, header) = reader.view()?;
+    Ok(Some((value.to_vec(), header.to_vec())))
+}
+
+/// Has `reader` hold the value of `key` (its map's record when a map
+/// covers it, else a copy read by `pread`); false if absent.
+fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<bool> {
+    reader.release();
+    let Some(entry) = generation.find(key)? else {
+        return Ok(false);
     };
     let offset = entry_offset(&entry);
     let bound = generation.bound()?;
@@ -973,8 +1013,42 @@ fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>
         ));
     }
     let layout = generation.layout;
+    let header = &entry[OFFSET..];
+    if let Some(map) = generation
+        .maps
+        .covering(generation.values.as_ref(), offset, bound)?
+    {
+        let decoded = map.record(offset).unwrap_or(Decoded::Incomplete(None));
+        checked_value(decoded, key, header, &layout, path, offset, bound)?;
+        reader.hold_map(map, offset);
+        return Ok(true);
+    }
     let mut r = Reader::exact(generation.values.as_ref(), bound, layout);
-    match r.record_at(offset)? {
+    let value = checked_value(
+        r.record_at(offset)?,
+        key,
+        header,
+        &layout,
+        path,
+        offset,
+        bound,
+    )?;
+    reader.hold_owned(value.to_vec(), header.to_vec());
+    Ok(true)
+}
+
+/// The value of the record read for `key` at `offset`, after checking it
+/// is `key`'s and holds the index entry's `header`.
+fn checked_value<'a>(
+    decoded: Decoded<'a>,
+    key: &[u8],
+    header: &[u8],
+    layout: &Layout,
+    path: &Path,
+    offset: u64,
+    bound: u64,
+) -> Result<&'a [u8]> {
+    match decoded {
         Decoded::Record(rec, _) => {
             if rec.key != key {
                 return Err(Error::corrupted(
@@ -986,8 +1060,7 @@ fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>
                     ),
                 ));
             }
-            let header = &entry[OFFSET..];
-            if rec.header_of(&layout) != Some(header) {
+            if rec.header_of(layout) != Some(header) {
                 return Err(Error::corrupted(
                     path,
                     format!(
@@ -996,7 +1069,7 @@ fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>
                     ),
                 ));
             }
-            Ok(Some((rec.value.to_vec(), header.to_vec())))
+            Ok(rec.value)
         }
         Decoded::Incomplete(_) => Err(Error::corrupted(
             path,

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use once_cell::sync::OnceCell;
 
 use crate::block::record;
-use crate::block::verified_once::CheckedSlots;
 use crate::block::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
+use crate::verified_once::CheckedSlots;
 
 /// Bytes of one offset-table entry.
 pub const OFFSET_SIZE: usize = 8;

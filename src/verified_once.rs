@@ -21,65 +21,86 @@
 //!   that was evicted and read again without reporting an error). Those are
 //!   found by the next open's reads, or by `tzstore check`.
 //!
-//! One slot per 64-byte granule of the map: a record plus its smallest
-//! trailer is longer than 64 bytes (checked below), so two records never
-//! start in the same granule. The slot keeps the offset's low six bits so a
-//! lookup at another offset inside the granule (a damaged index entry) is
-//! never taken for a checked record.
+//! One slot per 64-byte granule of the map: a block record plus its
+//! smallest trailer is longer than 64 bytes (checked below), so two block
+//! records never start in the same granule. The slot keeps the offset's
+//! low six bits, so a slot names one exact offset: a lookup at another
+//! offset inside the granule (a damaged index entry, or a second short
+//! record, as an indexed file's records of a few bytes can be) is never
+//! taken for a checked record. Short records sharing a granule only cost
+//! checks again, never one skipped.
+//!
+//! The indexed file's values maps use the same rule: values are appended
+//! and never rewritten in a generation's file, which is cut only at open
+//! (recovery, before any map) and where no record was published (a failed
+//! append).
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
-/// Bytes of map per slot.
+/// Bytes of map per slot, for block files.
 const GRANULE_SHIFT: u32 = 6;
 const GRANULE: usize = 1 << GRANULE_SHIFT;
 /// Set in a slot that names a checked record.
-const CHECKED: u8 = 0x80;
+const CHECKED: u16 = 0x8000;
 
-// Two records never start in one granule: the smallest floating entry
-// (record and empty predecessor trailer) and the smallest cemented record
-// are longer than a granule.
-const _: () = assert!(super::record::FIXED > GRANULE);
+// Two block records never start in one granule: the smallest floating
+// entry (record and empty predecessor trailer) and the smallest cemented
+// record are longer than a granule.
+const _: () = assert!(crate::block::record::FIXED > GRANULE);
 
 /// The checked records of one map of `len` bytes, by offset (the floating
-/// file, whose records are found by offset).
+/// file and an indexed file's values, whose records are found by offset).
 pub(crate) struct VerifiedOnce {
-    slots: Box<[AtomicU8]>,
+    slots: Box<[AtomicU16]>,
+    /// log2 of the bytes of map per slot (at most 15: the slot keeps the
+    /// offset's bits below it).
+    shift: u32,
 }
 
 impl VerifiedOnce {
-    /// No record checked yet, for a map of `len` bytes.
+    /// No record checked yet, for a map of `len` bytes of block records.
     pub(crate) fn new(len: usize) -> VerifiedOnce {
-        let n = len.div_ceil(GRANULE);
+        VerifiedOnce::with_granule(len, GRANULE_SHIFT)
+    }
+
+    /// No record checked yet, for a map of `len` bytes, one slot per
+    /// `1 << shift` bytes (`shift` at most 15): a larger granule holds less
+    /// memory (two bytes per granule) and suits records longer than it.
+    pub(crate) fn with_granule(len: usize, shift: u32) -> VerifiedOnce {
+        let shift = shift.min(15);
+        let n = len.div_ceil(1 << shift);
         VerifiedOnce {
-            slots: std::iter::repeat_with(|| AtomicU8::new(0))
+            slots: std::iter::repeat_with(|| AtomicU16::new(0))
                 .take(n)
                 .collect(),
+            shift,
         }
+    }
+
+    /// The slot's value naming `offset` as checked.
+    fn tag(&self, offset: usize) -> u16 {
+        CHECKED | (offset & ((1 << self.shift) - 1)) as u16
     }
 
     /// Whether the record starting at `offset` was checked in this map.
     pub(crate) fn is_checked(&self, offset: usize) -> bool {
         self.slots
-            .get(offset >> GRANULE_SHIFT)
-            .is_some_and(|s| s.load(Ordering::Acquire) == tag(offset))
+            .get(offset >> self.shift)
+            .is_some_and(|s| s.load(Ordering::Acquire) == self.tag(offset))
     }
 
     /// Records that the record starting at `offset` passed its checksum.
     pub(crate) fn mark_checked(&self, offset: usize) {
-        if let Some(s) = self.slots.get(offset >> GRANULE_SHIFT) {
-            s.store(tag(offset), Ordering::Release);
+        if let Some(s) = self.slots.get(offset >> self.shift) {
+            s.store(self.tag(offset), Ordering::Release);
         }
     }
 
-    /// Heap bytes held (one per granule).
+    /// Heap bytes held (two per granule).
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.len()
+        std::mem::size_of_val(&*self.slots)
     }
-}
-
-fn tag(offset: usize) -> u8 {
-    CHECKED | (offset & (GRANULE - 1)) as u8
 }
 
 /// The checked records of one map, by their number (a cemented chunk's
@@ -120,7 +141,7 @@ mod tests {
     #[test]
     fn only_the_exact_offset_that_was_marked_counts_as_checked() {
         let v = VerifiedOnce::new(1000);
-        assert_eq!(v.heap_bytes(), 16);
+        assert_eq!(v.heap_bytes(), 32);
         assert!(!v.is_checked(130));
         v.mark_checked(130);
         assert!(v.is_checked(130));
@@ -135,6 +156,19 @@ mod tests {
         assert!(!v.is_checked(0));
         v.mark_checked(0);
         assert!(v.is_checked(0));
+    }
+
+    #[test]
+    fn a_larger_granule_still_names_exact_offsets() {
+        // Short records sharing a 1 KiB granule: marking one unmarks the
+        // other (a check more), never marks it.
+        let v = VerifiedOnce::with_granule(4096, 10);
+        assert_eq!(v.heap_bytes(), 8);
+        v.mark_checked(1030);
+        assert!(v.is_checked(1030));
+        v.mark_checked(1040);
+        assert!(v.is_checked(1040) && !v.is_checked(1030));
+        assert!((1024..2048).filter(|&o| v.is_checked(o)).eq([1040]));
     }
 
     #[test]

@@ -1,0 +1,124 @@
+//! A read-only map of a generation's values file, so a read finds its
+//! record in memory instead of a `pread` into a fresh buffer, and checks
+//! each record's checksum once per map (see `verified_once`).
+//!
+//! Why the bytes a map shows never change under it: a generation's values
+//! file is append-only. It is cut only at a read-write open (recovery,
+//! before any map of this handle) and after a failed append (above every
+//! published record, so no index entry names those bytes); a GC writes a
+//! new generation and unlinks the old one, which a live map keeps. A read
+//! uses a map only for a record it covers whole; the rest is read by
+//! `pread` until the unmapped tail is long enough to map again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::format::{self, Decoded, Layout};
+use crate::error::Result;
+use crate::io::{FileHandle, MapPromise, Mapped};
+use crate::verified_once::VerifiedOnce;
+
+/// Map again once this many bytes were appended past the map: a fresh map
+/// costs a `mmap` and its checks start over, a `pread` of a record costs
+/// a copy.
+const REMAP_BYTES: u64 = 32 << 20;
+
+/// One slot per KiB of values: two bytes of memory per KiB (0.2%), one
+/// check per map for values of a KiB or more; shorter values sharing a
+/// granule are checked again now and then, never less.
+const GRANULE_SHIFT: u32 = 10;
+
+/// A map of a values file and which of its records were checked.
+pub(crate) struct ValuesMap {
+    bytes: Mapped,
+    checked: VerifiedOnce,
+    layout: Layout,
+    path: PathBuf,
+}
+
+impl ValuesMap {
+    fn new(bytes: Mapped, layout: Layout, path: &Path) -> ValuesMap {
+        let checked = VerifiedOnce::with_granule(bytes.len(), GRANULE_SHIFT);
+        ValuesMap {
+            bytes,
+            checked,
+            layout,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The mapped file, for errors.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The layout of the file's records.
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The record at `offset`, its checksum checked the first time this
+    /// map returns it; `None` if the map does not hold all of it.
+    pub(crate) fn record(&self, offset: u64) -> Option<Decoded<'_>> {
+        let at = usize::try_from(offset).ok()?;
+        let rest = self.bytes.get(at..)?;
+        let buf = match format::decode_record_checked_before(rest, &self.layout) {
+            Decoded::Record(_, total) => &rest[..total],
+            // Runs past the map (perhaps not past the file).
+            Decoded::Incomplete(_) => return None,
+            bad => return Some(bad),
+        };
+        if self.checked.is_checked(at) {
+            return Some(format::decode_record_checked_before(buf, &self.layout));
+        }
+        let decoded = format::decode_record(buf, &self.layout);
+        if matches!(decoded, Decoded::Record(..)) {
+            self.checked.mark_checked(at);
+        }
+        Some(decoded)
+    }
+}
+
+/// The map a generation's reads use, renewed as the file grows.
+pub(crate) struct ValuesMaps {
+    current: RwLock<Arc<ValuesMap>>,
+    layout: Layout,
+}
+
+impl ValuesMaps {
+    /// A map of `file` as it is now.
+    pub(crate) fn new(file: &dyn FileHandle, layout: Layout) -> Result<ValuesMaps> {
+        let map = ValuesMap::new(file.map(MapPromise::APPEND_ONLY)?, layout, file.path());
+        Ok(ValuesMaps {
+            current: RwLock::new(Arc::new(map)),
+            layout,
+        })
+    }
+
+    /// The map that covers the record at `offset` (of a file whose records
+    /// end at `bound`), renewing it if the file outgrew it by
+    /// [`REMAP_BYTES`]; `None` if the record is in a tail still unmapped.
+    pub(crate) fn covering(
+        &self,
+        file: &dyn FileHandle,
+        offset: u64,
+        bound: u64,
+    ) -> Result<Option<Arc<ValuesMap>>> {
+        let map = self.current.read().clone();
+        if map.record(offset).is_some() {
+            return Ok(Some(map));
+        }
+        if bound.saturating_sub(map.bytes.len() as u64) < REMAP_BYTES {
+            return Ok(None);
+        }
+        let fresh = Arc::new(ValuesMap::new(
+            file.map(MapPromise::APPEND_ONLY)?,
+            self.layout,
+            file.path(),
+        ));
+        *self.current.write() = fresh.clone();
+        Ok(fresh.record(offset).is_some().then_some(fresh))
+    }
+}

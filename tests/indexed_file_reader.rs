@@ -1,0 +1,181 @@
+//! Borrowed value reads of an indexed file (`ValueReader`): a view equals
+//! the copying read, from a map of the values file (records present at
+//! open) or the reader's own copy (records appended since), for both
+//! layouts (header in the index, header in the value); a miss leaves the
+//! reader empty; a damaged record is never shown; and a view stays valid
+//! and unchanged while a GC switches generations and unlinks the values
+//! file it points into, and after the store is closed.
+
+use std::path::Path;
+
+use tzstore::indexed_file::value_reader::ValueReader;
+use tzstore::indexed_file::{IndexedFile, IndexedFileConfig};
+use tzstore::{Error, OpenOptions};
+
+fn cfg(header_in_value: bool) -> IndexedFileConfig {
+    IndexedFileConfig {
+        key_size: 8,
+        header_size: 4,
+        header_in_value,
+        log_size: 64,
+        open: OpenOptions::default().no_fsync(),
+    }
+}
+
+fn key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+fn header(i: u64) -> [u8; 4] {
+    (i as u32 * 7 + 1).to_be_bytes()
+}
+
+/// Values of 4..2,000 bytes; with the header in the value, it starts it.
+fn value(i: u64, header_in_value: bool) -> Vec<u8> {
+    let mut v = vec![(i % 251) as u8; 4 + (i as usize * 37) % 2000];
+    if header_in_value {
+        v[..4].copy_from_slice(&header(i));
+    }
+    v
+}
+
+fn append(f: &IndexedFile, i: u64, header_in_value: bool) {
+    let h = header(i);
+    let hdr = if header_in_value { None } else { Some(&h[..]) };
+    f.append(&key(i), hdr, &value(i, header_in_value), false)
+        .unwrap();
+}
+
+/// `n` values appended and flushed, the store reopened so a map covers
+/// them, then `more` appended (read from the unmapped tail).
+fn store(dir: &Path, header_in_value: bool, n: u64, more: u64) -> IndexedFile {
+    let f = IndexedFile::open(dir, cfg(header_in_value)).unwrap();
+    (0..n).for_each(|i| append(&f, i, header_in_value));
+    f.flush().unwrap();
+    drop(f);
+    let f = IndexedFile::open(dir, cfg(header_in_value)).unwrap();
+    (n..n + more).for_each(|i| append(&f, i, header_in_value));
+    f
+}
+
+#[test]
+fn views_equal_copies_mapped_or_not_in_both_layouts() {
+    for header_in_value in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = store(dir.path(), header_in_value, 300, 50);
+        let mut reader = ValueReader::new();
+        for i in 0..350 {
+            let copy = f.read(&key(i)).unwrap().unwrap();
+            let view = f.read_view(&key(i), &mut reader).unwrap().unwrap();
+            assert_eq!((view.0.to_vec(), view.1.to_vec()), copy, "key {i}");
+            assert_eq!(view.0, &value(i, header_in_value)[..]);
+            assert_eq!(view.1, &header(i)[..]);
+            // Present at open: a view into the map; appended since: a copy.
+            assert_eq!(reader.borrows_map(), i < 300, "key {i}");
+        }
+        // A value replaced since open is read from its new record.
+        let h6 = header(6);
+        let hdr = if header_in_value { None } else { Some(&h6[..]) };
+        f.append(&key(5), hdr, &value(6, header_in_value), false)
+            .unwrap();
+        let view = f.read_view(&key(5), &mut reader).unwrap().unwrap();
+        assert_eq!(view.0, &value(6, header_in_value)[..]);
+    }
+}
+
+#[test]
+fn a_miss_or_a_bad_key_leaves_the_reader_holding_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = store(dir.path(), false, 20, 0);
+    let mut reader = ValueReader::new();
+    assert!(f.read_view(&key(3), &mut reader).unwrap().is_some());
+    assert!(f.read_view(&key(99), &mut reader).unwrap().is_none());
+    assert_eq!(reader.value(), None);
+    assert!(f.read_view(&key(3), &mut reader).unwrap().is_some());
+    let r = f.read_view(b"short", &mut reader);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    assert!(f.read_view(&key(3), &mut reader).unwrap().is_some());
+    reader.release();
+    assert_eq!(reader.value(), None);
+}
+
+#[test]
+fn a_view_outlives_the_gc_that_unlinks_its_values_file_and_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = store(dir.path(), false, 200, 0);
+    let mut kept = ValueReader::new();
+    let mut dropped = ValueReader::new();
+    let view_kept = f.read_view(&key(10), &mut kept).unwrap().unwrap();
+    let view_dropped = f.read_view(&key(11), &mut dropped).unwrap().unwrap();
+    let values_before = values_files(dir.path());
+
+    // Keeps the even keys: key 11 is gone, the old values file unlinked.
+    f.gc(|k| u64::from_be_bytes(k.try_into().unwrap()) % 2 == 0)
+        .unwrap();
+    f.await_gc().unwrap();
+    assert!(f.read(&key(11)).unwrap().is_none());
+    let values_after = values_files(dir.path());
+    assert!(
+        values_before.iter().any(|p| !values_after.contains(p)),
+        "the GC unlinked no values file: the test proves nothing ({values_before:?} -> {values_after:?})"
+    );
+    assert_eq!(view_kept.0, &value(10, false)[..]);
+    assert_eq!(view_dropped.0, &value(11, false)[..]);
+    assert_eq!(view_dropped.1, &header(11)[..]);
+
+    drop(f);
+    assert_eq!(view_kept.0, &value(10, false)[..]);
+    assert_eq!(
+        kept.value().map(|(v, _)| v.to_vec()),
+        Some(value(10, false))
+    );
+}
+
+/// The values files under `dir`.
+fn values_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            let v = p.join("values");
+            if v.exists() {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_damaged_record_is_never_shown_and_its_neighbours_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = store(dir.path(), false, 40, 0);
+    drop(f);
+    // Flip one byte inside value 17 (its bytes are all 17).
+    let path = values_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let v17 = value(17, false);
+    let at = bytes
+        .windows(v17.len())
+        .position(|w| w == &v17[..])
+        .expect("value 17 is in the file");
+    bytes[at + v17.len() / 2] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+
+    // Read-only: a read-write open scans the values and refuses the damage.
+    let mut ro = cfg(false);
+    ro.open.read_only = true;
+    let f = IndexedFile::open(dir.path(), ro).unwrap();
+    let mut reader = ValueReader::new();
+    for _ in 0..2 {
+        // Twice: a failed check never marks the record checked.
+        let r = f.read_view(&key(17), &mut reader);
+        assert!(matches!(r, Err(Error::Corrupted(_))), "{r:?}");
+        assert_eq!(reader.value(), None);
+    }
+    for i in [16, 18] {
+        let view = f.read_view(&key(i), &mut reader).unwrap().unwrap();
+        assert_eq!(view.0, &value(i, false)[..]);
+        assert!(reader.borrows_map());
+    }
+}

@@ -183,17 +183,19 @@ typedef struct tzs_kv_batch tzs_kv_batch;
 typedef struct tzs_kv_entries tzs_kv_entries;
 
 /**
- * What a borrowed block read leaves behind: the map (or, for a block no
- * map covers yet, the copy) that the last `tzs_block_view` filled through
- * it points into. A reader holds at most one block at a time.
+ * What a borrowed read leaves behind: the map (or, for a record no map
+ * covers yet, the copy) that the views the last read filled point into.
+ * A reader holds one block or one indexed-file value at a time; any
+ * store's reads may go through the same reader.
  *
  * Views stay valid, and their bytes unchanged, until the next read
  * through the same reader, `tzs_reader_release` or `tzs_reader_free` —
- * even if meanwhile a merge retires the floating file, a rolling GC
- * deletes the cemented chunk, or the store is closed: the reader keeps
- * its own reference to the mapping, and the store never cuts or rewrites
- * a file below the records it has published. Holding a view of a retired
- * file keeps that file's disk space until the view is released.
+ * even if meanwhile a merge retires the floating file, a GC deletes the
+ * cemented chunk or the indexed file's old values file, or the store is
+ * closed: the reader keeps its own reference to the mapping, and the
+ * store never cuts or rewrites a file below the records it has published.
+ * Holding a view of a retired file keeps that file's disk space until the
+ * view is released.
  *
  * Threading: a reader is used by one thread at a time (one per reader
  * thread is the intended use); it may move between threads. Any number
@@ -3141,6 +3143,34 @@ tzs_status tzs_cemented_read_view_by_level(struct tzs_cemented *c,
                                            bool read_metadata,
                                            struct tzs_block_view *out,
                                            struct tzs_error **err);
+
+/**
+ * `tzs_indexed_file_read` without a copy: fills `*value_out` with the
+ * value of `key` and, when `header_out` is not NULL, `*header_out` with
+ * its header, both lent by `r` (see `tzs_reader` for how long they stay
+ * valid); nothing to free. The record's checksum is checked before any
+ * view of it is given (once per mapping of the values file); records
+ * appended since the file was last mapped are read into the reader.
+ *
+ * The reader's previous views end when this call starts, whatever its
+ * outcome. `TZS_NOT_FOUND` if the key is not stored (the reader then
+ * holds nothing). Errors: `TZS_INVALID_ARGUMENT` (NULL handle, reader,
+ * key or `value_out`; a key of the wrong size), `TZS_CORRUPTED` (as
+ * `tzs_indexed_file_read`), `TZS_IO`. Thread-safe on the store; the
+ * reader one thread at a time.
+ *
+ * # Safety
+ * `f` NULL or live; `r` NULL or a live reader used by no other call
+ * meanwhile; `key` NULL or `key_len` readable bytes; `value_out` NULL or
+ * writable; `header_out` NULL or writable.
+ */
+tzs_status tzs_indexed_file_read_view(struct tzs_indexed_file *f,
+                                      struct tzs_reader *r,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      struct tzs_view *value_out,
+                                      struct tzs_view *header_out,
+                                      struct tzs_error **err);
 
 /**
  * Opens the singleton stored in the file `path` (created by the first

@@ -16,8 +16,8 @@ use crate::indexed_file::{IndexedFile, IndexedFileConfig};
 /// on it concurrently, except `tzs_indexed_file_close`, which must be the
 /// last call.
 pub struct tzs_indexed_file {
-    inner: IndexedFile,
-    key_size: usize,
+    pub(super) inner: IndexedFile,
+    pub(super) key_size: usize,
     header_size: usize,
 }
 

@@ -5,7 +5,8 @@
 #
 # Environment: TZS_BENCH_DIR (where the temporary directory goes, default
 # /tmp), TZS_COMPARE_KEYS (default 1000000), TZS_COMPARE_BLOCKS (default
-# 10000), TZS_COMPARE_READS (default 100000).
+# 10000), TZS_COMPARE_READS (default 100000), TZS_COMPARE_VALUES (2 KiB
+# values of workload 5, default 50000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,4 +32,5 @@ trap 'rm -rf "$dir"' EXIT
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //');" \
   "$(df -T "$dir" | awk 'NR==2 {print $2 " on " $1}')"
-"$bin" "$dir" "${TZS_COMPARE_KEYS:-1000000}" "${TZS_COMPARE_BLOCKS:-10000}" "${TZS_COMPARE_READS:-100000}"
+"$bin" "$dir" "${TZS_COMPARE_KEYS:-1000000}" "${TZS_COMPARE_BLOCKS:-10000}" "${TZS_COMPARE_READS:-100000}" \
+  "${TZS_COMPARE_VALUES:-50000}"

@@ -77,6 +77,22 @@ impl VerifiedOnce {
         }
     }
 
+    /// This map's checks carried over to a new map of the same file, of
+    /// `len` bytes: the file is append-only while mapped (see above), so a
+    /// record checked in the old map holds the same bytes in the new one.
+    pub(crate) fn carried_to(&self, len: usize) -> VerifiedOnce {
+        let n = len.div_ceil(1 << self.shift).max(self.slots.len());
+        VerifiedOnce {
+            slots: (0..n)
+                .map(|i| {
+                    let old = self.slots.get(i).map_or(0, |s| s.load(Ordering::Acquire));
+                    AtomicU16::new(old)
+                })
+                .collect(),
+            shift: self.shift,
+        }
+    }
+
     /// The slot's value naming `offset` as checked.
     fn tag(&self, offset: usize) -> u16 {
         CHECKED | (offset & ((1 << self.shift) - 1)) as u16
@@ -169,6 +185,16 @@ mod tests {
         v.mark_checked(1040);
         assert!(v.is_checked(1040) && !v.is_checked(1030));
         assert!((1024..2048).filter(|&o| v.is_checked(o)).eq([1040]));
+    }
+
+    #[test]
+    fn checks_carry_over_to_a_longer_map() {
+        let v = VerifiedOnce::new(256);
+        v.mark_checked(70);
+        let w = v.carried_to(1024);
+        assert!(w.is_checked(70) && !w.is_checked(71));
+        w.mark_checked(900);
+        assert!(w.is_checked(900) && !v.is_checked(900));
     }
 
     #[test]

@@ -39,6 +39,10 @@
 #define SALT_KEY 0x6b6579736b657973ULL
 #define SALT_ABSENT 0x616273656e746b79ULL
 #define SALT_BLOCK 0x626c6f636b686173ULL
+#define SALT_VALUE 0x76616c75656b6579ULL
+/* Workload 5: values of an indexed file (a rollup node's stores). */
+#define VALUE_LEN 2048
+#define VALUES_PER_COMMIT 1000
 
 enum { E_LMDB, E_ROCKS, E_TZS, E_TZS_BS, N_ENGINES };
 static const char *ENGINE_NAMES[N_ENGINES] = {"LMDB", "RocksDB", "tzstore", "tzstore block store"};
@@ -58,6 +62,10 @@ typedef struct {
   /* Block reads without a copy: tzstore's views (tzs_reader), LMDB's
    * mdb_get (always a pointer into its map), RocksDB's pinned get. */
   double view_reads_per_s;
+  /* Workload 5: 2 KiB values, durable commits of 1,000, random reads. */
+  double value_inserts_per_s;
+  double value_reads_per_s;
+  double value_view_reads_per_s;
 } result_t;
 
 static struct {
@@ -68,6 +76,8 @@ static struct {
   uint8_t *absent;   /* n_keys absent keys */
   uint32_t *order;   /* n_keys random indexes into keys */
   uint32_t *b_order; /* n_reads random block ids */
+  long n_values;
+  uint32_t *v_order; /* n_reads random value ids */
 } W;
 
 /* ---------- generic helpers ---------- */
@@ -175,6 +185,8 @@ static void gen_workload(void) {
     W.order[i] = (uint32_t)(splitmix64(&s) % n);
   }
   for (long i = 0; i < W.n_reads; i++) W.b_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_blocks);
+  W.v_order = xmalloc((size_t)W.n_reads * sizeof *W.v_order);
+  for (long i = 0; i < W.n_reads; i++) W.v_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_values);
 }
 
 static void block_hash(uint8_t out[32], long id) { make_key(out, (uint64_t)id, SALT_BLOCK); }
@@ -678,6 +690,172 @@ static void blocks_bench(const char *root, result_t *res) {
   free(metadata);
 }
 
+/* ---------- workload 5: indexed-file values, all engines interleaved ---------- */
+
+/* Value `id`: VALUE_LEN incompressible bytes that start with the id. */
+static void gen_value(uint8_t *v, long id) {
+  uint64_t s = (uint64_t)id ^ 0xBADC0DEULL, id64 = (uint64_t)id;
+  memcpy(v, &id64, 8);
+  for (int i = 8; i < VALUE_LEN; i += 8) {
+    uint64_t x = splitmix64(&s);
+    memcpy(v + i, &x, 8);
+  }
+}
+
+/* Checks value `id` read as the `nth` read: its length and id always,
+ * every byte every VERIFY_EVERY-th read. */
+static void verify_value(const uint8_t *v, size_t len, long id, long nth, uint8_t *scratch) {
+  uint64_t got;
+  if (len != VALUE_LEN) die("value %ld: %zu bytes", id, len);
+  memcpy(&got, v, 8);
+  if (got != (uint64_t)id) die("value %ld: wrong value", id);
+  if (nth % VERIFY_EVERY == 0) {
+    gen_value(scratch, id);
+    if (memcmp(v, scratch, VALUE_LEN) != 0) die("value %ld: bytes differ from what was stored", id);
+  }
+}
+
+typedef struct {
+  char dir[3][4096];
+  MDB_env *env;
+  MDB_dbi dbi;
+  rocks_t rocks;
+  tzs_indexed_file *f;
+  tzs_reader *reader;
+} values_t;
+
+/* Stores values [from, to) in engine `e` and makes them durable. */
+static void values_commit(values_t *x, int e, long from, long to, uint8_t *v) {
+  uint8_t k[32];
+  char *err = NULL;
+  MDB_txn *txn = NULL;
+  rocksdb_writebatch_t *wb = NULL;
+  if (e == E_LMDB) mdb_ok(mdb_txn_begin(x->env, NULL, 0, &txn), "txn_begin");
+  if (e == E_ROCKS) wb = rocksdb_writebatch_create();
+  for (long id = from; id < to; id++) {
+    make_key(k, (uint64_t)id, SALT_VALUE);
+    gen_value(v, id);
+    if (e == E_LMDB) {
+      MDB_val mk = {32, k}, md = {VALUE_LEN, v};
+      mdb_ok(mdb_put(txn, x->dbi, &mk, &md, 0), "put value");
+    } else if (e == E_ROCKS) {
+      rocksdb_writebatch_put(wb, (const char *)k, 32, (const char *)v, VALUE_LEN);
+    } else {
+      tz_ok(tzs_indexed_file_append(x->f, k, 32, NULL, 0, v, VALUE_LEN, false, &terr), "indexed_file_append");
+    }
+  }
+  if (e == E_LMDB) mdb_ok(mdb_txn_commit(txn), "commit values");
+  if (e == E_ROCKS) {
+    rocksdb_write(x->rocks.db, x->rocks.wo, wb, &err);
+    rdb_ok(&err, "write values");
+    rocksdb_writebatch_destroy(wb);
+  }
+  if (e == E_TZS) tz_ok(tzs_indexed_file_flush(x->f, &terr), "indexed_file_flush");
+}
+
+/* Reads and checks values W.v_order[from..to) from engine `e`; with
+ * `view`, without a copy where the engine offers it. */
+static void value_reads(values_t *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  uint8_t k[32];
+  char *err = NULL;
+  MDB_txn *txn = NULL;
+  if (e == E_LMDB) mdb_ok(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+  for (long n = from; n < to; n++) {
+    long id = W.v_order[n];
+    make_key(k, (uint64_t)id, SALT_VALUE);
+    if (e == E_LMDB) {
+      MDB_val mk = {32, k}, md;
+      mdb_ok(mdb_get(txn, x->dbi, &mk, &md), "get value");
+      verify_value(md.mv_data, md.mv_size, id, n, scratch);
+    } else if (e == E_ROCKS && view) {
+      rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(x->rocks.db, x->rocks.ro, (const char *)k, 32, &err);
+      rdb_ok(&err, "get_pinned value");
+      if (!ps) die("RocksDB: value %ld missing", id);
+      size_t len;
+      const char *got = rocksdb_pinnableslice_value(ps, &len);
+      verify_value((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_pinnableslice_destroy(ps);
+    } else if (e == E_ROCKS) {
+      size_t len;
+      char *got = rocksdb_get(x->rocks.db, x->rocks.ro, (const char *)k, 32, &len, &err);
+      rdb_ok(&err, "get value");
+      if (!got) die("RocksDB: value %ld missing", id);
+      verify_value((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_free(got);
+    } else if (view) {
+      tzs_view v;
+      tz_ok(tzs_indexed_file_read_view(x->f, x->reader, k, 32, &v, NULL, &terr), "indexed_file_read_view");
+      verify_value(v.ptr, v.len, id, n, scratch);
+    } else {
+      tzs_bytes v = {NULL, 0};
+      tz_ok(tzs_indexed_file_read(x->f, k, 32, &v, NULL, 0, &terr), "indexed_file_read");
+      verify_value(v.ptr, v.len, id, n, scratch);
+      tzs_bytes_free(&v);
+    }
+  }
+  if (txn) mdb_txn_abort(txn);
+}
+
+static const int VALUE_ENGINES[3] = {E_LMDB, E_ROCKS, E_TZS};
+
+static void values_bench(const char *root, result_t *res) {
+  values_t x;
+  static const char *names[3] = {"lmdb-values", "rocksdb-values", "tzstore-indexed-file"};
+  for (int i = 0; i < 3; i++) subdir(x.dir[i], sizeof x.dir[i], root, names[i]);
+  uint8_t *v = xmalloc(VALUE_LEN), *scratch = xmalloc(VALUE_LEN);
+  double insert_s[N_ENGINES] = {0}, read_s[N_ENGINES] = {0}, view_s[N_ENGINES] = {0};
+  sync();
+  x.env = lmdb_open(x.dir[0], &x.dbi);
+  rocks_open(&x.rocks, x.dir[1]);
+  tz_ok(tzs_indexed_file_open(x.dir[2], 32, 0, 0, 0, &x.f, &terr), "indexed_file_open");
+
+  fprintf(stderr, "%-20s ...", "values: inserts");
+  uint64_t t0 = now_ns();
+  for (long from = 0; from < W.n_values; from += VALUES_PER_COMMIT) {
+    long to = from + VALUES_PER_COMMIT < W.n_values ? from + VALUES_PER_COMMIT : W.n_values;
+    for (int k = 0; k < 3; k++) {
+      int e = VALUE_ENGINES[(from / VALUES_PER_COMMIT + k) % 3];
+      uint64_t c0 = now_ns();
+      values_commit(&x, e, from, to, v);
+      insert_s[e] += secs_since(c0);
+    }
+  }
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+
+  /* Reopened, as a node reads values a previous run stored: tzstore maps
+   * what is on disk at open. */
+  tzs_indexed_file_close(x.f);
+  tz_ok(tzs_indexed_file_open(x.dir[2], 32, 0, 0, 0, &x.f, &terr), "indexed_file_open");
+  tz_ok(tzs_reader_new(&x.reader, &terr), "reader_new");
+  fprintf(stderr, "%-20s ...", "values: reads");
+  t0 = now_ns();
+  for (long from = 0; from < W.n_reads; from += BATCH) {
+    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
+    for (int k = 0; k < 3; k++) {
+      int e = VALUE_ENGINES[k];
+      uint64_t r0 = now_ns();
+      value_reads(&x, e, from, to, scratch, false);
+      read_s[e] += secs_since(r0);
+      r0 = now_ns();
+      value_reads(&x, e, W.n_reads - to, W.n_reads - from, scratch, true);
+      view_s[e] += secs_since(r0);
+    }
+  }
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+  for (int k = 0; k < 3; k++) {
+    int e = VALUE_ENGINES[k];
+    res[e].value_inserts_per_s = (double)W.n_values / insert_s[e];
+    res[e].value_reads_per_s = (double)W.n_reads / read_s[e];
+    res[e].value_view_reads_per_s = (double)W.n_reads / view_s[e];
+  }
+  tzs_reader_free(x.reader);
+  tzs_indexed_file_close(x.f);
+  mdb_env_close(x.env);
+  rocks_close(&x.rocks);
+  free(v);
+  free(scratch);
+}
+
 /* ---------- report ---------- */
 
 static void print_engine(int e, const result_t *r) {
@@ -689,6 +867,9 @@ static void print_engine(int e, const result_t *r) {
     printf(" appends %.0f/s (p50 %.0f us, p99 %.0f us, %.1f MB on disk), reads %.0f/s", r->appends_per_s,
            r->append_p50_us, r->append_p99_us, r->blocks_bytes / 1e6, r->reads_per_s);
   if (r->view_reads_per_s >= 0) printf(", view reads %.0f/s", r->view_reads_per_s);
+  if (r->value_reads_per_s >= 0)
+    printf("; values: inserts %.0f/s, reads %.0f/s, view reads %.0f/s", r->value_inserts_per_s, r->value_reads_per_s,
+           r->value_view_reads_per_s);
   printf("\n");
   fflush(stdout);
 }
@@ -739,6 +920,13 @@ static void print_table(const result_t *res) {
   row(name, res, offsetof(result_t, reads_per_s), "%.0f", 1, false);
   snprintf(name, sizeof name, "4. block reads by hash without a copy, %ld random (reads/s)", W.n_reads);
   row(name, res, offsetof(result_t, view_reads_per_s), "%.0f", 1, false);
+  snprintf(name, sizeof name, "5. durable value inserts, %ld x 2 KiB, commit per %d (values/s)", W.n_values,
+           VALUES_PER_COMMIT);
+  row(name, res, offsetof(result_t, value_inserts_per_s), "%.0f", 1, false);
+  snprintf(name, sizeof name, "5. value reads by key, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, value_reads_per_s), "%.0f", 1, false);
+  snprintf(name, sizeof name, "5. value reads by key without a copy, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, value_view_reads_per_s), "%.0f", 1, false);
   printf("\n\"tzstore vs best other\": tzstore's figure against the better of LMDB and RocksDB,\n"
          "> 1 means tzstore is better (faster, lower latency or smaller); for block workloads\n"
          "the floating store first, then the block store.\n");
@@ -766,17 +954,18 @@ static long arg_long(int argc, char **argv, int i, long dflt) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) die("usage: compare DIR [N_KEYS [N_BLOCKS [N_READS]]]");
+  if (argc < 2) die("usage: compare DIR [N_KEYS [N_BLOCKS [N_READS [N_VALUES]]]]");
   const char *root = argv[1];
   W.n_keys = arg_long(argc, argv, 2, 1000000);
   W.n_blocks = arg_long(argc, argv, 3, 20000);
   W.n_reads = arg_long(argc, argv, 4, 100000);
+  W.n_values = arg_long(argc, argv, 5, 50000);
 
   int lmaj, lmin, lpatch;
   mdb_version(&lmaj, &lmin, &lpatch);
   printf("tzstore %s, LMDB %d.%d.%d, RocksDB (librocksdb C API); dir %s\n", tzs_version(), lmaj, lmin, lpatch,
          root);
-  printf("keys %ld, blocks %ld, block reads %ld\n", W.n_keys, W.n_blocks, W.n_reads);
+  printf("keys %ld, blocks %ld, reads %ld, values %ld\n", W.n_keys, W.n_blocks, W.n_reads, W.n_values);
   print_loadavg("start");
   uint64_t start = now_ns();
   gen_workload();
@@ -789,6 +978,7 @@ int main(int argc, char **argv) {
   run(root, "rocksdb-index", rocks_index, &res[E_ROCKS]);
   run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
   blocks_bench(root, res);
+  values_bench(root, res);
 
   printf("\n");
   for (int e = 0; e < N_ENGINES; e++) print_engine(e, &res[e]);
@@ -799,5 +989,6 @@ int main(int argc, char **argv) {
   free(W.absent);
   free(W.order);
   free(W.b_order);
+  free(W.v_order);
   return 0;
 }

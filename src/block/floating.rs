@@ -165,8 +165,10 @@ pub struct Floating {
 /// Unflushed appended bytes after which their writeback is started.
 const WRITE_BEHIND_BYTES: u64 = 256 << 10;
 
-/// Unmapped bytes at the end of the file that trigger a new map.
-const REMAP_BYTES: u64 = 32 << 20;
+/// Unmapped published bytes at the end of the file that trigger a new map
+/// (an `mmap`, the old map's checks carried over): a node reads its newest
+/// blocks most, so they should not wait long for a map.
+const REMAP_BYTES: u64 = 1 << 20;
 
 impl Floating {
     /// Opens (read-write: creates) the store of `kind` in `dir`.
@@ -228,7 +230,9 @@ impl Floating {
             writer: Mutex::new(0),
             map: RwLock::new(Arc::new(ReadMap::new(
                 Mapped::from_bytes(Vec::new()),
+                0,
                 &path,
+                None,
             ))),
             prealloc: None,
         };
@@ -244,7 +248,9 @@ impl Floating {
         // `BlockReader` still holds keeps every record it can point to.
         *store.map.write() = Arc::new(ReadMap::new(
             store.file.map(MapPromise::APPEND_ONLY)?,
+            store.end.load(Ordering::SeqCst),
             store.file.path(),
+            None,
         ));
         Ok(store)
     }
@@ -617,18 +623,18 @@ impl Floating {
     /// A fresh map of the file when the tail `map` does not cover has
     /// grown past [`REMAP_BYTES`] (published for the next reads), else
     /// `None`: remapping on every miss would cost more than the `pread`.
+    /// The fresh map keeps `map`'s checks.
     fn renewed_map(&self, map: &ReadMap) -> Result<Option<Arc<ReadMap>>> {
-        let unmapped = self
-            .end
-            .load(Ordering::SeqCst)
-            .saturating_sub(map.len() as u64);
-        if unmapped < REMAP_BYTES {
+        let end = self.end.load(Ordering::SeqCst);
+        if end.saturating_sub(map.len() as u64) < REMAP_BYTES {
             return Ok(None);
         }
         // Append-only, as at open: a handle that reads never cuts.
         let fresh = Arc::new(ReadMap::new(
             self.file.map(MapPromise::APPEND_ONLY)?,
+            end,
             self.file.path(),
+            Some(map),
         ));
         *self.map.write() = fresh.clone();
         Ok(Some(fresh))
@@ -776,16 +782,31 @@ impl Drop for Floating {
 /// checked (see `verified_once` for why one check per map is enough).
 pub(crate) struct ReadMap {
     bytes: Mapped,
+    /// The bytes reads may use: the records published when the map was
+    /// made. What lies past them (zeros written ahead, records appended
+    /// later) is read by `pread`, so no read depends on a map showing
+    /// writes made after it (a shared mapping does; a copy would not).
+    published: usize,
     checked: VerifiedOnce,
     /// The mapped file, for errors.
     path: PathBuf,
 }
 
 impl ReadMap {
-    fn new(bytes: Mapped, path: &Path) -> ReadMap {
-        let checked = VerifiedOnce::new(bytes.len());
+    /// A map of `bytes` whose first `published` bytes hold published
+    /// records, carrying over the checks of `previous`, a map of the same
+    /// file (append-only: the records it checked have not changed).
+    fn new(bytes: Mapped, published: u64, path: &Path, previous: Option<&ReadMap>) -> ReadMap {
+        let published = usize::try_from(published)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let checked = match previous {
+            Some(p) => p.checked.carried_to(published),
+            None => VerifiedOnce::new(published),
+        };
         ReadMap {
             bytes,
+            published,
             checked,
             path: path.to_path_buf(),
         }
@@ -800,7 +821,7 @@ impl ReadMap {
     /// first time this map returns it; `None` if the map does not hold all
     /// of it.
     pub(crate) fn record(&self, offset: u64) -> Option<std::result::Result<BlockRef<'_>, String>> {
-        let rec = record_in_map(&self.bytes, offset)?;
+        let rec = record_in_map(self, offset)?;
         // In the map, so the offset fits in usize.
         let at = usize::try_from(offset).ok()?;
         if self.checked.is_checked(at) {
@@ -816,14 +837,19 @@ impl ReadMap {
 
 impl std::fmt::Debug for ReadMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadMap({} bytes)", self.bytes.len())
+        write!(
+            f,
+            "ReadMap({} of {} bytes)",
+            self.published,
+            self.bytes.len()
+        )
     }
 }
 
 impl std::ops::Deref for ReadMap {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.published]
     }
 }
 

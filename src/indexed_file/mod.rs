@@ -832,7 +832,7 @@ fn create_gen(
     values.write_all_at(&format::encode_values_header(layout), 0)?;
     values.sync()?;
     fs.sync_dir(&gdir)?;
-    let maps = ValuesMaps::new(values.as_ref(), *layout)?;
+    let maps = ValuesMaps::new(values.as_ref(), VALUES_HEADER, *layout)?;
     Ok(Gen {
         n,
         layout: *layout,
@@ -888,7 +888,7 @@ fn open_gen(
         recover_end(values.as_ref(), layout, &index)?
     };
     // After recovery: the map never sees a tail it cut.
-    let maps = ValuesMaps::new(values.as_ref(), *layout)?;
+    let maps = ValuesMaps::new(values.as_ref(), end, *layout)?;
     Ok(Gen {
         n,
         layout: *layout,

@@ -21,9 +21,9 @@ use crate::io::{FileHandle, MapPromise, Mapped};
 use crate::verified_once::VerifiedOnce;
 
 /// Map again once this many bytes were appended past the map: a fresh map
-/// costs a `mmap` and its checks start over, a `pread` of a record costs
-/// a copy.
-const REMAP_BYTES: u64 = 32 << 20;
+/// costs a `mmap` (its checks carried over from the old one), a `pread` of
+/// a record a copy.
+const REMAP_BYTES: u64 = 1 << 20;
 
 /// One slot per KiB of values: two bytes of memory per KiB (0.2%), one
 /// check per map for values of a KiB or more; shorter values sharing a
@@ -33,16 +33,36 @@ const GRANULE_SHIFT: u32 = 10;
 /// A map of a values file and which of its records were checked.
 pub(crate) struct ValuesMap {
     bytes: Mapped,
+    /// The bytes reads may use: the records published when the map was
+    /// made. Later records are read by `pread` until the next map, so no
+    /// read depends on a map showing writes made after it.
+    published: usize,
     checked: VerifiedOnce,
     layout: Layout,
     path: PathBuf,
 }
 
 impl ValuesMap {
-    fn new(bytes: Mapped, layout: Layout, path: &Path) -> ValuesMap {
-        let checked = VerifiedOnce::with_granule(bytes.len(), GRANULE_SHIFT);
+    /// A map of `bytes` whose first `published` bytes hold published
+    /// records, carrying over the checks of `previous`, a map of the same
+    /// append-only file.
+    fn new(
+        bytes: Mapped,
+        published: u64,
+        layout: Layout,
+        path: &Path,
+        previous: Option<&ValuesMap>,
+    ) -> ValuesMap {
+        let published = usize::try_from(published)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let checked = match previous {
+            Some(p) => p.checked.carried_to(published),
+            None => VerifiedOnce::with_granule(published, GRANULE_SHIFT),
+        };
         ValuesMap {
             bytes,
+            published,
             checked,
             layout,
             path: path.to_path_buf(),
@@ -63,7 +83,7 @@ impl ValuesMap {
     /// map returns it; `None` if the map does not hold all of it.
     pub(crate) fn record(&self, offset: u64) -> Option<Decoded<'_>> {
         let at = usize::try_from(offset).ok()?;
-        let rest = self.bytes.get(at..)?;
+        let rest = self.bytes.get(at..self.published)?;
         let buf = match format::decode_record_checked_before(rest, &self.layout) {
             Decoded::Record(_, total) => &rest[..total],
             // Runs past the map (perhaps not past the file).
@@ -88,9 +108,10 @@ pub(crate) struct ValuesMaps {
 }
 
 impl ValuesMaps {
-    /// A map of `file` as it is now.
-    pub(crate) fn new(file: &dyn FileHandle, layout: Layout) -> Result<ValuesMaps> {
-        let map = ValuesMap::new(file.map(MapPromise::APPEND_ONLY)?, layout, file.path());
+    /// A map of `file`, whose records end at `published`.
+    pub(crate) fn new(file: &dyn FileHandle, published: u64, layout: Layout) -> Result<ValuesMaps> {
+        let bytes = file.map(MapPromise::APPEND_ONLY)?;
+        let map = ValuesMap::new(bytes, published, layout, file.path(), None);
         Ok(ValuesMaps {
             current: RwLock::new(Arc::new(map)),
             layout,
@@ -110,13 +131,15 @@ impl ValuesMaps {
         if map.record(offset).is_some() {
             return Ok(Some(map));
         }
-        if bound.saturating_sub(map.bytes.len() as u64) < REMAP_BYTES {
+        if bound.saturating_sub(map.published as u64) < REMAP_BYTES {
             return Ok(None);
         }
         let fresh = Arc::new(ValuesMap::new(
             file.map(MapPromise::APPEND_ONLY)?,
+            bound,
             self.layout,
             file.path(),
+            Some(&map),
         ));
         *self.current.write() = fresh.clone();
         Ok(fresh.record(offset).is_some().then_some(fresh))

@@ -1,8 +1,9 @@
 // tzstore_common.hpp: what every header of the C++17 binding shares: open
-// flags, byte views, blocks, tzstore::Error, the Reader and BlockView of
-// borrowed block reads, and in tzstore::detail the one
-// way to call C (call, call_found, call_status), the handle owner and the
-// conversions of library-allocated outputs. Include tzstore.hpp (every
+// flags, byte views, blocks, tzstore::Error, the Reader of borrowed reads
+// (blocks and indexed-file values) and the BlockView of borrowed block
+// reads, and in tzstore::detail the one way to call C (call, call_found,
+// call_status), the handle owner and the conversions of library-allocated
+// outputs. Include tzstore.hpp (every
 // store) or a store's own header rather than this one.
 //
 // Error model: every failure throws tzstore::Error (a std::runtime_error
@@ -49,8 +50,9 @@ constexpr Flags NO_FSYNC = TZS_NO_FSYNC;
 constexpr Flags REMOVABLE = TZS_REMOVABLE;
 
 /// Borrowed bytes: an input argument (a vector, a string, a std::array or a
-/// pointer and a length), or bytes a Reader lends (BlockView). A view, like
-/// std::string_view: it owns nothing, and compares (==) by content.
+/// pointer and a length), or bytes a Reader lends (BlockView, ValueView). A
+/// view, like std::string_view: it owns nothing, and compares (==) by
+/// content.
 struct ByteView {
   const std::uint8_t* data = nullptr;
   std::size_t size = 0;
@@ -329,13 +331,19 @@ inline BlockView view_of(const tzs_block_view& c) noexcept {
 
 }  // namespace detail
 
-/// What borrowed block reads lend from (tzs_reader): the map (or, for a
-/// block no map covers yet, the copy) the last BlockView read through it
-/// points into; it holds at most one block at a time. Its own reference to
-/// the mapping keeps a view valid across merges, GC and the store's close,
+/// What borrowed reads lend from (tzs_reader): the map (or, for a record no
+/// map covers yet, the copy) the last read through it points into. One
+/// Reader serves both kinds of borrowed reads, of blocks (BlockView, from
+/// BlockStore, Floating, Cemented) and of indexed-file values (ValueView,
+/// from IndexedFile::read_view), and of any number of stores, but holds one
+/// block or one value at a time: a read of either kind ends the views of
+/// the previous read, whatever its kind (a value read ends a BlockView's
+/// bytes, a block read a ValueView's). Its own reference to the mapping
+/// keeps a view valid across merges, GCs (also an indexed file's
+/// compaction, which unlinks the old values file) and the store's close,
 /// until the next read through it, release(), its destruction or a
-/// move-assignment to it (see BlockView). Holding a view of a retired file
-/// keeps that file's disk space until then.
+/// move-assignment to it (see BlockView, ValueView). Holding a view of a
+/// retired file keeps that file's disk space until then.
 ///
 /// Move-only. The read methods take it as `Reader&`, so the borrow is
 /// explicit (a temporary Reader, whose views would die at once, does not
@@ -364,6 +372,7 @@ class Reader {
   friend class BlockStore;
   friend class Floating;
   friend class Cemented;
+  friend class IndexedFile;
   /// The live reader; throws Error(TZS_CLOSED) once moved from.
   tzs_reader* get() const { return h_.get("reader"); }
 

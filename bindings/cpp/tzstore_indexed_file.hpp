@@ -2,6 +2,8 @@
 // tzs_indexed_file (values appended to one file, found through an index of
 // key -> offset and a fixed-size header). Same error model and handle rules
 // as the whole binding (see tzstore_common.hpp); tzstore.hpp includes it.
+// Values may also be read without a copy (read_view, ValueView) through a
+// tzstore::Reader, the one borrowed block reads use.
 #ifndef TZSTORE_INDEXED_FILE_HPP
 #define TZSTORE_INDEXED_FILE_HPP
 
@@ -22,6 +24,26 @@ namespace tzstore {
 /// IndexedFile open flag: the header is the first `header_size` bytes of
 /// each value (the SIMPLE_INDEXED_FILE variant).
 constexpr Flags HEADER_IN_VALUE = TZS_HEADER_IN_VALUE;
+
+/// A value read without a copy (IndexedFile::read_view): `value` and its
+/// `header` (`header_size` bytes; on a HEADER_IN_VALUE store the first
+/// bytes of `value`) are bytes lent by the Reader the read went through.
+/// They stay valid, and unchanged, until that Reader's next read (of a
+/// value or of a block, whatever its outcome), its release(), its
+/// destruction or a move-assignment to it, whichever comes first, even if
+/// meanwhile a GC drops the key or unlinks the values file they were read
+/// from, or the store is closed or destroyed. Using them later is a use
+/// after free: copy what you keep (to_vector(), to_pair()).
+struct ValueView {
+  ByteView value{nullptr, 0};
+  ByteView header{nullptr, 0};
+
+  /// Owning copies, as IndexedFile::read_with_header returns them:
+  /// (header, value).
+  std::pair<std::vector<std::uint8_t>, std::vector<std::uint8_t>> to_pair() const {
+    return std::make_pair(header.to_vector(), value.to_vector());
+  }
+};
 
 /// An indexed file (tzs_indexed_file). Any thread may call any method
 /// concurrently; close(), move-assignment and destruction must not race
@@ -90,6 +112,27 @@ class IndexedFile {
                             header.data(), header.size()))
       return std::nullopt;
     return std::make_pair(std::move(header), detail::take_bytes(v));
+  }
+
+  /// read_with_header without a copy: the value and header of `key` lent
+  /// by `reader` (see ValueView for how long they stay valid), or
+  /// std::nullopt (the reader then holds nothing). The previous views of
+  /// `reader` (of a value or a block) end when the call starts, whatever
+  /// its outcome (except Error(TZS_CLOSED) on a closed store or a
+  /// moved-from reader: nothing was read). The record's checksum is checked
+  /// before any view of it is given (once per mapping of the values file);
+  /// a value appended since the file was last mapped is copied into the
+  /// reader. Any number of threads may read one store at once, each with
+  /// its own Reader (a Reader is used by one thread at a time). Throws
+  /// Error (TZS_INVALID_ARGUMENT for a key of the wrong size,
+  /// TZS_CORRUPTED, TZS_IO, TZS_CLOSED).
+  std::optional<ValueView> read_view(Reader& reader, ByteView key) const {
+    tzs_view value{nullptr, 0};
+    tzs_view header{nullptr, 0};
+    if (!detail::call_found(tzs_indexed_file_read_view, h_.get("indexed file"), reader.get(),
+                            key.data, key.size, &value, &header))
+      return std::nullopt;
+    return ValueView{ByteView(value.ptr, value.len), ByteView(header.ptr, header.len)};
   }
 
   /// Appends `value` for `key` with `header` (`header_size` bytes),

@@ -54,8 +54,9 @@ module Octez = struct
   module Indexed_store = Indexed_store
 end
 
-(** Readers of borrowed blocks ({!Tzstore.Reader}) for the [read_view]
-    calls below. Such a read runs on a pool thread and its view is then
+(** Readers of borrowed blocks and values ({!Tzstore.Reader}) for the
+    [read_view] calls below (one reader serves both: a read of either ends
+    the previous views). Such a read runs on a pool thread and its view is then
     used on the scheduler's thread: a reader may move between threads, as
     long as one call at a time uses it. The views end at the reader's next
     read, {!release} or {!close} (see {!Tzstore.Block.View}): let one
@@ -263,6 +264,14 @@ module Indexed_file = struct
   let header t k = detach (fun () -> S.header t k)
   let read t k = detach (fun () -> S.read t k)
   let read_with_header t k = detach (fun () -> S.read_with_header t k)
+
+  (** Borrowed, as {!Tzstore.Indexed_file.read_view}: the value lent by
+      the reader until its next read (of a value or a block), release or
+      close; see {!Reader}. *)
+  let read_view r t k = detach (fun () -> S.read_view r t k)
+
+  let read_view_with_header r t k = detach (fun () -> S.read_view_with_header r t k)
+  let value_string = S.value_string
   let append ?flush t k ~header v = detach (fun () -> S.append ?flush t k ~header v)
   let append_value ?flush t k v = detach (fun () -> S.append_value ?flush t k v)
   let flush t = detach (fun () -> S.flush t)

@@ -126,6 +126,23 @@ let work root =
   check "a cemented view" (view r = Some { (block_of 150) with Tzstore.Block.metadata = None });
   let* r = L.Block_store.read_view reader bs (hash_of 9999) in
   check "a missing view" (r = Ok None);
+  (* The same reader lends an indexed file's values, between block reads. *)
+  let* f = L.Indexed_file.open_ ~no_fsync:true ~key_size:4 ~header_size:2 (Filename.concat root "values") in
+  let f = ok "open indexed file" f in
+  let* r = L.Indexed_file.append f "key1" ~header:"h1" "value one" in
+  ok "append" r;
+  let* r = L.Indexed_file.read_view_with_header reader f "key1" in
+  check "a value view"
+    (Option.map (fun (h, v) -> (h, L.Indexed_file.value_string v)) (ok "value view" r)
+    = Some ("h1", "value one"));
+  let* r = L.Block_store.read_view reader bs (hash_of 398) in
+  check "a block view after a value view" (view r = Some (block_of 398));
+  let* r = L.Indexed_file.read_view reader f "key1" in
+  check "a value view after a block view"
+    (Option.map L.Indexed_file.value_string (ok "value view" r) = Some "value one");
+  let* r = L.Indexed_file.read_view reader f "key2" in
+  check "a missing value view" (r = Ok None);
+  let* () = L.Indexed_file.close f in
   let* () = L.Reader.release reader in
   let* () = L.Reader.close reader in
   let* r = L.Index.find ix "00000299" in

@@ -35,7 +35,8 @@ type block = t
     {b The bigarrays are borrowed.} [contents] and [metadata] point into
     memory the reader lends (the store's memory map, or the reader's own
     buffer). They are valid, and their bytes unchanged, only until the next
-    read through the same reader, its {!Reader.release} or its
+    read through the same reader (of a block or of an indexed file's value:
+    {!Indexed_file.read_view}), its {!Reader.release} or its
     {!Reader.close}, whichever comes first; a merge, a GC or closing the
     store does not end them. Reading or writing them afterwards is
     undefined behaviour: they may point into unmapped memory (a

@@ -199,7 +199,8 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
   let bytes_free = Quick.(foreign "tzs_bytes_free" (ptr tzs_bytes @-> returning void))
   let block_free = Quick.(foreign "tzs_block_free" (ptr tzs_block @-> returning void))
 
-  (* Borrowed block reads: a reader holds what its last view points into.
+  (* Borrowed reads (of blocks and indexed-file values): a reader holds
+     what its last view points into.
      [release] and [free] may drop the last reference to a file a merge
      retired or a GC deleted (an unmap and the final close, which frees
      its disk space): blocking, as the stores' closes. *)
@@ -281,6 +282,12 @@ module Functions (Blocking : Ctypes.FOREIGN) (Quick : Ctypes.FOREIGN) = struct
     let read =
       foreign "tzs_indexed_file_read"
         (h @-> bytes_in @-> size_t @-> ptr tzs_bytes @-> bytes_out @-> size_t @-> err @-> st)
+
+    (* Borrowed: the value (and, unless [header_out] is NULL, the header)
+       lent by the reader, as the block stores' [read_view]. *)
+    let read_view =
+      foreign "tzs_indexed_file_read_view"
+        (h @-> Reader.r @-> bytes_in @-> size_t @-> ptr tzs_view @-> ptr tzs_view @-> err @-> st)
 
     let append =
       foreign "tzs_indexed_file_append"

@@ -50,6 +50,35 @@ let read_gen t key ~with_header =
 let read t key = read_gen t key ~with_header:false |> Result.map (Option.map snd)
 let read_with_header t key = read_gen t key ~with_header:true
 
+(* Borrowed reads, as Block_store.read_view: the store's handle, then the
+   reader (serialised with its other calls). The header view (NULL unless
+   asked for) is copied while the reader is still held; the value becomes
+   a bigarray that keeps [reader] reachable (Block_c.bigstring). *)
+let read_view_gen reader t key ~with_header =
+  Handle.use t.h @@ fun h ->
+  let value = make C.tzs_view in
+  let header = make C.tzs_view in
+  let header_out = if with_header then addr header else from_voidp C.tzs_view null in
+  Reader.use reader @@ fun r ->
+  Ffi.found
+    (Ffi.call
+       (F.read_view h (from_voidp C.reader r) key (size (String.length key)) (addr value) header_out))
+  |> Result.map
+       (Option.map (fun () ->
+            let hdr =
+              if with_header then
+                Ffi.string_of_buffer (getf header C.view_ptr)
+                  (Unsigned.Size_t.to_int (getf header C.view_len))
+              else ""
+            in
+            (hdr, Block_c.bigstring ~keep:reader value)))
+
+let read_view reader t key =
+  read_view_gen reader t key ~with_header:false |> Result.map (Option.map snd)
+
+let read_view_with_header reader t key = read_view_gen reader t key ~with_header:true
+let value_string = Block.string_of_bigstring
+
 let append_gen ?(flush = true) t key header value =
   let hlen = match header with Some h -> String.length h | None -> 0 in
   Handle.use t.h (fun h ->

@@ -42,6 +42,51 @@ val read : t -> string -> (string option, Error.t) result
 val read_with_header : t -> string -> ((string * string) option, Error.t) result
 (** [(header, value)], or [None]. *)
 
+(** {2 Borrowed reads}
+
+    {!read} and {!read_with_header} without copying the value: it is read
+    through a {!Reader.t} (the same readers as the block stores'
+    [read_view]; one reader serves both) and lent as a bigarray.
+
+    {b The value is borrowed.} It points into memory the reader lends (the
+    values file's memory map, or, for a value appended since the file was
+    last mapped, the reader's own buffer). It is valid, and its bytes
+    unchanged, only until the next read through the same reader (of a
+    value {e or of a block}), its {!Reader.release} or its {!Reader.close},
+    whichever comes first; a compaction ({!gc}, {!gc_filter}) that unlinks
+    the old values file, or {!close}, does not end it. Reading it
+    afterwards is undefined behaviour: it may point into unmapped memory
+    (a segmentation fault) or into another value's bytes. Do not write
+    into it (the map is read-only: a write faults). Keep the bytes beyond
+    that with {!value_string} (a copy) or any bigstring copy.
+
+    The bigarray keeps its reader reachable, as {!Block.View.t}'s do: the
+    GC never frees a reader while one of its values is reachable. A
+    sub-array ([Bigarray.Array1.sub]) does not: keep the value or the
+    reader meanwhile. An empty value is a shared empty bigarray. *)
+
+val read_view : Reader.t -> t -> string -> (Block.bigstring option, Error.t) result
+(** [read_view reader t key] is {!read} without a copy: the key's value
+    lent by [reader] (see above for how long it stays valid), or [None].
+    The record's checksum is checked before the value is lent (a view never
+    shows damaged bytes). The reader's previous views end when this call
+    starts, whatever its outcome; on [None] the reader holds nothing.
+    Releases the runtime lock as {!read}. Errors: [Invalid_argument] (a key
+    of the wrong size), [Corrupted], [Io], [Closed] (the store or the
+    reader). *)
+
+val read_view_with_header :
+  Reader.t -> t -> string -> ((string * Block.bigstring) option, Error.t) result
+(** {!read_with_header} without copying the value: [(header, value)], the
+    value lent by [reader] as in {!read_view}, the header copied into a
+    string (it is small: [header_size] bytes), which stays valid
+    forever. *)
+
+val value_string : Block.bigstring -> string
+(** A copy of a borrowed value ({!Block.string_of_bigstring}), valid
+    forever: [Option.map value_string] of {!read_view}'s answer is
+    {!read}'s. *)
+
 val append : ?flush:bool -> t -> string -> header:string -> string -> (unit, Error.t) result
 (** [append t key ~header value] appends [value] for [key] with [header]
     ([header_size] bytes), replacing an earlier value; durable on return

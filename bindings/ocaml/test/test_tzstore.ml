@@ -153,6 +153,7 @@ let () =
   Test_chunk_writer.run ();
   Test_context_hash.run ();
   Test_block_reader.run ();
+  Test_value_reader.run ();
   List.iter rm_rf !dirs;
   Printf.printf "%d passed, %d failed\n" !passed !failed;
   if !failed > 0 then exit 1

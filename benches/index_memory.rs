@@ -1,9 +1,15 @@
 //! Resident memory of an index at 10,000,000 keys (issue 4's memory goal):
 //! the in-memory table must hold at most the unmerged log, so RSS stays
-//! under about twice the log table plus the page cache of what was read.
+//! under about twice the log table plus the page cache of what was read;
+//! and how the cost of a key grows with the index (issue 20, point 4): add
+//! rate overall and over the last tenth of the keys, find rate, and the
+//! bytes written per byte of key and value added (write amplification,
+//! from /proc/self/io), for each size asked.
 //!
-//! Run: `cargo bench --bench index_memory` (`TZS_BENCH_KEYS` changes the
-//! 10,000,000; `TZS_BENCH_DIR` where the files go).
+//! Run: `cargo bench --bench index_memory` (`TZS_BENCH_KEYS`: one size or a
+//! comma-separated list, default 10,000,000; `TZS_BENCH_DIR` where the
+//! files go). The issue's sizes: `TZS_BENCH_KEYS=1000000,10000000,100000000`
+//! (the last needs about 5 GB of disk and tens of minutes).
 
 use std::time::Instant;
 
@@ -42,12 +48,37 @@ fn key(i: u64) -> [u8; 32] {
     k
 }
 
+/// Bytes this process caused to be written to storage (`write_bytes`) and
+/// passed to write calls (`wchar`), from /proc/self/io.
+fn io_written() -> (u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        io.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0u64)
+    };
+    (field("write_bytes:"), field("wchar:"))
+}
+
 fn main() {
-    let n: u64 = std::env::var("TZS_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+    let sizes: Vec<u64> = std::env::var("TZS_BENCH_KEYS")
+        .unwrap_or_else(|_| "10000000".into())
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse()
+                .expect("TZS_BENCH_KEYS: a number or a comma-separated list")
+        })
+        .collect();
     let base = std::env::var("TZS_BENCH_DIR").unwrap_or_else(|_| ".".into());
+    for n in sizes {
+        run(n, &base);
+    }
+}
+
+fn run(n: u64, base: &str) {
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let log_size = tzstore::index::DEFAULT_LOG_SIZE;
     let idx = Index::open(
@@ -60,9 +91,15 @@ fn main() {
     )
     .expect("open");
     let before = rss();
+    let (written_before, wchar_before) = io_written();
     let started = Instant::now();
+    let last_tenth_from = n - n / 10;
+    let mut last_tenth_started = started;
     let mut peak = 0u64;
     for i in 0..n {
+        if i == last_tenth_from {
+            last_tenth_started = Instant::now();
+        }
         idx.add(&key(i), &i.to_be_bytes(), false).expect("add");
         if i % 100_000 == 99_999 {
             peak = peak.max(rss());
@@ -71,6 +108,9 @@ fn main() {
     idx.flush().expect("flush");
     idx.await_merge().expect("merge");
     let added = started.elapsed();
+    let last_tenth = last_tenth_started.elapsed();
+    let (written, wchar) = io_written();
+    let (written, wchar) = (written - written_before, wchar - wchar_before);
     peak = peak.max(rss());
     let after_merges = rss();
     let mut out = [0u8; 8];
@@ -84,9 +124,11 @@ fn main() {
     // two at most half full.
     let slots = (2 * (log_size + 1)).next_power_of_two();
     let log_table = log_size * (32 + 8) + slots * 4;
+    let payload = n * (32 + 8);
     println!(
-        "{n} keys added in {added:.2?} ({:.2} M/s); anonymous RSS before {} MB, peak while adding {} MB (sampled every 100,000 adds), after the last merge {} MB, after {} sampled finds {} MB; mapped-file RSS {} MB",
+        "{n} keys added in {added:.2?} ({:.2} M/s; the last tenth, merges included, {:.2} M/s); anonymous RSS before {} MB, peak while adding {} MB (sampled every 100,000 adds), after the last merge {} MB, after {} sampled finds {} MB; mapped-file RSS {} MB",
         n as f64 / added.as_secs_f64() / 1e6,
+        (n - last_tenth_from) as f64 / last_tenth.as_secs_f64() / 1e6,
         before >> 20,
         peak >> 20,
         after_merges >> 20,
@@ -100,5 +142,13 @@ fn main() {
         (2 * log_table) >> 20,
         (n * 48) >> 20,
         found.as_nanos() as f64 / (n / 97) as f64
+    );
+    println!(
+        "written: {} MB to storage, {} MB through write calls, for {} MB of keys and values: write amplification {:.1} (storage), {:.1} (write calls)",
+        written >> 20,
+        wchar >> 20,
+        payload >> 20,
+        written as f64 / payload as f64,
+        wchar as f64 / payload as f64
     );
 }

@@ -17,9 +17,9 @@
 // handles, but finalizers may never run). C never keeps a Go pointer: inputs
 // are copied by the library during the call, outputs are copied into Go
 // memory and freed before the method returns — except the borrowed reads
-// (ReadView and its kin), whose BlockView slices point into memory a Reader
-// lends until its next read, Release or Close; a Reader is meant for one
-// goroutine at a time (see Reader).
+// (ReadView and its kin), whose BlockView and ValueView slices point into
+// memory a Reader lends until its next read, Release or Close; a Reader is
+// meant for one goroutine at a time (see Reader).
 package tzstore
 
 /*

@@ -10,26 +10,31 @@ import (
 	"unsafe"
 )
 
-// Reader reads blocks without copying them (tzs_reader): BlockStore.ReadView,
-// BlockStore.ReadByLevelView, Floating.ReadView and Cemented.ReadViewByLevel
-// fill a BlockView whose Contents and Metadata point into memory the
-// Reader lends (the store's file mapping, or the Reader's own buffer).
+// Reader reads blocks and indexed-file values without copying them
+// (tzs_reader): BlockStore.ReadView, BlockStore.ReadByLevelView,
+// Floating.ReadView and Cemented.ReadViewByLevel fill a BlockView whose
+// Contents and Metadata point into memory the Reader lends (the store's
+// file mapping, or the Reader's own buffer); IndexedFile.ReadView fills a
+// ValueView whose Value and Header do the same.
 //
-// A Reader holds the block of its last read, and only that one: its views
-// stay valid, and their bytes unchanged, until the next read through the
-// same Reader (whatever that read's outcome, an error included), Release or
-// Close — even if meanwhile a merge retires the block's floating file, a
-// rolling GC deletes its cemented chunk, or the store is closed, since the
-// Reader keeps its own reference to the mapping. Holding a view of a
+// A Reader holds what its last read returned, and only that: one block or
+// one value, whichever was read last, from any store. Its views stay
+// valid, and their bytes unchanged, until the next read through the same
+// Reader (of a block or a value, whatever that read's outcome, an error
+// included), Release or Close — even if meanwhile a merge retires the
+// block's floating file, a rolling GC deletes its cemented chunk, an
+// indexed file's GC unlinks the values file, or the store is closed, since
+// the Reader keeps its own reference to the mapping. Holding a view of a
 // retired file keeps that file's disk space until the view is released.
 //
 // Unlike the store handles, a Reader is meant for one goroutine at a time:
 // give each reading goroutine its own (any number of Readers may read the
-// same store at once, alongside its writes and merges). Calls on one
+// same store at once, alongside its writes, merges and GCs). Calls on one
 // Reader from several goroutines are serialised, so they are memory-safe,
 // but each read ends the views of the one before it, whichever goroutine
 // made it. Close it when done; a finalizer frees a forgotten Reader, but
-// only once neither it nor any BlockView it filled is reachable.
+// only once neither it nor any BlockView or ValueView it filled is
+// reachable.
 type Reader struct {
 	h *handle[C.tzs_reader]
 	// The C reader takes one call at a time; mu serialises reads and
@@ -95,25 +100,11 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// read runs one borrowed read through r: f makes the C call (through the
-// store's handle) on the C reader, filling out. A read that fails, even
-// before reaching C (a closed store), leaves the Reader holding nothing,
-// as the C calls do.
+// read runs one borrowed read of a block through r: f makes the C call
+// (through the store's handle) on the C reader, filling out.
 func (r *Reader) read(f func(rp *C.tzs_reader, out *C.tzs_block_view) error) (BlockView, error) {
-	if r == nil {
-		return BlockView{}, &Error{Status: StatusInvalidArgument, Message: "nil reader"}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out C.tzs_block_view
-	err := r.h.use(func(rp *C.tzs_reader) error {
-		err := f(rp, &out)
-		if err != nil {
-			C.tzs_reader_release(rp)
-		}
-		return err
-	})
-	if err != nil {
+	if err := r.lend(func(rp *C.tzs_reader) error { return f(rp, &out) }); err != nil {
 		return BlockView{}, err
 	}
 	v := BlockView{
@@ -131,6 +122,25 @@ func (r *Reader) read(f func(rp *C.tzs_reader, out *C.tzs_block_view) error) (Bl
 		}
 	}
 	return v, nil
+}
+
+// lend runs one borrowed read through r (f makes the C call on the C
+// reader, through the store's handle), holding r's mutex so that reads take
+// turns. A read that fails, even before reaching C (a closed store), leaves
+// the Reader holding nothing, as the C calls do.
+func (r *Reader) lend(f func(rp *C.tzs_reader) error) error {
+	if r == nil {
+		return &Error{Status: StatusInvalidArgument, Message: "nil reader"}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.h.use(func(rp *C.tzs_reader) error {
+		err := f(rp)
+		if err != nil {
+			C.tzs_reader_release(rp)
+		}
+		return err
+	})
 }
 
 // lent is the Go view of bytes the library lends, without a copy (nil when
@@ -201,4 +211,60 @@ func (c *Cemented) ReadViewByLevel(r *Reader, level int32, readMetadata bool) (B
 			return C.tzs_cemented_read_view_by_level(p, rp, C.int32_t(level), C.bool(readMetadata), out, e)
 		})
 	})
+}
+
+// ValueView is an indexed file's value read without a copy
+// (IndexedFile.ReadView): Value and Header are borrowed from the Reader
+// that filled the view, under the same rules as BlockView's slices: valid
+// only until that Reader's next read (of a block or a value), Release or
+// Close; never written to; copied (append([]byte(nil), v.Value...), or
+// Copy) to be kept. A ValueView keeps its Reader reachable; slices taken
+// out of it do not.
+type ValueView struct {
+	// Value is the key's value, as Read returns it (with a HeaderInValue
+	// store, its first HeaderSize bytes are the header); non-nil, empty
+	// for an empty value.
+	Value []byte
+	// Header is the key's header (HeaderSize bytes), as ReadWithHeader
+	// returns it; non-nil, empty for a zero header size.
+	Header []byte
+
+	r *Reader // keeps the Reader, whose memory the slices point into, reachable
+}
+
+// Copy returns the view with its bytes copied into Go memory (valid for
+// good, and holding no Reader).
+func (v *ValueView) Copy() ValueView {
+	return ValueView{Value: append([]byte{}, v.Value...), Header: append([]byte{}, v.Header...)}
+}
+
+// ReadView is ReadWithHeader without a copy: the key's value and header,
+// lent by r until r's next read, Release or Close (see Reader and
+// ValueView). The record's checksum is checked before any view of it is
+// given (once per mapping of the values file), so a view never shows
+// damaged bytes; values appended since the file was last mapped are read
+// into r. ErrNotFound if the key is not stored (r then holds nothing).
+// Errors: ErrInvalidArgument (a key of the wrong size, a nil r),
+// ErrCorrupted (as Read), ErrIO, ErrClosed (the store or r).
+func (f *IndexedFile) ReadView(r *Reader, key []byte) (ValueView, error) {
+	var value, header C.tzs_view
+	err := r.lend(func(rp *C.tzs_reader) error {
+		return call(f.h, func(p *C.tzs_indexed_file, e cErrOut) cStatus {
+			k, kn := bytesArg(key)
+			return C.tzs_indexed_file_read_view(p, rp, k, kn, &value, &header, e)
+		})
+	})
+	if err != nil {
+		return ValueView{}, err
+	}
+	return ValueView{Value: lentNonNil(value), Header: lentNonNil(header), r: r}, nil
+}
+
+// lentNonNil is lent, but an empty non-nil slice when empty (as the
+// copying reads return empty values and headers).
+func lentNonNil(v C.tzs_view) []byte {
+	if b := lent(v); b != nil {
+		return b
+	}
+	return []byte{}
 }

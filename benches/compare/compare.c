@@ -3,8 +3,9 @@
  * blockchain node's workloads, each engine through its own C API.
  * See README.md in this directory for the workloads and the settings.
  *
- * Usage: compare DIR [N_KEYS [N_BLOCKS [N_READS]]]
+ * Usage: compare DIR [N_KEYS [N_BLOCKS [N_READS [N_VALUES]]]]
  *   DIR must exist and be empty; every engine works in a subdirectory.
+ *   TZS_COMPARE_SVG=PATH also draws the figures as an SVG bar chart.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -856,6 +860,182 @@ static void values_bench(const char *root, result_t *res) {
   free(scratch);
 }
 
+/* ---------- the machine's own limits, measured in the same run ---------- */
+
+/* What the hardware and kernel allow for the operations the workloads are
+ * made of; each tzstore figure is also shown as a fraction of one. */
+static struct {
+  double memcpy_10k_per_s;   /* 10 KiB copies between random places of 256 MiB */
+  double map_touch_per_s;    /* first 8 bytes of a random 10 KiB record of a 100 MB mapped file,
+                              * each address depending on the previous touch */
+  double cache_pread_per_s;  /* 10 KiB preads at random offsets of a cached 100 MB file */
+  double seq_write_mbs;      /* 100 MB written in 1 MiB writes, then one fsync */
+  double fdatasync_per_s;    /* 10 KiB write + fdatasync, over already written blocks */
+} LIM;
+
+#define LIM_FILE_MB 100
+#define LIM_REC 10240
+
+static void measure_limits(const char *root) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/limits.bin", root);
+  const size_t file_len = (size_t)LIM_FILE_MB << 20, recs = file_len / LIM_REC;
+  uint8_t *buf = xmalloc(1 << 20);
+  uint64_t s = 7;
+  for (size_t i = 0; i < (1 << 20); i += 8) {
+    uint64_t x = splitmix64(&s);
+    memcpy(buf + i, &x, 8);
+  }
+
+  /* Sequential write + fsync. */
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  sync();
+  uint64_t t0 = now_ns();
+  for (size_t off = 0; off < file_len; off += 1 << 20)
+    if (pwrite(fd, buf, 1 << 20, (off_t)off) != 1 << 20) die("pwrite: %s", strerror(errno));
+  if (fsync(fd) != 0) die("fsync: %s", strerror(errno));
+  LIM.seq_write_mbs = (double)LIM_FILE_MB / secs_since(t0);
+
+  /* One fdatasync per 10 KiB write, over blocks already written and synced
+   * (as tzstore's zeros written ahead let its appends do). */
+  const int n_sync = 300;
+  t0 = now_ns();
+  for (int i = 0; i < n_sync; i++) {
+    if (pwrite(fd, buf, LIM_REC, (off_t)i * LIM_REC) != LIM_REC) die("pwrite: %s", strerror(errno));
+    if (fdatasync(fd) != 0) die("fdatasync: %s", strerror(errno));
+  }
+  LIM.fdatasync_per_s = n_sync / secs_since(t0);
+
+  /* Random preads from the page cache (the file was just written). */
+  uint8_t *rec = xmalloc(LIM_REC);
+  const long n_reads = 200000;
+  volatile uint64_t sink = 0;
+  t0 = now_ns();
+  for (long i = 0; i < n_reads; i++) {
+    size_t r = splitmix64(&s) % recs;
+    if (pread(fd, rec, LIM_REC, (off_t)(r * LIM_REC)) != LIM_REC) die("pread: %s", strerror(errno));
+    sink += rec[0];
+  }
+  LIM.cache_pread_per_s = n_reads / secs_since(t0);
+
+  /* Random first touches of records in a map of the same file. */
+  const uint8_t *map = mmap(NULL, file_len, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) die("mmap: %s", strerror(errno));
+  const long n_touch = 1000000;
+  for (size_t off = 0; off < file_len; off += 4096) sink += map[off]; /* page tables in */
+  /* Each address depends on the bytes the previous touch read, as a
+   * store's read depends on its index lookup: no overlapping of misses. */
+  uint64_t x = 0;
+  t0 = now_ns();
+  for (long i = 0; i < n_touch; i++) {
+    s ^= x & 1;
+    memcpy(&x, map + (splitmix64(&s) % recs) * LIM_REC, 8);
+  }
+  sink += x;
+  LIM.map_touch_per_s = n_touch / secs_since(t0);
+  munmap((void *)map, file_len);
+  close(fd);
+  unlink(path);
+
+  /* memcpy of 10 KiB between random places of 256 MiB. */
+  const size_t big = (size_t)256 << 20;
+  uint8_t *a = xmalloc(big);
+  memset(a, 1, big);
+  const long n_copy = 200000;
+  t0 = now_ns();
+  for (long i = 0; i < n_copy; i++) {
+    size_t from = splitmix64(&s) % (big / LIM_REC), to = splitmix64(&s) % (big / LIM_REC);
+    memcpy(rec, a + from * LIM_REC, LIM_REC);
+    memcpy(a + to * LIM_REC, rec, LIM_REC);
+    sink += rec[0];
+  }
+  LIM.memcpy_10k_per_s = 2.0 * n_copy / secs_since(t0);
+  free(a);
+  free(rec);
+  free(buf);
+  (void)sink;
+}
+
+static void print_limits(const result_t *res) {
+  printf("\n| machine limit (same run) | rate | tzstore against it |\n|---|---:|---|\n");
+  printf("| sequential write + fsync, 1 MiB writes | %.0f MB/s | — |\n", LIM.seq_write_mbs);
+  printf("| one fdatasync per 10 KiB write | %.0f /s | durable block appends: floating %.0f%%, block store %.0f%% |\n",
+         LIM.fdatasync_per_s, 100 * res[E_TZS].appends_per_s / LIM.fdatasync_per_s,
+         100 * res[E_TZS_BS].appends_per_s / LIM.fdatasync_per_s);
+  printf("| first touch of a random 10 KiB record in a map | %.0f /s | block reads without a copy %.0f%%, "
+         "value reads without a copy %.0f%% |\n",
+         LIM.map_touch_per_s, 100 * res[E_TZS].view_reads_per_s / LIM.map_touch_per_s,
+         100 * res[E_TZS].value_view_reads_per_s / LIM.map_touch_per_s);
+  printf("| 10 KiB pread from the page cache | %.0f /s | block reads, copying: %.0f%% |\n", LIM.cache_pread_per_s,
+         100 * res[E_TZS].reads_per_s / LIM.cache_pread_per_s);
+  printf("| memcpy of 10 KiB (random places of 256 MiB) | %.0f /s | block reads, copying: %.0f%% |\n",
+         LIM.memcpy_10k_per_s, 100 * res[E_TZS].reads_per_s / LIM.memcpy_10k_per_s);
+}
+
+/* ---------- SVG chart ---------- */
+
+typedef struct {
+  const char *name;
+  size_t off;
+} chart_row_t;
+
+static const chart_row_t CHART_ROWS[] = {
+    {"1. durable inserts", offsetof(result_t, inserts_per_s)},
+    {"2. lookups, present", offsetof(result_t, hits_per_s)},
+    {"2. lookups, absent", offsetof(result_t, misses_per_s)},
+    {"3. durable block appends", offsetof(result_t, appends_per_s)},
+    {"4. block reads, copying", offsetof(result_t, reads_per_s)},
+    {"4. block reads, no copy", offsetof(result_t, view_reads_per_s)},
+    {"5. durable value inserts", offsetof(result_t, value_inserts_per_s)},
+    {"5. value reads, copying", offsetof(result_t, value_reads_per_s)},
+    {"5. value reads, no copy", offsetof(result_t, value_view_reads_per_s)},
+};
+
+/* A grouped horizontal bar chart of ops/s (log scale), one group per
+ * workload, one bar per engine that ran it. */
+static void write_svg(const char *path, const result_t *res) {
+  static const char *colors[N_ENGINES] = {"#888888", "#c0504d", "#2f6fb0", "#6fa8dc"};
+  const int rows = (int)(sizeof CHART_ROWS / sizeof CHART_ROWS[0]);
+  const int left = 200, bar_h = 9, group_h = 4 * bar_h + 12, top = 50, width = 900, plot_w = 620;
+  const int height = top + rows * group_h + 40;
+  const double lo = 1e2, hi = 1e8; /* log10 axis from 100 to 100 M ops/s */
+  FILE *f = fopen(path, "w");
+  if (!f) die("open %s: %s", path, strerror(errno));
+  fprintf(f,
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+          "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+          "<text x=\"10\" y=\"18\" font-size=\"14\">tzstore vs LMDB vs RocksDB: operations per second "
+          "(log scale, higher is better)</text>\n",
+          width, height);
+  for (int e = 0; e < N_ENGINES; e++)
+    fprintf(f, "<rect x=\"%d\" y=\"28\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"37\">%s</text>\n",
+            10 + e * 170, colors[e], 24 + e * 170, ENGINE_NAMES[e]);
+  for (double t = lo; t <= hi; t *= 10) {
+    double x = left + plot_w * log10(t / lo) / log10(hi / lo);
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#dddddd\"/>\n", x, top - 4, x,
+            top + rows * group_h);
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.0e</text>\n", x, top + rows * group_h + 14, t);
+  }
+  for (int r = 0; r < rows; r++) {
+    int y0 = top + r * group_h;
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", left - 8, y0 + 2 * bar_h + 4,
+            CHART_ROWS[r].name);
+    for (int e = 0; e < N_ENGINES; e++) {
+      double v = *(const double *)((const char *)&res[e] + CHART_ROWS[r].off);
+      if (v <= 0) continue;
+      double w = plot_w * log10((v > lo ? v : lo) / lo) / log10(hi / lo);
+      fprintf(f,
+              "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>%s: %.0f/s</title></rect>\n"
+              "<text x=\"%.1f\" y=\"%d\" font-size=\"9\">%.3g</text>\n",
+              left, y0 + e * bar_h, w, bar_h - 1, colors[e], ENGINE_NAMES[e], v, left + w + 3, y0 + e * bar_h + 8,
+              v);
+    }
+  }
+  fprintf(f, "</svg>\n");
+  if (fclose(f) != 0) die("write %s: %s", path, strerror(errno));
+}
+
 /* ---------- report ---------- */
 
 static void print_engine(int e, const result_t *r) {
@@ -979,10 +1159,17 @@ int main(int argc, char **argv) {
   run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
   blocks_bench(root, res);
   values_bench(root, res);
+  fprintf(stderr, "%-20s ...", "machine limits");
+  uint64_t l0 = now_ns();
+  measure_limits(root);
+  fprintf(stderr, " %.1f s\n", secs_since(l0));
 
   printf("\n");
   for (int e = 0; e < N_ENGINES; e++) print_engine(e, &res[e]);
   print_table(res);
+  print_limits(res);
+  const char *svg = getenv("TZS_COMPARE_SVG");
+  if (svg && *svg) write_svg(svg, res);
   printf("\ntotal %.1f s\n", secs_since(start));
   print_loadavg("end");
   free(W.keys);

@@ -134,6 +134,20 @@ fn main() {
         READS_PER_THREAD,
         &read,
     );
+    // The index lookup alone, the part of a read that finds the record.
+    let locate = |t: usize, ops: usize| {
+        let mut i = t as u64 * BLOCKS / 2;
+        for _ in 0..ops {
+            i = (i + 7_919) % BLOCKS;
+            assert!(store.mem(&common::hash_of(i)).expect("mem"), "block {i} is stored");
+        }
+    };
+    compare(
+        "floating mem (index only, 20,000 blocks)",
+        rounds,
+        READS_PER_THREAD,
+        &locate,
+    );
     // The same reads without a copy: one reader per thread.
     let view = |t: usize, ops: usize| {
         let mut reader = BlockReader::new();

@@ -8,7 +8,8 @@
 //! rates and their ratio; rounds alternate so both see the same machine.
 //!
 //! Run: `cargo bench --bench read_threads` (`TZS_BENCH_DIR` where files go,
-//! `TZS_BENCH_ROUNDS` rounds, default 5).
+//! `TZS_BENCH_ROUNDS` rounds, default 5, `TZS_BENCH_ONLY` a part of the
+//! name of the only workloads to run).
 
 mod common;
 
@@ -37,6 +38,13 @@ fn rate(threads: usize, ops: usize, work: &(dyn Fn(usize, usize) + Sync)) -> f64
 }
 
 fn compare(name: &str, rounds: usize, ops: usize, work: &(dyn Fn(usize, usize) + Sync)) {
+    // `TZS_BENCH_ONLY=view` runs only the workloads whose name holds it
+    // (to profile one of them).
+    if let Ok(only) = std::env::var("TZS_BENCH_ONLY") {
+        if !name.contains(&only) {
+            return;
+        }
+    }
     // Warm up caches and the page cache.
     rate(2, ops / 4, work);
     let mut ratios = Vec::new();

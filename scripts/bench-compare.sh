@@ -26,7 +26,7 @@ fi
 
 cargo build --release --quiet
 bin="$ROOT/target/release/bench-compare"
-cc -O2 -Wall -Wextra -o "$bin" benches/compare/compare.c -I"$ROOT/include" \
+cc -O2 -Wall -Wextra -pthread -o "$bin" benches/compare/compare.c -I"$ROOT/include" \
   -L"$ROOT/target/release" -Wl,-rpath,"$ROOT/target/release" -ltzstore -llmdb -lrocksdb -lm
 
 base=${TZS_BENCH_DIR:-/tmp}

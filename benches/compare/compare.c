@@ -22,6 +22,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -66,6 +67,8 @@ typedef struct {
   /* Block reads without a copy: tzstore's views (tzs_reader), LMDB's
    * mdb_get (always a pointer into its map), RocksDB's pinned get. */
   double view_reads_per_s;
+  /* The same on two threads at once, one reader (transaction) each. */
+  double view_reads_2t_per_s;
   /* Workload 5: 2 KiB values, durable commits of 1,000, random reads. */
   double value_inserts_per_s;
   double value_reads_per_s;
@@ -589,7 +592,8 @@ static void verify_tzs_view(const tzs_block_view *v, long id, long nth, uint8_t 
 
 /* Reads and checks block W.b_order[from..to) from engine `e`; with `view`,
  * without a copy where the engine offers it. */
-static void block_reads(blocks_t *x, int e, long from, long to, uint8_t *scratch, bool view) {
+static void block_reads_with(blocks_t *x, int e, long from, long to, uint8_t *scratch, bool view,
+                             tzs_reader *reader) {
   char *err = NULL;
   MDB_txn *txn = NULL;
   uint8_t h[32];
@@ -618,8 +622,8 @@ static void block_reads(blocks_t *x, int e, long from, long to, uint8_t *scratch
       rocksdb_free(got);
     } else if (view) {
       tzs_block_view v;
-      if (e == E_TZS) tz_ok(tzs_floating_read_view(x->fl, x->reader, h, &v, &terr), "floating_read_view");
-      else tz_ok(tzs_block_store_read_view(x->bs, x->reader, h, 0, true, &v, &terr), "block_store_read_view");
+      if (e == E_TZS) tz_ok(tzs_floating_read_view(x->fl, reader, h, &v, &terr), "floating_read_view");
+      else tz_ok(tzs_block_store_read_view(x->bs, reader, h, 0, true, &v, &terr), "block_store_read_view");
       verify_tzs_view(&v, id, n, scratch);
     } else {
       tzs_block out;
@@ -631,6 +635,40 @@ static void block_reads(blocks_t *x, int e, long from, long to, uint8_t *scratch
     }
   }
   if (txn) mdb_txn_abort(txn);
+}
+
+static void block_reads(blocks_t *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  block_reads_with(x, e, from, to, scratch, view, x->reader);
+}
+
+/* One of two threads reading blocks without a copy. */
+typedef struct {
+  blocks_t *x;
+  int e;
+  long from, to;
+} read_job_t;
+
+static void *read_job(void *arg) {
+  read_job_t *j = arg;
+  tzs_reader *reader = NULL;
+  uint8_t *scratch = xmalloc(SER_LEN);
+  tz_ok(tzs_reader_new(&reader, &terr), "reader_new");
+  block_reads_with(j->x, j->e, j->from, j->to, scratch, true, reader);
+  tzs_reader_free(reader);
+  free(scratch);
+  return NULL;
+}
+
+/* Reads of all W.n_reads blocks without a copy, half on each of two
+ * threads; returns reads/s. */
+static double two_thread_view_reads(blocks_t *x, int e) {
+  pthread_t t[2];
+  read_job_t j[2] = {{x, e, 0, W.n_reads / 2}, {x, e, W.n_reads / 2, W.n_reads}};
+  uint64_t t0 = now_ns();
+  for (int i = 0; i < 2; i++)
+    if (pthread_create(&t[i], NULL, read_job, &j[i]) != 0) die("pthread_create");
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  return (double)W.n_reads / secs_since(t0);
 }
 
 static void blocks_bench(const char *root, result_t *res) {
@@ -685,6 +723,10 @@ static void blocks_bench(const char *root, result_t *res) {
     res[e].reads_per_s = (double)W.n_reads / read_s[e];
     res[e].view_reads_per_s = (double)W.n_reads / view_s[e];
   }
+  fprintf(stderr, "%-20s ...", "blocks: 2 threads");
+  t0 = now_ns();
+  for (int e = 0; e < N_ENGINES; e++) res[e].view_reads_2t_per_s = two_thread_view_reads(&x, e);
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
 
   blocks_close(&x);
   for (int e = 0; e < N_ENGINES; e++) free(lat[e]);
@@ -987,6 +1029,7 @@ static const chart_row_t CHART_ROWS[] = {
     {"3. durable block appends", offsetof(result_t, appends_per_s)},
     {"4. block reads, copying", offsetof(result_t, reads_per_s)},
     {"4. block reads, no copy", offsetof(result_t, view_reads_per_s)},
+    {"4. same, two threads", offsetof(result_t, view_reads_2t_per_s)},
     {"5. durable value inserts", offsetof(result_t, value_inserts_per_s)},
     {"5. value reads, copying", offsetof(result_t, value_reads_per_s)},
     {"5. value reads, no copy", offsetof(result_t, value_view_reads_per_s)},
@@ -1100,6 +1143,8 @@ static void print_table(const result_t *res) {
   row(name, res, offsetof(result_t, reads_per_s), "%.0f", 1, false);
   snprintf(name, sizeof name, "4. block reads by hash without a copy, %ld random (reads/s)", W.n_reads);
   row(name, res, offsetof(result_t, view_reads_per_s), "%.0f", 1, false);
+  snprintf(name, sizeof name, "4. block reads without a copy, two threads, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, view_reads_2t_per_s), "%.0f", 1, false);
   snprintf(name, sizeof name, "5. durable value inserts, %ld x 2 KiB, commit per %d (values/s)", W.n_values,
            VALUES_PER_COMMIT);
   row(name, res, offsetof(result_t, value_inserts_per_s), "%.0f", 1, false);

@@ -147,7 +147,10 @@ fn main() {
         let mut i = t as u64 * BLOCKS / 2;
         for _ in 0..ops {
             i = (i + 7_919) % BLOCKS;
-            assert!(store.mem(&common::hash_of(i)).expect("mem"), "block {i} is stored");
+            assert!(
+                store.mem(&common::hash_of(i)).expect("mem"),
+                "block {i} is stored"
+            );
         }
     };
     compare(

@@ -48,15 +48,23 @@ use crate::verified_once::VerifiedOnce;
 use crate::worker::WorkerPool;
 
 /// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
-/// hash | context[32] | crc u32`, the CRC-32 of the key and the value before
-/// it. Level, predecessor, list and resulting context hash answer
-/// [`Floating::level_and_predecessor`] and [`Floating::find_info`] without
-/// reading the file, checked.
-const VALUE_SIZE: usize = 8 + 4 + HASH_SIZE + 1 + MAX_PREDECESSORS * HASH_SIZE + HASH_SIZE + 4;
+/// hash | context[32] | contents_len u32 | metadata_len u32 | crc u32`,
+/// the CRC-32 of the key and the value before it (`metadata_len`
+/// `u32::MAX` when the block has none). Level, predecessor, list and
+/// resulting context hash answer [`Floating::level_and_predecessor`] and
+/// [`Floating::find_info`] without reading the file, checked; the lengths
+/// let a borrowed read of a record already checked in its map point into
+/// it without parsing it.
+const VALUE_SIZE: usize =
+    8 + 4 + HASH_SIZE + 1 + MAX_PREDECESSORS * HASH_SIZE + HASH_SIZE + 4 + 4 + 4;
 /// Where the predecessor count sits in an index value.
 const COUNT_AT: usize = 8 + 4 + HASH_SIZE;
 /// Where the context hash sits in an index value.
 const CONTEXT_AT: usize = COUNT_AT + 1 + MAX_PREDECESSORS * HASH_SIZE;
+/// Where the contents and metadata lengths sit in an index value.
+const LENGTHS_AT: usize = CONTEXT_AT + HASH_SIZE;
+/// `metadata_len` of a block without metadata.
+const NO_METADATA: u32 = u32::MAX;
 /// Default index log size (Octez uses 10,000 for floating indexes).
 pub const DEFAULT_LOG_SIZE: u64 = 10_000;
 
@@ -339,7 +347,7 @@ impl Floating {
                 let e = entry::read_at(self.file.as_ref(), offset, at, false)?;
                 self.index.add(
                     &e.block.hash,
-                    &index_value(&e.block.as_ref(), offset, &e.preds, &e.context),
+                    &index_value(&e.block.as_ref(), offset, &e.preds, &e.context, e.len),
                     false,
                 )?;
             }
@@ -400,8 +408,10 @@ impl Floating {
         }
         // `end` first: a reader that finds the index entry may read up to it.
         self.end.store(end, Ordering::SeqCst);
-        self.unsynced
-            .insert(*block.hash, index_value(block, offset, preds, context));
+        self.unsynced.insert(
+            *block.hash,
+            index_value(block, offset, preds, context, buf.len()),
+        );
         if flush || self.unsynced.len() >= MAX_UNSYNCED {
             {
                 let _fg = foreground::ForegroundSync::begin();
@@ -517,11 +527,28 @@ impl Floating {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(true);
-        let Some(offset) = self.locate(hash)? else {
+        let Some(at) = self.locate_record(hash)? else {
             return Ok(None);
         };
-        self.hold(offset, hash, reader)?;
+        self.hold(&at, hash, reader)?;
         reader.block()
+    }
+
+    /// Where block `hash`'s record is and what it holds, from its checked
+    /// index value (no predecessor list built), or `None` if not stored.
+    pub(crate) fn locate_record(&self, hash: &Hash) -> Result<Option<Located>> {
+        let mut value = [0u8; VALUE_SIZE];
+        if !self.find_value(hash, &mut value)? {
+            return Ok(None);
+        }
+        let offset = self.decode_offset(hash, &value)?;
+        Ok(Some(Located {
+            offset,
+            level: i32::from_be_bytes([value[8], value[9], value[10], value[11]]),
+            predecessor: to_hash(&value[12..COUNT_AT]),
+            contents_len: u32_at(&value, LENGTHS_AT),
+            metadata_len: Some(u32_at(&value, LENGTHS_AT + 4)).filter(|&m| m != NO_METADATA),
+        }))
     }
 
     /// The offset of block `hash`'s entry, or `None` if not stored: the
@@ -537,8 +564,15 @@ impl Floating {
     /// Has `reader` hold block `hash`, whose entry [`Floating::locate`]
     /// found at `offset`: this store's map when it covers the record (the
     /// record is checked when the reader first shows it), else a copy.
-    pub(crate) fn hold(&self, offset: u64, hash: &Hash, reader: &mut BlockReader) -> Result<()> {
+    pub(crate) fn hold(&self, at: &Located, hash: &Hash, reader: &mut BlockReader) -> Result<()> {
+        let offset = at.offset;
         let map = self.map.read().clone();
+        if map.covers_checked(offset, at.record_len()) {
+            // Checked in this map before: the index value says where the
+            // contents and metadata are, the record need not be parsed.
+            reader.hold_checked(map, *hash, *at);
+            return Ok(());
+        }
         if record_in_map(&map, offset).is_some() {
             reader.hold_map(map, offset, *hash);
             return Ok(());
@@ -817,6 +851,15 @@ impl ReadMap {
         &self.path
     }
 
+    /// Whether the `len`-byte record at `offset` is in the records this
+    /// map serves and passed its checksum in it.
+    fn covers_checked(&self, offset: u64, len: usize) -> bool {
+        usize::try_from(offset).is_ok_and(|at| {
+            at.checked_add(len).is_some_and(|end| end <= self.published)
+                && self.checked.is_checked(at)
+        })
+    }
+
     /// The block record at `offset`, with metadata, its checksum checked the
     /// first time this map returns it; `None` if the map does not hold all
     /// of it.
@@ -886,11 +929,16 @@ fn offset_of(value: &[u8]) -> u64 {
     u64::from_be_bytes(o)
 }
 
+/// The index value of `block`, whose entry (record and predecessor
+/// trailer) is `entry_len` bytes at `offset`. The metadata length comes
+/// from the entry's size, so a block read without its metadata is indexed
+/// as it is stored.
 fn index_value(
     block: &BlockRef<'_>,
     offset: u64,
     preds: &[Hash],
     context: &Hash,
+    entry_len: usize,
 ) -> [u8; VALUE_SIZE] {
     let mut v = [0u8; VALUE_SIZE];
     v[..8].copy_from_slice(&offset.to_be_bytes());
@@ -902,6 +950,13 @@ fn index_value(
         v[at..at + HASH_SIZE].copy_from_slice(p);
     }
     v[CONTEXT_AT..CONTEXT_AT + HASH_SIZE].copy_from_slice(context);
+    // Record lengths are below 4 GiB (`record::MAX_RECORD`), checked when
+    // the record was encoded.
+    let clen = block.contents.len() as u32;
+    let record_len = entry_len - entry::trailer_len(preds.len());
+    let mlen = metadata_len_of(record_len, block.contents.len()).unwrap_or(NO_METADATA);
+    v[LENGTHS_AT..LENGTHS_AT + 4].copy_from_slice(&clen.to_be_bytes());
+    v[LENGTHS_AT + 4..LENGTHS_AT + 8].copy_from_slice(&mlen.to_be_bytes());
     let crc = value_crc(block.hash, &v);
     v[VALUE_SIZE - 4..].copy_from_slice(&crc.to_be_bytes());
     v
@@ -918,6 +973,28 @@ fn stored_crc(value: &[u8]) -> u32 {
     u32::from_be_bytes(c)
 }
 
+/// Where a block's record is and what it holds, as its index value says:
+/// enough to point into a record already checked in a map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Located {
+    /// Offset of the entry (its record first) in the file.
+    pub offset: u64,
+    pub level: i32,
+    pub predecessor: Hash,
+    pub contents_len: u32,
+    pub metadata_len: Option<u32>,
+}
+
+impl Located {
+    /// Bytes of the record.
+    pub(crate) fn record_len(&self) -> usize {
+        let meta = self
+            .metadata_len
+            .map_or(0, |m| super::record::META_LEN + m as usize);
+        super::record::FIXED + self.contents_len as usize + meta
+    }
+}
+
 /// A decoded index value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexValue {
@@ -931,6 +1008,10 @@ pub struct IndexValue {
     pub preds: Vec<Hash>,
     /// Its resulting context hash.
     pub context: Hash,
+    /// The length of its contents.
+    pub contents_len: u32,
+    /// The length of its metadata, if it has any.
+    pub metadata_len: Option<u32>,
 }
 
 /// Decodes an index value of block `hash`. Any byte string is accepted as
@@ -966,7 +1047,21 @@ pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue
         predecessor: to_hash(&value[12..COUNT_AT]),
         preds,
         context: to_hash(&value[CONTEXT_AT..CONTEXT_AT + HASH_SIZE]),
+        contents_len: u32_at(value, LENGTHS_AT),
+        metadata_len: Some(u32_at(value, LENGTHS_AT + 4)).filter(|&m| m != NO_METADATA),
     })
+}
+
+/// The metadata length of a record of `record_len` bytes whose contents
+/// are `contents_len` bytes: `None` when its tag says it has none.
+fn metadata_len_of(record_len: usize, contents_len: usize) -> Option<u32> {
+    let extra = record_len.checked_sub(super::record::FIXED + contents_len)?;
+    // A record with metadata holds its 4-byte length and the bytes.
+    (extra >= 4).then(|| (extra - 4) as u32)
+}
+
+fn u32_at(value: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]])
 }
 
 /// The first 8 bytes of a hash in hex, to name a block in messages.
@@ -1177,12 +1272,16 @@ fn inspect(fs: &Arc<dyn FileSystem>, dir: &Path, kind: FloatingKind) -> Result<I
                             None => {
                                 first_at.insert(hash, at);
                                 found.intact.push((at, e.len as u64));
+                                let record_len = e.len - entry::trailer_len(e.preds.len());
+                                let contents_len = e.block.contents.len();
                                 let value = IndexValue {
                                     offset: at,
                                     level: e.block.level,
                                     predecessor: e.block.predecessor,
                                     preds: e.preds,
                                     context: e.context,
+                                    contents_len: contents_len as u32,
+                                    metadata_len: metadata_len_of(record_len, contents_len),
                                 };
                                 by_offset.insert(at, (hash, value));
                             }

@@ -16,7 +16,8 @@
 use std::sync::Arc;
 
 use super::cemented::chunk::Chunk;
-use super::floating::ReadMap;
+use super::floating::{Located, ReadMap};
+use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 
@@ -58,6 +59,13 @@ enum Held {
         map: Arc<ReadMap>,
         offset: u64,
         hash: Hash,
+    },
+    /// A record of a floating store's map that passed its checksum in
+    /// that map before: where its parts are comes from its index value.
+    Checked {
+        map: Arc<ReadMap>,
+        hash: Hash,
+        at: Located,
     },
     /// The record of `level` in a cemented chunk, with the metadata read
     /// for it (decompressed, so owned).
@@ -106,6 +114,7 @@ impl BlockReader {
                 }
                 b
             }
+            Held::Checked { map, hash, at } => checked_record(map, hash, at)?,
             Held::Chunk {
                 chunk,
                 level,
@@ -128,12 +137,21 @@ impl BlockReader {
     /// (appended since the floating store last mapped its file), read into
     /// the reader's own buffer, and when the reader holds nothing.
     pub fn borrows_map(&self) -> bool {
-        matches!(self.held, Held::Map { .. } | Held::Chunk { .. })
+        matches!(
+            self.held,
+            Held::Map { .. } | Held::Checked { .. } | Held::Chunk { .. }
+        )
     }
 
     /// Holds the floating record at `offset` of `map`, block `hash`.
     pub(super) fn hold_map(&mut self, map: Arc<ReadMap>, offset: u64, hash: Hash) {
         self.held = Held::Map { map, offset, hash };
+    }
+
+    /// Holds the record of block `hash` that index value `at` places in
+    /// `map`, which checked it before.
+    pub(super) fn hold_checked(&mut self, map: Arc<ReadMap>, hash: Hash, at: Located) {
+        self.held = Held::Checked { map, hash, at };
     }
 
     /// Holds the cemented record of `level` in `chunk`, and its metadata.
@@ -156,4 +174,36 @@ impl BlockReader {
         self.held = Held::Nothing;
         self.without_metadata = !read_metadata;
     }
+}
+
+/// Block `hash` from its record in `map`, placed by its index value `at`
+/// without parsing the record: the map checked the record's checksum
+/// before, and the record's size and hash (its first bytes) must agree
+/// with the index value, so a view never shows another block's bytes.
+fn checked_record<'a>(map: &'a ReadMap, hash: &'a Hash, at: &'a Located) -> Result<BlockRef<'a>> {
+    let bad =
+        |why: &str| Error::corrupted(map.path(), format!("record at offset {}: {why}", at.offset));
+    let start = usize::try_from(at.offset).map_err(|_| bad("offset out of range"))?;
+    let len = at.record_len();
+    let rec = start
+        .checked_add(len)
+        .and_then(|end| map.get(start..end))
+        .ok_or_else(|| bad("past the map"))?;
+    let size = u32::from_be_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
+    if size + 4 != len || rec[4..4 + hash.len()] != hash[..] {
+        return Err(bad("its size or hash differs from its index entry"));
+    }
+    let contents_end = CONTENTS_AT + at.contents_len as usize;
+    let contents = &rec[CONTENTS_AT..contents_end];
+    let metadata = at.metadata_len.map(|m| {
+        let from = contents_end + METADATA_AFTER_CONTENTS;
+        &rec[from..from + m as usize]
+    });
+    Ok(BlockRef {
+        hash,
+        level: at.level,
+        predecessor: &at.predecessor,
+        contents,
+        metadata,
+    })
 }

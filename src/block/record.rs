@@ -18,11 +18,15 @@ use crate::io::frame;
 
 /// Fixed bytes of a record besides contents and metadata.
 pub(crate) const FIXED: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + HASH_SIZE + 4 + 1 + 4;
+/// Where the contents start in a record.
+pub(crate) const CONTENTS_AT: usize = 4 + HASH_SIZE + 4 + HASH_SIZE + HASH_SIZE + 4;
+/// Where the metadata start in a record with metadata, after the contents.
+pub(crate) const METADATA_AFTER_CONTENTS: usize = 1 + META_LEN;
 
 /// The context hash of a block stored without one.
 pub const NO_CONTEXT: Hash = [0; HASH_SIZE];
 /// Bytes of the metadata length field, present when the tag is 1.
-const META_LEN: usize = 4;
+pub(crate) const META_LEN: usize = 4;
 /// Largest record accepted (size field), to reject absurd lengths early.
 pub const MAX_RECORD: usize = u32::MAX as usize - 4;
 

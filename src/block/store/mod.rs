@@ -472,8 +472,8 @@ impl BlockStore {
             // A preserved block: its metadata is in the floating copy.
             let parts = self.inner.parts.read().clone();
             for f in parts.all() {
-                if let Some(offset) = f.locate(&hash)? {
-                    f.hold(offset, &hash, reader)?;
+                if let Some(at) = f.locate_record(&hash)? {
+                    f.hold(&at, &hash, reader)?;
                     break;
                 }
             }
@@ -798,8 +798,8 @@ impl Inner {
         reader: &mut BlockReader,
     ) -> Result<bool> {
         for f in parts.all() {
-            if let Some(offset) = f.locate(hash)? {
-                f.hold(offset, hash, reader)?;
+            if let Some(at) = f.locate_record(hash)? {
+                f.hold(&at, hash, reader)?;
                 return Ok(true);
             }
         }

@@ -117,11 +117,15 @@ struct Gen {
 }
 
 impl Gen {
-    /// The index entry of `key`: unsynced appends first, then the index.
-    fn find(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    /// The index entry of `key` (`OFFSET + header_size` bytes) into
+    /// `out`: unsynced appends first, then the index; false if absent.
+    fn find_into(&self, key: &[u8], out: &mut [u8]) -> Result<bool> {
         match self.unsynced.get(key) {
-            Some(e) => Ok(Some(e)),
-            None => self.index.find(key),
+            Some(e) => {
+                out.copy_from_slice(&e);
+                Ok(true)
+            }
+            None => self.index.find_into(key, out),
         }
     }
 
@@ -997,10 +1001,21 @@ fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>
 /// covers it, else a copy read by `pread`); false if absent.
 fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<bool> {
     reader.release();
-    let Some(entry) = generation.find(key)? else {
-        return Ok(false);
+    // The index entry (offset and header) on the stack when it fits.
+    let hs = generation.layout.header_size;
+    let mut small = [0u8; 256];
+    let mut big = Vec::new();
+    let entry: &mut [u8] = if OFFSET + hs <= small.len() {
+        &mut small[..OFFSET + hs]
+    } else {
+        big.resize(OFFSET + hs, 0);
+        &mut big
     };
-    let offset = entry_offset(&entry);
+    if !generation.find_into(key, entry)? {
+        return Ok(false);
+    }
+    let entry = &*entry;
+    let offset = entry_offset(entry);
     let bound = generation.bound()?;
     let path = generation.values.path();
     if offset < VALUES_HEADER || offset >= bound {
@@ -1016,15 +1031,19 @@ fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<
     let header = &entry[OFFSET..];
     if let Some(map) = generation
         .maps
-        .covering(generation.values.as_ref(), offset, bound)?
+        .map_for(generation.values.as_ref(), offset, bound)?
     {
-        let decoded = map.record(offset).unwrap_or(Decoded::Incomplete(None));
-        checked_value(decoded, key, header, &layout, path, offset, bound)?;
-        reader.hold_map(map, offset);
-        return Ok(true);
+        // `None`: the record runs past the map; read it by `pread`.
+        if let Some(decoded) = map.record(offset) {
+            let (value, header) =
+                checked_value(decoded, key, header, &layout, path, offset, bound)?;
+            let spans = (map.span_of(value), map.span_of(header));
+            reader.hold_map(map, spans.0, spans.1);
+            return Ok(true);
+        }
     }
     let mut r = Reader::exact(generation.values.as_ref(), bound, layout);
-    let value = checked_value(
+    let (value, _) = checked_value(
         r.record_at(offset)?,
         key,
         header,
@@ -1037,8 +1056,8 @@ fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<
     Ok(true)
 }
 
-/// The value of the record read for `key` at `offset`, after checking it
-/// is `key`'s and holds the index entry's `header`.
+/// The value and header of the record read for `key` at `offset`, after
+/// checking it is `key`'s and holds the index entry's `header`.
 fn checked_value<'a>(
     decoded: Decoded<'a>,
     key: &[u8],
@@ -1047,7 +1066,7 @@ fn checked_value<'a>(
     path: &Path,
     offset: u64,
     bound: u64,
-) -> Result<&'a [u8]> {
+) -> Result<(&'a [u8], &'a [u8])> {
     match decoded {
         Decoded::Record(rec, _) => {
             if rec.key != key {
@@ -1060,16 +1079,16 @@ fn checked_value<'a>(
                     ),
                 ));
             }
-            if rec.header_of(layout) != Some(header) {
-                return Err(Error::corrupted(
+            match rec.header_of(layout) {
+                Some(h) if h == header => Ok((rec.value, h)),
+                _ => Err(Error::corrupted(
                     path,
                     format!(
                         "record at offset {offset} has another header than the index entry of key {}",
                         hex(key)
                     ),
-                ));
+                )),
             }
-            Ok(rec.value)
         }
         Decoded::Incomplete(_) => Err(Error::corrupted(
             path,

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use super::format::Decoded;
 use super::values_map::ValuesMap;
 use crate::error::{Error, Result};
 
@@ -31,8 +30,13 @@ pub struct ValueReader {
 enum Held {
     #[default]
     Nothing,
-    /// The record at `offset` of a values map.
-    Map { map: Arc<ValuesMap>, offset: u64 },
+    /// A value and header in a values map, as spans of it (checked when
+    /// the reader took them).
+    Map {
+        map: Arc<ValuesMap>,
+        value: (usize, usize),
+        header: (usize, usize),
+    },
     /// A value and header read by `pread` from a tail no map covers yet.
     Owned { value: Vec<u8>, header: Vec<u8> },
 }
@@ -71,12 +75,8 @@ impl ValueReader {
     pub fn value(&self) -> Option<(&[u8], &[u8])> {
         match &self.held {
             Held::Nothing => None,
-            Held::Map { map, offset } => match map.record(*offset) {
-                // Checked when the reader took it, in a map whose bytes
-                // do not change: it decodes the same again.
-                Some(Decoded::Record(rec, _)) => Some((rec.value, rec.header_of(map.layout())?)),
-                _ => None,
-            },
+            // Spans of a map whose bytes do not change.
+            Held::Map { map, value, header } => Some((map.span(*value)?, map.span(*header)?)),
             Held::Owned { value, header } => Some((value, header)),
         }
     }
@@ -85,16 +85,23 @@ impl ValueReader {
     /// no longer decoding in its map would be (it cannot, see above).
     pub(super) fn view(&self) -> Result<(&[u8], &[u8])> {
         self.value().ok_or_else(|| match &self.held {
-            Held::Map { map, offset } => Error::corrupted(
+            Held::Map { map, value, .. } => Error::corrupted(
                 map.path(),
-                format!("the record at offset {offset} no longer decodes in its map"),
+                format!("the value at offset {} is no longer in its map", value.0),
             ),
             _ => Error::invalid("the value reader holds no value"),
         })
     }
 
-    pub(super) fn hold_map(&mut self, map: Arc<ValuesMap>, offset: u64) {
-        self.held = Held::Map { map, offset };
+    /// Holds a value and header of `map`, as spans of it
+    /// ([`ValuesMap::span_of`]).
+    pub(super) fn hold_map(
+        &mut self,
+        map: Arc<ValuesMap>,
+        value: (usize, usize),
+        header: (usize, usize),
+    ) {
+        self.held = Held::Map { map, value, header };
     }
 
     pub(super) fn hold_owned(&mut self, value: Vec<u8>, header: Vec<u8>) {

@@ -74,9 +74,16 @@ impl ValuesMap {
         &self.path
     }
 
-    /// The layout of the file's records.
-    pub(crate) fn layout(&self) -> &Layout {
-        &self.layout
+    /// Where `part`, a slice this map returned, starts in the map, and its
+    /// length: what a reader keeps to show it again.
+    pub(crate) fn span_of(&self, part: &[u8]) -> (usize, usize) {
+        let base = self.bytes.as_ptr() as usize;
+        ((part.as_ptr() as usize).wrapping_sub(base), part.len())
+    }
+
+    /// The bytes of a span [`ValuesMap::span_of`] gave.
+    pub(crate) fn span(&self, (start, len): (usize, usize)) -> Option<&[u8]> {
+        self.bytes[..self.published].get(start..start.checked_add(len)?)
     }
 
     /// The record at `offset`, its checksum checked the first time this
@@ -118,17 +125,19 @@ impl ValuesMaps {
         })
     }
 
-    /// The map that covers the record at `offset` (of a file whose records
-    /// end at `bound`), renewing it if the file outgrew it by
-    /// [`REMAP_BYTES`]; `None` if the record is in a tail still unmapped.
-    pub(crate) fn covering(
+    /// The map to read the record at `offset` from (of a file whose
+    /// records end at `bound`), renewed if the file outgrew it by
+    /// [`REMAP_BYTES`]; `None` if the record starts in a tail still
+    /// unmapped. The record may still run past the map
+    /// ([`ValuesMap::record`] says so with `None`).
+    pub(crate) fn map_for(
         &self,
         file: &dyn FileHandle,
         offset: u64,
         bound: u64,
     ) -> Result<Option<Arc<ValuesMap>>> {
         let map = self.current.read().clone();
-        if map.record(offset).is_some() {
+        if offset < map.published as u64 {
             return Ok(Some(map));
         }
         if bound.saturating_sub(map.published as u64) < REMAP_BYTES {
@@ -142,6 +151,6 @@ impl ValuesMaps {
             Some(&map),
         ));
         *self.current.write() = fresh.clone();
-        Ok(fresh.record(offset).is_some().then_some(fresh))
+        Ok((offset < fresh.published as u64).then_some(fresh))
     }
 }

@@ -37,8 +37,10 @@
 
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
+use crate::io::Mapped;
+
 /// Bytes of map per slot, for block files.
-const GRANULE_SHIFT: u32 = 6;
+pub(crate) const GRANULE_SHIFT: u32 = 6;
 const GRANULE: usize = 1 << GRANULE_SHIFT;
 /// Set in a slot that names a checked record.
 const CHECKED: u16 = 0x8000;
@@ -58,11 +60,6 @@ pub(crate) struct VerifiedOnce {
 }
 
 impl VerifiedOnce {
-    /// No record checked yet, for a map of `len` bytes of block records.
-    pub(crate) fn new(len: usize) -> VerifiedOnce {
-        VerifiedOnce::with_granule(len, GRANULE_SHIFT)
-    }
-
     /// No record checked yet, for a map of `len` bytes, one slot per
     /// `1 << shift` bytes (`shift` at most 15): a larger granule holds less
     /// memory (two bytes per granule) and suits records longer than it.
@@ -119,6 +116,64 @@ impl VerifiedOnce {
     }
 }
 
+/// A read-only map of an append-only file, of which reads use only the
+/// records published when it was made (later ones are read by `pread`, so
+/// no read depends on a map showing writes made after it: a shared mapping
+/// does, the crash model's copy does not), and which of those passed
+/// their checksum in it. Floating block files and indexed-file values
+/// files use it.
+pub(crate) struct PublishedMap {
+    bytes: Mapped,
+    published: usize,
+    checked: VerifiedOnce,
+}
+
+impl PublishedMap {
+    /// A map of `bytes` whose first `published` bytes hold published
+    /// records, one check slot per `1 << granule_shift` bytes, carrying
+    /// over the checks of `previous`, a map of the same file (append-only:
+    /// the records it checked have not changed).
+    pub(crate) fn new(
+        bytes: Mapped,
+        published: u64,
+        granule_shift: u32,
+        previous: Option<&PublishedMap>,
+    ) -> PublishedMap {
+        let published = usize::try_from(published)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let checked = match previous {
+            Some(p) => p.checked.carried_to(published),
+            None => VerifiedOnce::with_granule(published, granule_shift),
+        };
+        PublishedMap {
+            bytes,
+            published,
+            checked,
+        }
+    }
+
+    /// The published bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.published]
+    }
+
+    /// Bytes mapped, published or not.
+    pub(crate) fn mapped_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the record starting at `offset` passed its checksum here.
+    pub(crate) fn is_checked(&self, offset: usize) -> bool {
+        self.checked.is_checked(offset)
+    }
+
+    /// Records that the record starting at `offset` passed its checksum.
+    pub(crate) fn mark_checked(&self, offset: usize) {
+        self.checked.mark_checked(offset)
+    }
+}
+
 /// The checked records of one map, by their number (a cemented chunk's
 /// records are found by level): one bit each.
 pub(crate) struct CheckedSlots {
@@ -156,7 +211,7 @@ mod tests {
 
     #[test]
     fn only_the_exact_offset_that_was_marked_counts_as_checked() {
-        let v = VerifiedOnce::new(1000);
+        let v = VerifiedOnce::with_granule(1000, GRANULE_SHIFT);
         assert_eq!(v.heap_bytes(), 32);
         assert!(!v.is_checked(130));
         v.mark_checked(130);
@@ -189,7 +244,7 @@ mod tests {
 
     #[test]
     fn checks_carry_over_to_a_longer_map() {
-        let v = VerifiedOnce::new(256);
+        let v = VerifiedOnce::with_granule(256, GRANULE_SHIFT);
         v.mark_checked(70);
         let w = v.carried_to(1024);
         assert!(w.is_checked(70) && !w.is_checked(71));

@@ -44,7 +44,7 @@ use crate::io::{FileHandle, FileSystem, MapPromise, Mapped, OpenMode, foreground
 use crate::options::OpenOptions;
 use crate::store_dir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
-use crate::verified_once::VerifiedOnce;
+use crate::verified_once::{self, PublishedMap};
 use crate::worker::WorkerPool;
 
 /// Index value: `offset u64 | level i32 | predecessor[32] | n u8 | 12 x
@@ -496,7 +496,7 @@ impl Floating {
 
     /// The block (with its metadata, if any), or `None` if not stored.
     pub fn read_block(&self, hash: &Hash) -> Result<Option<Block>> {
-        let Some(offset) = self.locate(hash)? else {
+        let Some(Located { offset, .. }) = self.locate_record(hash)? else {
             return Ok(None);
         };
         // From the map: the record alone, its checksum checked once per
@@ -541,29 +541,16 @@ impl Floating {
         if !self.find_value(hash, &mut value)? {
             return Ok(None);
         }
-        let offset = self.decode_offset(hash, &value)?;
-        Ok(Some(Located {
-            offset,
-            level: i32::from_be_bytes([value[8], value[9], value[10], value[11]]),
-            predecessor: to_hash(&value[12..COUNT_AT]),
-            contents_len: u32_at(&value, LENGTHS_AT),
-            metadata_len: Some(u32_at(&value, LENGTHS_AT + 4)).filter(|&m| m != NO_METADATA),
-        }))
-    }
-
-    /// The offset of block `hash`'s entry, or `None` if not stored: the
-    /// hot read path, no predecessor list built.
-    pub(crate) fn locate(&self, hash: &Hash) -> Result<Option<u64>> {
-        let mut value = [0u8; VALUE_SIZE];
-        if !self.find_value(hash, &mut value)? {
-            return Ok(None);
+        if value_crc(hash, &value) != stored_crc(&value) {
+            return Err(self.value_error(hash));
         }
-        self.decode_offset(hash, &value).map(Some)
+        Ok(Some(located(&value)))
     }
 
-    /// Has `reader` hold block `hash`, whose entry [`Floating::locate`]
-    /// found at `offset`: this store's map when it covers the record (the
-    /// record is checked when the reader first shows it), else a copy.
+    /// Has `reader` hold block `hash`, whose record
+    /// [`Floating::locate_record`] placed at `at`: this store's map when it
+    /// covers the record (placed without a parse if the map checked it
+    /// before, else checked when the reader first shows it), else a copy.
     pub(crate) fn hold(&self, at: &Located, hash: &Hash, reader: &mut BlockReader) -> Result<()> {
         let offset = at.offset;
         let map = self.map.read().clone();
@@ -681,15 +668,6 @@ impl Floating {
         }
         let v = self.decode_value(hash, &value)?;
         Ok(Some((v.offset, v.preds)))
-    }
-
-    /// The offset of an index value, after checking its checksum (the hot
-    /// read path: no predecessor list built).
-    fn decode_offset(&self, hash: &Hash, value: &[u8; VALUE_SIZE]) -> Result<u64> {
-        if value_crc(hash, value) != stored_crc(value) {
-            return Err(self.value_error(hash));
-        }
-        Ok(offset_of(value))
     }
 
     fn value_error(&self, hash: &Hash) -> Error {
@@ -815,13 +793,7 @@ impl Drop for Floating {
 /// A read-only map of the block file and which of its records were
 /// checked (see `verified_once` for why one check per map is enough).
 pub(crate) struct ReadMap {
-    bytes: Mapped,
-    /// The bytes reads may use: the records published when the map was
-    /// made. What lies past them (zeros written ahead, records appended
-    /// later) is read by `pread`, so no read depends on a map showing
-    /// writes made after it (a shared mapping does; a copy would not).
-    published: usize,
-    checked: VerifiedOnce,
+    map: PublishedMap,
     /// The mapped file, for errors.
     path: PathBuf,
 }
@@ -829,19 +801,15 @@ pub(crate) struct ReadMap {
 impl ReadMap {
     /// A map of `bytes` whose first `published` bytes hold published
     /// records, carrying over the checks of `previous`, a map of the same
-    /// file (append-only: the records it checked have not changed).
+    /// file.
     fn new(bytes: Mapped, published: u64, path: &Path, previous: Option<&ReadMap>) -> ReadMap {
-        let published = usize::try_from(published)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let checked = match previous {
-            Some(p) => p.checked.carried_to(published),
-            None => VerifiedOnce::new(published),
-        };
         ReadMap {
-            bytes,
-            published,
-            checked,
+            map: PublishedMap::new(
+                bytes,
+                published,
+                verified_once::GRANULE_SHIFT,
+                previous.map(|p| &p.map),
+            ),
             path: path.to_path_buf(),
         }
     }
@@ -855,8 +823,7 @@ impl ReadMap {
     /// map serves and passed its checksum in it.
     fn covers_checked(&self, offset: u64, len: usize) -> bool {
         usize::try_from(offset).is_ok_and(|at| {
-            at.checked_add(len).is_some_and(|end| end <= self.published)
-                && self.checked.is_checked(at)
+            at.checked_add(len).is_some_and(|end| end <= self.len()) && self.map.is_checked(at)
         })
     }
 
@@ -867,12 +834,12 @@ impl ReadMap {
         let rec = record_in_map(self, offset)?;
         // In the map, so the offset fits in usize.
         let at = usize::try_from(offset).ok()?;
-        if self.checked.is_checked(at) {
+        if self.map.is_checked(at) {
             return Some(super::record::parse_checked_before(rec, true));
         }
         let parsed = super::record::parse(rec, true);
         if parsed.is_ok() {
-            self.checked.mark_checked(at);
+            self.map.mark_checked(at);
         }
         Some(parsed)
     }
@@ -883,8 +850,8 @@ impl std::fmt::Debug for ReadMap {
         write!(
             f,
             "ReadMap({} of {} bytes)",
-            self.published,
-            self.bytes.len()
+            self.len(),
+            self.map.mapped_len()
         )
     }
 }
@@ -892,7 +859,7 @@ impl std::fmt::Debug for ReadMap {
 impl std::ops::Deref for ReadMap {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes[..self.published]
+        self.map.bytes()
     }
 }
 
@@ -1041,15 +1008,28 @@ pub fn decode_value(hash: &Hash, value: &[u8]) -> std::result::Result<IndexValue
         .chunks_exact(HASH_SIZE)
         .map(to_hash)
         .collect();
+    let at = located(value);
     Ok(IndexValue {
+        offset: at.offset,
+        level: at.level,
+        predecessor: at.predecessor,
+        preds,
+        context: to_hash(&value[CONTEXT_AT..CONTEXT_AT + HASH_SIZE]),
+        contents_len: at.contents_len,
+        metadata_len: at.metadata_len,
+    })
+}
+
+/// The fixed fields of an index value (`VALUE_SIZE` bytes, its checksum
+/// checked by the caller).
+fn located(value: &[u8]) -> Located {
+    Located {
         offset: offset_of(value),
         level: i32::from_be_bytes([value[8], value[9], value[10], value[11]]),
         predecessor: to_hash(&value[12..COUNT_AT]),
-        preds,
-        context: to_hash(&value[CONTEXT_AT..CONTEXT_AT + HASH_SIZE]),
         contents_len: u32_at(value, LENGTHS_AT),
         metadata_len: Some(u32_at(value, LENGTHS_AT + 4)).filter(|&m| m != NO_METADATA),
-    })
+    }
 }
 
 /// The metadata length of a record of `record_len` bytes whose contents

@@ -18,7 +18,7 @@ use parking_lot::RwLock;
 use super::format::{self, Decoded, Layout};
 use crate::error::Result;
 use crate::io::{FileHandle, MapPromise, Mapped};
-use crate::verified_once::VerifiedOnce;
+use crate::verified_once::PublishedMap;
 
 /// Map again once this many bytes were appended past the map: a fresh map
 /// costs a `mmap` (its checks carried over from the old one), a `pread` of
@@ -32,12 +32,7 @@ const GRANULE_SHIFT: u32 = 10;
 
 /// A map of a values file and which of its records were checked.
 pub(crate) struct ValuesMap {
-    bytes: Mapped,
-    /// The bytes reads may use: the records published when the map was
-    /// made. Later records are read by `pread` until the next map, so no
-    /// read depends on a map showing writes made after it.
-    published: usize,
-    checked: VerifiedOnce,
+    map: PublishedMap,
     layout: Layout,
     path: PathBuf,
 }
@@ -53,20 +48,16 @@ impl ValuesMap {
         path: &Path,
         previous: Option<&ValuesMap>,
     ) -> ValuesMap {
-        let published = usize::try_from(published)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let checked = match previous {
-            Some(p) => p.checked.carried_to(published),
-            None => VerifiedOnce::with_granule(published, GRANULE_SHIFT),
-        };
         ValuesMap {
-            bytes,
-            published,
-            checked,
+            map: PublishedMap::new(bytes, published, GRANULE_SHIFT, previous.map(|p| &p.map)),
             layout,
             path: path.to_path_buf(),
         }
+    }
+
+    /// Bytes of published records this map serves.
+    fn published(&self) -> u64 {
+        self.map.bytes().len() as u64
     }
 
     /// The mapped file, for errors.
@@ -77,32 +68,33 @@ impl ValuesMap {
     /// Where `part`, a slice this map returned, starts in the map, and its
     /// length: what a reader keeps to show it again.
     pub(crate) fn span_of(&self, part: &[u8]) -> (usize, usize) {
-        let base = self.bytes.as_ptr() as usize;
+        let base = self.map.bytes().as_ptr() as usize;
         ((part.as_ptr() as usize).wrapping_sub(base), part.len())
     }
 
     /// The bytes of a span [`ValuesMap::span_of`] gave.
     pub(crate) fn span(&self, (start, len): (usize, usize)) -> Option<&[u8]> {
-        self.bytes[..self.published].get(start..start.checked_add(len)?)
+        self.map.bytes().get(start..start.checked_add(len)?)
     }
 
     /// The record at `offset`, its checksum checked the first time this
     /// map returns it; `None` if the map does not hold all of it.
     pub(crate) fn record(&self, offset: u64) -> Option<Decoded<'_>> {
         let at = usize::try_from(offset).ok()?;
-        let rest = self.bytes.get(at..self.published)?;
-        let buf = match format::decode_record_checked_before(rest, &self.layout) {
-            Decoded::Record(_, total) => &rest[..total],
+        let rest = self.map.bytes().get(at..)?;
+        let lengths_only = format::decode_record_checked_before(rest, &self.layout);
+        let total = match lengths_only {
+            Decoded::Record(_, total) => total,
             // Runs past the map (perhaps not past the file).
             Decoded::Incomplete(_) => return None,
             bad => return Some(bad),
         };
-        if self.checked.is_checked(at) {
-            return Some(format::decode_record_checked_before(buf, &self.layout));
+        if self.map.is_checked(at) {
+            return Some(lengths_only);
         }
-        let decoded = format::decode_record(buf, &self.layout);
+        let decoded = format::decode_record(&rest[..total], &self.layout);
         if matches!(decoded, Decoded::Record(..)) {
-            self.checked.mark_checked(at);
+            self.map.mark_checked(at);
         }
         Some(decoded)
     }
@@ -137,10 +129,10 @@ impl ValuesMaps {
         bound: u64,
     ) -> Result<Option<Arc<ValuesMap>>> {
         let map = self.current.read().clone();
-        if offset < map.published as u64 {
+        if offset < map.published() {
             return Ok(Some(map));
         }
-        if bound.saturating_sub(map.published as u64) < REMAP_BYTES {
+        if bound.saturating_sub(map.published()) < REMAP_BYTES {
             return Ok(None);
         }
         let fresh = Arc::new(ValuesMap::new(
@@ -151,6 +143,6 @@ impl ValuesMaps {
             Some(&map),
         ));
         *self.current.write() = fresh.clone();
-        Ok((offset < fresh.published as u64).then_some(fresh))
+        Ok((offset < fresh.published()).then_some(fresh))
     }
 }

@@ -51,11 +51,24 @@ fn removed(removable: bool, i: u64) -> bool {
 }
 
 /// Where the template keeps an entry: in a log (file name, byte range) or
-/// merged into the data file.
+/// merged into a data file (`data`, the base, or `delta` above it).
 #[derive(Debug, Clone)]
 enum Home {
-    Data,
+    Merged(&'static str),
     Log(String, std::ops::Range<u64>),
+}
+
+/// The `(key, stored value)` entries of the data file at `path` (format 3:
+/// 80-byte header with the fan-out bits at 20 and the count at 32, the
+/// fan-out table, the hashes, then the entries).
+fn data_entries(path: &Path, esize: usize) -> Vec<Vec<u8>> {
+    let Ok(b) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let fan_bits = u32::from_le_bytes(b[20..24].try_into().unwrap());
+    let count = u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize;
+    let start = 80 + ((1usize << fan_bits) + 1) * 8 + count * 8;
+    b[start..].chunks_exact(esize).map(<[u8]>::to_vec).collect()
 }
 
 /// Per key: where its binding is, and where its tombstone is (removed keys).
@@ -73,9 +86,9 @@ fn homes() -> &'static Homes {
 fn build(dir: &Path, removable: bool) {
     // Each removed key goes 10 adds after its binding. The first keys are
     // merged (and some tombstones with them: those keys leave the data);
-    // the last 60 are written with a log too large to merge, so the log
+    // the last 100 are written with a log too large to merge, so the log
     // holds bindings and tombstones whatever the timing of the merges.
-    for (range, log_size) in [(0..KEYS - 60, LOG_SIZE), (KEYS - 60..KEYS + 10, 10_000)] {
+    for (range, log_size) in [(0..KEYS - 100, LOG_SIZE), (KEYS - 100..KEYS + 10, 10_000)] {
         let mut c = cfg(false, removable);
         c.log_size = log_size;
         let ix = Index::open(dir, c).unwrap();
@@ -86,7 +99,9 @@ fn build(dir: &Path, removable: bool) {
             if i >= 10 && removed(removable, i - 10) {
                 ix.remove(&key(i - 10), false).unwrap();
             }
-            if i % 100 == 0 {
+            // Never two merges at once: the same files whatever the
+            // timing.
+            if i % 50 == 0 {
                 ix.await_merge().unwrap();
             }
         }
@@ -94,11 +109,20 @@ fn build(dir: &Path, removable: bool) {
     }
     let by_key: HashMap<[u8; 8], u64> = (0..KEYS).map(|i| (key(i), i)).collect();
     let mut homes = Homes {
-        put: vec![Home::Data; KEYS as usize],
+        put: vec![Home::Merged("data"); KEYS as usize],
         tomb: (0..KEYS)
-            .map(|i| removed(removable, i).then_some(Home::Data))
+            .map(|i| removed(removable, i).then_some(Home::Merged("data")))
             .collect(),
     };
+    // The delta holds newer bindings than the base, and tombstones.
+    for e in data_entries(&dir.join("delta"), 8 + 8 + usize::from(removable)) {
+        let i = by_key[&<[u8; 8]>::try_from(&e[..8]).unwrap()] as usize;
+        if removable && e[8] == 0 {
+            homes.tomb[i] = Some(Home::Merged("delta"));
+        } else {
+            homes.put[i] = Home::Merged("delta");
+        }
+    }
     let entry = 8 + 8 + u64::from(removable) + 4;
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
@@ -121,6 +145,9 @@ fn build(dir: &Path, removable: bool) {
         }
     }
     assert!(dir.join("data").is_file());
+    // Both levels hold bindings, so damage reaches each.
+    assert!(homes.put.iter().any(|h| matches!(h, Home::Merged("delta"))));
+    assert!(homes.put.iter().any(|h| matches!(h, Home::Merged("data"))));
     let in_logs = homes
         .put
         .iter()
@@ -129,7 +156,12 @@ fn build(dir: &Path, removable: bool) {
     assert!(in_logs > 0 && in_logs < KEYS as usize, "{in_logs}");
     if removable {
         assert!(homes.tomb.iter().any(|t| matches!(t, Some(Home::Log(..)))));
-        assert!(homes.tomb.iter().any(|t| matches!(t, Some(Home::Data))));
+        assert!(
+            homes
+                .tomb
+                .iter()
+                .any(|t| matches!(t, Some(Home::Merged(_))))
+        );
     }
     assert!(HOMES.set(homes).is_ok());
 }
@@ -158,7 +190,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// True if the damage may have hit `home`.
 fn hit(case: &Case, home: &Home) -> bool {
     match home {
-        Home::Data => case.touches(&case.dir.join("data"), 0..u64::MAX),
+        Home::Merged(name) => case.touches(&case.dir.join(name), 0..u64::MAX),
         Home::Log(name, range) => case.touches(&case.dir.join(name), range.clone()),
     }
 }
@@ -167,23 +199,27 @@ fn hit(case: &Case, home: &Home) -> bool {
 struct Allowed<'a> {
     case: &'a Case,
     removable: bool,
-    /// Repair moved the data file to the quarantine.
-    data_moved: bool,
+    /// The data files repair moved to the quarantine with their entries.
+    moved: Vec<&'static str>,
 }
 
 impl Allowed<'_> {
+    fn lost(&self, home: &Home) -> bool {
+        hit(self.case, home) || matches!(home, Home::Merged(f) if self.moved.contains(f))
+    }
+
     /// A bound key may read as absent: its entry was hit, or its data file
     /// quarantined.
     fn missing(&self, i: u64) -> bool {
-        let home = &homes().put[i as usize];
-        hit(self.case, home) || (self.data_moved && matches!(home, Home::Data))
+        self.lost(&homes().put[i as usize])
     }
 
-    /// A removed key may read as its old value: its tombstone was hit.
+    /// A removed key may read as its old value: its tombstone (in a log or
+    /// the delta; a removal merged into the base is an absence) was hit.
     fn resurrected(&self, i: u64) -> bool {
         homes().tomb[i as usize]
             .as_ref()
-            .is_some_and(|t| matches!(t, Home::Log(..)) && hit(self.case, t))
+            .is_some_and(|t| !matches!(t, Home::Merged("data")) && self.lost(t))
     }
 
     fn check(&self, what: &str, i: u64, got: Option<&[u8]>) {
@@ -236,7 +272,7 @@ fn check_case(case: &mut Case, removable: bool) {
     let mut allowed = Allowed {
         case,
         removable,
-        data_moved: false,
+        moved: Vec::new(),
     };
     for read_only in [false, true] {
         let before = snapshot(&dir);
@@ -282,11 +318,15 @@ fn check_case(case: &mut Case, removable: bool) {
     assert!(after.is_ok(), "{what}: after repair: {after:?}");
     // A data file damaged only outside its entries has them salvaged into
     // a log; otherwise its entries are gone with it.
-    allowed.data_moved = repaired.quarantined.iter().any(|q| q == "data")
-        && !repaired
-            .repaired
-            .iter()
-            .any(|r| r.starts_with("data: ") && r.contains("entries kept in log."));
+    allowed.moved = ["data", "delta"]
+        .into_iter()
+        .filter(|name| {
+            repaired.quarantined.iter().any(|q| q == name)
+                && !repaired.repaired.iter().any(|r| {
+                    r.starts_with(&format!("{name}: ")) && r.contains("entries kept in log.")
+                })
+        })
+        .collect();
     let ro = Index::open(&dir, cfg(true, removable)).unwrap_or_else(|e| panic!("{what}: {e}"));
     verify(&ro, &format!("{what} (read-only after repair)"), &allowed);
     drop(ro);

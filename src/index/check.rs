@@ -11,6 +11,10 @@
 //! * a damaged `data` (any checksum, size or order failure): moved to the
 //!   quarantine (its entries carry no checksum of their own, so none can
 //!   be told intact), and `meta` then records no data;
+//! * a damaged `delta`: the same as `data`; a whole `delta` above a
+//!   damaged `data`: its entries go to a log too, replayed after the
+//!   base's (a stale `delta`, at or below `data`'s generation, is left for
+//!   the open to remove);
 //! * `data` missing or older than `meta` records: `meta` records what is
 //!   there (the entries of the missing generation are lost);
 //! * a damaged or missing `meta`: rewritten from the data file's header
@@ -22,7 +26,7 @@ use std::path::Path;
 use super::data::{self, DataFile};
 use super::log::{self, HeaderState};
 use super::meta::{self, Meta};
-use super::{DATA, Index, LOCK, META};
+use super::{DATA, DELTA, Index, LOCK, META};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::io::quarantine::Quarantine;
@@ -135,48 +139,64 @@ impl Checker<'_> {
         };
         let recorded = meta.map_or(0, |m| m.data_generation);
 
-        // The data file.
-        let mut data_gen = 0;
+        // The data files: the base, and the delta above it.
         let mut meta_stale = meta.is_none();
-        match DataFile::open(self.fs, &data_path, shape.ksize, shape.dsize, shape.flags) {
-            Ok(d) => {
-                data_gen = d.generation();
-                self.report.records_checked += d.count();
-                if data_gen < recorded {
+        let mut base = self.check_data(&data_path, DATA, shape)?;
+        if let Some((g, on)) = base.filter(|&(_, on)| on != 0) {
+            self.report.problem(format!(
+                "{}: of generation {g}, is a delta (written on data generation {on}, offset 60), not a base",
+                data_path.display()
+            ));
+            if self.repair && !self.salvage_data_entries(&data_path, DATA, shape)? {
+                self.quarantine_data(&data_path, DATA)?;
+            }
+            base = None;
+        }
+        let base_gen = base.map(|(g, _)| g);
+        let delta_path = self.dir.join(DELTA);
+        let mut data_gen = base_gen.unwrap_or(0);
+        if self.fs.exists(&delta_path)? {
+            match self.check_data(&delta_path, DELTA, shape)? {
+                // Stale: folded into the base already (the open removes it).
+                Some((g, _)) if base_gen.is_some_and(|b| g <= b) => {}
+                Some((g, on)) if base_gen == Some(on) => data_gen = g,
+                Some((g, on)) => {
                     meta_stale = true;
-                    let what = if data_gen == 0 {
-                        "missing".to_string()
-                    } else {
-                        format!("of generation {data_gen}")
-                    };
-                    self.report.problem(format!(
-                        "{}: {what}, but {META} records data generation {recorded} (offset 20 of {META})",
-                        data_path.display()
-                    ));
-                    if self.repair {
-                        self.report.repaired.push(format!(
-                            "{META}: now records data generation {data_gen}; the entries of generation {recorded} that were in no log are lost"
+                    if base_gen.is_some() {
+                        self.report.problem(format!(
+                            "{}: of generation {g}, written on data generation {on} (offset 60), but {DATA} is of generation {data_gen}: the base it needs is missing or replaced",
+                            delta_path.display()
                         ));
                     }
-                }
-            }
-            Err(Error::Corrupted(m)) => {
-                self.report.problem(m);
-                meta_stale = true;
-                if self.repair {
-                    if let Some(d) = self.salvage_data_tail(&data_path, shape)? {
-                        data_gen = d.generation();
-                        self.report.records_checked += d.count();
-                        self.report.repaired.push(format!(
-                            "{DATA}: bytes after its end moved out; all {} entries kept",
-                            d.count()
-                        ));
-                    } else if !self.salvage_data_entries(&data_path, shape)? {
-                        self.quarantine_data(&data_path)?;
+                    // The base below it went to a log, the quarantine, or
+                    // is gone: the delta's bindings must replay after
+                    // whatever is left of it, so they go to a log too.
+                    if self.repair && !self.salvage_data_entries(&delta_path, DELTA, shape)? {
+                        self.quarantine_data(&delta_path, DELTA)?;
                     }
                 }
+                None => meta_stale = true,
             }
-            Err(e) => return Err(e),
+        }
+        if base_gen.is_none() {
+            meta_stale = true;
+        }
+        if base_gen.is_some() && data_gen < recorded {
+            meta_stale = true;
+            let what = if data_gen == 0 {
+                "missing".to_string()
+            } else {
+                format!("of generation {data_gen}")
+            };
+            self.report.problem(format!(
+                "{}: {what}, but {META} records data generation {recorded} (offset 20 of {META})",
+                data_path.display()
+            ));
+            if self.repair {
+                self.report.repaired.push(format!(
+                    "{META}: now records data generation {data_gen}; the entries of generation {recorded} that were in no log are lost"
+                ));
+            }
         }
 
         // The logs not yet merged into the data.
@@ -210,6 +230,38 @@ impl Checker<'_> {
         Ok(self.finish())
     }
 
+    /// Checks the data file `path` (`name`: `data` or `delta`); with
+    /// repair, salvages what it can. The generation it holds whole and
+    /// the base generation it names, or `None` when damaged (its entries then went to a log or the
+    /// quarantine under repair).
+    fn check_data(&mut self, path: &Path, name: &str, shape: Shape) -> Result<Option<(u64, u64)>> {
+        match DataFile::open(self.fs, path, shape.ksize, shape.dsize, shape.flags) {
+            Ok(d) => {
+                self.report.records_checked += d.count();
+                Ok(Some((d.generation(), d.base_generation())))
+            }
+            Err(Error::Corrupted(m)) => {
+                self.report.problem(m);
+                if !self.repair {
+                    return Ok(None);
+                }
+                if let Some(d) = self.salvage_data_tail(path, shape)? {
+                    self.report.records_checked += d.count();
+                    self.report.repaired.push(format!(
+                        "{name}: bytes after its end moved out; all {} entries kept",
+                        d.count()
+                    ));
+                    return Ok(Some((d.generation(), d.base_generation())));
+                }
+                if !self.salvage_data_entries(path, name, shape)? {
+                    self.quarantine_data(path, name)?;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// A data file that fails only because bytes follow its end (its
     /// header and sections verify without them): the extra bytes go to the
     /// quarantine and the file is kept. `None` if that does not make it
@@ -241,7 +293,7 @@ impl Checker<'_> {
     /// just below the data's, which the open replays before every newer
     /// log, and the data file goes to the quarantine. `false` if the
     /// entries cannot be verified.
-    fn salvage_data_entries(&mut self, path: &Path, shape: Shape) -> Result<bool> {
+    fn salvage_data_entries(&mut self, path: &Path, name: &str, shape: Shape) -> Result<bool> {
         let Some(h) = read_prefix(self.fs, path, data::HEADER)
             .and_then(|b| data::Header::decode(path, &b).ok())
         else {
@@ -286,7 +338,7 @@ impl Checker<'_> {
         self.fs.rename(&tmp, &log_path)?;
         self.fs.sync_dir(self.dir)?;
         self.report.repaired.push(format!(
-            "{DATA}: damaged outside its entries, which pass their checksum: all {} entries kept in {}",
+            "{name}: entries, which pass their checksum, moved into a log: all {} entries kept in {}",
             h.count,
             log::name(g)
         ));
@@ -294,12 +346,12 @@ impl Checker<'_> {
     }
 
     /// Moves a damaged data file into the quarantine.
-    fn quarantine_data(&mut self, path: &Path) -> Result<()> {
+    fn quarantine_data(&mut self, path: &Path, name: &str) -> Result<()> {
         let entries =
             data_count(self.fs, path).map_or("an unknown number of".to_string(), |n| n.to_string());
         self.quarantine.move_in(path)?;
         self.report.repaired.push(format!(
-            "{DATA}: damaged, moved out with {entries} entries; the logs are kept"
+            "{name}: damaged, moved out with {entries} entries; the logs are kept"
         ));
         Ok(())
     }

@@ -1,9 +1,13 @@
 //! The sorted data file `data`, read through a memory map.
 //!
-//! Layout (little-endian), format 2: a 64-byte header `magic[8] | key_size
-//! u32 | value_size u32 | flags u32 | fan_bits u32 | generation u64 | count
-//! u64 | fan_crc u32 | hashes_crc u32 | entries_crc u32 | reserved[8] |
-//! crc32(bytes 0..60) u32`, then three sections:
+//! An index has up to two such files (module `levels`): the base `data`
+//! and the smaller `delta` merged on top of it.
+//!
+//! Layout (little-endian), format 3: an 80-byte header `magic[8] |
+//! key_size u32 | value_size u32 | flags u32 | fan_bits u32 | generation
+//! u64 | count u64 | fan_crc u32 | hashes_crc u32 | entries_crc u32 | live
+//! u64 | base_generation u64 | reserved[8] | crc32(bytes 0..76) u32`, then
+//! three sections:
 //! * the fan-out table, `2^fan_bits + 1` u64 entry indices (`fan[b]` is the
 //!   first entry whose hash has top bits `b`; the last is `count`);
 //! * `count` u64 hashes (`xxh3_64(key)`), ascending;
@@ -29,10 +33,15 @@ use crate::error::{Error, Result};
 use crate::io::anon;
 use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
 
-const MAGIC: &[u8; 8] = b"TZSIDXD2";
+const MAGIC: &[u8; 8] = b"TZSIDXD3";
 /// Format 1 (no hash section), written before the hashes moved apart.
 const MAGIC_V1: &[u8; 8] = b"TZSIDXD1";
-pub(crate) const HEADER: usize = 64;
+/// Format 2 (no `live` count), written before the `delta` level: a
+/// version that read it would not know to look for a `delta`.
+const MAGIC_V2: &[u8; 8] = b"TZSIDXD2";
+pub(crate) const HEADER: usize = 80;
+/// Bytes of the header its checksum covers (the checksum follows them).
+const HEADER_SUMMED: usize = HEADER - 4;
 /// Average entries per fan-out bucket: a bucket's hashes span 256 bytes,
 /// and the interpolated guess inside it is usually within a few entries, so
 /// the scan stays in one or two cache lines while the fan-out table stays
@@ -87,6 +96,14 @@ pub(crate) struct Header {
     pub fan_crc: u32,
     pub hashes_crc: u32,
     pub entries_crc: u32,
+    /// Live bindings of the index this file publishes: for a base file
+    /// its `count`; for a `delta`, the bindings of base and delta together
+    /// (a delta holds tombstones and replacements, so its count says
+    /// nothing of the total).
+    pub live: u64,
+    /// A delta: the generation of the base it was written on (it is valid
+    /// only on that base). 0 for a base.
+    pub base_generation: u64,
 }
 
 impl Header {
@@ -102,8 +119,10 @@ impl Header {
         h[40..44].copy_from_slice(&self.fan_crc.to_le_bytes());
         h[44..48].copy_from_slice(&self.hashes_crc.to_le_bytes());
         h[48..52].copy_from_slice(&self.entries_crc.to_le_bytes());
-        let crc = crc32fast::hash(&h[..60]);
-        h[60..64].copy_from_slice(&crc.to_le_bytes());
+        h[52..60].copy_from_slice(&self.live.to_le_bytes());
+        h[60..68].copy_from_slice(&self.base_generation.to_le_bytes());
+        let crc = crc32fast::hash(&h[..HEADER_SUMMED]);
+        h[HEADER_SUMMED..].copy_from_slice(&crc.to_le_bytes());
         h
     }
 
@@ -127,11 +146,15 @@ impl Header {
                 format!("data file of {} bytes is shorter than its header", h.len()),
             ));
         }
-        if &h[..8] == MAGIC_V1 {
-            return Err(Error::corrupted(
-                path,
-                "index data file of format 1 (magic at offset 0), not readable by this version",
-            ));
+        for (old, n) in [(MAGIC_V1, 1), (MAGIC_V2, 2)] {
+            if &h[..8] == old {
+                return Err(Error::corrupted(
+                    path,
+                    format!(
+                        "index data file of format {n} (magic at offset 0), not readable by this version"
+                    ),
+                ));
+            }
         }
         if &h[..8] != MAGIC {
             return Err(Error::corrupted(
@@ -139,7 +162,7 @@ impl Header {
                 "not an index data file (bad magic at offset 0)",
             ));
         }
-        if crc32fast::hash(&h[..60]) != rd32(h, 60) {
+        if crc32fast::hash(&h[..HEADER_SUMMED]) != rd32(h, HEADER_SUMMED) {
             return Err(Error::corrupted(
                 path,
                 "data file header (offset 0) fails its checksum",
@@ -155,6 +178,8 @@ impl Header {
             fan_crc: rd32(h, 40),
             hashes_crc: rd32(h, 44),
             entries_crc: rd32(h, 48),
+            live: rd64(h, 52),
+            base_generation: rd64(h, 60),
         })
     }
 }
@@ -199,6 +224,8 @@ impl DataFile {
                 fan_crc: 0,
                 hashes_crc: 0,
                 entries_crc: 0,
+                live: 0,
+                base_generation: 0,
             },
             ksize,
             vsize,
@@ -337,6 +364,16 @@ impl DataFile {
 
     pub(crate) fn count(&self) -> u64 {
         self.header.count
+    }
+
+    /// A delta: the generation of the base below it.
+    pub(crate) fn base_generation(&self) -> u64 {
+        self.header.base_generation
+    }
+
+    /// Live bindings of base and delta together (see [`Header::live`]).
+    pub(crate) fn live(&self) -> u64 {
+        self.header.live
     }
 
     /// Entry `i` as `(key, value)`.

@@ -69,7 +69,8 @@ proptest! {
     ) {
         let h = Header {
             ksize: 8, vsize: 8, flags: 0, fan_bits, generation: 1, count,
-            fan_crc: 0, hashes_crc: 0, entries_crc: 0,
+            fan_crc: 0, hashes_crc: 0, entries_crc: 0, live: count,
+            base_generation: 0,
         };
         let mut bytes = h.encode().to_vec();
         bytes.extend_from_slice(&tail);

@@ -97,6 +97,7 @@ impl Inner {
             view: super::FrozenView::Table(Arc::new(table)),
             logs,
             generation: next,
+            live: st.len,
         });
         Ok(())
     }
@@ -110,23 +111,23 @@ impl Inner {
             let st = self.state.read();
             st.frozen
                 .as_ref()
-                .map(|f| (f.logs.clone(), f.generation, st.data.clone()))
+                .map(|f| (f.logs.clone(), f.generation, f.live, st.levels.clone()))
         };
-        if let Some((logs, generation, old)) = pending {
-            self.run_merge(&logs, generation, &old)?;
+        if let Some((logs, generation, live, old)) = pending {
+            self.run_merge(&logs, generation, live, &old)?;
         }
         if cancel.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let (logs, generation, old) = {
+        let (logs, generation, live, old) = {
             let mut st = self.state.write();
             self.freeze(&mut st)?;
             match st.frozen.as_ref() {
-                Some(f) => (f.logs.clone(), f.generation, st.data.clone()),
+                Some(f) => (f.logs.clone(), f.generation, f.live, st.levels.clone()),
                 None => return Ok(false),
             }
         };
-        self.merge_logs(&logs, generation, &old, Some((keep, cancel)))
+        self.merge_logs(&logs, generation, live, &old, Some((keep, cancel)))
     }
 
     /// Starts a GC with `keep` unless one is running (then `None`, or,
@@ -219,10 +220,13 @@ impl Inner {
     /// frozen logs (no frozen view): the data's, corrected by the log
     /// table's bindings written since.
     pub(super) fn recount(st: &State) -> u64 {
-        let mut n = st.data.count();
+        let mut n = st.levels.len();
         let mut i = 0;
         while let Some((k, v)) = st.active.entry(i) {
-            let in_data = st.data.find(key_hash(k), k).is_some();
+            let in_data = st
+                .levels
+                .find(key_hash(k), k)
+                .is_some_and(|old| st.live(old));
             match (in_data, st.live(v)) {
                 (false, true) => n += 1,
                 (true, false) => n = n.saturating_sub(1),
@@ -416,21 +420,29 @@ impl Inner {
         let next = w.generation() + 1;
         let fresh = LogWriter::create(fs, &self.dir, next, self.ksize, self.dsize, self.flags())?;
         let none = FrozenLogs::build(&[], self.ksize, self.dsize)?;
-        merge::write(
-            fs,
-            &self.data_path(),
-            &DataFile::empty(self.ksize, self.dsize),
-            &none,
-            next,
-            self.ksize,
-            self.dsize,
-            self.flags(),
-            None,
-        )?;
-        // Published: from here on the index is empty, on disk and here.
-        let data = self.open_data()?;
+        let empty = DataFile::empty(self.ksize, self.dsize);
+        let sources = merge::Sources {
+            old: &empty,
+            delta: None,
+            frozen: &none,
+        };
+        let out = merge::Output {
+            path: &self.data_path(),
+            generation: next,
+            ksize: self.ksize,
+            vsize: self.dsize,
+            flags: self.flags(),
+            tombstones: false,
+            live: None,
+            base_generation: 0,
+        };
+        merge::write(fs, &sources, &out, None)?;
+        // Published: from here on the index is empty, on disk and here
+        // (the delta is stale: older than the new base).
+        fs.remove_file(&self.delta_path())?;
+        let (levels, _) = self.open_levels()?;
         *w = fresh;
-        st.data = Arc::new(data);
+        st.levels = levels;
         st.frozen = None;
         st.active = Table::new(self.ksize, self.dsize);
         st.sealed.clear();

@@ -1,18 +1,17 @@
 //! Snapshot iteration over an index.
 
-use std::sync::Arc;
-
 use super::FrozenView;
 use super::data::DataFile;
 use super::hash::{Table, key_hash};
+use super::levels::Levels;
 use crate::error::Result;
 
 /// Iterator over a snapshot of an index's bindings, as `(key, value)`.
-/// Order is unspecified; each key appears once. It holds the data file's
-/// mapping and a copy of the unmerged log table, so later writes and
+/// Order is unspecified; each key appears once. It holds the data files'
+/// mappings and a copy of the unmerged log table, so later writes and
 /// merges do not affect it.
 pub struct IndexIter {
-    data: Arc<DataFile>,
+    levels: Levels,
     frozen: Option<FrozenView>,
     active: Table,
     removable: bool,
@@ -28,13 +27,13 @@ impl std::fmt::Debug for IndexIter {
 
 impl IndexIter {
     pub(crate) fn new(
-        data: Arc<DataFile>,
+        levels: Levels,
         frozen: Option<FrozenView>,
         active: Table,
         removable: bool,
     ) -> IndexIter {
         IndexIter {
-            data,
+            levels,
             frozen,
             active,
             removable,
@@ -55,6 +54,25 @@ impl IndexIter {
 
     fn shadowed_by_frozen(&self, h: u64, k: &[u8]) -> bool {
         self.frozen.as_ref().is_some_and(|f| f.get(h, k).is_some())
+    }
+
+    /// Entry `i` of `file` unless a newer binding (log table, frozen, or,
+    /// for the base, the delta) shadows it; a tombstone yields nothing.
+    fn merged_entry(
+        &self,
+        file: &DataFile,
+        i: u64,
+        under_delta: bool,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        let (k, v) = file.entry(i);
+        let h = file.hash(i);
+        if self.active.get(h, k).is_some()
+            || self.shadowed_by_frozen(h, k)
+            || (under_delta && self.levels.delta.find(h, k).is_some())
+        {
+            return None;
+        }
+        self.value(v).map(|v| (k.to_vec(), v))
     }
 }
 
@@ -84,17 +102,22 @@ impl Iterator for IndexIter {
                     }
                     None => (self.phase, self.pos) = (2, 0),
                 },
-                2 => {
-                    if i >= self.data.count() {
-                        self.phase = 3;
-                        return None;
-                    }
-                    let (k, v) = self.data.entry(i);
-                    let h = self.data.hash(i);
-                    if self.active.get(h, k).is_none() && !self.shadowed_by_frozen(h, k) {
-                        if let Some(v) = self.value(v) {
-                            return Some(Ok((k.to_vec(), v)));
+                2 | 3 => {
+                    let under_delta = self.phase == 3;
+                    let file = if under_delta {
+                        &self.levels.base
+                    } else {
+                        &self.levels.delta
+                    };
+                    if i < file.count() {
+                        if let Some(kv) = self.merged_entry(file, i, under_delta) {
+                            return Some(Ok(kv));
                         }
+                        continue;
+                    }
+                    (self.phase, self.pos) = (self.phase + 1, 0);
+                    if self.phase == 4 {
+                        return None;
                     }
                 }
                 _ => return None,

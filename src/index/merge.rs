@@ -88,64 +88,153 @@ impl<'a> Out<'a> {
     }
 }
 
-/// A piece of the merged sequence: old data entries `from..to` (copied as
-/// they are), or one frozen entry (its hash and position in the frozen
-/// order).
+/// What a merge reads: the file it replaces, and what is newer than it.
+#[derive(Clone, Copy)]
+pub(crate) struct Sources<'a> {
+    /// The data file the result replaces: the base (a base merge) or the
+    /// delta (a delta merge).
+    pub old: &'a DataFile,
+    /// A base merge: the delta, newer than `old` and older than the logs.
+    pub delta: Option<&'a DataFile>,
+    /// The frozen logs, newest of all.
+    pub frozen: &'a FrozenLogs,
+}
+
+/// Where a binding newer than the old file's comes from.
+#[derive(Clone, Copy)]
+enum Newer {
+    /// Frozen entry `idx` (in the frozen view's hash order).
+    Log(usize),
+    /// Delta entry `i`.
+    Delta(u64),
+}
+
+impl Sources<'_> {
+    /// The binding `n` names, as stored (unchecked: what the counting pass
+    /// reads).
+    fn newer(&self, n: Newer) -> (&[u8], &[u8]) {
+        match (n, self.delta) {
+            (Newer::Log(idx), _) => self.frozen.entry(idx).unwrap_or((&[], &[])),
+            (Newer::Delta(i), Some(d)) => d.entry(i),
+            (Newer::Delta(_), None) => (&[], &[]),
+        }
+    }
+
+    /// The binding `n` names, a log entry's checksum verified (a delta's
+    /// sections are checksummed as the write pass streams them).
+    fn checked(&self, n: Newer) -> Result<(&[u8], &[u8])> {
+        match n {
+            Newer::Log(idx) => self.frozen.checked_entry(idx),
+            Newer::Delta(_) => Ok(self.newer(n)),
+        }
+    }
+}
+
+/// A piece of the merged sequence: old entries `from..to` (copied as they
+/// are), or one newer entry.
 #[derive(Clone, Copy)]
 enum Src {
     Old {
         from: u64,
         to: u64,
     },
-    /// Old entry `i`, replaced by a frozen one (not copied, but part of
-    /// the old sections' checksums).
+    /// Old entry `i`, replaced by a newer one (not copied, but part of the
+    /// old sections' checksums).
     Replaced {
+        i: u64,
+    },
+    /// Delta entry `i`, replaced by a log entry (not copied, but part of
+    /// the delta's checksums).
+    Shadowed {
         i: u64,
     },
     New {
         hash: u64,
-        idx: usize,
+        from: Newer,
     },
 }
 
-/// Calls `emit` for the pieces of `old ∪ frozen` in `(hash, key)` order;
-/// on equal keys only the frozen entry (newer) is given. Old entries come
-/// in runs between two frozen entries, so they are copied in bulk.
-fn join(
-    old: &DataFile,
-    frozen: &FrozenLogs,
-    mut emit: impl FnMut(Src) -> Result<()>,
-) -> Result<()> {
-    let mut i = 0u64;
-    let count = old.count();
-    for idx in 0..frozen.len() {
+/// The old file's side of a join: entries before `i` are emitted.
+struct OldCursor<'a> {
+    old: &'a DataFile,
+    i: u64,
+}
+
+impl OldCursor<'_> {
+    /// Emits the old entries ordered before `(hash, key)` as one run, the
+    /// old entry it replaces if any, then the newer entry itself.
+    #[inline]
+    fn place(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        from: Newer,
+        emit: &mut impl FnMut(Src) -> Result<()>,
+    ) -> Result<()> {
+        let (old, count) = (self.old, self.old.count());
+        let mut end = self.i;
+        while end < count && old.hash(end) < hash {
+            end += 1;
+        }
+        while end < count && old.hash(end) == hash && old.entry(end).0 < key {
+            end += 1;
+        }
+        if end > self.i {
+            emit(Src::Old {
+                from: self.i,
+                to: end,
+            })?;
+            self.i = end;
+        }
+        if self.i < count && old.hash(self.i) == hash && old.entry(self.i).0 == key {
+            emit(Src::Replaced { i: self.i })?;
+            self.i += 1;
+        }
+        emit(Src::New { hash, from })
+    }
+}
+
+/// Calls `emit` for the pieces of `old ∪ delta ∪ frozen` in `(hash, key)`
+/// order; on equal keys only the newest entry is given (frozen over delta
+/// over old). Old entries come in runs between two newer entries, so they
+/// are copied in bulk.
+fn join(s: &Sources, mut emit: impl FnMut(Src) -> Result<()>) -> Result<()> {
+    let mut old = OldCursor { old: s.old, i: 0 };
+    let delta_count = s.delta.map_or(0, |d| d.count());
+    let mut d = 0u64;
+    for idx in 0..s.frozen.len() {
         // The frozen entries are read in hash order, i.e. at random places
         // of the logs: start loading one a few steps ahead so the misses
         // overlap instead of following each other.
-        if let Some((k, _)) = frozen.entry(idx + PREFETCH) {
+        if let Some((k, _)) = s.frozen.entry(idx + PREFETCH) {
             anon::prefetch(k);
         }
-        let nk = frozen.entry(idx).map_or(&[][..], |(k, _)| k);
+        let nk = s.frozen.entry(idx).map_or(&[][..], |(k, _)| k);
         let nh = key_hash(nk);
-        let mut end = i;
-        while end < count && old.hash(end) < nh {
-            end += 1;
+        if let Some(delta) = s.delta {
+            while d < delta_count {
+                let (dh, dk) = (delta.hash(d), delta.entry(d).0);
+                match (dh, dk).cmp(&(nh, nk)) {
+                    std::cmp::Ordering::Less => old.place(dh, dk, Newer::Delta(d), &mut emit)?,
+                    std::cmp::Ordering::Equal => emit(Src::Shadowed { i: d })?,
+                    std::cmp::Ordering::Greater => break,
+                }
+                d += 1;
+            }
         }
-        while end < count && old.hash(end) == nh && old.entry(end).0 < nk {
-            end += 1;
-        }
-        if end > i {
-            emit(Src::Old { from: i, to: end })?;
-            i = end;
-        }
-        if i < count && old.hash(i) == nh && old.entry(i).0 == nk {
-            emit(Src::Replaced { i })?;
-            i += 1;
-        }
-        emit(Src::New { hash: nh, idx })?;
+        old.place(nh, nk, Newer::Log(idx), &mut emit)?;
     }
-    if i < count {
-        emit(Src::Old { from: i, to: count })?;
+    if let Some(delta) = s.delta {
+        for d in d..delta_count {
+            old.place(delta.hash(d), delta.entry(d).0, Newer::Delta(d), &mut emit)?;
+        }
+    }
+    let count = s.old.count();
+    if old.i < count {
+        emit(Src::Old {
+            from: old.i,
+            to: count,
+        })?;
     }
     Ok(())
 }
@@ -189,13 +278,12 @@ pub(crate) struct Selection<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// Calls `keep(key, value)` once for every live binding of `old ∪ frozen`
-/// (the value without the removable tag), in the merge's order, and
-/// records the verdicts. `Ok(None)` when `cancel` was raised meanwhile.
-/// Frozen entries are verified before the filter sees them.
+/// Calls `keep(key, value)` once for every live binding of the merged
+/// sources (the value without the removable tag), in the merge's order,
+/// and records the verdicts. `Ok(None)` when `cancel` was raised
+/// meanwhile. Log entries are verified before the filter sees them.
 pub(crate) fn decide(
-    old: &DataFile,
-    frozen: &FrozenLogs,
+    s: &Sources,
     flags: u32,
     keep: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     cancel: &AtomicBool,
@@ -218,14 +306,14 @@ pub(crate) fn decide(
     // Checked at every binding: a filter call costs far more than the
     // load, and a slow filter (a C callback doing I/O) still stops soon.
     let tick = || cancel.load(Ordering::Relaxed);
-    join(old, frozen, |src| {
+    join(s, |src| {
         if cancelled {
             return Ok(());
         }
         match src {
             Src::Old { from, to } => {
                 for i in from..to {
-                    let (k, v) = old.entry(i);
+                    let (k, v) = s.old.entry(i);
                     d.push(user(removable, v).is_some_and(|v| keep(k, v)));
                     if tick() {
                         cancelled = true;
@@ -233,9 +321,9 @@ pub(crate) fn decide(
                     }
                 }
             }
-            Src::Replaced { .. } => {}
-            Src::New { idx, .. } => {
-                let (k, v) = frozen.checked_entry(idx)?;
+            Src::Replaced { .. } | Src::Shadowed { .. } => {}
+            Src::New { from, .. } => {
+                let (k, v) = s.checked(from)?;
                 if let Some(v) = user(removable, v) {
                     d.push(keep(k, v));
                 }
@@ -255,58 +343,104 @@ fn cancelled(path: &Path) -> Error {
     Error::Inconsistent(format!("merge into {} cancelled", path.display()))
 }
 
-/// Writes `old ∪ frozen` (frozen wins; removable tombstones dropped; with
-/// a `selection`, only the bindings it keeps) as data file `generation`
-/// at `path`, atomically and durably. A raised cancel flag stops it before
-/// the rename, removing the temporary file.
-#[allow(clippy::too_many_arguments)] // the parts of one data file's identity
+/// What a merge writes: the file, and how.
+#[derive(Clone, Copy)]
+pub(crate) struct Output<'a> {
+    pub path: &'a Path,
+    pub generation: u64,
+    pub ksize: usize,
+    /// Value size on disk (with the removable tag byte).
+    pub vsize: usize,
+    pub flags: u32,
+    /// A delta keeps the tombstones of removed keys (they hide the base's
+    /// bindings); a base drops them.
+    pub tombstones: bool,
+    /// The live bindings the header records (`None`: the count).
+    pub live: Option<u64>,
+    /// A delta: the generation of the base it is written on.
+    pub base_generation: u64,
+}
+
+/// A section's checksum, recomputed from the bytes a merge reads, for
+/// comparison with the one the file was verified against at open.
+#[derive(Default)]
+struct Recheck {
+    hashes: crc32fast::Hasher,
+    entries: crc32fast::Hasher,
+}
+
+impl Recheck {
+    fn update(&mut self, d: &DataFile, from: u64, to: u64) {
+        self.hashes.update(d.hashes_bytes(from, to));
+        self.entries.update(d.entries_bytes(from, to));
+    }
+
+    fn verify(self, d: &DataFile, path: &Path) -> Result<()> {
+        if (self.hashes.finalize(), self.entries.finalize())
+            == (d.header.hashes_crc, d.header.entries_crc)
+        {
+            return Ok(());
+        }
+        Err(Error::corrupted(
+            path,
+            format!(
+                "the hashes (offset {}) or entries (offset {}) of data generation {} fail their checksums while merged: merge aborted",
+                d.hashes_offset(),
+                d.entries_offset(),
+                d.generation()
+            ),
+        ))
+    }
+}
+
+/// Writes the merged sources (newest wins; tombstones kept or dropped as
+/// `out` says; with a `selection`, only the live bindings it keeps) as a
+/// data file of `out.generation` at `out.path`, atomically and durably. A
+/// raised cancel flag stops it before the rename, removing the temporary
+/// file.
 pub(crate) fn write(
     fs: &dyn FileSystem,
-    path: &Path,
-    old: &DataFile,
-    frozen: &FrozenLogs,
-    generation: u64,
-    ksize: usize,
-    vsize: usize,
-    flags: u32,
+    s: &Sources,
+    out: &Output,
     selection: Option<Selection>,
 ) -> Result<()> {
-    let removable = flags & data::FLAG_REMOVABLE != 0;
-    // The old data holds no tombstones: merges drop them.
-    let new_live = |idx: usize| {
-        !removable
-            || frozen
-                .entry(idx)
-                .is_some_and(|(_, v)| v.first() == Some(&1))
-    };
+    let path = out.path;
+    if selection.is_some() && out.tombstones {
+        return Err(Error::Inconsistent(format!(
+            "merge into {}: a filtered merge writes a base, without tombstones",
+            path.display()
+        )));
+    }
+    let removable = out.flags & data::FLAG_REMOVABLE != 0;
+    let live = |from: Newer| !removable || s.newer(from).1.first() == Some(&1);
     let mut count = 0u64;
     let mut verdict = 0u64;
-    join(old, frozen, |src| {
+    join(s, |src| {
         count += match (src, selection) {
-            (Src::Replaced { .. }, _) => 0,
+            (Src::Replaced { .. } | Src::Shadowed { .. }, _) => 0,
             (Src::Old { from, to }, None) => to - from,
-            (Src::New { idx, .. }, None) => u64::from(new_live(idx)),
-            (Src::Old { from, to }, Some(s)) => {
+            (Src::New { from, .. }, None) => u64::from(out.tombstones || live(from)),
+            (Src::Old { from, to }, Some(sel)) => {
                 let kept = (verdict..verdict + to - from)
-                    .filter(|&i| s.decisions.get(i))
+                    .filter(|&i| sel.decisions.get(i))
                     .count();
                 verdict += to - from;
                 kept as u64
             }
-            (Src::New { idx, .. }, Some(s)) if new_live(idx) => {
+            (Src::New { from, .. }, Some(sel)) if live(from) => {
                 verdict += 1;
-                u64::from(s.decisions.get(verdict - 1))
+                u64::from(sel.decisions.get(verdict - 1))
             }
             (Src::New { .. }, Some(_)) => 0,
         };
         Ok(())
     })?;
-    if let Some(s) = selection {
-        if verdict != s.decisions.len {
+    if let Some(sel) = selection {
+        if verdict != sel.decisions.len {
             return Err(Error::Inconsistent(format!(
                 "merge into {}: {} filter verdicts for {verdict} bindings",
                 path.display(),
-                s.decisions.len
+                sel.decisions.len
             )));
         }
     }
@@ -327,65 +461,71 @@ pub(crate) fn write(
         // The next fan-out slot to write: slots up to an entry's bucket
         // point at the first entry of a bucket at or after theirs.
         let mut next_bucket = 0usize;
-        let mut old_hashes = crc32fast::Hasher::new();
-        let mut old_entries = crc32fast::Hasher::new();
+        let mut old_check = Recheck::default();
+        let mut delta_check = Recheck::default();
         let mut verdict = 0u64;
-        join(old, frozen, |src| {
+        let cancel_at = |verdict: u64| {
+            verdict % CANCEL_EVERY == 0
+                && selection.is_some_and(|sel| sel.cancel.load(Ordering::Relaxed))
+        };
+        join(s, |src| {
             match src {
                 Src::Old { from, to } if selection.is_some() => {
-                    old_hashes.update(old.hashes_bytes(from, to));
-                    old_entries.update(old.entries_bytes(from, to));
+                    old_check.update(s.old, from, to);
                     for i in from..to {
-                        let kept = selection.is_some_and(|s| s.decisions.get(verdict));
+                        let kept = selection.is_some_and(|sel| sel.decisions.get(verdict));
                         verdict += 1;
-                        if verdict % CANCEL_EVERY == 0
-                            && selection.is_some_and(|s| s.cancel.load(Ordering::Relaxed))
-                        {
+                        if cancel_at(verdict) {
                             return Err(cancelled(path));
                         }
                         if !kept {
                             continue;
                         }
-                        let h = old.hash(i);
+                        let h = s.old.hash(i);
                         let b = data::bucket(h, fan_bits);
                         while next_bucket <= b {
                             fan.push(&written.to_le_bytes())?;
                             next_bucket += 1;
                         }
                         hashes.push(&h.to_le_bytes())?;
-                        entries.push(old.entries_bytes(i, i + 1))?;
+                        entries.push(s.old.entries_bytes(i, i + 1))?;
                         written += 1;
                     }
                 }
-                Src::Replaced { i } => {
-                    old_hashes.update(old.hashes_bytes(i, i + 1));
-                    old_entries.update(old.entries_bytes(i, i + 1));
+                Src::Replaced { i } => old_check.update(s.old, i, i + 1),
+                Src::Shadowed { i } => {
+                    if let Some(d) = s.delta {
+                        delta_check.update(d, i, i + 1);
+                    }
                 }
                 Src::Old { from, to } => {
-                    old_hashes.update(old.hashes_bytes(from, to));
-                    old_entries.update(old.entries_bytes(from, to));
+                    old_check.update(s.old, from, to);
                     for i in from..to {
-                        let b = data::bucket(old.hash(i), fan_bits);
+                        let b = data::bucket(s.old.hash(i), fan_bits);
                         while next_bucket <= b {
                             fan.push(&(written + i - from).to_le_bytes())?;
                             next_bucket += 1;
                         }
                     }
-                    hashes.push(old.hashes_bytes(from, to))?;
-                    entries.push(old.entries_bytes(from, to))?;
+                    hashes.push(s.old.hashes_bytes(from, to))?;
+                    entries.push(s.old.entries_bytes(from, to))?;
                     written += to - from;
                 }
-                Src::New { hash, idx } => {
-                    let (k, v) = frozen.checked_entry(idx)?;
-                    if !new_live(idx) {
+                Src::New { hash, from } => {
+                    if let (Newer::Delta(i), Some(d)) = (from, s.delta) {
+                        delta_check.update(d, i, i + 1);
+                    }
+                    let (k, v) = s.checked(from)?;
+                    let is_live = live(from);
+                    if !is_live && !out.tombstones {
                         return Ok(());
                     }
-                    if let Some(s) = selection {
+                    if let (Some(sel), true) = (selection, is_live) {
                         verdict += 1;
-                        if verdict % CANCEL_EVERY == 0 && s.cancel.load(Ordering::Relaxed) {
+                        if cancel_at(verdict) {
                             return Err(cancelled(path));
                         }
-                        if !s.decisions.get(verdict - 1) {
+                        if !sel.decisions.get(verdict - 1) {
                             return Ok(());
                         }
                     }
@@ -402,18 +542,9 @@ pub(crate) fn write(
             }
             Ok(())
         })?;
-        if (old_hashes.finalize(), old_entries.finalize())
-            != (old.header.hashes_crc, old.header.entries_crc)
-        {
-            return Err(Error::corrupted(
-                path,
-                format!(
-                    "the hashes (offset {}) or entries (offset {}) of data generation {} fail their checksums while merged: merge aborted",
-                    old.hashes_offset(),
-                    old.entries_offset(),
-                    old.generation()
-                ),
-            ));
+        old_check.verify(s.old, path)?;
+        if let Some(d) = s.delta {
+            delta_check.verify(d, path)?;
         }
         if written != count {
             return Err(Error::corrupted(
@@ -426,15 +557,17 @@ pub(crate) fn write(
             next_bucket += 1;
         }
         let header = Header {
-            ksize: ksize as u32,
-            vsize: vsize as u32,
-            flags,
+            ksize: out.ksize as u32,
+            vsize: out.vsize as u32,
+            flags: out.flags,
             fan_bits,
-            generation,
+            generation: out.generation,
             count,
             fan_crc: fan.finish()?,
             hashes_crc: hashes.finish()?,
             entries_crc: entries.finish()?,
+            live: out.live.unwrap_or(count),
+            base_generation: out.base_generation,
         };
         file.write_all_at(&header.encode(), 0)?;
         file.sync()
@@ -453,6 +586,38 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use crate::io::StdFs;
+
+    /// A base merge of `old` and `frozen` (no delta), as before the delta
+    /// level: what most tests here exercise.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        fs: &dyn FileSystem,
+        path: &Path,
+        old: &DataFile,
+        frozen: &FrozenLogs,
+        generation: u64,
+        ksize: usize,
+        vsize: usize,
+        flags: u32,
+        selection: Option<Selection>,
+    ) -> Result<()> {
+        let out = Output {
+            path,
+            generation,
+            ksize,
+            vsize,
+            flags,
+            tombstones: false,
+            live: None,
+            base_generation: 0,
+        };
+        let s = Sources {
+            old,
+            delta: None,
+            frozen,
+        };
+        super::write(fs, &s, &out, selection)
+    }
 
     fn key(i: u32) -> [u8; 8] {
         u64::from(i)
@@ -549,8 +714,8 @@ mod tests {
         bad[b..b + 8].copy_from_slice(&ha);
         let crc = crc32fast::hash(&bad[hashes_off..entries_off]);
         bad[44..48].copy_from_slice(&crc.to_le_bytes());
-        let crc = crc32fast::hash(&bad[..60]);
-        bad[60..64].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&bad[..data::HEADER - 4]);
+        bad[data::HEADER - 4..data::HEADER].copy_from_slice(&crc.to_le_bytes());
         assert!(refused(&bad));
         std::fs::write(&path, &good).unwrap();
         assert!(DataFile::open(&fs, &path, 8, 2, 0).is_ok());
@@ -624,5 +789,129 @@ mod tests {
         assert_eq!(d.count(), 50);
         let k = key(60);
         assert_eq!(d.find(key_hash(&k), &k), None);
+    }
+
+    /// The two-level path: a delta merge keeps tombstones and records the
+    /// live count it is given; a base merge of base, delta and logs gives
+    /// each key its newest binding, drops tombstones, and refuses a delta
+    /// whose entries changed since it was opened.
+    #[test]
+    fn delta_merges_keep_tombstones_and_base_merges_take_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::new(false);
+        let flags = data::FLAG_REMOVABLE;
+        let base_path = dir.path().join("data");
+        let delta_path = dir.path().join("delta");
+        let empty = DataFile::empty(8, 2);
+        // Base: keys 0..1000 with tag 1, value byte 1.
+        write(
+            &fs,
+            &base_path,
+            &empty,
+            &table(dir.path(), 0..1000, 1),
+            1,
+            8,
+            2,
+            flags,
+            None,
+        )
+        .unwrap();
+        let base = DataFile::open(&fs, &base_path, 8, 2, flags).unwrap();
+        // Delta: 500..600 removed (tombstones), 900..1100 bound (tag 1).
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = (500..600u32)
+            .map(|i| (key(i).to_vec(), vec![0, 0]))
+            .collect();
+        entries.extend((900..1100u32).map(|i| (key(i).to_vec(), vec![1, 2])));
+        let into_delta = Output {
+            path: &delta_path,
+            generation: 2,
+            ksize: 8,
+            vsize: 2,
+            flags,
+            tombstones: true,
+            live: Some(1000),
+            base_generation: 1,
+        };
+        let f = frozen(dir.path(), entries);
+        let s = Sources {
+            old: &empty,
+            delta: None,
+            frozen: &f,
+        };
+        super::write(&fs, &s, &into_delta, None).unwrap();
+        let delta = DataFile::open(&fs, &delta_path, 8, 2, flags).unwrap();
+        assert_eq!((delta.count(), delta.live()), (300, 1000));
+        let k = key(550);
+        assert_eq!(delta.find(key_hash(&k), &k), Some(&[0u8, 0][..]));
+        // Base merge: logs rebind 550 and 950, remove 100.
+        let mut entries = vec![
+            (key(550).to_vec(), vec![1, 3]),
+            (key(950).to_vec(), vec![1, 3]),
+        ];
+        entries.push((key(100).to_vec(), vec![0, 0]));
+        let f = frozen(dir.path(), entries);
+        let s = Sources {
+            old: &base,
+            delta: Some(&delta),
+            frozen: &f,
+        };
+        let into_base = Output {
+            path: &base_path,
+            generation: 3,
+            tombstones: false,
+            live: None,
+            base_generation: 0,
+            ..into_delta
+        };
+        // A delta byte changed in place under its map since the open (the
+        // page cache the map shares): the merge's recheck refuses it and
+        // publishes nothing.
+        let poke = |byte: u8| {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&delta_path)
+                .unwrap();
+            let last = f.metadata().unwrap().len() - 1;
+            f.write_all_at(&[byte], last).unwrap();
+        };
+        let last_byte = *std::fs::read(&delta_path).unwrap().last().unwrap();
+        poke(last_byte ^ 0x10);
+        let refused = super::write(&fs, &s, &into_base, None);
+        assert!(matches!(refused, Err(Error::Corrupted(_))), "{refused:?}");
+        assert_eq!(
+            DataFile::open(&fs, &base_path, 8, 2, flags)
+                .unwrap()
+                .generation(),
+            1
+        );
+        poke(last_byte);
+        super::write(&fs, &s, &into_base, None).unwrap();
+        let merged = DataFile::open(&fs, &base_path, 8, 2, flags).unwrap();
+        // 0..1100 minus 500..600 except 550, minus 100.
+        assert_eq!(merged.count(), 1100 - 100 + 1 - 1);
+        assert_eq!(merged.live(), merged.count());
+        for i in 0..1200u32 {
+            let k = key(i);
+            // Newest first: the logs, the delta, the base.
+            let want: Option<[u8; 2]> = if i == 100 {
+                None
+            } else if i == 550 || i == 950 {
+                Some([1, 3])
+            } else if (500..600).contains(&i) {
+                None
+            } else if (900..1100).contains(&i) {
+                Some([1, 2])
+            } else if i < 1000 {
+                Some([1, i as u8])
+            } else {
+                None
+            };
+            assert_eq!(
+                merged.find(key_hash(&k), &k),
+                want.as_ref().map(|w| &w[..]),
+                "key {i}"
+            );
+        }
     }
 }

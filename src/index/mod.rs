@@ -5,9 +5,12 @@
 //! Files in the index directory:
 //! * `meta`: key/value sizes and flags, and the generation of the last
 //!   data file published (module `meta`).
-//! * `data`: every merged binding, sorted by xxh3-64 of the key, with a
-//!   fan-out table, read through a memory map (module `data`). Its header holds a
-//!   *generation* `G`: the data contains every log of generation `< G`.
+//! * `data` and `delta`: every merged binding, sorted by xxh3-64 of the
+//!   key, with a fan-out table, read through a memory map (module `data`):
+//!   the base, and a smaller delta merged on top of it so that a merge
+//!   rewrites the delta, not the whole index (module `levels`). Each
+//!   header holds a *generation* `G`: the file contains every log of
+//!   generation `< G`.
 //! * `log.<g>`: append-only logs of CRC'd entries (module `log`). The highest one
 //!   receives writes (mirage's `log`); while a merge runs, writes go to a new
 //!   log of the next generation (mirage's `log_async`).
@@ -15,9 +18,11 @@
 //!
 //! Writes go to the current log (buffered until `flush`) and to an in-memory
 //! table (module `hash`). When that table holds more than `log_size` entries it
-//! is frozen and merged with the data file on the worker pool into a new
-//! data file of the next generation, renamed over `data`; reads (log table,
-//! then frozen bindings, then data) and writes continue meanwhile. The merge
+//! is frozen and merged with the delta (or, when the delta has grown to
+//! the square root of twice the log size times the base, with delta and
+//! base) on the worker pool into a new file of the next generation,
+//! renamed over `delta` (or `data`); reads (log table, then frozen
+//! bindings, then delta, then base) and writes continue meanwhile. The merge
 //! first sorts the frozen logs into a view over their files (module
 //! `frozen`, 8 bytes of memory per key) and drops the frozen table. When
 //! the new log table is full too, a write waits for the running merge
@@ -52,6 +57,7 @@ mod frozen;
 mod gc;
 mod hash;
 mod iter;
+mod levels;
 mod log;
 mod merge;
 mod meta;
@@ -69,6 +75,7 @@ use crate::worker::{JobHandle, WorkerPool};
 use data::DataFile;
 use frozen::FrozenLogs;
 use hash::{Table, key_hash};
+use levels::{DATA, DELTA, Levels};
 use log::LogWriter;
 
 pub use iter::IndexIter;
@@ -170,6 +177,7 @@ struct Inner {
 #[derive(Default)]
 struct RoSeen {
     data: Option<crate::io::FileStamp>,
+    delta: Option<crate::io::FileStamp>,
     dir: Option<crate::io::FileStamp>,
 }
 
@@ -210,10 +218,13 @@ struct Frozen {
     view: FrozenView,
     logs: Vec<Arc<dyn FileHandle>>,
     generation: u64,
+    /// Live bindings of the index when it was frozen: what a delta written
+    /// from it records.
+    live: u64,
 }
 
 struct State {
-    data: Arc<DataFile>,
+    levels: Levels,
     frozen: Option<Frozen>,
     active: Table,
     writer: Option<LogWriter>,
@@ -227,10 +238,10 @@ struct State {
 }
 
 impl State {
-    fn new(data: DataFile, ksize: usize, dsize: usize, removable: bool) -> State {
+    fn new(levels: Levels, ksize: usize, dsize: usize, removable: bool) -> State {
         State {
-            len: data.count(),
-            data: Arc::new(data),
+            len: levels.len(),
+            levels,
             frozen: None,
             active: Table::new(ksize, dsize),
             writer: None,
@@ -248,13 +259,14 @@ impl State {
             .or_else(|| self.lookup_merged(h, key))
     }
 
-    /// The stored value of `key` below the log table: frozen, then data.
+    /// The stored value of `key` below the log table: frozen, then delta,
+    /// then base.
     #[inline]
     fn lookup_merged(&self, h: u64, key: &[u8]) -> Option<&[u8]> {
         self.frozen
             .as_ref()
             .and_then(|f| f.view.get(h, key))
-            .or_else(|| self.data.find(h, key))
+            .or_else(|| self.levels.find(h, key))
     }
 
     fn live(&self, v: &[u8]) -> bool {
@@ -277,7 +289,6 @@ impl State {
     }
 }
 
-const DATA: &str = "data";
 const META: &str = "meta";
 const LOCK: &str = "lock";
 
@@ -367,7 +378,7 @@ impl Index {
                 cfg.log_size
             },
             state: RwLock::new(State::new(
-                DataFile::empty(cfg.key_size, dsize),
+                Levels::empty(cfg.key_size, dsize),
                 cfg.key_size,
                 dsize,
                 cfg.removable,
@@ -617,7 +628,7 @@ impl Index {
     pub fn iter(&self) -> Result<IndexIter> {
         let st = self.inner.state.read();
         Ok(IndexIter::new(
-            st.data.clone(),
+            st.levels.clone(),
             st.frozen.as_ref().map(|f| f.view.clone()),
             st.active.clone(),
             self.inner.removable,
@@ -680,8 +691,11 @@ impl Index {
             return Ok(false);
         };
         let inner = self.inner.clone();
-        let (logs, generation, old) = (f.logs.clone(), f.generation, st.data.clone());
-        *m = Some(WorkerPool::global().submit(move || inner.run_merge(&logs, generation, &old)));
+        let (logs, generation, live, old) =
+            (f.logs.clone(), f.generation, f.live, st.levels.clone());
+        *m = Some(
+            WorkerPool::global().submit(move || inner.run_merge(&logs, generation, live, &old)),
+        );
         Ok(true)
     }
 }
@@ -729,6 +743,10 @@ impl Inner {
         self.dir.join(DATA)
     }
 
+    fn delta_path(&self) -> PathBuf {
+        self.dir.join(DELTA)
+    }
+
     fn flags(&self) -> u32 {
         if self.removable {
             data::FLAG_REMOVABLE
@@ -766,21 +784,31 @@ impl Inner {
         }
     }
 
-    fn open_data(&self) -> Result<DataFile> {
-        DataFile::open(
+    /// Base and delta, and whether a stale delta file is there.
+    fn open_levels(&self) -> Result<(Levels, bool)> {
+        Levels::open(
             self.fs.as_ref(),
-            &self.data_path(),
+            &self.dir,
             self.ksize,
             self.dsize,
             self.flags(),
         )
     }
 
-    /// The data file, refused when `meta` recorded a later generation
-    /// than the one on disk (`recorded`): a missing or older `data` would
-    /// otherwise read as an index without the merged entries.
-    fn open_data_recorded(&self, recorded: u64) -> Result<DataFile> {
-        let data = self.open_data()?;
+    /// The generation of the newest data file on disk, from the headers
+    /// only (a stale delta's is below the base's, so the larger is right).
+    fn disk_generation(&self) -> Result<u64> {
+        let fs = self.fs.as_ref();
+        Ok(data::read_generation(fs, &self.data_path())?
+            .max(data::read_generation(fs, &self.delta_path())?))
+    }
+
+    /// The data files, refused when `meta` recorded a later generation
+    /// than the one on disk (`recorded`): a missing or older `data` or
+    /// `delta` would otherwise read as an index without the merged
+    /// entries.
+    fn open_data_recorded(&self, recorded: u64) -> Result<(Levels, bool)> {
+        let (data, stale) = self.open_levels()?;
         let g = data.generation();
         if g == 0 && recorded > 0 {
             return Err(Error::corrupted(
@@ -794,11 +822,11 @@ impl Inner {
             return Err(Error::corrupted(
                 &self.data_path(),
                 format!(
-                    "data file of generation {g} (offset 24) is older than generation {recorded} recorded in {META}"
+                    "data file of generation {g} (offset 24; with {DELTA}) is older than generation {recorded} recorded in {META}"
                 ),
             ));
         }
-        Ok(data)
+        Ok((data, stale))
     }
 
     /// Records `generation` as the last published data generation.
@@ -821,7 +849,7 @@ impl Inner {
     fn load_rw(&self, meta: Option<u64>) -> Result<State> {
         let fs = self.fs.as_ref();
         let recorded = meta.unwrap_or(0);
-        let data = self.open_data_recorded(recorded)?;
+        let (data, stale_delta) = self.open_data_recorded(recorded)?;
         let g = data.generation();
         let mut st = State::new(data, self.ksize, self.dsize, self.removable);
         let all = log::list(fs, &self.dir)?;
@@ -842,6 +870,12 @@ impl Inner {
         // Everything read back whole: from here on, only what a crash
         // left behind is changed.
         fs.remove_file(&atomic::tmp_path(&self.data_path())?)?;
+        fs.remove_file(&atomic::tmp_path(&self.delta_path())?)?;
+        if stale_delta {
+            // Folded into the base by a merge a crash stopped before it
+            // unlinked it.
+            fs.remove_file(&self.delta_path())?;
+        }
         // A log whose creation a crash interrupted, before its rename.
         for e in fs.read_dir(&self.dir)? {
             if e.name.starts_with("log.") && e.name.ends_with(atomic::TMP_SUFFIX) {
@@ -889,7 +923,7 @@ impl Inner {
         let mut attempts = 0;
         'retry: loop {
             attempts += 1;
-            let data = self.open_data_recorded(recorded)?;
+            let (data, _) = self.open_data_recorded(recorded)?;
             let g = data.generation();
             let mut st = State::new(data, self.ksize, self.dsize, self.removable);
             let mut ro_logs = Vec::new();
@@ -913,7 +947,7 @@ impl Inner {
                 )?;
                 ro_logs.push((lg, file, r.end));
             }
-            if data::read_generation(fs, &self.data_path())? != g && attempts < 100 {
+            if self.disk_generation()? != g && attempts < 100 {
                 continue;
             }
             st.ro_logs = ro_logs;
@@ -932,18 +966,25 @@ impl Inner {
         let fs = self.fs.as_ref();
         let mut seen = self.ro_seen.lock();
         let data_stamp = fs.stamp(&self.data_path())?;
+        let delta_stamp = fs.stamp(&self.delta_path())?;
         let dir_stamp = fs.stamp(&self.dir)?;
-        let current = self.state.read().data.generation();
-        let on_disk = if unchanged(seen.data, data_stamp) {
+        let current = self.state.read().levels.generation();
+        // No delta before nor now is no change: a delta that appears has a
+        // stamp, and one that goes goes with a new base.
+        let no_delta = seen.data.is_some() && seen.delta.is_none() && delta_stamp.is_none();
+        let on_disk = if unchanged(seen.data, data_stamp)
+            && (no_delta || unchanged(seen.delta, delta_stamp))
+        {
             current
         } else {
-            data::read_generation(fs, &self.data_path())?
+            self.disk_generation()?
         };
         if on_disk != current {
             let fresh = self.load_ro(current)?;
             *self.state.write() = fresh;
             *seen = RoSeen {
                 data: data_stamp,
+                delta: delta_stamp,
                 dir: dir_stamp,
             };
             return Ok(());
@@ -1012,6 +1053,7 @@ impl Inner {
         st.ro_logs = logs;
         if result.is_ok() {
             seen.data = data_stamp;
+            seen.delta = delta_stamp;
             if list_dir {
                 seen.dir = dir_stamp;
             }
@@ -1020,24 +1062,29 @@ impl Inner {
     }
 
     /// The merge job: writes data generation `generation` from `old` and
-    /// the frozen logs, publishes it, and deletes the logs it contains.
+    /// the frozen logs (`live` bindings in all), publishes it, and deletes
+    /// the logs it contains.
     fn run_merge(
         &self,
         logs: &[Arc<dyn FileHandle>],
         generation: u64,
-        old: &DataFile,
+        live: u64,
+        old: &Levels,
     ) -> Result<()> {
-        self.merge_logs(logs, generation, old, None).map(|_| ())
+        self.merge_logs(logs, generation, live, old, None)
+            .map(|_| ())
     }
 
     /// [`run_merge`](Self::run_merge), keeping only the bindings `filter`
-    /// keeps when given, and stopping when its cancel flag is raised:
-    /// `Ok(false)` then, with nothing published and the logs still frozen.
+    /// keeps when given (into a new base, delta folded in), and stopping
+    /// when its cancel flag is raised: `Ok(false)` then, with nothing
+    /// published and the logs still frozen.
     fn merge_logs(
         &self,
         logs: &[Arc<dyn FileHandle>],
         generation: u64,
-        old: &DataFile,
+        live: u64,
+        old: &Levels,
         filter: Option<(&mut gc::Keep, &std::sync::atomic::AtomicBool)>,
     ) -> Result<bool> {
         let fs = self.fs.as_ref();
@@ -1057,9 +1104,23 @@ impl Inner {
                 f.view = FrozenView::Logs(sorted.clone());
             }
         }
+        let into_base = filter.is_some() || old.base_merge_due(sorted.len() as u64, self.log_size);
+        let sources = if into_base {
+            merge::Sources {
+                old: &old.base,
+                delta: (old.delta.count() > 0).then_some(&*old.delta),
+                frozen: &sorted,
+            }
+        } else {
+            merge::Sources {
+                old: &old.delta,
+                delta: None,
+                frozen: &sorted,
+            }
+        };
         let (decisions, cancel) = match filter {
             Some((keep, cancel)) => {
-                match merge::decide(old, &sorted, self.flags(), keep.as_mut(), cancel)? {
+                match merge::decide(&sources, self.flags(), keep.as_mut(), cancel)? {
                     Some(d) => (Some(d), Some(cancel)),
                     None => return Ok(false),
                 }
@@ -1070,27 +1131,51 @@ impl Inner {
             .as_ref()
             .zip(cancel)
             .map(|(decisions, cancel)| merge::Selection { decisions, cancel });
-        match merge::write(
-            fs,
-            &self.data_path(),
-            old,
-            &sorted,
+        let path = if into_base {
+            self.data_path()
+        } else {
+            self.delta_path()
+        };
+        let out = merge::Output {
+            path: &path,
             generation,
-            self.ksize,
-            self.dsize,
-            self.flags(),
-            selection,
-        ) {
+            ksize: self.ksize,
+            vsize: self.dsize,
+            flags: self.flags(),
+            tombstones: !into_base,
+            live: (!into_base).then_some(live),
+            base_generation: if into_base { 0 } else { old.base.generation() },
+        };
+        match merge::write(fs, &sources, &out, selection) {
             Ok(()) => {}
             Err(_) if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) => {
                 return Ok(false);
             }
             Err(e) => return Err(e),
         }
-        let new = self.open_data()?;
+        // Only the file written is opened (and verified) again: after a
+        // delta merge the base, which may be gigabytes, is the same.
+        let written = Arc::new(DataFile::open(
+            fs,
+            &path,
+            self.ksize,
+            self.dsize,
+            self.flags(),
+        )?);
+        let new = if into_base {
+            Levels {
+                base: written,
+                delta: Arc::new(DataFile::empty(self.ksize, self.dsize)),
+            }
+        } else {
+            Levels {
+                base: old.base.clone(),
+                delta: written,
+            }
+        };
         {
             let mut st = self.state.write();
-            st.data = Arc::new(new);
+            st.levels = new;
             st.frozen = None;
             if selection.is_some() {
                 st.len = Inner::recount(&st);
@@ -1098,6 +1183,10 @@ impl Inner {
         }
         // Before the logs go: from now on a missing `data` is damage.
         self.write_meta(generation)?;
+        if into_base {
+            // Folded into the new base (stale from here on).
+            fs.remove_file(&self.delta_path())?;
+        }
         for lg in log::list(fs, &self.dir)? {
             if lg < generation {
                 fs.remove_file(&log::path(&self.dir, lg))?;

@@ -48,6 +48,9 @@
 /* Workload 5: values of an indexed file (a rollup node's stores). */
 #define VALUE_LEN 2048
 #define VALUES_PER_COMMIT 1000
+/* Workload 6: levels per cemented chunk, and blocks per LMDB/RocksDB
+ * commit when they store the same blocks keyed by level. */
+#define CHUNK_LEVELS 1000
 
 enum { E_LMDB, E_ROCKS, E_TZS, E_TZS_BS, N_ENGINES };
 static const char *ENGINE_NAMES[N_ENGINES] = {"LMDB", "RocksDB", "tzstore", "tzstore block store"};
@@ -74,6 +77,11 @@ typedef struct {
   double value_reads_per_s;
   double value_view_reads_per_s;
   double values_bytes;
+  /* Workload 6: the blocks of (3) by level, once tzstore cemented them. */
+  double level_load_s;
+  double level_reads_per_s;
+  double level_view_reads_per_s;
+  double levels_bytes;
 } result_t;
 
 static struct {
@@ -86,6 +94,7 @@ static struct {
   uint32_t *b_order; /* n_reads random block ids */
   long n_values;
   uint32_t *v_order; /* n_reads random value ids */
+  uint32_t *l_order; /* n_reads random block ids, read by level */
 } W;
 
 /* ---------- generic helpers ---------- */
@@ -195,6 +204,8 @@ static void gen_workload(void) {
   for (long i = 0; i < W.n_reads; i++) W.b_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_blocks);
   W.v_order = xmalloc((size_t)W.n_reads * sizeof *W.v_order);
   for (long i = 0; i < W.n_reads; i++) W.v_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_values);
+  W.l_order = xmalloc((size_t)W.n_reads * sizeof *W.l_order);
+  for (long i = 0; i < W.n_reads; i++) W.l_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_blocks);
 }
 
 static void block_hash(uint8_t out[32], long id) { make_key(out, (uint64_t)id, SALT_BLOCK); }
@@ -516,6 +527,16 @@ static size_t chain_preds(uint8_t *preds, long id) {
 
 /* ---------- workloads 3 and 4: blocks, all engines interleaved ---------- */
 
+/* The defaults, but ARCHIVE: the merge of workload 6 then keeps every
+ * block's metadata, as an archive node's does, so that reads by level
+ * return the same data as LMDB's and RocksDB's values. (FULL with offset
+ * 1 drops the metadata of all but the last chunk.) No merge runs in (3). */
+static tzs_block_store_options block_store_options(void) {
+  tzs_block_store_options o = tzs_block_store_options_default();
+  o.history_mode = TZS_HISTORY_ARCHIVE;
+  return o;
+}
+
 /* The four block stores, open at once so that appends can be interleaved:
  * block i goes to every engine before block i + 1, so a burst of I/O from
  * the machine's other tenants slows every engine alike. */
@@ -536,7 +557,7 @@ static void blocks_open(blocks_t *x, const char *root) {
   rocks_open(&x->rocks, x->dir[E_ROCKS]);
   tz_ok(tzs_floating_open(x->dir[E_TZS], TZS_FLOATING_RW, 0, &x->fl, &terr), "floating_open");
   tz_ok(tzs_reader_new(&x->reader, &terr), "reader_new");
-  tzs_block_store_options o = tzs_block_store_options_default();
+  tzs_block_store_options o = block_store_options();
   tz_ok(tzs_block_store_open(x->dir[E_TZS_BS], &o, &x->bs, &terr), "block_store_open");
 }
 
@@ -738,6 +759,207 @@ static void blocks_bench(const char *root, result_t *res) {
   free(scratch);
   free(contents);
   free(metadata);
+}
+
+/* ---------- workload 6: cemented blocks read by level ---------- */
+
+/* LMDB/RocksDB key of a level: 4 bytes big-endian, so that byte order is
+ * level order (LMDB's B-tree and RocksDB's SSTs then hold the blocks in
+ * chain order, as a node storing them by level would). */
+static void level_key(uint8_t out[4], int32_t level) {
+  uint32_t l = (uint32_t)level;
+  out[0] = (uint8_t)(l >> 24);
+  out[1] = (uint8_t)(l >> 16);
+  out[2] = (uint8_t)(l >> 8);
+  out[3] = (uint8_t)l;
+}
+
+/* The same blocks by level: LMDB and RocksDB in stores of their own, the
+ * block store of (3) after its merge, and its cemented store opened
+ * read-only beside it (the "tzstore" column). */
+typedef struct {
+  char dir[N_ENGINES][4096];
+  MDB_env *env;
+  MDB_dbi dbi;
+  rocks_t rocks;
+  tzs_cemented *c;
+  tzs_block_store *bs;
+  tzs_reader *reader;
+} levels_t;
+
+/* Reads and checks the blocks W.l_order[from..to) by level from engine
+ * `e`; with `view`, without a copy where the engine offers it. */
+static void level_reads(levels_t *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  char *err = NULL;
+  MDB_txn *txn = NULL;
+  uint8_t k[4];
+  if (e == E_LMDB) mdb_ok(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+  for (long n = from; n < to; n++) {
+    long id = W.l_order[n];
+    int32_t level = (int32_t)(id + 1);
+    if (e == E_LMDB) {
+      level_key(k, level);
+      MDB_val mk = {4, k}, d;
+      mdb_ok(mdb_get(txn, x->dbi, &mk, &d), "get level");
+      verify_serialized(d.mv_data, d.mv_size, id, n, scratch);
+    } else if (e == E_ROCKS && view) {
+      level_key(k, level);
+      rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(x->rocks.db, x->rocks.ro, (const char *)k, 4, &err);
+      rdb_ok(&err, "get_pinned level");
+      if (!ps) die("RocksDB: level %d missing", level);
+      size_t len;
+      const char *got = rocksdb_pinnableslice_value(ps, &len);
+      verify_serialized((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_pinnableslice_destroy(ps);
+    } else if (e == E_ROCKS) {
+      level_key(k, level);
+      size_t len;
+      char *got = rocksdb_get(x->rocks.db, x->rocks.ro, (const char *)k, 4, &len, &err);
+      rdb_ok(&err, "get level");
+      if (!got) die("RocksDB: level %d missing", level);
+      verify_serialized((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_free(got);
+    } else if (view) {
+      tzs_block_view v;
+      if (e == E_TZS)
+        tz_ok(tzs_cemented_read_view_by_level(x->c, x->reader, level, true, &v, &terr), "cemented_read_view_by_level");
+      else
+        tz_ok(tzs_block_store_read_by_level_view(x->bs, x->reader, level, true, &v, &terr),
+              "block_store_read_by_level_view");
+      verify_tzs_view(&v, id, n, scratch);
+    } else {
+      tzs_block out;
+      memset(&out, 0, sizeof out);
+      if (e == E_TZS) tz_ok(tzs_cemented_read_by_level(x->c, level, true, &out, &terr), "cemented_read_by_level");
+      else tz_ok(tzs_block_store_read_by_level(x->bs, level, true, &out, &terr), "block_store_read_by_level");
+      verify_tzs_block(&out, id, n, scratch);
+      tzs_block_free(&out);
+    }
+  }
+  if (txn) mdb_txn_abort(txn);
+}
+
+/* Cements every block of the block store of (3) (closed, in `bs_dir`) in
+ * chunks of CHUNK_LEVELS levels, stores the same blocks by level in LMDB
+ * and RocksDB, then reads random levels from all of them. */
+static void levels_bench(const char *root, const char *bs_dir, result_t *res) {
+  levels_t x;
+  char *err = NULL;
+  uint8_t *scratch = xmalloc(SER_LEN);
+  uint8_t *sers = xmalloc((size_t)CHUNK_LEVELS * SER_LEN);
+  subdir(x.dir[E_LMDB], sizeof x.dir[E_LMDB], root, "lmdb-levels");
+  subdir(x.dir[E_ROCKS], sizeof x.dir[E_ROCKS], root, "rocksdb-levels");
+  if ((size_t)snprintf(x.dir[E_TZS], sizeof x.dir[E_TZS], "%.4000s/cemented", bs_dir) >= sizeof x.dir[E_TZS] ||
+      (size_t)snprintf(x.dir[E_TZS_BS], sizeof x.dir[E_TZS_BS], "%.4000s", bs_dir) >= sizeof x.dir[E_TZS_BS])
+    die("path too long");
+
+  /* tzstore: the block store reopened, every block merged into chunks
+   * (ends at each multiple of CHUNK_LEVELS and at the head), timed from
+   * the call to the end of the background merge. */
+  fprintf(stderr, "%-20s ...", "levels: cement/load");
+  uint64_t t0 = now_ns();
+  sync();
+  tzs_block_store_options o = block_store_options();
+  tz_ok(tzs_block_store_open(x.dir[E_TZS_BS], &o, &x.bs, &terr), "block_store_open");
+  size_t n_ends = 0;
+  int32_t *ends = xmalloc((size_t)(W.n_blocks / CHUNK_LEVELS + 1) * sizeof *ends);
+  for (long end = CHUNK_LEVELS; end < W.n_blocks; end += CHUNK_LEVELS) ends[n_ends++] = (int32_t)end;
+  ends[n_ends++] = (int32_t)W.n_blocks;
+  uint8_t head[32];
+  block_hash(head, W.n_blocks - 1);
+  uint64_t c0 = now_ns();
+  tz_ok(tzs_block_store_merge(x.bs, head, ends, n_ends, &terr), "block_store_merge");
+  tz_ok(tzs_block_store_await_merge(x.bs, &terr), "block_store_await_merge");
+  res[E_TZS_BS].level_load_s = secs_since(c0);
+  free(ends);
+  tzs_block_store_stats st;
+  tz_ok(tzs_block_store_read_stats(x.bs, &st, &terr), "block_store_read_stats");
+  if (st.cemented_lowest != 1 || st.cemented_highest != (int32_t)W.n_blocks || (long)st.cemented_blocks != W.n_blocks)
+    die("block store cemented levels %d..%d (%" PRIu64 " blocks), want 1..%ld", st.cemented_lowest,
+        st.cemented_highest, st.cemented_blocks, W.n_blocks);
+  tz_ok(tzs_cemented_open(x.dir[E_TZS], TZS_READONLY, 0, &x.c, &terr), "cemented_open (read-only)");
+  tz_ok(tzs_reader_new(&x.reader, &terr), "reader_new");
+
+  /* LMDB: the blocks in level order, MDB_APPEND, one synced commit per
+   * CHUNK_LEVELS blocks; the values are generated before each commit's
+   * timing starts. */
+  sync();
+  x.env = lmdb_open(x.dir[E_LMDB], &x.dbi);
+  double load_s = 0;
+  for (long from = 0; from < W.n_blocks; from += CHUNK_LEVELS) {
+    long to = from + CHUNK_LEVELS < W.n_blocks ? from + CHUNK_LEVELS : W.n_blocks;
+    for (long id = from; id < to; id++) serialize_block(sers + (size_t)(id - from) * SER_LEN, id);
+    MDB_txn *txn;
+    uint64_t l0 = now_ns();
+    mdb_ok(mdb_txn_begin(x.env, NULL, 0, &txn), "txn_begin");
+    for (long id = from; id < to; id++) {
+      uint8_t k[4];
+      level_key(k, (int32_t)(id + 1));
+      MDB_val mk = {4, k}, d = {SER_LEN, sers + (size_t)(id - from) * SER_LEN};
+      mdb_ok(mdb_put(txn, x.dbi, &mk, &d, MDB_APPEND), "put level");
+    }
+    mdb_ok(mdb_txn_commit(txn), "commit levels");
+    load_s += secs_since(l0);
+  }
+  res[E_LMDB].level_load_s = load_s;
+
+  /* RocksDB: one synced WriteBatch per CHUNK_LEVELS blocks, then a full
+   * compaction (its best state for reads, as in (1)), timed. */
+  sync();
+  rocks_open(&x.rocks, x.dir[E_ROCKS]);
+  load_s = 0;
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  for (long from = 0; from < W.n_blocks; from += CHUNK_LEVELS) {
+    long to = from + CHUNK_LEVELS < W.n_blocks ? from + CHUNK_LEVELS : W.n_blocks;
+    for (long id = from; id < to; id++) serialize_block(sers + (size_t)(id - from) * SER_LEN, id);
+    uint64_t l0 = now_ns();
+    rocksdb_writebatch_clear(wb);
+    for (long id = from; id < to; id++) {
+      uint8_t k[4];
+      level_key(k, (int32_t)(id + 1));
+      rocksdb_writebatch_put(wb, (const char *)k, 4, (const char *)sers + (size_t)(id - from) * SER_LEN, SER_LEN);
+    }
+    rocksdb_write(x.rocks.db, x.rocks.wo, wb, &err);
+    rdb_ok(&err, "write levels");
+    load_s += secs_since(l0);
+  }
+  rocksdb_writebatch_destroy(wb);
+  uint64_t l0 = now_ns();
+  rocksdb_compact_range(x.rocks.db, NULL, 0, NULL, 0);
+  res[E_ROCKS].level_load_s = load_s + secs_since(l0);
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+
+  /* Reads in rounds of BATCH per engine, copying then without a copy on
+   * the mirrored batch, as in (4). */
+  fprintf(stderr, "%-20s ...", "levels: reads");
+  t0 = now_ns();
+  double read_s[N_ENGINES] = {0}, view_s[N_ENGINES] = {0};
+  for (long from = 0; from < W.n_reads; from += BATCH) {
+    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
+    for (int e = 0; e < N_ENGINES; e++) {
+      uint64_t r0 = now_ns();
+      level_reads(&x, e, from, to, scratch, false);
+      read_s[e] += secs_since(r0);
+      r0 = now_ns();
+      level_reads(&x, e, W.n_reads - to, W.n_reads - from, scratch, true);
+      view_s[e] += secs_since(r0);
+    }
+  }
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+  for (int e = 0; e < N_ENGINES; e++) {
+    res[e].level_reads_per_s = (double)W.n_reads / read_s[e];
+    res[e].level_view_reads_per_s = (double)W.n_reads / view_s[e];
+  }
+
+  tzs_reader_free(x.reader);
+  tzs_cemented_close(x.c);
+  tzs_block_store_close(x.bs);
+  mdb_env_close(x.env);
+  rocks_close(&x.rocks);
+  /* Closed: the cemented directory alone, and the whole block store. */
+  for (int e = 0; e < N_ENGINES; e++) res[e].levels_bytes = disk_usage(x.dir[e]);
+  free(sers);
+  free(scratch);
 }
 
 /* ---------- workload 5: indexed-file values, all engines interleaved ---------- */
@@ -1095,6 +1317,9 @@ static void print_engine(int e, const result_t *r) {
     printf(" appends %.0f/s (p50 %.0f us, p99 %.0f us, %.1f MB on disk), reads %.0f/s", r->appends_per_s,
            r->append_p50_us, r->append_p99_us, r->blocks_bytes / 1e6, r->reads_per_s);
   if (r->view_reads_per_s >= 0) printf(", view reads %.0f/s", r->view_reads_per_s);
+  if (r->level_reads_per_s >= 0)
+    printf("; by level: reads %.0f/s, view reads %.0f/s, %.1f MB on disk", r->level_reads_per_s,
+           r->level_view_reads_per_s, r->levels_bytes / 1e6);
   if (r->value_reads_per_s >= 0)
     printf("; values: inserts %.0f/s, reads %.0f/s, view reads %.0f/s, %.1f MB on disk", r->value_inserts_per_s,
            r->value_reads_per_s, r->value_view_reads_per_s, r->values_bytes / 1e6);
@@ -1122,10 +1347,12 @@ static void row(const char *name, const result_t *res, size_t off, const char *f
   double best = lower_is_better ? (v[E_LMDB] < v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS])
                                 : (v[E_LMDB] > v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS]);
   printf(" ");
+  bool first = true;
   for (int e = E_TZS; e < N_ENGINES; e++) {
     if (v[e] < 0) continue;
     double ratio = lower_is_better ? best / v[e] : v[e] / best;
-    printf("%s%.2fx", e == E_TZS ? "" : " / ", ratio);
+    printf("%s%.2fx", first ? "" : " / ", ratio);
+    first = false;
   }
   printf(" |\n");
 }
@@ -1160,9 +1387,18 @@ static void print_table(const result_t *res) {
   snprintf(name, sizeof name, "5. value reads by key without a copy, %ld random (reads/s)", W.n_reads);
   row(name, res, offsetof(result_t, value_view_reads_per_s), "%.0f", 1, false);
   row("5. bytes on disk after (5), engine closed (MB)", res, offsetof(result_t, values_bytes), "%.1f", 1e6, true);
+  snprintf(name, sizeof name,
+           "6. storing (3)'s blocks by level: tzstore merge into chunks of %d, LMDB/RocksDB load (s)", CHUNK_LEVELS);
+  row(name, res, offsetof(result_t, level_load_s), "%.2f", 1, true);
+  snprintf(name, sizeof name, "6. cemented block reads by level, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, level_reads_per_s), "%.0f", 1, false);
+  snprintf(name, sizeof name, "6. cemented block reads by level without a copy, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, level_view_reads_per_s), "%.0f", 1, false);
+  row("6. bytes on disk after (6), engine closed (MB)", res, offsetof(result_t, levels_bytes), "%.1f", 1e6, true);
   printf("\n\"tzstore vs best other\": tzstore's figure against the better of LMDB and RocksDB,\n"
          "> 1 means tzstore is better (faster, lower latency or smaller); for block workloads\n"
-         "the floating store first, then the block store.\n");
+         "the floating store first, then the block store; in (6) the \"tzstore\" column is the\n"
+         "block store's cemented store (tzs_cemented, opened read-only beside it).\n");
 }
 
 /* Runs one engine's workloads in a fresh subdirectory `name` of `root`,
@@ -1211,6 +1447,9 @@ int main(int argc, char **argv) {
   run(root, "rocksdb-index", rocks_index, &res[E_ROCKS]);
   run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
   blocks_bench(root, res);
+  char bs_dir[4096];
+  snprintf(bs_dir, sizeof bs_dir, "%s/tzstore-block-store", root);
+  levels_bench(root, bs_dir, res);
   values_bench(root, res);
   fprintf(stderr, "%-20s ...", "machine limits");
   uint64_t l0 = now_ns();
@@ -1230,5 +1469,6 @@ int main(int argc, char **argv) {
   free(W.order);
   free(W.b_order);
   free(W.v_order);
+  free(W.l_order);
   return 0;
 }

@@ -4,6 +4,7 @@
  * See README.md in this directory for the workloads and the settings.
  *
  * Usage: compare DIR [N_KEYS [N_BLOCKS [N_READS [N_VALUES]]]]
+ *   TZS_COMPARE_GROW=N1,N2,... sets the sizes of workload 7 (0: skip it).
  *   DIR must exist and be empty; every engine works in a subdirectory.
  *   TZS_COMPARE_SVG=PATH also draws the figures as an SVG bar chart.
  */
@@ -51,6 +52,13 @@
 /* Workload 6: levels per cemented chunk, and blocks per LMDB/RocksDB
  * commit when they store the same blocks keyed by level. */
 #define CHUNK_LEVELS 1000
+/* Workload 7: the index grown through up to MAX_GROW sizes, with
+ * GROW_LOOKUPS lookups of each kind at each size. */
+#define MAX_GROW 8
+#define DEFAULT_GROW "1000000,2000000,4000000"
+#define GROW_LOOKUPS 200000
+#define SALT_GROW 0x67726f776b657973ULL
+#define SALT_GROW_ABSENT 0x67726f7761627365ULL
 
 enum { E_LMDB, E_ROCKS, E_TZS, E_TZS_BS, N_ENGINES };
 static const char *ENGINE_NAMES[N_ENGINES] = {"LMDB", "RocksDB", "tzstore", "tzstore block store"};
@@ -82,7 +90,19 @@ typedef struct {
   double level_reads_per_s;
   double level_view_reads_per_s;
   double levels_bytes;
+  /* Workload 7, per size: inserts/s over the stage that reached it
+   * (without, then with the settle), lookups/s, bytes on disk (closed),
+   * bytes written to storage per byte of key + value added. */
+  double grow_inserts_per_s[MAX_GROW];
+  double grow_settled_inserts_per_s[MAX_GROW];
+  double grow_hits_per_s[MAX_GROW];
+  double grow_misses_per_s[MAX_GROW];
+  double grow_bytes[MAX_GROW];
+  double grow_write_amp[MAX_GROW];
 } result_t;
+
+/* Offset of element `i` of the result_t array field `field`. */
+#define GROW_OFF(field, i) (offsetof(result_t, field) + (size_t)(i) * sizeof(double))
 
 static struct {
   long n_keys;
@@ -95,6 +115,8 @@ static struct {
   long n_values;
   uint32_t *v_order; /* n_reads random value ids */
   uint32_t *l_order; /* n_reads random block ids, read by level */
+  long grow[MAX_GROW]; /* workload 7's sizes, increasing */
+  int n_grow;
 } W;
 
 /* ---------- generic helpers ---------- */
@@ -1129,6 +1151,226 @@ static void values_bench(const char *root, result_t *res) {
   free(scratch);
 }
 
+/* ---------- workload 7: the index at growing sizes ---------- */
+
+static const int GROW_ENGINES[3] = {E_LMDB, E_ROCKS, E_TZS};
+
+typedef struct {
+  char dir[N_ENGINES][4096];
+  MDB_env *env;
+  MDB_dbi dbi;
+  rocks_t rocks;
+  tzs_index *ix;
+} grow_t;
+
+static void grow_open(grow_t *g, int e) {
+  if (e == E_LMDB) g->env = lmdb_open(g->dir[e], &g->dbi);
+  else if (e == E_ROCKS) rocks_open(&g->rocks, g->dir[e]);
+  else tz_ok(tzs_index_open(g->dir[e], KEY_LEN, VAL_LEN, 0, 0, &g->ix, &terr), "index_open");
+}
+
+static void grow_close(grow_t *g, int e) {
+  if (e == E_LMDB) mdb_env_close(g->env);
+  else if (e == E_ROCKS) rocks_close(&g->rocks);
+  else tzs_index_close(g->ix);
+}
+
+/* Bytes the process's threads passed to write system calls: /proc/self/io
+ * `wchar`. All three engines write their files with write/pwrite (LMDB
+ * without MDB_WRITEMAP, RocksDB without mmap writes, tzstore always), so
+ * this is the data they send to storage, at byte rather than page
+ * granularity. Not `write_bytes`: on the kernel measured (6.18, ext4 with
+ * large folios) it charges a whole folio each time a write dirties a
+ * 4 KiB page of it: 20,000 random 4 KiB pwrite + fdatasync counted
+ * 5,276 MB in write_bytes, 81.9 MB in wchar, 81.8 MB in /proc/diskstats. */
+static double io_written(void) {
+  FILE *f = fopen("/proc/self/io", "r");
+  if (!f) die("open /proc/self/io: %s", strerror(errno));
+  char line[128];
+  double w = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long v;
+    if (sscanf(line, "wchar: %llu", &v) == 1) w = (double)v;
+  }
+  fclose(f);
+  if (w < 0) die("/proc/self/io has no wchar");
+  return w;
+}
+
+/* Inserts keys [from, to) (keys[i] -> value_of(i)), durable every BATCH,
+ * as in (1). */
+static void grow_insert(grow_t *g, int e, const uint8_t *keys, long from, long to) {
+  uint8_t v[VAL_LEN];
+  char *err = NULL;
+  rocksdb_writebatch_t *wb = e == E_ROCKS ? rocksdb_writebatch_create() : NULL;
+  for (long b = from; b < to; b += BATCH) {
+    long end = b + BATCH < to ? b + BATCH : to;
+    if (e == E_LMDB) {
+      MDB_txn *txn;
+      mdb_ok(mdb_txn_begin(g->env, NULL, 0, &txn), "txn_begin");
+      for (long i = b; i < end; i++) {
+        MDB_val k = {KEY_LEN, (void *)(keys + (size_t)i * KEY_LEN)};
+        value_of(v, (uint64_t)i);
+        MDB_val d = {VAL_LEN, v};
+        mdb_ok(mdb_put(txn, g->dbi, &k, &d, 0), "put");
+      }
+      mdb_ok(mdb_txn_commit(txn), "commit");
+    } else if (e == E_ROCKS) {
+      rocksdb_writebatch_clear(wb);
+      for (long i = b; i < end; i++) {
+        value_of(v, (uint64_t)i);
+        rocksdb_writebatch_put(wb, (const char *)keys + (size_t)i * KEY_LEN, KEY_LEN, (const char *)v, VAL_LEN);
+      }
+      rocksdb_write(g->rocks.db, g->rocks.wo, wb, &err);
+      rdb_ok(&err, "write batch");
+    } else {
+      for (long i = b; i < end; i++) {
+        value_of(v, (uint64_t)i);
+        tz_ok(tzs_index_add(g->ix, keys + (size_t)i * KEY_LEN, KEY_LEN, v, VAL_LEN, false, &terr), "index_add");
+      }
+      tz_ok(tzs_index_flush(g->ix, &terr), "index_flush");
+    }
+  }
+  if (wb) rocksdb_writebatch_destroy(wb);
+}
+
+/* Waits for the work an engine left in the background: tzstore its index
+ * merge, RocksDB a flush of its memtable and then until no compaction is
+ * pending or running; LMDB has none. */
+static void grow_settle(grow_t *g, int e) {
+  if (e == E_TZS) {
+    tz_ok(tzs_index_await_merge(g->ix, &terr), "index_await_merge");
+  } else if (e == E_ROCKS) {
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush(g->rocks.db, fo, &err);
+    rdb_ok(&err, "flush");
+    rocksdb_flushoptions_destroy(fo);
+    for (;;) {
+      uint64_t pending = 0, running = 0;
+      if (rocksdb_property_int(g->rocks.db, "rocksdb.compaction-pending", &pending) != 0 ||
+          rocksdb_property_int(g->rocks.db, "rocksdb.num-running-compactions", &running) != 0)
+        die("RocksDB: compaction properties unavailable");
+      if (pending == 0 && running == 0) break;
+      usleep(10000);
+    }
+  }
+}
+
+/* GROW_LOOKUPS lookups of keys[idx[n]], then GROW_LOOKUPS of absent keys,
+ * every value checked; LMDB in one read transaction renewed every BATCH. */
+static void grow_lookups(grow_t *g, int e, const uint8_t *keys, const uint32_t *idx, const uint8_t *absent_keys,
+                         double *hits_per_s, double *misses_per_s) {
+  char *err = NULL;
+  uint8_t v[VAL_LEN];
+  for (int absent = 0; absent < 2; absent++) {
+    MDB_txn *txn = NULL;
+    if (e == E_LMDB) mdb_ok(mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+    uint64_t t0 = now_ns();
+    for (long n = 0; n < GROW_LOOKUPS; n++) {
+      uint32_t i = idx[n];
+      const uint8_t *k = absent ? absent_keys + (size_t)n * KEY_LEN : keys + (size_t)i * KEY_LEN;
+      if (e == E_LMDB) {
+        if (n > 0 && n % BATCH == 0) {
+          mdb_txn_reset(txn);
+          mdb_ok(mdb_txn_renew(txn), "txn_renew");
+        }
+        MDB_val mk = {KEY_LEN, (void *)k}, d;
+        int rc = mdb_get(txn, g->dbi, &mk, &d);
+        if (absent) {
+          if (rc != MDB_NOTFOUND) die("LMDB: absent key found (rc %d)", rc);
+        } else {
+          mdb_ok(rc, "get");
+          check_value(d.mv_data, d.mv_size, i);
+        }
+      } else if (e == E_ROCKS) {
+        size_t len;
+        char *got = rocksdb_get(g->rocks.db, g->rocks.ro, (const char *)k, KEY_LEN, &len, &err);
+        rdb_ok(&err, "get");
+        if (absent) {
+          if (got) die("RocksDB: absent key found");
+        } else {
+          if (!got) die("RocksDB: key %u missing", i);
+          check_value((const uint8_t *)got, len, i);
+          rocksdb_free(got);
+        }
+      } else {
+        tzs_status st = tzs_index_find(g->ix, k, KEY_LEN, v, VAL_LEN, &terr);
+        if (absent) {
+          if (st == TZS_OK) die("tzstore: absent key found");
+          if (st != TZS_NOT_FOUND) tz_ok(st, "index_find (absent key)");
+        } else {
+          tz_ok(st, "index_find");
+          check_value(v, VAL_LEN, i);
+        }
+      }
+    }
+    double rate = (double)GROW_LOOKUPS / secs_since(t0);
+    if (txn) mdb_txn_abort(txn);
+    if (absent) *misses_per_s = rate;
+    else *hits_per_s = rate;
+  }
+}
+
+/* Grows each engine's key -> value store through the sizes W.grow[]. At
+ * each size, engine after engine (the first one rotating): the stage's
+ * inserts, the settle, a check of the count, close, bytes on disk and the
+ * bytes written over the stage, reopen, lookups. */
+static void grow_bench(const char *root, result_t *res) {
+  grow_t g;
+  static const char *names[3] = {"lmdb-grow", "rocksdb-grow", "tzstore-grow"};
+  for (int k = 0; k < 3; k++) subdir(g.dir[GROW_ENGINES[k]], sizeof g.dir[0], root, names[k]);
+  long max = W.grow[W.n_grow - 1];
+  uint8_t *keys = xmalloc((size_t)max * KEY_LEN), *absent = xmalloc((size_t)GROW_LOOKUPS * KEY_LEN);
+  uint32_t *idx = xmalloc((size_t)GROW_LOOKUPS * sizeof *idx);
+  for (long i = 0; i < max; i++) make_key(keys + (size_t)i * KEY_LEN, (uint64_t)i, SALT_GROW);
+  for (long i = 0; i < GROW_LOOKUPS; i++) make_key(absent + (size_t)i * KEY_LEN, (uint64_t)i, SALT_GROW_ABSENT);
+  for (int k = 0; k < 3; k++) grow_open(&g, GROW_ENGINES[k]);
+  uint64_t s = 4242;
+  long prev = 0;
+  for (int st = 0; st < W.n_grow; st++) {
+    long size = W.grow[st], added = size - prev;
+    for (long n = 0; n < GROW_LOOKUPS; n++) idx[n] = (uint32_t)(splitmix64(&s) % (uint64_t)size);
+    fprintf(stderr, "grow to %-11ld ...", size);
+    for (int k = 0; k < 3; k++) {
+      int e = GROW_ENGINES[(st + k) % 3];
+      result_t *r = &res[e];
+      sync();
+      uint64_t e0 = now_ns();
+      double w0 = io_written();
+      uint64_t t0 = now_ns();
+      grow_insert(&g, e, keys, prev, size);
+      double insert_s = secs_since(t0);
+      t0 = now_ns();
+      grow_settle(&g, e);
+      double settle_s = secs_since(t0);
+      if (e == E_LMDB) {
+        MDB_stat ms;
+        mdb_ok(mdb_env_stat(g.env, &ms), "env_stat");
+        if ((long)ms.ms_entries != size) die("LMDB holds %zu keys, want %ld", ms.ms_entries, size);
+      } else if (e == E_TZS && (long)tzs_index_len(g.ix) != size) {
+        die("tzstore index holds %" PRIu64 " keys, want %ld", tzs_index_len(g.ix), size);
+      }
+      grow_close(&g, e);
+      double written = io_written() - w0;
+      r->grow_inserts_per_s[st] = (double)added / insert_s;
+      r->grow_settled_inserts_per_s[st] = (double)added / (insert_s + settle_s);
+      r->grow_write_amp[st] = written / ((double)added * (KEY_LEN + VAL_LEN));
+      r->grow_bytes[st] = disk_usage(g.dir[e]);
+      grow_open(&g, e);
+      grow_lookups(&g, e, keys, idx, absent, &r->grow_hits_per_s[st], &r->grow_misses_per_s[st]);
+      fprintf(stderr, " %s %.1f s", ENGINE_NAMES[e], secs_since(e0));
+    }
+    fprintf(stderr, "\n");
+    prev = size;
+  }
+  for (int k = 0; k < 3; k++) grow_close(&g, GROW_ENGINES[k]);
+  free(keys);
+  free(absent);
+  free(idx);
+}
+
 /* ---------- the machine's own limits, measured in the same run ---------- */
 
 /* What the hardware and kernel allow for the operations the workloads are
@@ -1245,11 +1487,11 @@ static void print_limits(const result_t *res) {
 /* ---------- SVG chart ---------- */
 
 typedef struct {
-  const char *name;
+  char name[64];
   size_t off;
 } chart_row_t;
 
-static const chart_row_t CHART_ROWS[] = {
+static const chart_row_t CHART_FIXED[] = {
     {"1. durable inserts", offsetof(result_t, inserts_per_s)},
     {"2. lookups, present", offsetof(result_t, hits_per_s)},
     {"2. lookups, absent", offsetof(result_t, misses_per_s)},
@@ -1260,13 +1502,40 @@ static const chart_row_t CHART_ROWS[] = {
     {"5. durable value inserts", offsetof(result_t, value_inserts_per_s)},
     {"5. value reads, copying", offsetof(result_t, value_reads_per_s)},
     {"5. value reads, no copy", offsetof(result_t, value_view_reads_per_s)},
+    {"6. reads by level, copying", offsetof(result_t, level_reads_per_s)},
+    {"6. reads by level, no copy", offsetof(result_t, level_view_reads_per_s)},
 };
+
+/* A count as the chart prints it: 4000000 -> "4M", 200000 -> "200k". */
+static void short_count(char *out, size_t n, long v) {
+  if (v % 1000000 == 0) snprintf(out, n, "%ldM", v / 1000000);
+  else if (v % 1000 == 0) snprintf(out, n, "%ldk", v / 1000);
+  else snprintf(out, n, "%ld", v);
+}
+
+/* The chart's rows: the fixed ones, then workload 7's ops/s at each size. */
+static int chart_rows(chart_row_t *rows) {
+  int n = 0;
+  for (size_t i = 0; i < sizeof CHART_FIXED / sizeof CHART_FIXED[0]; i++) rows[n++] = CHART_FIXED[i];
+  for (int i = 0; i < W.n_grow; i++) {
+    char c[24];
+    short_count(c, sizeof c, W.grow[i]);
+    snprintf(rows[n].name, sizeof rows[n].name, "7. %s keys: inserts", c);
+    rows[n++].off = GROW_OFF(grow_inserts_per_s, i);
+    snprintf(rows[n].name, sizeof rows[n].name, "7. %s keys: lookups, present", c);
+    rows[n++].off = GROW_OFF(grow_hits_per_s, i);
+    snprintf(rows[n].name, sizeof rows[n].name, "7. %s keys: lookups, absent", c);
+    rows[n++].off = GROW_OFF(grow_misses_per_s, i);
+  }
+  return n;
+}
 
 /* A grouped horizontal bar chart of ops/s (log scale), one group per
  * workload, one bar per engine that ran it. */
 static void write_svg(const char *path, const result_t *res) {
   static const char *colors[N_ENGINES] = {"#888888", "#c0504d", "#2f6fb0", "#6fa8dc"};
-  const int rows = (int)(sizeof CHART_ROWS / sizeof CHART_ROWS[0]);
+  chart_row_t CHART_ROWS[sizeof CHART_FIXED / sizeof CHART_FIXED[0] + 3 * MAX_GROW];
+  const int rows = chart_rows(CHART_ROWS);
   const int left = 200, bar_h = 9, group_h = 4 * bar_h + 12, top = 50, width = 900, plot_w = 620;
   const int height = top + rows * group_h + 40;
   const double lo = 1e2, hi = 1e8; /* log10 axis from 100 to 100 M ops/s */
@@ -1332,14 +1601,15 @@ static void fmt_cell(char *out, size_t n, double v, const char *fmt) {
   else snprintf(out, n, fmt, v);
 }
 
-/* One table row: the four engines' values, then tzstore's advantage over
- * the best of LMDB and RocksDB (> 1 = tzstore better), per tzstore column. */
-static void row(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
-                bool lower_is_better) {
+/* One table row: the first `n_cols` engines' values, then tzstore's
+ * advantage over the best of LMDB and RocksDB (> 1 = tzstore better), per
+ * tzstore column. */
+static void row_n(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
+                  bool lower_is_better, int n_cols) {
   double v[N_ENGINES];
   char cell[64];
   printf("| %s |", name);
-  for (int e = 0; e < N_ENGINES; e++) {
+  for (int e = 0; e < n_cols; e++) {
     v[e] = *(const double *)((const char *)&res[e] + off);
     fmt_cell(cell, sizeof cell, v[e] < 0 ? v[e] : v[e] / scale, fmt);
     printf(" %s |", cell);
@@ -1348,13 +1618,47 @@ static void row(const char *name, const result_t *res, size_t off, const char *f
                                 : (v[E_LMDB] > v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS]);
   printf(" ");
   bool first = true;
-  for (int e = E_TZS; e < N_ENGINES; e++) {
+  for (int e = E_TZS; e < n_cols; e++) {
     if (v[e] < 0) continue;
     double ratio = lower_is_better ? best / v[e] : v[e] / best;
     printf("%s%.2fx", first ? "" : " / ", ratio);
     first = false;
   }
   printf(" |\n");
+}
+
+static void row(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
+                bool lower_is_better) {
+  row_n(name, res, off, fmt, scale, lower_is_better, N_ENGINES);
+}
+
+static void print_grow_table(const result_t *res) {
+  char name[160];
+  printf("\n| 7. index at growing sizes (32-byte keys, 8-byte values, commit per %d) | LMDB | RocksDB | tzstore "
+         "| tzstore vs best other |\n|---|---:|---:|---:|---:|\n",
+         BATCH);
+  long prev = 0;
+  for (int i = 0; i < W.n_grow; i++) {
+    long size = W.grow[i];
+    snprintf(name, sizeof name, "%ld keys: durable inserts %ld -> %ld (inserts/s)", size, prev, size);
+    row_n(name, res, GROW_OFF(grow_inserts_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: the same, settle included (inserts/s)", size);
+    row_n(name, res, GROW_OFF(grow_settled_inserts_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: lookups, %d present keys (lookups/s)", size, GROW_LOOKUPS);
+    row_n(name, res, GROW_OFF(grow_hits_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: lookups, %d absent keys (lookups/s)", size, GROW_LOOKUPS);
+    row_n(name, res, GROW_OFF(grow_misses_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: bytes on disk, engine closed (MB)", size);
+    row_n(name, res, GROW_OFF(grow_bytes, i), "%.1f", 1e6, true, 3);
+    snprintf(name, sizeof name, "%ld keys: bytes written per byte of key+value added (%ld -> %ld)", size, prev,
+             size);
+    row_n(name, res, GROW_OFF(grow_write_amp, i), "%.1f", 1, true, 3);
+    prev = size;
+  }
+  printf("\nBytes written: the growth of /proc/self/io wchar (bytes passed to write system calls by\n"
+         "every thread) over the stage (inserts, settle, close), divided by the stage's keys x %d bytes;\n"
+         "see README.md for what it counts and why not write_bytes.\n",
+         KEY_LEN + VAL_LEN);
 }
 
 static void print_table(const result_t *res) {
@@ -1414,6 +1718,24 @@ static void run(const char *root, const char *name, void (*bench)(const char *, 
   fprintf(stderr, " %.1f s\n", secs_since(t0));
 }
 
+/* TZS_COMPARE_GROW: workload 7's sizes, comma-separated and increasing
+ * ("0" or empty: skip the workload). */
+static void parse_grow(const char *spec) {
+  W.n_grow = 0;
+  if (!spec || !*spec || strcmp(spec, "0") == 0) return;
+  const char *p = spec;
+  for (;;) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v <= 0 || v > 100000000 || W.n_grow == MAX_GROW || (W.n_grow > 0 && v <= W.grow[W.n_grow - 1]))
+      die("bad TZS_COMPARE_GROW '%s' (up to %d increasing counts, comma-separated)", spec, MAX_GROW);
+    W.grow[W.n_grow++] = v;
+    if (*end == 0) break;
+    if (*end != ',') die("bad TZS_COMPARE_GROW '%s'", spec);
+    p = end + 1;
+  }
+}
+
 static long arg_long(int argc, char **argv, int i, long dflt) {
   if (argc <= i) return dflt;
   char *end;
@@ -1429,12 +1751,16 @@ int main(int argc, char **argv) {
   W.n_blocks = arg_long(argc, argv, 3, 10000);
   W.n_reads = arg_long(argc, argv, 4, 100000);
   W.n_values = arg_long(argc, argv, 5, 50000);
+  const char *grow = getenv("TZS_COMPARE_GROW");
+  parse_grow(grow ? grow : DEFAULT_GROW);
 
   int lmaj, lmin, lpatch;
   mdb_version(&lmaj, &lmin, &lpatch);
   printf("tzstore %s, LMDB %d.%d.%d, RocksDB (librocksdb C API); dir %s\n", tzs_version(), lmaj, lmin, lpatch,
          root);
-  printf("keys %ld, blocks %ld, reads %ld, values %ld\n", W.n_keys, W.n_blocks, W.n_reads, W.n_values);
+  printf("keys %ld, blocks %ld, reads %ld, values %ld, grow", W.n_keys, W.n_blocks, W.n_reads, W.n_values);
+  for (int i = 0; i < W.n_grow; i++) printf("%s%ld", i ? "," : " ", W.grow[i]);
+  printf("%s\n", W.n_grow ? "" : " (skipped)");
   print_loadavg("start");
   uint64_t start = now_ns();
   gen_workload();
@@ -1451,6 +1777,7 @@ int main(int argc, char **argv) {
   snprintf(bs_dir, sizeof bs_dir, "%s/tzstore-block-store", root);
   levels_bench(root, bs_dir, res);
   values_bench(root, res);
+  if (W.n_grow > 0) grow_bench(root, res);
   fprintf(stderr, "%-20s ...", "machine limits");
   uint64_t l0 = now_ns();
   measure_limits(root);
@@ -1459,6 +1786,7 @@ int main(int argc, char **argv) {
   printf("\n");
   for (int e = 0; e < N_ENGINES; e++) print_engine(e, &res[e]);
   print_table(res);
+  if (W.n_grow > 0) print_grow_table(res);
   print_limits(res);
   const char *svg = getenv("TZS_COMPARE_SVG");
   if (svg && *svg) write_svg(svg, res);

@@ -6,7 +6,9 @@
 # Environment: TZS_BENCH_DIR (where the temporary directory goes, default
 # /tmp), TZS_COMPARE_KEYS (default 1000000), TZS_COMPARE_BLOCKS (default
 # 10000), TZS_COMPARE_READS (default 100000), TZS_COMPARE_VALUES (2 KiB
-# values of workload 5, default 50000).
+# values of workload 5, default 50000), TZS_COMPARE_GROW (sizes workload 7
+# grows the index through, comma-separated; default 1000000,2000000,4000000,
+# 0 skips it; larger sizes make a long run, see benches/compare/README.md).
 #
 # The run's tables (workloads, and the machine's limits measured in the same
 # run) replace the block between the bench-compare markers in BENCHMARKS.md,
@@ -29,6 +31,7 @@ bin="$ROOT/target/release/bench-compare"
 cc -O2 -Wall -Wextra -pthread -o "$bin" benches/compare/compare.c -I"$ROOT/include" \
   -L"$ROOT/target/release" -Wl,-rpath,"$ROOT/target/release" -ltzstore -llmdb -lrocksdb -lm
 
+grow=${TZS_COMPARE_GROW:-1000000,2000000,4000000}
 base=${TZS_BENCH_DIR:-/tmp}
 dir=$(mktemp -d "$base/tzs-compare.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
@@ -43,7 +46,7 @@ svg=""
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //');" \
     "$(df -T "$dir" | awk 'NR==2 {print $2 " on " $1}')"
   mkdir "$dir/run"
-  TZS_COMPARE_SVG="$svg" "$bin" "$dir/run" "${TZS_COMPARE_KEYS:-1000000}" "${TZS_COMPARE_BLOCKS:-10000}" \
+  TZS_COMPARE_SVG="$svg" TZS_COMPARE_GROW="$grow" "$bin" "$dir/run" "${TZS_COMPARE_KEYS:-1000000}" "${TZS_COMPARE_BLOCKS:-10000}" \
     "${TZS_COMPARE_READS:-100000}" "${TZS_COMPARE_VALUES:-50000}"
 } | tee "$out"
 
@@ -54,7 +57,8 @@ if [ $record = 1 ]; then
     echo '<!-- bench-compare:begin -->'
     echo
     echo "Command: \`scripts/bench-compare.sh\` (keys ${TZS_COMPARE_KEYS:-1000000}, blocks" \
-      "${TZS_COMPARE_BLOCKS:-10000}, reads ${TZS_COMPARE_READS:-100000}, values ${TZS_COMPARE_VALUES:-50000})."
+      "${TZS_COMPARE_BLOCKS:-10000}, reads ${TZS_COMPARE_READS:-100000}, values ${TZS_COMPARE_VALUES:-50000}," \
+      "grow $grow)."
     echo
     grep -E '^(date|machine|load|tzstore [0-9])' "$out" | sed 's/$/  /'
     echo

@@ -4,6 +4,7 @@
  * See README.md in this directory for the workloads and the settings.
  *
  * Usage: compare DIR [N_KEYS [N_BLOCKS [N_READS [N_VALUES]]]]
+ *   TZS_COMPARE_GROW=N1,N2,... sets the sizes of workload 7 (0: skip it).
  *   DIR must exist and be empty; every engine works in a subdirectory.
  *   TZS_COMPARE_SVG=PATH also draws the figures as an SVG bar chart.
  */
@@ -48,6 +49,16 @@
 /* Workload 5: values of an indexed file (a rollup node's stores). */
 #define VALUE_LEN 2048
 #define VALUES_PER_COMMIT 1000
+/* Workload 6: levels per cemented chunk, and blocks per LMDB/RocksDB
+ * commit when they store the same blocks keyed by level. */
+#define CHUNK_LEVELS 1000
+/* Workload 7: the index grown through up to MAX_GROW sizes, with
+ * GROW_LOOKUPS lookups of each kind at each size. */
+#define MAX_GROW 8
+#define DEFAULT_GROW "1000000,2000000,4000000"
+#define GROW_LOOKUPS 200000
+#define SALT_GROW 0x67726f776b657973ULL
+#define SALT_GROW_ABSENT 0x67726f7761627365ULL
 
 enum { E_LMDB, E_ROCKS, E_TZS, E_TZS_BS, N_ENGINES };
 static const char *ENGINE_NAMES[N_ENGINES] = {"LMDB", "RocksDB", "tzstore", "tzstore block store"};
@@ -73,7 +84,25 @@ typedef struct {
   double value_inserts_per_s;
   double value_reads_per_s;
   double value_view_reads_per_s;
+  double values_bytes;
+  /* Workload 6: the blocks of (3) by level, once tzstore cemented them. */
+  double level_load_s;
+  double level_reads_per_s;
+  double level_view_reads_per_s;
+  double levels_bytes;
+  /* Workload 7, per size: inserts/s over the stage that reached it
+   * (without, then with the settle), lookups/s, bytes on disk (closed),
+   * bytes written to storage per byte of key + value added. */
+  double grow_inserts_per_s[MAX_GROW];
+  double grow_settled_inserts_per_s[MAX_GROW];
+  double grow_hits_per_s[MAX_GROW];
+  double grow_misses_per_s[MAX_GROW];
+  double grow_bytes[MAX_GROW];
+  double grow_write_amp[MAX_GROW];
 } result_t;
+
+/* Offset of element `i` of the result_t array field `field`. */
+#define GROW_OFF(field, i) (offsetof(result_t, field) + (size_t)(i) * sizeof(double))
 
 static struct {
   long n_keys;
@@ -85,6 +114,9 @@ static struct {
   uint32_t *b_order; /* n_reads random block ids */
   long n_values;
   uint32_t *v_order; /* n_reads random value ids */
+  uint32_t *l_order; /* n_reads random block ids, read by level */
+  long grow[MAX_GROW]; /* workload 7's sizes, increasing */
+  int n_grow;
 } W;
 
 /* ---------- generic helpers ---------- */
@@ -194,6 +226,8 @@ static void gen_workload(void) {
   for (long i = 0; i < W.n_reads; i++) W.b_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_blocks);
   W.v_order = xmalloc((size_t)W.n_reads * sizeof *W.v_order);
   for (long i = 0; i < W.n_reads; i++) W.v_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_values);
+  W.l_order = xmalloc((size_t)W.n_reads * sizeof *W.l_order);
+  for (long i = 0; i < W.n_reads; i++) W.l_order[i] = (uint32_t)(splitmix64(&s) % (uint64_t)W.n_blocks);
 }
 
 static void block_hash(uint8_t out[32], long id) { make_key(out, (uint64_t)id, SALT_BLOCK); }
@@ -327,7 +361,6 @@ static void lmdb_index(const char *dir, result_t *r) {
   MDB_stat st;
   mdb_ok(mdb_env_stat(env, &st), "env_stat");
   if ((long)st.ms_entries != W.n_keys) die("LMDB holds %zu keys, want %ld", st.ms_entries, W.n_keys);
-  r->index_bytes = disk_usage(dir);
 
   /* One read transaction, reset and renewed every BATCH lookups. */
   for (int absent = 0; absent < 2; absent++) {
@@ -354,6 +387,7 @@ static void lmdb_index(const char *dir, result_t *r) {
     else r->hits_per_s = rate;
   }
   mdb_env_close(env);
+  r->index_bytes = disk_usage(dir); /* closed: the map file as it remains */
 }
 
 /* ---------- RocksDB ---------- */
@@ -418,7 +452,6 @@ static void rocks_index(const char *dir, result_t *r) {
   t0 = now_ns();
   rocksdb_compact_range(x.db, NULL, 0, NULL, 0);
   r->settle_s = secs_since(t0);
-  r->index_bytes = disk_usage(dir);
 
   for (int absent = 0; absent < 2; absent++) {
     t0 = now_ns();
@@ -441,6 +474,7 @@ static void rocks_index(const char *dir, result_t *r) {
     else r->hits_per_s = rate;
   }
   rocks_close(&x);
+  r->index_bytes = disk_usage(dir); /* closed: SSTs, WAL, MANIFEST, LOG as they remain */
 }
 
 /* ---------- tzstore ---------- */
@@ -463,7 +497,6 @@ static void tzs_index_bench(const char *dir, result_t *r) {
   tz_ok(tzs_index_await_merge(ix, &terr), "index_await_merge");
   r->settle_s = secs_since(t0);
   if ((long)tzs_index_len(ix) != W.n_keys) die("tzstore index holds %" PRIu64 " keys", tzs_index_len(ix));
-  r->index_bytes = disk_usage(dir);
 
   for (int absent = 0; absent < 2; absent++) {
     t0 = now_ns();
@@ -484,6 +517,7 @@ static void tzs_index_bench(const char *dir, result_t *r) {
     else r->hits_per_s = rate;
   }
   tzs_index_close(ix);
+  r->index_bytes = disk_usage(dir); /* closed */
 }
 
 /* A tzs_block input pointing at the caller's buffers. */
@@ -515,6 +549,16 @@ static size_t chain_preds(uint8_t *preds, long id) {
 
 /* ---------- workloads 3 and 4: blocks, all engines interleaved ---------- */
 
+/* The defaults, but ARCHIVE: the merge of workload 6 then keeps every
+ * block's metadata, as an archive node's does, so that reads by level
+ * return the same data as LMDB's and RocksDB's values. (FULL with offset
+ * 1 drops the metadata of all but the last chunk.) No merge runs in (3). */
+static tzs_block_store_options block_store_options(void) {
+  tzs_block_store_options o = tzs_block_store_options_default();
+  o.history_mode = TZS_HISTORY_ARCHIVE;
+  return o;
+}
+
 /* The four block stores, open at once so that appends can be interleaved:
  * block i goes to every engine before block i + 1, so a burst of I/O from
  * the machine's other tenants slows every engine alike. */
@@ -535,7 +579,7 @@ static void blocks_open(blocks_t *x, const char *root) {
   rocks_open(&x->rocks, x->dir[E_ROCKS]);
   tz_ok(tzs_floating_open(x->dir[E_TZS], TZS_FLOATING_RW, 0, &x->fl, &terr), "floating_open");
   tz_ok(tzs_reader_new(&x->reader, &terr), "reader_new");
-  tzs_block_store_options o = tzs_block_store_options_default();
+  tzs_block_store_options o = block_store_options();
   tz_ok(tzs_block_store_open(x->dir[E_TZS_BS], &o, &x->bs, &terr), "block_store_open");
 }
 
@@ -697,7 +741,6 @@ static void blocks_bench(const char *root, result_t *res) {
   for (int e = 0; e < N_ENGINES; e++) {
     result_t *r = &res[e];
     r->appends_per_s = latency_stats(lat[e], W.n_blocks, &r->append_p50_us, &r->append_p99_us);
-    r->blocks_bytes = disk_usage(x.dir[e]);
   }
 
   /* Reads in rounds of BATCH per engine, for the same reason; copying and
@@ -728,12 +771,217 @@ static void blocks_bench(const char *root, result_t *res) {
   for (int e = 0; e < N_ENGINES; e++) res[e].view_reads_2t_per_s = two_thread_view_reads(&x, e);
   fprintf(stderr, " %.1f s\n", secs_since(t0));
 
+  /* Sizes once every engine is closed (the reads wrote nothing): tzstore
+   * trims the zeros written ahead of its appends at close, RocksDB keeps
+   * its WAL and SSTs as they are, LMDB its map file. */
   blocks_close(&x);
+  for (int e = 0; e < N_ENGINES; e++) res[e].blocks_bytes = disk_usage(x.dir[e]);
   for (int e = 0; e < N_ENGINES; e++) free(lat[e]);
   free(ser);
   free(scratch);
   free(contents);
   free(metadata);
+}
+
+/* ---------- workload 6: cemented blocks read by level ---------- */
+
+/* LMDB/RocksDB key of a level: 4 bytes big-endian, so that byte order is
+ * level order (LMDB's B-tree and RocksDB's SSTs then hold the blocks in
+ * chain order, as a node storing them by level would). */
+static void level_key(uint8_t out[4], int32_t level) {
+  uint32_t l = (uint32_t)level;
+  out[0] = (uint8_t)(l >> 24);
+  out[1] = (uint8_t)(l >> 16);
+  out[2] = (uint8_t)(l >> 8);
+  out[3] = (uint8_t)l;
+}
+
+/* The same blocks by level: LMDB and RocksDB in stores of their own, the
+ * block store of (3) after its merge, and its cemented store opened
+ * read-only beside it (the "tzstore" column). */
+typedef struct {
+  char dir[N_ENGINES][4096];
+  MDB_env *env;
+  MDB_dbi dbi;
+  rocks_t rocks;
+  tzs_cemented *c;
+  tzs_block_store *bs;
+  tzs_reader *reader;
+} levels_t;
+
+/* Reads and checks the blocks W.l_order[from..to) by level from engine
+ * `e`; with `view`, without a copy where the engine offers it. */
+static void level_reads(levels_t *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  char *err = NULL;
+  MDB_txn *txn = NULL;
+  uint8_t k[4];
+  if (e == E_LMDB) mdb_ok(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+  for (long n = from; n < to; n++) {
+    long id = W.l_order[n];
+    int32_t level = (int32_t)(id + 1);
+    if (e == E_LMDB) {
+      level_key(k, level);
+      MDB_val mk = {4, k}, d;
+      mdb_ok(mdb_get(txn, x->dbi, &mk, &d), "get level");
+      verify_serialized(d.mv_data, d.mv_size, id, n, scratch);
+    } else if (e == E_ROCKS && view) {
+      level_key(k, level);
+      rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(x->rocks.db, x->rocks.ro, (const char *)k, 4, &err);
+      rdb_ok(&err, "get_pinned level");
+      if (!ps) die("RocksDB: level %d missing", level);
+      size_t len;
+      const char *got = rocksdb_pinnableslice_value(ps, &len);
+      verify_serialized((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_pinnableslice_destroy(ps);
+    } else if (e == E_ROCKS) {
+      level_key(k, level);
+      size_t len;
+      char *got = rocksdb_get(x->rocks.db, x->rocks.ro, (const char *)k, 4, &len, &err);
+      rdb_ok(&err, "get level");
+      if (!got) die("RocksDB: level %d missing", level);
+      verify_serialized((const uint8_t *)got, len, id, n, scratch);
+      rocksdb_free(got);
+    } else if (view) {
+      tzs_block_view v;
+      if (e == E_TZS)
+        tz_ok(tzs_cemented_read_view_by_level(x->c, x->reader, level, true, &v, &terr), "cemented_read_view_by_level");
+      else
+        tz_ok(tzs_block_store_read_by_level_view(x->bs, x->reader, level, true, &v, &terr),
+              "block_store_read_by_level_view");
+      verify_tzs_view(&v, id, n, scratch);
+    } else {
+      tzs_block out;
+      memset(&out, 0, sizeof out);
+      if (e == E_TZS) tz_ok(tzs_cemented_read_by_level(x->c, level, true, &out, &terr), "cemented_read_by_level");
+      else tz_ok(tzs_block_store_read_by_level(x->bs, level, true, &out, &terr), "block_store_read_by_level");
+      verify_tzs_block(&out, id, n, scratch);
+      tzs_block_free(&out);
+    }
+  }
+  if (txn) mdb_txn_abort(txn);
+}
+
+/* Cements every block of the block store of (3) (closed, in `bs_dir`) in
+ * chunks of CHUNK_LEVELS levels, stores the same blocks by level in LMDB
+ * and RocksDB, then reads random levels from all of them. */
+static void levels_bench(const char *root, const char *bs_dir, result_t *res) {
+  levels_t x;
+  char *err = NULL;
+  uint8_t *scratch = xmalloc(SER_LEN);
+  uint8_t *sers = xmalloc((size_t)CHUNK_LEVELS * SER_LEN);
+  subdir(x.dir[E_LMDB], sizeof x.dir[E_LMDB], root, "lmdb-levels");
+  subdir(x.dir[E_ROCKS], sizeof x.dir[E_ROCKS], root, "rocksdb-levels");
+  if ((size_t)snprintf(x.dir[E_TZS], sizeof x.dir[E_TZS], "%.4000s/cemented", bs_dir) >= sizeof x.dir[E_TZS] ||
+      (size_t)snprintf(x.dir[E_TZS_BS], sizeof x.dir[E_TZS_BS], "%.4000s", bs_dir) >= sizeof x.dir[E_TZS_BS])
+    die("path too long");
+
+  /* tzstore: the block store reopened, every block merged into chunks
+   * (ends at each multiple of CHUNK_LEVELS and at the head), timed from
+   * the call to the end of the background merge. */
+  fprintf(stderr, "%-20s ...", "levels: cement/load");
+  uint64_t t0 = now_ns();
+  sync();
+  tzs_block_store_options o = block_store_options();
+  tz_ok(tzs_block_store_open(x.dir[E_TZS_BS], &o, &x.bs, &terr), "block_store_open");
+  size_t n_ends = 0;
+  int32_t *ends = xmalloc((size_t)(W.n_blocks / CHUNK_LEVELS + 1) * sizeof *ends);
+  for (long end = CHUNK_LEVELS; end < W.n_blocks; end += CHUNK_LEVELS) ends[n_ends++] = (int32_t)end;
+  ends[n_ends++] = (int32_t)W.n_blocks;
+  uint8_t head[32];
+  block_hash(head, W.n_blocks - 1);
+  uint64_t c0 = now_ns();
+  tz_ok(tzs_block_store_merge(x.bs, head, ends, n_ends, &terr), "block_store_merge");
+  tz_ok(tzs_block_store_await_merge(x.bs, &terr), "block_store_await_merge");
+  res[E_TZS_BS].level_load_s = secs_since(c0);
+  free(ends);
+  tzs_block_store_stats st;
+  tz_ok(tzs_block_store_read_stats(x.bs, &st, &terr), "block_store_read_stats");
+  if (st.cemented_lowest != 1 || st.cemented_highest != (int32_t)W.n_blocks || (long)st.cemented_blocks != W.n_blocks)
+    die("block store cemented levels %d..%d (%" PRIu64 " blocks), want 1..%ld", st.cemented_lowest,
+        st.cemented_highest, st.cemented_blocks, W.n_blocks);
+  tz_ok(tzs_cemented_open(x.dir[E_TZS], TZS_READONLY, 0, &x.c, &terr), "cemented_open (read-only)");
+  tz_ok(tzs_reader_new(&x.reader, &terr), "reader_new");
+
+  /* LMDB: the blocks in level order, MDB_APPEND, one synced commit per
+   * CHUNK_LEVELS blocks; the values are generated before each commit's
+   * timing starts. */
+  sync();
+  x.env = lmdb_open(x.dir[E_LMDB], &x.dbi);
+  double load_s = 0;
+  for (long from = 0; from < W.n_blocks; from += CHUNK_LEVELS) {
+    long to = from + CHUNK_LEVELS < W.n_blocks ? from + CHUNK_LEVELS : W.n_blocks;
+    for (long id = from; id < to; id++) serialize_block(sers + (size_t)(id - from) * SER_LEN, id);
+    MDB_txn *txn;
+    uint64_t l0 = now_ns();
+    mdb_ok(mdb_txn_begin(x.env, NULL, 0, &txn), "txn_begin");
+    for (long id = from; id < to; id++) {
+      uint8_t k[4];
+      level_key(k, (int32_t)(id + 1));
+      MDB_val mk = {4, k}, d = {SER_LEN, sers + (size_t)(id - from) * SER_LEN};
+      mdb_ok(mdb_put(txn, x.dbi, &mk, &d, MDB_APPEND), "put level");
+    }
+    mdb_ok(mdb_txn_commit(txn), "commit levels");
+    load_s += secs_since(l0);
+  }
+  res[E_LMDB].level_load_s = load_s;
+
+  /* RocksDB: one synced WriteBatch per CHUNK_LEVELS blocks, then a full
+   * compaction (its best state for reads, as in (1)), timed. */
+  sync();
+  rocks_open(&x.rocks, x.dir[E_ROCKS]);
+  load_s = 0;
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  for (long from = 0; from < W.n_blocks; from += CHUNK_LEVELS) {
+    long to = from + CHUNK_LEVELS < W.n_blocks ? from + CHUNK_LEVELS : W.n_blocks;
+    for (long id = from; id < to; id++) serialize_block(sers + (size_t)(id - from) * SER_LEN, id);
+    uint64_t l0 = now_ns();
+    rocksdb_writebatch_clear(wb);
+    for (long id = from; id < to; id++) {
+      uint8_t k[4];
+      level_key(k, (int32_t)(id + 1));
+      rocksdb_writebatch_put(wb, (const char *)k, 4, (const char *)sers + (size_t)(id - from) * SER_LEN, SER_LEN);
+    }
+    rocksdb_write(x.rocks.db, x.rocks.wo, wb, &err);
+    rdb_ok(&err, "write levels");
+    load_s += secs_since(l0);
+  }
+  rocksdb_writebatch_destroy(wb);
+  uint64_t l0 = now_ns();
+  rocksdb_compact_range(x.rocks.db, NULL, 0, NULL, 0);
+  res[E_ROCKS].level_load_s = load_s + secs_since(l0);
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+
+  /* Reads in rounds of BATCH per engine, copying then without a copy on
+   * the mirrored batch, as in (4). */
+  fprintf(stderr, "%-20s ...", "levels: reads");
+  t0 = now_ns();
+  double read_s[N_ENGINES] = {0}, view_s[N_ENGINES] = {0};
+  for (long from = 0; from < W.n_reads; from += BATCH) {
+    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
+    for (int e = 0; e < N_ENGINES; e++) {
+      uint64_t r0 = now_ns();
+      level_reads(&x, e, from, to, scratch, false);
+      read_s[e] += secs_since(r0);
+      r0 = now_ns();
+      level_reads(&x, e, W.n_reads - to, W.n_reads - from, scratch, true);
+      view_s[e] += secs_since(r0);
+    }
+  }
+  fprintf(stderr, " %.1f s\n", secs_since(t0));
+  for (int e = 0; e < N_ENGINES; e++) {
+    res[e].level_reads_per_s = (double)W.n_reads / read_s[e];
+    res[e].level_view_reads_per_s = (double)W.n_reads / view_s[e];
+  }
+
+  tzs_reader_free(x.reader);
+  tzs_cemented_close(x.c);
+  tzs_block_store_close(x.bs);
+  mdb_env_close(x.env);
+  rocks_close(&x.rocks);
+  /* Closed: the cemented directory alone, and the whole block store. */
+  for (int e = 0; e < N_ENGINES; e++) res[e].levels_bytes = disk_usage(x.dir[e]);
+  free(sers);
+  free(scratch);
 }
 
 /* ---------- workload 5: indexed-file values, all engines interleaved ---------- */
@@ -898,8 +1146,229 @@ static void values_bench(const char *root, result_t *res) {
   tzs_indexed_file_close(x.f);
   mdb_env_close(x.env);
   rocks_close(&x.rocks);
+  for (int k = 0; k < 3; k++) res[VALUE_ENGINES[k]].values_bytes = disk_usage(x.dir[k]); /* all closed */
   free(v);
   free(scratch);
+}
+
+/* ---------- workload 7: the index at growing sizes ---------- */
+
+static const int GROW_ENGINES[3] = {E_LMDB, E_ROCKS, E_TZS};
+
+typedef struct {
+  char dir[N_ENGINES][4096];
+  MDB_env *env;
+  MDB_dbi dbi;
+  rocks_t rocks;
+  tzs_index *ix;
+} grow_t;
+
+static void grow_open(grow_t *g, int e) {
+  if (e == E_LMDB) g->env = lmdb_open(g->dir[e], &g->dbi);
+  else if (e == E_ROCKS) rocks_open(&g->rocks, g->dir[e]);
+  else tz_ok(tzs_index_open(g->dir[e], KEY_LEN, VAL_LEN, 0, 0, &g->ix, &terr), "index_open");
+}
+
+static void grow_close(grow_t *g, int e) {
+  if (e == E_LMDB) mdb_env_close(g->env);
+  else if (e == E_ROCKS) rocks_close(&g->rocks);
+  else tzs_index_close(g->ix);
+}
+
+/* Bytes the process's threads passed to write system calls: /proc/self/io
+ * `wchar`. All three engines write their files with write/pwrite (LMDB
+ * without MDB_WRITEMAP, RocksDB without mmap writes, tzstore always), so
+ * this is the data they send to storage, at byte rather than page
+ * granularity. Not `write_bytes`: on the kernel measured (6.18, ext4 with
+ * large folios) it charges a whole folio each time a write dirties a
+ * 4 KiB page of it: 20,000 random 4 KiB pwrite + fdatasync counted
+ * 5,276 MB in write_bytes, 81.9 MB in wchar, 81.8 MB in /proc/diskstats. */
+static double io_written(void) {
+  FILE *f = fopen("/proc/self/io", "r");
+  if (!f) die("open /proc/self/io: %s", strerror(errno));
+  char line[128];
+  double w = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long v;
+    if (sscanf(line, "wchar: %llu", &v) == 1) w = (double)v;
+  }
+  fclose(f);
+  if (w < 0) die("/proc/self/io has no wchar");
+  return w;
+}
+
+/* Inserts keys [from, to) (keys[i] -> value_of(i)), durable every BATCH,
+ * as in (1). */
+static void grow_insert(grow_t *g, int e, const uint8_t *keys, long from, long to) {
+  uint8_t v[VAL_LEN];
+  char *err = NULL;
+  rocksdb_writebatch_t *wb = e == E_ROCKS ? rocksdb_writebatch_create() : NULL;
+  for (long b = from; b < to; b += BATCH) {
+    long end = b + BATCH < to ? b + BATCH : to;
+    if (e == E_LMDB) {
+      MDB_txn *txn;
+      mdb_ok(mdb_txn_begin(g->env, NULL, 0, &txn), "txn_begin");
+      for (long i = b; i < end; i++) {
+        MDB_val k = {KEY_LEN, (void *)(keys + (size_t)i * KEY_LEN)};
+        value_of(v, (uint64_t)i);
+        MDB_val d = {VAL_LEN, v};
+        mdb_ok(mdb_put(txn, g->dbi, &k, &d, 0), "put");
+      }
+      mdb_ok(mdb_txn_commit(txn), "commit");
+    } else if (e == E_ROCKS) {
+      rocksdb_writebatch_clear(wb);
+      for (long i = b; i < end; i++) {
+        value_of(v, (uint64_t)i);
+        rocksdb_writebatch_put(wb, (const char *)keys + (size_t)i * KEY_LEN, KEY_LEN, (const char *)v, VAL_LEN);
+      }
+      rocksdb_write(g->rocks.db, g->rocks.wo, wb, &err);
+      rdb_ok(&err, "write batch");
+    } else {
+      for (long i = b; i < end; i++) {
+        value_of(v, (uint64_t)i);
+        tz_ok(tzs_index_add(g->ix, keys + (size_t)i * KEY_LEN, KEY_LEN, v, VAL_LEN, false, &terr), "index_add");
+      }
+      tz_ok(tzs_index_flush(g->ix, &terr), "index_flush");
+    }
+  }
+  if (wb) rocksdb_writebatch_destroy(wb);
+}
+
+/* Waits for the work an engine left in the background: tzstore its index
+ * merge, RocksDB a flush of its memtable and then until no compaction is
+ * pending or running; LMDB has none. */
+static void grow_settle(grow_t *g, int e) {
+  if (e == E_TZS) {
+    tz_ok(tzs_index_await_merge(g->ix, &terr), "index_await_merge");
+  } else if (e == E_ROCKS) {
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush(g->rocks.db, fo, &err);
+    rdb_ok(&err, "flush");
+    rocksdb_flushoptions_destroy(fo);
+    for (;;) {
+      uint64_t pending = 0, running = 0;
+      if (rocksdb_property_int(g->rocks.db, "rocksdb.compaction-pending", &pending) != 0 ||
+          rocksdb_property_int(g->rocks.db, "rocksdb.num-running-compactions", &running) != 0)
+        die("RocksDB: compaction properties unavailable");
+      if (pending == 0 && running == 0) break;
+      usleep(10000);
+    }
+  }
+}
+
+/* GROW_LOOKUPS lookups of keys[idx[n]], then GROW_LOOKUPS of absent keys,
+ * every value checked; LMDB in one read transaction renewed every BATCH. */
+static void grow_lookups(grow_t *g, int e, const uint8_t *keys, const uint32_t *idx, const uint8_t *absent_keys,
+                         double *hits_per_s, double *misses_per_s) {
+  char *err = NULL;
+  uint8_t v[VAL_LEN];
+  for (int absent = 0; absent < 2; absent++) {
+    MDB_txn *txn = NULL;
+    if (e == E_LMDB) mdb_ok(mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn), "txn_begin ro");
+    uint64_t t0 = now_ns();
+    for (long n = 0; n < GROW_LOOKUPS; n++) {
+      uint32_t i = idx[n];
+      const uint8_t *k = absent ? absent_keys + (size_t)n * KEY_LEN : keys + (size_t)i * KEY_LEN;
+      if (e == E_LMDB) {
+        if (n > 0 && n % BATCH == 0) {
+          mdb_txn_reset(txn);
+          mdb_ok(mdb_txn_renew(txn), "txn_renew");
+        }
+        MDB_val mk = {KEY_LEN, (void *)k}, d;
+        int rc = mdb_get(txn, g->dbi, &mk, &d);
+        if (absent) {
+          if (rc != MDB_NOTFOUND) die("LMDB: absent key found (rc %d)", rc);
+        } else {
+          mdb_ok(rc, "get");
+          check_value(d.mv_data, d.mv_size, i);
+        }
+      } else if (e == E_ROCKS) {
+        size_t len;
+        char *got = rocksdb_get(g->rocks.db, g->rocks.ro, (const char *)k, KEY_LEN, &len, &err);
+        rdb_ok(&err, "get");
+        if (absent) {
+          if (got) die("RocksDB: absent key found");
+        } else {
+          if (!got) die("RocksDB: key %u missing", i);
+          check_value((const uint8_t *)got, len, i);
+          rocksdb_free(got);
+        }
+      } else {
+        tzs_status st = tzs_index_find(g->ix, k, KEY_LEN, v, VAL_LEN, &terr);
+        if (absent) {
+          if (st == TZS_OK) die("tzstore: absent key found");
+          if (st != TZS_NOT_FOUND) tz_ok(st, "index_find (absent key)");
+        } else {
+          tz_ok(st, "index_find");
+          check_value(v, VAL_LEN, i);
+        }
+      }
+    }
+    double rate = (double)GROW_LOOKUPS / secs_since(t0);
+    if (txn) mdb_txn_abort(txn);
+    if (absent) *misses_per_s = rate;
+    else *hits_per_s = rate;
+  }
+}
+
+/* Grows each engine's key -> value store through the sizes W.grow[]. At
+ * each size, engine after engine (the first one rotating): the stage's
+ * inserts, the settle, a check of the count, close, bytes on disk and the
+ * bytes written over the stage, reopen, lookups. */
+static void grow_bench(const char *root, result_t *res) {
+  grow_t g;
+  static const char *names[3] = {"lmdb-grow", "rocksdb-grow", "tzstore-grow"};
+  for (int k = 0; k < 3; k++) subdir(g.dir[GROW_ENGINES[k]], sizeof g.dir[0], root, names[k]);
+  long max = W.grow[W.n_grow - 1];
+  uint8_t *keys = xmalloc((size_t)max * KEY_LEN), *absent = xmalloc((size_t)GROW_LOOKUPS * KEY_LEN);
+  uint32_t *idx = xmalloc((size_t)GROW_LOOKUPS * sizeof *idx);
+  for (long i = 0; i < max; i++) make_key(keys + (size_t)i * KEY_LEN, (uint64_t)i, SALT_GROW);
+  for (long i = 0; i < GROW_LOOKUPS; i++) make_key(absent + (size_t)i * KEY_LEN, (uint64_t)i, SALT_GROW_ABSENT);
+  for (int k = 0; k < 3; k++) grow_open(&g, GROW_ENGINES[k]);
+  uint64_t s = 4242;
+  long prev = 0;
+  for (int st = 0; st < W.n_grow; st++) {
+    long size = W.grow[st], added = size - prev;
+    for (long n = 0; n < GROW_LOOKUPS; n++) idx[n] = (uint32_t)(splitmix64(&s) % (uint64_t)size);
+    fprintf(stderr, "grow to %-11ld ...", size);
+    for (int k = 0; k < 3; k++) {
+      int e = GROW_ENGINES[(st + k) % 3];
+      result_t *r = &res[e];
+      sync();
+      uint64_t e0 = now_ns();
+      double w0 = io_written();
+      uint64_t t0 = now_ns();
+      grow_insert(&g, e, keys, prev, size);
+      double insert_s = secs_since(t0);
+      t0 = now_ns();
+      grow_settle(&g, e);
+      double settle_s = secs_since(t0);
+      if (e == E_LMDB) {
+        MDB_stat ms;
+        mdb_ok(mdb_env_stat(g.env, &ms), "env_stat");
+        if ((long)ms.ms_entries != size) die("LMDB holds %zu keys, want %ld", ms.ms_entries, size);
+      } else if (e == E_TZS && (long)tzs_index_len(g.ix) != size) {
+        die("tzstore index holds %" PRIu64 " keys, want %ld", tzs_index_len(g.ix), size);
+      }
+      grow_close(&g, e);
+      double written = io_written() - w0;
+      r->grow_inserts_per_s[st] = (double)added / insert_s;
+      r->grow_settled_inserts_per_s[st] = (double)added / (insert_s + settle_s);
+      r->grow_write_amp[st] = written / ((double)added * (KEY_LEN + VAL_LEN));
+      r->grow_bytes[st] = disk_usage(g.dir[e]);
+      grow_open(&g, e);
+      grow_lookups(&g, e, keys, idx, absent, &r->grow_hits_per_s[st], &r->grow_misses_per_s[st]);
+      fprintf(stderr, " %s %.1f s", ENGINE_NAMES[e], secs_since(e0));
+    }
+    fprintf(stderr, "\n");
+    prev = size;
+  }
+  for (int k = 0; k < 3; k++) grow_close(&g, GROW_ENGINES[k]);
+  free(keys);
+  free(absent);
+  free(idx);
 }
 
 /* ---------- the machine's own limits, measured in the same run ---------- */
@@ -1018,11 +1487,11 @@ static void print_limits(const result_t *res) {
 /* ---------- SVG chart ---------- */
 
 typedef struct {
-  const char *name;
+  char name[64];
   size_t off;
 } chart_row_t;
 
-static const chart_row_t CHART_ROWS[] = {
+static const chart_row_t CHART_FIXED[] = {
     {"1. durable inserts", offsetof(result_t, inserts_per_s)},
     {"2. lookups, present", offsetof(result_t, hits_per_s)},
     {"2. lookups, absent", offsetof(result_t, misses_per_s)},
@@ -1033,13 +1502,40 @@ static const chart_row_t CHART_ROWS[] = {
     {"5. durable value inserts", offsetof(result_t, value_inserts_per_s)},
     {"5. value reads, copying", offsetof(result_t, value_reads_per_s)},
     {"5. value reads, no copy", offsetof(result_t, value_view_reads_per_s)},
+    {"6. reads by level, copying", offsetof(result_t, level_reads_per_s)},
+    {"6. reads by level, no copy", offsetof(result_t, level_view_reads_per_s)},
 };
+
+/* A count as the chart prints it: 4000000 -> "4M", 200000 -> "200k". */
+static void short_count(char *out, size_t n, long v) {
+  if (v % 1000000 == 0) snprintf(out, n, "%ldM", v / 1000000);
+  else if (v % 1000 == 0) snprintf(out, n, "%ldk", v / 1000);
+  else snprintf(out, n, "%ld", v);
+}
+
+/* The chart's rows: the fixed ones, then workload 7's ops/s at each size. */
+static int chart_rows(chart_row_t *rows) {
+  int n = 0;
+  for (size_t i = 0; i < sizeof CHART_FIXED / sizeof CHART_FIXED[0]; i++) rows[n++] = CHART_FIXED[i];
+  for (int i = 0; i < W.n_grow; i++) {
+    char c[24];
+    short_count(c, sizeof c, W.grow[i]);
+    snprintf(rows[n].name, sizeof rows[n].name, "7. %s keys: inserts", c);
+    rows[n++].off = GROW_OFF(grow_inserts_per_s, i);
+    snprintf(rows[n].name, sizeof rows[n].name, "7. %s keys: lookups, present", c);
+    rows[n++].off = GROW_OFF(grow_hits_per_s, i);
+    snprintf(rows[n].name, sizeof rows[n].name, "7. %s keys: lookups, absent", c);
+    rows[n++].off = GROW_OFF(grow_misses_per_s, i);
+  }
+  return n;
+}
 
 /* A grouped horizontal bar chart of ops/s (log scale), one group per
  * workload, one bar per engine that ran it. */
 static void write_svg(const char *path, const result_t *res) {
   static const char *colors[N_ENGINES] = {"#888888", "#c0504d", "#2f6fb0", "#6fa8dc"};
-  const int rows = (int)(sizeof CHART_ROWS / sizeof CHART_ROWS[0]);
+  chart_row_t CHART_ROWS[sizeof CHART_FIXED / sizeof CHART_FIXED[0] + 3 * MAX_GROW];
+  const int rows = chart_rows(CHART_ROWS);
   const int left = 200, bar_h = 9, group_h = 4 * bar_h + 12, top = 50, width = 900, plot_w = 620;
   const int height = top + rows * group_h + 40;
   const double lo = 1e2, hi = 1e8; /* log10 axis from 100 to 100 M ops/s */
@@ -1090,9 +1586,12 @@ static void print_engine(int e, const result_t *r) {
     printf(" appends %.0f/s (p50 %.0f us, p99 %.0f us, %.1f MB on disk), reads %.0f/s", r->appends_per_s,
            r->append_p50_us, r->append_p99_us, r->blocks_bytes / 1e6, r->reads_per_s);
   if (r->view_reads_per_s >= 0) printf(", view reads %.0f/s", r->view_reads_per_s);
+  if (r->level_reads_per_s >= 0)
+    printf("; by level: reads %.0f/s, view reads %.0f/s, %.1f MB on disk", r->level_reads_per_s,
+           r->level_view_reads_per_s, r->levels_bytes / 1e6);
   if (r->value_reads_per_s >= 0)
-    printf("; values: inserts %.0f/s, reads %.0f/s, view reads %.0f/s", r->value_inserts_per_s, r->value_reads_per_s,
-           r->value_view_reads_per_s);
+    printf("; values: inserts %.0f/s, reads %.0f/s, view reads %.0f/s, %.1f MB on disk", r->value_inserts_per_s,
+           r->value_reads_per_s, r->value_view_reads_per_s, r->values_bytes / 1e6);
   printf("\n");
   fflush(stdout);
 }
@@ -1102,14 +1601,15 @@ static void fmt_cell(char *out, size_t n, double v, const char *fmt) {
   else snprintf(out, n, fmt, v);
 }
 
-/* One table row: the four engines' values, then tzstore's advantage over
- * the best of LMDB and RocksDB (> 1 = tzstore better), per tzstore column. */
-static void row(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
-                bool lower_is_better) {
+/* One table row: the first `n_cols` engines' values, then tzstore's
+ * advantage over the best of LMDB and RocksDB (> 1 = tzstore better), per
+ * tzstore column. */
+static void row_n(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
+                  bool lower_is_better, int n_cols) {
   double v[N_ENGINES];
   char cell[64];
   printf("| %s |", name);
-  for (int e = 0; e < N_ENGINES; e++) {
+  for (int e = 0; e < n_cols; e++) {
     v[e] = *(const double *)((const char *)&res[e] + off);
     fmt_cell(cell, sizeof cell, v[e] < 0 ? v[e] : v[e] / scale, fmt);
     printf(" %s |", cell);
@@ -1117,12 +1617,48 @@ static void row(const char *name, const result_t *res, size_t off, const char *f
   double best = lower_is_better ? (v[E_LMDB] < v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS])
                                 : (v[E_LMDB] > v[E_ROCKS] ? v[E_LMDB] : v[E_ROCKS]);
   printf(" ");
-  for (int e = E_TZS; e < N_ENGINES; e++) {
+  bool first = true;
+  for (int e = E_TZS; e < n_cols; e++) {
     if (v[e] < 0) continue;
     double ratio = lower_is_better ? best / v[e] : v[e] / best;
-    printf("%s%.2fx", e == E_TZS ? "" : " / ", ratio);
+    printf("%s%.2fx", first ? "" : " / ", ratio);
+    first = false;
   }
   printf(" |\n");
+}
+
+static void row(const char *name, const result_t *res, size_t off, const char *fmt, double scale,
+                bool lower_is_better) {
+  row_n(name, res, off, fmt, scale, lower_is_better, N_ENGINES);
+}
+
+static void print_grow_table(const result_t *res) {
+  char name[160];
+  printf("\n| 7. index at growing sizes (32-byte keys, 8-byte values, commit per %d) | LMDB | RocksDB | tzstore "
+         "| tzstore vs best other |\n|---|---:|---:|---:|---:|\n",
+         BATCH);
+  long prev = 0;
+  for (int i = 0; i < W.n_grow; i++) {
+    long size = W.grow[i];
+    snprintf(name, sizeof name, "%ld keys: durable inserts %ld -> %ld (inserts/s)", size, prev, size);
+    row_n(name, res, GROW_OFF(grow_inserts_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: the same, settle included (inserts/s)", size);
+    row_n(name, res, GROW_OFF(grow_settled_inserts_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: lookups, %d present keys (lookups/s)", size, GROW_LOOKUPS);
+    row_n(name, res, GROW_OFF(grow_hits_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: lookups, %d absent keys (lookups/s)", size, GROW_LOOKUPS);
+    row_n(name, res, GROW_OFF(grow_misses_per_s, i), "%.0f", 1, false, 3);
+    snprintf(name, sizeof name, "%ld keys: bytes on disk, engine closed (MB)", size);
+    row_n(name, res, GROW_OFF(grow_bytes, i), "%.1f", 1e6, true, 3);
+    snprintf(name, sizeof name, "%ld keys: bytes written per byte of key+value added (%ld -> %ld)", size, prev,
+             size);
+    row_n(name, res, GROW_OFF(grow_write_amp, i), "%.1f", 1, true, 3);
+    prev = size;
+  }
+  printf("\nBytes written: the growth of /proc/self/io wchar (bytes passed to write system calls by\n"
+         "every thread) over the stage (inserts, settle, close), divided by the stage's keys x %d bytes;\n"
+         "see README.md for what it counts and why not write_bytes.\n",
+         KEY_LEN + VAL_LEN);
 }
 
 static void print_table(const result_t *res) {
@@ -1133,12 +1669,14 @@ static void print_table(const result_t *res) {
   row(name, res, offsetof(result_t, inserts_per_s), "%.0f", 1, false);
   row("2. lookups, present keys (lookups/s)", res, offsetof(result_t, hits_per_s), "%.0f", 1, false);
   row("2. lookups, absent keys (lookups/s)", res, offsetof(result_t, misses_per_s), "%.0f", 1, false);
-  row("1. bytes on disk after (1) (MB)", res, offsetof(result_t, index_bytes), "%.1f", 1e6, true);
+  row("1. bytes on disk after (1) and (2), engine closed (MB)", res, offsetof(result_t, index_bytes), "%.1f", 1e6,
+      true);
   snprintf(name, sizeof name, "3. durable block appends, %ld x 10 KiB (blocks/s)", W.n_blocks);
   row(name, res, offsetof(result_t, appends_per_s), "%.0f", 1, false);
   row("3. append latency p50 (µs)", res, offsetof(result_t, append_p50_us), "%.0f", 1, true);
   row("3. append latency p99 (µs)", res, offsetof(result_t, append_p99_us), "%.0f", 1, true);
-  row("3. bytes on disk after (3) (MB)", res, offsetof(result_t, blocks_bytes), "%.1f", 1e6, true);
+  row("3. bytes on disk after (3) and (4), engine closed (MB)", res, offsetof(result_t, blocks_bytes), "%.1f", 1e6,
+      true);
   snprintf(name, sizeof name, "4. block reads by hash, %ld random (reads/s)", W.n_reads);
   row(name, res, offsetof(result_t, reads_per_s), "%.0f", 1, false);
   snprintf(name, sizeof name, "4. block reads by hash without a copy, %ld random (reads/s)", W.n_reads);
@@ -1152,9 +1690,19 @@ static void print_table(const result_t *res) {
   row(name, res, offsetof(result_t, value_reads_per_s), "%.0f", 1, false);
   snprintf(name, sizeof name, "5. value reads by key without a copy, %ld random (reads/s)", W.n_reads);
   row(name, res, offsetof(result_t, value_view_reads_per_s), "%.0f", 1, false);
+  row("5. bytes on disk after (5), engine closed (MB)", res, offsetof(result_t, values_bytes), "%.1f", 1e6, true);
+  snprintf(name, sizeof name,
+           "6. storing (3)'s blocks by level: tzstore merge into chunks of %d, LMDB/RocksDB load (s)", CHUNK_LEVELS);
+  row(name, res, offsetof(result_t, level_load_s), "%.2f", 1, true);
+  snprintf(name, sizeof name, "6. cemented block reads by level, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, level_reads_per_s), "%.0f", 1, false);
+  snprintf(name, sizeof name, "6. cemented block reads by level without a copy, %ld random (reads/s)", W.n_reads);
+  row(name, res, offsetof(result_t, level_view_reads_per_s), "%.0f", 1, false);
+  row("6. bytes on disk after (6), engine closed (MB)", res, offsetof(result_t, levels_bytes), "%.1f", 1e6, true);
   printf("\n\"tzstore vs best other\": tzstore's figure against the better of LMDB and RocksDB,\n"
          "> 1 means tzstore is better (faster, lower latency or smaller); for block workloads\n"
-         "the floating store first, then the block store.\n");
+         "the floating store first, then the block store; in (6) the \"tzstore\" column is the\n"
+         "block store's cemented store (tzs_cemented, opened read-only beside it).\n");
 }
 
 /* Runs one engine's workloads in a fresh subdirectory `name` of `root`,
@@ -1170,6 +1718,24 @@ static void run(const char *root, const char *name, void (*bench)(const char *, 
   fprintf(stderr, " %.1f s\n", secs_since(t0));
 }
 
+/* TZS_COMPARE_GROW: workload 7's sizes, comma-separated and increasing
+ * ("0" or empty: skip the workload). */
+static void parse_grow(const char *spec) {
+  W.n_grow = 0;
+  if (!spec || !*spec || strcmp(spec, "0") == 0) return;
+  const char *p = spec;
+  for (;;) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v <= 0 || v > 100000000 || W.n_grow == MAX_GROW || (W.n_grow > 0 && v <= W.grow[W.n_grow - 1]))
+      die("bad TZS_COMPARE_GROW '%s' (up to %d increasing counts, comma-separated)", spec, MAX_GROW);
+    W.grow[W.n_grow++] = v;
+    if (*end == 0) break;
+    if (*end != ',') die("bad TZS_COMPARE_GROW '%s'", spec);
+    p = end + 1;
+  }
+}
+
 static long arg_long(int argc, char **argv, int i, long dflt) {
   if (argc <= i) return dflt;
   char *end;
@@ -1182,15 +1748,19 @@ int main(int argc, char **argv) {
   if (argc < 2) die("usage: compare DIR [N_KEYS [N_BLOCKS [N_READS [N_VALUES]]]]");
   const char *root = argv[1];
   W.n_keys = arg_long(argc, argv, 2, 1000000);
-  W.n_blocks = arg_long(argc, argv, 3, 20000);
+  W.n_blocks = arg_long(argc, argv, 3, 10000);
   W.n_reads = arg_long(argc, argv, 4, 100000);
   W.n_values = arg_long(argc, argv, 5, 50000);
+  const char *grow = getenv("TZS_COMPARE_GROW");
+  parse_grow(grow ? grow : DEFAULT_GROW);
 
   int lmaj, lmin, lpatch;
   mdb_version(&lmaj, &lmin, &lpatch);
   printf("tzstore %s, LMDB %d.%d.%d, RocksDB (librocksdb C API); dir %s\n", tzs_version(), lmaj, lmin, lpatch,
          root);
-  printf("keys %ld, blocks %ld, reads %ld, values %ld\n", W.n_keys, W.n_blocks, W.n_reads, W.n_values);
+  printf("keys %ld, blocks %ld, reads %ld, values %ld, grow", W.n_keys, W.n_blocks, W.n_reads, W.n_values);
+  for (int i = 0; i < W.n_grow; i++) printf("%s%ld", i ? "," : " ", W.grow[i]);
+  printf("%s\n", W.n_grow ? "" : " (skipped)");
   print_loadavg("start");
   uint64_t start = now_ns();
   gen_workload();
@@ -1203,7 +1773,11 @@ int main(int argc, char **argv) {
   run(root, "rocksdb-index", rocks_index, &res[E_ROCKS]);
   run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
   blocks_bench(root, res);
+  char bs_dir[4096];
+  snprintf(bs_dir, sizeof bs_dir, "%s/tzstore-block-store", root);
+  levels_bench(root, bs_dir, res);
   values_bench(root, res);
+  if (W.n_grow > 0) grow_bench(root, res);
   fprintf(stderr, "%-20s ...", "machine limits");
   uint64_t l0 = now_ns();
   measure_limits(root);
@@ -1212,6 +1786,7 @@ int main(int argc, char **argv) {
   printf("\n");
   for (int e = 0; e < N_ENGINES; e++) print_engine(e, &res[e]);
   print_table(res);
+  if (W.n_grow > 0) print_grow_table(res);
   print_limits(res);
   const char *svg = getenv("TZS_COMPARE_SVG");
   if (svg && *svg) write_svg(svg, res);
@@ -1222,5 +1797,6 @@ int main(int argc, char **argv) {
   free(W.order);
   free(W.b_order);
   free(W.v_order);
+  free(W.l_order);
   return 0;
 }

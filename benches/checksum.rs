@@ -11,6 +11,8 @@
 
 use std::time::Instant;
 
+type Checksum<'a> = &'a dyn Fn(&[u8]) -> u64;
+
 fn main() {
     const SPAN: usize = 64 << 20;
     let arena: Vec<u8> = (0..SPAN)
@@ -28,7 +30,7 @@ fn main() {
                 pos = (pos + 7919) % slots;
                 &arena[pos * size..pos * size + size]
             };
-            let algos: [&dyn Fn(&[u8]) -> u64; 3] = [
+            let algos: [Checksum; 3] = [
                 &|b| u64::from(crc32fast::hash(b)),
                 &|b| u64::from(crc32c::crc32c(b)),
                 &|b| xxhash_rust::xxh3::xxh3_64(b),

@@ -301,7 +301,9 @@ typedef struct tzs_block_store_options {
    */
   uint64_t index_log_size;
   /**
-   * zstd level (1..=22) of cemented metadata.
+   * zstd level (1..=22) of cemented metadata, or 0 to store it
+   * uncompressed (larger files; `tzs_block_store_read_by_level_view`
+   * then points into the metadata zip instead of decompressing).
    */
   int32_t zstd_level;
 } tzs_block_store_options;
@@ -1547,7 +1549,9 @@ tzs_status tzs_cemented_iter_next(struct tzs_cemented_iter *it,
 void tzs_cemented_iter_free(struct tzs_cemented_iter *it);
 
 /**
- * Sets the zstd level (1..=22, default 3) of metadata written from now on.
+ * Sets the zstd level (1..=22, default 3) of metadata written from now on;
+ * 0 stores it uncompressed (larger files; borrowed reads by level then
+ * point into the zip instead of decompressing).
  * Errors: `TZS_INVALID_ARGUMENT` (NULL handle, level out of range).
  * Thread-safe.
  *

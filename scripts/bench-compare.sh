@@ -8,7 +8,9 @@
 # 10000), TZS_COMPARE_READS (default 100000), TZS_COMPARE_VALUES (2 KiB
 # values of workload 5, default 50000), TZS_COMPARE_GROW (sizes workload 7
 # grows the index through, comma-separated; default 1000000,2000000,4000000,
-# 0 skips it; larger sizes make a long run, see benches/compare/README.md).
+# 0 skips it; larger sizes make a long run, see benches/compare/README.md),
+# TZS_COMPARE_ZSTD_LEVEL (zstd level of the cemented metadata of workload 6,
+# default 3; 0 stores it uncompressed, as LMDB and RocksDB hold it).
 #
 # The run's tables (workloads, and the machine's limits measured in the same
 # run) replace the block between the bench-compare markers in BENCHMARKS.md,
@@ -58,7 +60,7 @@ if [ $record = 1 ]; then
     echo
     echo "Command: \`scripts/bench-compare.sh\` (keys ${TZS_COMPARE_KEYS:-1000000}, blocks" \
       "${TZS_COMPARE_BLOCKS:-10000}, reads ${TZS_COMPARE_READS:-100000}, values ${TZS_COMPARE_VALUES:-50000}," \
-      "grow $grow)."
+      "grow $grow, cemented metadata zstd level ${TZS_COMPARE_ZSTD_LEVEL:-3})."
     echo
     grep -E '^(date|machine|load|tzstore [0-9])' "$out" | sed 's/$/  /'
     echo

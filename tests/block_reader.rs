@@ -325,3 +325,78 @@ fn a_damaged_floating_record_is_never_shown() {
     let b = store.read_view(&hash_of(18), 0, true, &mut reader).unwrap();
     assert_eq!(owned(b), Some(block(18)));
 }
+
+/// `options` with cemented metadata stored uncompressed (zstd level 0).
+fn stored_options(mode: HistoryMode, offset: u32) -> tzstore::block::store::BlockStoreOptions {
+    tzstore::block::store::BlockStoreOptions {
+        zstd_level: 0,
+        ..options(mode, offset)
+    }
+}
+
+/// With metadata stored uncompressed, a cemented view lends its metadata
+/// from the zip's map (no decompression, no copy), and equals the copy.
+#[test]
+fn stored_metadata_is_lent_from_the_zip() {
+    for (mode, offset) in [(HistoryMode::Archive, 0), (HistoryMode::Full, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = stored_options(mode, offset);
+        let store = BlockStore::create(dir.path(), opts.clone(), &block(0).as_ref()).unwrap();
+        store_levels(&store, 1, 5 * CYCLE);
+        merge(&store, 5 * CYCLE, 4 * CYCLE);
+        let mut reader = BlockReader::new();
+        assert_views_match_copies(&store, &mut reader, 5 * CYCLE);
+        // Level 3M+ of the last cycle kept its metadata (FULL 1 keeps one
+        // cycle's); level 17 only in ARCHIVE.
+        let level = 3 * CYCLE + 5;
+        let b = store.read_view_by_level(level, true, &mut reader).unwrap();
+        assert_eq!(owned(b), Some(block(level)));
+        assert!(
+            reader.borrows_map() && !reader.copies_metadata(),
+            "{mode:?}"
+        );
+        // The zip holds the metadata as it is.
+        let zips: Vec<PathBuf> = files(dir.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "zip"))
+            .collect();
+        assert!(!zips.is_empty());
+        let text = format!("metadata {level}");
+        assert!(zips.iter().any(|z| {
+            let b = std::fs::read(z).unwrap();
+            b.windows(text.len()).any(|w| w == text.as_bytes())
+        }));
+    }
+    // The default (zstd level 3) decompresses into the reader.
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path(), HistoryMode::Archive, 0, 5 * CYCLE);
+    merge(&store, 5 * CYCLE, 4 * CYCLE);
+    let mut reader = BlockReader::new();
+    store.read_view_by_level(17, true, &mut reader).unwrap();
+    assert!(reader.borrows_map() && reader.copies_metadata());
+}
+
+/// A stored metadata entry whose bytes were damaged is never shown: its
+/// CRC is checked the first time a map lends it.
+#[test]
+fn a_damaged_stored_metadata_entry_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mode, offset) = (HistoryMode::Archive, 0);
+    let opts = stored_options(mode, offset);
+    let store = BlockStore::create(dir.path(), opts.clone(), &block(0).as_ref()).unwrap();
+    store_levels(&store, 1, 5 * CYCLE);
+    merge(&store, 5 * CYCLE, 4 * CYCLE);
+    drop(store);
+    damage(dir.path(), b"metadata 17");
+    let store = BlockStore::load(dir.path(), opts, &hash_of(0)).unwrap();
+    let mut reader = BlockReader::new();
+    let r = store.read_view_by_level(17, true, &mut reader);
+    assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
+    assert_eq!(reader.block().ok().flatten(), None);
+    assert!(store.read_by_level(17, true).is_err());
+    // Without its metadata, and its neighbours, read as before.
+    let b = store.read_view_by_level(17, false, &mut reader).unwrap();
+    assert_eq!(owned(b), store.read_by_level(17, false).unwrap());
+    let b = store.read_view_by_level(18, true, &mut reader).unwrap();
+    assert_eq!(owned(b), Some(block(18)));
+}

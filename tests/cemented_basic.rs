@@ -259,7 +259,10 @@ fn read_only_and_lock() {
     assert_eq!(ro.read_by_level(3, false).unwrap(), None);
     assert_eq!(ro.level_of(&hash(1, 3)).unwrap(), None);
     ro.check_consistency(None).unwrap();
-    assert!(s.set_zstd_level(0).is_err());
+    assert!(s.set_zstd_level(-1).is_err());
+    assert!(s.set_zstd_level(23).is_err());
+    s.set_zstd_level(0).unwrap(); // stored uncompressed
+    assert_eq!(s.zstd_level(), 0);
     s.set_zstd_level(19).unwrap();
     assert_eq!(s.zstd_level(), 19);
 }

@@ -556,6 +556,11 @@ static size_t chain_preds(uint8_t *preds, long id) {
 static tzs_block_store_options block_store_options(void) {
   tzs_block_store_options o = tzs_block_store_options_default();
   o.history_mode = TZS_HISTORY_ARCHIVE;
+  /* TZS_COMPARE_ZSTD_LEVEL: the cemented metadata's zstd level (default
+   * 3; 0 stores it uncompressed, as LMDB and RocksDB hold it here, so that
+   * reads by level lend it from the zip's map instead of decompressing). */
+  const char *z = getenv("TZS_COMPARE_ZSTD_LEVEL");
+  if (z && *z) o.zstd_level = (int32_t)atoi(z);
   return o;
 }
 

@@ -47,7 +47,9 @@ type BlockStoreOptions struct {
 	Workers uint32
 	// IndexLogSize is the log size of every index (0 = default).
 	IndexLogSize uint64
-	// ZstdLevel (1..=22) compresses cemented metadata.
+	// ZstdLevel (1..=22) compresses cemented metadata; 0 stores it
+	// uncompressed (larger files; views read by level then point into
+	// the metadata zip instead of decompressing).
 	ZstdLevel int32
 }
 

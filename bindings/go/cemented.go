@@ -232,7 +232,8 @@ func (c *Cemented) ForEach(chunk Chunk, readMetadata bool, fn func(b *Block) err
 	})
 }
 
-// SetZstdLevel sets the zstd level (1..=22) of metadata written from now on.
+// SetZstdLevel sets the zstd level (1..=22) of metadata written from now on;
+// 0 stores it uncompressed.
 func (c *Cemented) SetZstdLevel(level int32) error {
 	return call(c.h, func(p *C.tzs_cemented, e cErrOut) cStatus {
 		return C.tzs_cemented_set_zstd_level(p, C.int32_t(level), e)

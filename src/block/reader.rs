@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use super::cemented::chunk::Chunk;
+use super::cemented::metadata::MetaBytes;
 use super::floating::{Located, ReadMap};
 use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
 use super::{Block, BlockRef, Hash};
@@ -68,11 +69,12 @@ enum Held {
         at: Located,
     },
     /// The record of `level` in a cemented chunk, with the metadata read
-    /// for it (decompressed, so owned).
+    /// for it (decompressed, so owned; or lent by the zip's map when
+    /// stored uncompressed).
     Chunk {
         chunk: Arc<Chunk>,
         level: i32,
-        metadata: Option<Vec<u8>>,
+        metadata: Option<MetaBytes>,
     },
     /// A block read by `pread` from a part of a floating file that no map
     /// covers yet.
@@ -121,7 +123,7 @@ impl BlockReader {
                 metadata,
             } => {
                 let mut b = chunk.parse(*level)?;
-                b.metadata = metadata.as_deref();
+                b.metadata = metadata.as_ref().map(MetaBytes::as_slice);
                 b
             }
             Held::Owned(b) => b.as_ref(),
@@ -135,11 +137,27 @@ impl BlockReader {
     /// Whether the last block read through this reader is borrowed from a
     /// file's map (no copy made); false for a block no map covered yet
     /// (appended since the floating store last mapped its file), read into
-    /// the reader's own buffer, and when the reader holds nothing.
+    /// the reader's own buffer, and when the reader holds nothing. A
+    /// cemented block's contents are always borrowed; its metadata is
+    /// decompressed into the reader unless the store keeps metadata
+    /// uncompressed (zstd level 0): see [`BlockReader::copies_metadata`].
     pub fn borrows_map(&self) -> bool {
         matches!(
             self.held,
             Held::Map { .. } | Held::Checked { .. } | Held::Chunk { .. }
+        )
+    }
+
+    /// Whether the last block read holds metadata decompressed into the
+    /// reader (a cemented block whose metadata is zstd-compressed) rather
+    /// than lent by a map.
+    pub fn copies_metadata(&self) -> bool {
+        matches!(
+            self.held,
+            Held::Chunk {
+                metadata: Some(MetaBytes::Owned(_)),
+                ..
+            }
         )
     }
 
@@ -155,7 +173,12 @@ impl BlockReader {
     }
 
     /// Holds the cemented record of `level` in `chunk`, and its metadata.
-    pub(super) fn hold_chunk(&mut self, chunk: Arc<Chunk>, level: i32, metadata: Option<Vec<u8>>) {
+    pub(super) fn hold_chunk(
+        &mut self,
+        chunk: Arc<Chunk>,
+        level: i32,
+        metadata: Option<MetaBytes>,
+    ) {
         self.held = Held::Chunk {
             chunk,
             level,

@@ -605,7 +605,9 @@ pub unsafe extern "C" fn tzs_cemented_iter_free(it: *mut tzs_cemented_iter) {
     call_void(|| arg!(free_handle(it)))
 }
 
-/// Sets the zstd level (1..=22, default 3) of metadata written from now on.
+/// Sets the zstd level (1..=22, default 3) of metadata written from now on;
+/// 0 stores it uncompressed (larger files; borrowed reads by level then
+/// point into the zip instead of decompressing).
 /// Errors: `TZS_INVALID_ARGUMENT` (NULL handle, level out of range).
 /// Thread-safe.
 ///

@@ -155,7 +155,9 @@ pub struct tzs_block_store_options {
     pub workers: u32,
     /// Log size of every index (0 = default).
     pub index_log_size: u64,
-    /// zstd level (1..=22) of cemented metadata.
+    /// zstd level (1..=22) of cemented metadata, or 0 to store it
+    /// uncompressed (larger files; `tzs_block_store_read_by_level_view`
+    /// then points into the metadata zip instead of decompressing).
     pub zstd_level: i32,
 }
 

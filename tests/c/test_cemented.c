@@ -246,8 +246,10 @@ int main(int argc, char **argv) {
   CHECK_STATUS(tzs_cemented_check_consistency(NULL, NULL, &err), TZS_INVALID_ARGUMENT);
 
   /* zstd level. */
+  CHECK_STATUS(tzs_cemented_set_zstd_level(c, -1, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_cemented_set_zstd_level(c, 0, &err), TZS_OK); /* stored uncompressed */
   CHECK_STATUS(tzs_cemented_set_zstd_level(c, 19, &err), TZS_OK);
-  CHECK_STATUS(tzs_cemented_set_zstd_level(c, 0, &err), TZS_INVALID_ARGUMENT);
+  CHECK_STATUS(tzs_cemented_set_zstd_level(c, 23, &err), TZS_INVALID_ARGUMENT);
   CHECK_STATUS(tzs_cemented_set_zstd_level(NULL, 3, &err), TZS_INVALID_ARGUMENT);
 
   /* A read-only instance refuses writes. */

@@ -148,7 +148,9 @@ val iter : ?metadata:bool -> t -> chunk -> (Block.t -> unit) -> (bool, Error.t) 
 (** [false] if the store has no such chunk. *)
 
 val set_zstd_level : t -> int -> (unit, Error.t) result
-(** The zstd level (1..=22) of metadata written from now on. *)
+(** The zstd level (1..=22) of metadata written from now on; 0 stores it
+    uncompressed (larger files; views read by level then point into the
+    metadata zip instead of decompressing). *)
 
 val sync : t -> (unit, Error.t) result
 (** Read-only handles: loads what the writer cemented or dropped since. *)

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::file_writer::FileWriter;
-use super::zip_format::{RawEntry, ZipOut};
+use super::metadata::STORED;
+use super::zip_format::{METHOD_STORED, METHOD_ZSTD, RawEntry, ZipOut};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, OpenMode};
 use crate::worker::WorkerPool;
@@ -67,10 +68,23 @@ impl Batch {
     }
 }
 
-/// Compresses each entry as one zstd frame. The thread's context is reused:
+/// Compresses each entry as one zstd frame (level [`STORED`]: keeps it as
+/// it is, for reads that point into the zip). The thread's context is reused:
 /// a one-shot compression knows the input size, so zstd sizes its tables
 /// to the entry instead of clearing a window's worth for each.
 fn compress(entries: Vec<(i32, Vec<u8>)>, level: i32) -> Result<Vec<RawEntry>> {
+    if level == STORED {
+        return Ok(entries
+            .into_iter()
+            .map(|(lvl, data)| RawEntry {
+                name: lvl.to_string(),
+                method: METHOD_STORED,
+                crc32: crc32fast::hash(&data),
+                uncompressed_size: data.len() as u64,
+                data,
+            })
+            .collect());
+    }
     thread_local! {
         static CCTX: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
             const { RefCell::new(None) };
@@ -89,6 +103,7 @@ fn compress(entries: Vec<(i32, Vec<u8>)>, level: i32) -> Result<Vec<RawEntry>> {
             .map(|(lvl, data)| {
                 Ok(RawEntry {
                     name: lvl.to_string(),
+                    method: METHOD_ZSTD,
                     crc32: crc32fast::hash(&data),
                     uncompressed_size: data.len() as u64,
                     data: c.compress(&data).map_err(zerr)?,

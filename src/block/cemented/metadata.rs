@@ -15,6 +15,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::chunk::ChunkRange;
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, MapPromise, Mapped, OpenMode};
+use crate::verified_once::CheckedSlots;
 
 /// Name of the metadata directory inside the store.
 pub const DIR: &str = "metadata";
@@ -34,6 +35,10 @@ const GENERIC_RESERVE: u64 = 1 << 20;
 const LOCAL_HEADER_SIG: [u8; 4] = [0x50, 0x4b, 0x03, 0x04];
 /// Default zstd level (zstd's own default: fast, and smaller than deflate).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// The "zstd level" that stores metadata uncompressed (zip method 0): a
+/// read then points into the mapped zip instead of decompressing, at the
+/// cost of the space zstd would save.
+pub const STORED: i32 = 0;
 
 /// The file name of a chunk's metadata zip.
 pub fn file_name(range: ChunkRange) -> String {
@@ -60,7 +65,7 @@ pub fn parse_name(name: &str) -> Option<ChunkRange> {
 
 /// The bytes of a mapped file, shareable by cloned zip readers.
 #[derive(Clone)]
-struct MapBytes(Arc<Mapped>);
+pub(crate) struct MapBytes(Arc<Mapped>);
 
 impl AsRef<[u8]> for MapBytes {
     fn as_ref(&self) -> &[u8] {
@@ -70,6 +75,73 @@ impl AsRef<[u8]> for MapBytes {
 
 type Archive = ZipArchive<Cursor<MapBytes>>;
 
+/// A level's metadata as a reader holds it: decompressed (owned), or, for
+/// an entry stored uncompressed, the bytes of the mapped zip (checked
+/// against the entry's CRC once per map).
+pub(crate) enum MetaBytes {
+    Owned(Vec<u8>),
+    Mapped {
+        map: MapBytes,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl fmt::Debug for MetaBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetaBytes::Owned(v) => write!(f, "MetaBytes::Owned({} bytes)", v.len()),
+            MetaBytes::Mapped { start, len, .. } => {
+                write!(f, "MetaBytes::Mapped({len} bytes at {start})")
+            }
+        }
+    }
+}
+
+impl MetaBytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            MetaBytes::Owned(v) => v,
+            MetaBytes::Mapped { map, start, len } => {
+                map.as_ref().get(*start..*start + *len).unwrap_or(&[])
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            MetaBytes::Owned(v) => v,
+            m @ MetaBytes::Mapped { .. } => m.as_slice().to_vec(),
+        }
+    }
+}
+
+/// Where a level's entry lies in the mapped zip, read once from the
+/// directory and its local header (whose name was checked to agree).
+#[derive(Clone, Copy)]
+struct EntryLoc {
+    /// The entry's index in the directory.
+    index: u32,
+    method: CompressionMethod,
+    /// Offset of the entry's data in the file.
+    start: u64,
+    /// Bytes of data (compressed).
+    len: u64,
+    /// Bytes once decompressed.
+    size: u64,
+    crc: u32,
+}
+
+/// The entries of a zip by level (`None`: the level has no metadata; an
+/// error: its local header names another level), whether every local
+/// header names its entry (else a level without an entry may have lost it
+/// to a rename), and which stored entries passed their CRC in this map.
+struct Entries {
+    by_level: Vec<Option<std::result::Result<EntryLoc, Error>>>,
+    names_agree: bool,
+    stored_checked: CheckedSlots,
+}
+
 /// An immutable metadata zip, mapped and parsed on first read.
 pub struct MetaChunk {
     range: ChunkRange,
@@ -78,8 +150,8 @@ pub struct MetaChunk {
     loaded: OnceCell<(Archive, MapBytes)>,
     /// The entries' levels, once checked (see [`MetaChunk::levels`]).
     levels: OnceCell<Vec<i32>>,
-    /// Set once every local header was found to carry its entry's name.
-    names_agree: OnceCell<()>,
+    /// Each level's entry, once read from the directory.
+    entries: OnceCell<Entries>,
 }
 
 impl fmt::Debug for MetaChunk {
@@ -97,7 +169,7 @@ impl MetaChunk {
             fs,
             loaded: OnceCell::new(),
             levels: OnceCell::new(),
-            names_agree: OnceCell::new(),
+            entries: OnceCell::new(),
         }
     }
 
@@ -134,38 +206,124 @@ impl MetaChunk {
     /// local header does not carry the level it is looked up by (a renamed
     /// entry) is never returned for it.
     pub fn read(&self, level: i32) -> Result<Option<Vec<u8>>> {
-        self.levels_checked()?;
-        let mut a = self.archive()?;
-        match a.index_for_name(&level.to_string()) {
-            Some(i) => self.read_index(&mut a, i, level).map(Some),
-            None => {
-                // "No metadata" only if no entry was renamed away from this
-                // level: every local header must carry its entry's name.
-                // Checked once per zip, and only on a miss (rare: blocks
-                // nearly always have metadata).
-                self.names_agree
-                    .get_or_try_init(|| self.check_all_names(&a))?;
-                Ok(None)
+        Ok(self.read_held(level)?.map(MetaBytes::into_vec))
+    }
+
+    /// [`MetaChunk::read`] for a reader that holds the bytes: an entry
+    /// stored uncompressed (zstd level 0) is lent from the map, its CRC
+    /// checked the first time it is read through this map.
+    pub(crate) fn read_held(&self, level: i32) -> Result<Option<MetaBytes>> {
+        let entries = self.entries()?;
+        let slot = i64::from(level) - i64::from(self.range.start);
+        let loc = match usize::try_from(slot)
+            .ok()
+            .and_then(|i| entries.by_level.get(i))
+        {
+            Some(Some(Ok(loc))) => *loc,
+            Some(Some(Err(e))) => return Err(e.clone()),
+            // "No metadata" only if no entry was renamed away from this
+            // level: every local header must carry its entry's name.
+            _ if entries.names_agree => return Ok(None),
+            _ => {
+                return Err(Error::corrupted(
+                    &self.path,
+                    format!(
+                        "level {level}: no entry, and a local header names another level than its entry"
+                    ),
+                ));
             }
+        };
+        let bad = |what: String| Error::corrupted(&self.path, format!("level {level}: {what}"));
+        match loc.method {
+            CompressionMethod::Stored => {
+                let map = &self.load()?.1;
+                let (start, len) = (loc.start as usize, loc.len as usize);
+                let bytes = start
+                    .checked_add(len)
+                    .and_then(|end| map.as_ref().get(start..end))
+                    .filter(|_| loc.size == loc.len)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "stored entry {}+{} is outside the file",
+                            loc.start, loc.len
+                        ))
+                    })?;
+                let i = slot as usize;
+                if !entries.stored_checked.is_checked(i) {
+                    if crc32fast::hash(bytes) != loc.crc {
+                        return Err(bad("entry checksum mismatch".into()));
+                    }
+                    entries.stored_checked.mark_checked(i);
+                }
+                Ok(Some(MetaBytes::Mapped {
+                    map: map.clone(),
+                    start,
+                    len,
+                }))
+            }
+            CompressionMethod::Zstd => self
+                .read_zstd(level, loc.start, loc.len, loc.size, loc.crc)
+                .map(|v| Some(MetaBytes::Owned(v))),
+            // Other methods (zips written by other tools) go through the
+            // zip crate's decoders.
+            _ => self
+                .read_generic(&mut self.archive()?, loc.index as usize, level)
+                .map(|v| Some(MetaBytes::Owned(v))),
         }
     }
 
-    fn check_all_names(&self, a: &Archive) -> Result<()> {
-        let mut a = a.clone();
-        for i in 0..a.len() {
-            let (level, at) = {
+    /// Each level's entry, read once: the levels checked (in range, unique,
+    /// entries back to back) and every local header's name compared with
+    /// the directory's.
+    fn entries(&self) -> Result<&Entries> {
+        self.entries.get_or_try_init(|| {
+            self.levels_checked()?;
+            let mut a = self.archive()?;
+            let n = self.range.len();
+            let mut by_level: Vec<Option<std::result::Result<EntryLoc, Error>>> =
+                std::iter::repeat_with(|| None).take(n).collect();
+            let mut names_agree = true;
+            for i in 0..a.len() {
                 let e = a
                     .by_index_raw(i)
                     .map_err(|e| Error::corrupted(&self.path, format!("entry {i}: {e}")))?;
-                let level = e.name().ok().and_then(|n| n.parse::<i32>().ok());
-                (level, e.header_start())
-            };
-            let level = level.ok_or_else(|| {
-                Error::corrupted(&self.path, format!("entry {i} is not named by a level"))
-            })?;
-            self.check_local_name(at, level)?;
-        }
-        Ok(())
+                // In range and unique: `levels_checked` read every name.
+                let level = e
+                    .name()
+                    .ok()
+                    .and_then(|n| n.parse::<i32>().ok())
+                    .ok_or_else(|| {
+                        Error::corrupted(&self.path, format!("entry {i} is not named by a level"))
+                    })?;
+                let loc = self
+                    .check_local_name(e.header_start(), level)
+                    .and_then(|()| {
+                        Ok(EntryLoc {
+                            index: u32::try_from(i).unwrap_or(u32::MAX),
+                            method: e.compression(),
+                            start: e.data_start().ok_or_else(|| {
+                                Error::corrupted(
+                                    &self.path,
+                                    format!("entry {i} has no data offset"),
+                                )
+                            })?,
+                            len: e.compressed_size(),
+                            size: e.size(),
+                            crc: e.crc32(),
+                        })
+                    });
+                names_agree &= loc.is_ok();
+                let slot = usize::try_from(i64::from(level) - i64::from(self.range.start)).ok();
+                if let Some(s) = slot.and_then(|s| by_level.get_mut(s)) {
+                    *s = Some(loc);
+                }
+            }
+            Ok(Entries {
+                stored_checked: CheckedSlots::new(n),
+                names_agree,
+                by_level,
+            })
+        })
     }
 
     /// Reads entry `i`, which must hold `level`.

@@ -81,7 +81,8 @@ pub enum HistoryMode {
 pub struct CementedConfig {
     /// Log size of both indexes (entries before a merge); 0 = [`DEFAULT_LOG_SIZE`].
     pub log_size: u64,
-    /// zstd level of metadata entries (1..=22).
+    /// zstd level of metadata entries (1..=22), or 0 ([`metadata::STORED`]):
+    /// stored uncompressed, so that borrowed reads point into the zip.
     pub zstd_level: i32,
 }
 
@@ -247,7 +248,8 @@ impl Cemented {
         self.read_only
     }
 
-    /// Sets the zstd level of metadata written from now on (1..=22).
+    /// Sets the zstd level of metadata written from now on (1..=22, or 0
+    /// to store it uncompressed).
     pub fn set_zstd_level(&self, level: i32) -> Result<()> {
         check_zstd_level(level)?;
         self.zstd_level.store(level, Ordering::Relaxed);
@@ -439,7 +441,7 @@ impl Cemented {
             r => *r?.hash,
         };
         let metadata = if read_metadata {
-            metadata_of(&t, c, level)?
+            held_metadata_of(&t, c, level)?
         } else {
             None
         };
@@ -611,6 +613,18 @@ fn metadata_of(t: &Tables, c: &chunk::Chunk, level: i32) -> Result<Option<Vec<u8
     }
 }
 
+/// [`metadata_of`] for a reader: lent by the zip's map when stored.
+fn held_metadata_of(
+    t: &Tables,
+    c: &chunk::Chunk,
+    level: i32,
+) -> Result<Option<metadata::MetaBytes>> {
+    match t.meta(level) {
+        Some(m) => absent_if_gone(m.read_held(level)),
+        None => missing_zip(t, c).map(|()| None),
+    }
+}
+
 /// `Ok` unless chunk `c`, which has no zip in `t`, was written with one
 /// that GC did not drop.
 fn missing_zip(t: &Tables, c: &chunk::Chunk) -> Result<()> {
@@ -638,9 +652,9 @@ fn absent_if_gone<T>(r: Result<Option<T>>) -> Result<Option<T>> {
 }
 
 fn check_zstd_level(level: i32) -> Result<()> {
-    if !(1..=22).contains(&level) {
+    if !(metadata::STORED..=22).contains(&level) {
         return Err(Error::invalid(format!(
-            "zstd level must be 1..=22, got {level}"
+            "zstd level must be 1..=22, or 0 to store metadata uncompressed, got {level}"
         )));
     }
     Ok(())

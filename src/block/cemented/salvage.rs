@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::chunk::{Chunk, ChunkRange, HAS_METADATA, OFFSET_SIZE};
 use super::file_writer::FileWriter;
 use super::metadata::{self, MetaChunk};
-use super::zip_format::{RawEntry, ZipOut};
+use super::zip_format::{self, RawEntry, ZipOut};
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::io::quarantine::Quarantine;
@@ -194,6 +194,7 @@ fn write_zip(fs: &dyn FileSystem, path: &Path, entries: &[(i32, Vec<u8>)]) -> Re
     for (level, data) in entries {
         let e = RawEntry {
             name: level.to_string(),
+            method: zip_format::METHOD_ZSTD,
             crc32: crc32fast::hash(data),
             uncompressed_size: data.len() as u64,
             data: zstd::bulk::compress(data, metadata::DEFAULT_ZSTD_LEVEL)

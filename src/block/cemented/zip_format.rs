@@ -16,8 +16,14 @@ use crate::error::{Error, Result};
 
 /// Zip method number of zstd (APPNOTE 4.4.5).
 pub(crate) const METHOD_ZSTD: u16 = 93;
+/// Zip method number of an entry stored as it is (APPNOTE 4.4.5).
+pub(crate) const METHOD_STORED: u16 = 0;
 /// Version needed to extract zstd entries (APPNOTE 4.4.3.2: 6.3).
 const VERSION: u16 = 63;
+/// Version needed to extract stored entries (2.0), or stored entries with
+/// a Zip64 extra field (4.5).
+const VERSION_STORED: u16 = 20;
+const VERSION_ZIP64: u16 = 45;
 /// "Made by" Unix (high byte 3), so that `external_attributes` are a mode.
 const MADE_BY: u16 = (3 << 8) | VERSION;
 /// Regular file, rw-r--r--.
@@ -34,9 +40,11 @@ const ZIP64_END_OF_CENTRAL: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR: u32 = 0x0706_4b50;
 const ZIP64_EXTRA: u16 = 0x0001;
 
-/// One compressed entry, ready to be written.
+/// One compressed (or stored) entry, ready to be written.
 pub(crate) struct RawEntry {
     pub(crate) name: String,
+    /// [`METHOD_ZSTD`] or [`METHOD_STORED`].
+    pub(crate) method: u16,
     pub(crate) crc32: u32,
     pub(crate) uncompressed_size: u64,
     pub(crate) data: Vec<u8>,
@@ -101,11 +109,17 @@ impl ZipOut {
             )));
         }
         let offset = w.position();
+        let big = offset >= self.zip64_offset;
+        let version = match (e.method, big) {
+            (METHOD_ZSTD, _) => VERSION,
+            (_, true) => VERSION_ZIP64,
+            (_, false) => VERSION_STORED,
+        };
         let mut local = Vec::with_capacity(30 + name.len());
         put_u32(&mut local, LOCAL_HEADER);
-        put_u16(&mut local, VERSION);
+        put_u16(&mut local, version);
         put_u16(&mut local, 0); // flags
-        put_u16(&mut local, METHOD_ZSTD);
+        put_u16(&mut local, e.method);
         put_u16(&mut local, DOS_TIME);
         put_u16(&mut local, DOS_DATE);
         put_u32(&mut local, e.crc32);
@@ -117,13 +131,12 @@ impl ZipOut {
         w.put(&local)?;
         w.put(&e.data)?;
 
-        let big = offset >= self.zip64_offset;
         let c = &mut self.central;
         put_u32(c, CENTRAL_HEADER);
         put_u16(c, MADE_BY);
-        put_u16(c, VERSION);
+        put_u16(c, version);
         put_u16(c, 0);
-        put_u16(c, METHOD_ZSTD);
+        put_u16(c, e.method);
         put_u16(c, DOS_TIME);
         put_u16(c, DOS_DATE);
         put_u32(c, e.crc32);
@@ -195,13 +208,22 @@ mod tests {
     use super::*;
     use crate::io::{FileSystem, OpenMode, StdFs};
 
+    /// Entry `i`: zstd-compressed when even, stored when odd (a store
+    /// made with zstd level 0).
     fn entry(i: u32) -> RawEntry {
         let plain = format!("metadata of level {i} ").repeat(i as usize % 7 + 1);
+        let (method, data) = if i % 2 == 0 {
+            let z = zstd::bulk::compress(plain.as_bytes(), 3).expect("compress");
+            (METHOD_ZSTD, z)
+        } else {
+            (METHOD_STORED, plain.clone().into_bytes())
+        };
         RawEntry {
             name: i.to_string(),
+            method,
             crc32: crc32fast::hash(plain.as_bytes()),
             uncompressed_size: plain.len() as u64,
-            data: zstd::bulk::compress(plain.as_bytes(), 3).expect("compress"),
+            data,
         }
     }
 

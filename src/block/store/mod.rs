@@ -59,7 +59,8 @@ pub struct BlockStoreOptions {
     pub workers: u32,
     /// Index log size of every index (0 = default).
     pub index_log_size: u64,
-    /// zstd level of cemented metadata.
+    /// zstd level of cemented metadata (1..=22; 0 stores it uncompressed,
+    /// so that borrowed reads of cemented blocks point into the zip).
     pub zstd_level: i32,
 }
 

@@ -470,6 +470,24 @@ impl Index {
         }
     }
 
+    /// Calls `f` on the value of `key` where it is stored (a log table,
+    /// a frozen log, a data file's map), without copying it: for a caller
+    /// that needs a few bytes of a large value. `f` runs under the index's
+    /// read lock and must not call the index. `Ok(None)` when absent.
+    pub(crate) fn find_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.inner.check_key(key)?;
+        let h = key_hash(key);
+        let st = self.inner.state.read();
+        Ok(match st.lookup(h, key) {
+            Some(v) if self.inner.removable => match v.split_first() {
+                Some((1, rest)) => Some(f(rest)),
+                _ => None,
+            },
+            Some(v) => Some(f(v)),
+            None => None,
+        })
+    }
+
     /// The value of `key`, or `None`.
     pub fn find(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut out = vec![0u8; self.inner.vsize];

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::entry::{self, Entry, Probe};
+use super::places::Places;
 use super::prealloc::Prealloc;
 use super::reader::BlockReader;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
@@ -168,6 +169,9 @@ pub struct Floating {
     map: RwLock<Arc<ReadMap>>,
     /// Read-write stores: the zero-filled space ahead of durable appends.
     prealloc: Option<Arc<Prealloc>>,
+    /// Where borrowed reads found blocks, so that the next read of one
+    /// skips the index (module `places`).
+    places: Places,
 }
 
 /// Unflushed appended bytes after which their writeback is started.
@@ -235,6 +239,7 @@ impl Floating {
             file,
             index: Arc::new(index),
             unsynced: Unsynced::default(),
+            places: Places::default(),
             writer: Mutex::new(0),
             map: RwLock::new(Arc::new(ReadMap::new(
                 Mapped::from_bytes(Vec::new()),
@@ -527,11 +532,31 @@ impl Floating {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(true);
-        let Some(at) = self.locate_record(hash)? else {
+        if !self.hold_block(hash, reader)? {
             return Ok(None);
+        }
+        reader.block()
+    }
+
+    /// Has `reader` hold block `hash` (see [`Floating::hold`]); false if
+    /// it is not stored. A block a borrowed read found before, checked in
+    /// the current map, is placed without the index (module `places`).
+    pub(crate) fn hold_block(&self, hash: &Hash, reader: &mut BlockReader) -> Result<bool> {
+        let map = self.map.read().clone();
+        if let Some(at) = self.places.locate_in(&map, hash) {
+            reader.hold_checked(map, *hash, at);
+            return Ok(true);
+        }
+        drop(map);
+        let Some(at) = self.locate_record(hash)? else {
+            return Ok(false);
         };
         self.hold(&at, hash, reader)?;
-        reader.block()
+        if reader.borrows_map() {
+            // Placed by the index value, checked before the first view.
+            self.places.insert(hash, &at);
+        }
+        Ok(true)
     }
 
     /// Where block `hash`'s record is and what it holds, from its checked
@@ -831,7 +856,7 @@ impl ReadMap {
 
     /// Whether the `len`-byte record at `offset` is in the records this
     /// map serves and passed its checksum in it.
-    fn covers_checked(&self, offset: u64, len: usize) -> bool {
+    pub(crate) fn covers_checked(&self, offset: u64, len: usize) -> bool {
         usize::try_from(offset).is_ok_and(|at| {
             at.checked_add(len).is_some_and(|end| end <= self.len()) && self.map.is_checked(at)
         })
@@ -1479,4 +1504,55 @@ fn copy_entries(fs: &dyn FileSystem, from: &Path, to: &Path, intact: &[(u64, u64
     }
     dst.sync()?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod places_tests {
+    use super::*;
+    use crate::block::reader::BlockReader;
+
+    fn block(i: u8) -> (Hash, Vec<u8>, Vec<u8>) {
+        ([i; 32], vec![i; 300 + usize::from(i)], vec![i ^ 0xff; 50])
+    }
+
+    /// A place that names another block's record (as a hash-prefix
+    /// collision would) is never trusted: the read goes through the index
+    /// and returns the block asked for.
+    #[test]
+    fn a_wrong_place_falls_back_to_the_index() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
+        let opts = crate::OpenOptions::read_write().no_fsync();
+        {
+            let f = Floating::open(dir.path(), FloatingKind::Rw, &opts)?;
+            let genesis = [0u8; 32];
+            for i in 1..=2u8 {
+                let (h, c, m) = block(i);
+                let b = BlockRef {
+                    hash: &h,
+                    level: i32::from(i),
+                    predecessor: &genesis,
+                    contents: &c,
+                    metadata: Some(&m),
+                };
+                f.append(&b, &[genesis], true)?;
+            }
+        }
+        // Reopened: the map covers both records.
+        let f = Floating::open(dir.path(), FloatingKind::Rw, &opts)?;
+        let mut reader = BlockReader::new();
+        let (h1, c1, _) = block(1);
+        let (h2, _, _) = block(2);
+        for _ in 0..2 {
+            // Read twice: checked in the map, then placed.
+            f.read_view(&h1, &mut reader)?;
+            f.read_view(&h2, &mut reader)?;
+        }
+        let Some(at2) = f.locate_record(&h2)? else {
+            return Err(Error::Inconsistent("block 2 not found".into()));
+        };
+        f.places.insert(&h1, &at2);
+        let b = f.read_view(&h1, &mut reader)?.map(|b| b.to_owned());
+        assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h1, c1)));
+        Ok(())
+    }
 }

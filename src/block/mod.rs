@@ -4,6 +4,7 @@
 pub mod cemented;
 pub mod entry;
 pub mod floating;
+mod places;
 mod prealloc;
 pub mod predecessors;
 pub mod reader;

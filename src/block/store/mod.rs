@@ -473,8 +473,7 @@ impl BlockStore {
             // A preserved block: its metadata is in the floating copy.
             let parts = self.inner.parts.read().clone();
             for f in parts.all() {
-                if let Some(at) = f.locate_record(&hash)? {
-                    f.hold(&at, &hash, reader)?;
+                if f.hold_block(&hash, reader)? {
                     break;
                 }
             }
@@ -799,8 +798,7 @@ impl Inner {
         reader: &mut BlockReader,
     ) -> Result<bool> {
         for f in parts.all() {
-            if let Some(at) = f.locate_record(hash)? {
-                f.hold(&at, hash, reader)?;
+            if f.hold_block(hash, reader)? {
                 return Ok(true);
             }
         }

@@ -249,6 +249,19 @@ fn parse_fields(
     let context: Hash = *take_array::<HASH_SIZE>(body, &mut at)?;
     let clen = u32::from_be_bytes(*take_array::<4>(body, &mut at)?) as usize;
     let contents = take(body, &mut at, clen)?;
+    if !check_crc && !with_metadata {
+        // Parsed whole before (checksum, tag, lengths): what follows the
+        // contents is not wanted, and reading its tag would cost a cache
+        // line of its own (the chunk's record, read by level).
+        let block = BlockRef {
+            hash,
+            level,
+            predecessor,
+            contents,
+            metadata: None,
+        };
+        return Ok((block, context));
+    }
     let tag = take(body, &mut at, 1)?[0];
     let metadata = match tag {
         0 => None,

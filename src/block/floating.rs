@@ -30,11 +30,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::entry::{self, Entry, Probe};
 use super::places::Places;
 use super::prealloc::Prealloc;
+use super::published::Published;
 use super::reader::BlockReader;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
 use crate::check::CheckReport;
@@ -166,7 +167,7 @@ pub struct Floating {
     /// It may cover zeros ahead of `end` (see `prealloc`), which appends
     /// overwrite; nothing reads those bytes through the map before they are
     /// written and published below `end`.
-    map: RwLock<Arc<ReadMap>>,
+    map: Published<ReadMap>,
     /// Read-write stores: the zero-filled space ahead of durable appends.
     prealloc: Option<Arc<Prealloc>>,
     /// Where borrowed reads found blocks, so that the next read of one
@@ -241,7 +242,7 @@ impl Floating {
             unsynced: Unsynced::default(),
             places: Places::default(),
             writer: Mutex::new(0),
-            map: RwLock::new(Arc::new(ReadMap::new(
+            map: Published::new(Arc::new(ReadMap::new(
                 Mapped::from_bytes(Vec::new()),
                 0,
                 &path,
@@ -259,12 +260,12 @@ impl Floating {
         // Append-only: recovery above cut any torn tail before this map,
         // and a close cuts only the zeros above `end`: a map that a
         // `BlockReader` still holds keeps every record it can point to.
-        *store.map.write() = Arc::new(ReadMap::new(
+        store.map.replace(Arc::new(ReadMap::new(
             store.file.map(MapPromise::APPEND_ONLY)?,
             store.end.load(Ordering::SeqCst),
             store.file.path(),
             None,
-        ));
+        )));
         Ok(store)
     }
 
@@ -506,7 +507,7 @@ impl Floating {
         };
         // From the map: the record alone, its checksum checked once per
         // map, copied once (its predecessor trailer is not needed here).
-        let map = self.map.read().clone();
+        let map = self.map.load();
         let block = match map.record(offset) {
             Some(parsed) => parsed
                 .map_err(|e| {
@@ -539,22 +540,18 @@ impl Floating {
     }
 
     /// Has `reader` hold block `hash` (see [`Floating::hold`]); false if
-    /// it is not stored. A block a borrowed read found before, checked in
-    /// the current map, is placed without the index (module `places`).
+    /// it is not stored. A block whose record a borrowed read found checked
+    /// before is placed without the index, the lock on the map or a
+    /// reference count touched (modules `places` and `published`).
     pub(crate) fn hold_block(&self, hash: &Hash, reader: &mut BlockReader) -> Result<bool> {
-        let map = self.map.read().clone();
-        if let Some(at) = self.places.locate_in(&map, hash) {
-            reader.hold_checked(map, *hash, at);
+        if reader.hold_placed(&self.map, &self.places, hash) {
             return Ok(true);
         }
-        drop(map);
         let Some(at) = self.locate_record(hash)? else {
             return Ok(false);
         };
-        self.hold(&at, hash, reader)?;
-        if reader.borrows_map() {
-            // Placed by the index value, checked before the first view.
-            self.places.insert(hash, &at);
+        if self.hold(&at, hash, reader)? {
+            self.places.insert_checked(hash, &at);
         }
         Ok(true)
     }
@@ -586,23 +583,24 @@ impl Floating {
     /// [`Floating::locate_record`] placed at `at`: this store's map when it
     /// covers the record (placed without a parse if the map checked it
     /// before, else checked when the reader first shows it), else a copy.
-    pub(crate) fn hold(&self, at: &Located, hash: &Hash, reader: &mut BlockReader) -> Result<()> {
+    /// True if the record had passed its checksum in the map before.
+    pub(crate) fn hold(&self, at: &Located, hash: &Hash, reader: &mut BlockReader) -> Result<bool> {
         let offset = at.offset;
-        let map = self.map.read().clone();
+        let map = self.map.load();
         if map.covers_checked(offset, at.record_len()) {
             // Checked in this map before: the index value says where the
             // contents and metadata are, the record need not be parsed.
             reader.hold_checked(map, *hash, *at);
-            return Ok(());
+            return Ok(true);
         }
         if record_in_map(&map, offset).is_some() {
             reader.hold_map(map, offset, *hash);
-            return Ok(());
+            return Ok(false);
         }
         if let Some(fresh) = self.renewed_map(&map)? {
             if record_in_map(&fresh, offset).is_some() {
                 reader.hold_map(fresh, offset, *hash);
-                return Ok(());
+                return Ok(false);
             }
         }
         let block = self.entry_at(offset, true)?.block;
@@ -613,7 +611,7 @@ impl Floating {
             ));
         }
         reader.hold_owned(block);
-        Ok(())
+        Ok(false)
     }
 
     /// The block and its predecessor list, or `None` if not stored.
@@ -655,7 +653,7 @@ impl Floating {
     /// The entry at `offset`: from the map when it covers it, else by
     /// `pread` (renewing the map when the unmapped tail has grown large).
     fn entry_at(&self, offset: u64, with_metadata: bool) -> Result<Entry> {
-        let map = self.map.read().clone();
+        let map = self.map.load();
         if let Some(r) = from_map(&map, offset, with_metadata) {
             return r.map_err(|e| {
                 Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
@@ -692,7 +690,7 @@ impl Floating {
             self.file.path(),
             Some(map),
         ));
-        *self.map.write() = fresh.clone();
+        self.map.replace(fresh.clone());
         Ok(Some(fresh))
     }
 
@@ -1515,44 +1513,84 @@ mod places_tests {
         ([i; 32], vec![i; 300 + usize::from(i)], vec![i ^ 0xff; 50])
     }
 
+    /// A store in `dir` holding blocks 1 and 2, closed.
+    fn two_blocks(dir: &Path, opts: &OpenOptions) -> Result<()> {
+        let f = Floating::open(dir, FloatingKind::Rw, opts)?;
+        let genesis = [0u8; 32];
+        for i in 1..=2u8 {
+            let (h, c, m) = block(i);
+            let b = BlockRef {
+                hash: &h,
+                level: i32::from(i),
+                predecessor: &genesis,
+                contents: &c,
+                metadata: Some(&m),
+            };
+            f.append(&b, &[genesis], true)?;
+        }
+        Ok(())
+    }
+
+    fn tempdir() -> Result<tempfile::TempDir> {
+        tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))
+    }
+
     /// A place that names another block's record (as a hash-prefix
     /// collision would) is never trusted: the read goes through the index
-    /// and returns the block asked for.
+    /// and returns the block asked for, every time.
     #[test]
     fn a_wrong_place_falls_back_to_the_index() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("/tmp"), e))?;
+        let dir = tempdir()?;
         let opts = crate::OpenOptions::read_write().no_fsync();
-        {
-            let f = Floating::open(dir.path(), FloatingKind::Rw, &opts)?;
-            let genesis = [0u8; 32];
-            for i in 1..=2u8 {
-                let (h, c, m) = block(i);
-                let b = BlockRef {
-                    hash: &h,
-                    level: i32::from(i),
-                    predecessor: &genesis,
-                    contents: &c,
-                    metadata: Some(&m),
-                };
-                f.append(&b, &[genesis], true)?;
-            }
-        }
+        two_blocks(dir.path(), &opts)?;
         // Reopened: the map covers both records.
         let f = Floating::open(dir.path(), FloatingKind::Rw, &opts)?;
         let mut reader = BlockReader::new();
         let (h1, c1, _) = block(1);
-        let (h2, _, _) = block(2);
+        let (h2, c2, _) = block(2);
         for _ in 0..2 {
             // Read twice: checked in the map, then placed.
-            f.read_view(&h1, &mut reader)?;
             f.read_view(&h2, &mut reader)?;
         }
         let Some(at2) = f.locate_record(&h2)? else {
             return Err(Error::Inconsistent("block 2 not found".into()));
         };
-        f.places.insert(&h1, &at2);
-        let b = f.read_view(&h1, &mut reader)?.map(|b| b.to_owned());
-        assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h1, c1)));
+        f.places.insert_checked(&h1, &at2);
+        for _ in 0..3 {
+            let b = f.read_view(&h1, &mut reader)?.map(|b| b.to_owned());
+            assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h1, c1.clone())));
+        }
+        let b = f.read_view(&h2, &mut reader)?.map(|b| b.to_owned());
+        assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h2, c2)));
+        Ok(())
+    }
+
+    /// A record whose checksum fails is never placed: every read of it
+    /// fails, the third (which a place would serve without a check) too.
+    /// Placing a record before its check passed makes the third read
+    /// return the damaged bytes.
+    #[test]
+    fn a_damaged_record_is_never_placed() -> Result<()> {
+        let dir = tempdir()?;
+        let opts = crate::OpenOptions::read_write().no_fsync();
+        two_blocks(dir.path(), &opts)?;
+        let path = dir.path().join(FloatingKind::Rw.file_name());
+        let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let (h1, c1, _) = block(1);
+        // A byte of block 1's contents (the first record).
+        let at = crate::block::record::CONTENTS_AT + c1.len() / 2;
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
+        let f = Floating::open(
+            dir.path(),
+            FloatingKind::Rw,
+            &crate::OpenOptions::read_only(),
+        )?;
+        let mut reader = BlockReader::new();
+        for n in 0..3 {
+            let got = f.read_view(&h1, &mut reader);
+            assert!(matches!(got, Err(Error::Corrupted(_))), "read {n}: {got:?}");
+        }
         Ok(())
     }
 }

@@ -12,12 +12,21 @@
 //! end while mapped (`MapPromise`), so the bytes a view shows do not
 //! change under it. Each record's checksum is checked the first time a
 //! map returns it (see `verified_once`), before any view of it is given.
+//!
+//! The reader also keeps the map and the table of places of the last
+//! floating store it read from, so that the next read there takes no lock
+//! and touches no reference count (module `published`). It lets go of them
+//! when it reads from another floating store, when a read finds its block
+//! in a cemented chunk, and on [`BlockReader::release`] or drop: a retired
+//! floating store's file stays mapped no longer than that.
 
 use std::sync::Arc;
 
 use super::cemented::chunk::Chunk;
 use super::cemented::metadata::MetaBytes;
 use super::floating::{Located, ReadMap};
+use super::places::{PlaceTable, Places};
+use super::published::{self, Published};
 use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
@@ -48,6 +57,10 @@ pub struct BlockReader {
     held: Held,
     /// The caller asked for the block without its metadata.
     without_metadata: bool,
+    /// The map of the last floating store read from.
+    floating_map: Option<published::Held<ReadMap>>,
+    /// That store's table of places.
+    places: Option<published::Held<PlaceTable>>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +74,9 @@ enum Held {
         offset: u64,
         hash: Hash,
     },
+    /// A record of the map in `floating_map` that passed its checksum in
+    /// a map of its file before, placed by the store's table of places.
+    Placed { hash: Hash, at: Located },
     /// A record of a floating store's map that passed its checksum in
     /// that map before: where its parts are comes from its index value.
     Checked {
@@ -91,6 +107,8 @@ impl BlockReader {
     /// can then be freed), ending its view.
     pub fn release(&mut self) {
         self.held = Held::Nothing;
+        self.floating_map = None;
+        self.places = None;
     }
 
     /// The block of the last successful read, borrowed from what this
@@ -115,6 +133,14 @@ impl BlockReader {
                     ));
                 }
                 b
+            }
+            Held::Placed { hash, at } => {
+                let Some(map) = &self.floating_map else {
+                    return Err(Error::Inconsistent(
+                        "a placed block read without its map".into(),
+                    ));
+                };
+                checked_record(map.value(), hash, at)?
             }
             Held::Checked { map, hash, at } => checked_record(map, hash, at)?,
             Held::Chunk {
@@ -144,7 +170,7 @@ impl BlockReader {
     pub fn borrows_map(&self) -> bool {
         matches!(
             self.held,
-            Held::Map { .. } | Held::Checked { .. } | Held::Chunk { .. }
+            Held::Map { .. } | Held::Placed { .. } | Held::Checked { .. } | Held::Chunk { .. }
         )
     }
 
@@ -166,6 +192,26 @@ impl BlockReader {
         self.held = Held::Map { map, offset, hash };
     }
 
+    /// Holds block `hash` if the table of `places` places it in the
+    /// current `map` (see [`PlaceTable::locate_in`]), keeping both for the
+    /// next read; false if it does not.
+    pub(super) fn hold_placed(
+        &mut self,
+        map: &Published<ReadMap>,
+        places: &Places,
+        hash: &Hash,
+    ) -> bool {
+        let table = places.current(&mut self.places);
+        let map = map.current(&mut self.floating_map);
+        match table.locate_in(map, hash) {
+            Some(at) => {
+                self.held = Held::Placed { hash: *hash, at };
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Holds the record of block `hash` that index value `at` places in
     /// `map`, which checked it before.
     pub(super) fn hold_checked(&mut self, map: Arc<ReadMap>, hash: Hash, at: Located) {
@@ -179,6 +225,9 @@ impl BlockReader {
         level: i32,
         metadata: Option<MetaBytes>,
     ) {
+        // Found outside the floating stores: a retired one's map goes now.
+        self.floating_map = None;
+        self.places = None;
         self.held = Held::Chunk {
             chunk,
             level,

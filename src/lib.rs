@@ -25,6 +25,7 @@ pub mod indexed_file;
 pub mod io;
 pub mod kv;
 pub mod options;
+mod published;
 pub mod singleton;
 mod store_dir;
 mod unsynced;

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use std::borrow::Borrow;
@@ -21,7 +22,19 @@ use std::hash::Hash;
 /// with their index entries (key -> value). Shared with iterators, which
 /// tell appended records from torn bytes.
 #[derive(Debug)]
-pub(crate) struct Unsynced<K, V>(Arc<RwLock<Entries<K, V>>>);
+pub(crate) struct Unsynced<K, V>(Arc<Shared<K, V>>);
+
+#[derive(Debug)]
+struct Shared<K, V> {
+    entries: RwLock<Entries<K, V>>,
+    /// `entries.order.len()`, stored under the write lock after each
+    /// change: a lookup finds an empty set (the common case: reads of
+    /// flushed data) with one load, without the lock, whose atomic writes
+    /// reader threads would share. Sound because `publish` hands the
+    /// entries to the index before it empties the set: a reader that sees
+    /// the empty set (acquire) sees the index holding them.
+    len: AtomicUsize,
+}
 
 impl<K, V> Clone for Unsynced<K, V> {
     fn clone(&self) -> Self {
@@ -31,10 +44,13 @@ impl<K, V> Clone for Unsynced<K, V> {
 
 impl<K, V> Default for Unsynced<K, V> {
     fn default() -> Self {
-        Unsynced(Arc::new(RwLock::new(Entries {
-            order: Vec::new(),
-            at: HashMap::new(),
-        })))
+        Unsynced(Arc::new(Shared {
+            entries: RwLock::new(Entries {
+                order: Vec::new(),
+                at: HashMap::new(),
+            }),
+            len: AtomicUsize::new(0),
+        }))
     }
 }
 
@@ -55,10 +71,11 @@ pub(crate) const MAX_UNSYNCED: usize = 4096;
 
 impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
     pub(crate) fn insert(&self, key: K, value: V) {
-        let mut e = self.0.write();
+        let mut e = self.0.entries.write();
         let i = e.order.len();
         e.order.push((key.clone(), value));
         e.at.insert(key, i);
+        self.0.len.store(e.order.len(), Ordering::Release);
     }
 
     /// The latest value of `key`, if it is here.
@@ -67,7 +84,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
         K: Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
-        let e = self.0.read();
+        if self.0.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let e = self.0.entries.read();
         e.at.get(key).map(|&i| e.order[i].1.clone())
     }
 
@@ -76,16 +96,16 @@ impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
         K: Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
-        self.0.read().at.contains_key(key)
+        self.0.len.load(Ordering::Acquire) != 0 && self.0.entries.read().at.contains_key(key)
     }
 
     /// The distinct keys, for counting those the index does not hold yet.
     pub(crate) fn keys(&self) -> Vec<K> {
-        self.0.read().at.keys().cloned().collect()
+        self.0.entries.read().at.keys().cloned().collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.read().order.len()
+        self.0.len.load(Ordering::Acquire)
     }
 
     /// Hands every entry to `add` (the index), then forgets them: readers
@@ -97,13 +117,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Unsynced<K, V> {
     ) -> crate::Result<()> {
         // Appends wait for the writer lock the caller holds, so nothing is
         // added meanwhile: clearing after the copy drops only what `add` took.
-        let entries = self.0.read().order.clone();
+        let entries = self.0.entries.read().order.clone();
         for (h, v) in &entries {
             add(h, v)?;
         }
-        let mut e = self.0.write();
+        let mut e = self.0.entries.write();
         e.order.clear();
         e.at.clear();
+        self.0.len.store(0, Ordering::Release);
         Ok(())
     }
 }

@@ -131,6 +131,32 @@ fn a_view_outlives_the_gc_that_unlinks_its_values_file_and_the_close() {
     );
 }
 
+/// A reader keeps the map of the generation it last read between reads;
+/// after a GC moved the values to a new file, at other offsets, the same
+/// reader reads the new generation's bytes, never the old map's.
+#[test]
+fn a_reader_used_across_a_gc_reads_the_new_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = store(dir.path(), false, 200, 0);
+    let mut reader = ValueReader::new();
+    for i in 0..200 {
+        let (v, h) = f.read_view(&key(i), &mut reader).unwrap().unwrap();
+        assert_eq!((v, h), (&value(i, false)[..], &header(i)[..]));
+    }
+    // Keeps the keys from 100 on: each is at a lower offset afterwards.
+    f.gc(|k| u64::from_be_bytes(k.try_into().unwrap()) >= 100)
+        .unwrap();
+    f.await_gc().unwrap();
+    for i in (0..200).rev() {
+        let got = f
+            .read_view(&key(i), &mut reader)
+            .unwrap()
+            .map(|(v, h)| (v.to_vec(), h.to_vec()));
+        let want = (i >= 100).then(|| (value(i, false), header(i).to_vec()));
+        assert_eq!(got, want, "key {i}");
+    }
+}
+
 /// The values files under `dir`.
 fn values_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

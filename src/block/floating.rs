@@ -35,7 +35,6 @@ use parking_lot::Mutex;
 use super::entry::{self, Entry, Probe};
 use super::places::Places;
 use super::prealloc::Prealloc;
-use super::published::Published;
 use super::reader::BlockReader;
 use super::{Block, BlockRef, HASH_SIZE, Hash, MAX_PREDECESSORS, hex};
 use crate::check::CheckReport;
@@ -44,6 +43,7 @@ use crate::index::{Index, IndexConfig};
 use crate::io::quarantine::Quarantine;
 use crate::io::{FileHandle, FileSystem, MapPromise, Mapped, OpenMode, foreground, frame};
 use crate::options::OpenOptions;
+use crate::published::Published;
 use crate::store_dir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::verified_once::{self, PublishedMap};
@@ -550,8 +550,8 @@ impl Floating {
         let Some(at) = self.locate_record(hash)? else {
             return Ok(false);
         };
-        if self.hold(&at, hash, reader)? {
-            self.places.insert_checked(hash, &at);
+        if let Some(checked) = self.hold(&at, hash, reader)? {
+            self.places.insert_checked(hash, &checked);
         }
         Ok(true)
     }
@@ -582,25 +582,28 @@ impl Floating {
     /// Has `reader` hold block `hash`, whose record
     /// [`Floating::locate_record`] placed at `at`: this store's map when it
     /// covers the record (placed without a parse if the map checked it
-    /// before, else checked when the reader first shows it), else a copy.
-    /// True if the record had passed its checksum in the map before.
-    pub(crate) fn hold(&self, at: &Located, hash: &Hash, reader: &mut BlockReader) -> Result<bool> {
+    /// before, else checked now), else a copy. Returns where the record is
+    /// when it passed its checksum in a map, for the table of places.
+    pub(crate) fn hold(
+        &self,
+        at: &Located,
+        hash: &Hash,
+        reader: &mut BlockReader,
+    ) -> Result<Option<Located>> {
         let offset = at.offset;
         let map = self.map.load();
         if map.covers_checked(offset, at.record_len()) {
             // Checked in this map before: the index value says where the
             // contents and metadata are, the record need not be parsed.
             reader.hold_checked(map, *hash, *at);
-            return Ok(true);
+            return Ok(Some(*at));
         }
         if record_in_map(&map, offset).is_some() {
-            reader.hold_map(map, offset, *hash);
-            return Ok(false);
+            return self.hold_checking(map, offset, hash, reader).map(Some);
         }
         if let Some(fresh) = self.renewed_map(&map)? {
             if record_in_map(&fresh, offset).is_some() {
-                reader.hold_map(fresh, offset, *hash);
-                return Ok(false);
+                return self.hold_checking(fresh, offset, hash, reader).map(Some);
             }
         }
         let block = self.entry_at(offset, true)?.block;
@@ -611,7 +614,42 @@ impl Floating {
             ));
         }
         reader.hold_owned(block);
-        Ok(false)
+        Ok(None)
+    }
+
+    /// Checks the record at `offset` of `map` (its checksum, once per map;
+    /// and that it holds block `hash`), then has `reader` hold it; returns
+    /// where its parts are, as the record says.
+    fn hold_checking(
+        &self,
+        map: Arc<ReadMap>,
+        offset: u64,
+        hash: &Hash,
+        reader: &mut BlockReader,
+    ) -> Result<Located> {
+        let at = match map.record(offset) {
+            Some(Ok(b)) if b.hash == hash => located_in_record(offset, &b),
+            Some(Ok(_)) => {
+                return Err(Error::corrupted(
+                    self.file.path(),
+                    format!("index entry at offset {offset} holds another block"),
+                ));
+            }
+            Some(Err(e)) => {
+                return Err(Error::corrupted(
+                    self.file.path(),
+                    format!("entry at offset {offset}: {e}"),
+                ));
+            }
+            None => {
+                return Err(Error::corrupted(
+                    self.file.path(),
+                    format!("the record at offset {offset} is no longer in its map"),
+                ));
+            }
+        };
+        reader.hold_checked(map, *hash, at);
+        Ok(at)
     }
 
     /// The block and its predecessor list, or `None` if not stored.
@@ -983,6 +1021,18 @@ pub(crate) struct Located {
     pub predecessor: Hash,
     pub contents_len: u32,
     pub metadata_len: Option<u32>,
+}
+
+/// Where the parts of `block`, the record at `offset`, are.
+fn located_in_record(offset: u64, block: &BlockRef<'_>) -> Located {
+    Located {
+        offset,
+        level: block.level,
+        predecessor: *block.predecessor,
+        // A record's parts are shorter than its u32 size field.
+        contents_len: block.contents.len() as u32,
+        metadata_len: block.metadata.map(|m| m.len() as u32),
+    }
 }
 
 impl Located {
@@ -1566,9 +1616,9 @@ mod places_tests {
     }
 
     /// A record whose checksum fails is never placed: every read of it
-    /// fails, the third (which a place would serve without a check) too.
-    /// Placing a record before its check passed makes the third read
-    /// return the damaged bytes.
+    /// fails, the second and third (which a place would serve without a
+    /// check) too. Placing a record before its check passed makes the
+    /// second read return the damaged bytes.
     #[test]
     fn a_damaged_record_is_never_placed() -> Result<()> {
         let dir = tempdir()?;

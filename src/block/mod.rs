@@ -7,7 +7,6 @@ pub mod floating;
 mod places;
 mod prealloc;
 pub mod predecessors;
-mod published;
 pub mod reader;
 pub mod record;
 pub mod store;

@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 
 use super::Hash;
 use super::floating::{Located, ReadMap};
-use super::published::{Held, Published};
+use crate::published::{Held, Published};
 
 /// Most blocks the table remembers (24 bytes each, at most half full:
 /// 12 MiB at the limit).

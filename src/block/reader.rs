@@ -26,10 +26,10 @@ use super::cemented::chunk::Chunk;
 use super::cemented::metadata::MetaBytes;
 use super::floating::{Located, ReadMap};
 use super::places::{PlaceTable, Places};
-use super::published::{self, Published};
 use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
+use crate::published::{self, Published};
 
 /// Holds the bytes the last block read through it points into. One reader
 /// per thread: a read needs `&mut`, which ends every view of the previous
@@ -67,18 +67,12 @@ pub struct BlockReader {
 enum Held {
     #[default]
     Nothing,
-    /// The record at `offset` of a floating store's map, expected to hold
-    /// block `hash`.
-    Map {
-        map: Arc<ReadMap>,
-        offset: u64,
-        hash: Hash,
-    },
     /// A record of the map in `floating_map` that passed its checksum in
     /// a map of its file before, placed by the store's table of places.
     Placed { hash: Hash, at: Located },
     /// A record of a floating store's map that passed its checksum in
-    /// that map before: where its parts are comes from its index value.
+    /// that map: where its parts are comes from its index value or from
+    /// the record itself, as it was checked.
     Checked {
         map: Arc<ReadMap>,
         hash: Hash,
@@ -116,24 +110,6 @@ impl BlockReader {
     pub fn block(&self) -> Result<Option<BlockRef<'_>>> {
         let mut b = match &self.held {
             Held::Nothing => return Ok(None),
-            Held::Map { map, offset, hash } => {
-                let parsed = map.record(*offset).ok_or_else(|| {
-                    Error::corrupted(
-                        map.path(),
-                        format!("the record at offset {offset} is no longer in its map"),
-                    )
-                })?;
-                let b = parsed.map_err(|e| {
-                    Error::corrupted(map.path(), format!("entry at offset {offset}: {e}"))
-                })?;
-                if b.hash != hash {
-                    return Err(Error::corrupted(
-                        map.path(),
-                        format!("index entry at offset {offset} holds another block"),
-                    ));
-                }
-                b
-            }
             Held::Placed { hash, at } => {
                 let Some(map) = &self.floating_map else {
                     return Err(Error::Inconsistent(
@@ -170,7 +146,7 @@ impl BlockReader {
     pub fn borrows_map(&self) -> bool {
         matches!(
             self.held,
-            Held::Map { .. } | Held::Placed { .. } | Held::Checked { .. } | Held::Chunk { .. }
+            Held::Placed { .. } | Held::Checked { .. } | Held::Chunk { .. }
         )
     }
 
@@ -185,11 +161,6 @@ impl BlockReader {
                 ..
             }
         )
-    }
-
-    /// Holds the floating record at `offset` of `map`, block `hash`.
-    pub(super) fn hold_map(&mut self, map: Arc<ReadMap>, offset: u64, hash: Hash) {
-        self.held = Held::Map { map, offset, hash };
     }
 
     /// Holds block `hash` if the table of `places` places it in the

@@ -12,11 +12,16 @@
 //! rewritten below a published record while mapped (see `values_map`), and
 //! each record's checksum is checked the first time a map returns it,
 //! before any view of it is given.
-
-use std::sync::Arc;
+//!
+//! The reader keeps the map between reads, so that the next read of the
+//! same generation takes no lock and touches no reference count for it
+//! (module `published`): it lets go of it when it reads from another
+//! generation or store, and on [`ValueReader::release`] or drop; until
+//! then a GC'd generation's values file stays mapped.
 
 use super::values_map::ValuesMap;
 use crate::error::{Error, Result};
+use crate::published;
 
 /// Holds the bytes the last value read through it points into. One reader
 /// per thread: a read takes `&mut`, which ends the views of the previous
@@ -24,16 +29,17 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub struct ValueReader {
     held: Held,
+    /// The map of the last generation read from; `Held::Map` points into it.
+    map: Option<published::Held<ValuesMap>>,
 }
 
 #[derive(Default)]
 enum Held {
     #[default]
     Nothing,
-    /// A value and header in a values map, as spans of it (checked when
-    /// the reader took them).
+    /// A value and header in the reader's map, as spans of it (checked
+    /// when the reader took them).
     Map {
-        map: Arc<ValuesMap>,
         value: (usize, usize),
         header: (usize, usize),
     },
@@ -61,6 +67,21 @@ impl ValueReader {
     /// Lets go of what the last read pointed into, ending its views.
     pub fn release(&mut self) {
         self.held = Held::Nothing;
+        self.map = None;
+    }
+
+    /// Ends the last read's views, keeping the map for the next read.
+    pub(super) fn start(&mut self) {
+        self.held = Held::Nothing;
+    }
+
+    /// Where the reader keeps the map reads use.
+    pub(super) fn map_slot(&mut self) -> &mut Option<published::Held<ValuesMap>> {
+        &mut self.map
+    }
+
+    fn held_map(&self) -> Option<&ValuesMap> {
+        self.map.as_ref().map(|m| &**m.value())
     }
 
     /// Whether the last value read is borrowed from a map of the values
@@ -76,7 +97,10 @@ impl ValueReader {
         match &self.held {
             Held::Nothing => None,
             // Spans of a map whose bytes do not change.
-            Held::Map { map, value, header } => Some((map.span(*value)?, map.span(*header)?)),
+            Held::Map { value, header } => {
+                let map = self.held_map()?;
+                Some((map.span(*value)?, map.span(*header)?))
+            }
             Held::Owned { value, header } => Some((value, header)),
         }
     }
@@ -85,23 +109,21 @@ impl ValueReader {
     /// no longer decoding in its map would be (it cannot, see above).
     pub(super) fn view(&self) -> Result<(&[u8], &[u8])> {
         self.value().ok_or_else(|| match &self.held {
-            Held::Map { map, value, .. } => Error::corrupted(
-                map.path(),
-                format!("the value at offset {} is no longer in its map", value.0),
-            ),
+            Held::Map { value, .. } => match self.held_map() {
+                Some(map) => Error::corrupted(
+                    map.path(),
+                    format!("the value at offset {} is no longer in its map", value.0),
+                ),
+                None => Error::Inconsistent("a mapped value read without its map".into()),
+            },
             _ => Error::invalid("the value reader holds no value"),
         })
     }
 
-    /// Holds a value and header of `map`, as spans of it
-    /// ([`ValuesMap::span_of`]).
-    pub(super) fn hold_map(
-        &mut self,
-        map: Arc<ValuesMap>,
-        value: (usize, usize),
-        header: (usize, usize),
-    ) {
-        self.held = Held::Map { map, value, header };
+    /// Holds a value and header of the map in [`ValueReader::map_slot`],
+    /// as spans of it ([`ValuesMap::span_of`]).
+    pub(super) fn hold_map(&mut self, value: (usize, usize), header: (usize, usize)) {
+        self.held = Held::Map { value, header };
     }
 
     pub(super) fn hold_owned(&mut self, value: Vec<u8>, header: Vec<u8>) {

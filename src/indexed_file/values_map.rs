@@ -13,11 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use super::format::{self, Decoded, Layout};
 use crate::error::Result;
 use crate::io::{FileHandle, MapPromise, Mapped};
+use crate::published::{Held, Published};
 use crate::verified_once::PublishedMap;
 
 /// Map again once this many bytes were appended past the map: a fresh map
@@ -102,7 +101,7 @@ impl ValuesMap {
 
 /// The map a generation's reads use, renewed as the file grows.
 pub(crate) struct ValuesMaps {
-    current: RwLock<Arc<ValuesMap>>,
+    current: Published<ValuesMap>,
     layout: Layout,
 }
 
@@ -112,7 +111,7 @@ impl ValuesMaps {
         let bytes = file.map(MapPromise::APPEND_ONLY)?;
         let map = ValuesMap::new(bytes, published, layout, file.path(), None);
         Ok(ValuesMaps {
-            current: RwLock::new(Arc::new(map)),
+            current: Published::new(Arc::new(map)),
             layout,
         })
     }
@@ -122,27 +121,32 @@ impl ValuesMaps {
     /// [`REMAP_BYTES`]; `None` if the record starts in a tail still
     /// unmapped. The record may still run past the map
     /// ([`ValuesMap::record`] says so with `None`).
-    pub(crate) fn map_for(
+    ///
+    /// The map is the reader's copy in `held` (module `published`),
+    /// renewed from the current one when that changed.
+    pub(crate) fn map_for<'h>(
         &self,
         file: &dyn FileHandle,
         offset: u64,
         bound: u64,
-    ) -> Result<Option<Arc<ValuesMap>>> {
-        let map = self.current.read().clone();
-        if offset < map.published() {
-            return Ok(Some(map));
+        held: &'h mut Option<Held<ValuesMap>>,
+    ) -> Result<Option<&'h ValuesMap>> {
+        let published = self.current.current(held).published();
+        if offset >= published {
+            if bound.saturating_sub(published) < REMAP_BYTES {
+                return Ok(None);
+            }
+            let old = self.current.load();
+            let fresh = Arc::new(ValuesMap::new(
+                file.map(MapPromise::APPEND_ONLY)?,
+                bound,
+                self.layout,
+                file.path(),
+                Some(&old),
+            ));
+            self.current.replace(fresh);
         }
-        if bound.saturating_sub(map.published()) < REMAP_BYTES {
-            return Ok(None);
-        }
-        let fresh = Arc::new(ValuesMap::new(
-            file.map(MapPromise::APPEND_ONLY)?,
-            bound,
-            self.layout,
-            file.path(),
-            Some(&map),
-        ));
-        *self.current.write() = fresh.clone();
-        Ok((offset < fresh.published()).then_some(fresh))
+        let map = self.current.current(held);
+        Ok((offset < map.published()).then_some(&**map))
     }
 }

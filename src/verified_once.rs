@@ -15,6 +15,12 @@
 //!   its checksum in this map; a new map (a remap, another open) starts with
 //!   none set, so damage present on disk when a map is made is always found
 //!   before the record's bytes are first returned;
+//! * a record this process appended through the same store object, at
+//!   or past the offset where that object started appending, counts as
+//!   checked without a check (`written_from`): its bytes in the page cache
+//!   are the ones the append wrote, its CRC computed from them; reading
+//!   them back through a map is the same trust as carrying a check over to
+//!   a new map. A read-only handle, which writes nothing, has none;
 //! * what this does not cover, and says so in `docs/design.md`: bytes that
 //!   change under a live map without tzstore writing them (another program
 //!   writing the file, or a device returning different bytes for a page
@@ -126,18 +132,24 @@ pub(crate) struct PublishedMap {
     bytes: Mapped,
     published: usize,
     checked: VerifiedOnce,
+    /// Records at or past this offset were appended by the store object
+    /// that made this map (see the module documentation); `usize::MAX`
+    /// for a handle that writes nothing.
+    written_from: usize,
 }
 
 impl PublishedMap {
     /// A map of `bytes` whose first `published` bytes hold published
     /// records, one check slot per `1 << granule_shift` bytes, carrying
     /// over the checks of `previous`, a map of the same file (append-only:
-    /// the records it checked have not changed).
+    /// the records it checked have not changed). Records at or past
+    /// `written_from` are the store object's own appends (`u64::MAX`: none).
     pub(crate) fn new(
         bytes: Mapped,
         published: u64,
         granule_shift: u32,
         previous: Option<&PublishedMap>,
+        written_from: u64,
     ) -> PublishedMap {
         let published = usize::try_from(published)
             .unwrap_or(usize::MAX)
@@ -150,6 +162,7 @@ impl PublishedMap {
             bytes,
             published,
             checked,
+            written_from: usize::try_from(written_from).unwrap_or(usize::MAX),
         }
     }
 
@@ -163,9 +176,10 @@ impl PublishedMap {
         self.bytes.len()
     }
 
-    /// Whether the record starting at `offset` passed its checksum here.
+    /// Whether the record starting at `offset` passed its checksum here,
+    /// or is one this store object appended.
     pub(crate) fn is_checked(&self, offset: usize) -> bool {
-        self.checked.is_checked(offset)
+        offset >= self.written_from || self.checked.is_checked(offset)
     }
 
     /// Records that the record starting at `offset` passed its checksum.
@@ -240,6 +254,19 @@ mod tests {
         v.mark_checked(1040);
         assert!(v.is_checked(1040) && !v.is_checked(1030));
         assert!((1024..2048).filter(|&o| v.is_checked(o)).eq([1040]));
+    }
+
+    /// A store object's own appends count as checked; what was in the file
+    /// before it (and everything, for a handle that writes nothing) is
+    /// checked on first read.
+    #[test]
+    fn only_the_store_objects_own_appends_count_as_checked_unread() {
+        let bytes = || Mapped::from_bytes(vec![0u8; 4096]);
+        let writer = PublishedMap::new(bytes(), 4096, GRANULE_SHIFT, None, 1000);
+        assert!(!writer.is_checked(0) && !writer.is_checked(999));
+        assert!(writer.is_checked(1000) && writer.is_checked(3000));
+        let reader = PublishedMap::new(bytes(), 4096, GRANULE_SHIFT, None, u64::MAX);
+        assert!((0..4096).all(|o| !reader.is_checked(o)));
     }
 
     #[test]

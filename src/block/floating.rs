@@ -173,6 +173,10 @@ pub struct Floating {
     /// Where borrowed reads found blocks, so that the next read of one
     /// skips the index (module `places`).
     places: Places,
+    /// Where this object's own appends begin (the end after recovery);
+    /// its maps take the records from there on as checked (module
+    /// `verified_once`). `u64::MAX` for a read-only store.
+    written_from: u64,
 }
 
 /// Unflushed appended bytes after which their writeback is started.
@@ -247,11 +251,14 @@ impl Floating {
                 0,
                 &path,
                 None,
+                u64::MAX,
             ))),
             prealloc: None,
+            written_from: u64::MAX,
         };
         if !store.read_only {
             store.recover()?;
+            store.written_from = store.end.load(Ordering::SeqCst);
             // Without fsync there is no journal commit to save.
             if store.fs.fsync_enabled() {
                 store.prealloc = Some(Arc::new(Prealloc::new(store.end.load(Ordering::SeqCst))));
@@ -265,6 +272,7 @@ impl Floating {
             store.end.load(Ordering::SeqCst),
             store.file.path(),
             None,
+            store.written_from,
         )));
         Ok(store)
     }
@@ -727,6 +735,7 @@ impl Floating {
             end,
             self.file.path(),
             Some(map),
+            self.written_from,
         ));
         self.map.replace(fresh.clone());
         Ok(Some(fresh))
@@ -872,14 +881,21 @@ pub(crate) struct ReadMap {
 impl ReadMap {
     /// A map of `bytes` whose first `published` bytes hold published
     /// records, carrying over the checks of `previous`, a map of the same
-    /// file.
-    fn new(bytes: Mapped, published: u64, path: &Path, previous: Option<&ReadMap>) -> ReadMap {
+    /// file; records at or past `written_from` are the store's own appends.
+    fn new(
+        bytes: Mapped,
+        published: u64,
+        path: &Path,
+        previous: Option<&ReadMap>,
+        written_from: u64,
+    ) -> ReadMap {
         ReadMap {
             map: PublishedMap::new(
                 bytes,
                 published,
                 verified_once::GRANULE_SHIFT,
                 previous.map(|p| &p.map),
+                written_from,
             ),
             path: path.to_path_buf(),
         }

@@ -843,7 +843,8 @@ fn create_gen(
     values.write_all_at(&format::encode_values_header(layout), 0)?;
     values.sync()?;
     fs.sync_dir(&gdir)?;
-    let maps = ValuesMaps::new(values.as_ref(), VALUES_HEADER, *layout)?;
+    // Every record of a new generation is this handle's own append.
+    let maps = ValuesMaps::new(values.as_ref(), VALUES_HEADER, *layout, VALUES_HEADER)?;
     Ok(Gen {
         n,
         layout: *layout,
@@ -900,7 +901,8 @@ fn open_gen(
         recover_end(values.as_ref(), layout, &index)?
     };
     // After recovery: the map never sees a tail it cut.
-    let maps = ValuesMaps::new(values.as_ref(), end, *layout)?;
+    let written_from = if ro { u64::MAX } else { end };
+    let maps = ValuesMaps::new(values.as_ref(), end, *layout, written_from)?;
     Ok(Gen {
         n,
         layout: *layout,

@@ -46,9 +46,16 @@ impl ValuesMap {
         layout: Layout,
         path: &Path,
         previous: Option<&ValuesMap>,
+        written_from: u64,
     ) -> ValuesMap {
         ValuesMap {
-            map: PublishedMap::new(bytes, published, GRANULE_SHIFT, previous.map(|p| &p.map)),
+            map: PublishedMap::new(
+                bytes,
+                published,
+                GRANULE_SHIFT,
+                previous.map(|p| &p.map),
+                written_from,
+            ),
             layout,
             path: path.to_path_buf(),
         }
@@ -103,16 +110,26 @@ impl ValuesMap {
 pub(crate) struct ValuesMaps {
     current: Published<ValuesMap>,
     layout: Layout,
+    /// Where this handle's own appends begin (see `verified_once`).
+    written_from: u64,
 }
 
 impl ValuesMaps {
-    /// A map of `file`, whose records end at `published`.
-    pub(crate) fn new(file: &dyn FileHandle, published: u64, layout: Layout) -> Result<ValuesMaps> {
+    /// A map of `file`, whose records end at `published`; records at or
+    /// past `written_from` will be this handle's appends (`u64::MAX` for a
+    /// read-only handle).
+    pub(crate) fn new(
+        file: &dyn FileHandle,
+        published: u64,
+        layout: Layout,
+        written_from: u64,
+    ) -> Result<ValuesMaps> {
         let bytes = file.map(MapPromise::APPEND_ONLY)?;
-        let map = ValuesMap::new(bytes, published, layout, file.path(), None);
+        let map = ValuesMap::new(bytes, published, layout, file.path(), None, written_from);
         Ok(ValuesMaps {
             current: Published::new(Arc::new(map)),
             layout,
+            written_from,
         })
     }
 
@@ -143,6 +160,7 @@ impl ValuesMaps {
                 self.layout,
                 file.path(),
                 Some(&old),
+                self.written_from,
             ));
             self.current.replace(fresh);
         }

@@ -516,21 +516,40 @@ impl Floating {
         // From the map: the record alone, its checksum checked once per
         // map, copied once (its predecessor trailer is not needed here).
         let map = self.map.load();
-        let block = match map.record(offset) {
-            Some(parsed) => parsed
-                .map_err(|e| {
-                    Error::corrupted(self.file.path(), format!("entry at offset {offset}: {e}"))
-                })?
-                .to_owned(),
-            None => self.entry_at(offset, true)?.block,
-        };
+        if let Some(block) = self.block_in_map(&map, offset, hash) {
+            return block.map(|b| Some(b.to_owned()));
+        }
+        let block = self.entry_at(offset, true)?.block;
         if block.hash != *hash {
-            return Err(Error::corrupted(
-                self.file.path(),
-                format!("index entry at offset {offset} holds another block"),
-            ));
+            return Err(self.another_block(offset));
         }
         Ok(Some(block))
+    }
+
+    /// Block `hash` from its record at `offset` of `map`, its checksum
+    /// checked once per map; `None` if the map does not hold all of it.
+    fn block_in_map<'m>(
+        &self,
+        map: &'m ReadMap,
+        offset: u64,
+        hash: &Hash,
+    ) -> Option<Result<BlockRef<'m>>> {
+        Some(match map.record(offset)? {
+            Ok(b) if b.hash == hash => Ok(b),
+            Ok(_) => Err(self.another_block(offset)),
+            Err(e) => Err(Error::corrupted(
+                self.file.path(),
+                format!("entry at offset {offset}: {e}"),
+            )),
+        })
+    }
+
+    /// The error of an index entry that names a record of another block.
+    fn another_block(&self, offset: u64) -> Error {
+        Error::corrupted(
+            self.file.path(),
+            format!("index entry at offset {offset} holds another block"),
+        )
     }
 
     /// [`Floating::read_block`] without a copy: the block, borrowed from
@@ -616,10 +635,7 @@ impl Floating {
         }
         let block = self.entry_at(offset, true)?.block;
         if block.hash != *hash {
-            return Err(Error::corrupted(
-                self.file.path(),
-                format!("index entry at offset {offset} holds another block"),
-            ));
+            return Err(self.another_block(offset));
         }
         reader.hold_owned(block);
         Ok(None)
@@ -635,20 +651,8 @@ impl Floating {
         hash: &Hash,
         reader: &mut BlockReader,
     ) -> Result<Located> {
-        let at = match map.record(offset) {
-            Some(Ok(b)) if b.hash == hash => located_in_record(offset, &b),
-            Some(Ok(_)) => {
-                return Err(Error::corrupted(
-                    self.file.path(),
-                    format!("index entry at offset {offset} holds another block"),
-                ));
-            }
-            Some(Err(e)) => {
-                return Err(Error::corrupted(
-                    self.file.path(),
-                    format!("entry at offset {offset}: {e}"),
-                ));
-            }
+        let at = match self.block_in_map(&map, offset, hash) {
+            Some(block) => located_in_record(offset, &block?),
             None => {
                 return Err(Error::corrupted(
                     self.file.path(),
@@ -667,10 +671,7 @@ impl Floating {
         };
         let e = self.entry_at(offset, true)?;
         if e.block.hash != *hash {
-            return Err(Error::corrupted(
-                self.file.path(),
-                format!("index entry at offset {offset} holds another block"),
-            ));
+            return Err(self.another_block(offset));
         }
         Ok(Some((e.block, preds)))
     }

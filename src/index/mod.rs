@@ -941,7 +941,19 @@ impl Inner {
         let mut attempts = 0;
         'retry: loop {
             attempts += 1;
-            let (data, _) = self.open_data_recorded(recorded)?;
+            let data = match self.open_data_recorded(recorded) {
+                Ok((data, _)) => data,
+                // `data` and `delta` are opened one after the other: a
+                // merge that published between the two leaves a pair that
+                // disagrees, while the files on disk are whole. Damage
+                // stays: its files are older than `meta` says, every time.
+                Err(Error::Corrupted(_))
+                    if attempts < 100 && self.disk_generation()? >= recorded =>
+                {
+                    continue 'retry;
+                }
+                Err(e) => return Err(e),
+            };
             let g = data.generation();
             let mut st = State::new(data, self.ksize, self.dsize, self.removable);
             let mut ro_logs = Vec::new();

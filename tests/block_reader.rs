@@ -224,6 +224,48 @@ fn a_view_outlives_the_merge_that_retires_its_floating_file() {
     );
 }
 
+/// A reader keeps the block store's floating stores between reads (no
+/// lock, no reference count per read): kept across a merge, it still
+/// finds the blocks stored after the merge in the new read-write store,
+/// and once it read again the stores the merge retired are deleted.
+#[test]
+fn a_reader_kept_across_a_merge_reads_what_was_stored_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mode, offset) = (HistoryMode::Archive, 0);
+    let store = filled(dir.path(), mode, offset, 3 * CYCLE);
+    let before = files(dir.path());
+    let mut reader = BlockReader::new();
+    assert_eq!(
+        owned(store.read_view(&hash_of(7), 0, true, &mut reader).unwrap()),
+        Some(block(7))
+    );
+    merge(&store, 3 * CYCLE, 2 * CYCLE);
+    store_levels(&store, 3 * CYCLE + 1, 3 * CYCLE + 5);
+    for level in [3 * CYCLE + 3, 7, 2 * CYCLE + 5, 3 * CYCLE + 5] {
+        assert_eq!(
+            owned(
+                store
+                    .read_view(&hash_of(level), 0, true, &mut reader)
+                    .unwrap()
+            ),
+            Some(block(level)),
+            "level {level}"
+        );
+    }
+    assert_eq!(
+        owned(
+            store
+                .read_view(&hash_of(3 * CYCLE + 5), 2, true, &mut reader)
+                .unwrap()
+        ),
+        Some(block(3 * CYCLE + 3))
+    );
+    assert!(
+        some_file_goes(&store, dir.path(), &before),
+        "the stores the merge retired were not deleted after the reader moved on"
+    );
+}
+
 /// Whether a file of `before` is deleted within 10 s: retired stores are
 /// deleted by the store in the background (`stats` reaps those done).
 fn some_file_goes(store: &BlockStore, dir: &Path, before: &BTreeSet<PathBuf>) -> bool {

@@ -510,14 +510,22 @@ impl Floating {
 
     /// The block (with its metadata, if any), or `None` if not stored.
     pub fn read_block(&self, hash: &Hash) -> Result<Option<Block>> {
+        let map = self.map.load();
+        // A block placed before needs no index probe (module `places`).
+        if let Some(at) = self.places.load().locate_in(&map, hash) {
+            return super::reader::checked_record(&map, hash, &at).map(|b| Some(b.to_owned()));
+        }
         let Some(Located { offset, .. }) = self.locate_record(hash)? else {
             return Ok(None);
         };
         // From the map: the record alone, its checksum checked once per
-        // map, copied once (its predecessor trailer is not needed here).
-        let map = self.map.load();
+        // map, copied once (its predecessor trailer is not needed here);
+        // then placed, as a borrowed read places it.
         if let Some(block) = self.block_in_map(&map, offset, hash) {
-            return block.map(|b| Some(b.to_owned()));
+            let block = block?;
+            self.places
+                .insert_checked(hash, &located_in_record(offset, &block));
+            return Ok(Some(block.to_owned()));
         }
         let block = self.entry_at(offset, true)?.block;
         if block.hash != *hash {
@@ -1626,9 +1634,40 @@ mod places_tests {
         for _ in 0..3 {
             let b = f.read_view(&h1, &mut reader)?.map(|b| b.to_owned());
             assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h1, c1.clone())));
+            // Copying reads look the place up too.
+            let b = f.read_block(&h1)?;
+            assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h1, c1.clone())));
         }
         let b = f.read_view(&h2, &mut reader)?.map(|b| b.to_owned());
+        assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h2, c2.clone())));
+        let b = f.read_block(&h2)?;
         assert_eq!(b.map(|b| (b.hash, b.contents)), Some((h2, c2)));
+        Ok(())
+    }
+
+    /// A copying read places the block it found checked in the map, and
+    /// the next read of it, copying or borrowed, is served from the place.
+    #[test]
+    fn a_copying_read_places_its_block() -> Result<()> {
+        let dir = tempdir()?;
+        let opts = crate::OpenOptions::read_write().no_fsync();
+        two_blocks(dir.path(), &opts)?;
+        let f = Floating::open(dir.path(), FloatingKind::Rw, &opts)?;
+        let (h1, c1, m1) = block(1);
+        let (h2, _, _) = block(2);
+        assert!(f.places.load().locate_in(&f.map.load(), &h1).is_none());
+        let b = f.read_block(&h1)?;
+        assert_eq!(
+            b.map(|b| (b.contents, b.metadata)),
+            Some((c1.clone(), Some(m1)))
+        );
+        let placed = f.places.load().locate_in(&f.map.load(), &h1);
+        assert_eq!(placed.map(|at| (at.level, at.contents_len)), Some((1, 301)));
+        // Only the block read is placed.
+        assert!(f.places.load().locate_in(&f.map.load(), &h2).is_none());
+        let mut reader = BlockReader::new();
+        let b = f.read_view(&h1, &mut reader)?.map(|b| b.to_owned());
+        assert_eq!(b.map(|b| b.contents), Some(c1));
         Ok(())
     }
 
@@ -1657,6 +1696,8 @@ mod places_tests {
         for n in 0..3 {
             let got = f.read_view(&h1, &mut reader);
             assert!(matches!(got, Err(Error::Corrupted(_))), "read {n}: {got:?}");
+            let got = f.read_block(&h1);
+            assert!(matches!(got, Err(Error::Corrupted(_))), "copy {n}: {got:?}");
         }
         Ok(())
     }

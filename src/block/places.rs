@@ -149,6 +149,11 @@ impl PlaceTable {
 }
 
 impl Places {
+    /// The current table, for a read that keeps no copy of it.
+    pub(crate) fn load(&self) -> Arc<PlaceTable> {
+        self.table.load()
+    }
+
     /// The current table, from `held` if it holds it.
     pub(crate) fn current<'h>(
         &self,

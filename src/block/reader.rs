@@ -18,7 +18,10 @@
 //! and touches no reference count (module `published`). It lets go of them
 //! when it reads from another floating store, when a read finds its block
 //! in a cemented chunk, and on [`BlockReader::release`] or drop: a retired
-//! floating store's file stays mapped no longer than that.
+//! floating store's file stays mapped no longer than that. A block store's
+//! read keeps the store's floating stores the same way (until the next
+//! block store read, release or drop; a store a merge retired is deleted
+//! once nothing holds it).
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ use super::cemented::metadata::MetaBytes;
 use super::floating::{Located, ReadMap};
 use super::places::{PlaceTable, Places};
 use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
+use super::store::Parts;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::published::{self, Published};
@@ -61,6 +65,8 @@ pub struct BlockReader {
     floating_map: Option<published::Held<ReadMap>>,
     /// That store's table of places.
     places: Option<published::Held<PlaceTable>>,
+    /// The floating stores of the last block store read from.
+    store_parts: Option<published::Held<Parts>>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +109,20 @@ impl BlockReader {
         self.held = Held::Nothing;
         self.floating_map = None;
         self.places = None;
+        self.store_parts = None;
+    }
+
+    /// The block store's floating stores this reader keeps between reads
+    /// (see [`Published::current`]), taken out for one read so that the
+    /// read can use them and the reader at once;
+    /// [`BlockReader::keep_store_parts`] puts them back.
+    pub(super) fn take_store_parts(&mut self) -> Option<published::Held<Parts>> {
+        self.store_parts.take()
+    }
+
+    /// Keeps `parts` for the next read.
+    pub(super) fn keep_store_parts(&mut self, parts: Option<published::Held<Parts>>) {
+        self.store_parts = parts;
     }
 
     /// The block of the last successful read, borrowed from what this
@@ -223,7 +243,11 @@ impl BlockReader {
 /// without parsing the record: the map checked the record's checksum
 /// before, and the record's size and hash (its first bytes) must agree
 /// with the index value, so a view never shows another block's bytes.
-fn checked_record<'a>(map: &'a ReadMap, hash: &'a Hash, at: &'a Located) -> Result<BlockRef<'a>> {
+pub(super) fn checked_record<'a>(
+    map: &'a ReadMap,
+    hash: &'a Hash,
+    at: &'a Located,
+) -> Result<BlockRef<'a>> {
     let bad =
         |why: &str| Error::corrupted(map.path(), format!("record at offset {}: {why}", at.offset));
     let start = usize::try_from(at.offset).map_err(|_| bad("offset out of range"))?;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::cemented::{Cemented, CementedConfig, HistoryMode};
 use super::floating::{Floating, FloatingKind};
@@ -35,6 +35,7 @@ use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, reclaim};
 use crate::options::OpenOptions;
+use crate::published::Published;
 use crate::store_dir::StoreDir;
 use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
@@ -129,7 +130,9 @@ pub(crate) struct Inner {
     opts: BlockStoreOptions,
     fs: Arc<dyn FileSystem>,
     cemented: Cemented,
-    parts: RwLock<Arc<Parts>>,
+    /// The floating stores; a borrowed read keeps its copy in the
+    /// reader (module `published`).
+    parts: Published<Parts>,
     /// The persisted manifest; held while changing roles or storing.
     manifest: Mutex<Manifest>,
     /// The manifest's stamp when a read-only handle last loaded it.
@@ -295,7 +298,7 @@ impl BlockStore {
                 dir,
                 fs,
                 cemented,
-                parts: RwLock::new(Arc::new(parts)),
+                parts: Published::new(Arc::new(parts)),
                 manifest: Mutex::new(manifest),
                 synced: Mutex::new(None),
                 merge_job: Mutex::new(None),
@@ -364,7 +367,7 @@ impl BlockStore {
     /// from the cemented record (checked, not copied). `None` if the block
     /// is not stored.
     pub fn resulting_context_hash(&self, hash: &Hash) -> Result<Option<Hash>> {
-        let parts = self.inner.parts.read().clone();
+        let parts = self.inner.parts.load();
         for f in parts.all() {
             if let Some((_, context)) = f.find_info(hash)? {
                 return Ok(Some(context));
@@ -386,12 +389,12 @@ impl BlockStore {
     pub fn flush(&self) -> Result<()> {
         self.inner.check_writable()?;
         let _m = self.inner.manifest.lock();
-        self.inner.parts.read().rw.flush()
+        self.inner.parts.load().rw.flush()
     }
 
     /// True if the block is stored (floating or cemented).
     pub fn mem(&self, hash: &Hash) -> Result<bool> {
-        let parts = self.inner.parts.read().clone();
+        let parts = self.inner.parts.load();
         self.inner.mem_in(&parts, hash)
     }
 
@@ -399,7 +402,7 @@ impl BlockStore {
     /// its metadata when `read_metadata` and it has any. `None` when `hash`
     /// is unknown or the distance runs past genesis or into pruned history.
     pub fn read(&self, hash: &Hash, distance: u32, read_metadata: bool) -> Result<Option<Block>> {
-        let parts = self.inner.parts.read().clone();
+        let parts = self.inner.parts.load();
         let Some(target) = self.inner.resolve(&parts, hash, distance as u64)? else {
             return Ok(None);
         };
@@ -413,7 +416,7 @@ impl BlockStore {
         let block = self.inner.cemented.read_by_level(level, read_metadata)?;
         match block {
             Some(b) if read_metadata && b.metadata.is_none() => {
-                let parts = self.inner.parts.read().clone();
+                let parts = self.inner.parts.load();
                 for f in parts.all() {
                     if let Some(floating) = f.read_block(&b.hash)? {
                         return Ok(Some(floating));
@@ -438,22 +441,38 @@ impl BlockStore {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(read_metadata);
-        let parts = self.inner.parts.read().clone();
-        let target = if distance == 0 {
-            *hash
-        } else {
-            match self.inner.resolve(&parts, hash, distance as u64)? {
-                Some(t) => t,
-                None => return Ok(None),
-            }
-        };
-        if !self
-            .inner
-            .hold_exact(&parts, &target, read_metadata, reader)?
-        {
+        // The reader's copy of the parts: no lock taken, no reference
+        // count touched while no merge switched them (module `published`).
+        let mut held = reader.take_store_parts();
+        let found = self.hold_view(hash, distance, read_metadata, &mut held, reader);
+        reader.keep_store_parts(held);
+        if !found? {
             return Ok(None);
         }
         reader.block()
+    }
+
+    /// Has `reader` hold the block `distance` below `hash`, found in the
+    /// parts that `held` keeps (renewed if a merge switched them); false
+    /// if it is not stored.
+    fn hold_view(
+        &self,
+        hash: &Hash,
+        distance: u32,
+        read_metadata: bool,
+        held: &mut Option<crate::published::Held<Parts>>,
+        reader: &mut BlockReader,
+    ) -> Result<bool> {
+        let parts = self.inner.parts.current(held);
+        let target = if distance == 0 {
+            *hash
+        } else {
+            match self.inner.resolve(parts, hash, distance as u64)? {
+                Some(t) => t,
+                None => return Ok(false),
+            }
+        };
+        self.inner.hold_exact(parts, &target, read_metadata, reader)
     }
 
     /// [`BlockStore::read_by_level`] without copying the block, as
@@ -471,7 +490,7 @@ impl BlockStore {
         };
         if read_metadata && !has_metadata {
             // A preserved block: its metadata is in the floating copy.
-            let parts = self.inner.parts.read().clone();
+            let parts = self.inner.parts.load();
             for f in parts.all() {
                 if f.hold_block(&hash, reader)? {
                     break;
@@ -550,7 +569,7 @@ impl BlockStore {
     /// Levels, counts and sizes.
     pub fn stats(&self) -> Result<BlockStoreStats> {
         self.inner.reap_retired();
-        let parts = self.inner.parts.read().clone();
+        let parts = self.inner.parts.load();
         let m = self.inner.manifest.lock().clone();
         let cemented_blocks = self
             .inner
@@ -624,7 +643,7 @@ impl BlockStore {
     /// store succeeds. A read-only handle's iterator ends at an entry the
     /// writer is still appending.
     pub fn floating_iters(&self, with_metadata: bool) -> Vec<super::floating::FloatingIter> {
-        let parts = self.inner.parts.read().clone();
+        let parts = self.inner.parts.load();
         let mut out: Vec<_> = parts
             .ros
             .iter()
@@ -831,7 +850,7 @@ impl Inner {
         self.reap_retired();
         // The manifest lock orders stores with a merge's role switches.
         let mut m = self.manifest.lock();
-        let parts = self.parts.read().clone();
+        let parts = self.parts.load();
         let stored = if even_if_cemented {
             self.floating_preds(&parts, block.hash)?.is_some()
         } else {

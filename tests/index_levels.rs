@@ -238,3 +238,181 @@ fn a_stale_delta_left_by_a_crash_is_ignored_and_removed() {
         "the read-write open removes it"
     );
 }
+
+/// A read-only handle that syncs in a loop while the writer adds, flushes
+/// and merges without pause (delta and base merges publishing between any
+/// two of the reader's file opens) never reports an error, and after each
+/// sync finds every key flushed before it began, with its value.
+#[test]
+fn a_read_only_handle_syncing_through_merges_never_fails_nor_loses_keys() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const KEYS: u64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::open(dir.path(), cfg(false)).unwrap();
+    ix.add(&key(0), &0u64.to_le_bytes(), false).unwrap();
+    ix.flush().unwrap();
+    let ro = Index::open(dir.path(), cfg(true)).unwrap();
+    // Keys `0..flushed` are flushed with value k + 1 (key 0: value 0).
+    let flushed = AtomicU64::new(1);
+    let done = AtomicBool::new(false);
+    let syncs = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut syncs = 0u64;
+            let mut next = 0u64;
+            while !done.load(Ordering::Acquire) {
+                let before = flushed.load(Ordering::Acquire);
+                ro.sync().unwrap();
+                syncs += 1;
+                // The newest keys (those of the last logs, which a merge
+                // may be deleting) and a walk over the rest.
+                for k in (before.saturating_sub(150)..before).chain([next % before]) {
+                    let want = if k == 0 { 0 } else { k + 1 };
+                    assert_eq!(
+                        ro.find(&key(k)).unwrap(),
+                        Some(want.to_le_bytes().to_vec()),
+                        "key {k} of {before} after sync {syncs}"
+                    );
+                }
+                next += 7;
+            }
+            syncs
+        });
+        for k in 1..KEYS {
+            ix.add(&key(k), &(k + 1).to_le_bytes(), false).unwrap();
+            if k % 25 == 0 {
+                ix.flush().unwrap();
+                flushed.store(k + 1, Ordering::Release);
+            }
+        }
+        ix.flush().unwrap();
+        ix.await_merge().unwrap();
+        done.store(true, Ordering::Release);
+        reader.join().unwrap()
+    });
+    assert!(syncs > 10, "only {syncs} syncs ran beside the merges");
+    ro.sync().unwrap();
+    for k in 1..KEYS {
+        assert_eq!(
+            ro.find(&key(k)).unwrap(),
+            Some((k + 1).to_le_bytes().to_vec())
+        );
+    }
+}
+
+/// A file system that runs a hook once, at the next directory listing:
+/// the moment a read-only sync lists the logs, after it read the data
+/// generation.
+struct ListHook {
+    inner: std::sync::Arc<dyn tzstore::io::FileSystem>,
+    #[allow(clippy::type_complexity)]
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for ListHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ListHook({:?})", self.inner)
+    }
+}
+
+mod list_hook_fs {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tzstore::Result;
+    use tzstore::io::{DirEntry, FileHandle, FileStamp, FileSystem, LockFile, OpenMode, beneath};
+
+    impl FileSystem for super::ListHook {
+        fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn FileHandle>> {
+            self.inner.open(path, mode)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> Result<()> {
+            self.inner.remove_file(path)
+        }
+        fn remove_dir_all(&self, path: &Path) -> Result<()> {
+            self.inner.remove_dir_all(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> Result<()> {
+            self.inner.create_dir_all(path)
+        }
+        fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            self.inner.read_dir(path)
+        }
+        fn sync_dir(&self, path: &Path) -> Result<()> {
+            self.inner.sync_dir(path)
+        }
+        fn exists(&self, path: &Path) -> Result<bool> {
+            self.inner.exists(path)
+        }
+        fn is_dir(&self, path: &Path) -> Result<bool> {
+            self.inner.is_dir(path)
+        }
+        fn lock(&self, path: &Path) -> Result<LockFile> {
+            self.inner.lock(path)
+        }
+        fn fsync_enabled(&self) -> bool {
+            self.inner.fsync_enabled()
+        }
+        fn stamp(&self, path: &Path) -> Result<Option<FileStamp>> {
+            self.inner.stamp(path)
+        }
+        fn open_root_dir(&self, path: &Path) -> std::io::Result<beneath::Dir> {
+            self.inner.open_root_dir(path)
+        }
+    }
+}
+
+/// The race behind the test above, made certain: a merge publishes and
+/// deletes the logs it merged after a read-only sync read the data
+/// generation and before it lists the logs. The sync must not return a
+/// state without the merged logs' bindings (keys of a later flush visible,
+/// an earlier flush's not): it reloads. Without the reload, keys 11..=80
+/// are missing after the sync while 81..=85 are found.
+#[test]
+fn a_merge_between_a_syncs_generation_read_and_its_listing_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = std::sync::Arc::new(Index::open(dir.path(), cfg(false)).unwrap());
+    fn value(k: u64) -> Vec<u8> {
+        (k + 1).to_le_bytes().to_vec()
+    }
+    fn add(ix: &Index, keys: std::ops::RangeInclusive<u64>) {
+        for k in keys {
+            ix.add(&key(k), &value(k), false).unwrap();
+        }
+        ix.flush().unwrap();
+    }
+    // Keys 0..=10 in the current log (the first 40 keys fill one log).
+    add(&ix, 0..=10);
+    ix.await_merge().unwrap();
+    let fs = std::sync::Arc::new(ListHook {
+        inner: tzstore::io::default_fs(true),
+        hook: std::sync::Mutex::new(None),
+    });
+    let mut open = cfg(true);
+    open.open.fs = fs.clone();
+    let ro = Index::open(dir.path(), open).unwrap();
+    ro.sync().unwrap();
+    assert_eq!(ro.find(&key(10)).unwrap(), Some(value(10)));
+    // At the sync's listing: that log fills up and a second one too (both
+    // frozen and merged, then deleted), and a third gets keys 81..=85.
+    let writer = ix.clone();
+    *fs.hook.lock().unwrap() = Some(Box::new(move || {
+        add(&writer, 11..=80);
+        add(&writer, 81..=85);
+        writer.await_merge().unwrap();
+    }));
+    // Files written within the clock's granularity are never taken as
+    // unchanged: this sync lists the directory.
+    ro.sync().unwrap();
+    assert!(fs.hook.lock().unwrap().is_none(), "the hook did not run");
+    let missing: Vec<u64> = (0..=85)
+        .filter(|&k| ro.find(&key(k)).unwrap() != Some(value(k)))
+        .collect();
+    assert!(missing.is_empty(), "missing after the sync: {missing:?}");
+}

@@ -1009,14 +1009,15 @@ impl Inner {
         } else {
             self.disk_generation()?
         };
+        let stamps = RoSeen {
+            data: data_stamp,
+            delta: delta_stamp,
+            dir: dir_stamp,
+        };
         if on_disk != current {
             let fresh = self.load_ro(current)?;
             *self.state.write() = fresh;
-            *seen = RoSeen {
-                data: data_stamp,
-                delta: delta_stamp,
-                dir: dir_stamp,
-            };
+            *seen = stamps;
             return Ok(());
         }
         let mut st = self.state.write();
@@ -1048,6 +1049,10 @@ impl Inner {
             }
         }
         let list_dir = !unchanged(seen.dir, dir_stamp);
+        // A merge that publishes while the logs are listed deletes the
+        // logs it merged, perhaps before the listing saw them: their
+        // bindings would be missing from this sync, so it reloads.
+        let mut merged_meanwhile = false;
         if result.is_ok() && list_dir {
             let known = logs.last().map(|l| l.0);
             let newer: Vec<u64> = log::list(fs, &self.dir)?
@@ -1057,7 +1062,10 @@ impl Inner {
             for lg in newer {
                 let file = match log::open(fs, &self.dir, lg, false) {
                     Ok(f) => f,
-                    Err(Error::NotFound(_)) => break, // merged meanwhile: next sync reloads
+                    Err(Error::NotFound(_)) => {
+                        merged_meanwhile = true;
+                        break;
+                    }
                     Err(e) => {
                         result = Err(e);
                         break;
@@ -1081,6 +1089,11 @@ impl Inner {
             }
         }
         st.ro_logs = logs;
+        if result.is_ok() && list_dir && (merged_meanwhile || self.disk_generation()? != on_disk) {
+            *st = self.load_ro(current)?;
+            *seen = stamps;
+            return Ok(());
+        }
         if result.is_ok() {
             seen.data = data_stamp;
             seen.delta = delta_stamp;

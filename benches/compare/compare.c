@@ -547,6 +547,36 @@ static size_t chain_preds(uint8_t *preds, long id) {
   return n;
 }
 
+/* One workload's reads, in rounds of BATCH keys: every engine's copying
+ * pass, then every engine's pass without a copy on the batch mirrored from
+ * the end (other keys, so neither pass finds the other's in the CPU
+ * caches). The first engine rotates with the round, so that no engine's
+ * pass always follows the same one: a pass leaves the caches full of its
+ * own engine's lines. (Until 2026-12-05 each engine's view pass ran right
+ * after its own copying pass: LMDB's "copying" pass is the same mdb_get,
+ * which warmed LMDB's tree for it, while tzstore's, a 10 KiB copy per
+ * read, evicted tzstore's tables.) Adds each engine's seconds to
+ * read_s[e] and view_s[e]. */
+typedef void (*pass_fn)(void *x, int e, long from, long to, uint8_t *scratch, bool view);
+static void timed_rounds(void *x, pass_fn pass, const int *engines, int n, uint8_t *scratch, double *read_s,
+                         double *view_s) {
+  for (long from = 0; from < W.n_reads; from += BATCH) {
+    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
+    int first = (int)((from / BATCH) % n);
+    for (int view = 0; view <= 1; view++) {
+      for (int k = 0; k < n; k++) {
+        int e = engines[(first + k) % n];
+        uint64_t r0 = now_ns();
+        if (view) pass(x, e, W.n_reads - to, W.n_reads - from, scratch, true);
+        else pass(x, e, from, to, scratch, false);
+        (view ? view_s : read_s)[e] += secs_since(r0);
+      }
+    }
+  }
+}
+
+static const int ALL_ENGINES[N_ENGINES] = {E_LMDB, E_ROCKS, E_TZS, E_TZS_BS};
+
 /* ---------- workloads 3 and 4: blocks, all engines interleaved ---------- */
 
 /* The defaults, but ARCHIVE: the merge of workload 6 then keeps every
@@ -690,6 +720,10 @@ static void block_reads(blocks_t *x, int e, long from, long to, uint8_t *scratch
   block_reads_with(x, e, from, to, scratch, view, x->reader);
 }
 
+static void block_pass(void *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  block_reads(x, e, from, to, scratch, view);
+}
+
 /* One of two threads reading blocks without a copy. */
 typedef struct {
   blocks_t *x;
@@ -748,24 +782,11 @@ static void blocks_bench(const char *root, result_t *res) {
     r->appends_per_s = latency_stats(lat[e], W.n_blocks, &r->append_p50_us, &r->append_p99_us);
   }
 
-  /* Reads in rounds of BATCH per engine, for the same reason; copying and
-   * view reads alternate too. */
+  /* Reads in rounds of BATCH per engine, for the same reason. */
   fprintf(stderr, "%-20s ...", "blocks: reads");
   t0 = now_ns();
   double view_s[N_ENGINES] = {0};
-  for (long from = 0; from < W.n_reads; from += BATCH) {
-    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
-    for (int e = 0; e < N_ENGINES; e++) {
-      uint64_t r0 = now_ns();
-      block_reads(&x, e, from, to, scratch, false);
-      read_s[e] += secs_since(r0);
-      /* Other keys than the copying pass just read (the batch mirrored
-       * from the end), so neither pass finds the other's in the CPU caches. */
-      r0 = now_ns();
-      block_reads(&x, e, W.n_reads - to, W.n_reads - from, scratch, true);
-      view_s[e] += secs_since(r0);
-    }
-  }
+  timed_rounds(&x, block_pass, ALL_ENGINES, N_ENGINES, scratch, read_s, view_s);
   fprintf(stderr, " %.1f s\n", secs_since(t0));
   for (int e = 0; e < N_ENGINES; e++) {
     res[e].reads_per_s = (double)W.n_reads / read_s[e];
@@ -869,6 +890,10 @@ static void level_reads(levels_t *x, int e, long from, long to, uint8_t *scratch
 /* Cements every block of the block store of (3) (closed, in `bs_dir`) in
  * chunks of CHUNK_LEVELS levels, stores the same blocks by level in LMDB
  * and RocksDB, then reads random levels from all of them. */
+static void level_pass(void *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  level_reads(x, e, from, to, scratch, view);
+}
+
 static void levels_bench(const char *root, const char *bs_dir, result_t *res) {
   levels_t x;
   char *err = NULL;
@@ -956,22 +981,11 @@ static void levels_bench(const char *root, const char *bs_dir, result_t *res) {
   res[E_ROCKS].level_load_s = load_s + secs_since(l0);
   fprintf(stderr, " %.1f s\n", secs_since(t0));
 
-  /* Reads in rounds of BATCH per engine, copying then without a copy on
-   * the mirrored batch, as in (4). */
+  /* Reads in rounds of BATCH per engine, as in (4). */
   fprintf(stderr, "%-20s ...", "levels: reads");
   t0 = now_ns();
   double read_s[N_ENGINES] = {0}, view_s[N_ENGINES] = {0};
-  for (long from = 0; from < W.n_reads; from += BATCH) {
-    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
-    for (int e = 0; e < N_ENGINES; e++) {
-      uint64_t r0 = now_ns();
-      level_reads(&x, e, from, to, scratch, false);
-      read_s[e] += secs_since(r0);
-      r0 = now_ns();
-      level_reads(&x, e, W.n_reads - to, W.n_reads - from, scratch, true);
-      view_s[e] += secs_since(r0);
-    }
-  }
+  timed_rounds(&x, level_pass, ALL_ENGINES, N_ENGINES, scratch, read_s, view_s);
   fprintf(stderr, " %.1f s\n", secs_since(t0));
   for (int e = 0; e < N_ENGINES; e++) {
     res[e].level_reads_per_s = (double)W.n_reads / read_s[e];
@@ -1097,6 +1111,10 @@ static void value_reads(values_t *x, int e, long from, long to, uint8_t *scratch
 
 static const int VALUE_ENGINES[3] = {E_LMDB, E_ROCKS, E_TZS};
 
+static void value_pass(void *x, int e, long from, long to, uint8_t *scratch, bool view) {
+  value_reads(x, e, from, to, scratch, view);
+}
+
 static void values_bench(const char *root, result_t *res) {
   values_t x;
   static const char *names[3] = {"lmdb-values", "rocksdb-values", "tzstore-indexed-file"};
@@ -1128,18 +1146,7 @@ static void values_bench(const char *root, result_t *res) {
   tz_ok(tzs_reader_new(&x.reader, &terr), "reader_new");
   fprintf(stderr, "%-20s ...", "values: reads");
   t0 = now_ns();
-  for (long from = 0; from < W.n_reads; from += BATCH) {
-    long to = from + BATCH < W.n_reads ? from + BATCH : W.n_reads;
-    for (int k = 0; k < 3; k++) {
-      int e = VALUE_ENGINES[k];
-      uint64_t r0 = now_ns();
-      value_reads(&x, e, from, to, scratch, false);
-      read_s[e] += secs_since(r0);
-      r0 = now_ns();
-      value_reads(&x, e, W.n_reads - to, W.n_reads - from, scratch, true);
-      view_s[e] += secs_since(r0);
-    }
-  }
+  timed_rounds(&x, value_pass, VALUE_ENGINES, 3, scratch, read_s, view_s);
   fprintf(stderr, " %.1f s\n", secs_since(t0));
   for (int k = 0; k < 3; k++) {
     int e = VALUE_ENGINES[k];

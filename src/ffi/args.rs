@@ -37,8 +37,7 @@ pub(crate) unsafe fn take_handle<T>(p: *mut T, what: &str) -> Result<Box<T>> {
     if p.is_null() {
         return Err(Error::invalid(format!("{what} handle is NULL")));
     }
-    // SAFETY: `p` came from `Box::into_raw` in `into_handle`, is live, and
-    // the caller never uses it again (this function's contract).
+    // SAFETY: `p` came from `Box::into_raw` in `into_handle`, is live, and the caller never uses it again (this function's contract).
     Ok(unsafe { Box::from_raw(p) })
 }
 

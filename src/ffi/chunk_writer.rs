@@ -62,12 +62,7 @@ pub unsafe extern "C" fn tzs_cemented_begin_chunk(
         let out = arg!(out(out, "out"))?;
         let store = c.inner.clone();
         let writer = store.begin_chunk(start, end, write_metadata, check_consistency)?;
-        // SAFETY: `writer` borrows the `Cemented` inside the `Arc`'s heap
-        // allocation, which never moves and lives as long as one `Arc`
-        // does. The struct below owns such an `Arc` (`store`) for as long
-        // as it owns `writer`, and drops `writer` first (field order);
-        // `writer` is never moved out of it, so the borrow never outlives
-        // the store.
+        // SAFETY: `writer` borrows the `Cemented` inside the `Arc`'s heap allocation, which never moves and lives as long as one `Arc` does. The struct below owns such an `Arc` (`store`) for as long as it owns `writer`, and drops `writer` first (field order); `writer` is never moved out of it, so the borrow never outlives the store.
         let writer: ChunkWriter<'static> = unsafe { std::mem::transmute(writer) };
         *out = args::into_handle(tzs_chunk_writer { writer, store });
         Ok(())

@@ -140,29 +140,35 @@ pub(crate) struct PublishedMap {
 
 impl PublishedMap {
     /// A map of `bytes` whose first `published` bytes hold published
-    /// records, one check slot per `1 << granule_shift` bytes, carrying
-    /// over the checks of `previous`, a map of the same file (append-only:
-    /// the records it checked have not changed). Records at or past
-    /// `written_from` are the store object's own appends (`u64::MAX`: none).
+    /// records, one check slot per `1 << granule_shift` bytes, none
+    /// checked yet. Records at or past `written_from` are the store
+    /// object's own appends (`u64::MAX`: none).
     pub(crate) fn new(
         bytes: Mapped,
         published: u64,
         granule_shift: u32,
-        previous: Option<&PublishedMap>,
         written_from: u64,
     ) -> PublishedMap {
-        let published = usize::try_from(published)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let checked = match previous {
-            Some(p) => p.checked.carried_to(published),
-            None => VerifiedOnce::with_granule(published, granule_shift),
-        };
+        let published = published_len(&bytes, published);
         PublishedMap {
+            checked: VerifiedOnce::with_granule(published, granule_shift),
             bytes,
             published,
-            checked,
             written_from: usize::try_from(written_from).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// A map of the same file grown to `bytes` (its first `published`
+    /// bytes published), keeping this map's checks (append-only: the
+    /// records it checked have not changed) and where its store object's
+    /// own appends begin.
+    pub(crate) fn renewed(&self, bytes: Mapped, published: u64) -> PublishedMap {
+        let published = published_len(&bytes, published);
+        PublishedMap {
+            checked: self.checked.carried_to(published),
+            bytes,
+            published,
+            written_from: self.written_from,
         }
     }
 
@@ -186,6 +192,13 @@ impl PublishedMap {
     pub(crate) fn mark_checked(&self, offset: usize) {
         self.checked.mark_checked(offset)
     }
+}
+
+/// The published bytes of a map: `published`, or fewer if not mapped.
+fn published_len(bytes: &Mapped, published: u64) -> usize {
+    usize::try_from(published)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len())
 }
 
 /// The checked records of one map, by their number (a cemented chunk's
@@ -262,11 +275,18 @@ mod tests {
     #[test]
     fn only_the_store_objects_own_appends_count_as_checked_unread() {
         let bytes = || Mapped::from_bytes(vec![0u8; 4096]);
-        let writer = PublishedMap::new(bytes(), 4096, GRANULE_SHIFT, None, 1000);
+        let writer = PublishedMap::new(bytes(), 4096, GRANULE_SHIFT, 1000);
         assert!(!writer.is_checked(0) && !writer.is_checked(999));
         assert!(writer.is_checked(1000) && writer.is_checked(3000));
-        let reader = PublishedMap::new(bytes(), 4096, GRANULE_SHIFT, None, u64::MAX);
+        let reader = PublishedMap::new(bytes(), 4096, GRANULE_SHIFT, u64::MAX);
         assert!((0..4096).all(|o| !reader.is_checked(o)));
+        // A renewed map keeps both: its own appends and what was checked.
+        writer.mark_checked(100);
+        let grown = writer.renewed(Mapped::from_bytes(vec![0u8; 8192]), 8192);
+        assert!(grown.is_checked(100) && !grown.is_checked(200));
+        assert!(grown.is_checked(1000) && grown.is_checked(6000));
+        let grown = reader.renewed(Mapped::from_bytes(vec![0u8; 8192]), 8192);
+        assert!((0..8192).all(|o| !grown.is_checked(o)));
     }
 
     #[test]

@@ -173,10 +173,6 @@ pub struct Floating {
     /// Where borrowed reads found blocks, so that the next read of one
     /// skips the index (module `places`).
     places: Places,
-    /// Where this object's own appends begin (the end after recovery);
-    /// its maps take the records from there on as checked (module
-    /// `verified_once`). `u64::MAX` for a read-only store.
-    written_from: u64,
 }
 
 /// Unflushed appended bytes after which their writeback is started.
@@ -250,15 +246,17 @@ impl Floating {
                 Mapped::from_bytes(Vec::new()),
                 0,
                 &path,
-                None,
                 u64::MAX,
             ))),
             prealloc: None,
-            written_from: u64::MAX,
         };
+        // Where this object's own appends begin (the end after recovery):
+        // its maps take the records from there on as checked (module
+        // `verified_once`); none for a read-only store.
+        let mut written_from = u64::MAX;
         if !store.read_only {
             store.recover()?;
-            store.written_from = store.end.load(Ordering::SeqCst);
+            written_from = store.end.load(Ordering::SeqCst);
             // Without fsync there is no journal commit to save.
             if store.fs.fsync_enabled() {
                 store.prealloc = Some(Arc::new(Prealloc::new(store.end.load(Ordering::SeqCst))));
@@ -271,8 +269,7 @@ impl Floating {
             store.file.map(MapPromise::APPEND_ONLY)?,
             store.end.load(Ordering::SeqCst),
             store.file.path(),
-            None,
-            store.written_from,
+            written_from,
         )));
         Ok(store)
     }
@@ -739,13 +736,7 @@ impl Floating {
             return Ok(None);
         }
         // Append-only, as at open: a handle that reads never cuts.
-        let fresh = Arc::new(ReadMap::new(
-            self.file.map(MapPromise::APPEND_ONLY)?,
-            end,
-            self.file.path(),
-            Some(map),
-            self.written_from,
-        ));
+        let fresh = Arc::new(map.renewed(self.file.map(MapPromise::APPEND_ONLY)?, end));
         self.map.replace(fresh.clone());
         Ok(Some(fresh))
     }
@@ -889,24 +880,20 @@ pub(crate) struct ReadMap {
 
 impl ReadMap {
     /// A map of `bytes` whose first `published` bytes hold published
-    /// records, carrying over the checks of `previous`, a map of the same
-    /// file; records at or past `written_from` are the store's own appends.
-    fn new(
-        bytes: Mapped,
-        published: u64,
-        path: &Path,
-        previous: Option<&ReadMap>,
-        written_from: u64,
-    ) -> ReadMap {
+    /// records, none checked yet; records at or past `written_from` are
+    /// the store's own appends.
+    fn new(bytes: Mapped, published: u64, path: &Path, written_from: u64) -> ReadMap {
         ReadMap {
-            map: PublishedMap::new(
-                bytes,
-                published,
-                verified_once::GRANULE_SHIFT,
-                previous.map(|p| &p.map),
-                written_from,
-            ),
+            map: PublishedMap::new(bytes, published, verified_once::GRANULE_SHIFT, written_from),
             path: path.to_path_buf(),
+        }
+    }
+
+    /// A map of the same file grown to `bytes`, keeping this one's checks.
+    fn renewed(&self, bytes: Mapped, published: u64) -> ReadMap {
+        ReadMap {
+            map: self.map.renewed(bytes, published),
+            path: self.path.clone(),
         }
     }
 

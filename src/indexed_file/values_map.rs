@@ -38,26 +38,29 @@ pub(crate) struct ValuesMap {
 
 impl ValuesMap {
     /// A map of `bytes` whose first `published` bytes hold published
-    /// records, carrying over the checks of `previous`, a map of the same
-    /// append-only file.
+    /// records, none checked yet; records at or past `written_from` are
+    /// this handle's appends.
     fn new(
         bytes: Mapped,
         published: u64,
         layout: Layout,
         path: &Path,
-        previous: Option<&ValuesMap>,
         written_from: u64,
     ) -> ValuesMap {
         ValuesMap {
-            map: PublishedMap::new(
-                bytes,
-                published,
-                GRANULE_SHIFT,
-                previous.map(|p| &p.map),
-                written_from,
-            ),
+            map: PublishedMap::new(bytes, published, GRANULE_SHIFT, written_from),
             layout,
             path: path.to_path_buf(),
+        }
+    }
+
+    /// A map of the same append-only file grown to `bytes`, keeping this
+    /// one's checks.
+    fn renewed(&self, bytes: Mapped, published: u64) -> ValuesMap {
+        ValuesMap {
+            map: self.map.renewed(bytes, published),
+            layout: self.layout,
+            path: self.path.clone(),
         }
     }
 
@@ -109,9 +112,6 @@ impl ValuesMap {
 /// The map a generation's reads use, renewed as the file grows.
 pub(crate) struct ValuesMaps {
     current: Published<ValuesMap>,
-    layout: Layout,
-    /// Where this handle's own appends begin (see `verified_once`).
-    written_from: u64,
 }
 
 impl ValuesMaps {
@@ -125,11 +125,9 @@ impl ValuesMaps {
         written_from: u64,
     ) -> Result<ValuesMaps> {
         let bytes = file.map(MapPromise::APPEND_ONLY)?;
-        let map = ValuesMap::new(bytes, published, layout, file.path(), None, written_from);
+        let map = ValuesMap::new(bytes, published, layout, file.path(), written_from);
         Ok(ValuesMaps {
             current: Published::new(Arc::new(map)),
-            layout,
-            written_from,
         })
     }
 
@@ -154,14 +152,7 @@ impl ValuesMaps {
                 return Ok(None);
             }
             let old = self.current.load();
-            let fresh = Arc::new(ValuesMap::new(
-                file.map(MapPromise::APPEND_ONLY)?,
-                bound,
-                self.layout,
-                file.path(),
-                Some(&old),
-                self.written_from,
-            ));
+            let fresh = Arc::new(old.renewed(file.map(MapPromise::APPEND_ONLY)?, bound));
             self.current.replace(fresh);
         }
         let map = self.current.current(held);

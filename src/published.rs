@@ -18,8 +18,8 @@
 //! as it holds it: a map or a table of places only ever grows (a longer
 //! map of the same append-only file, a larger table of the same places),
 //! and what a reader takes from them is checked against the record it
-//! names; a block store's list of floating stores read a moment late is
-//! the list a read just before the switch used.
+//! names. A block store's list of floating stores is published too, but
+//! read with [`Published::load`]: a reader must not keep the stores.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -224,10 +224,9 @@ fn a_view_outlives_the_merge_that_retires_its_floating_file() {
     );
 }
 
-/// A reader keeps the block store's floating stores between reads (no
-/// lock, no reference count per read): kept across a merge, it still
+/// A reader kept across a merge (holding a map of the retired store)
 /// finds the blocks stored after the merge in the new read-write store,
-/// and once it read again the stores the merge retired are deleted.
+/// and the stores the merge retired are deleted.
 #[test]
 fn a_reader_kept_across_a_merge_reads_what_was_stored_after_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -441,4 +440,21 @@ fn a_damaged_stored_metadata_entry_is_never_shown() {
     assert_eq!(owned(b), store.read_by_level(17, false).unwrap());
     let b = store.read_view_by_level(18, true, &mut reader).unwrap();
     assert_eq!(owned(b), Some(block(18)));
+}
+
+/// A reader that still holds a view does not hold the store: the closed
+/// store can be opened read-write again at once (its lock is free).
+#[test]
+fn a_reader_holding_a_view_does_not_keep_the_closed_stores_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mode, offset) = (HistoryMode::Archive, 0);
+    let store = filled(dir.path(), mode, offset, 3);
+    let store = reopened(store, dir.path(), mode, offset);
+    let mut reader = BlockReader::new();
+    let view = store.read_view(&hash_of(2), 0, true, &mut reader).unwrap();
+    assert_eq!(owned(view), Some(block(2)));
+    drop(store);
+    let again = BlockStore::load(dir.path(), options(mode, offset), &hash_of(0)).unwrap();
+    assert_eq!(again.read(&hash_of(2), 0, true).unwrap(), Some(block(2)));
+    assert_eq!(owned(reader.block().unwrap()), Some(block(2)));
 }

@@ -18,10 +18,9 @@
 //! and touches no reference count (module `published`). It lets go of them
 //! when it reads from another floating store, when a read finds its block
 //! in a cemented chunk, and on [`BlockReader::release`] or drop: a retired
-//! floating store's file stays mapped no longer than that. A block store's
-//! read keeps the store's floating stores the same way (until the next
-//! block store read, release or drop; a store a merge retired is deleted
-//! once nothing holds it).
+//! floating store's file stays mapped no longer than that. The reader
+//! never holds a store itself: a closed store's lock and a retired store's
+//! directory go as soon as the store lets go of them.
 
 use std::sync::Arc;
 
@@ -30,7 +29,6 @@ use super::cemented::metadata::MetaBytes;
 use super::floating::{Located, ReadMap};
 use super::places::{PlaceTable, Places};
 use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
-use super::store::Parts;
 use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::published::{self, Published};
@@ -65,8 +63,6 @@ pub struct BlockReader {
     floating_map: Option<published::Held<ReadMap>>,
     /// That store's table of places.
     places: Option<published::Held<PlaceTable>>,
-    /// The floating stores of the last block store read from.
-    store_parts: Option<published::Held<Parts>>,
 }
 
 #[derive(Debug, Default)]
@@ -109,20 +105,6 @@ impl BlockReader {
         self.held = Held::Nothing;
         self.floating_map = None;
         self.places = None;
-        self.store_parts = None;
-    }
-
-    /// The block store's floating stores this reader keeps between reads
-    /// (see [`Published::current`]), taken out for one read so that the
-    /// read can use them and the reader at once;
-    /// [`BlockReader::keep_store_parts`] puts them back.
-    pub(super) fn take_store_parts(&mut self) -> Option<published::Held<Parts>> {
-        self.store_parts.take()
-    }
-
-    /// Keeps `parts` for the next read.
-    pub(super) fn keep_store_parts(&mut self, parts: Option<published::Held<Parts>>) {
-        self.store_parts = parts;
     }
 
     /// The block of the last successful read, borrowed from what this

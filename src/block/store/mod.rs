@@ -441,38 +441,26 @@ impl BlockStore {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(read_metadata);
-        // The reader's copy of the parts: no lock taken, no reference
-        // count touched while no merge switched them (module `published`).
-        let mut held = reader.take_store_parts();
-        let found = self.hold_view(hash, distance, read_metadata, &mut held, reader);
-        reader.keep_store_parts(held);
-        if !found? {
-            return Ok(None);
-        }
-        reader.block()
-    }
-
-    /// Has `reader` hold the block `distance` below `hash`, found in the
-    /// parts that `held` keeps (renewed if a merge switched them); false
-    /// if it is not stored.
-    fn hold_view(
-        &self,
-        hash: &Hash,
-        distance: u32,
-        read_metadata: bool,
-        held: &mut Option<crate::published::Held<Parts>>,
-        reader: &mut BlockReader,
-    ) -> Result<bool> {
-        let parts = self.inner.parts.current(held);
+        // A clone of the current parts, not a copy kept in the reader: a
+        // reader holding the floating stores would keep a closed store's
+        // lock and a retired store's directory (the maps it holds keep
+        // only the files' bytes).
+        let parts = self.inner.parts.load();
         let target = if distance == 0 {
             *hash
         } else {
-            match self.inner.resolve(parts, hash, distance as u64)? {
+            match self.inner.resolve(&parts, hash, distance as u64)? {
                 Some(t) => t,
-                None => return Ok(false),
+                None => return Ok(None),
             }
         };
-        self.inner.hold_exact(parts, &target, read_metadata, reader)
+        if !self
+            .inner
+            .hold_exact(&parts, &target, read_metadata, reader)?
+        {
+            return Ok(None);
+        }
+        reader.block()
     }
 
     /// [`BlockStore::read_by_level`] without copying the block, as

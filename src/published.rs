@@ -1,8 +1,7 @@
 //! A value that many readers use and a writer rarely replaces (a floating
-//! store's map, its table of places, a block store's floating stores),
-//! published so that a reader that already holds the current one finds
-//! out with one load of a counter: no lock taken and no reference count
-//! touched.
+//! store's map, its table of places), published so that a reader that
+//! already holds the current one finds out with one load of a counter:
+//! no lock taken and no reference count touched.
 //!
 //! Why: a borrowed block read used to take the map's lock and clone its
 //! `Arc` (two atomic writes to lines every reader thread shares, and two
@@ -15,11 +14,9 @@
 //! the generation it saw under the read lock, the `Arc`) and reuses it
 //! while the source's generation still equals it. A reader that misses a
 //! bump for a moment uses the previous value, which stays valid as long
-//! as it holds it: a map or a table of places only ever grows (a longer
-//! map of the same append-only file, a larger table of the same places),
-//! and what a reader takes from them is checked against the record it
-//! names. A block store's list of floating stores is published too, but
-//! read with [`Published::load`]: a reader must not keep the stores.
+//! as it holds it: both values here only ever grow (a longer map of the
+//! same append-only file, a larger table of the same places), and what a
+//! reader takes from them is checked against the record it names.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -232,7 +232,7 @@ impl BlockStore {
 /// `NotFound` unless `descr`'s block is stored, `Inconsistent` if it is
 /// stored at another level.
 fn check_stored(inner: &Inner, descr: &BlockDescr) -> Result<()> {
-    let parts = inner.parts.load();
+    let parts = inner.parts.read().clone();
     match inner.level_of_stored(&parts, &descr.hash)? {
         None => Err(Error::NotFound(format!(
             "block {} is not stored",

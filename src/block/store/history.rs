@@ -76,7 +76,7 @@ impl BlockStore {
                 "history offset {offset} is above the maximum {MAX_HISTORY_OFFSET}"
             )));
         }
-        let parts = inner.parts.load();
+        let parts = inner.parts.read().clone();
         let Some(head_level) = inner.level_of_stored(&parts, head)? else {
             return Err(Error::NotFound(format!("head {} is not stored", hex(head))));
         };

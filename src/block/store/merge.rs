@@ -83,7 +83,7 @@ pub(super) fn start(
         inner.merge_ended(&Ok(()));
         return Ok(());
     };
-    let parts = inner.parts.load();
+    let parts = inner.parts.read().clone();
     let Some(head_level) = inner.level_of_stored(&parts, head)? else {
         return Err(Error::NotFound(format!(
             "merge head {} is not stored",
@@ -105,7 +105,7 @@ pub(super) fn start(
     // Step 1: switch roles.
     let (old, ro_tmp_id) = {
         let mut m = inner.manifest.lock();
-        let parts = inner.parts.load();
+        let parts = inner.parts.read().clone();
         // The new ids are recorded durably before anything is created
         // under them: a crash in between leaves directories that a manifest
         // generation proves abandoned, which the next open may delete.
@@ -122,16 +122,16 @@ pub(super) fn start(
         next.store(inner.fs.as_ref(), &inner.dir)?;
         *m = next;
         let old: Vec<Arc<Floating>> = parts.all().cloned().collect();
-        inner.parts.replace(Arc::new(Parts {
+        *inner.parts.write() = Arc::new(Parts {
             rw: fresh,
             ros: old.clone(),
-        }));
+        });
         (old, ro_tmp_id)
     };
     // Stores now go to the fresh read-write store: zeros written ahead of
     // them (on a worker, beside the merge) keep their fsyncs cheap from the
     // first ones on.
-    inner.parts.load().rw.prepare_for_durable_appends();
+    inner.parts.read().rw.prepare_for_durable_appends();
 
     inner.merging.store(true, Ordering::SeqCst);
     let job_inner = inner.clone();
@@ -215,7 +215,7 @@ fn run(
     {
         let _unpaced = foreground::Unpaced::begin();
         let mut m = inner.manifest.lock();
-        let parts = inner.parts.load();
+        let parts = inner.parts.read().clone();
         let mut next = m.clone();
         let marks = new_marks(inner, &next, lowest_preserved)?;
         next.savepoint = Some(marks.savepoint);
@@ -227,10 +227,10 @@ fn run(
         next.last_merge_ms = started.elapsed().as_millis() as u64;
         next.store(inner.fs.as_ref(), &inner.dir)?;
         *m = next;
-        inner.parts.replace(Arc::new(Parts {
+        *inner.parts.write() = Arc::new(Parts {
             rw: parts.rw.clone(),
             ros: vec![ro_tmp],
-        }));
+        });
         inner.retired.lock().extend(old);
     }
     inner.reap_retired();

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::cemented::{Cemented, CementedConfig, HistoryMode};
 use super::floating::{Floating, FloatingKind};
@@ -35,7 +35,6 @@ use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, reclaim};
 use crate::options::OpenOptions;
-use crate::published::Published;
 use crate::store_dir::StoreDir;
 use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
@@ -130,9 +129,7 @@ pub(crate) struct Inner {
     opts: BlockStoreOptions,
     fs: Arc<dyn FileSystem>,
     cemented: Cemented,
-    /// The floating stores; a borrowed read keeps its copy in the
-    /// reader (module `published`).
-    parts: Published<Parts>,
+    parts: RwLock<Arc<Parts>>,
     /// The persisted manifest; held while changing roles or storing.
     manifest: Mutex<Manifest>,
     /// The manifest's stamp when a read-only handle last loaded it.
@@ -298,7 +295,7 @@ impl BlockStore {
                 dir,
                 fs,
                 cemented,
-                parts: Published::new(Arc::new(parts)),
+                parts: RwLock::new(Arc::new(parts)),
                 manifest: Mutex::new(manifest),
                 synced: Mutex::new(None),
                 merge_job: Mutex::new(None),
@@ -367,7 +364,7 @@ impl BlockStore {
     /// from the cemented record (checked, not copied). `None` if the block
     /// is not stored.
     pub fn resulting_context_hash(&self, hash: &Hash) -> Result<Option<Hash>> {
-        let parts = self.inner.parts.load();
+        let parts = self.inner.parts.read().clone();
         for f in parts.all() {
             if let Some((_, context)) = f.find_info(hash)? {
                 return Ok(Some(context));
@@ -389,12 +386,12 @@ impl BlockStore {
     pub fn flush(&self) -> Result<()> {
         self.inner.check_writable()?;
         let _m = self.inner.manifest.lock();
-        self.inner.parts.load().rw.flush()
+        self.inner.parts.read().rw.flush()
     }
 
     /// True if the block is stored (floating or cemented).
     pub fn mem(&self, hash: &Hash) -> Result<bool> {
-        let parts = self.inner.parts.load();
+        let parts = self.inner.parts.read().clone();
         self.inner.mem_in(&parts, hash)
     }
 
@@ -402,7 +399,7 @@ impl BlockStore {
     /// its metadata when `read_metadata` and it has any. `None` when `hash`
     /// is unknown or the distance runs past genesis or into pruned history.
     pub fn read(&self, hash: &Hash, distance: u32, read_metadata: bool) -> Result<Option<Block>> {
-        let parts = self.inner.parts.load();
+        let parts = self.inner.parts.read().clone();
         let Some(target) = self.inner.resolve(&parts, hash, distance as u64)? else {
             return Ok(None);
         };
@@ -416,7 +413,7 @@ impl BlockStore {
         let block = self.inner.cemented.read_by_level(level, read_metadata)?;
         match block {
             Some(b) if read_metadata && b.metadata.is_none() => {
-                let parts = self.inner.parts.load();
+                let parts = self.inner.parts.read().clone();
                 for f in parts.all() {
                     if let Some(floating) = f.read_block(&b.hash)? {
                         return Ok(Some(floating));
@@ -441,11 +438,10 @@ impl BlockStore {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(read_metadata);
-        // A clone of the current parts, not a copy kept in the reader: a
-        // reader holding the floating stores would keep a closed store's
-        // lock and a retired store's directory (the maps it holds keep
-        // only the files' bytes).
-        let parts = self.inner.parts.load();
+        // Cloned per read, not kept in the reader: a reader holding the
+        // floating stores would keep a closed store's lock and a retired
+        // store's directory (the maps it holds keep only the files' bytes).
+        let parts = self.inner.parts.read().clone();
         let target = if distance == 0 {
             *hash
         } else {
@@ -478,7 +474,7 @@ impl BlockStore {
         };
         if read_metadata && !has_metadata {
             // A preserved block: its metadata is in the floating copy.
-            let parts = self.inner.parts.load();
+            let parts = self.inner.parts.read().clone();
             for f in parts.all() {
                 if f.hold_block(&hash, reader)? {
                     break;
@@ -557,7 +553,7 @@ impl BlockStore {
     /// Levels, counts and sizes.
     pub fn stats(&self) -> Result<BlockStoreStats> {
         self.inner.reap_retired();
-        let parts = self.inner.parts.load();
+        let parts = self.inner.parts.read().clone();
         let m = self.inner.manifest.lock().clone();
         let cemented_blocks = self
             .inner
@@ -631,7 +627,7 @@ impl BlockStore {
     /// store succeeds. A read-only handle's iterator ends at an entry the
     /// writer is still appending.
     pub fn floating_iters(&self, with_metadata: bool) -> Vec<super::floating::FloatingIter> {
-        let parts = self.inner.parts.load();
+        let parts = self.inner.parts.read().clone();
         let mut out: Vec<_> = parts
             .ros
             .iter()
@@ -838,7 +834,7 @@ impl Inner {
         self.reap_retired();
         // The manifest lock orders stores with a merge's role switches.
         let mut m = self.manifest.lock();
-        let parts = self.parts.load();
+        let parts = self.parts.read().clone();
         let stored = if even_if_cemented {
             self.floating_preds(&parts, block.hash)?.is_some()
         } else {

@@ -122,7 +122,7 @@ pub(super) fn check(inner: &Inner, repair: bool) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     // Hold the manifest so no store or role switch runs meanwhile.
     let manifest = inner.manifest.lock();
-    let parts = inner.parts.load();
+    let parts = inner.parts.read().clone();
     let fs = inner.fs.as_ref();
     let mut quarantine = Quarantine::new(fs, &inner.dir);
     for (name, abandoned) in orphans(fs, &inner.dir, &manifest)? {

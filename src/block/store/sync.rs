@@ -43,7 +43,7 @@ impl BlockStore {
         if let (Some(before), Some(now)) = (*seen, stamp)
             && before.unchanged_at(&now)
         {
-            inner.parts.load().rw.sync()?;
+            inner.parts.read().rw.sync()?;
             return Ok(false);
         }
         let mut tries = 0;
@@ -53,7 +53,7 @@ impl BlockStore {
             let current = inner.manifest.lock().clone();
             if m.rw == current.rw && m.ros == current.ros {
                 // Same stores: marks or mode changed, or new blocks only.
-                inner.parts.load().rw.sync()?;
+                inner.parts.read().rw.sync()?;
                 let changed = m != current;
                 *inner.manifest.lock() = m;
                 *seen = stamp;
@@ -73,7 +73,7 @@ impl BlockStore {
                     // The cemented table first: what left the floating
                     // stores in the merge is cemented by then.
                     inner.cemented.sync()?;
-                    inner.parts.replace(Arc::new(parts));
+                    *inner.parts.write() = Arc::new(parts);
                     *inner.manifest.lock() = m;
                     *seen = stamp;
                     return Ok(true);
@@ -94,7 +94,7 @@ impl BlockStore {
     /// Opens the floating stores `m` lists, reusing those already open.
     fn load_parts(&self, m: &Manifest) -> Result<Parts> {
         let inner = &self.inner;
-        let old = inner.parts.load();
+        let old = inner.parts.read().clone();
         let open = |id: u64| {
             let dir = super::floating_dir(&inner.dir, id);
             match old.all().find(|f| f.dir() == dir) {

@@ -458,3 +458,65 @@ fn a_reader_holding_a_view_does_not_keep_the_closed_stores_lock() {
     assert_eq!(again.read(&hash_of(2), 0, true).unwrap(), Some(block(2)));
     assert_eq!(owned(reader.block().unwrap()), Some(block(2)));
 }
+
+/// The files under `dir` this process still maps after they were deleted.
+fn mapped_deleted_files(dir: &Path) -> BTreeSet<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = dir.to_str().unwrap();
+    maps.lines()
+        .filter_map(|l| l.find(dir).map(|at| &l[at..]))
+        .filter_map(|path| path.strip_suffix(" (deleted)"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A reader keeps a copy of each floating store's map for the reads that
+/// find their block placed; once a merge changed the store's floating
+/// stores, its next read lets go of the retired ones' maps, even one that
+/// finds its block in the first store and looks at no other.
+#[test]
+fn a_reader_lets_go_of_retired_stores_maps_at_its_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mode, offset) = (HistoryMode::Archive, 0);
+    let store = filled(dir.path(), mode, offset, 3 * CYCLE);
+    merge(&store, 3 * CYCLE, 2 * CYCLE);
+    store_levels(&store, 3 * CYCLE + 1, 4 * CYCLE);
+    // Reopened: a read-write and a read-only floating store, both mapped.
+    let store = reopened(store, dir.path(), mode, offset);
+    let mut reader = BlockReader::new();
+    for level in 2 * CYCLE + 1..=4 * CYCLE {
+        for _ in 0..2 {
+            let view = store.read_view(&hash_of(level), 0, true, &mut reader);
+            assert_eq!(owned(view.unwrap()), Some(block(level)), "level {level}");
+        }
+    }
+    let before = files(dir.path());
+    merge(&store, 4 * CYCLE, 3 * CYCLE);
+    assert!(
+        some_file_goes(&store, dir.path(), &before),
+        "the merge retired no file: the test proves nothing"
+    );
+    assert!(
+        !mapped_deleted_files(dir.path()).is_empty(),
+        "the reader held no retired store's map: the test proves nothing"
+    );
+    // Another reader places a new block in the new read-write store (large
+    // enough to have its file mapped again), so that this reader finds it
+    // in the first floating store without looking at the others.
+    let mut big = block(4 * CYCLE + 1);
+    big.contents = vec![7; 2 << 20];
+    store.store(&big.as_ref()).unwrap();
+    let mut other = BlockReader::new();
+    for _ in 0..2 {
+        let view = store.read_view(&big.hash, 0, true, &mut other).unwrap();
+        assert_eq!(owned(view).as_ref(), Some(&big));
+    }
+    assert!(
+        other.borrows_map(),
+        "the new block is not mapped: the test proves nothing"
+    );
+    drop(other);
+    let view = store.read_view(&big.hash, 0, true, &mut reader).unwrap();
+    assert_eq!(owned(view).as_ref(), Some(&big));
+    assert_eq!(mapped_deleted_files(dir.path()), BTreeSet::new());
+}

@@ -167,12 +167,22 @@ pub struct Floating {
     /// It may cover zeros ahead of `end` (see `prealloc`), which appends
     /// overwrite; nothing reads those bytes through the map before they are
     /// written and published below `end`.
-    map: Published<ReadMap>,
+    map: Arc<Published<ReadMap>>,
     /// Read-write stores: the zero-filled space ahead of durable appends.
     prealloc: Option<Arc<Prealloc>>,
     /// Where borrowed reads found blocks, so that the next read of one
     /// skips the index (module `places`).
-    places: Places,
+    places: Arc<Places>,
+}
+
+/// What a borrowed read of a placed block needs of a floating store: its
+/// map and its table of places, without the store. A block store's reader
+/// keeps these between reads (module `reader`); they hold memory and a
+/// mapping, never the store's lock, files or directory.
+#[derive(Clone)]
+pub(crate) struct ReadHandles {
+    pub map: Arc<Published<ReadMap>>,
+    pub places: Arc<Places>,
 }
 
 /// Unflushed appended bytes after which their writeback is started.
@@ -240,14 +250,14 @@ impl Floating {
             file,
             index: Arc::new(index),
             unsynced: Unsynced::default(),
-            places: Places::default(),
+            places: Arc::default(),
             writer: Mutex::new(0),
-            map: Published::new(Arc::new(ReadMap::new(
+            map: Arc::new(Published::new(Arc::new(ReadMap::new(
                 Mapped::from_bytes(Vec::new()),
                 0,
                 &path,
                 u64::MAX,
-            ))),
+            )))),
             prealloc: None,
         };
         // Where this object's own appends begin (the end after recovery):
@@ -569,6 +579,14 @@ impl Floating {
             return Ok(None);
         }
         reader.block()
+    }
+
+    /// This store's map and table of places, for a reader to keep.
+    pub(crate) fn read_handles(&self) -> ReadHandles {
+        ReadHandles {
+            map: self.map.clone(),
+            places: self.places.clone(),
+        }
     }
 
     /// Has `reader` hold block `hash` (see [`Floating::hold`]); false if

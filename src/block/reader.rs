@@ -18,15 +18,26 @@
 //! and touches no reference count (module `published`). It lets go of them
 //! when it reads from another floating store, when a read finds its block
 //! in a cemented chunk, and on [`BlockReader::release`] or drop: a retired
-//! floating store's file stays mapped no longer than that. The reader
-//! never holds a store itself: a closed store's lock and a retired store's
-//! directory go as soon as the store lets go of them.
+//! floating store's file stays mapped no longer than that.
+//!
+//! Read through a block store, the reader keeps the same for each of the
+//! store's floating stores, in the store's order (`PartCopies`): two
+//! reader threads then share no line they write, where taking the list of
+//! floating stores per read (a lock and a reference count) bounced lines
+//! between them. It lets go of all of them when the store's list changes
+//! (a merge, a read-only sync), seen at its next read, and on
+//! [`BlockReader::release`] or drop.
+//!
+//! The reader never holds a store itself, only maps and tables of places
+//! (`ReadHandles`): a closed store's lock and a retired store's directory
+//! go as soon as the store lets go of them, and nothing the reader drops
+//! writes to a file.
 
 use std::sync::Arc;
 
 use super::cemented::chunk::Chunk;
 use super::cemented::metadata::MetaBytes;
-use super::floating::{Located, ReadMap};
+use super::floating::{Located, ReadHandles, ReadMap};
 use super::places::{PlaceTable, Places};
 use super::record::{CONTENTS_AT, METADATA_AFTER_CONTENTS};
 use super::{Block, BlockRef, Hash};
@@ -63,6 +74,31 @@ pub struct BlockReader {
     floating_map: Option<published::Held<ReadMap>>,
     /// That store's table of places.
     places: Option<published::Held<PlaceTable>>,
+    /// The floating stores of the block store last read through.
+    parts: PartCopies,
+}
+
+/// A reader's copies of a block store's floating stores' read handles,
+/// and of each one's current map and table of places, in the store's
+/// order (see the module documentation).
+#[derive(Default)]
+struct PartCopies {
+    handles: Option<published::Held<Vec<ReadHandles>>>,
+    /// `handles`' list, to tell when a read took a new one.
+    list: usize,
+    copies: Vec<PartCopy>,
+}
+
+#[derive(Default)]
+struct PartCopy {
+    map: Option<published::Held<ReadMap>>,
+    places: Option<published::Held<PlaceTable>>,
+}
+
+impl std::fmt::Debug for PartCopies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PartCopies({} floating stores)", self.copies.len())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +108,13 @@ enum Held {
     /// A record of the map in `floating_map` that passed its checksum in
     /// a map of its file before, placed by the store's table of places.
     Placed { hash: Hash, at: Located },
+    /// The same, in the map of the block store's floating store number
+    /// `part` (`BlockReader::parts`).
+    PlacedInPart {
+        part: usize,
+        hash: Hash,
+        at: Located,
+    },
     /// A record of a floating store's map that passed its checksum in
     /// that map: where its parts are comes from its index value or from
     /// the record itself, as it was checked.
@@ -105,6 +148,7 @@ impl BlockReader {
         self.held = Held::Nothing;
         self.floating_map = None;
         self.places = None;
+        self.parts = PartCopies::default();
     }
 
     /// The block of the last successful read, borrowed from what this
@@ -114,6 +158,15 @@ impl BlockReader {
             Held::Nothing => return Ok(None),
             Held::Placed { hash, at } => {
                 let Some(map) = &self.floating_map else {
+                    return Err(Error::Inconsistent(
+                        "a placed block read without its map".into(),
+                    ));
+                };
+                checked_record(map.value(), hash, at)?
+            }
+            Held::PlacedInPart { part, hash, at } => {
+                let copy = self.parts.copies.get(*part);
+                let Some(map) = copy.and_then(|c| c.map.as_ref()) else {
                     return Err(Error::Inconsistent(
                         "a placed block read without its map".into(),
                     ));
@@ -148,7 +201,10 @@ impl BlockReader {
     pub fn borrows_map(&self) -> bool {
         matches!(
             self.held,
-            Held::Placed { .. } | Held::Checked { .. } | Held::Chunk { .. }
+            Held::Placed { .. }
+                | Held::PlacedInPart { .. }
+                | Held::Checked { .. }
+                | Held::Chunk { .. }
         )
     }
 
@@ -183,6 +239,45 @@ impl BlockReader {
             }
             None => false,
         }
+    }
+
+    /// Holds block `hash` if the table of places of one of a block store's
+    /// floating stores (`parts`, in the store's order) places it in that
+    /// store's current map, keeping every store's copies for the next read;
+    /// false if none does. One load of a counter per store looked at, no
+    /// lock, no reference count, while the store's list and their maps
+    /// and tables are unchanged.
+    pub(super) fn hold_placed_in_parts(
+        &mut self,
+        parts: &Published<Vec<ReadHandles>>,
+        hash: &Hash,
+    ) -> bool {
+        let copies = &mut self.parts;
+        let handles = parts.current(&mut copies.handles);
+        let list = Arc::as_ptr(handles) as usize;
+        if copies.list != list {
+            // Another list: let go of every copy, a retired store's map
+            // with them, and of the last floating store read through the
+            // index.
+            copies.list = list;
+            copies.copies.clear();
+            self.floating_map = None;
+            self.places = None;
+            copies.copies.resize_with(handles.len(), PartCopy::default);
+        }
+        for (part, (h, copy)) in handles.iter().zip(copies.copies.iter_mut()).enumerate() {
+            let table = h.places.current(&mut copy.places);
+            let map = h.map.current(&mut copy.map);
+            if let Some(at) = table.locate_in(map, hash) {
+                self.held = Held::PlacedInPart {
+                    part,
+                    hash: *hash,
+                    at,
+                };
+                return true;
+            }
+        }
+        false
     }
 
     /// Holds the record of block `hash` that index value `at` places in

@@ -122,7 +122,7 @@ pub(super) fn start(
         next.store(inner.fs.as_ref(), &inner.dir)?;
         *m = next;
         let old: Vec<Arc<Floating>> = parts.all().cloned().collect();
-        *inner.parts.write() = Arc::new(Parts {
+        inner.set_parts(Parts {
             rw: fresh,
             ros: old.clone(),
         });
@@ -227,7 +227,7 @@ fn run(
         next.last_merge_ms = started.elapsed().as_millis() as u64;
         next.store(inner.fs.as_ref(), &inner.dir)?;
         *m = next;
-        *inner.parts.write() = Arc::new(Parts {
+        inner.set_parts(Parts {
             rw: parts.rw.clone(),
             ros: vec![ro_tmp],
         });

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::cemented::{Cemented, CementedConfig, HistoryMode};
-use super::floating::{Floating, FloatingKind};
+use super::floating::{Floating, FloatingKind, ReadHandles};
 pub(crate) use super::hex;
 use super::predecessors;
 use super::reader::BlockReader;
@@ -35,6 +35,7 @@ use super::{Block, BlockRef, Hash};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, reclaim};
 use crate::options::OpenOptions;
+use crate::published::Published;
 use crate::store_dir::StoreDir;
 use crate::worker::{JobHandle, WorkerPool};
 use manifest::Manifest;
@@ -119,6 +120,10 @@ impl Parts {
     fn all(&self) -> impl Iterator<Item = &Arc<Floating>> {
         std::iter::once(&self.rw).chain(self.ros.iter())
     }
+
+    fn read_handles(&self) -> Vec<ReadHandles> {
+        self.all().map(|f| f.read_handles()).collect()
+    }
 }
 
 /// What [`BlockStore::set_merge_hook`] calls when a merge ends.
@@ -130,6 +135,9 @@ pub(crate) struct Inner {
     fs: Arc<dyn FileSystem>,
     cemented: Cemented,
     parts: RwLock<Arc<Parts>>,
+    /// The floating stores' maps and tables of places, in `parts`' order,
+    /// for readers to keep (module `reader`); replaced with `parts`.
+    read_parts: Published<Vec<ReadHandles>>,
     /// The persisted manifest; held while changing roles or storing.
     manifest: Mutex<Manifest>,
     /// The manifest's stamp when a read-only handle last loaded it.
@@ -295,6 +303,7 @@ impl BlockStore {
                 dir,
                 fs,
                 cemented,
+                read_parts: Published::new(Arc::new(parts.read_handles())),
                 parts: RwLock::new(Arc::new(parts)),
                 manifest: Mutex::new(manifest),
                 synced: Mutex::new(None),
@@ -438,6 +447,11 @@ impl BlockStore {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(read_metadata);
+        // A block placed in a floating store's map: found with the copies
+        // the reader keeps of the stores' maps and tables, no lock taken.
+        if distance == 0 && reader.hold_placed_in_parts(&self.inner.read_parts, hash) {
+            return reader.block();
+        }
         // Cloned per read, not kept in the reader: a reader holding the
         // floating stores would keep a closed store's lock and a retired
         // store's directory (the maps it holds keep only the files' bytes).
@@ -706,6 +720,14 @@ fn open_floating(dir: &Path, opts: &BlockStoreOptions, id: u64) -> Result<Arc<Fl
 }
 
 impl Inner {
+    /// Makes `parts` the live floating stores, and their read handles the
+    /// ones readers keep.
+    fn set_parts(&self, parts: Parts) {
+        let mut current = self.parts.write();
+        self.read_parts.replace(Arc::new(parts.read_handles()));
+        *current = Arc::new(parts);
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.opts.open.read_only {
             return Err(Error::ReadOnly(format!(

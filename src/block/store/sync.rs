@@ -12,8 +12,6 @@
 //! in between. Stores the writer deletes after a swap stay readable through
 //! the files this handle still holds open.
 
-use std::sync::Arc;
-
 use super::manifest::{self, Manifest};
 use super::{BlockStore, Parts, READ_ONLY_OPEN_TRIES, open_floating};
 use crate::error::{Error, Result};
@@ -73,7 +71,7 @@ impl BlockStore {
                     // The cemented table first: what left the floating
                     // stores in the merge is cemented by then.
                     inner.cemented.sync()?;
-                    *inner.parts.write() = Arc::new(parts);
+                    inner.set_parts(parts);
                     *inner.manifest.lock() = m;
                     *seen = stamp;
                     return Ok(true);

@@ -474,7 +474,7 @@ fn rebuild(
             ..opts.clone()
         },
     };
-    let new = create_gen(fs, dir, m, &cfg, layout)?;
+    let new = create_gen(fs, dir, m, &cfg, layout, 0)?;
     if !chosen.is_empty() {
         // Records were read from it, so it is there (unless it vanished
         // under the repair's lock, which is an error).

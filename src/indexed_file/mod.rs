@@ -41,6 +41,7 @@
 mod check;
 mod format;
 mod gc;
+mod places;
 pub mod value_reader;
 mod values_map;
 
@@ -58,6 +59,7 @@ use crate::store_dir::StoreDir;
 use crate::unsynced::{MAX_UNSYNCED, Unsynced};
 use crate::worker::{JobHandle, WorkerPool};
 use format::{Decoded, Layout, Reader, VALUES_HEADER};
+use places::ValuePlaces;
 use value_reader::ValueReader;
 use values_map::ValuesMaps;
 
@@ -119,6 +121,9 @@ struct Gen {
     /// index entry on disk ever points to bytes a power cut can lose (the
     /// index logs and merges, and fsyncs, at any moment). RW only.
     unsynced: Unsynced<Vec<u8>, Vec<u8>>,
+    /// Where keys have their latest records, for borrowed reads; RW only
+    /// (module `places`).
+    places: Option<ValuePlaces>,
 }
 
 impl Gen {
@@ -384,7 +389,7 @@ impl IndexedFile {
                 for g in gens {
                     fs.remove_dir_all(&gen_dir(&dir, g))?;
                 }
-                let g = create_gen(fs.as_ref(), &dir, 0, &cfg, &layout)?;
+                let g = create_gen(fs.as_ref(), &dir, 0, &cfg, &layout, 0)?;
                 write_current(fs.as_ref(), &current, 0, &layout)?;
                 g
             }
@@ -749,7 +754,7 @@ impl Inner {
         fs.create_dir_all(&dir)?;
         let stopped = || cancel.load(Ordering::Relaxed);
         let result = (|| {
-            let new = create_gen(fs, &self.dir, n, &self.cfg, &old.layout)?;
+            let new = create_gen(fs, &self.dir, n, &self.cfg, &old.layout, old.index.len())?;
             // `read_from` verifies each record (CRC, key, header): damage
             // stops the compaction and the old generation stays current.
             let copy = |key: &[u8]| -> Result<()> {
@@ -826,13 +831,14 @@ fn open_current_ro(
     }
 }
 
-/// Creates generation `n` (empty) for writing.
+/// Creates generation `n` (empty) for writing about `keys` keys.
 fn create_gen(
     fs: &dyn FileSystem,
     dir: &Path,
     n: u64,
     cfg: &IndexedFileConfig,
     layout: &Layout,
+    keys: u64,
 ) -> Result<Gen> {
     let gdir = gen_dir(dir, n);
     crate::io::atomic::create_dir_durably(fs, &gdir)?;
@@ -855,6 +861,7 @@ fn create_gen(
         read_only: false,
         index,
         unsynced: Unsynced::default(),
+        places: Some(ValuePlaces::for_keys(keys)),
     })
 }
 
@@ -911,6 +918,7 @@ fn open_gen(
         end: Mutex::new(end),
         published_end: AtomicU64::new(end),
         read_only: ro,
+        places: (!ro).then(|| ValuePlaces::for_keys(index.len())),
         index,
         unsynced: Unsynced::default(),
     })
@@ -973,6 +981,9 @@ fn append_to(generation: &Gen, key: &[u8], header: &[u8], value: &[u8]) -> Resul
     entry.extend_from_slice(&offset.to_be_bytes());
     entry.extend_from_slice(header);
     generation.unsynced.insert(key.to_vec(), entry);
+    if let Some(places) = &generation.places {
+        places.set(places::key_hash(key), offset);
+    }
     if generation.unsynced.len() >= MAX_UNSYNCED {
         generation.values.sync()?;
         generation.publish()?;
@@ -1013,6 +1024,15 @@ fn read_from(generation: &Gen, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>
 /// covers it, else a copy read by `pread`); false if absent.
 fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<bool> {
     reader.start();
+    let placed = generation.places.as_ref().map(|p| {
+        let h = places::key_hash(key);
+        (p, h, p.get(h))
+    });
+    if let Some((_, _, (_, Some(offset)))) = placed {
+        if hold_placed(generation, key, offset, reader)? {
+            return Ok(true);
+        }
+    }
     // The index entry (offset and header) on the stack when it fits.
     let hs = generation.layout.header_size;
     let mut small = [0u8; 256];
@@ -1028,6 +1048,11 @@ fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<
     }
     let entry = &*entry;
     let offset = entry_offset(entry);
+    if let Some((places, h, (seen, _))) = placed {
+        // Before the record is read: a place is a hint that a read checks
+        // (the record must carry the key), whatever this read finds there.
+        places.fill(seen, h, offset);
+    }
     let bound = generation.bound()?;
     let path = generation.values.path();
     if offset < VALUES_HEADER || offset >= bound {
@@ -1074,6 +1099,43 @@ fn hold_value(generation: &Gen, key: &[u8], reader: &mut ValueReader) -> Result<
     )?;
     reader.hold_owned(value.to_vec(), header.to_vec());
     Ok(true)
+}
+
+/// Has `reader` hold the record the table of places names for `key` at
+/// `offset`, if a map covers it, it passes its checks (a first read of it
+/// in this map computes its checksum) and it carries `key`: then it is
+/// `key`'s latest record (module `places`). False otherwise, for the read
+/// to go through the index, which reports any damage as it would have.
+fn hold_placed(
+    generation: &Gen,
+    key: &[u8],
+    offset: u64,
+    reader: &mut ValueReader,
+) -> Result<bool> {
+    let bound = generation.bound()?;
+    if offset < VALUES_HEADER || offset >= bound {
+        return Ok(false);
+    }
+    let Some(map) =
+        generation
+            .maps
+            .map_for(generation.values.as_ref(), offset, bound, reader.map_slot())?
+    else {
+        return Ok(false);
+    };
+    let spans = match map.record(offset) {
+        Some(Decoded::Record(rec, _)) if rec.key == key => rec
+            .header_of(&generation.layout)
+            .map(|header| (map.span_of(rec.value), map.span_of(header))),
+        _ => None,
+    };
+    match spans {
+        Some((value, header)) => {
+            reader.hold_map(value, header);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// The value and header of the record read for `key` at `offset`, after

@@ -81,6 +81,42 @@ impl<T: Plain> fmt::Debug for AnonVec<T> {
     }
 }
 
+/// A fixed-length array of `AtomicU64`, zero-initialised, in its own
+/// anonymous mapping: a table that threads read and write without a lock,
+/// whose untouched slots cost no resident memory. Only atomic access is
+/// offered (no plain view of the same bytes exists).
+pub struct AnonAtomics {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl AnonAtomics {
+    /// `len` zeroes. Running out of memory aborts, as it does for `Vec`.
+    pub fn zeroed(len: usize) -> AnonAtomics {
+        let Some(layout) = Layout::array::<u64>(len).ok() else {
+            panic!("anonymous array of {len} atomics overflows the address space");
+        };
+        match MmapMut::map_anon(layout.size().max(1)) {
+            Ok(map) => AnonAtomics { map, len },
+            Err(_) => std::alloc::handle_alloc_error(layout),
+        }
+    }
+}
+
+impl Deref for AnonAtomics {
+    type Target = [std::sync::atomic::AtomicU64];
+    fn deref(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: AtomicU64 has the size and bit validity of u64 and an alignment of 8, which the page-aligned mapping satisfies; the mapping is at least len * 8 bytes, zero-filled by the kernel (a valid AtomicU64), touched only through these atomics (this type gives no other view), and kept mapped by the borrow of self.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast(), self.len) }
+    }
+}
+
+impl fmt::Debug for AnonAtomics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AnonAtomics({} x 8 bytes)", self.len)
+    }
+}
+
 /// Asks the CPU to start loading the cache line holding `bytes[0]` (a hint:
 /// no effect on the program's results, no fault on any address). Unlike a
 /// load, it does not hold up the instructions after it until the line

@@ -754,3 +754,73 @@ fn merge_keeps_what_reads(case: &damage::Case, blocks: &[Block]) {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An append killed midway, over the zeros written ahead of the appends,
+/// leaves a last entry whose lengths are whole and whose bytes are not:
+/// for `check_dir` on the closed store that is a crash leftover, as it is
+/// for the read-write open, which cuts it. The same entry followed by an
+/// intact one is damage, and so is an invalid last entry that the index
+/// names.
+#[test]
+fn an_invalid_last_entry_is_a_torn_tail_unless_followed_or_indexed() {
+    use std::os::unix::fs::FileExt;
+    let d = tempfile::tempdir().unwrap();
+    let blocks = build_unmerged(d.path());
+    let file = d.path().join("floating/0/RW_floating_block_store");
+    let last = blocks.last().unwrap().hash;
+    let (at, len) = entry_offset(&file, &last);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    let mut entry = vec![0u8; len as usize];
+    f.read_exact_at(&mut entry, at).unwrap();
+    let end = f.metadata().unwrap().len();
+    assert_eq!(at + len, end, "the last block is not the file's last entry");
+    // A copy of the last entry, its contents half written: what a killed
+    // append of the same block again would leave.
+    let mut torn = entry.clone();
+    let half = torn.len() / 2;
+    torn[half..].fill(0);
+    f.write_all_at(&torn, end).unwrap();
+    let floating_problems = |d: &Path| -> Vec<String> {
+        let found = BlockStore::check_dir(d, &opts(false), false).unwrap();
+        found
+            .problems
+            .into_iter()
+            .filter(|p| !p.starts_with("cemented store"))
+            .collect()
+    };
+    assert_eq!(floating_problems(d.path()), Vec::<String>::new());
+
+    // Followed by an intact entry: damage, not a tail.
+    f.write_all_at(&entry, end + len).unwrap();
+    let problems = floating_problems(d.path());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&format!("offset {end}"))),
+        "{problems:?}"
+    );
+    f.set_len(end + len).unwrap();
+
+    // The read-write open cuts the tail and keeps every block.
+    let s = BlockStore::open(d.path(), opts(false)).unwrap();
+    read_all_exact(&s, &blocks);
+    assert!(s.check(false).unwrap().is_ok());
+    drop(s);
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        end,
+        "the torn tail was not cut"
+    );
+
+    // The indexed last entry itself half written: damage.
+    f.write_all_at(&torn, at).unwrap();
+    let problems = floating_problems(d.path());
+    assert!(
+        !problems.is_empty(),
+        "an indexed torn entry passed the check"
+    );
+}

@@ -99,8 +99,12 @@ pub(super) struct Findings {
 /// `end` bounds the walk of an open, recovered store (its end of entries):
 /// every entry must then be indexed. `None` walks the whole file of a
 /// closed store, where what a crash leaves and a read-write open repairs is
-/// no problem: a torn tail, and entries after the last indexed one (their
-/// index entries were not written yet).
+/// no problem: a torn tail (an incomplete or invalid last entry, followed
+/// by nothing intact, as the open cuts it: an append killed midway leaves
+/// a whole-looking entry over the zeros written ahead), and entries after
+/// the last indexed one (their index entries were not written yet). An
+/// indexed entry among them is still a problem: the index then holds more
+/// blocks than the file's valid entries.
 pub(super) fn check_floating(
     fs: &dyn FileSystem,
     store_dir: &Path,
@@ -130,8 +134,10 @@ pub(super) fn check_floating(
     // Unindexed entries since the last indexed one: a crash leftover if
     // nothing indexed follows them.
     let mut unindexed: Vec<String> = Vec::new();
+    let mut last_entry: Option<u64> = None;
     let ended = walk::walk(file.as_ref(), end, true, |offset, e| {
         entries += 1;
+        last_entry = Some(offset);
         let Some(index) = index else {
             return Ok(());
         };
@@ -159,6 +165,8 @@ pub(super) fn check_floating(
     match ended {
         Ended::Clean => {}
         Ended::TornAt(_) if closed => {}
+        // The first invalid entry is the last thing in the file.
+        Ended::DamagedAt(o, _) if closed && last_entry.is_none_or(|l| l < o) => {}
         Ended::TornAt(o) => problems.push(format!(
             "{}: entry at offset {o} is cut short",
             path.display()

@@ -597,6 +597,13 @@ impl Floating {
         if reader.hold_placed(&self.map, &self.places, hash) {
             return Ok(true);
         }
+        self.hold_indexed(hash, reader)
+    }
+
+    /// [`Floating::hold_block`] for a read that already looked for `hash`
+    /// in this store's table of places: through the index, placing the
+    /// block for the next read.
+    pub(crate) fn hold_indexed(&self, hash: &Hash, reader: &mut BlockReader) -> Result<bool> {
         let Some(at) = self.locate_record(hash)? else {
             return Ok(false);
         };

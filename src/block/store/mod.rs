@@ -447,26 +447,30 @@ impl BlockStore {
         reader: &'r mut BlockReader,
     ) -> Result<Option<BlockRef<'r>>> {
         reader.start(read_metadata);
-        // A block placed in a floating store's map: found with the copies
-        // the reader keeps of the stores' maps and tables, no lock taken.
-        if distance == 0 && reader.hold_placed_in_parts(&self.inner.read_parts, hash) {
-            return reader.block();
-        }
         // Cloned per read, not kept in the reader: a reader holding the
         // floating stores would keep a closed store's lock and a retired
         // store's directory (the maps it holds keep only the files' bytes).
-        let parts = self.inner.parts.read().clone();
+        // Not taken at all for a block found placed at distance 0.
+        let mut parts = None;
         let target = if distance == 0 {
             *hash
         } else {
-            match self.inner.resolve(&parts, hash, distance as u64)? {
-                Some(t) => t,
-                None => return Ok(None),
-            }
+            let p = self.inner.parts.read().clone();
+            let Some(t) = self.inner.resolve(&p, hash, distance as u64)? else {
+                return Ok(None);
+            };
+            parts = Some(p);
+            t
         };
+        // A block placed in a floating store's map: found with the copies
+        // the reader keeps of the stores' maps and tables, no lock taken.
+        if reader.hold_placed_in_parts(&self.inner.read_parts, &target) {
+            return reader.block();
+        }
+        let parts = parts.unwrap_or_else(|| self.inner.parts.read().clone());
         if !self
             .inner
-            .hold_exact(&parts, &target, read_metadata, reader)?
+            .hold_unplaced(&parts, &target, read_metadata, reader)?
         {
             return Ok(None);
         }
@@ -813,9 +817,11 @@ impl Inner {
         self.cemented.read_by_hash(hash, read_metadata)
     }
 
-    /// Has `reader` hold block `hash` as [`Inner::read_exact`] finds it;
+    /// Has `reader` hold block `hash` as [`Inner::read_exact`] finds it,
+    /// after [`BlockReader::hold_placed_in_parts`] found it in no table of
+    /// places (so the floating stores are searched through their indexes);
     /// false if it is not stored.
-    fn hold_exact(
+    fn hold_unplaced(
         &self,
         parts: &Parts,
         hash: &Hash,
@@ -823,7 +829,7 @@ impl Inner {
         reader: &mut BlockReader,
     ) -> Result<bool> {
         for f in parts.all() {
-            if f.hold_block(hash, reader)? {
+            if f.hold_indexed(hash, reader)? {
                 return Ok(true);
             }
         }

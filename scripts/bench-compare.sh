@@ -15,6 +15,9 @@
 # The run's tables (workloads, and the machine's limits measured in the same
 # run) replace the block between the bench-compare markers in BENCHMARKS.md,
 # and docs/bench-compare.svg is redrawn, unless TZS_COMPARE_NO_RECORD=1.
+# TZS_COMPARE_ONLY (comma-separated: index, blocks, levels, values, grow,
+# limits) runs some workloads only, for profiling; such a run is never
+# recorded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -41,6 +44,7 @@ trap 'rm -rf "$dir"' EXIT
 out="$dir/out.txt"
 record=1
 [ "${TZS_COMPARE_NO_RECORD:-0}" = 1 ] && record=0
+[ -n "${TZS_COMPARE_ONLY:-}" ] && record=0
 svg=""
 [ $record = 1 ] && svg="$dir/chart.svg"
 {

@@ -1631,7 +1631,7 @@ static void row_n(const char *name, const result_t *res, size_t off, const char 
   printf(" ");
   bool first = true;
   for (int e = E_TZS; e < n_cols; e++) {
-    if (v[e] < 0) continue;
+    if (v[e] < 0 || best < 0) continue;
     double ratio = lower_is_better ? best / v[e] : v[e] / best;
     printf("%s%.2fx", first ? "" : " / ", ratio);
     first = false;
@@ -1748,6 +1748,23 @@ static void parse_grow(const char *spec) {
   }
 }
 
+/* TZS_COMPARE_ONLY: the workloads to run, comma-separated (index, blocks,
+ * levels, values, grow, limits; unset: all). For profiling one workload;
+ * "levels" needs "blocks", whose block store it reads. */
+static bool only(const char *name) {
+  const char *spec = getenv("TZS_COMPARE_ONLY");
+  if (!spec || !*spec) return true;
+  size_t n = strlen(name);
+  for (const char *p = spec; *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return true;
+    if (!end) break;
+    p = end + 1;
+  }
+  return false;
+}
+
 static long arg_long(int argc, char **argv, int i, long dflt) {
   if (argc <= i) return dflt;
   char *end;
@@ -1781,25 +1798,31 @@ int main(int argc, char **argv) {
   for (int e = 0; e < N_ENGINES; e++)
     for (size_t k = 0; k < sizeof(result_t) / sizeof(double); k++) ((double *)&res[e])[k] = -1;
 
-  run(root, "lmdb-index", lmdb_index, &res[E_LMDB]);
-  run(root, "rocksdb-index", rocks_index, &res[E_ROCKS]);
-  run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
-  blocks_bench(root, res);
-  char bs_dir[4096];
-  snprintf(bs_dir, sizeof bs_dir, "%s/tzstore-block-store", root);
-  levels_bench(root, bs_dir, res);
-  values_bench(root, res);
-  if (W.n_grow > 0) grow_bench(root, res);
-  fprintf(stderr, "%-20s ...", "machine limits");
-  uint64_t l0 = now_ns();
-  measure_limits(root);
-  fprintf(stderr, " %.1f s\n", secs_since(l0));
+  if (only("index")) {
+    run(root, "lmdb-index", lmdb_index, &res[E_LMDB]);
+    run(root, "rocksdb-index", rocks_index, &res[E_ROCKS]);
+    run(root, "tzstore-index", tzs_index_bench, &res[E_TZS]);
+  }
+  if (only("blocks")) blocks_bench(root, res);
+  if (only("blocks") && only("levels")) {
+    char bs_dir[4096];
+    snprintf(bs_dir, sizeof bs_dir, "%s/tzstore-block-store", root);
+    levels_bench(root, bs_dir, res);
+  }
+  if (only("values")) values_bench(root, res);
+  if (W.n_grow > 0 && only("grow")) grow_bench(root, res);
+  if (only("limits")) {
+    fprintf(stderr, "%-20s ...", "machine limits");
+    uint64_t l0 = now_ns();
+    measure_limits(root);
+    fprintf(stderr, " %.1f s\n", secs_since(l0));
+  }
 
   printf("\n");
   for (int e = 0; e < N_ENGINES; e++) print_engine(e, &res[e]);
   print_table(res);
-  if (W.n_grow > 0) print_grow_table(res);
-  print_limits(res);
+  if (W.n_grow > 0 && only("grow")) print_grow_table(res);
+  if (only("limits")) print_limits(res);
   const char *svg = getenv("TZS_COMPARE_SVG");
   if (svg && *svg) write_svg(svg, res);
   printf("\ntotal %.1f s\n", secs_since(start));

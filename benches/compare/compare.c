@@ -277,14 +277,19 @@ static void verify_serialized(const uint8_t *v, size_t len, long id, long nth, u
   }
 }
 
-static void verify_tzs_block(const tzs_block *b, long id, long nth, uint8_t *scratch) {
+/* `want` is block id's hash, when the caller has it at hand (a read by
+ * hash), or NULL (a read by level): computed then. */
+static void verify_tzs_block(const tzs_block *b, long id, long nth, uint8_t *scratch, const uint8_t *want) {
   uint64_t got;
   uint8_t h[32];
   if (b->contents.len != CONTENTS_LEN || !b->has_metadata || b->metadata.len != METADATA_LEN)
     die("block %ld: wrong sizes (contents %zu, metadata %zu)", id, b->contents.len, b->metadata.len);
   memcpy(&got, b->contents.ptr, 8);
-  block_hash(h, id);
-  if (b->level != id + 1 || got != (uint64_t)id || memcmp(b->hash, h, 32) != 0)
+  if (!want) {
+    block_hash(h, id);
+    want = h;
+  }
+  if (b->level != id + 1 || got != (uint64_t)id || memcmp(b->hash, want, 32) != 0)
     die("block %ld: wrong level, hash or contents", id);
   if (nth % VERIFY_EVERY == 0) {
     uint8_t pred[32];
@@ -656,7 +661,7 @@ static uint64_t block_append(blocks_t *x, int e, const uint8_t *ser, const tzs_b
 }
 
 /* Checks a block read through a tzs_reader, as verify_tzs_block. */
-static void verify_tzs_view(const tzs_block_view *v, long id, long nth, uint8_t *scratch) {
+static void verify_tzs_view(const tzs_block_view *v, long id, long nth, uint8_t *scratch, const uint8_t *want) {
   tzs_block b;
   memcpy(b.hash, v->hash, 32);
   memcpy(b.predecessor, v->predecessor, 32);
@@ -666,7 +671,7 @@ static void verify_tzs_view(const tzs_block_view *v, long id, long nth, uint8_t 
   b.has_metadata = v->has_metadata;
   b.metadata.ptr = (uint8_t *)v->metadata.ptr;
   b.metadata.len = v->metadata.len;
-  verify_tzs_block(&b, id, nth, scratch);
+  verify_tzs_block(&b, id, nth, scratch, want);
 }
 
 /* Reads and checks block W.b_order[from..to) from engine `e`; with `view`,
@@ -703,13 +708,13 @@ static void block_reads_with(blocks_t *x, int e, long from, long to, uint8_t *sc
       tzs_block_view v;
       if (e == E_TZS) tz_ok(tzs_floating_read_view(x->fl, reader, h, &v, &terr), "floating_read_view");
       else tz_ok(tzs_block_store_read_view(x->bs, reader, h, 0, true, &v, &terr), "block_store_read_view");
-      verify_tzs_view(&v, id, n, scratch);
+      verify_tzs_view(&v, id, n, scratch, h);
     } else {
       tzs_block out;
       memset(&out, 0, sizeof out);
       if (e == E_TZS) tz_ok(tzs_floating_read_block(x->fl, h, &out, &terr), "floating_read_block");
       else tz_ok(tzs_block_store_read(x->bs, h, 0, true, &out, &terr), "block_store_read");
-      verify_tzs_block(&out, id, n, scratch);
+      verify_tzs_block(&out, id, n, scratch, h);
       tzs_block_free(&out);
     }
   }
@@ -874,13 +879,13 @@ static void level_reads(levels_t *x, int e, long from, long to, uint8_t *scratch
       else
         tz_ok(tzs_block_store_read_by_level_view(x->bs, x->reader, level, true, &v, &terr),
               "block_store_read_by_level_view");
-      verify_tzs_view(&v, id, n, scratch);
+      verify_tzs_view(&v, id, n, scratch, NULL);
     } else {
       tzs_block out;
       memset(&out, 0, sizeof out);
       if (e == E_TZS) tz_ok(tzs_cemented_read_by_level(x->c, level, true, &out, &terr), "cemented_read_by_level");
       else tz_ok(tzs_block_store_read_by_level(x->bs, level, true, &out, &terr), "block_store_read_by_level");
-      verify_tzs_block(&out, id, n, scratch);
+      verify_tzs_block(&out, id, n, scratch, NULL);
       tzs_block_free(&out);
     }
   }
